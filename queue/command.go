@@ -1,0 +1,146 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Op names a state-machine command.
+type Op string
+
+// The commands the state machine applies.
+const (
+	OpSubmit        Op = "submit"         // enqueue outbound messages
+	OpDelivered     Op = "delivered"      // destination acked an outbound channel up to a sequence
+	OpReceive       Op = "receive"        // apply an inbound batch (destination side)
+	OpMarkRead      Op = "mark_read"      // a local client read inbox messages
+	OpReceipts      Op = "receipts"       // read receipts arrived from a destination site
+	OpReceiptsAcked Op = "receipts_acked" // the origin site acked our receipts up to an RSeq
+	OpExpire        Op = "expire"         // expire queued messages whose TTL ran out
+)
+
+// Command is one state-machine command: exactly one of the pointer fields
+// matching Op is set. Time (Unix nanoseconds) is chosen by the proposer and
+// is the only clock the state machine sees.
+type Command struct {
+	Op            Op             `json:"op"`
+	Time          int64          `json:"time"`
+	Submit        *Submit        `json:"submit,omitempty"`
+	Delivered     *DeliveredCmd  `json:"delivered,omitempty"`
+	Receive       *Receive       `json:"receive,omitempty"`
+	MarkRead      *MarkRead      `json:"mark_read,omitempty"`
+	Receipts      *Receipts      `json:"receipts,omitempty"`
+	ReceiptsAcked *ReceiptsAcked `json:"receipts_acked,omitempty"`
+}
+
+// Submit enqueues messages on outbound channels. Origin is the local site.
+type Submit struct {
+	Origin string       `json:"origin"`
+	Items  []SubmitItem `json:"items"`
+}
+
+// SubmitItem is one message to enqueue. ID is chosen by the node that
+// accepted it (a UUIDv7) so a retried proposal is recognised: an item whose
+// ID already exists, or whose Key was already used, enqueues nothing and
+// returns the existing message.
+type SubmitItem struct {
+	ID         string     `json:"id"`
+	Key        string     `json:"key,omitempty"`
+	Dest       string     `json:"dest"`
+	Precedence Precedence `json:"precedence"`
+	Payload    []byte     `json:"payload"`
+	Flags      uint32     `json:"flags,omitempty"`
+	ExpiresAt  int64      `json:"expires_at,omitempty"`
+}
+
+// SubmitResult is the outcome of one SubmitItem, in the same order.
+// Existing is true when the ID or Key was already known; ID and Seq then
+// name the message stored earlier. Err is set (and nothing stored) when
+// the item is rejected, e.g. a Key reused for a different destination or
+// payload (ErrKeyConflict's text).
+type SubmitResult struct {
+	ID       string `json:"id"`
+	Seq      uint64 `json:"seq"`
+	Existing bool   `json:"existing,omitempty"`
+	Err      string `json:"err,omitempty"`
+}
+
+// DeliveredCmd records the destination's cumulative ack: every message of
+// channel (local origin, Dest, Precedence) with Seq <= UpTo is durable at the
+// destination. Applying a lower or equal UpTo again changes nothing.
+type DeliveredCmd struct {
+	Dest       string     `json:"dest"`
+	Precedence Precedence `json:"precedence"`
+	UpTo       uint64     `json:"up_to"`
+}
+
+// Receive applies an inbound batch of channel (Origin, local site,
+// Precedence). Messages must be in ascending Seq order. Messages at or below
+// the channel's last applied sequence are duplicates and skipped; applying
+// stops at the first gap. Tombstones, link-test and drill messages advance
+// the sequence but never enter the inbox.
+type Receive struct {
+	Origin     string     `json:"origin"`
+	Precedence Precedence `json:"precedence"`
+	Messages   []Message  `json:"messages"`
+}
+
+// ReceiveResult is the channel's last applied sequence after the command
+// (the cumulative ack to send back) and how many messages were new.
+type ReceiveResult struct {
+	Last    uint64 `json:"last"`
+	Applied int    `json:"applied"`
+}
+
+// MarkRead marks inbox messages read and queues a read receipt for each to
+// its origin site. Unknown IDs are reported; already-read IDs are no-ops.
+type MarkRead struct {
+	IDs []string `json:"ids"`
+}
+
+// MarkReadResult has one entry per ID: "" for success, else the reason.
+type MarkReadResult struct {
+	Errs []string `json:"errs"`
+}
+
+// Receipts applies read receipts sent by site From for messages this site
+// originated. Receipts at or below the last applied RSeq from From are
+// duplicates; applying stops at the first gap.
+type Receipts struct {
+	From     string    `json:"from"`
+	Receipts []Receipt `json:"receipts"`
+}
+
+// ReceiptsResult is the last applied RSeq from that site (the cumulative ack).
+type ReceiptsResult struct {
+	Last uint64 `json:"last"`
+}
+
+// ReceiptsAcked drops queued receipts to Origin with RSeq <= UpTo.
+type ReceiptsAcked struct {
+	Origin string `json:"origin"`
+	UpTo   uint64 `json:"up_to"`
+}
+
+// ExpireResult counts the messages expired by an OpExpire command.
+type ExpireResult struct {
+	Expired int `json:"expired"`
+}
+
+// Encode returns the command's log representation.
+func (c *Command) Encode() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand parses a log entry written by Encode.
+func DecodeCommand(b []byte) (*Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("queue: decode command: %w", err)
+	}
+	return &c, nil
+}

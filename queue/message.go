@@ -1,0 +1,167 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Precedence orders channels, highest first (ACP 121): a higher channel is
+// never queued behind a lower one.
+type Precedence uint8
+
+// The four precedences, highest first. The numeric value is part of the
+// storage and wire format.
+const (
+	Flash Precedence = iota
+	Immediate
+	Priority
+	Routine
+)
+
+// Precedences lists every precedence, highest first.
+var Precedences = []Precedence{Flash, Immediate, Priority, Routine}
+
+var precedenceNames = [...]string{"flash", "immediate", "priority", "routine"}
+
+// ErrBadPrecedence is returned by ParsePrecedence for an unknown name.
+var ErrBadPrecedence = errors.New("unknown precedence (want flash, immediate, priority or routine)")
+
+// ParsePrecedence parses "flash", "immediate", "priority" or "routine"
+// (case-insensitive). The empty string is routine.
+func ParsePrecedence(s string) (Precedence, error) {
+	if s == "" {
+		return Routine, nil
+	}
+	for i, n := range precedenceNames {
+		if strings.EqualFold(s, n) {
+			return Precedence(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: %w", s, ErrBadPrecedence)
+}
+
+// Valid reports whether p is one of the four precedences.
+func (p Precedence) Valid() bool { return int(p) < len(precedenceNames) }
+
+func (p Precedence) String() string {
+	if !p.Valid() {
+		return fmt.Sprintf("precedence(%d)", uint8(p))
+	}
+	return precedenceNames[p]
+}
+
+// MarshalText encodes p as its name.
+func (p Precedence) MarshalText() ([]byte, error) {
+	if !p.Valid() {
+		return nil, fmt.Errorf("invalid precedence %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText decodes a precedence name.
+func (p *Precedence) UnmarshalText(b []byte) error {
+	v, err := ParsePrecedence(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// State is where a message is in its life.
+type State uint8
+
+// Message states. Queued: durable at the origin. Delivered: durable at the
+// destination. Read: acknowledged by a destination client. Expired: its TTL
+// ran out before delivery; a tombstone keeps the channel gap-free.
+const (
+	Queued State = iota + 1
+	Delivered
+	Read
+	Expired
+)
+
+var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired"}
+
+func (s State) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// ParseState parses "queued", "delivered", "read" or "expired".
+func ParseState(s string) (State, error) {
+	for k, v := range stateNames {
+		if strings.EqualFold(s, v) {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown state %q (want queued, delivered, read or expired)", s)
+}
+
+// MarshalText encodes s as its name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	v, err := ParseState(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// Message flags. They travel with the message.
+const (
+	// FlagTombstone marks a message that expired before delivery: its
+	// payload is gone, its sequence number still counts.
+	FlagTombstone uint32 = 1 << iota
+	// FlagLinkTest marks a periodic link-test message: delivered like any
+	// other, never put into the application inbox.
+	FlagLinkTest
+	// FlagDrill marks drill canary traffic: never put into the inbox.
+	FlagDrill
+)
+
+// Message is the unit carried from an origin site to a destination site.
+// All times are Unix nanoseconds taken from commands, never from the clock
+// of the node applying them.
+type Message struct {
+	ID          string     `json:"id"`
+	Origin      string     `json:"origin"`
+	Dest        string     `json:"dest"`
+	Precedence  Precedence `json:"precedence"`
+	Seq         uint64     `json:"seq"`
+	Key         string     `json:"key,omitempty"`
+	Payload     []byte     `json:"payload,omitempty"`
+	Flags       uint32     `json:"flags,omitempty"`
+	SubmittedAt int64      `json:"submitted_at"`
+	ExpiresAt   int64      `json:"expires_at,omitempty"`
+}
+
+// Tombstone reports whether m is an expired placeholder without payload.
+func (m *Message) Tombstone() bool { return m.Flags&FlagTombstone != 0 }
+
+// Channel names a stream of messages between two sites at one precedence.
+// Sequence numbers are gap-free within a channel, starting at 1.
+type Channel struct {
+	Origin     string     `json:"origin"`
+	Dest       string     `json:"dest"`
+	Precedence Precedence `json:"precedence"`
+}
+
+func (c Channel) String() string { return c.Origin + "->" + c.Dest + "/" + c.Precedence.String() }
+
+// Receipt says that a destination client read message Seq of channel
+// (origin, dest=the receipt's sender, Precedence). RSeq numbers receipts
+// gap-free per (reader site, origin site) so they can be acked cumulatively.
+type Receipt struct {
+	RSeq       uint64     `json:"rseq"`
+	Precedence Precedence `json:"precedence"`
+	Seq        uint64     `json:"seq"`
+	ID         string     `json:"id"`
+	ReadAt     int64      `json:"read_at"`
+}
