@@ -1,0 +1,23 @@
+// Command hotlinectl is the client and operator tool of hotline; see
+// package hotline/daemon/ctl.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"hotline/daemon/ctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := ctl.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hotlinectl: %v\n", err)
+		os.Exit(ctl.ExitCode(err))
+	}
+}

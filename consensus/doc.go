@@ -1,0 +1,37 @@
+// Package consensus runs one node of a site's Raft cluster (hashicorp/raft)
+// and replicates an opaque [StateMachine] supplied by the caller.
+//
+// The package does not know what a message is: it moves byte slices into the
+// Raft log and hands committed entries, in log order and in batches, to
+// StateMachine.Apply. The caller owns the meaning of the bytes, their
+// determinism, snapshots and restores.
+//
+// # Contract
+//
+//   - A node is opened with [Open] and closed with [Node.Close] (idempotent).
+//     Raft state lives in Config.Dir: raft.db (log and stable store, bbolt)
+//     and snapshots/ (the two newest snapshots are kept).
+//   - The first Open on an empty Dir bootstraps the cluster with
+//     Config.Peers; every node of the site bootstraps with the same list.
+//     Later Opens ignore Peers and resume from the stored state.
+//   - [Node.Apply] returns after the entry is committed by a majority and
+//     applied by the local state machine, with the state machine's result.
+//     It fails with [ErrNotLeader] on a follower, [ErrNoQuorum] when
+//     leadership is lost or no majority is reached, [ErrClosed] after Close,
+//     or the context's error. After ErrNoQuorum or a context error the entry
+//     may still commit later: commands must be idempotent.
+//   - Every Raft byte between nodes is TLS: the node accepts with
+//     Config.ServerTLS and dials with Config.ClientTLS(addr). The TLS
+//     handshake is completed (with a deadline) before Raft sees the
+//     connection, so a peer without an acceptable certificate is rejected at
+//     the handshake and never reaches Raft's RPC decoding.
+//   - [Node.LeaderCh] reports this node's own leadership transitions;
+//     leadership changes are also logged at Info.
+//
+// # Lifecycle
+//
+//	Open ──> running (follower ⇄ candidate ⇄ leader) ──Close──> closed
+//
+// Every method is safe for concurrent use. Methods called after Close
+// return [ErrClosed] (or zero values for the accessors).
+package consensus

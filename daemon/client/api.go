@@ -1,0 +1,136 @@
+package client
+
+import "time"
+
+// The local API is HTTP/JSON on a Unix socket. Every path is below /v1.
+// Errors are returned with a 4xx/5xx status and an Error body.
+const (
+	PathMessages = "/v1/messages" // POST: submit (raw body = payload); GET /v1/messages/{id}: status
+	PathInbox    = "/v1/inbox"    // GET: unread messages (long-poll)
+	PathAck      = "/v1/inbox/ack"
+	PathStatus   = "/v1/status"
+)
+
+// Error codes in Error.Code. Clients branch on these, not on the text.
+const (
+	CodeBadRequest  = "bad_request"  // 400: malformed parameter
+	CodeEmpty       = "empty"        // 400: empty message
+	CodeUnknownSite = "unknown_site" // 400: destination site not configured
+	CodeTooLarge    = "too_large"    // 413: message over the configured limit
+	CodeKeyConflict = "key_conflict" // 409: idempotency key reused for a different message
+	CodeNotFound    = "not_found"    // 404: no such message
+	CodeNoQuorum    = "no_quorum"    // 503: the site could not commit in time; retrying with the same id is safe
+	CodeUnavailable = "unavailable"  // 503: node starting or shutting down
+	CodeInternal    = "internal"     // 500
+)
+
+// Error is the body of every non-2xx reply.
+type Error struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Submit query parameters: to (required), precedence (flash|immediate|
+// priority|routine, default routine), id (idempotency key), ttl (Go
+// duration, default none), wait (queued|delivered|read, default queued),
+// timeout (Go duration for wait, default 30s). The request body is the
+// payload. Replies 201 for a new message, 200 when the id was known.
+
+// Message is the status of one message, as returned by submit and get.
+type Message struct {
+	ID          string     `json:"id"`
+	Key         string     `json:"key,omitempty"`
+	Direction   string     `json:"direction"` // outbound | inbound
+	From        string     `json:"from"`      // origin site
+	To          string     `json:"to"`        // destination site
+	Precedence  string     `json:"precedence"`
+	Seq         uint64     `json:"seq"`
+	Size        int        `json:"size"`
+	State       string     `json:"state"` // queued | delivered | read | expired
+	Existing    bool       `json:"existing,omitempty"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	ReadAt      *time.Time `json:"read_at,omitempty"`
+	ExpiredAt   *time.Time `json:"expired_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// Inbox query parameters: after (position, default 0), max (default 100,
+// at most 1000), wait (Go duration to long-poll when nothing is unread after
+// `after`, default 0, at most 5m).
+
+// InboxMessage is one unread message delivered to this site.
+type InboxMessage struct {
+	ID          string    `json:"id"`
+	Key         string    `json:"key,omitempty"`
+	From        string    `json:"from"`
+	Precedence  string    `json:"precedence"`
+	Seq         uint64    `json:"seq"`
+	Pos         uint64    `json:"pos"`     // position in this site's inbox; pass as `after` to continue
+	Payload     []byte    `json:"payload"` // base64 in JSON
+	SubmittedAt time.Time `json:"submitted_at"`
+	ReceivedAt  time.Time `json:"received_at"`
+}
+
+// Inbox is the reply of GET /v1/inbox.
+type Inbox struct {
+	Messages []InboxMessage `json:"messages"`
+	Next     uint64         `json:"next"` // the highest Pos returned, or `after` when none
+}
+
+// AckRequest is the body of POST /v1/inbox/ack. Unknown ids are rejected
+// (404, nothing marked).
+type AckRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// AckReply is the reply of POST /v1/inbox/ack.
+type AckReply struct {
+	Acked int `json:"acked"`
+}
+
+// Status is the reply of GET /v1/status.
+type Status struct {
+	Site            string     `json:"site"`
+	Node            string     `json:"node"`
+	PID             int        `json:"pid"`
+	Version         string     `json:"version"`
+	Role            string     `json:"role"`   // leader | follower | candidate | shutdown
+	Leader          string     `json:"leader"` // node name, "" if unknown
+	Term            uint64     `json:"term"`
+	AppliedIndex    uint64     `json:"applied_index"`
+	Peers           []Peer     `json:"peers"`
+	Outbound        []OutQueue `json:"outbound"`
+	Inbound         []InQueue  `json:"inbound"`
+	InboxUnread     int        `json:"inbox_unread"`
+	ReceiptsPending int        `json:"receipts_pending"`
+	Uptime          string     `json:"uptime"`
+}
+
+// Peer is a node this node knows from its config.
+type Peer struct {
+	Site      string     `json:"site"`
+	Node      string     `json:"node"`
+	Role      string     `json:"role,omitempty"` // own site: voter; other sites: remote
+	Connected bool       `json:"connected"`      // a link connection is up on some path
+	RTTMillis float64    `json:"rtt_ms,omitempty"`
+	LastOK    *time.Time `json:"last_ok,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// OutQueue is one outbound channel.
+type OutQueue struct {
+	To              string `json:"to"`
+	Precedence      string `json:"precedence"`
+	Last            uint64 `json:"last"`
+	Acked           uint64 `json:"acked"`
+	Queued          uint64 `json:"queued"` // last - acked
+	OldestAgeMillis int64  `json:"oldest_age_ms,omitempty"`
+}
+
+// InQueue is one inbound channel.
+type InQueue struct {
+	From       string `json:"from"`
+	Precedence string `json:"precedence"`
+	Last       uint64 `json:"last"`
+}

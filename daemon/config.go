@@ -1,0 +1,361 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"hotline/transport/pki"
+)
+
+// Config is one node's configuration, read from a TOML file. Relative paths
+// in it are resolved against the directory of that file. The [[site]]
+// tables describe the whole deployment and can be identical in every
+// node's file; site, node, the file paths and the tuning knobs are per node.
+type Config struct {
+	Site           string   `toml:"site"`
+	Node           string   `toml:"node"`
+	DataDir        string   `toml:"data_dir"`
+	Socket         string   `toml:"socket"`
+	SocketMode     string   `toml:"socket_mode"`  // octal, default "0660"
+	SocketGroup    string   `toml:"socket_group"` // group owning the socket, default the daemon's
+	MaxMessageSize int64    `toml:"max_message_size"`
+	SubmitTimeout  Duration `toml:"submit_timeout"`
+	LogLevel       string   `toml:"log_level"`
+	LogFormat      string   `toml:"log_format"` // text | json
+	// Paths names the inter-site network paths in preference order. Every
+	// node of every site gives an address for each of them.
+	Paths []string `toml:"paths"`
+
+	TLS   TLSConfig    `toml:"tls"`
+	Raft  RaftConfig   `toml:"raft"`
+	Link  LinkConfig   `toml:"link"`
+	Sites []SiteConfig `toml:"site"`
+
+	// file is the config file's path, for error messages.
+	file string
+}
+
+// TLSConfig names the PEM files of the node's identity.
+type TLSConfig struct {
+	CA   string `toml:"ca"`
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// RaftConfig tunes the site's consensus.
+type RaftConfig struct {
+	HeartbeatTimeout   Duration `toml:"heartbeat_timeout"`
+	ElectionTimeout    Duration `toml:"election_timeout"`
+	LeaderLeaseTimeout Duration `toml:"leader_lease_timeout"`
+	SnapshotThreshold  uint64   `toml:"snapshot_threshold"`
+}
+
+// LinkConfig tunes the inter-site forwarder.
+type LinkConfig struct {
+	BatchMessages int      `toml:"batch_messages"` // most messages per batch
+	BatchBytes    int      `toml:"batch_bytes"`    // most payload bytes per batch
+	Window        int      `toml:"window"`         // batches in flight per channel
+	RetryMin      Duration `toml:"retry_min"`
+	RetryMax      Duration `toml:"retry_max"`
+	SendTimeout   Duration `toml:"send_timeout"` // one batch's round trip
+}
+
+// SiteConfig is one site and its nodes.
+type SiteConfig struct {
+	Name  string       `toml:"name"`
+	Nodes []NodeConfig `toml:"node"`
+}
+
+// NodeConfig is one node's addresses.
+type NodeConfig struct {
+	Name  string            `toml:"name"`
+	Raft  string            `toml:"raft"`  // TCP host:port of its Raft endpoint (own site)
+	Paths map[string]string `toml:"paths"` // path name → UDP host:port of its link endpoint
+}
+
+// Duration is a time.Duration written as "5s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. \"500ms\" or \"10s\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig returns the defaults every loaded config starts from.
+func DefaultConfig() *Config {
+	return &Config{
+		SocketMode:     "0660",
+		MaxMessageSize: 1 << 20,
+		SubmitTimeout:  Duration{10 * time.Second},
+		LogLevel:       "info",
+		LogFormat:      "text",
+		Paths:          []string{"fiber"},
+		Raft: RaftConfig{
+			HeartbeatTimeout:   Duration{time.Second},
+			ElectionTimeout:    Duration{time.Second},
+			LeaderLeaseTimeout: Duration{500 * time.Millisecond},
+			SnapshotThreshold:  8192,
+		},
+		Link: LinkConfig{
+			BatchMessages: 512,
+			BatchBytes:    4 << 20,
+			Window:        4,
+			RetryMin:      Duration{50 * time.Millisecond},
+			RetryMax:      Duration{2 * time.Second},
+			SendTimeout:   Duration{10 * time.Second},
+		},
+	}
+}
+
+// LoadConfig reads, resolves and validates a node config file. Unknown
+// keys and invalid values are errors naming the file, the key and why.
+func LoadConfig(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg := DefaultConfig()
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, fmt.Errorf("%s:%d: unknown key %q", file, keyLine(data, k[len(k)-1]), k.String())
+	}
+	cfg.file = file
+	cfg.resolve(filepath.Dir(file))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// keyLine finds the first line that defines key, for error messages; 0 if
+// it cannot be found.
+func keyLine(data []byte, key string) int {
+	re := regexp.MustCompile(`^\s*(\[+\s*)?([A-Za-z0-9_."-]+\.)?"?` + regexp.QuoteMeta(key) + `"?\s*[=\]]`)
+	for i, line := range strings.Split(string(data), "\n") {
+		if re.MatchString(line) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.Socket)
+	abs(&c.TLS.CA)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+}
+
+// Validate checks the config and returns the first problem, naming the key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, a ...any) error {
+		where := c.file
+		if where == "" {
+			where = "config"
+		}
+		return fmt.Errorf("%s: %s: %s", where, key, fmt.Sprintf(format, a...))
+	}
+	if err := pki.ValidName(c.Site); err != nil {
+		return bad("site", "%v", err)
+	}
+	if err := pki.ValidName(c.Node); err != nil {
+		return bad("node", "%v", err)
+	}
+	for key, v := range map[string]string{"data_dir": c.DataDir, "socket": c.Socket, "tls.ca": c.TLS.CA, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+		if v == "" {
+			return bad(key, "is required")
+		}
+	}
+	if _, err := parseMode(c.SocketMode); err != nil {
+		return bad("socket_mode", "%v", err)
+	}
+	if c.MaxMessageSize < 1 || c.MaxMessageSize > 64<<20 {
+		return bad("max_message_size", "%d is out of range (1 byte to 64 MiB)", c.MaxMessageSize)
+	}
+	if c.SubmitTimeout.Duration < 100*time.Millisecond {
+		return bad("submit_timeout", "%v is too short (at least 100ms)", c.SubmitTimeout)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return bad("log_level", "%v", err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("log_format", "%q is not text or json", c.LogFormat)
+	}
+	r := c.Raft
+	if r.LeaderLeaseTimeout.Duration <= 0 || r.HeartbeatTimeout.Duration < r.LeaderLeaseTimeout.Duration || r.ElectionTimeout.Duration < r.HeartbeatTimeout.Duration {
+		return bad("raft", "timeouts must satisfy 0 < leader_lease_timeout <= heartbeat_timeout <= election_timeout (have %v, %v, %v)",
+			r.LeaderLeaseTimeout, r.HeartbeatTimeout, r.ElectionTimeout)
+	}
+	l := c.Link
+	switch {
+	case l.BatchMessages < 1 || l.BatchMessages > 10000:
+		return bad("link.batch_messages", "%d is out of range (1 to 10000)", l.BatchMessages)
+	case l.BatchBytes < 1024:
+		return bad("link.batch_bytes", "%d is too small (at least 1024)", l.BatchBytes)
+	case l.Window < 1 || l.Window > 64:
+		return bad("link.window", "%d is out of range (1 to 64)", l.Window)
+	case l.RetryMin.Duration <= 0 || l.RetryMax.Duration < l.RetryMin.Duration:
+		return bad("link.retry_min", "need 0 < retry_min <= retry_max (have %v, %v)", l.RetryMin, l.RetryMax)
+	case l.SendTimeout.Duration < 100*time.Millisecond:
+		return bad("link.send_timeout", "%v is too short (at least 100ms)", l.SendTimeout)
+	}
+	if len(c.Paths) == 0 {
+		return bad("paths", "at least one path is required")
+	}
+	for i, p := range c.Paths {
+		if err := pki.ValidName(p); err != nil {
+			return bad("paths", "%v", err)
+		}
+		if slices.Contains(c.Paths[:i], p) {
+			return bad("paths", "%q is listed twice", p)
+		}
+	}
+	if len(c.Sites) < 2 {
+		return bad("site", "at least two [[site]] tables are required (this site and a peer site)")
+	}
+	seenSite := map[string]bool{}
+	seenNode := map[string]bool{}
+	seenAddr := map[string]string{}
+	for i, s := range c.Sites {
+		key := fmt.Sprintf("site[%d]", i)
+		if err := pki.ValidName(s.Name); err != nil {
+			return bad(key+".name", "%v", err)
+		}
+		if seenSite[s.Name] {
+			return bad(key+".name", "site %q is defined twice", s.Name)
+		}
+		seenSite[s.Name] = true
+		if len(s.Nodes) == 0 {
+			return bad(key, "site %q has no [[site.node]]", s.Name)
+		}
+		for j, n := range s.Nodes {
+			nkey := fmt.Sprintf("%s.node[%d]", key, j)
+			if err := pki.ValidName(n.Name); err != nil {
+				return bad(nkey+".name", "%v", err)
+			}
+			if seenNode[n.Name] {
+				return bad(nkey+".name", "node %q is defined twice", n.Name)
+			}
+			seenNode[n.Name] = true
+			if s.Name == c.Site {
+				if err := checkAddr(n.Raft); err != nil {
+					return bad(nkey+".raft", "node %q: %v", n.Name, err)
+				}
+			}
+			for _, p := range c.Paths {
+				a, ok := n.Paths[p]
+				if !ok {
+					return bad(nkey+".paths", "node %q has no address for path %q", n.Name, p)
+				}
+				if err := checkAddr(a); err != nil {
+					return bad(nkey+".paths."+p, "node %q: %v", n.Name, err)
+				}
+				if other, dup := seenAddr[a]; dup {
+					return bad(nkey+".paths."+p, "address %s is also used by %s", a, other)
+				}
+				seenAddr[a] = n.Name + " path " + p
+			}
+			for p := range n.Paths {
+				if !slices.Contains(c.Paths, p) {
+					return bad(nkey+".paths."+p, "path %q is not in paths = %q", p, c.Paths)
+				}
+			}
+		}
+	}
+	self := c.siteConfig(c.Site)
+	if self == nil {
+		return bad("site", "this node's site %q has no [[site]] table", c.Site)
+	}
+	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
+		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)
+	}
+	return nil
+}
+
+func checkAddr(a string) error {
+	if a == "" {
+		return errors.New("address is required")
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if host == "" || port == "" || port == "0" {
+		return fmt.Errorf("%q needs an explicit host and port", a)
+	}
+	return nil
+}
+
+func (c *Config) siteConfig(name string) *SiteConfig {
+	for i := range c.Sites {
+		if c.Sites[i].Name == name {
+			return &c.Sites[i]
+		}
+	}
+	return nil
+}
+
+func (c *Config) nodeConfig(name string) *NodeConfig {
+	for i := range c.Sites {
+		for j := range c.Sites[i].Nodes {
+			if c.Sites[i].Nodes[j].Name == name {
+				return &c.Sites[i].Nodes[j]
+			}
+		}
+	}
+	return nil
+}
+
+// siteOf returns the site a node belongs to, "" if unknown.
+func (c *Config) siteOf(node string) string {
+	for _, s := range c.Sites {
+		for _, n := range s.Nodes {
+			if n.Name == node {
+				return s.Name
+			}
+		}
+	}
+	return ""
+}
+
+// remoteSites lists the other sites, in config order.
+func (c *Config) remoteSites() []string {
+	var out []string
+	for _, s := range c.Sites {
+		if s.Name != c.Site {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package ctl
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"time"
+)
+
+// A bench payload begins with a fixed header that names the run and the
+// message's index, so the receiving side can tell its own messages from
+// anything else in the inbox: the magic "HLBENCH1", the 8-byte run id and
+// the index as a big-endian uint64. Padding fills the rest.
+const (
+	benchMagic      = "HLBENCH1"
+	benchHeaderSize = len(benchMagic) + 8 + 8
+)
+
+// benchRunID identifies one bench run.
+type benchRunID [8]byte
+
+// encodeBenchPayload returns a payload of exactly size bytes (at least
+// benchHeaderSize) for message i of run.
+func encodeBenchPayload(run benchRunID, i uint64, size int) []byte {
+	p := make([]byte, max(size, benchHeaderSize))
+	copy(p, benchMagic)
+	copy(p[len(benchMagic):], run[:])
+	binary.BigEndian.PutUint64(p[len(benchMagic)+8:], i)
+	for k := benchHeaderSize; k < len(p); k++ {
+		p[k] = 'a' + byte(k%26)
+	}
+	return p
+}
+
+// decodeBenchHeader returns the run and index of a bench payload; ok is
+// false when p does not start with a bench header.
+func decodeBenchHeader(p []byte) (run benchRunID, i uint64, ok bool) {
+	if len(p) < benchHeaderSize || string(p[:len(benchMagic)]) != benchMagic {
+		return run, 0, false
+	}
+	copy(run[:], p[len(benchMagic):])
+	return run, binary.BigEndian.Uint64(p[len(benchMagic)+8:]), true
+}
+
+// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
+// sorted, which must be in ascending order; 0 when it is empty.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// millis converts d to fractional milliseconds.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// benchCopy identifies one appearance of a message in the inbox.
+type benchCopy struct {
+	id  string
+	pos uint64
+}
+
+// benchTally accounts one bench run: which indexes were submitted, which
+// arrived and how often. It is not safe for concurrent use.
+type benchTally struct {
+	n          int
+	start      []time.Time     // request start of the first attempt; zero if never started
+	ok         []bool          // submit succeeded
+	submitLat  []time.Duration // of successful submits, by index
+	copies     []int           // distinct inbox appearances, by index
+	firstSeen  []time.Time
+	seen       map[benchCopy]bool
+	okCount    int // successful submits
+	okReceived int // successful submits that arrived
+	failed     int // submits that failed for good
+	distinct   int // indexes that arrived
+	dups       int // appearances beyond the first of an index
+	firstStart time.Time
+	lastSeen   time.Time
+}
+
+func newBenchTally(n int) *benchTally {
+	return &benchTally{
+		n:         n,
+		start:     make([]time.Time, n),
+		ok:        make([]bool, n),
+		submitLat: make([]time.Duration, n),
+		copies:    make([]int, n),
+		firstSeen: make([]time.Time, n),
+		seen:      make(map[benchCopy]bool),
+	}
+}
+
+// started records the start of the first submit attempt of index i.
+func (t *benchTally) started(i int, at time.Time) {
+	t.start[i] = at
+	if t.firstStart.IsZero() || at.Before(t.firstStart) {
+		t.firstStart = at
+	}
+}
+
+// submitted records that index i was committed, lat after it started.
+func (t *benchTally) submitted(i int, lat time.Duration) {
+	if t.ok[i] {
+		return
+	}
+	t.ok[i] = true
+	t.submitLat[i] = lat
+	t.okCount++
+	if t.copies[i] > 0 {
+		t.okReceived++
+	}
+}
+
+// failedSubmit records that index i could not be submitted.
+func (t *benchTally) failedSubmit(int) { t.failed++ }
+
+// received records that the message with inbox id and position pos,
+// carrying index i, was seen at time at. It reports whether this was a new
+// appearance (one not seen before at that position), which the caller
+// acknowledges. The same id at two positions is two appearances, and so is
+// the same index under two ids: both are duplicates.
+func (t *benchTally) received(i uint64, id string, pos uint64, at time.Time) bool {
+	if i >= uint64(t.n) {
+		return false
+	}
+	c := benchCopy{id: id, pos: pos}
+	if t.seen[c] {
+		return false
+	}
+	t.seen[c] = true
+	t.copies[i]++
+	if t.copies[i] > 1 {
+		t.dups++
+		return true
+	}
+	t.distinct++
+	t.firstSeen[i] = at
+	if at.After(t.lastSeen) {
+		t.lastSeen = at
+	}
+	if t.ok[i] {
+		t.okReceived++
+	}
+	return true
+}
+
+// complete reports whether every successful submit has arrived.
+func (t *benchTally) complete() bool { return t.okReceived == t.okCount }
+
+// benchResult is the summary of a bench run; its JSON form is the output
+// of bench --json.
+type benchResult struct {
+	RunID         string  `json:"run_id"`
+	N             int     `json:"n"`
+	Size          int     `json:"size"`
+	Concurrency   int     `json:"concurrency"`
+	Rate          float64 `json:"rate"`
+	Precedence    string  `json:"precedence"`
+	Submitted     int     `json:"submitted"`
+	Delivered     int     `json:"delivered"`
+	Lost          int     `json:"lost"`
+	Duplicated    int     `json:"duplicated"`
+	FailedSubmits int     `json:"failed_submits"`
+	ElapsedS      float64 `json:"elapsed_s"`
+	MsgsPerSec    float64 `json:"msgs_per_sec"`
+	SubmitP50     float64 `json:"submit_p50_ms"`
+	SubmitP90     float64 `json:"submit_p90_ms"`
+	SubmitP99     float64 `json:"submit_p99_ms"`
+	SubmitMax     float64 `json:"submit_max_ms"`
+	E2EP50        float64 `json:"e2e_p50_ms"`
+	E2EP90        float64 `json:"e2e_p90_ms"`
+	E2EP99        float64 `json:"e2e_p99_ms"`
+	E2EMax        float64 `json:"e2e_max_ms"`
+}
+
+// result summarises the run as of end. Lost counts successful submits that
+// never arrived; a failed submit is counted in FailedSubmits only (its
+// message may still arrive, and then counts as delivered). Throughput is
+// delivered messages over the time from the first submit to the last
+// arrival.
+func (t *benchTally) result(end time.Time) benchResult {
+	r := benchResult{
+		N:             t.n,
+		Submitted:     t.okCount,
+		Delivered:     t.distinct,
+		Lost:          t.okCount - t.okReceived,
+		Duplicated:    t.dups,
+		FailedSubmits: t.failed,
+	}
+	if !t.firstStart.IsZero() {
+		r.ElapsedS = end.Sub(t.firstStart).Seconds()
+		if span := t.lastSeen.Sub(t.firstStart); t.distinct > 0 && span > 0 {
+			r.MsgsPerSec = float64(t.distinct) / span.Seconds()
+		}
+	}
+	var sub, e2e []time.Duration
+	for i := range t.n {
+		if t.ok[i] {
+			sub = append(sub, t.submitLat[i])
+		}
+		if t.copies[i] > 0 && !t.start[i].IsZero() {
+			e2e = append(e2e, t.firstSeen[i].Sub(t.start[i]))
+		}
+	}
+	slices.Sort(sub)
+	slices.Sort(e2e)
+	r.SubmitP50, r.SubmitP90, r.SubmitP99 = millis(percentile(sub, 50)), millis(percentile(sub, 90)), millis(percentile(sub, 99))
+	r.SubmitMax = millis(percentile(sub, 100))
+	r.E2EP50, r.E2EP90, r.E2EP99 = millis(percentile(e2e, 50)), millis(percentile(e2e, 90)), millis(percentile(e2e, 99))
+	r.E2EMax = millis(percentile(e2e, 100))
+	return r
+}

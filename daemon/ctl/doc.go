@@ -1,0 +1,15 @@
+// Package ctl is hotlinectl, the client and operator tool of hotline. It
+// talks only to the local daemon's Unix socket (package
+// hotline/daemon/client), except `pki`, which writes certificate files.
+//
+// Contract:
+//
+//   - [Run] is the whole program: it parses args, writes to the given
+//     writers only, keeps no global state and never exits the process, so
+//     it can be called in-process (tests run it against real daemons).
+//   - Bad flags or arguments are reported before any request is made, as
+//     errors matching [ErrUsage]; [ExitCode] maps them to 2, other errors
+//     to 1.
+//   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
+//   - One file per subcommand: send, recv, get, status, pki, bench.
+package ctl

@@ -1,0 +1,94 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+)
+
+func newGetCmd(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "get ID [--json]",
+		Short: "Show a message's state and timestamps",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("get takes exactly one message ID (got %d arguments)", len(args))
+			}
+			if args[0] == "" {
+				return usagef("get: message ID is empty")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.get(c.Context(), args[0], asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the message status as JSON")
+	return cmd
+}
+
+func (e *env) get(ctx context.Context, id string, asJSON bool) error {
+	m, err := e.client().Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", id, err)
+	}
+	if asJSON {
+		err = writeJSON(e.stdout, m)
+	} else {
+		err = printMessage(e.stdout, m)
+	}
+	if err != nil {
+		return fmt.Errorf("get: write output: %w", err)
+	}
+	return nil
+}
+
+// printMessage writes m as aligned "key: value" lines; absent timestamps
+// are left out.
+func printMessage(w io.Writer, m *client.Message) error {
+	var kv [][2]string
+	add := func(k, v string) { kv = append(kv, [2]string{k, v}) }
+	addTime := func(k string, t *time.Time) {
+		if t != nil {
+			add(k, fmtTime(*t))
+		}
+	}
+	add("id", m.ID)
+	if m.Key != "" {
+		add("key", m.Key)
+	}
+	add("state", m.State)
+	add("direction", m.Direction)
+	add("from", m.From)
+	add("to", m.To)
+	add("precedence", m.Precedence)
+	add("seq", strconv.FormatUint(m.Seq, 10))
+	add("size", strconv.Itoa(m.Size))
+	add("submitted", fmtTime(m.SubmittedAt))
+	addTime("delivered", m.DeliveredAt)
+	addTime("read", m.ReadAt)
+	addTime("expires", m.ExpiresAt)
+	addTime("expired", m.ExpiredAt)
+	return writeKV(w, kv)
+}
+
+// writeKV writes "key:" padded to the longest key, then the value.
+func writeKV(w io.Writer, kv [][2]string) error {
+	width := 0
+	for _, p := range kv {
+		width = max(width, len(p[0])+1)
+	}
+	for _, p := range kv {
+		if _, err := fmt.Fprintf(w, "%-*s %s\n", width, p[0]+":", p[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

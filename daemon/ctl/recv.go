@@ -1,0 +1,178 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+)
+
+// Inbox limits of the local API.
+const (
+	maxInboxBatch = 1000
+	maxInboxWait  = 5 * time.Minute
+)
+
+// followWait is the long-poll duration of recv --follow without --wait.
+const followWait = 30 * time.Second
+
+type recvOpts struct {
+	ack, follow, json bool
+	max               int
+	wait              time.Duration
+	waitSet           bool
+	after             uint64
+}
+
+func newRecvCmd(e *env) *cobra.Command {
+	var o recvOpts
+	cmd := &cobra.Command{
+		Use:   "recv [--ack] [--follow] [--max N] [--wait DURATION] [--after POS] [--json]",
+		Short: "Print unread messages of this site's inbox",
+		Long: `recv prints the unread messages of this site's inbox, oldest first: a
+header line per message (#pos from=... precedence=... seq=... id=...
+submitted=...) followed by its payload, or with --json one JSON object per
+line (payload in base64).
+
+--ack marks the printed messages read, which sends their read receipts.
+--follow keeps waiting for new messages until interrupted. --wait waits that
+long for a message when none is unread (default 0, or 30s with --follow).`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.waitSet = c.Flags().Changed("wait")
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return e.recv(c.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.ack, "ack", false, "acknowledge (mark read) the printed messages")
+	f.BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
+	f.IntVar(&o.max, "max", 100, "print at most `N` messages per request (1-1000)")
+	f.DurationVar(&o.wait, "wait", 0, "wait up to `DURATION` for a message when none is unread (at most 5m)")
+	f.Uint64Var(&o.after, "after", 0, "print only messages after inbox position `POS`")
+	f.BoolVar(&o.json, "json", false, "print one JSON object per message")
+	return cmd
+}
+
+func (o *recvOpts) validate() error {
+	if o.max < 1 || o.max > maxInboxBatch {
+		return usagef("recv: --max %d is out of range (1-%d)", o.max, maxInboxBatch)
+	}
+	if o.wait < 0 || o.wait > maxInboxWait {
+		return usagef("recv: --wait %s is out of range (0-%s)", o.wait, maxInboxWait)
+	}
+	if o.follow {
+		if !o.waitSet {
+			o.wait = followWait
+		} else if o.wait == 0 {
+			return usagef("recv: --wait must be positive with --follow")
+		}
+	}
+	return nil
+}
+
+func (e *env) recv(ctx context.Context, o recvOpts) error {
+	c := e.client()
+	after := o.after
+	var retry backoff
+	for {
+		in, err := c.Inbox(ctx, after, o.max, o.wait)
+		if err != nil {
+			if o.follow && ctx.Err() != nil {
+				return nil
+			}
+			if o.follow && client.Retryable(err) {
+				d := retry.next()
+				fmt.Fprintf(e.stderr, "hotlinectl: recv: %v; retrying in %s\n", err, d)
+				if sleepCtx(ctx, d) != nil {
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("recv: %w", err)
+		}
+		retry.reset()
+		ids := make([]string, 0, len(in.Messages))
+		for i := range in.Messages {
+			m := &in.Messages[i]
+			if err := printInboxMessage(e.stdout, m, o.json); err != nil {
+				return fmt.Errorf("recv: write output: %w", err)
+			}
+			ids = append(ids, m.ID)
+			after = max(after, m.Pos)
+		}
+		after = max(after, in.Next)
+		if o.ack && len(ids) > 0 {
+			if _, err := c.Ack(ctx, ids); err != nil {
+				if o.follow && ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("recv: ack %d printed messages: %w", len(ids), err)
+			}
+		}
+		if !o.follow {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// printInboxMessage writes m as a header line and its payload, or as one
+// JSON line.
+func printInboxMessage(w io.Writer, m *client.InboxMessage, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, m)
+	}
+	key := ""
+	if m.Key != "" {
+		key = " key=" + m.Key
+	}
+	if _, err := fmt.Fprintf(w, "#%d from=%s precedence=%s seq=%d id=%s%s submitted=%s\n",
+		m.Pos, m.From, m.Precedence, m.Seq, m.ID, key, fmtTime(m.SubmittedAt)); err != nil {
+		return err
+	}
+	if _, err := w.Write(m.Payload); err != nil {
+		return err
+	}
+	if n := len(m.Payload); n == 0 || m.Payload[n-1] != '\n' {
+		if _, err := io.WriteString(w, "\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backoff doubles a retry delay from 250ms up to 5s.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.d == 0:
+		b.d = 250 * time.Millisecond
+	case b.d < 5*time.Second:
+		b.d = min(2*b.d, 5*time.Second)
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+// sleepCtx sleeps for d or until ctx ends, returning ctx's error then.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,150 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+)
+
+// DefaultSocket is the daemon's socket when neither --socket nor
+// $HOTLINE_SOCKET is set.
+const DefaultSocket = "/run/hotline/hotline.sock"
+
+// EnvSocket names the environment variable that sets the socket.
+const EnvSocket = "HOTLINE_SOCKET"
+
+// ErrUsage is matched (errors.Is) by errors about the command line itself:
+// unknown commands or flags, missing or malformed values. No request has
+// been made when one is returned.
+var ErrUsage = errors.New("usage error")
+
+// usageError marks an error as a command-line mistake.
+type usageError struct{ err error }
+
+func (u *usageError) Error() string        { return u.err.Error() }
+func (u *usageError) Unwrap() error        { return u.err }
+func (u *usageError) Is(target error) bool { return target == ErrUsage }
+
+// usagef returns a usage error with a formatted message.
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// ExitCode is the process exit status for an error returned by Run: 0 for
+// nil, 2 for usage errors, 1 otherwise.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrUsage):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// env is what every subcommand shares during one Run.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	socket string // --socket, "" when not given
+}
+
+// socketPath resolves the daemon socket: --socket, $HOTLINE_SOCKET, default.
+func (e *env) socketPath() string {
+	if e.socket != "" {
+		return e.socket
+	}
+	if s := os.Getenv(EnvSocket); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// client returns a client of the resolved socket.
+func (e *env) client() *client.Client { return client.New(e.socketPath()) }
+
+// Run runs hotlinectl with args (without the program name), reading stdin
+// and writing to stdout and stderr only. ctx cancels whatever is in
+// progress (recv --follow returns nil when ctx ends). Usage errors match
+// ErrUsage.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(e)
+	// A nil slice would make cobra read os.Args.
+	root.SetArgs(append([]string{}, args...))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hotlinectl",
+		Short: "Client and operator tool of the hotline store-and-forward link",
+		Long: `hotlinectl submits and receives hotline messages and inspects a node,
+through the local hotlined's Unix socket (--socket, else $HOTLINE_SOCKET,
+else ` + DefaultSocket + `).`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	groupCommand(root)
+	root.PersistentFlags().StringVar(&e.socket, "socket", "", "`PATH` of hotlined's Unix socket (default $"+EnvSocket+" or "+DefaultSocket+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newSendCmd(e),
+		newRecvCmd(e),
+		newGetCmd(e),
+		newStatusCmd(e),
+		newPKICmd(e),
+		newBenchCmd(e),
+	)
+	return root
+}
+
+// groupCommand makes cmd, which only holds subcommands, print its help when
+// called alone and reject unknown subcommands as usage errors.
+func groupCommand(cmd *cobra.Command) {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+		}
+		return nil
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		c.SetOut(c.ErrOrStderr())
+		c.Help()
+		return usagef("%s needs a command (see above)", c.CommandPath())
+	}
+}
+
+// noArgs rejects positional arguments.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments (got %q)", c.CommandPath(), strings.Join(args, " "))
+	}
+	return nil
+}
+
+// precedences are the valid --precedence values, highest first.
+var precedences = []string{"flash", "immediate", "priority", "routine"}
+
+// checkPrecedence validates a --precedence value.
+func checkPrecedence(p string) error {
+	for _, v := range precedences {
+		if p == v {
+			return nil
+		}
+	}
+	return usagef("--precedence %q is not one of %s", p, strings.Join(precedences, ", "))
+}

@@ -1,0 +1,172 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+	"hotline/transport/pki"
+)
+
+// sendGrace is how much longer than --timeout send waits for the daemon's
+// answer before giving up on it.
+const sendGrace = 30 * time.Second
+
+// waitStates are the valid --wait values, in the order a message reaches
+// them.
+var waitStates = []string{"queued", "delivered", "read"}
+
+type sendOpts struct {
+	to, precedence, key, wait string
+	ttl, timeout              time.Duration
+	json                      bool
+}
+
+func newSendCmd(e *env) *cobra.Command {
+	var o sendOpts
+	cmd := &cobra.Command{
+		Use:   "send --to SITE [flags] [FILE|-]",
+		Short: "Submit a message read from FILE or stdin",
+		Long: `send submits one message, read from FILE or from stdin (no FILE or -),
+and prints its id (the whole message status with --json).
+
+It returns once the origin site has committed the message (--wait queued),
+or once the message is delivered or read at the destination (--wait
+delivered|read). If that state is not reached within --timeout, send prints
+the id and fails. With --id KEY, resubmitting the same KEY is safe: the
+message is stored at most once.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("send takes at most one FILE (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			file := "-"
+			if len(args) == 1 {
+				file = args[0]
+			}
+			return e.send(c.Context(), o, file)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.to, "to", "", "destination `SITE` (required)")
+	f.StringVar(&o.precedence, "precedence", "routine", "`LEVEL`: flash, immediate, priority or routine")
+	f.StringVar(&o.key, "id", "", "idempotency `KEY`: resubmitting it never stores a second message")
+	f.DurationVar(&o.ttl, "ttl", 0, "expire the message if not delivered within `DURATION` (0 = never)")
+	f.StringVar(&o.wait, "wait", "queued", "wait until the message is in `STATE`: queued, delivered or read")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up waiting for --wait after `DURATION`")
+	f.BoolVar(&o.json, "json", false, "print the message status as JSON")
+	return cmd
+}
+
+func (o *sendOpts) validate() error {
+	if o.to == "" {
+		return usagef("send: --to SITE is required")
+	}
+	if err := pki.ValidName(o.to); err != nil {
+		return usagef("send: --to: %v", err)
+	}
+	if err := checkPrecedence(o.precedence); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if waitRank(o.wait) == 0 {
+		return usagef("send: --wait %q is not one of %s", o.wait, strings.Join(waitStates, ", "))
+	}
+	if o.ttl < 0 {
+		return usagef("send: --ttl %s is negative", o.ttl)
+	}
+	if o.timeout <= 0 {
+		return usagef("send: --timeout %s must be positive", o.timeout)
+	}
+	return nil
+}
+
+// waitRank is the 1-based position of state in waitStates, 0 if absent.
+func waitRank(state string) int {
+	for i, s := range waitStates {
+		if s == state {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (e *env) send(ctx context.Context, o sendOpts, file string) error {
+	payload, err := e.readPayload(file)
+	if err != nil {
+		return err
+	}
+	if len(payload) == 0 {
+		if file == "-" {
+			return fmt.Errorf("send: nothing to send: stdin was empty")
+		}
+		return fmt.Errorf("send: nothing to send: %s is empty", file)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout+sendGrace)
+	defer cancel()
+	m, err := e.client().Submit(ctx, client.SubmitRequest{
+		To:         o.to,
+		Precedence: o.precedence,
+		Key:        o.key,
+		TTL:        o.ttl,
+		Wait:       o.wait,
+		Timeout:    o.timeout,
+		Payload:    payload,
+	})
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if o.json {
+		err = writeJSON(e.stdout, m)
+	} else {
+		_, err = fmt.Fprintln(e.stdout, m.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("send: write output: %w", err)
+	}
+	if m.Existing && !o.json {
+		fmt.Fprintf(e.stderr, "hotlinectl: note: --id %s was already submitted; this is the stored message\n", o.key)
+	}
+	return checkReached(m, o.wait, o.timeout)
+}
+
+// checkReached returns an error when m did not reach the state send waited
+// for.
+func checkReached(m *client.Message, wait string, timeout time.Duration) error {
+	if m.State == "expired" && wait != "queued" {
+		return fmt.Errorf("message %s expired before it was %s", m.ID, wait)
+	}
+	if r := waitRank(m.State); r != 0 && r < waitRank(wait) {
+		return fmt.Errorf("message %s is still %s after %s", m.ID, m.State, timeout)
+	}
+	return nil
+}
+
+// readPayload reads the whole of file, or stdin for "-".
+func (e *env) readPayload(file string) ([]byte, error) {
+	if file == "-" {
+		if e.stdin == nil {
+			return nil, nil
+		}
+		b, err := io.ReadAll(e.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("send: read stdin: %w", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("send: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,125 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+)
+
+func newStatusCmd(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show the node's role, peers and queues",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return e.status(c.Context(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func (e *env) status(ctx context.Context, asJSON bool) error {
+	s, err := e.client().Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if asJSON {
+		err = writeJSON(e.stdout, s)
+	} else {
+		err = printStatus(e.stdout, s)
+	}
+	if err != nil {
+		return fmt.Errorf("status: write output: %w", err)
+	}
+	return nil
+}
+
+// printStatus writes s for humans: the node, then tables of peers and
+// queues, then the counters.
+func printStatus(w io.Writer, s *client.Status) error {
+	leader := s.Leader
+	if leader == "" {
+		leader = "(unknown)"
+	}
+	kv := [][2]string{
+		{"site", s.Site},
+		{"node", s.Node},
+		{"pid", strconv.Itoa(s.PID)},
+		{"version", s.Version},
+		{"role", s.Role},
+		{"leader", leader},
+		{"term", strconv.FormatUint(s.Term, 10)},
+		{"applied", strconv.FormatUint(s.AppliedIndex, 10)},
+		{"uptime", s.Uptime},
+		{"inbox unread", strconv.Itoa(s.InboxUnread)},
+		{"receipts pending", strconv.Itoa(s.ReceiptsPending)},
+	}
+	if err := writeKV(w, kv); err != nil {
+		return err
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npeers:\n")
+	if len(s.Peers) == 0 {
+		fmt.Fprintf(tw, "  (none)\n")
+	} else {
+		fmt.Fprintf(tw, "  SITE\tNODE\tROLE\tCONNECTED\tRTT\tLAST OK\tLAST ERROR\n")
+		for _, p := range s.Peers {
+			rtt := "-"
+			if p.RTTMillis > 0 {
+				rtt = strconv.FormatFloat(p.RTTMillis, 'f', 1, 64) + "ms"
+			}
+			lastOK := "-"
+			if p.LastOK != nil {
+				lastOK = fmtTime(*p.LastOK)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Site, p.Node, dash(p.Role), yesNo(p.Connected), rtt, lastOK, dash(p.LastError))
+		}
+	}
+	fmt.Fprintf(tw, "\noutbound:\n")
+	if len(s.Outbound) == 0 {
+		fmt.Fprintf(tw, "  (none)\n")
+	} else {
+		fmt.Fprintf(tw, "  TO\tPRECEDENCE\tLAST\tACKED\tQUEUED\tOLDEST\n")
+		for _, q := range s.Outbound {
+			oldest := "-"
+			if q.OldestAgeMillis > 0 {
+				oldest = (time.Duration(q.OldestAgeMillis) * time.Millisecond).String()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\n", q.To, q.Precedence, q.Last, q.Acked, q.Queued, oldest)
+		}
+	}
+	fmt.Fprintf(tw, "\ninbound:\n")
+	if len(s.Inbound) == 0 {
+		fmt.Fprintf(tw, "  (none)\n")
+	} else {
+		fmt.Fprintf(tw, "  FROM\tPRECEDENCE\tLAST\n")
+		for _, q := range s.Inbound {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\n", q.From, q.Precedence, q.Last)
+		}
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"hotline/consensus"
+	"hotline/queue"
+	"hotline/transport"
+	"hotline/transport/pki"
+)
+
+// Node is one running hotline node: the site's replicated queue, its Raft
+// membership, its end of the inter-site link and its local socket API.
+//
+// Lifecycle:
+//
+//	Open ──> running ──Close──> closed
+//	           │  ▲
+//	  LeaderCh │  │ lost leadership
+//	           ▼  │
+//	      leading (forwarder, receipts, expiry run)
+//
+// Close is idempotent and safe to call from any goroutine.
+type Node struct {
+	cfg     *Config
+	log     *slog.Logger
+	store   *queue.Store
+	raft    *consensus.Node
+	link    *transport.Link
+	api     *apiServer
+	subs    *submitter
+	metrics *metrics
+	start   time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+}
+
+const raftALPN = "hotline-raft/1"
+
+// Open starts a node from a validated config. It returns once the socket
+// is listening; the node joins or elects its site's leader in the
+// background.
+func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("node", cfg.Node)
+	bundle, err := pki.Load(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		return nil, err
+	}
+	if want := (pki.Identity{Site: cfg.Site, Node: cfg.Node}); bundle.Identity != want {
+		return nil, fmt.Errorf("%s: certificate is for %s but this node is %s", cfg.TLS.Cert, bundle.Identity, want)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	n.metrics = newMetrics(n)
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site)
+	if err != nil {
+		return nil, err
+	}
+
+	// The link comes up before Raft so that a follower can relay as soon as
+	// it knows a leader.
+	n.link, err = transport.New(n.linkConfig(bundle))
+	if err != nil {
+		return nil, err
+	}
+
+	n.raft, err = consensus.Open(n.raftConfig(bundle))
+	if err != nil {
+		return nil, err
+	}
+	n.subs = newSubmitter(n)
+	n.api, err = newAPIServer(n)
+	if err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.leadership()
+	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
+	return n, nil
+}
+
+func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
+	var paths []transport.Path
+	self := n.cfg.nodeConfig(n.cfg.Node)
+	for _, p := range n.cfg.Paths {
+		paths = append(paths, transport.Path{Name: p, Listen: self.Paths[p]})
+	}
+	var peers []transport.Peer
+	for _, s := range n.cfg.Sites {
+		for _, nc := range s.Nodes {
+			if nc.Name == n.cfg.Node {
+				continue
+			}
+			peers = append(peers, transport.Peer{Site: s.Name, Node: nc.Name, Addrs: nc.Paths})
+		}
+	}
+	return transport.Config{
+		TLS:      b,
+		Paths:    paths,
+		Peers:    peers,
+		Handler:  (*receiver)(n),
+		Logger:   n.log.With("component", "link"),
+		MaxFrame: int(n.cfg.MaxMessageSize)*2 + n.cfg.Link.BatchBytes + (1 << 20),
+	}
+}
+
+func (n *Node) raftConfig(b *pki.Bundle) consensus.Config {
+	site := n.cfg.siteConfig(n.cfg.Site)
+	var peers []consensus.Peer
+	byAddr := map[string]string{}
+	members := map[string]bool{}
+	for _, nc := range site.Nodes {
+		peers = append(peers, consensus.Peer{ID: nc.Name, Addr: nc.Raft})
+		byAddr[nc.Raft] = nc.Name
+		members[nc.Name] = true
+	}
+	allowSite := func(id pki.Identity) error {
+		if id.Site != n.cfg.Site || !members[id.Node] {
+			return fmt.Errorf("raft: %s is not a node of site %s", id, n.cfg.Site)
+		}
+		return nil
+	}
+	r := n.cfg.Raft
+	return consensus.Config{
+		ID:        n.cfg.Node,
+		Addr:      n.cfg.nodeConfig(n.cfg.Node).Raft,
+		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
+		Peers:     peers,
+		ServerTLS: b.ServerConfig(raftALPN, allowSite),
+		ClientTLS: func(addr string) (*tls.Config, error) {
+			node, ok := byAddr[addr]
+			if !ok {
+				return nil, fmt.Errorf("raft: no node of site %s has address %s", n.cfg.Site, addr)
+			}
+			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
+		},
+		FSM:                (*fsm)(n),
+		Logger:             n.log.With("component", "raft"),
+		HeartbeatTimeout:   r.HeartbeatTimeout.Duration,
+		ElectionTimeout:    r.ElectionTimeout.Duration,
+		LeaderLeaseTimeout: r.LeaderLeaseTimeout.Duration,
+		SnapshotThreshold:  r.SnapshotThreshold,
+	}
+}
+
+// leadership runs the leader-only work while this node leads.
+func (n *Node) leadership() {
+	defer n.wg.Done()
+	var duties *leaderDuties
+	defer func() { duties.stop() }()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case leading := <-n.raft.LeaderCh():
+			if leading && duties == nil {
+				n.log.Info("became leader: starting forwarder")
+				duties = startLeaderDuties(n)
+			} else if !leading && duties != nil {
+				duties.stop()
+				duties = nil
+				n.log.Info("lost leadership: stopped forwarder")
+			}
+		}
+	}
+}
+
+// Done is closed when the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Close stops the node: the API first, then leader duties, the link, Raft
+// and the store. It is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.api != nil {
+			errs = append(errs, n.api.close())
+		}
+		n.cancel()
+		if n.subs != nil {
+			n.subs.close()
+		}
+		if n.link != nil {
+			errs = append(errs, n.link.Close())
+		}
+		if n.raft != nil {
+			errs = append(errs, n.raft.Close())
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+		close(n.done)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+// fsm adapts the queue store to the consensus state machine.
+type fsm Node
+
+func (f *fsm) Apply(entries []consensus.Entry) []any {
+	in := make([]queue.Entry, len(entries))
+	for i, e := range entries {
+		in[i] = queue.Entry{Index: e.Index, Data: e.Data}
+	}
+	res := f.store.Apply(in)
+	out := make([]any, len(res))
+	for i := range res {
+		out[i] = res[i]
+	}
+	return out
+}
+
+func (f *fsm) Snapshot() (consensus.Snapshot, error) { return f.store.Snapshot() }
+
+func (f *fsm) Restore(r io.Reader) error { return f.store.Restore(r) }

@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"hotline/consensus"
+	"hotline/queue"
+	"hotline/transport"
+)
+
+// ErrNoQuorum is returned when the site could not commit a command before
+// the caller's deadline: no leader, no majority, or the leader unreachable.
+var ErrNoQuorum = errors.New("the site could not commit in time (no leader or no majority)")
+
+// callPropose is the intra-site call a follower uses to hand a command to
+// its leader. The body is an encoded queue.Command; the reply a queue.Result.
+const callPropose = "propose"
+
+const errNotLeaderText = "not the leader"
+
+// propose commits cmd on the site's Raft log, through the leader, and
+// returns its result. It retries through leader changes until ctx ends;
+// every command is idempotent, so a retry after an unknown outcome is safe.
+func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	data, err := cmd.Encode()
+	if err != nil {
+		return nil, err
+	}
+	backoff := 20 * time.Millisecond
+	var last error
+	for {
+		var res *queue.Result
+		if n.raft.IsLeader() {
+			res, err = n.applyLocal(ctx, cmd, data)
+		} else if leader, _ := n.raft.Leader(); leader != "" && leader != n.cfg.Node {
+			res, err = n.relay(ctx, leader, data)
+		} else {
+			err = errors.New("no leader known")
+		}
+		if err == nil {
+			if res.Err != "" {
+				return nil, fmt.Errorf("apply %s: %s", cmd.Op, res.Err)
+			}
+			return res, nil
+		}
+		last = err
+		if ctx.Err() != nil || errors.Is(err, consensus.ErrClosed) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+			return nil, fmt.Errorf("%s: node is shutting down", cmd.Op)
+		case <-time.After(backoff):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+	return nil, fmt.Errorf("%w: %s: %v", ErrNoQuorum, cmd.Op, last)
+}
+
+// applyLocal applies on this node, which believes it leads. An inbound
+// batch first waits briefly for its predecessor (batches of one channel may
+// arrive out of order on parallel streams) so it is not rejected as a gap.
+func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*queue.Result, error) {
+	if cmd.Op == queue.OpReceive && len(cmd.Receive.Messages) > 0 {
+		n.awaitPredecessor(ctx, cmd.Receive)
+	}
+	v, err := n.raft.Apply(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := v.(queue.Result)
+	if !ok {
+		return nil, fmt.Errorf("apply %s: unexpected result %T", cmd.Op, v)
+	}
+	return &res, nil
+}
+
+// awaitPredecessor waits up to 500ms until the channel of r has applied the
+// sequence just before r's first message.
+func (n *Node) awaitPredecessor(ctx context.Context, r *queue.Receive) {
+	first := r.Messages[0].Seq
+	deadline := time.NewTimer(500 * time.Millisecond)
+	defer deadline.Stop()
+	for {
+		changed := n.store.Changed()
+		if n.inboundLast(r.Origin, r.Precedence)+1 >= first {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) inboundLast(origin string, p queue.Precedence) uint64 {
+	for _, c := range n.store.Inbound() {
+		if c.Origin == origin && c.Precedence == p {
+			return c.Last
+		}
+	}
+	return 0
+}
+
+// relay hands an encoded command to the leader over the intra-site link.
+func (n *Node) relay(ctx context.Context, leader string, data []byte) (*queue.Result, error) {
+	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
+	if err != nil {
+		return nil, fmt.Errorf("relay to leader %s: %w", leader, err)
+	}
+	if rep.Error != "" {
+		return nil, fmt.Errorf("leader %s: %s", leader, rep.Error)
+	}
+	var res queue.Result
+	if err := json.Unmarshal(rep.Body, &res); err != nil {
+		return nil, fmt.Errorf("relay to leader %s: bad reply: %w", leader, err)
+	}
+	return &res, nil
+}
+
+// handlePropose serves a follower's relayed command on the leader.
+func (n *Node) handlePropose(ctx context.Context, body []byte) (*transport.Reply, error) {
+	if !n.raft.IsLeader() {
+		return &transport.Reply{Error: errNotLeaderText}, nil
+	}
+	cmd, err := queue.DecodeCommand(body)
+	if err != nil {
+		return &transport.Reply{Error: err.Error()}, nil
+	}
+	res, err := n.applyLocal(ctx, cmd, body)
+	if err != nil {
+		return &transport.Reply{Error: err.Error()}, nil
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	return &transport.Reply{Body: b}, nil
+}

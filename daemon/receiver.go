@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"hotline/queue"
+	"hotline/transport"
+	"hotline/transport/pki"
+)
+
+// receiver serves the link: batches from other sites, and commands relayed
+// by followers of this site. Any node accepts a batch; a follower relays it
+// to the leader, and the ack goes back only after the site committed it.
+type receiver Node
+
+var _ transport.Handler = (*receiver)(nil)
+
+// HandleBatch applies a batch from another site. The transport has already
+// checked that b.From is the sender's certified site and b.To is ours.
+func (r *receiver) HandleBatch(ctx context.Context, from pki.Identity, b *transport.Batch) (*transport.Ack, error) {
+	n := (*Node)(r)
+	leader, _ := n.raft.Leader()
+	if err := n.checkBatch(from, b); err != nil {
+		n.log.Warn("rejected batch", "from", from, "err", err)
+		return &transport.Ack{Error: err.Error(), Leader: leader}, nil
+	}
+	cmd := &queue.Command{Time: time.Now().UnixNano()}
+	switch b.Kind {
+	case transport.BatchMessages:
+		cmd.Op = queue.OpReceive
+		cmd.Receive = &queue.Receive{Origin: b.From, Precedence: b.Precedence, Messages: b.Messages}
+	case transport.BatchReceipts:
+		cmd.Op = queue.OpReceipts
+		cmd.Receipts = &queue.Receipts{From: b.From, Receipts: b.Receipts}
+	}
+	res, err := n.propose(ctx, cmd)
+	leader, _ = n.raft.Leader()
+	if err != nil {
+		return &transport.Ack{Error: err.Error(), Leader: leader}, nil
+	}
+	ack := &transport.Ack{Leader: leader}
+	switch {
+	case res.Receive != nil:
+		ack.Last = res.Receive.Last
+		n.metrics.received.Add(float64(res.Receive.Applied))
+	case res.Receipts != nil:
+		ack.Last = res.Receipts.Last
+	}
+	return ack, nil
+}
+
+// checkBatch rejects batches that are well-formed on the wire but wrong
+// for us; nothing of such a batch is applied.
+func (n *Node) checkBatch(from pki.Identity, b *transport.Batch) error {
+	if b.From != from.Site || b.To != n.cfg.Site {
+		return fmt.Errorf("batch from %s names sites %s->%s", from, b.From, b.To)
+	}
+	switch b.Kind {
+	case transport.BatchMessages:
+		if !b.Precedence.Valid() {
+			return fmt.Errorf("invalid precedence %d", b.Precedence)
+		}
+		var prev uint64
+		for i, m := range b.Messages {
+			switch {
+			case m.Origin != b.From || m.Dest != n.cfg.Site || m.Precedence != b.Precedence:
+				return fmt.Errorf("message %d (%s) is for channel %s->%s/%s, not the batch's", i, m.ID, m.Origin, m.Dest, m.Precedence)
+			case int64(len(m.Payload)) > n.cfg.MaxMessageSize:
+				return fmt.Errorf("message %s is %d bytes, over this site's limit of %d", m.ID, len(m.Payload), n.cfg.MaxMessageSize)
+			case m.Seq == 0 || (i > 0 && m.Seq != prev+1):
+				return fmt.Errorf("message %s has sequence %d, want %d", m.ID, m.Seq, prev+1)
+			case m.ID == "":
+				return fmt.Errorf("message with sequence %d has no id", m.Seq)
+			}
+			prev = m.Seq
+		}
+	case transport.BatchReceipts:
+		var prev uint64
+		for i, rc := range b.Receipts {
+			if rc.RSeq == 0 || (i > 0 && rc.RSeq != prev+1) || !rc.Precedence.Valid() {
+				return fmt.Errorf("receipt %d is malformed (rseq %d after %d)", i, rc.RSeq, prev)
+			}
+			prev = rc.RSeq
+		}
+	default:
+		return fmt.Errorf("unknown batch kind %d", b.Kind)
+	}
+	return nil
+}
+
+// HandleCall serves intra-site calls from this site's other nodes.
+func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transport.Call) (*transport.Reply, error) {
+	n := (*Node)(r)
+	switch c.Op {
+	case callPropose:
+		return n.handlePropose(ctx, c.Body)
+	default:
+		return &transport.Reply{Error: fmt.Sprintf("unknown call %q", c.Op)}, nil
+	}
+}

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"hotline/daemon/client"
+)
+
+// Version is the daemon's version, from the build info.
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Status reports what this node knows now.
+func (n *Node) Status() *client.Status {
+	leader, _ := n.raft.Leader()
+	st := n.raft.Stats()
+	s := &client.Status{
+		Site: n.cfg.Site, Node: n.cfg.Node, PID: os.Getpid(), Version: Version(),
+		Role: n.raft.State(), Leader: leader, Term: st.Term, AppliedIndex: n.store.AppliedIndex(),
+		InboxUnread: n.store.InboxUnread(), Uptime: time.Since(n.start).Round(time.Second).String(),
+	}
+	type linkState struct {
+		connected bool
+		rtt       time.Duration
+		lastOK    time.Time
+		lastErr   string
+		lastErrAt time.Time
+	}
+	links := map[string]*linkState{}
+	for _, p := range n.link.Paths() {
+		ls := links[p.Node]
+		if ls == nil {
+			ls = &linkState{}
+			links[p.Node] = ls
+		}
+		if p.Connected {
+			ls.connected = true
+			if ls.rtt == 0 || (p.RTT > 0 && p.RTT < ls.rtt) {
+				ls.rtt = p.RTT
+			}
+		}
+		if p.LastOK.After(ls.lastOK) {
+			ls.lastOK = p.LastOK
+		}
+		if p.LastErrAt.After(ls.lastErrAt) {
+			ls.lastErrAt, ls.lastErr = p.LastErrAt, p.LastErr
+		}
+	}
+	for _, site := range n.cfg.Sites {
+		for _, nc := range site.Nodes {
+			if nc.Name == n.cfg.Node {
+				continue
+			}
+			p := client.Peer{Site: site.Name, Node: nc.Name, Role: "remote"}
+			if site.Name == n.cfg.Site {
+				p.Role = "voter"
+			}
+			if ls := links[nc.Name]; ls != nil {
+				p.Connected = ls.connected
+				p.RTTMillis = float64(ls.rtt.Microseconds()) / 1000
+				if !ls.lastOK.IsZero() {
+					t := ls.lastOK.UTC()
+					p.LastOK = &t
+				}
+				if ls.lastErrAt.After(ls.lastOK) {
+					p.LastError = ls.lastErr
+				}
+			}
+			s.Peers = append(s.Peers, p)
+		}
+	}
+	now := time.Now()
+	s.Outbound = []client.OutQueue{}
+	for _, c := range n.store.Outbound() {
+		q := client.OutQueue{To: c.Dest, Precedence: c.Precedence.String(), Last: c.Last, Acked: c.Acked, Queued: c.Last - c.Acked}
+		if c.OldestQueuedAt > 0 && q.Queued > 0 {
+			q.OldestAgeMillis = now.Sub(time.Unix(0, c.OldestQueuedAt)).Milliseconds()
+		}
+		s.Outbound = append(s.Outbound, q)
+	}
+	s.Inbound = []client.InQueue{}
+	for _, c := range n.store.Inbound() {
+		s.Inbound = append(s.Inbound, client.InQueue{From: c.Origin, Precedence: c.Precedence.String(), Last: c.Last})
+	}
+	for _, q := range n.store.ReceiptQueues() {
+		s.ReceiptsPending += int(q.Last - q.Acked)
+	}
+	return s
+}
+
+func (a *apiServer) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Status())
+}

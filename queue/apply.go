@@ -1,0 +1,201 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// seqFill is the fill percent of buckets keyed by increasing sequence
+// numbers: appends never go back into a split page, so pack them.
+const seqFill = 0.9
+
+// Apply applies committed log entries in order, in one bbolt write
+// transaction that also records the highest applied index, and returns one
+// Result per entry. Entries with Index at or below AppliedIndex are
+// skipped (Result.Skipped). An entry that does not decode or is invalid
+// gets Result.Err and still counts as applied. If the transaction cannot be
+// committed, nothing of the batch is applied, every non-skipped result
+// carries the error and the store refuses later batches (see Err).
+func (s *Store) Apply(entries []Entry) []Result {
+	res := make([]Result, len(entries))
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := s.Err(); err != nil {
+		return failAll(res, entries, 0, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return failAll(res, entries, 0, ErrClosed)
+	}
+	applied := s.applied.Load()
+	if n := len(entries); n == 0 || entries[n-1].Index <= applied {
+		for i := range res {
+			res[i].Skipped = true
+		}
+		return res
+	}
+	last, err := s.applyTx(entries, res, applied)
+	if err != nil {
+		err = fmt.Errorf("queue: apply: %w", err)
+		s.failed.Store(&err)
+		return failAll(res, entries, applied, err)
+	}
+	s.applied.Store(last)
+	s.notify()
+	return res
+}
+
+// failAll sets err on every result whose entry is above applied.
+func failAll(res []Result, entries []Entry, applied uint64, err error) []Result {
+	for i, e := range entries {
+		if e.Index <= applied {
+			res[i] = Result{Skipped: true}
+		} else {
+			res[i] = Result{Err: err.Error()}
+		}
+	}
+	return res
+}
+
+// applyTx applies entries in one write transaction and returns the new
+// applied index. An error means the transaction was rolled back.
+func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uint64, err error) {
+	tx, err := s.h.db.Begin(true)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	a := newApplier(tx, s.site)
+	for i, e := range entries {
+		if e.Index <= applied {
+			res[i].Skipped = true
+			continue
+		}
+		applied = e.Index
+		cmd, err := DecodeCommand(e.Data)
+		if err != nil {
+			res[i].Err = err.Error()
+			continue
+		}
+		if res[i], err = a.applySafe(cmd); err != nil {
+			return 0, fmt.Errorf("entry %d (%s): %w", e.Index, cmd.Op, err)
+		}
+	}
+	if err := a.meta.Put(metaApplied, u64(applied)); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return applied, nil
+}
+
+// applier applies commands inside one write transaction.
+type applier struct {
+	tx   *bolt.Tx
+	site string
+
+	meta                                   *bolt.Bucket
+	out, outChans, outIDs, outKeys, expiry *bolt.Bucket
+	in, inChans, inIDs, inbox              *bolt.Bucket
+	rcptOut, rcptQueues, rcptIn            *bolt.Bucket
+}
+
+func newApplier(tx *bolt.Tx, site string) *applier {
+	a := &applier{
+		tx: tx, site: site,
+		meta: tx.Bucket(bucketMeta),
+		out:  tx.Bucket(bucketOut), outChans: tx.Bucket(bucketOutChans),
+		outIDs: tx.Bucket(bucketOutIDs), outKeys: tx.Bucket(bucketOutKeys), expiry: tx.Bucket(bucketExpiry),
+		in: tx.Bucket(bucketIn), inChans: tx.Bucket(bucketInChans), inIDs: tx.Bucket(bucketInIDs),
+		inbox:   tx.Bucket(bucketInbox),
+		rcptOut: tx.Bucket(bucketRcptOut), rcptQueues: tx.Bucket(bucketRcptQueues), rcptIn: tx.Bucket(bucketRcptIn),
+	}
+	a.inbox.FillPercent = seqFill
+	return a
+}
+
+// errBug wraps a recovered panic: the transaction must not commit.
+var errBug = errors.New("internal error")
+
+// applySafe applies one command. Rejections are reported in Result.Err; a
+// returned error is a storage failure (or a bug) after which the
+// transaction must be rolled back.
+func (a *applier) applySafe(c *Command) (res Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", errBug, p, debug.Stack())
+		}
+	}()
+	return a.apply(c)
+}
+
+func (a *applier) apply(c *Command) (Result, error) {
+	var res Result
+	var err error
+	switch c.Op {
+	case OpSubmit:
+		if c.Submit == nil {
+			break
+		}
+		res.Submit, err = a.submit(c.Time, c.Submit)
+		return res, err
+	case OpDelivered:
+		if c.Delivered == nil {
+			break
+		}
+		return res, a.delivered(c.Time, c.Delivered)
+	case OpReceive:
+		if c.Receive == nil {
+			break
+		}
+		if verr := c.Receive.Validate(a.site); verr != nil {
+			return Result{Err: "queue: receive: " + verr.Error()}, nil
+		}
+		res.Receive, err = a.receive(c.Time, c.Receive)
+		return res, err
+	case OpMarkRead:
+		if c.MarkRead == nil {
+			break
+		}
+		res.MarkRead, err = a.markRead(c.Time, c.MarkRead)
+		return res, err
+	case OpReceipts:
+		if c.Receipts == nil {
+			break
+		}
+		if verr := validName(c.Receipts.From); verr != nil {
+			return Result{Err: "queue: receipts: from: " + verr.Error()}, nil
+		}
+		res.Receipts, err = a.receipts(c.Time, c.Receipts)
+		return res, err
+	case OpReceiptsAcked:
+		if c.ReceiptsAcked == nil {
+			break
+		}
+		if verr := validName(c.ReceiptsAcked.Origin); verr != nil {
+			return Result{Err: "queue: receipts acked: origin: " + verr.Error()}, nil
+		}
+		return res, a.receiptsAcked(c.ReceiptsAcked)
+	case OpExpire:
+		res.Expire, err = a.expire(c.Time)
+		return res, err
+	default:
+		return Result{Err: fmt.Sprintf("queue: %v: unknown command %q", ErrInvalid, c.Op)}, nil
+	}
+	return Result{Err: fmt.Sprintf("queue: %v: %s command without its body", ErrInvalid, c.Op)}, nil
+}
+
+// seqBucket returns the per-channel bucket under parent, creating it.
+func seqBucket(parent *bolt.Bucket, ck []byte) (*bolt.Bucket, error) {
+	b, err := parent.CreateBucketIfNotExists(ck)
+	if err != nil {
+		return nil, fmt.Errorf("channel bucket: %w", err)
+	}
+	b.FillPercent = seqFill
+	return b, nil
+}

@@ -1,0 +1,342 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var be = binary.BigEndian
+
+// errCorrupt reports a stored value that does not decode: a bug or a
+// damaged file, never bad input.
+var errCorrupt = errors.New("queue: corrupt stored value")
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	be.PutUint64(b, v)
+	return b
+}
+
+func getU64(b *bolt.Bucket, key []byte) uint64 {
+	v := b.Get(key)
+	if len(v) < 8 {
+		return 0
+	}
+	return be.Uint64(v)
+}
+
+// pair encodes two counters (last, acked).
+func pair(a, b uint64) []byte {
+	v := make([]byte, 16)
+	be.PutUint64(v, a)
+	be.PutUint64(v[8:], b)
+	return v
+}
+
+func getPair(v []byte) (a, b uint64) {
+	if len(v) < 16 {
+		return 0, 0
+	}
+	return be.Uint64(v), be.Uint64(v[8:])
+}
+
+// chanKey names a channel by its remote site and precedence. Site names
+// never contain a 0 byte, so keys sort by site, then precedence.
+func chanKey(site string, p Precedence) []byte {
+	k := make([]byte, 0, len(site)+2)
+	k = append(k, site...)
+	return append(k, 0, byte(p))
+}
+
+func parseChanKey(k []byte) (site string, p Precedence, ok bool) {
+	n := len(k)
+	if n < 2 || k[n-2] != 0 {
+		return "", 0, false
+	}
+	return string(k[:n-2]), Precedence(k[n-1]), true
+}
+
+// ref locates a message: its sequence number and its channel key.
+func ref(seq uint64, ck []byte) []byte {
+	r := make([]byte, 8+len(ck))
+	be.PutUint64(r, seq)
+	copy(r[8:], ck)
+	return r
+}
+
+func parseRef(r []byte) (seq uint64, ck []byte, ok bool) {
+	if len(r) < 10 {
+		return 0, nil, false
+	}
+	return be.Uint64(r), r[8:], true
+}
+
+// expiryKey orders queued messages by expiry time.
+func expiryKey(at int64, seq uint64, ck []byte) []byte {
+	k := make([]byte, 16+len(ck))
+	be.PutUint64(k, uint64(at))
+	be.PutUint64(k[8:], seq)
+	copy(k[16:], ck)
+	return k
+}
+
+// record is a stored message of either direction. The channel and Seq are
+// the record's location, not part of it. Outbound records have no origin
+// (it is the local site); inbound ones have no dest.
+type record struct {
+	state       State
+	flags       uint32
+	submittedAt int64
+	expiresAt   int64
+	deliveredAt int64 // outbound: ack from destination; inbound: applied here
+	readAt      int64
+	expiredAt   int64
+	inboxPos    uint64 // inbound only, 0 when never in the inbox
+	id          string
+	key         string
+	hash        []byte // SHA-256 of the payload, outbound messages with a key
+	payload     []byte
+}
+
+// Record layout: a fixed header so that state changes are byte patches,
+// then the variable fields.
+const (
+	recVersion = 1
+
+	offVersion   = 0
+	offState     = 1
+	offFlags     = 2
+	offSubmitted = 6
+	offExpires   = 14
+	offDelivered = 22
+	offRead      = 30
+	offExpired   = 38
+	offInboxPos  = 46
+	recHeader    = 54
+)
+
+// encode returns a new buffer (bbolt keeps the slice until commit, so
+// buffers are never reused within a transaction).
+func (r *record) encode() []byte {
+	n := recHeader + 2*binary.MaxVarintLen64 + len(r.id) + len(r.key) + 1 + len(r.hash) + len(r.payload)
+	b := make([]byte, recHeader, n)
+	b[offVersion] = recVersion
+	b[offState] = byte(r.state)
+	be.PutUint32(b[offFlags:], r.flags)
+	be.PutUint64(b[offSubmitted:], uint64(r.submittedAt))
+	be.PutUint64(b[offExpires:], uint64(r.expiresAt))
+	be.PutUint64(b[offDelivered:], uint64(r.deliveredAt))
+	be.PutUint64(b[offRead:], uint64(r.readAt))
+	be.PutUint64(b[offExpired:], uint64(r.expiredAt))
+	be.PutUint64(b[offInboxPos:], r.inboxPos)
+	b = binary.AppendUvarint(b, uint64(len(r.id)))
+	b = append(b, r.id...)
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	b = append(b, r.key...)
+	b = append(b, byte(len(r.hash)))
+	b = append(b, r.hash...)
+	return append(b, r.payload...)
+}
+
+// decodeRecord parses a stored record. The hash and payload alias v
+// unless copyBytes is set; v is only valid inside its transaction.
+func decodeRecord(v []byte, copyBytes bool) (record, error) {
+	var r record
+	if len(v) < recHeader || v[offVersion] != recVersion {
+		return r, errCorrupt
+	}
+	r.state = State(v[offState])
+	r.flags = be.Uint32(v[offFlags:])
+	r.submittedAt = int64(be.Uint64(v[offSubmitted:]))
+	r.expiresAt = int64(be.Uint64(v[offExpires:]))
+	r.deliveredAt = int64(be.Uint64(v[offDelivered:]))
+	r.readAt = int64(be.Uint64(v[offRead:]))
+	r.expiredAt = int64(be.Uint64(v[offExpired:]))
+	r.inboxPos = be.Uint64(v[offInboxPos:])
+	rest := v[recHeader:]
+	var ok bool
+	if r.id, rest, ok = readString(rest); !ok {
+		return r, errCorrupt
+	}
+	if r.key, rest, ok = readString(rest); !ok {
+		return r, errCorrupt
+	}
+	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+		return r, errCorrupt
+	}
+	if n := int(rest[0]); n > 0 {
+		r.hash = rest[1 : 1+n]
+	}
+	r.payload = rest[1+len(r.hash):]
+	if len(r.payload) == 0 {
+		r.payload = nil
+	}
+	if copyBytes {
+		r.hash = clone(r.hash)
+		r.payload = clone(r.payload)
+	}
+	return r, nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func readString(b []byte) (string, []byte, bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return "", nil, false
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], true
+}
+
+// patchRecord returns a copy of the stored record v with its state and
+// the time at offset off set (off 0: no time).
+func patchRecord(v []byte, st State, off int, t int64) ([]byte, error) {
+	if len(v) < recHeader || v[offVersion] != recVersion {
+		return nil, errCorrupt
+	}
+	b := clone(v)
+	b[offState] = byte(st)
+	if off > 0 {
+		be.PutUint64(b[off:], uint64(t))
+	}
+	return b, nil
+}
+
+// message rebuilds a message from its record and location. The payload
+// aliases the record's.
+func (r *record) message(origin, dest string, p Precedence, seq uint64) Message {
+	return Message{
+		ID: r.id, Origin: origin, Dest: dest, Precedence: p, Seq: seq, Key: r.key,
+		Payload: r.payload, Flags: r.flags, SubmittedAt: r.submittedAt, ExpiresAt: r.expiresAt,
+	}
+}
+
+// receipt encoding: precedence(1) seq(8) readAt(8) id.
+func encodeReceipt(rc Receipt) []byte {
+	b := make([]byte, 17+len(rc.ID))
+	b[0] = byte(rc.Precedence)
+	be.PutUint64(b[1:], rc.Seq)
+	be.PutUint64(b[9:], uint64(rc.ReadAt))
+	copy(b[17:], rc.ID)
+	return b
+}
+
+func decodeReceipt(rseq uint64, v []byte) (Receipt, error) {
+	if len(v) < 17 {
+		return Receipt{}, errCorrupt
+	}
+	return Receipt{
+		RSeq: rseq, Precedence: Precedence(v[0]), Seq: be.Uint64(v[1:]),
+		ReadAt: int64(be.Uint64(v[9:])), ID: string(v[17:]),
+	}, nil
+}
+
+// Limits on names, IDs and keys, so that every stored key is valid for
+// bbolt and a command can never fail halfway through a transaction.
+const (
+	// MaxNameLen is the longest site name.
+	MaxNameLen = 255
+	// MaxIDLen is the longest message ID.
+	MaxIDLen = 255
+	// MaxKeyLen is the longest idempotency key.
+	MaxKeyLen = 1024
+)
+
+// ErrInvalid is wrapped by every validation error: a command, submit item
+// or inbound message the state machine rejects without storing anything.
+var ErrInvalid = errors.New("queue: invalid")
+
+func validName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty site name", ErrInvalid)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%w: site name longer than %d bytes", ErrInvalid, MaxNameLen)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%w: site name contains a 0 byte", ErrInvalid)
+	}
+	return nil
+}
+
+func validID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty message id", ErrInvalid)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: message id longer than %d bytes", ErrInvalid, MaxIDLen)
+	}
+	return nil
+}
+
+func validKey(k string) error {
+	if len(k) > MaxKeyLen {
+		return fmt.Errorf("%w: idempotency key longer than %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	return nil
+}
+
+func validPrecedence(p Precedence) error {
+	if !p.Valid() {
+		return fmt.Errorf("%w: precedence %d", ErrInvalid, uint8(p))
+	}
+	return nil
+}
+
+// Validate reports why the state machine would reject the item (wrapping
+// [ErrInvalid]), or nil. Callers may check items before proposing them.
+func (it *SubmitItem) Validate() error {
+	if err := validID(it.ID); err != nil {
+		return err
+	}
+	if err := validKey(it.Key); err != nil {
+		return err
+	}
+	if err := validName(it.Dest); err != nil {
+		return fmt.Errorf("dest: %w", err)
+	}
+	if err := validPrecedence(it.Precedence); err != nil {
+		return err
+	}
+	if it.Flags&FlagTombstone != 0 {
+		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
+	}
+	return nil
+}
+
+// Validate reports why the state machine of site would reject the whole
+// batch (wrapping [ErrInvalid]), or nil: a bad origin or precedence, or a
+// message that names another channel or lacks a valid ID or Seq.
+func (r *Receive) Validate(site string) error {
+	if err := validName(r.Origin); err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	if err := validPrecedence(r.Precedence); err != nil {
+		return err
+	}
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		switch {
+		case m.Origin != r.Origin || m.Dest != site || m.Precedence != r.Precedence:
+			return fmt.Errorf("%w: message %d is of channel %s, not %s", ErrInvalid, m.Seq,
+				Channel{m.Origin, m.Dest, m.Precedence}, Channel{r.Origin, site, r.Precedence})
+		case m.Seq == 0:
+			return fmt.Errorf("%w: message %q has sequence 0", ErrInvalid, m.ID)
+		}
+		if err := validID(m.ID); err != nil {
+			return fmt.Errorf("message %d: %w", m.Seq, err)
+		}
+		if err := validKey(m.Key); err != nil {
+			return fmt.Errorf("message %d: %w", m.Seq, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package queue is the replicated state machine of one site: outbound
+// channels and their sequence numbers, the inbox of inbound messages, read
+// receipts in both directions and expiry, stored in one bbolt file.
+//
+// # Contract
+//
+//   - Deterministic. State changes depend only on the stored state and the
+//     command: time comes from [Command.Time] (and a receipt's ReadAt), never
+//     from the clock; nothing here starts goroutines, opens sockets or knows
+//     about Raft. Every node of a site that applies the same entries holds
+//     the same keys and values, however the entries were split into Apply
+//     calls.
+//   - [Store.Apply] applies a batch of committed log entries in one bbolt
+//     write transaction, together with the highest applied index. Entries at
+//     or below [Store.AppliedIndex] are skipped, so replaying the log after
+//     a restart changes nothing. A command that cannot be decoded or is
+//     invalid gets Result.Err and still consumes its index; other entries
+//     of the batch apply normally.
+//   - Storage failures (a failed commit) are not deterministic: the batch
+//     is rolled back, every result of it carries the error, and the store
+//     refuses all later Apply calls ([Store.Err] reports why) until a
+//     successful [Store.Restore] or a restart, because applying later
+//     entries without the lost ones would diverge from the other nodes.
+//   - Channels (origin, dest, precedence) have gap-free sequence numbers
+//     from 1. Outbound messages are assigned Seq at commit; inbound ones are
+//     applied only at last+1 (duplicates skipped, stop at a gap). Acks and
+//     receipt acks are cumulative and idempotent.
+//   - Messages are kept after delivery so their status can be queried;
+//     expiry removes the payload of an undelivered message and leaves a
+//     tombstone that keeps its channel gap-free.
+//
+// # Concurrency
+//
+// One writer (Apply or Restore; Raft never runs them concurrently, and the
+// store serialises them anyway) and any number of readers. Readers see
+// committed state only. A [Snapshot] is a bbolt read transaction: taking
+// one is cheap, and writing it out runs concurrently with later Apply
+// calls. Restore swaps the database file; readers wait only for the swap,
+// and open snapshots keep reading the old file until released.
+//
+// The database is memory-mapped with a large initial mapping (see
+// initialMmapSize) because bbolt must wait for every open read transaction,
+// including an open Snapshot, before it can grow the mapping.
+//
+// # Lifecycle
+//
+//	Open ──> open ──Apply/Restore/reads──> open ──Close──> closed
+//	           │                                 ▲
+//	           └──commit failure──> failed ──────┘ (reads still work;
+//	                                  │             Restore recovers)
+//	                                  └──Restore──> open
+//
+// Close is idempotent; after it every method returns [ErrClosed] (or a zero
+// value for the methods without an error).
+package queue

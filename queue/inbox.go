@@ -1,0 +1,204 @@
+package queue
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reasons reported in MarkReadResult.Errs.
+const (
+	errUnknownMessage = "unknown message"
+	errNotInbox       = "not an inbox message"
+)
+
+// receive applies an inbound batch from its channel's last+1; see
+// OpReceive. The batch has been validated.
+func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
+	ck := chanKey(r.Origin, r.Precedence)
+	last := getU64(a.inChans, ck)
+	res := &ReceiveResult{Last: last}
+	if len(r.Messages) == 0 {
+		return res, nil
+	}
+	inboxLast := getU64(a.meta, metaInboxLast)
+	unread := getU64(a.meta, metaUnread)
+	var msgs *bolt.Bucket
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		if m.Seq <= last {
+			continue // duplicate
+		}
+		if m.Seq > last+1 {
+			break // gap: the sender resends from last+1
+		}
+		if msgs == nil {
+			var err error
+			if msgs, err = seqBucket(a.in, ck); err != nil {
+				return nil, err
+			}
+		}
+		rec := record{
+			state: Delivered, flags: m.Flags, submittedAt: m.SubmittedAt, expiresAt: m.ExpiresAt,
+			deliveredAt: now, id: m.ID, key: m.Key, payload: m.Payload,
+		}
+		rf := ref(m.Seq, ck)
+		switch {
+		case m.Tombstone():
+			rec.state, rec.expiredAt, rec.payload = Expired, now, nil
+		case m.Flags&(FlagLinkTest|FlagDrill) != 0:
+			// delivered, never shown to clients
+		default:
+			inboxLast++
+			unread++
+			rec.inboxPos = inboxLast
+			if err := a.inbox.Put(u64(inboxLast), rf); err != nil {
+				return nil, err
+			}
+		}
+		if err := msgs.Put(u64(m.Seq), rec.encode()); err != nil {
+			return nil, err
+		}
+		if id := []byte(m.ID); a.inIDs.Get(id) == nil {
+			if err := a.inIDs.Put(id, rf); err != nil {
+				return nil, err
+			}
+		}
+		last = m.Seq
+		res.Applied++
+	}
+	if res.Applied == 0 {
+		return res, nil
+	}
+	res.Last = last
+	if err := a.inChans.Put(ck, u64(last)); err != nil {
+		return nil, err
+	}
+	if err := a.meta.Put(metaInboxLast, u64(inboxLast)); err != nil {
+		return nil, err
+	}
+	return res, a.meta.Put(metaUnread, u64(unread))
+}
+
+// markRead marks inbox messages read and queues their receipts.
+func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
+	res := &MarkReadResult{Errs: make([]string, len(mr.IDs))}
+	unread := getU64(a.meta, metaUnread)
+	changed := false
+	for i, id := range mr.IDs {
+		r := a.inIDs.Get([]byte(id))
+		if r == nil {
+			if id != "" && a.outIDs.Get([]byte(id)) != nil {
+				res.Errs[i] = errNotInbox
+			} else {
+				res.Errs[i] = errUnknownMessage
+			}
+			continue
+		}
+		seq, ck, ok := parseRef(r)
+		origin, p, ok2 := parseChanKey(ck)
+		if !ok || !ok2 {
+			return nil, errCorrupt
+		}
+		msgs := a.in.Bucket(ck)
+		if msgs == nil {
+			return nil, errCorrupt
+		}
+		v := msgs.Get(u64(seq))
+		if v == nil {
+			return nil, fmt.Errorf("%w: missing inbound message %d of %q", errCorrupt, seq, ck)
+		}
+		rec, err := decodeRecord(v, false)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case rec.inboxPos == 0:
+			res.Errs[i] = errNotInbox
+			continue
+		case rec.state == Read:
+			continue
+		}
+		nv, err := patchRecord(v, Read, offRead, now)
+		if err != nil {
+			return nil, err
+		}
+		msgs.FillPercent = seqFill
+		if err := msgs.Put(u64(seq), nv); err != nil {
+			return nil, err
+		}
+		if err := a.inbox.Delete(u64(rec.inboxPos)); err != nil {
+			return nil, err
+		}
+		unread--
+		changed = true
+		if err := a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now}); err != nil {
+			return nil, err
+		}
+	}
+	if !changed {
+		return res, nil
+	}
+	return res, a.meta.Put(metaUnread, u64(unread))
+}
+
+// Inbox returns unread inbox messages with Pos greater than after, in
+// ascending Pos order, at most max of them (max <= 0: no limit).
+func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
+	var out []InboxItem
+	err := s.view(func(tx *bolt.Tx) error {
+		in := tx.Bucket(bucketIn)
+		c := tx.Bucket(bucketInbox).Cursor()
+		for k, r := c.Seek(u64(after + 1)); k != nil; k, r = c.Next() {
+			if max > 0 && len(out) >= max {
+				break
+			}
+			seq, ck, ok := parseRef(r)
+			origin, p, ok2 := parseChanKey(ck)
+			if !ok || !ok2 {
+				return errCorrupt
+			}
+			rec, err := getRecord(in, ck, seq)
+			if err != nil {
+				return err
+			}
+			rec.payload = clone(rec.payload)
+			out = append(out, InboxItem{
+				Pos:        be.Uint64(k),
+				Message:    rec.message(origin, s.site, p, seq),
+				ReceivedAt: rec.deliveredAt,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: inbox: %w", err)
+	}
+	return out, nil
+}
+
+// InboxUnread returns the number of unread inbox messages (0 on a closed
+// store).
+func (s *Store) InboxUnread() int {
+	var n uint64
+	_ = s.view(func(tx *bolt.Tx) error {
+		n = getU64(tx.Bucket(bucketMeta), metaUnread)
+		return nil
+	})
+	return int(n)
+}
+
+// Inbound lists every inbound channel that applied a message, sorted by
+// origin, then precedence. It returns nil on a closed store.
+func (s *Store) Inbound() []InChannel {
+	var out []InChannel
+	_ = s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInChans).ForEach(func(k, v []byte) error {
+			if origin, p, ok := parseChanKey(k); ok && len(v) >= 8 {
+				out = append(out, InChannel{Origin: origin, Precedence: p, Last: be.Uint64(v)})
+			}
+			return nil
+		})
+	})
+	return out
+}

@@ -1,0 +1,242 @@
+package queue
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReceiveSequencing(t *testing.T) {
+	m := func(seq uint64) Message {
+		return inMsg("alpha", Routine, seq, "id"+string(rune('0'+seq)), "p"+string(rune('0'+seq)))
+	}
+	tests := []struct {
+		name        string
+		batches     [][]uint64 // sequences of each Receive command, in order
+		wantLast    []uint64   // ReceiveResult.Last after each batch
+		wantApplied []int
+		wantInbox   []uint64 // sequences in the inbox, in Pos order
+	}{
+		{"in order", [][]uint64{{1, 2, 3}}, []uint64{3}, []int{3}, []uint64{1, 2, 3}},
+		{"duplicate batch", [][]uint64{{1, 2}, {1, 2}}, []uint64{2, 2}, []int{2, 0}, []uint64{1, 2}},
+		{"overlapping batch", [][]uint64{{1, 2}, {2, 3, 4}}, []uint64{2, 4}, []int{2, 2}, []uint64{1, 2, 3, 4}},
+		{"gap stops", [][]uint64{{1, 2}, {4, 5}}, []uint64{2, 2}, []int{2, 0}, []uint64{1, 2}},
+		{"gap inside batch", [][]uint64{{1, 2, 4, 5}}, []uint64{2}, []int{2}, []uint64{1, 2}},
+		{"gap then fill", [][]uint64{{1}, {3}, {2, 3}}, []uint64{1, 1, 3}, []int{1, 0, 2}, []uint64{1, 2, 3}},
+		{"out of order batch", [][]uint64{{2, 1}, {1, 2}}, []uint64{0, 2}, []int{0, 2}, []uint64{1, 2}},
+		{"repeated in batch", [][]uint64{{1, 1, 2, 2}}, []uint64{2}, []int{2}, []uint64{1, 2}},
+		{"not from 1", [][]uint64{{5}}, []uint64{0}, []int{0}, nil},
+		{"empty batch", [][]uint64{{}}, []uint64{0}, []int{0}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openStore(t, "bravo")
+			var l cmdLog
+			for i, batch := range tc.batches {
+				var msgs []Message
+				for _, seq := range batch {
+					msgs = append(msgs, m(seq))
+				}
+				res := l.apply(t, s, receiveCmd(t1+int64(i), "alpha", Routine, msgs...))
+				if got := *res[0].Receive; got != (ReceiveResult{Last: tc.wantLast[i], Applied: tc.wantApplied[i]}) {
+					t.Fatalf("batch %d: result %+v, want last %d applied %d", i, got, tc.wantLast[i], tc.wantApplied[i])
+				}
+			}
+			inbox, err := s.Inbox(0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint64
+			for i, it := range inbox {
+				if it.Pos != uint64(i+1) {
+					t.Fatalf("inbox positions not gap-free: %+v", inbox)
+				}
+				got = append(got, it.Message.Seq)
+			}
+			if !reflect.DeepEqual(got, tc.wantInbox) {
+				t.Fatalf("inbox seqs = %v, want %v", got, tc.wantInbox)
+			}
+			if s.InboxUnread() != len(tc.wantInbox) {
+				t.Fatalf("unread = %d, want %d", s.InboxUnread(), len(tc.wantInbox))
+			}
+		})
+	}
+}
+
+func TestReceiveStoresMessage(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	in := inMsg("alpha", Flash, 1, "x1", "hello")
+	in.Key, in.ExpiresAt = "k", t4
+	l.apply(t, s, receiveCmd(t2, "alpha", Flash, in))
+	inbox, _ := s.Inbox(0, 0)
+	want := []InboxItem{{Pos: 1, Message: in, ReceivedAt: t2}}
+	if !reflect.DeepEqual(inbox, want) {
+		t.Fatalf("inbox = %+v, want %+v", inbox, want)
+	}
+	st := mustStatus(t, s, "x1")
+	wantSt := Status{Message: in, Direction: Inbound, State: Delivered, SubmittedAt: t0, DeliveredAt: t2, InboxPos: 1}
+	if !reflect.DeepEqual(*st, wantSt) {
+		t.Fatalf("status = %+v, want %+v", *st, wantSt)
+	}
+	if got := s.Inbound(); !reflect.DeepEqual(got, []InChannel{{Origin: "alpha", Precedence: Flash, Last: 1}}) {
+		t.Fatalf("Inbound = %+v", got)
+	}
+	// Inbound keys are not outbound idempotency keys.
+	if _, err := s.LookupKey("k"); err == nil {
+		t.Fatal("LookupKey found an inbound message")
+	}
+}
+
+func TestReceiveSpecialMessagesSkipInbox(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	tomb := Message{ID: "t2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Flags: FlagTombstone, SubmittedAt: t0}
+	link := inMsg("alpha", Routine, 3, "l3", "ping")
+	link.Flags = FlagLinkTest
+	drill := inMsg("alpha", Routine, 4, "d4", "canary")
+	drill.Flags = FlagDrill
+	res := l.apply(t, s, receiveCmd(t1, "alpha", Routine,
+		inMsg("alpha", Routine, 1, "m1", "one"), tomb, link, drill, inMsg("alpha", Routine, 5, "m5", "five")))
+	if got := *res[0].Receive; got != (ReceiveResult{Last: 5, Applied: 5}) {
+		t.Fatalf("result = %+v", got)
+	}
+	inbox, _ := s.Inbox(0, 0)
+	if len(inbox) != 2 || inbox[0].Message.ID != "m1" || inbox[1].Message.ID != "m5" || inbox[1].Pos != 2 {
+		t.Fatalf("inbox = %+v", inbox)
+	}
+	if st := mustStatus(t, s, "t2"); st.State != Expired || st.InboxPos != 0 || !st.Message.Tombstone() {
+		t.Fatalf("tombstone status = %+v", st)
+	}
+	if st := mustStatus(t, s, "l3"); st.State != Delivered || st.InboxPos != 0 || st.DeliveredAt != t1 {
+		t.Fatalf("link test status = %+v", st)
+	}
+	res = l.apply(t, s, markReadCmd(t2, "l3", "d4", "t2"))
+	if want := []string{errNotInbox, errNotInbox, errNotInbox}; !reflect.DeepEqual(res[0].MarkRead.Errs, want) {
+		t.Fatalf("mark read of non-inbox messages = %q", res[0].MarkRead.Errs)
+	}
+}
+
+func TestReceiveRejectsForeignChannel(t *testing.T) {
+	good := func(seq uint64) Message { return inMsg("alpha", Routine, seq, "g"+string(rune('0'+seq)), "x") }
+	bad := []struct {
+		name   string
+		modify func(*Message)
+		want   string
+	}{
+		{"other origin", func(m *Message) { m.Origin = "charlie" }, "channel"},
+		{"other dest", func(m *Message) { m.Dest = "delta" }, "channel"},
+		{"other precedence", func(m *Message) { m.Precedence = Flash }, "channel"},
+		{"empty id", func(m *Message) { m.ID = "" }, "empty message id"},
+		{"seq zero", func(m *Message) { m.Seq = 0 }, "sequence 0"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := openStore(t, "bravo")
+			var l cmdLog
+			m2 := good(2)
+			tc.modify(&m2)
+			res := s.Apply(l.add(t, receiveCmd(t1, "alpha", Routine, good(1), m2, good(3))))
+			if !strings.Contains(res[0].Err, tc.want) || res[0].Receive != nil {
+				t.Fatalf("result = %+v, want error containing %q", res[0], tc.want)
+			}
+			if n := len(s.Inbound()); n != 0 || s.InboxUnread() != 0 {
+				t.Fatalf("batch partly applied: %+v", s.Inbound())
+			}
+		})
+	}
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	res := s.Apply(l.add(t, receiveCmd(t1, "", Routine)))
+	if !strings.Contains(res[0].Err, "origin") {
+		t.Fatalf("empty origin: %+v", res[0])
+	}
+}
+
+func TestInboxPaging(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	var msgs []Message
+	for seq := uint64(1); seq <= 5; seq++ {
+		msgs = append(msgs, inMsg("alpha", Routine, seq, "m"+string(rune('0'+seq)), "x"))
+	}
+	l.apply(t, s, receiveCmd(t1, "alpha", Routine, msgs...))
+	l.apply(t, s, markReadCmd(t2, "m2"))
+	pos := func(items []InboxItem) []uint64 {
+		var out []uint64
+		for _, it := range items {
+			out = append(out, it.Pos)
+		}
+		return out
+	}
+	tests := []struct {
+		after uint64
+		max   int
+		want  []uint64
+	}{
+		{0, 0, []uint64{1, 3, 4, 5}},
+		{0, 2, []uint64{1, 3}},
+		{1, 2, []uint64{3, 4}},
+		{3, 0, []uint64{4, 5}},
+		{5, 0, nil},
+	}
+	for _, tc := range tests {
+		items, err := s.Inbox(tc.after, tc.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pos(items); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Inbox(%d, %d) = %v, want %v", tc.after, tc.max, got, tc.want)
+		}
+	}
+	if s.InboxUnread() != 4 {
+		t.Fatalf("unread = %d", s.InboxUnread())
+	}
+}
+
+func TestMarkRead(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	l.apply(t, s,
+		submitFrom("", t0, item("out1", "alpha", Routine, "outbound")), // empty origin: the local site
+		receiveCmd(t1, "alpha", Flash, inMsg("alpha", Flash, 1, "f1", "x")),
+		receiveCmd(t1, "alpha", Routine, inMsg("alpha", Routine, 1, "r1", "x"), inMsg("alpha", Routine, 2, "r2", "x")),
+		receiveCmd(t1, "charlie", Routine, Message{ID: "c1", Origin: "charlie", Dest: "bravo", Precedence: Routine, Seq: 1}),
+	)
+	res := l.apply(t, s, markReadCmd(t2, "r2", "nope", "out1", "f1", "r2", ""))
+	want := []string{"", errUnknownMessage, errNotInbox, "", "", errUnknownMessage}
+	if got := res[0].MarkRead.Errs; !reflect.DeepEqual(got, want) {
+		t.Fatalf("errs = %q, want %q", got, want)
+	}
+	st := mustStatus(t, s, "r2")
+	if st.State != Read || st.ReadAt != t2 || st.DeliveredAt != t1 {
+		t.Fatalf("r2 = %+v", st)
+	}
+	// Already read: no-op, ReadAt kept, no second receipt.
+	res = l.apply(t, s, markReadCmd(t3, "r2", "c1"))
+	if got := res[0].MarkRead.Errs; !reflect.DeepEqual(got, []string{"", ""}) {
+		t.Fatalf("errs = %q", got)
+	}
+	if st := mustStatus(t, s, "r2"); st.ReadAt != t2 {
+		t.Fatalf("ReadAt changed: %+v", st)
+	}
+	inbox, _ := s.Inbox(0, 0)
+	if len(inbox) != 1 || inbox[0].Message.ID != "r1" || s.InboxUnread() != 1 {
+		t.Fatalf("inbox = %+v, unread %d", inbox, s.InboxUnread())
+	}
+	wantQ := []ReceiptQueue{{Origin: "alpha", Last: 2}, {Origin: "charlie", Last: 1}}
+	if got := s.ReceiptQueues(); !reflect.DeepEqual(got, wantQ) {
+		t.Fatalf("receipt queues = %+v, want %+v", got, wantQ)
+	}
+	rcs, err := s.PendingReceipts("alpha", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantR := []Receipt{
+		{RSeq: 1, Precedence: Routine, Seq: 2, ID: "r2", ReadAt: t2},
+		{RSeq: 2, Precedence: Flash, Seq: 1, ID: "f1", ReadAt: t2},
+	}
+	if !reflect.DeepEqual(rcs, wantR) {
+		t.Fatalf("receipts = %+v, want %+v", rcs, wantR)
+	}
+}

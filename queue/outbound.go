@@ -1,0 +1,278 @@
+package queue
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// submit enqueues the items in order; see OpSubmit.
+func (a *applier) submit(now int64, sub *Submit) ([]SubmitResult, error) {
+	res := make([]SubmitResult, len(sub.Items))
+	if sub.Origin != "" && sub.Origin != a.site {
+		err := fmt.Sprintf("queue: submit: %v: origin %q is not the local site %q", ErrInvalid, sub.Origin, a.site)
+		for i := range res {
+			res[i] = SubmitResult{ID: sub.Items[i].ID, Err: err}
+		}
+		return res, nil
+	}
+	for i := range sub.Items {
+		it := &sub.Items[i]
+		r, err := a.submitItem(now, it)
+		if err != nil {
+			return nil, fmt.Errorf("submit %q: %w", it.ID, err)
+		}
+		res[i] = r
+	}
+	return res, nil
+}
+
+func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
+	res := SubmitResult{ID: it.ID}
+	if err := it.Validate(); err != nil {
+		res.Err = "queue: submit: " + err.Error()
+		return res, nil
+	}
+	if r := a.outIDs.Get([]byte(it.ID)); r != nil {
+		seq, _, ok := parseRef(r)
+		if !ok {
+			return res, errCorrupt
+		}
+		res.Seq, res.Existing = seq, true
+		return res, nil
+	}
+	var hash []byte
+	if it.Key != "" {
+		h := sha256.Sum256(it.Payload)
+		hash = h[:]
+		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
+			return a.existingKey(r, it, hash)
+		}
+	}
+	ck := chanKey(it.Dest, it.Precedence)
+	last, acked := getPair(a.outChans.Get(ck))
+	seq := last + 1
+	msgs, err := seqBucket(a.out, ck)
+	if err != nil {
+		return res, err
+	}
+	rec := record{
+		state: Queued, flags: it.Flags, submittedAt: now, expiresAt: it.ExpiresAt,
+		id: it.ID, key: it.Key, hash: hash, payload: it.Payload,
+	}
+	rf := ref(seq, ck)
+	if err := msgs.Put(u64(seq), rec.encode()); err != nil {
+		return res, err
+	}
+	if err := a.outChans.Put(ck, pair(seq, acked)); err != nil {
+		return res, err
+	}
+	if err := a.outIDs.Put([]byte(it.ID), rf); err != nil {
+		return res, err
+	}
+	if it.Key != "" {
+		if err := a.outKeys.Put([]byte(it.Key), rf); err != nil {
+			return res, err
+		}
+	}
+	if it.ExpiresAt > 0 {
+		if err := a.expiry.Put(expiryKey(it.ExpiresAt, seq, ck), nil); err != nil {
+			return res, err
+		}
+	}
+	res.Seq = seq
+	return res, nil
+}
+
+// existingKey answers an item whose idempotency key is stored at ref r:
+// the same message again, or a conflict.
+func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResult, error) {
+	res := SubmitResult{ID: it.ID}
+	seq, ck, ok := parseRef(r)
+	if !ok {
+		return res, errCorrupt
+	}
+	rec, err := getRecord(a.out, ck, seq)
+	if err != nil {
+		return res, err
+	}
+	if !bytes.Equal(ck, chanKey(it.Dest, it.Precedence)) || !bytes.Equal(rec.hash, hash) {
+		res.Err = ErrKeyConflict.Error()
+		return res, nil
+	}
+	res.ID, res.Seq, res.Existing = rec.id, seq, true
+	return res, nil
+}
+
+// getRecord loads message seq of the channel ck under parent (out or in).
+func getRecord(parent *bolt.Bucket, ck []byte, seq uint64) (record, error) {
+	v := getRaw(parent, ck, seq)
+	if v == nil {
+		return record{}, fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+	}
+	return decodeRecord(v, false)
+}
+
+func getRaw(parent *bolt.Bucket, ck []byte, seq uint64) []byte {
+	b := parent.Bucket(ck)
+	if b == nil {
+		return nil
+	}
+	return b.Get(u64(seq))
+}
+
+// delivered applies a cumulative ack from the destination.
+func (a *applier) delivered(now int64, d *DeliveredCmd) error {
+	if !d.Precedence.Valid() || validName(d.Dest) != nil {
+		return nil // no such channel: nothing to acknowledge
+	}
+	ck := chanKey(d.Dest, d.Precedence)
+	last, acked := getPair(a.outChans.Get(ck))
+	upTo := min(d.UpTo, last)
+	if upTo <= acked {
+		return nil
+	}
+	msgs := a.out.Bucket(ck)
+	if msgs == nil {
+		return errCorrupt
+	}
+	msgs.FillPercent = seqFill
+	for seq := acked + 1; seq <= upTo; seq++ {
+		k := u64(seq)
+		v := msgs.Get(k)
+		if v == nil {
+			return fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+		}
+		if State(v[offState]) != Queued {
+			continue // Expired or already Read: keep
+		}
+		nv, err := patchRecord(v, Delivered, offDelivered, now)
+		if err != nil {
+			return err
+		}
+		if err := a.unexpire(v, seq, ck); err != nil {
+			return err
+		}
+		if err := msgs.Put(k, nv); err != nil {
+			return err
+		}
+	}
+	return a.outChans.Put(ck, pair(last, upTo))
+}
+
+// unexpire removes a message leaving the Queued state from the expiry
+// index. v is its stored record.
+func (a *applier) unexpire(v []byte, seq uint64, ck []byte) error {
+	at := int64(be.Uint64(v[offExpires:]))
+	if at <= 0 {
+		return nil
+	}
+	return a.expiry.Delete(expiryKey(at, seq, ck))
+}
+
+// expire turns queued messages whose time has come into tombstones.
+func (a *applier) expire(now int64) (*ExpireResult, error) {
+	var due [][]byte
+	c := a.expiry.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) < 16 || int64(be.Uint64(k)) > now {
+			break
+		}
+		due = append(due, clone(k))
+	}
+	res := &ExpireResult{}
+	for _, k := range due {
+		if err := a.expiry.Delete(k); err != nil {
+			return nil, err
+		}
+		seq, ck := be.Uint64(k[8:]), k[16:]
+		msgs := a.out.Bucket(ck)
+		if msgs == nil {
+			return nil, errCorrupt
+		}
+		v := msgs.Get(u64(seq))
+		if v == nil {
+			return nil, fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+		}
+		rec, err := decodeRecord(v, false)
+		if err != nil {
+			return nil, err
+		}
+		if rec.state != Queued {
+			continue
+		}
+		rec.state, rec.expiredAt, rec.payload = Expired, now, nil
+		rec.flags |= FlagTombstone
+		if err := msgs.Put(u64(seq), rec.encode()); err != nil {
+			return nil, err
+		}
+		res.Expired++
+	}
+	return res, nil
+}
+
+// Pending returns outbound messages of channel (Site(), dest, p) with Seq
+// greater than after, ascending and contiguous: at most maxMsgs messages
+// and, after the first, at most maxBytes of payload in total (a limit <= 0
+// means no limit). Expired messages are tombstones (FlagTombstone, no
+// payload). An unknown channel gives no messages.
+func (s *Store) Pending(dest string, p Precedence, after uint64, maxMsgs, maxBytes int) ([]Message, error) {
+	var out []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		msgs := tx.Bucket(bucketOut).Bucket(chanKey(dest, p))
+		if msgs == nil {
+			return nil
+		}
+		size := 0
+		want := after + 1
+		c := msgs.Cursor()
+		for k, v := c.Seek(u64(want)); k != nil; k, v = c.Next() {
+			if be.Uint64(k) != want || (maxMsgs > 0 && len(out) >= maxMsgs) {
+				break
+			}
+			rec, err := decodeRecord(v, false)
+			if err != nil {
+				return err
+			}
+			if maxBytes > 0 && len(out) > 0 && size+len(rec.payload) > maxBytes {
+				break
+			}
+			size += len(rec.payload)
+			rec.payload = clone(rec.payload)
+			out = append(out, rec.message(s.site, dest, p, want))
+			want++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: pending %s: %w", Channel{s.site, dest, p}, err)
+	}
+	return out, nil
+}
+
+// Outbound lists every outbound channel that ever had a message, sorted by
+// destination, then precedence. It returns nil on a closed store.
+func (s *Store) Outbound() []OutChannel {
+	var out []OutChannel
+	_ = s.view(func(tx *bolt.Tx) error {
+		msgs := tx.Bucket(bucketOut)
+		return tx.Bucket(bucketOutChans).ForEach(func(k, v []byte) error {
+			dest, p, ok := parseChanKey(k)
+			if !ok {
+				return nil
+			}
+			last, acked := getPair(v)
+			oc := OutChannel{Dest: dest, Precedence: p, Last: last, Acked: acked}
+			if acked < last {
+				if v := getRaw(msgs, k, acked+1); len(v) >= recHeader {
+					oc.OldestQueuedAt = int64(be.Uint64(v[offSubmitted:]))
+				}
+			}
+			out = append(out, oc)
+			return nil
+		})
+	})
+	return out
+}

@@ -1,0 +1,262 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by every method of a closed Store.
+var ErrClosed = errors.New("queue: store closed")
+
+// formatVersion is the layout version stored in the meta bucket.
+const formatVersion = 1
+
+// initialMmapSize is bbolt's initial memory map. bbolt grows the map by
+// taking a lock that waits for every open read transaction, so a write
+// that needs a bigger map would stall behind an open Snapshot (and Raft
+// can wait on the applier while it holds that snapshot). A large map of
+// address space, not memory, keeps that from happening below this size.
+const initialMmapSize = 8 << 30
+
+// openTimeout bounds the wait for the file lock held by another process.
+const openTimeout = 5 * time.Second
+
+// Bucket layout. Integers are big-endian; a channel key (chanKey) is the
+// remote site's name, a 0 byte and the precedence byte, so byte order is
+// site order then precedence order; a ref is seq(8) followed by a channel
+// key.
+var (
+	bucketMeta = []byte("meta") // metaVersion, metaSite, metaApplied, metaInboxLast, metaUnread
+
+	bucketOut      = []byte("out")        // chanKey(dest) -> bucket{seq -> record}
+	bucketOutChans = []byte("out_chans")  // chanKey(dest) -> last(8) acked(8)
+	bucketOutIDs   = []byte("out_ids")    // id -> ref
+	bucketOutKeys  = []byte("out_keys")   // idempotency key -> ref
+	bucketExpiry   = []byte("out_expiry") // expiresAt(8) ref -> nil, queued messages only
+
+	bucketIn      = []byte("in")       // chanKey(origin) -> bucket{seq -> record}
+	bucketInChans = []byte("in_chans") // chanKey(origin) -> last(8)
+	bucketInIDs   = []byte("in_ids")   // id -> ref (the first message with that ID)
+	bucketInbox   = []byte("inbox")    // pos(8) -> ref, unread messages only
+
+	bucketRcptOut    = []byte("rcpt_out")    // origin -> bucket{rseq -> receipt}, receipts we owe
+	bucketRcptQueues = []byte("rcpt_queues") // origin -> last(8) acked(8)
+	bucketRcptIn     = []byte("rcpt_in")     // reader site -> last rseq applied(8)
+
+	allBuckets = [][]byte{
+		bucketMeta,
+		bucketOut, bucketOutChans, bucketOutIDs, bucketOutKeys, bucketExpiry,
+		bucketIn, bucketInChans, bucketInIDs, bucketInbox,
+		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
+	}
+
+	metaVersion   = []byte("version")
+	metaSite      = []byte("site")
+	metaApplied   = []byte("applied")
+	metaInboxLast = []byte("inbox_last")
+	metaUnread    = []byte("unread")
+)
+
+// Store is one site's replicated queue state in a bbolt file. It is safe
+// for concurrent use by one writer (Apply, Restore) and many readers.
+type Store struct {
+	path string
+	site string
+
+	// applyMu serialises the writers: Apply, Restore and Close.
+	applyMu sync.Mutex
+	failed  atomic.Pointer[error] // sticky storage failure; set under applyMu
+
+	// mu guards h. Readers and Apply hold it shared; Restore's swap and
+	// Close hold it exclusively.
+	mu sync.RWMutex
+	h  *handle
+
+	applied atomic.Uint64
+
+	changedMu sync.Mutex
+	changed   chan struct{}
+}
+
+// handle is one open bbolt database with the snapshots reading from it.
+// A retired handle is closed when its last snapshot is released.
+type handle struct {
+	db *bolt.DB
+
+	mu      sync.Mutex
+	refs    int // open snapshots
+	retired bool
+}
+
+func (h *handle) acquire() {
+	h.mu.Lock()
+	h.refs++
+	h.mu.Unlock()
+}
+
+func (h *handle) release() {
+	h.mu.Lock()
+	h.refs--
+	closeNow := h.retired && h.refs == 0
+	h.mu.Unlock()
+	if closeNow {
+		_ = h.db.Close()
+	}
+}
+
+// retire closes the database now, or when its last snapshot is released.
+func (h *handle) retire() error {
+	h.mu.Lock()
+	h.retired = true
+	closeNow := h.refs == 0
+	h.mu.Unlock()
+	if closeNow {
+		return h.db.Close()
+	}
+	return nil
+}
+
+// Open opens or creates the store at path (file mode 0600) for the local
+// site named site: the origin of its outbound messages and the destination
+// of its inbound ones. A file created for a different site is refused.
+func Open(path string, site string) (*Store, error) {
+	if err := validName(site); err != nil {
+		return nil, fmt.Errorf("queue: open %s: site: %w", path, err)
+	}
+	h, applied, err := openHandle(path, site)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, site: site, h: h, changed: make(chan struct{})}
+	s.applied.Store(applied)
+	return s, nil
+}
+
+func boltOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout:         openTimeout,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+	}
+}
+
+// openHandle opens the bbolt file, creates missing buckets, checks the
+// format version and site, and returns the applied index.
+func openHandle(path, site string) (*handle, uint64, error) {
+	db, err := bolt.Open(path, 0o600, boltOptions())
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			err = fmt.Errorf("%w (is another process using it?)", err)
+		}
+		return nil, 0, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	var applied uint64
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := checkMeta(meta, site); err != nil {
+			return err
+		}
+		if meta.Get(metaVersion) == nil {
+			if err := meta.Put(metaVersion, u64(formatVersion)); err != nil {
+				return err
+			}
+			if err := meta.Put(metaSite, []byte(site)); err != nil {
+				return err
+			}
+		}
+		applied = getU64(meta, metaApplied)
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, 0, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	return &handle{db: db}, applied, nil
+}
+
+// checkMeta verifies the stored format version and site, if any.
+func checkMeta(meta *bolt.Bucket, site string) error {
+	v := meta.Get(metaVersion)
+	if v == nil {
+		return nil
+	}
+	if len(v) != 8 || be.Uint64(v) != formatVersion {
+		return fmt.Errorf("unsupported format version %x (want %d)", v, formatVersion)
+	}
+	if got := string(meta.Get(metaSite)); got != site {
+		return fmt.Errorf("state belongs to site %q, not %q", got, site)
+	}
+	return nil
+}
+
+// Close closes the store. It waits for a running Apply or Restore; open
+// snapshots stay readable and the file is closed when the last is
+// released. Close is idempotent.
+func (s *Store) Close() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	h := s.h
+	s.h = nil
+	s.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	if err := h.retire(); err != nil {
+		return fmt.Errorf("queue: close: %w", err)
+	}
+	return nil
+}
+
+// Site returns the local site name given to Open.
+func (s *Store) Site() string { return s.site }
+
+// AppliedIndex returns the highest Entry.Index applied (0 for a new store).
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Err returns the storage failure that stopped Apply, or nil. A failed
+// store keeps serving reads of its last committed state; the node should
+// stop and restart (Raft then replays the lost entries).
+func (s *Store) Err() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Changed returns a channel that is closed after the next Apply or Restore
+// that commits. Every waiter of that round is woken; call Changed again
+// after each wake, before reading, so that no change is missed.
+func (s *Store) Changed() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.changedMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
+}
+
+// view runs fn in a read transaction on the current database.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.h == nil {
+		return ErrClosed
+	}
+	return s.h.db.View(fn)
+}

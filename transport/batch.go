@@ -1,0 +1,134 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"hotline/queue"
+	"hotline/transport/pki"
+)
+
+// Errors callers branch on, checked with errors.Is.
+var (
+	// ErrUnreachable: no node of the site (or the named node) replied on
+	// any path before the context ended. Wrapped with detail.
+	ErrUnreachable = errors.New("transport: no node of the site reachable on any path")
+	// ErrClosed: the Link is closed.
+	ErrClosed = errors.New("transport: link closed")
+	// ErrTooLarge: the encoded request is larger than MaxFrame; split it.
+	ErrTooLarge = errors.New("transport: frame larger than MaxFrame")
+	// ErrUnknownPeer: the site or node is not in Config.Peers.
+	ErrUnknownPeer = errors.New("transport: unknown peer")
+	// ErrBadBatch: the batch is inconsistent (kind, sites, precedence);
+	// sending it again will not help.
+	ErrBadBatch = errors.New("transport: bad batch")
+)
+
+// BatchKind says what a Batch carries.
+type BatchKind uint8
+
+// Batch kinds. The values are part of the wire format.
+const (
+	BatchMessages BatchKind = 1
+	BatchReceipts BatchKind = 2
+)
+
+func (k BatchKind) String() string {
+	switch k {
+	case BatchMessages:
+		return "messages"
+	case BatchReceipts:
+		return "receipts"
+	}
+	return fmt.Sprintf("batchkind(%d)", uint8(k))
+}
+
+// Batch is what the origin site's leader sends to another site: messages of
+// one channel (From, To, Precedence), or receipts from site From for
+// messages that site To originated.
+//
+// Received batches own their memory: payloads point into the received
+// frame, which nothing else uses.
+type Batch struct {
+	Kind       BatchKind
+	From, To   string           // sites: sender and receiver
+	Precedence queue.Precedence // for BatchMessages: the channel's precedence
+	Messages   []queue.Message  // BatchMessages only
+	Receipts   []queue.Receipt  // BatchReceipts only
+}
+
+// Ack answers a Batch.
+type Ack struct {
+	// Last is cumulative: the highest sequence (or RSeq for receipts) the
+	// receiver's site has durably applied for this channel.
+	Last uint64
+	// Leader is a hint: the receiving site's leader node, "" if unknown.
+	Leader string
+	// Error, when not empty, says the batch was not applied (e.g. no
+	// quorum); retry later.
+	Error string
+}
+
+// Call is an intra-site request, e.g. a follower relaying to its leader.
+type Call struct {
+	Op   string
+	Body []byte
+}
+
+// Reply answers a Call. Error, when not empty, says the call failed.
+type Reply struct {
+	Body  []byte
+	Error string
+}
+
+// Handler serves requests from peers. Its methods are called concurrently,
+// one goroutine per request. ctx ends when the caller gives up, the
+// connection dies or the Link closes.
+//
+// from is the authenticated identity of the sender, from its certificate,
+// never from frame contents. The Link has already checked that a batch comes
+// from another site and names the sender's site as From and ours as To, and
+// that a call comes from our own site.
+//
+// A returned error is sent back as Ack.Error or Reply.Error (the caller
+// retries); it does not close the connection.
+type Handler interface {
+	HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)
+	HandleCall(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)
+}
+
+// check reports whether a batch is self-consistent: a known kind, only the
+// items of its kind, valid precedences, and every message belonging to the
+// batch's channel. Both sides check; a peer that sends an inconsistent batch
+// is breaking the protocol.
+func (b *Batch) check() error {
+	if !b.Precedence.Valid() {
+		return fmt.Errorf("%w: invalid precedence %d", ErrBadBatch, b.Precedence)
+	}
+	switch b.Kind {
+	case BatchMessages:
+		if len(b.Receipts) != 0 {
+			return fmt.Errorf("%w: a messages batch carries %d receipts", ErrBadBatch, len(b.Receipts))
+		}
+		for i := range b.Messages {
+			m := &b.Messages[i]
+			if m.Origin != b.From || m.Dest != b.To || m.Precedence != b.Precedence {
+				return fmt.Errorf("%w: message %d (id %q) is on channel %s->%s/%s, not the batch's %s->%s/%s",
+					ErrBadBatch, i, m.ID, m.Origin, m.Dest, m.Precedence, b.From, b.To, b.Precedence)
+			}
+		}
+	case BatchReceipts:
+		if len(b.Messages) != 0 {
+			return fmt.Errorf("%w: a receipts batch carries %d messages", ErrBadBatch, len(b.Messages))
+		}
+		for i := range b.Receipts {
+			if p := b.Receipts[i].Precedence; !p.Valid() {
+				return fmt.Errorf("%w: receipt %d has invalid precedence %d", ErrBadBatch, i, p)
+			}
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrBadBatch, b.Kind)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package transport
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"time"
+
+	"hotline/transport/pki"
+)
+
+// ALPN is the TLS application protocol of the hotline link. A change to the
+// frame format gets a new ALPN.
+const ALPN = "hotline/1"
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxFrame         = 64 << 20
+	DefaultHandshakeTimeout = 3 * time.Second
+	DefaultIdleTimeout      = 10 * time.Second
+	DefaultKeepAlive        = 1 * time.Second
+)
+
+// maxMaxFrame keeps MaxFrame within the 4-byte length field with room to
+// spare.
+const maxMaxFrame = math.MaxInt32
+
+// minMaxFrame leaves room for acks, replies and their error texts.
+const minMaxFrame = 1024
+
+// Path is a named network route. Listen is the local UDP host:port this node
+// binds for the path (port 0 picks one; see Link.Addr). Traffic on the path,
+// in and out, uses that socket.
+type Path struct {
+	Name, Listen string
+}
+
+// Peer is a node this node may talk to, with its UDP address per path name.
+// A path the peer has no address for is not used to reach it.
+type Peer struct {
+	Site, Node string
+	Addrs      map[string]string
+}
+
+// Config configures a Link. TLS, Paths and Handler are required.
+type Config struct {
+	// TLS holds this node's certificate, key and CA. Its identity names
+	// this node and its site.
+	TLS *pki.Bundle
+	// Paths in operator preference order; at least one.
+	Paths []Path
+	// Peers lists every node this node may talk to: the other sites' nodes
+	// and its own site's other nodes. Only they may connect.
+	Peers []Peer
+	// Handler serves requests from peers.
+	Handler Handler
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+	// MaxFrame is the largest frame body accepted or sent, in bytes;
+	// 0 means DefaultMaxFrame (64 MiB).
+	MaxFrame int
+	// HandshakeTimeout, IdleTimeout and KeepAlive tune QUIC; 0 means 3s,
+	// 10s and 1s. A connection without any packet from the peer for
+	// IdleTimeout is dead; keepalives keep idle connections alive.
+	HandshakeTimeout, IdleTimeout, KeepAlive time.Duration
+}
+
+// peerSpec is a validated Peer with resolved addresses, by path name.
+type peerSpec struct {
+	id    pki.Identity
+	addrs map[string]*net.UDPAddr
+}
+
+// validate checks cfg, fills in defaults and resolves peer addresses. Errors
+// name the bad field.
+func (cfg *Config) validate() ([]peerSpec, error) {
+	if cfg.TLS == nil {
+		return nil, fmt.Errorf("transport: config: TLS is nil")
+	}
+	self := cfg.TLS.Identity
+	if err := self.Validate(); err != nil {
+		return nil, fmt.Errorf("transport: config: TLS identity: %w", err)
+	}
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("transport: config: Handler is nil")
+	}
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("transport: config: Paths: at least one path is required")
+	}
+	pathNames := make(map[string]bool, len(cfg.Paths))
+	for i, p := range cfg.Paths {
+		if err := pki.ValidName(p.Name); err != nil {
+			return nil, fmt.Errorf("transport: config: Paths[%d].Name: %w", i, err)
+		}
+		if pathNames[p.Name] {
+			return nil, fmt.Errorf("transport: config: Paths[%d]: duplicate path name %q", i, p.Name)
+		}
+		pathNames[p.Name] = true
+		if p.Listen == "" {
+			return nil, fmt.Errorf("transport: config: Paths[%d] (%s).Listen is empty", i, p.Name)
+		}
+	}
+	var specs []peerSpec
+	seen := make(map[pki.Identity]bool, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		id := pki.Identity{Site: p.Site, Node: p.Node}
+		if err := id.Validate(); err != nil {
+			return nil, fmt.Errorf("transport: config: Peers[%d]: %w", i, err)
+		}
+		if id == self {
+			return nil, fmt.Errorf("transport: config: Peers[%d]: %s is this node", i, id)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("transport: config: Peers[%d]: duplicate peer %s", i, id)
+		}
+		seen[id] = true
+		if len(p.Addrs) == 0 {
+			return nil, fmt.Errorf("transport: config: Peers[%d] (%s).Addrs: no address on any path", i, id)
+		}
+		spec := peerSpec{id: id, addrs: make(map[string]*net.UDPAddr, len(p.Addrs))}
+		for name, a := range p.Addrs {
+			if !pathNames[name] {
+				return nil, fmt.Errorf("transport: config: Peers[%d] (%s).Addrs: unknown path %q", i, id, name)
+			}
+			ua, err := net.ResolveUDPAddr("udp", a)
+			if err != nil {
+				return nil, fmt.Errorf("transport: config: Peers[%d] (%s).Addrs[%s]: %w", i, id, name, err)
+			}
+			if ua.Port == 0 {
+				return nil, fmt.Errorf("transport: config: Peers[%d] (%s).Addrs[%s]: %q has no port", i, id, name, a)
+			}
+			spec.addrs[name] = ua
+		}
+		specs = append(specs, spec)
+	}
+	if cfg.MaxFrame < 0 || cfg.MaxFrame > maxMaxFrame {
+		return nil, fmt.Errorf("transport: config: MaxFrame %d out of range (0 for the default, at most %d)", cfg.MaxFrame, maxMaxFrame)
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = DefaultMaxFrame
+	}
+	if cfg.MaxFrame < minMaxFrame {
+		return nil, fmt.Errorf("transport: config: MaxFrame %d is too small (at least %d)", cfg.MaxFrame, minMaxFrame)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"HandshakeTimeout", &cfg.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"IdleTimeout", &cfg.IdleTimeout, DefaultIdleTimeout},
+		{"KeepAlive", &cfg.KeepAlive, DefaultKeepAlive},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("transport: config: %s is negative (%v)", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.KeepAlive >= cfg.IdleTimeout {
+		return nil, fmt.Errorf("transport: config: KeepAlive (%v) must be shorter than IdleTimeout (%v)", cfg.KeepAlive, cfg.IdleTimeout)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return specs, nil
+}

@@ -1,0 +1,49 @@
+// Package transport is hotline's node-to-node link: QUIC (quic-go) with
+// mutual TLS 1.3 and X25519MLKEM768 key exchange, over one or more named
+// paths. It carries batches of messages or receipts between sites, with
+// their acks, and calls between the nodes of one site (follower to leader).
+// It touches no storage.
+//
+// # Paths and connections
+//
+// Each path binds one UDP socket and one quic.Transport that both listens
+// and dials, so traffic on a path always leaves from that path's local
+// address. For every (peer node, path) the Link keeps one outgoing
+// connection, dialled lazily and redialled after a failure with a backoff
+// (100ms doubling to 5s, reset by a reply). Connections peers dial to us are
+// used only to serve their requests.
+//
+// # Requests
+//
+// Every request is a new bidirectional stream: the requester writes one
+// frame and closes its side, the server reads it, calls the Handler, writes
+// one reply frame and closes. A frame is a 4-byte big-endian body length, a
+// 1-byte type (1 batch, 2 ack, 3 call, 4 reply) and the body, a compact
+// binary encoding (see codec.go). The requester's context deadline is the
+// stream deadline; when it gives up the stream is reset and the server's
+// Handler context ends.
+//
+// SendBatch tries the site's nodes (preferred first) and, for each, the
+// paths in preference order, in rounds until one replies or the context
+// ends (ErrUnreachable). Resending is always safe: the receiver applies a
+// channel's sequence numbers exactly once.
+//
+// # Trust
+//
+//   - The handshake admits only nodes listed in Config.Peers whose
+//     certificate is from our CA (pki.Bundle.ServerConfig); the dialler pins
+//     the exact identity of the node it dials (pki.Bundle.ClientConfig).
+//   - The identity handed to the Handler is the peer certificate's, never
+//     frame contents.
+//   - A batch must come from another site, say From = the peer's site and
+//     To = ours, and every message in it must belong to the batch's channel.
+//     A call must come from our own site.
+//   - An oversize frame (more than MaxFrame), an unknown frame type, an
+//     undecodable body or a batch that contradicts the peer's identity
+//     closes the whole connection with a QUIC application error (0x10
+//     protocol, 0x11 forbidden) and a log line; nothing of it reaches the
+//     Handler. Handler errors, by contrast, travel back as Ack.Error or
+//     Reply.Error and leave the connection alone.
+//
+// Stream error codes: 0x20 requester gave up.
+package transport

@@ -1,0 +1,249 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+
+	"hotline/transport/pki"
+)
+
+// Link is this node's end of the hotline link: one UDP socket and QUIC
+// transport per path, listening for peers and dialling them. All methods
+// are safe for concurrent use.
+//
+// Lifecycle:
+//
+//	New ──> open (accepting; dialling lazily) ──Close──> closed
+//
+// Close is idempotent. After Close every method returns ErrClosed or an
+// error wrapping it.
+type Link struct {
+	cfg   Config
+	self  pki.Identity
+	log   *slog.Logger
+	qconf *quic.Config
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	closed atomic.Bool
+	once   sync.Once
+	wg     sync.WaitGroup // accept loops, connection servers, stream handlers, dials
+
+	endpoints []*endpoint            // in path preference order
+	byPath    map[string]*endpoint   // by path name
+	peers     map[pki.Identity]*peer // every configured peer
+	order     []*peer                // peers in config order
+	sites     map[string][]*peer     // peers by site, config order
+
+	mu        sync.Mutex
+	preferred map[string]string        // site → node set by SetPreferred
+	lastAcked map[string]string        // site → node that last acked a batch
+	inbound   map[*quic.Conn]*endpoint // connections peers dialled to us
+}
+
+// endpoint is one path's local side: its socket, QUIC transport and listener.
+type endpoint struct {
+	name string
+	udp  *net.UDPConn
+	tr   *quic.Transport
+	ln   *quic.Listener
+}
+
+// peer is a configured remote node.
+type peer struct {
+	id    pki.Identity
+	tls   *tls.Config // client config pinned to id
+	paths []*peerPath // in path preference order; only paths with an address
+}
+
+// New validates cfg, binds one UDP socket and QUIC transport per path and
+// starts accepting connections from the configured peers. Connections to
+// peers are dialled lazily. Errors name the bad config field or the path
+// that could not bind.
+func New(cfg Config) (*Link, error) {
+	specs, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{
+		cfg:       cfg,
+		self:      cfg.TLS.Identity,
+		log:       cfg.Logger.With("node", cfg.TLS.Identity.String()),
+		byPath:    make(map[string]*endpoint),
+		peers:     make(map[pki.Identity]*peer),
+		sites:     make(map[string][]*peer),
+		preferred: make(map[string]string),
+		lastAcked: make(map[string]string),
+		inbound:   make(map[*quic.Conn]*endpoint),
+	}
+	l.qconf = &quic.Config{
+		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlive,
+		MaxIncomingStreams:    1000,
+		MaxIncomingUniStreams: -1,
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+
+	for _, p := range cfg.Paths {
+		ep, err := l.bind(p)
+		if err != nil {
+			l.closeEndpoints()
+			l.cancel()
+			return nil, err
+		}
+		l.endpoints = append(l.endpoints, ep)
+		l.byPath[p.Name] = ep
+	}
+	for _, s := range specs {
+		pr := &peer{id: s.id, tls: cfg.TLS.ClientConfig(ALPN, s.id)}
+		for _, ep := range l.endpoints {
+			if addr, ok := s.addrs[ep.name]; ok {
+				pr.paths = append(pr.paths, &peerPath{link: l, peer: s.id, ep: ep, addr: addr, tls: pr.tls})
+			}
+		}
+		l.peers[s.id] = pr
+		l.order = append(l.order, pr)
+		l.sites[s.id.Site] = append(l.sites[s.id.Site], pr)
+	}
+	for _, ep := range l.endpoints {
+		l.wg.Go(func() { l.acceptLoop(ep) })
+	}
+	l.log.Debug("transport: link up", "paths", len(l.endpoints), "peers", len(l.order))
+	return l, nil
+}
+
+// bind opens the socket, transport and listener of one path.
+func (l *Link) bind(p Path) (*endpoint, error) {
+	ua, err := net.ResolveUDPAddr("udp", p.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("transport: path %s: listen address %q: %w", p.Name, p.Listen, err)
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("transport: path %s: %w", p.Name, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(l.cfg.TLS.ServerConfig(ALPN, l.allow), l.qconf)
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("transport: path %s: listen: %w", p.Name, err)
+	}
+	return &endpoint{name: p.Name, udp: udp, tr: tr, ln: ln}, nil
+}
+
+// allow admits at the TLS handshake only nodes named in Config.Peers.
+func (l *Link) allow(id pki.Identity) error {
+	if _, ok := l.peers[id]; !ok {
+		return fmt.Errorf("%w: %s is not a configured peer", ErrUnknownPeer, id)
+	}
+	return nil
+}
+
+// Addr returns the local address bound for the named path, nil if there is
+// no such path.
+func (l *Link) Addr(path string) net.Addr {
+	ep, ok := l.byPath[path]
+	if !ok {
+		return nil
+	}
+	return ep.udp.LocalAddr()
+}
+
+// Identity returns this node's identity, from its certificate.
+func (l *Link) Identity() pki.Identity { return l.self }
+
+// SetPreferred makes node the first one SendBatch tries for site, e.g. the
+// leader named by an Ack. An empty node clears the preference; SendBatch
+// then starts with the node that last acked.
+func (l *Link) SetPreferred(site, node string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if node == "" {
+		delete(l.preferred, site)
+		return
+	}
+	l.preferred[site] = node
+}
+
+// Close shuts the link down: it closes every connection (telling peers),
+// the listeners and the UDP sockets, and waits for its goroutines, including
+// Handler calls in progress, whose contexts end. In-flight SendBatch and
+// Call return errors. Close is idempotent and always returns nil.
+func (l *Link) Close() error {
+	l.once.Do(func() {
+		// Under mu so that goTracked and acceptLoop never start a
+		// goroutine once Close may be waiting.
+		l.mu.Lock()
+		l.closed.Store(true)
+		in := l.inbound
+		l.inbound = nil
+		l.mu.Unlock()
+		l.cancel()
+		for _, ep := range l.endpoints {
+			ep.ln.Close()
+		}
+		for _, pr := range l.order {
+			for _, pp := range pr.paths {
+				pp.shutdown()
+			}
+		}
+		for c := range in {
+			c.CloseWithError(codeClosing, "link closing")
+		}
+		l.closeEndpoints()
+		l.wg.Wait()
+		l.log.Debug("transport: link closed")
+	})
+	return nil
+}
+
+func (l *Link) closeEndpoints() {
+	for _, ep := range l.endpoints {
+		ep.tr.Close()
+		ep.udp.Close()
+	}
+}
+
+// goTracked runs f on a goroutine Close waits for, unless the link is
+// closed. It reports whether f was started.
+func (l *Link) goTracked(f func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.wg.Go(f)
+	return true
+}
+
+// acceptLoop accepts the connections peers dial to one path.
+func (l *Link) acceptLoop(ep *endpoint) {
+	for {
+		conn, err := ep.ln.Accept(l.ctx)
+		if err != nil {
+			if !l.closed.Load() && !errors.Is(err, quic.ErrServerClosed) {
+				l.log.Error("transport: accept failed; path no longer accepts", "path", ep.name, "err", err)
+			}
+			return
+		}
+		l.mu.Lock()
+		if l.inbound == nil { // closing
+			l.mu.Unlock()
+			conn.CloseWithError(codeClosing, "link closing")
+			continue
+		}
+		l.inbound[conn] = ep
+		l.wg.Go(func() { l.serveConn(ep, conn) })
+		l.mu.Unlock()
+	}
+}

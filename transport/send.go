@@ -1,0 +1,178 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"hotline/transport/pki"
+)
+
+// Pause between rounds over all (node, path) candidates when none replied:
+// until the earliest backoff ends, within these bounds.
+const (
+	minRoundPause = 20 * time.Millisecond
+	maxRoundPause = time.Second
+)
+
+// SendBatch sends b to some node of site b.To and returns the first reply.
+//
+// It tries the preferred node first (SetPreferred; otherwise the node that
+// last acked a batch for the site), then the site's other nodes in config
+// order; for each node the paths in preference order. An Ack with Error set
+// is a reply and is returned as such. When a whole round fails it pauses
+// briefly and starts over, until a reply arrives or ctx ends: then it
+// returns an error wrapping ErrUnreachable and ctx's error. Give ctx a
+// deadline.
+//
+// b.From must be our site, b.To another configured site, and b consistent
+// (ErrBadBatch); its encoding must fit MaxFrame (ErrTooLarge). Concurrent
+// calls are pipelined, each on its own QUIC stream. A batch may arrive more
+// than once (a reply lost on one path, resent on another); the receiver's
+// sequence numbers absorb that.
+func (l *Link) SendBatch(ctx context.Context, b *Batch) (*Ack, error) {
+	if b == nil {
+		return nil, fmt.Errorf("transport: send batch: %w: nil batch", ErrBadBatch)
+	}
+	if l.closed.Load() {
+		return nil, fmt.Errorf("transport: send batch to %s: %w", b.To, ErrClosed)
+	}
+	if b.From != l.self.Site {
+		return nil, fmt.Errorf("transport: send batch: %w: From %q is not our site %q", ErrBadBatch, b.From, l.self.Site)
+	}
+	if b.To == l.self.Site {
+		return nil, fmt.Errorf("transport: send batch: %w: To is our own site %q (batches are inter-site)", ErrBadBatch, b.To)
+	}
+	if err := b.check(); err != nil {
+		return nil, fmt.Errorf("transport: send batch to %s: %w", b.To, err)
+	}
+	if len(l.sites[b.To]) == 0 {
+		return nil, fmt.Errorf("transport: send batch: %w: no configured node of site %q", ErrUnknownPeer, b.To)
+	}
+	frame, err := sealFrame(appendBatch(newFrame(batchSizeHint(b)), b), frameBatch, l.cfg.MaxFrame)
+	if err != nil {
+		return nil, fmt.Errorf("transport: send batch to %s: %w", b.To, err)
+	}
+	var ack *Ack
+	pp, err := l.tryAll(ctx, l.candidates(b.To), frame, frameAck, func(body []byte) error {
+		a, err := decodeAck(body)
+		ack = a
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: send %s batch to %s: %w", b.Kind, b.To, err)
+	}
+	if ack.Error == "" {
+		l.mu.Lock()
+		l.lastAcked[b.To] = pp.peer.Node
+		l.mu.Unlock()
+	}
+	return ack, nil
+}
+
+// Call sends c to node, a node of our own site, trying its paths in
+// preference order, in rounds like SendBatch until a reply arrives or ctx
+// ends (an error wrapping ErrUnreachable). A Reply with Error set is a reply.
+func (l *Link) Call(ctx context.Context, node string, c *Call) (*Reply, error) {
+	if c == nil {
+		return nil, errors.New("transport: call: nil call")
+	}
+	if l.closed.Load() {
+		return nil, fmt.Errorf("transport: call %s on %s: %w", c.Op, node, ErrClosed)
+	}
+	pr, ok := l.peers[pki.Identity{Site: l.self.Site, Node: node}]
+	if !ok {
+		return nil, fmt.Errorf("transport: call %s: %w: no node %q in our site %q", c.Op, ErrUnknownPeer, node, l.self.Site)
+	}
+	frame, err := sealFrame(appendCall(newFrame(len(c.Op)+len(c.Body)+16), c), frameCall, l.cfg.MaxFrame)
+	if err != nil {
+		return nil, fmt.Errorf("transport: call %s on %s: %w", c.Op, node, err)
+	}
+	var reply *Reply
+	_, err = l.tryAll(ctx, pr.paths, frame, frameReply, func(body []byte) error {
+		r, err := decodeReply(body)
+		reply = r
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: call %s on %s: %w", c.Op, node, err)
+	}
+	return reply, nil
+}
+
+// candidates lists the (node, path) pairs of site in the order SendBatch
+// tries them.
+func (l *Link) candidates(site string) []*peerPath {
+	l.mu.Lock()
+	first, ok := l.preferred[site]
+	if !ok {
+		first = l.lastAcked[site]
+	}
+	l.mu.Unlock()
+	nodes := l.sites[site]
+	out := make([]*peerPath, 0, len(nodes)*len(l.endpoints))
+	if pr, ok := l.peers[pki.Identity{Site: site, Node: first}]; ok {
+		out = append(out, pr.paths...)
+	}
+	for _, pr := range nodes {
+		if pr.id.Node != first {
+			out = append(out, pr.paths...)
+		}
+	}
+	return out
+}
+
+// tryAll sends frame to each candidate in turn until one replies, in
+// rounds, until ctx ends. It returns the candidate that replied.
+func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want byte, decode func([]byte) error) (*peerPath, error) {
+	errs := make([]error, len(pps))
+	for {
+		var earliest time.Time
+		for i, pp := range pps {
+			if ctx.Err() != nil {
+				break
+			}
+			err := pp.request(ctx, frame, want, decode)
+			if err == nil {
+				return pp, nil
+			}
+			if errors.Is(err, ErrClosed) {
+				return nil, ErrClosed
+			}
+			errs[i] = err
+			var eb *errBackoff
+			if errors.As(err, &eb) && (earliest.IsZero() || eb.until.Before(earliest)) {
+				earliest = eb.until
+			}
+		}
+		pause := 5 * minRoundPause
+		if !earliest.IsZero() {
+			pause = min(max(time.Until(earliest), minRoundPause), maxRoundPause)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, unreachable(ctx, errs)
+		case <-l.ctx.Done():
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+func unreachable(ctx context.Context, errs []error) error {
+	var detail []string
+	for _, err := range errs {
+		if err != nil {
+			detail = append(detail, "["+err.Error()+"]")
+		}
+	}
+	if len(detail) == 0 {
+		return fmt.Errorf("%w (%w)", ErrUnreachable, context.Cause(ctx))
+	}
+	return fmt.Errorf("%w (%w); last errors: %s", ErrUnreachable, context.Cause(ctx), strings.Join(detail, " "))
+}
