@@ -17,7 +17,7 @@ import (
 )
 
 // Config is one node's configuration, read from a TOML file. Relative paths
-// in it are resolved against the directory of that file. The [[site]]
+// in it are resolved against the directory of that file. The [[sites]]
 // tables describe the whole deployment and can be identical in every
 // node's file; site, node, the file paths and the tuning knobs are per node.
 type Config struct {
@@ -38,7 +38,7 @@ type Config struct {
 	TLS   TLSConfig    `toml:"tls"`
 	Raft  RaftConfig   `toml:"raft"`
 	Link  LinkConfig   `toml:"link"`
-	Sites []SiteConfig `toml:"site"`
+	Sites []SiteConfig `toml:"sites"`
 
 	// file is the config file's path, for error messages.
 	file string
@@ -72,7 +72,7 @@ type LinkConfig struct {
 // SiteConfig is one site and its nodes.
 type SiteConfig struct {
 	Name  string       `toml:"name"`
-	Nodes []NodeConfig `toml:"node"`
+	Nodes []NodeConfig `toml:"nodes"`
 }
 
 // NodeConfig is one node's addresses.
@@ -145,7 +145,11 @@ func LoadConfig(file string) (*Config, error) {
 		return nil, fmt.Errorf("%s:%d: unknown key %q", file, keyLine(data, k[len(k)-1]), k.String())
 	}
 	cfg.file = file
-	cfg.resolve(filepath.Dir(file))
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	cfg.resolve(dir)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -242,13 +246,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.Sites) < 2 {
-		return bad("site", "at least two [[site]] tables are required (this site and a peer site)")
+		return bad("sites", "at least two [[sites]] tables are required (this site and a peer site)")
 	}
 	seenSite := map[string]bool{}
 	seenNode := map[string]bool{}
 	seenAddr := map[string]string{}
 	for i, s := range c.Sites {
-		key := fmt.Sprintf("site[%d]", i)
+		key := fmt.Sprintf("sites[%d]", i)
 		if err := pki.ValidName(s.Name); err != nil {
 			return bad(key+".name", "%v", err)
 		}
@@ -257,10 +261,10 @@ func (c *Config) Validate() error {
 		}
 		seenSite[s.Name] = true
 		if len(s.Nodes) == 0 {
-			return bad(key, "site %q has no [[site.node]]", s.Name)
+			return bad(key, "site %q has no [[sites.nodes]]", s.Name)
 		}
 		for j, n := range s.Nodes {
-			nkey := fmt.Sprintf("%s.node[%d]", key, j)
+			nkey := fmt.Sprintf("%s.nodes[%d]", key, j)
 			if err := pki.ValidName(n.Name); err != nil {
 				return bad(nkey+".name", "%v", err)
 			}
@@ -295,7 +299,7 @@ func (c *Config) Validate() error {
 	}
 	self := c.siteConfig(c.Site)
 	if self == nil {
-		return bad("site", "this node's site %q has no [[site]] table", c.Site)
+		return bad("sites", "this node's site %q has no [[sites]] table", c.Site)
 	}
 	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
 		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)

@@ -33,12 +33,18 @@ type procLab struct {
 	bin   string
 	dir   string
 	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	procs map[string]*proc
+}
+
+// proc is one running hotlined.
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited and was reaped
 }
 
 func startProcLab(t *testing.T) *procLab {
 	t.Helper()
-	l := &procLab{t: t, bin: buildBinaries(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
+	l := &procLab{t: t, bin: buildBinaries(t), dir: t.TempDir(), procs: map[string]*proc{}}
 	var nodes []string
 	for _, s := range LabSites {
 		nodes = append(nodes, LabNodes(s)...)
@@ -66,16 +72,18 @@ func startProcLab(t *testing.T) *procLab {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for _, p := range l.procs {
-			p.Process.Signal(syscall.SIGTERM)
+			p.cmd.Process.Signal(syscall.SIGTERM)
 		}
 		for n, p := range l.procs {
-			done := make(chan struct{})
-			go func() { p.Wait(); close(done) }()
 			select {
-			case <-done:
+			case <-p.exited:
+				if code := p.cmd.ProcessState.ExitCode(); code != 0 && !t.Failed() {
+					t.Errorf("%s exited with status %d after SIGTERM", n, code)
+				}
 			case <-time.After(10 * time.Second):
 				t.Errorf("%s did not stop within 10s of SIGTERM", n)
-				p.Process.Kill()
+				p.cmd.Process.Kill()
+				<-p.exited
 			}
 		}
 		if t.Failed() {
@@ -113,9 +121,25 @@ func (l *procLab) start(node string) {
 		l.t.Fatal(err)
 	}
 	logf.Close()
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
 	l.mu.Lock()
-	l.procs[node] = cmd
+	l.procs[node] = p
 	l.mu.Unlock()
+}
+
+// checkAlive fails the test at once if a node process has exited.
+func (l *procLab) checkAlive() {
+	l.t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for n, p := range l.procs {
+		select {
+		case <-p.exited:
+			l.t.Fatalf("%s exited unexpectedly: %v", n, p.cmd.ProcessState)
+		default:
+		}
+	}
 }
 
 // kill9 kills a node's process with SIGKILL and reaps it.
@@ -124,8 +148,8 @@ func (l *procLab) kill9(node string) {
 	p := l.procs[node]
 	delete(l.procs, node)
 	l.mu.Unlock()
-	p.Process.Kill()
-	p.Wait()
+	p.cmd.Process.Kill()
+	<-p.exited
 }
 
 func (l *procLab) client(node string) *client.Client {
@@ -137,6 +161,7 @@ func (l *procLab) leader(site string) string {
 	l.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
+		l.checkAlive()
 		for _, n := range LabNodes(site) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			st, err := l.client(n).Status(ctx)

@@ -251,7 +251,6 @@ func seqs(msgs []Message) []uint64 {
 	return out
 }
 
-
 func countKeys(t testing.TB, s *Store, bucket []byte) int {
 	t.Helper()
 	n := 0

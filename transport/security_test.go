@@ -285,6 +285,12 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 				case <-time.After(10 * time.Second):
 					t.Fatal("connection not closed")
 				}
+				err = context.Cause(cl.conn.Context())
+			}
+			// The refusal is the server's, at the TLS layer.
+			var te *quic.TransportError
+			if !errors.As(err, &te) || !te.Remote || te.ErrorCode < 0x100 || te.ErrorCode > 0x1ff {
+				t.Fatalf("want a TLS alert from the server, got %v", err)
 			}
 			if a1.h.count() != 0 {
 				t.Fatal("handler was called")
