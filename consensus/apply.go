@@ -10,8 +10,10 @@ import (
 
 // Apply proposes data as a command entry and waits until it is committed by
 // a majority and applied by the local state machine; it returns the state
-// machine's result for the entry. The context's deadline bounds the time to
-// enqueue the entry too.
+// machine's result for the entry (which may itself be an error value the
+// state machine chose to return). The context's deadline bounds the time to
+// enqueue the entry too. Raft keeps data: the caller must not modify it
+// afterwards.
 //
 // Errors: ErrNotLeader (not appended; ask Leader), ErrNoQuorum (leadership
 // lost or no majority before commit), ErrClosed, or the context's error,

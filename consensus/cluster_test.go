@@ -310,7 +310,7 @@ func MakeCluster(t testing.TB, n int, opts ...clusterOption) *testCluster {
 			Peers:              peers,
 			ServerTLS:          serverTLS,
 			ClientTLS:          clientTLS,
-			Logger:             slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Logger:             slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", tn.name),
 			HeartbeatTimeout:   300 * time.Millisecond,
 			ElectionTimeout:    300 * time.Millisecond,
 			LeaderLeaseTimeout: 150 * time.Millisecond,

@@ -50,7 +50,9 @@ type Config struct {
 	// FSM is the replicated state machine.
 	FSM StateMachine
 	// Logger receives this package's and Raft's logs; nil means
-	// slog.Default().
+	// slog.Default(). The caller adds identifying attributes (site, node).
+	// Raft's routine Info messages arrive at Debug; repeated Raft warnings
+	// and errors about one peer at most every 30s.
 	Logger *slog.Logger
 
 	HeartbeatTimeout   time.Duration

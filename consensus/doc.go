@@ -32,6 +32,7 @@
 //
 //	Open ──> running (follower ⇄ candidate ⇄ leader) ──Close──> closed
 //
-// Every method is safe for concurrent use. Methods called after Close
-// return [ErrClosed] (or zero values for the accessors).
+// Every method is safe for concurrent use. Operations called after Close
+// return [ErrClosed]; State reports "shutdown" and the other accessors the
+// last known values.
 package consensus

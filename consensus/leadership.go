@@ -99,7 +99,8 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 // up-to-date other voter when to is "". It returns once this node has
 // stepped down, and fails with ErrNotLeader when this node is not the
 // leader, ErrUnknownServer when to is not in the configuration, or an error
-// when the target did not take over within an election timeout.
+// when the target did not take over within an election timeout. If ctx ends
+// first, the transfer may still complete.
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
 	const op = "transfer leadership"
 	if n.isClosed() {

@@ -72,7 +72,6 @@ func Open(cfg Config) (*Node, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("node", cfg.ID)
 	hlog := newHclog(logger, "raft")
 	rc.Logger = hlog
 

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
@@ -44,6 +47,10 @@ and data under DIR, kept across restarts.`,
 			}
 			return runConfig(ctx, configFile, stderr)
 		},
+	}
+	if addr := os.Getenv("HOTLINE_PPROF"); addr != "" {
+		// A debugging aid for profiling: net/http/pprof on a loopback address.
+		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)

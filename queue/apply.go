@@ -23,20 +23,20 @@ func (s *Store) Apply(entries []Entry) []Result {
 	res := make([]Result, len(entries))
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	applied := s.applied.Load()
 	if err := s.Err(); err != nil {
-		return failAll(res, entries, 0, err)
+		return failAll(res, entries, applied, err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.h == nil {
-		return failAll(res, entries, 0, ErrClosed)
+		return failAll(res, entries, applied, ErrClosed)
 	}
-	applied := s.applied.Load()
-	if n := len(entries); n == 0 || entries[n-1].Index <= applied {
+	if !anyAbove(entries, applied) {
 		for i := range res {
 			res[i].Skipped = true
 		}
-		return res
+		return res // a replay: nothing to commit
 	}
 	last, err := s.applyTx(entries, res, applied)
 	if err != nil {
@@ -47,6 +47,15 @@ func (s *Store) Apply(entries []Entry) []Result {
 	s.applied.Store(last)
 	s.notify()
 	return res
+}
+
+func anyAbove(entries []Entry, applied uint64) bool {
+	for _, e := range entries {
+		if e.Index > applied {
+			return true
+		}
+	}
+	return false
 }
 
 // failAll sets err on every result whose entry is above applied.

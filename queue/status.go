@@ -25,7 +25,7 @@ func (s *Store) Lookup(id string) (*Status, error) {
 		return ErrNotFound
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: lookup %q: %w", id, err)
+		return nil, lookupErr("lookup", id, err)
 	}
 	return st, nil
 }
@@ -44,9 +44,18 @@ func (s *Store) LookupKey(key string) (*Status, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: lookup key %q: %w", key, err)
+		return nil, lookupErr("lookup key", key, err)
 	}
 	return st, nil
+}
+
+// lookupErr returns ErrNotFound as is (its text says enough) and wraps
+// anything else.
+func lookupErr(op, what string, err error) error {
+	if err == ErrNotFound {
+		return err
+	}
+	return fmt.Errorf("queue: %s %q: %w", op, what, err)
 }
 
 // status loads the message at ref r.

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -318,5 +319,40 @@ func TestOpenRejectsBadSite(t *testing.T) {
 		if _, err := Open(t.TempDir()+"/state.db", site); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(site %q): %v", site, err)
 		}
+	}
+}
+
+// TestStorageFailureIsSticky: when a batch cannot be committed, it and
+// every later batch fail until a Restore, so the store never applies an
+// entry without the ones before it.
+func TestStorageFailureIsSticky(t *testing.T) {
+	s, _ := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t1, item("m1", "bravo", Routine, "x")))
+	snap := snapshotBytes(t, s)
+
+	_ = s.h.db.Close() // the database fails underneath the store
+	res := s.Apply(l.add(t, submitCmd(t2, item("m2", "bravo", Routine, "y"))))
+	if !strings.Contains(res[0].Err, "queue: apply") || s.Err() == nil {
+		t.Fatalf("Apply on a failed database: %+v, Err %v", res, s.Err())
+	}
+	if s.AppliedIndex() != 1 {
+		t.Fatalf("applied index moved to %d", s.AppliedIndex())
+	}
+	res = s.Apply(append(l.entries[:1:1], l.add(t, expireCmd(t3))...))
+	if !res[0].Skipped || res[1].Err == "" {
+		t.Fatalf("Apply after failure: %+v", res)
+	}
+
+	if err := s.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Err() != nil {
+		t.Fatalf("Err after Restore: %v", s.Err())
+	}
+	// Raft resends everything after the snapshot.
+	res = s.Apply(l.entries[1:])
+	if res[0].Submit[0].Seq != 2 || res[1].Expire == nil {
+		t.Fatalf("Apply after Restore: %+v", res)
 	}
 }

@@ -43,6 +43,9 @@ type Link struct {
 	order     []*peer                // peers in config order
 	sites     map[string][]*peer     // peers by site, config order
 
+	evMu sync.Mutex
+	ev   chan struct{} // closed and replaced whenever a dial ends
+
 	mu        sync.Mutex
 	preferred map[string]string        // site → node set by SetPreferred
 	lastAcked map[string]string        // site → node that last acked a batch
@@ -83,6 +86,7 @@ func New(cfg Config) (*Link, error) {
 		preferred: make(map[string]string),
 		lastAcked: make(map[string]string),
 		inbound:   make(map[*quic.Conn]*endpoint),
+		ev:        make(chan struct{}),
 	}
 	l.qconf = &quic.Config{
 		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
@@ -224,6 +228,20 @@ func (l *Link) goTracked(f func()) bool {
 	}
 	l.wg.Go(f)
 	return true
+}
+
+// dialEvents returns a channel that is closed when the next dial ends.
+func (l *Link) dialEvents() <-chan struct{} {
+	l.evMu.Lock()
+	defer l.evMu.Unlock()
+	return l.ev
+}
+
+func (l *Link) signalDial() {
+	l.evMu.Lock()
+	defer l.evMu.Unlock()
+	close(l.ev)
+	l.ev = make(chan struct{})
 }
 
 // acceptLoop accepts the connections peers dial to one path.

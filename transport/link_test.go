@@ -193,6 +193,22 @@ func TestFailoverToSecondNode(t *testing.T) {
 	}
 }
 
+func TestDeadPreferredNodeDoesNotBlock(t *testing.T) {
+	ca := linktest.NewCA(t)
+	b2 := startNode(t, ca, "bravo", "b2", []Peer{listed("alpha", "a1")})
+	dead := Peer{Site: "bravo", Node: "b1", Addrs: map[string]string{"fiber": linktest.FreeUDPAddr(t)}}
+	// A handshake timeout longer than the context: succeeding proves the
+	// dead node's dial was not waited for.
+	a1 := startNode(t, ca, "alpha", "a1", []Peer{dead, peerOf(b2)}, func(c *Config) { c.HandshakeTimeout = 30 * time.Second })
+	ctx := testCtx(t, 20*time.Second)
+	if _, err := a1.link.SendBatch(ctx, msgBatch("alpha", "bravo", queue.Routine, 1, 1, 8)); err != nil {
+		t.Fatalf("SendBatch with the first node dead: %v", err)
+	}
+	if b2.h.count() != 1 {
+		t.Fatalf("b2 saw %d batches", b2.h.count())
+	}
+}
+
 func TestSetPreferred(t *testing.T) {
 	ca := linktest.NewCA(t)
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")})
@@ -235,9 +251,11 @@ func TestSecondPath(t *testing.T) {
 	if len(st) != 2 || st[0].Path != "fiber" || st[1].Path != "sat" {
 		t.Fatalf("Paths() = %+v", st)
 	}
-	if st[0].Connected || st[0].Failed == 0 || st[0].LastErr == "" {
-		t.Errorf("fiber: %+v", st[0])
-	}
+	// The fiber dial, left running, fails at its handshake timeout.
+	eventually(t, 10*time.Second, "the fiber dial to fail", func() bool {
+		s := a1.link.Paths()[0]
+		return !s.Connected && s.Failed > 0 && s.LastErr != ""
+	})
 	if !st[1].Connected || st[1].Sent != 1 {
 		t.Errorf("sat: %+v", st[1])
 	}

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -27,7 +26,7 @@ const (
 //
 // Connection states:
 //
-//	idle ──conn()──> dialling ──ok──> connected ──dies/violation──> idle (backoff)
+//	idle ──ready()──> dialling ──ok──> connected ──dies/violation──> idle (backoff)
 //	                     └──fails──> idle (backoff: no dial before retryAt)
 //	any ──shutdown()──> closed
 type peerPath struct {
@@ -38,11 +37,10 @@ type peerPath struct {
 	tls  *tls.Config
 
 	mu      sync.Mutex
-	conn    *quic.Conn    // nil unless connected (it may have died since)
-	dialing chan struct{} // non-nil while a dial runs; closed when it ends
-	dialErr error         // outcome of the last dial
-	fails   int           // consecutive failures
-	retryAt time.Time     // no new dial before this
+	conn    *quic.Conn // nil unless connected (it may have died since)
+	dialing bool       // a dial goroutine is running
+	fails   int        // consecutive failures
+	retryAt time.Time  // no new dial before this
 	closed  bool
 	stats   pathStats
 }
@@ -69,77 +67,61 @@ func (e *errBackoff) Error() string {
 
 func (pp *peerPath) String() string { return pp.peer.String() + " via " + pp.ep.name }
 
-// getConn returns the live connection, dialling one if there is none. It
-// fails at once while in backoff.
-func (pp *peerPath) getConn(ctx context.Context) (*quic.Conn, error) {
+// ready returns the live connection if there is one. Otherwise it reports
+// whether a dial is under way, starting one unless the path is in backoff
+// (then the error says until when and why). A connection found dead counts
+// as a failure and starts the backoff.
+func (pp *peerPath) ready() (conn *quic.Conn, dialing bool, err error) {
 	pp.mu.Lock()
+	defer pp.mu.Unlock()
 	if pp.closed {
-		pp.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	if c := pp.conn; c != nil {
 		if c.Context().Err() == nil {
-			pp.mu.Unlock()
-			return c, nil
+			return c, false, nil
 		}
+		pp.noteErrLocked(fmt.Errorf("connection lost: %w", context.Cause(c.Context())))
 		pp.dropLocked(c)
+		pp.backoffLocked()
 	}
-	if pp.dialing == nil {
-		if time.Now().Before(pp.retryAt) {
-			err := &errBackoff{until: pp.retryAt, last: pp.stats.lastErr}
-			pp.mu.Unlock()
-			return nil, err
-		}
-		ch := make(chan struct{})
-		if !pp.link.goTracked(func() { pp.dial(ch) }) {
-			pp.mu.Unlock()
-			return nil, ErrClosed
-		}
-		pp.dialing = ch
+	if pp.dialing {
+		return nil, true, nil
 	}
-	ch := pp.dialing
-	pp.mu.Unlock()
-
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if time.Now().Before(pp.retryAt) {
+		return nil, false, &errBackoff{until: pp.retryAt, last: pp.stats.lastErr}
 	}
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	if pp.conn != nil {
-		return pp.conn, nil
+	if !pp.link.goTracked(pp.dial) {
+		return nil, false, ErrClosed
 	}
-	if pp.dialErr != nil {
-		return nil, pp.dialErr
-	}
-	return nil, errors.New("connection lost")
+	pp.dialing = true
+	return nil, true, nil
 }
 
 // dial runs on its own goroutine, bounded by HandshakeTimeout and the
-// link's life, so that callers giving up does not abort a dial others wait
-// for.
-func (pp *peerPath) dial(done chan struct{}) {
+// link's life, so that no caller giving up aborts a dial others wait for.
+// It wakes everyone waiting for a dial (Link.dialEvents) when done.
+func (pp *peerPath) dial() {
 	l := pp.link
+	defer l.signalDial()
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 	conn, err := pp.ep.tr.Dial(ctx, pp.addr, pp.tls, l.qconf)
 	cancel()
 
 	pp.mu.Lock()
-	pp.dialing = nil
+	pp.dialing = false
 	if err == nil && pp.closed {
 		defer conn.CloseWithError(codeClosing, "link closing")
 		err = ErrClosed
 	}
 	if err != nil {
-		pp.dialErr = fmt.Errorf("dial %s: %w", pp.addr, err)
-		pp.noteErrLocked(pp.dialErr)
+		pp.stats.failed++
+		pp.noteErrLocked(fmt.Errorf("dial %s: %w", pp.addr, err))
 		pp.backoffLocked()
 	} else {
-		pp.conn, pp.dialErr = conn, nil
+		pp.conn = conn
 	}
 	pp.mu.Unlock()
-	close(done)
 	if err == nil {
 		l.log.Debug("transport: connected", "peer", pp.peer.String(), "path", pp.ep.name, "remote", pp.addr.String())
 	} else if !l.closed.Load() {
@@ -147,25 +129,11 @@ func (pp *peerPath) dial(done chan struct{}) {
 	}
 }
 
-// request sends one request frame on a new stream and decodes the reply
-// frame, which must be of type want. A protocol violation in the reply
-// closes the connection.
-func (pp *peerPath) request(ctx context.Context, frame []byte, want byte, decode func([]byte) error) error {
-	conn, err := pp.getConn(ctx)
-	if err != nil {
-		if errors.Is(err, ErrClosed) {
-			return err
-		}
-		var eb *errBackoff
-		if !errors.As(err, &eb) {
-			pp.mu.Lock()
-			pp.stats.failed++
-			pp.noteErrLocked(err)
-			pp.mu.Unlock()
-		}
-		return fmt.Errorf("%s: %w", pp, err)
-	}
-	err = pp.exchange(ctx, conn, frame, want, decode)
+// request sends one request frame on a new stream of conn and decodes the
+// reply frame, which must be of type want. A protocol violation in the
+// reply closes the connection.
+func (pp *peerPath) request(ctx context.Context, conn *quic.Conn, frame []byte, want byte, decode func([]byte) error) error {
+	err := pp.exchange(ctx, conn, frame, want, decode)
 	pp.finish(ctx, conn, err)
 	if err != nil {
 		return fmt.Errorf("%s: %w", pp, err)

@@ -124,27 +124,89 @@ func (l *Link) candidates(site string) []*peerPath {
 	return out
 }
 
-// tryAll sends frame to each candidate in turn until one replies, in
-// rounds, until ctx ends. It returns the candidate that replied.
+// tryAll sends frame to the candidates until one replies, and returns it.
+//
+// A round walks the candidates in order. One with a live connection gets
+// the request at once; one in redial backoff is skipped; for one without a
+// connection a dial is started and the walk waits for it, but only for
+// dialPatience: then it moves on to the next candidate while that dial goes
+// on. Whenever a dial ends the walk starts again from the top, so the most
+// preferred connected candidate is always the one used, and a dead node
+// costs at most dialPatience, not a full handshake timeout. When every
+// candidate has been tried, the round pauses until the earliest backoff
+// ends and starts over. tryAll stops when ctx ends (ErrUnreachable) or the
+// link closes (ErrClosed).
 func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want byte, decode func([]byte) error) (*peerPath, error) {
 	errs := make([]error, len(pps))
+	tried := make([]bool, len(pps))
+	patience := l.dialPatience()
 	for {
-		var earliest time.Time
-		for i, pp := range pps {
-			if ctx.Err() != nil {
+		clear(tried)
+		var earliest time.Time // earliest end of a backoff seen this round
+		waitIdx, waitUntil := -1, time.Time{}
+		for {
+			ev := l.dialEvents() // before looking, so no wake-up is missed
+			pending, blocked := false, false
+			for i, pp := range pps {
+				if tried[i] {
+					continue
+				}
+				if ctx.Err() != nil {
+					return nil, unreachable(ctx, errs)
+				}
+				conn, dialing, err := pp.ready()
+				switch {
+				case errors.Is(err, ErrClosed):
+					return nil, ErrClosed
+				case err != nil:
+					tried[i] = true
+					errs[i] = fmt.Errorf("%s: %w", pp, err)
+					var eb *errBackoff
+					if errors.As(err, &eb) && (earliest.IsZero() || eb.until.Before(earliest)) {
+						earliest = eb.until
+					}
+					continue
+				case dialing:
+					pending = true
+					if i > waitIdx {
+						waitIdx, waitUntil = i, time.Now().Add(patience)
+					}
+					if time.Now().Before(waitUntil) {
+						blocked = true
+					}
+				default:
+					tried[i] = true
+					if errs[i] = pp.request(ctx, conn, frame, want, decode); errs[i] == nil {
+						return pp, nil
+					}
+				}
+				if blocked {
+					break
+				}
+			}
+			if !pending {
 				break
 			}
-			err := pp.request(ctx, frame, want, decode)
-			if err == nil {
-				return pp, nil
+			var patienceEnds <-chan time.Time
+			var t *time.Timer
+			if blocked {
+				t = time.NewTimer(time.Until(waitUntil))
+				patienceEnds = t.C
 			}
-			if errors.Is(err, ErrClosed) {
+			select {
+			case <-ev:
+			case <-patienceEnds:
+			case <-ctx.Done():
+			case <-l.ctx.Done():
+			}
+			if t != nil {
+				t.Stop()
+			}
+			if l.ctx.Err() != nil {
 				return nil, ErrClosed
 			}
-			errs[i] = err
-			var eb *errBackoff
-			if errors.As(err, &eb) && (earliest.IsZero() || eb.until.Before(earliest)) {
-				earliest = eb.until
+			if ctx.Err() != nil {
+				return nil, unreachable(ctx, errs)
 			}
 		}
 		pause := 5 * minRoundPause
@@ -162,6 +224,12 @@ func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want b
 		case <-t.C:
 		}
 	}
+}
+
+// dialPatience is how long tryAll waits for a candidate's dial before also
+// trying the next candidate.
+func (l *Link) dialPatience() time.Duration {
+	return max(l.cfg.HandshakeTimeout/3, 50*time.Millisecond)
 }
 
 func unreachable(ctx context.Context, errs []error) error {

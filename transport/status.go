@@ -20,9 +20,10 @@ type PathStatus struct {
 	// BytesSent and BytesRecv count QUIC payload bytes over all outgoing
 	// connections on this path, retransmissions included.
 	BytesSent, BytesRecv uint64
-	// Sent counts requests that got a reply; Failed those that did not
-	// (dial or stream errors, protocol violations, callers giving up).
-	// Requests skipped during redial backoff count in neither.
+	// Sent counts requests that got a reply. Failed counts failed dials
+	// and requests sent that got no reply (stream or connection errors,
+	// protocol violations, callers giving up). Requests that skipped the
+	// path during redial backoff count in neither.
 	Sent, Failed uint64
 }
 
