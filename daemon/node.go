@@ -48,6 +48,9 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{}
+
+	failOnce sync.Once
+	failErr  error // why the node stopped by itself; set before done closes
 }
 
 const raftALPN = "hotline-raft/1"
@@ -217,11 +220,21 @@ func (n *Node) Close() error {
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
 		}
-		n.closeErr = errors.Join(errs...)
+		n.closeErr = errors.Join(append([]error{n.failErr}, errs...)...)
 		close(n.done)
 		n.log.Info("node stopped")
 	})
 	return n.closeErr
+}
+
+// fail stops the node because it can no longer work correctly (its
+// store failed). Close then returns err.
+func (n *Node) fail(err error) {
+	n.failOnce.Do(func() {
+		n.log.Error("node failed, stopping", "err", err)
+		n.failErr = err
+		go n.Close()
+	})
 }
 
 // fsm adapts the queue store to the consensus state machine.
@@ -233,6 +246,11 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 		in[i] = queue.Entry{Index: e.Index, Data: e.Data}
 	}
 	res := f.store.Apply(in)
+	if err := f.store.Err(); err != nil {
+		// The store refuses further commands rather than diverge from
+		// the other nodes; stop so that systemd restarts us cleanly.
+		(*Node)(f).fail(fmt.Errorf("state machine: %w", err))
+	}
 	out := make([]any, len(res))
 	for i := range res {
 		out[i] = res[i]
