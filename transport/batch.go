@@ -92,7 +92,9 @@ type Reply struct {
 // that a call comes from our own site.
 //
 // A returned error is sent back as Ack.Error or Reply.Error (the caller
-// retries); it does not close the connection.
+// retries); it does not close the connection. Handlers must return soon
+// after ctx ends: Link.Close waits for them (so a Handler must not call
+// Close itself).
 type Handler interface {
 	HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)
 	HandleCall(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)

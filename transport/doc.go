@@ -25,8 +25,14 @@
 //
 // SendBatch tries the site's nodes (preferred first) and, for each, the
 // paths in preference order, in rounds until one replies or the context
-// ends (ErrUnreachable). Resending is always safe: the receiver applies a
-// channel's sequence numbers exactly once.
+// ends (ErrUnreachable). A connected candidate is used at once; for one
+// that must be dialled it waits at most a third of HandshakeTimeout (at
+// most 1s) before also trying the next, so a dead node delays a send by
+// that much at worst, and a node that failed recently is skipped during its
+// backoff. A connection whose peer vanished silently is noticed only when
+// QUIC's idle timeout expires: until then requests on it wait for their
+// context. Resending is always safe: the receiver applies a channel's
+// sequence numbers exactly once.
 //
 // # Trust
 //

@@ -25,6 +25,7 @@ type recorder struct {
 	calls   []gotCall
 	n       atomic.Int64 // requests that reached the handler
 
+	// Set with setBatch and setCall.
 	onBatch func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)
 	onCall  func(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)
 }
@@ -43,9 +44,10 @@ func (r *recorder) HandleBatch(ctx context.Context, from pki.Identity, b *Batch)
 	r.n.Add(1)
 	r.mu.Lock()
 	r.batches = append(r.batches, gotBatch{from, b})
+	onBatch := r.onBatch
 	r.mu.Unlock()
-	if r.onBatch != nil {
-		return r.onBatch(ctx, from, b)
+	if onBatch != nil {
+		return onBatch(ctx, from, b)
 	}
 	var last uint64
 	for _, m := range b.Messages {
@@ -61,11 +63,24 @@ func (r *recorder) HandleCall(ctx context.Context, from pki.Identity, c *Call) (
 	r.n.Add(1)
 	r.mu.Lock()
 	r.calls = append(r.calls, gotCall{from, c})
+	onCall := r.onCall
 	r.mu.Unlock()
-	if r.onCall != nil {
-		return r.onCall(ctx, from, c)
+	if onCall != nil {
+		return onCall(ctx, from, c)
 	}
 	return &Reply{Body: append([]byte("echo:"), c.Body...)}, nil
+}
+
+func (r *recorder) setBatch(f func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onBatch = f
+}
+
+func (r *recorder) setCall(f func(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onCall = f
 }
 
 func (r *recorder) count() int { return int(r.n.Load()) }

@@ -97,6 +97,15 @@ func New(cfg Config) (*Link, error) {
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 
+	// The peer table is complete before the first listener can call
+	// l.allow; it is read-only afterwards except for pr.paths, filled in
+	// below, which the accepting side never reads.
+	for _, s := range specs {
+		pr := &peer{id: s.id, tls: cfg.TLS.ClientConfig(ALPN, s.id)}
+		l.peers[s.id] = pr
+		l.order = append(l.order, pr)
+		l.sites[s.id.Site] = append(l.sites[s.id.Site], pr)
+	}
 	for _, p := range cfg.Paths {
 		ep, err := l.bind(p)
 		if err != nil {
@@ -107,16 +116,13 @@ func New(cfg Config) (*Link, error) {
 		l.endpoints = append(l.endpoints, ep)
 		l.byPath[p.Name] = ep
 	}
-	for _, s := range specs {
-		pr := &peer{id: s.id, tls: cfg.TLS.ClientConfig(ALPN, s.id)}
+	for i, s := range specs {
+		pr := l.order[i]
 		for _, ep := range l.endpoints {
 			if addr, ok := s.addrs[ep.name]; ok {
 				pr.paths = append(pr.paths, &peerPath{link: l, peer: s.id, ep: ep, addr: addr, tls: pr.tls})
 			}
 		}
-		l.peers[s.id] = pr
-		l.order = append(l.order, pr)
-		l.sites[s.id.Site] = append(l.sites[s.id.Site], pr)
 	}
 	for _, ep := range l.endpoints {
 		l.wg.Go(func() { l.acceptLoop(ep) })

@@ -18,9 +18,9 @@ import (
 func TestBatchRoundTrip(t *testing.T) {
 	ca := linktest.NewCA(t)
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")})
-	b1.h.onBatch = func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	b1.h.setBatch(func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
 		return &Ack{Last: 42, Leader: "b1"}, nil
-	}
+	})
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)})
 	ctx := testCtx(t, 20*time.Second)
 
@@ -74,7 +74,7 @@ func TestHandlerErrorIsAReply(t *testing.T) {
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")})
 	fail := true
 	var mu sync.Mutex
-	b1.h.onBatch = func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	b1.h.setBatch(func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
@@ -82,7 +82,7 @@ func TestHandlerErrorIsAReply(t *testing.T) {
 			return nil, errors.New("no quorum")
 		}
 		return &Ack{Last: 1}, nil
-	}
+	})
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)})
 	ctx := testCtx(t, 20*time.Second)
 	ack, err := a1.link.SendBatch(ctx, msgBatch("alpha", "bravo", queue.Routine, 1, 1, 10))
@@ -110,7 +110,7 @@ func TestPipelining(t *testing.T) {
 	cur, peak := 0, 0
 	gate := make(chan struct{})
 	var gateOnce sync.Once
-	b1.h.onBatch = func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	b1.h.setBatch(func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
 		mu.Lock()
 		cur++
 		peak = max(peak, cur)
@@ -126,7 +126,7 @@ func TestPipelining(t *testing.T) {
 		cur--
 		mu.Unlock()
 		return &Ack{Last: b.Messages[0].Seq}, nil
-	}
+	})
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)})
 	ctx := testCtx(t, 30*time.Second)
 
@@ -147,6 +147,8 @@ func TestPipelining(t *testing.T) {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if peak < inFlight {
 		t.Fatalf("at most %d batches were in flight together, want >= %d", peak, inFlight)
 	}
@@ -285,9 +287,9 @@ func TestCallWithinSite(t *testing.T) {
 		t.Fatalf("handler saw %+v", got)
 	}
 
-	a2.h.onCall = func(ctx context.Context, from pki.Identity, c *Call) (*Reply, error) {
+	a2.h.setCall(func(ctx context.Context, from pki.Identity, c *Call) (*Reply, error) {
 		return nil, errors.New("not leader")
-	}
+	})
 	r, err = a1.link.Call(ctx, "a2", &Call{Op: "submit"})
 	if err != nil || r.Error != "not leader" {
 		t.Fatalf("Call with handler error: %+v, %v", r, err)
@@ -368,12 +370,12 @@ func TestCloseEndsInFlightAndIsIdempotent(t *testing.T) {
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")})
 	handlerDone := make(chan error, 1)
 	started := make(chan struct{})
-	b1.h.onBatch = func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	b1.h.setBatch(func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
 		close(started)
 		<-ctx.Done()
 		handlerDone <- ctx.Err()
 		return nil, ctx.Err()
-	}
+	})
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)})
 	ctx := testCtx(t, 30*time.Second)
 

@@ -171,7 +171,7 @@ func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want b
 					if i > waitIdx {
 						waitIdx, waitUntil = i, time.Now().Add(patience)
 					}
-					if time.Now().Before(waitUntil) {
+					if i == waitIdx && time.Now().Before(waitUntil) {
 						blocked = true
 					}
 				default:
@@ -227,9 +227,11 @@ func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want b
 }
 
 // dialPatience is how long tryAll waits for a candidate's dial before also
-// trying the next candidate.
+// trying the next candidate: a third of the handshake timeout, at most 1s
+// (a QUIC handshake takes about one round trip, under a second even by
+// geostationary satellite).
 func (l *Link) dialPatience() time.Duration {
-	return max(l.cfg.HandshakeTimeout/3, 50*time.Millisecond)
+	return min(max(l.cfg.HandshakeTimeout/3, 50*time.Millisecond), time.Second)
 }
 
 func unreachable(ctx context.Context, errs []error) error {
