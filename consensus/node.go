@@ -94,7 +94,9 @@ func Open(cfg Config) (*Node, error) {
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path:        dbPath,
-		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout},
+		// NoFreelistSync: without it bbolt rewrites the whole freelist on
+		// every commit, and log compaction makes that list long.
+		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
 	})
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open log store %s: %w", dbPath, err))

@@ -389,7 +389,7 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.n.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	res, err := a.n.propose(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: &queue.MarkRead{IDs: req.IDs}})
+	res, err := a.n.proposeRYW(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: &queue.MarkRead{IDs: req.IDs}})
 	if err != nil {
 		a.writeProposeError(w, err)
 		return

@@ -79,10 +79,15 @@ func TestTwoSitesExactlyOnce(t *testing.T) {
 		}
 		for len(ids) > 0 {
 			k := min(len(ids), 500)
-			if _, err := lab.client(lab.leader(site)).Ack(ctx, ids[:k]); err != nil {
-				t.Fatalf("ack at %s: %v", site, err)
+			if _, err := lab.client(reader).Ack(ctx, ids[:k]); err != nil {
+				t.Fatalf("ack at %s: %v", reader, err)
 			}
 			ids = ids[k:]
+		}
+		// Read-your-writes: once the ack returned, the same node no longer
+		// lists those messages as unread, though it is a follower.
+		if in, err := lab.client(reader).Inbox(ctx, 0, 1000, 0); err != nil || len(in.Messages) != 0 {
+			t.Fatalf("inbox at %s after ack: %d unread, err %v", reader, len(in.Messages), err)
 		}
 	}
 	if t.Failed() {

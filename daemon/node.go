@@ -237,6 +237,13 @@ func (n *Node) fail(err error) {
 	})
 }
 
+// applied is the result of one committed command and its log index, so a
+// node can wait until its own copy of the state includes it.
+type applied struct {
+	Index  uint64       `json:"index"`
+	Result queue.Result `json:"result"`
+}
+
 // fsm adapts the queue store to the consensus state machine.
 type fsm Node
 
@@ -253,7 +260,7 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 	}
 	out := make([]any, len(res))
 	for i := range res {
-		out[i] = res[i]
+		out[i] = applied{Index: entries[i].Index, Result: res[i]}
 	}
 	return out
 }

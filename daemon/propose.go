@@ -26,6 +26,35 @@ const errNotLeaderText = "not the leader"
 // returns its result. It retries through leader changes until ctx ends;
 // every command is idempotent, so a retry after an unknown outcome is safe.
 func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	a, err := n.proposeIndexed(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return &a.Result, nil
+}
+
+// proposeRYW is propose with read-your-writes: it also waits (within ctx)
+// until this node's own state includes the command, so that a client
+// reading from this node next sees its effect.
+func (n *Node) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	a, err := n.proposeIndexed(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		changed := n.store.Changed()
+		if n.store.AppliedIndex() >= a.Index {
+			return &a.Result, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return &a.Result, nil // committed; this node is just behind
+		}
+	}
+}
+
+func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied, error) {
 	data, err := cmd.Encode()
 	if err != nil {
 		return nil, err
@@ -33,7 +62,7 @@ func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, 
 	backoff := 20 * time.Millisecond
 	var last error
 	for {
-		var res *queue.Result
+		var res *applied
 		if n.raft.IsLeader() {
 			res, err = n.applyLocal(ctx, cmd, data)
 		} else if leader, _ := n.raft.Leader(); leader != "" && leader != n.cfg.Node {
@@ -42,8 +71,8 @@ func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, 
 			err = errors.New("no leader known")
 		}
 		if err == nil {
-			if res.Err != "" {
-				return nil, fmt.Errorf("apply %s: %s", cmd.Op, res.Err)
+			if res.Result.Err != "" {
+				return nil, fmt.Errorf("apply %s: %s", cmd.Op, res.Result.Err)
 			}
 			return res, nil
 		}
@@ -68,7 +97,7 @@ func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, 
 // applyLocal applies on this node, which believes it leads. An inbound
 // batch first waits briefly for its predecessor (batches of one channel may
 // arrive out of order on parallel streams) so it is not rejected as a gap.
-func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*queue.Result, error) {
+func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*applied, error) {
 	if cmd.Op == queue.OpReceive && len(cmd.Receive.Messages) > 0 {
 		n.awaitPredecessor(ctx, cmd.Receive)
 	}
@@ -76,7 +105,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) 
 	if err != nil {
 		return nil, err
 	}
-	res, ok := v.(queue.Result)
+	res, ok := v.(applied)
 	if !ok {
 		return nil, fmt.Errorf("apply %s: unexpected result %T", cmd.Op, v)
 	}
@@ -114,7 +143,7 @@ func (n *Node) inboundLast(origin string, p queue.Precedence) uint64 {
 }
 
 // relay hands an encoded command to the leader over the intra-site link.
-func (n *Node) relay(ctx context.Context, leader string, data []byte) (*queue.Result, error) {
+func (n *Node) relay(ctx context.Context, leader string, data []byte) (*applied, error) {
 	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
 	if err != nil {
 		return nil, fmt.Errorf("relay to leader %s: %w", leader, err)
@@ -122,7 +151,7 @@ func (n *Node) relay(ctx context.Context, leader string, data []byte) (*queue.Re
 	if rep.Error != "" {
 		return nil, fmt.Errorf("leader %s: %s", leader, rep.Error)
 	}
-	var res queue.Result
+	var res applied
 	if err := json.Unmarshal(rep.Body, &res); err != nil {
 		return nil, fmt.Errorf("relay to leader %s: bad reply: %w", leader, err)
 	}
