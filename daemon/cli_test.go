@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"hotline/daemon/ctl"
+)
+
+// hotlinectl runs the CLI in process against a lab node's socket.
+func (l *testLab) hotlinectl(t *testing.T, node, stdin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args = append([]string{"--socket", l.cfgs[node].Socket}, args...)
+	err := ctl.Run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	if err != nil {
+		t.Logf("hotlinectl %v: %v\n%s", args, err, errOut.String())
+	}
+	return out.String(), err
+}
+
+// TestCLIRoundTrip drives the documented workflow through hotlinectl:
+// send with --wait delivered, recv --ack --json on a destination follower,
+// get until read, the same --id again, and status --json.
+func TestCLIRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six nodes")
+	}
+	lab := startLab(t)
+	out, err := lab.hotlinectl(t, "alpha-2", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1", "--wait", "delivered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(out)
+	again, err := lab.hotlinectl(t, "alpha-3", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1")
+	if err != nil || strings.TrimSpace(again) != id {
+		t.Fatalf("same --id gave %q (err %v), want %s", again, err, id)
+	}
+
+	out, err = lab.hotlinectl(t, "bravo-3", "", "recv", "--ack", "--json", "--wait", "10s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("recv printed %d lines, want 1:\n%s", len(lines), out)
+	}
+	var m struct {
+		ID, From, Precedence string
+		Seq                  uint64
+		Payload              []byte
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != id || m.From != "alpha" || m.Precedence != "flash" || m.Seq != 1 || string(m.Payload) != "flash traffic" {
+		t.Fatalf("recv gave %+v", m)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err = lab.hotlinectl(t, "alpha-1", "", "get", id, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct{ State string }
+		json.Unmarshal([]byte(out), &st)
+		if st.State == "read" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is %s after 30s, want read", id, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out, err = lab.hotlinectl(t, "bravo-1", "", "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"site", "node", "role", "leader", "pid"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("status --json lacks %q: %s", k, out)
+		}
+	}
+	if st["site"] != "bravo" || st["node"] != "bravo-1" || (st["role"] != "leader" && st["role"] != "follower") {
+		t.Errorf("status: %s", out)
+	}
+}
