@@ -93,7 +93,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
 	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        dbPath,
+		Path: dbPath,
 		// NoFreelistSync: without it bbolt rewrites the whole freelist on
 		// every commit, and log compaction makes that list long.
 		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},

@@ -29,8 +29,12 @@ type Config struct {
 	SocketGroup    string   `toml:"socket_group"` // group owning the socket, default the daemon's
 	MaxMessageSize int64    `toml:"max_message_size"`
 	SubmitTimeout  Duration `toml:"submit_timeout"`
-	LogLevel       string   `toml:"log_level"`
-	LogFormat      string   `toml:"log_format"` // text | json
+	// Retention is how long a message is kept after it reached a final
+	// state (delivered, read, expired); its idempotency key is honoured
+	// for that long.
+	Retention Duration `toml:"retention"`
+	LogLevel  string   `toml:"log_level"`
+	LogFormat string   `toml:"log_format"` // text | json
 	// Paths names the inter-site network paths in preference order. Every
 	// node of every site gives an address for each of them.
 	Paths []string `toml:"paths"`
@@ -104,6 +108,7 @@ func DefaultConfig() *Config {
 		SocketMode:     "0660",
 		MaxMessageSize: 1 << 20,
 		SubmitTimeout:  Duration{10 * time.Second},
+		Retention:      Duration{7 * 24 * time.Hour},
 		LogLevel:       "info",
 		LogFormat:      "text",
 		Paths:          []string{"fiber"},
@@ -209,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SubmitTimeout.Duration < 100*time.Millisecond {
 		return bad("submit_timeout", "%v is too short (at least 100ms)", c.SubmitTimeout)
+	}
+	if c.Retention.Duration < time.Minute {
+		return bad("retention", "%v is too short (at least 1m)", c.Retention)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return bad("log_level", "%v", err)

@@ -56,6 +56,17 @@ name = "bravo-1"
 paths = { fiber = "127.0.0.2:7100" }
 `
 
+// TestExampleConfigLoads checks the appliance example next to the unit.
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := LoadConfig("../configs/systemd/hotline.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "hotline" {
+		t.Fatalf("socket %q group %q", c.Socket, c.SocketGroup)
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, edit, want string

@@ -30,6 +30,8 @@ func startLeaderDuties(n *Node) *leaderDuties {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); n.expireLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.purgeLoop(ctx) }()
 	return d
 }
 
@@ -322,9 +324,9 @@ func (s *receiptSender) send(ctx context.Context, rs []queue.Receipt) error {
 	return err
 }
 
-// expireLoop proposes expiry once a second while anything is undelivered.
+// expireLoop proposes expiry when a queued message's TTL has run out.
 func (n *Node) expireLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -332,20 +334,43 @@ func (n *Node) expireLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pending := false
-		for _, c := range n.store.Outbound() {
-			if c.Last > c.Acked {
-				pending = true
-			}
-		}
-		if !pending {
+		now := time.Now().UnixNano()
+		if next := n.store.NextExpiry(); next == 0 || next > now {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
-		res, err := n.propose(pctx, &queue.Command{Op: queue.OpExpire, Time: time.Now().UnixNano()})
+		res, err := n.propose(pctx, &queue.Command{Op: queue.OpExpire, Time: now})
 		cancel()
 		if err == nil && res.Expire != nil && res.Expire.Expired > 0 {
-			n.log.Info("messages expired before delivery", "count", res.Expire.Expired)
+			n.log.Warn("messages expired before delivery", "count", res.Expire.Expired)
+		}
+	}
+}
+
+// purgeLoop deletes messages that reached a final state (delivered, read,
+// expired) longer ago than the retention period, in bounded steps.
+func (n *Node) purgeLoop(ctx context.Context) {
+	wait := 10 * time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		before := time.Now().Add(-n.cfg.Retention.Duration).UnixNano()
+		pctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+		res, err := n.propose(pctx, &queue.Command{Op: queue.OpPurge, Time: time.Now().UnixNano(), Purge: &queue.Purge{Before: before}})
+		cancel()
+		wait = time.Minute
+		if err != nil {
+			n.log.Warn("purging old messages failed; will retry", "err", err)
+			continue
+		}
+		if res.Purge != nil && res.Purge.Purged > 0 {
+			n.log.Info("purged messages past retention", "count", res.Purge.Purged, "retention", n.cfg.Retention)
+		}
+		if res.Purge != nil && res.Purge.More {
+			wait = time.Second
 		}
 	}
 }

@@ -98,7 +98,7 @@ func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied
 // batch first waits briefly for its predecessor (batches of one channel may
 // arrive out of order on parallel streams) so it is not rejected as a gap.
 func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*applied, error) {
-	if cmd.Op == queue.OpReceive && len(cmd.Receive.Messages) > 0 {
+	if cmd.Op == queue.OpReceive && cmd.Receive != nil && len(cmd.Receive.Messages) > 0 {
 		n.awaitPredecessor(ctx, cmd.Receive)
 	}
 	v, err := n.raft.Apply(ctx, data)

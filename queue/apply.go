@@ -112,6 +112,7 @@ type applier struct {
 	out, outChans, outIDs, outKeys, expiry *bolt.Bucket
 	in, inChans, inIDs, inbox              *bolt.Bucket
 	rcptOut, rcptQueues, rcptIn            *bolt.Bucket
+	fin                                    *bolt.Bucket
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {
@@ -123,6 +124,7 @@ func newApplier(tx *bolt.Tx, site string) *applier {
 		in: tx.Bucket(bucketIn), inChans: tx.Bucket(bucketInChans), inIDs: tx.Bucket(bucketInIDs),
 		inbox:   tx.Bucket(bucketInbox),
 		rcptOut: tx.Bucket(bucketRcptOut), rcptQueues: tx.Bucket(bucketRcptQueues), rcptIn: tx.Bucket(bucketRcptIn),
+		fin: tx.Bucket(bucketFin),
 	}
 	a.inbox.FillPercent = seqFill
 	return a
@@ -192,6 +194,15 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return res, a.receiptsAcked(c.ReceiptsAcked)
 	case OpExpire:
 		res.Expire, err = a.expire(c.Time)
+		return res, err
+	case OpPurge:
+		if c.Purge == nil {
+			break
+		}
+		if c.Purge.Max < 0 {
+			return Result{Err: fmt.Sprintf("queue: purge: %v: negative max %d", ErrInvalid, c.Purge.Max)}, nil
+		}
+		res.Purge, err = a.purge(c.Purge)
 		return res, err
 	default:
 		return Result{Err: fmt.Sprintf("queue: %v: unknown command %q", ErrInvalid, c.Op)}, nil

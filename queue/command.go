@@ -1,10 +1,5 @@
 package queue
 
-import (
-	"encoding/json"
-	"fmt"
-)
-
 // Op names a state-machine command.
 type Op string
 
@@ -17,6 +12,7 @@ const (
 	OpReceipts      Op = "receipts"       // read receipts arrived from a destination site
 	OpReceiptsAcked Op = "receipts_acked" // the origin site acked our receipts up to an RSeq
 	OpExpire        Op = "expire"         // expire queued messages whose TTL ran out
+	OpPurge         Op = "purge"          // delete finished messages older than the retention period
 )
 
 // Command is one state-machine command: exactly one of the pointer fields
@@ -31,6 +27,7 @@ type Command struct {
 	MarkRead      *MarkRead      `json:"mark_read,omitempty"`
 	Receipts      *Receipts      `json:"receipts,omitempty"`
 	ReceiptsAcked *ReceiptsAcked `json:"receipts_acked,omitempty"`
+	Purge         *Purge         `json:"purge,omitempty"`
 }
 
 // Submit enqueues messages on outbound channels. Origin is the local site.
@@ -43,6 +40,10 @@ type Submit struct {
 // accepted it (a UUIDv7) so a retried proposal is recognised: an item whose
 // ID already exists, or whose Key was already used, enqueues nothing and
 // returns the existing message.
+//
+// Idempotency holds for the retention period: once OpPurge has deleted the
+// message (it reached a final state before Purge.Before), its ID and Key
+// are forgotten and may be used again for a new message.
 type SubmitItem struct {
 	ID         string     `json:"id"`
 	Key        string     `json:"key,omitempty"`
@@ -127,20 +128,36 @@ type ExpireResult struct {
 	Expired int `json:"expired"`
 }
 
-// Encode returns the command's log representation.
-func (c *Command) Encode() ([]byte, error) {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, err)
-	}
-	return b, nil
+// DefaultPurgeMax is the number of messages an OpPurge command deletes at
+// most when Purge.Max is 0.
+const DefaultPurgeMax = 10000
+
+// Purge deletes, deterministically, messages whose life ended before
+// Before (Unix nanoseconds), at most Max of them (0: DefaultPurgeMax) per
+// command, oldest final time first:
+//
+//   - outbound messages that are Read, Expired or Delivered, whose ReadAt,
+//     ExpiredAt or DeliveredAt (by state) is before Before, and that the
+//     destination has acknowledged (Seq <= the channel's Acked), so the
+//     channel's Last and Acked and the gap-free unsent tail are untouched;
+//     a message delivered but never read is purged after the retention
+//     too (a receipt arriving later is skipped, its RSeq still counts);
+//   - inbound messages that are Read (by ReadAt) or never entered the inbox
+//     (tombstones, link-test and drill messages, by DeliveredAt); channel
+//     cursors and inbox positions are kept, so duplicates are still
+//     recognised and positions are never reused;
+//   - their ID and idempotency-key index entries: Lookup and LookupKey then
+//     return ErrNotFound, and the ID and Key may be used again.
+//
+// PurgeResult.More reports that the limit stopped it: propose another.
+type Purge struct {
+	Before int64 `json:"before"`
+	Max    int   `json:"max,omitempty"`
 }
 
-// DecodeCommand parses a log entry written by Encode.
-func DecodeCommand(b []byte) (*Command, error) {
-	var c Command
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("queue: decode command: %w", err)
-	}
-	return &c, nil
+// PurgeResult counts the messages deleted by an OpPurge command; More is
+// true when more were due but the command's Max was reached.
+type PurgeResult struct {
+	Purged int  `json:"purged"`
+	More   bool `json:"more,omitempty"`
 }

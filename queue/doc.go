@@ -25,9 +25,22 @@
 //     from 1. Outbound messages are assigned Seq at commit; inbound ones are
 //     applied only at last+1 (duplicates skipped, stop at a gap). Acks and
 //     receipt acks are cumulative and idempotent.
-//   - Messages are kept after delivery so their status can be queried;
-//     expiry removes the payload of an undelivered message and leaves a
-//     tombstone that keeps its channel gap-free.
+//   - Messages are kept after delivery so their status can be queried,
+//     until an OpPurge command (the retention) deletes those whose life
+//     ended before its cutoff: acknowledged outbound messages that are
+//     delivered, read or expired, and inbound ones that are read or never
+//     entered the inbox. Channel cursors and inbox positions stay, so
+//     sequencing and duplicate detection are unaffected; IDs and
+//     idempotency keys are remembered for the retention period only.
+//     A purge reads an index ordered by that end time and deletes at most
+//     Purge.Max messages, so its cost is bounded.
+//   - Expiry removes the payload of an undelivered message and leaves a
+//     tombstone that keeps its channel gap-free. [Store.NextExpiry] says
+//     when an OpExpire can next do something.
+//   - Log entries are a compact binary encoding ([Command.Encode]) whose
+//     first byte is its format version; entries of the earlier JSON
+//     format still decode. The store file carries its own format version
+//     and is upgraded in place when opened or restored.
 //
 // # Concurrency
 //

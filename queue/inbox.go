@@ -56,7 +56,11 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 				return nil, err
 			}
 		}
-		if err := msgs.Put(u64(m.Seq), rec.encode()); err != nil {
+		v := rec.encode()
+		if err := a.reindex(finIn, ck, m.Seq, 0, nil, v); err != nil {
+			return nil, err
+		}
+		if err := msgs.Put(u64(m.Seq), v); err != nil {
 			return nil, err
 		}
 		if id := []byte(m.ID); a.inIDs.Get(id) == nil {
@@ -121,6 +125,9 @@ func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
 		}
 		nv, err := patchRecord(v, Read, offRead, now)
 		if err != nil {
+			return nil, err
+		}
+		if err := a.reindex(finIn, ck, seq, 0, v, nv); err != nil {
 			return nil, err
 		}
 		msgs.FillPercent = seqFill

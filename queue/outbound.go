@@ -145,14 +145,22 @@ func (a *applier) delivered(now int64, d *DeliveredCmd) error {
 		if v == nil {
 			return fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
 		}
+		// Above the old Acked nothing was purgeable; up to upTo it is.
 		if State(v[offState]) != Queued {
-			continue // Expired or already Read: keep
+			// Expired or already Read: keep as is, now purgeable.
+			if err := a.reindex(finOut, ck, seq, upTo, nil, v); err != nil {
+				return err
+			}
+			continue
 		}
 		nv, err := patchRecord(v, Delivered, offDelivered, now)
 		if err != nil {
 			return err
 		}
 		if err := a.unexpire(v, seq, ck); err != nil {
+			return err
+		}
+		if err := a.reindex(finOut, ck, seq, upTo, nil, nv); err != nil {
 			return err
 		}
 		if err := msgs.Put(k, nv); err != nil {
@@ -203,6 +211,8 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		if rec.state != Queued {
 			continue
 		}
+		// A Queued message is above its channel's Acked, so the expired
+		// one is not purgeable yet: delivered() indexes it once acked.
 		rec.state, rec.expiredAt, rec.payload = Expired, now, nil
 		rec.flags |= FlagTombstone
 		if err := msgs.Put(u64(seq), rec.encode()); err != nil {
@@ -217,7 +227,9 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 // greater than after, ascending and contiguous: at most maxMsgs messages
 // and, after the first, at most maxBytes of payload in total (a limit <= 0
 // means no limit). Expired messages are tombstones (FlagTombstone, no
-// payload). An unknown channel gives no messages.
+// payload). An unknown channel gives no messages, and so may an after
+// below the channel's Acked, as OpPurge deletes acknowledged messages:
+// senders resume from Acked.
 func (s *Store) Pending(dest string, p Precedence, after uint64, maxMsgs, maxBytes int) ([]Message, error) {
 	var out []Message
 	err := s.view(func(tx *bolt.Tx) error {
@@ -275,4 +287,19 @@ func (s *Store) Outbound() []OutChannel {
 		})
 	})
 	return out
+}
+
+// NextExpiry returns the smallest ExpiresAt (Unix nanoseconds) among
+// outbound messages still Queued, or 0 if none has one (or the store is
+// closed). It reads one key: a proposer can check it before proposing
+// OpExpire with a Time at or after it.
+func (s *Store) NextExpiry() int64 {
+	var at int64
+	_ = s.view(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketExpiry).Cursor().First(); len(k) >= 8 {
+			at = int64(be.Uint64(k))
+		}
+		return nil
+	})
+	return at
 }

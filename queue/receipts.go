@@ -87,6 +87,11 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	if rec.deliveredAt == 0 {
 		be.PutUint64(nv[offDelivered:], uint64(readAt))
 	}
+	// Acknowledged messages move in the finalized index to ReadAt.
+	_, acked := getPair(a.outChans.Get(ck))
+	if err := a.reindex(finOut, ck, rc.Seq, acked, v, nv); err != nil {
+		return err
+	}
 	msgs.FillPercent = seqFill
 	return msgs.Put(k, nv)
 }

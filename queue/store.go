@@ -13,8 +13,12 @@ import (
 // ErrClosed is returned by every method of a closed Store.
 var ErrClosed = errors.New("queue: store closed")
 
-// formatVersion is the layout version stored in the meta bucket.
-const formatVersion = 1
+// formatVersion is the layout version stored in the meta bucket. Version
+// 1 lacked the finalized index (bucketFin); Open and Restore add it.
+const (
+	formatVersion    = 2
+	minFormatVersion = 1
+)
 
 // initialMmapSize is bbolt's initial memory map. bbolt grows the map by
 // taking a lock that waits for every open read transaction, so a write
@@ -48,11 +52,14 @@ var (
 	bucketRcptQueues = []byte("rcpt_queues") // origin -> last(8) acked(8)
 	bucketRcptIn     = []byte("rcpt_in")     // reader site -> last rseq applied(8)
 
+	bucketFin = []byte("fin") // time(8) kind(1) ref -> nil, purgeable messages (purge.go)
+
 	allBuckets = [][]byte{
 		bucketMeta,
 		bucketOut, bucketOutChans, bucketOutIDs, bucketOutKeys, bucketExpiry,
 		bucketIn, bucketInChans, bucketInIDs, bucketInbox,
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
+		bucketFin,
 	}
 
 	metaVersion   = []byte("version")
@@ -167,16 +174,20 @@ func openHandle(path, site string) (*handle, uint64, error) {
 		if err := checkMeta(meta, site); err != nil {
 			return err
 		}
-		if meta.Get(metaVersion) == nil {
-			if err := meta.Put(metaVersion, u64(formatVersion)); err != nil {
-				return err
-			}
+		applied = getU64(meta, metaApplied)
+		switch v := meta.Get(metaVersion); {
+		case v == nil:
 			if err := meta.Put(metaSite, []byte(site)); err != nil {
 				return err
 			}
+		case be.Uint64(v) == formatVersion:
+			return nil
+		default: // format 1 (checkMeta accepted it): add the finalized index
+			if err := buildFinIndex(tx); err != nil {
+				return fmt.Errorf("upgrade from format 1: %w", err)
+			}
 		}
-		applied = getU64(meta, metaApplied)
-		return nil
+		return meta.Put(metaVersion, u64(formatVersion))
 	})
 	if err != nil {
 		_ = db.Close()
@@ -191,8 +202,8 @@ func checkMeta(meta *bolt.Bucket, site string) error {
 	if v == nil {
 		return nil
 	}
-	if len(v) != 8 || be.Uint64(v) != formatVersion {
-		return fmt.Errorf("unsupported format version %x (want %d)", v, formatVersion)
+	if len(v) != 8 || be.Uint64(v) < minFormatVersion || be.Uint64(v) > formatVersion {
+		return fmt.Errorf("unsupported format version %x (want %d to %d)", v, minFormatVersion, formatVersion)
 	}
 	if got := string(meta.Get(metaSite)); got != site {
 		return fmt.Errorf("state belongs to site %q, not %q", got, site)

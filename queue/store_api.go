@@ -7,7 +7,7 @@ import "errors"
 
 // Sentinel errors.
 var (
-	// ErrNotFound: no message with that ID.
+	// ErrNotFound: no message with that ID (never stored, or purged).
 	ErrNotFound = errors.New("queue: message not found")
 	// ErrKeyConflict: an idempotency key was reused for a message with a
 	// different destination, precedence or payload.
@@ -29,6 +29,7 @@ type Result struct {
 	MarkRead *MarkReadResult `json:"mark_read,omitempty"`
 	Receipts *ReceiptsResult `json:"receipts,omitempty"`
 	Expire   *ExpireResult   `json:"expire,omitempty"`
+	Purge    *PurgeResult    `json:"purge,omitempty"`
 	Err      string          `json:"err,omitempty"`
 	// Skipped is true when the entry's index was at or below the store's
 	// applied index (a replay after restart) and nothing was done.

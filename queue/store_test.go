@@ -83,10 +83,13 @@ func script(t testing.TB, seed uint64, n int) []Entry {
 			}
 			l.add(t, receiptsCmd(now, site, rcs...))
 		case 7:
-			if rng.IntN(2) == 0 {
+			switch rng.IntN(3) {
+			case 0:
 				l.add(t, receiptsAckedCmd(now, site, uint64(rng.IntN(6))))
-			} else {
+			case 1:
 				l.add(t, expireCmd(now))
+			default: // retention of about a minute, a few messages at a time
+				l.add(t, purgeCmd(now, now-40e9-int64(rng.IntN(40e9)), rng.IntN(4)))
 			}
 		case 8:
 			l.next++
@@ -116,7 +119,7 @@ func TestApplyIsDeterministicAndReplaySafe(t *testing.T) {
 	resB := applyInBatches(b, entries, 1)
 	resC := applyInBatches(c, entries, 3, 17, 1, 64)
 
-	errs := 0
+	errs, purged := 0, 0
 	for i := range resA {
 		if !reflect.DeepEqual(resA[i], resB[i]) || !reflect.DeepEqual(resA[i], resC[i]) {
 			t.Fatalf("entry %d: results differ: %+v / %+v / %+v", i, resA[i], resB[i], resC[i])
@@ -127,6 +130,12 @@ func TestApplyIsDeterministicAndReplaySafe(t *testing.T) {
 		if resA[i].Err != "" {
 			errs++
 		}
+		if p := resA[i].Purge; p != nil {
+			purged += p.Purged
+		}
+	}
+	if purged == 0 {
+		t.Fatal("the script should purge some messages")
 	}
 	if errs == 0 || errs > len(entries)/5 {
 		t.Fatalf("%d entries failed: the script should exercise a few decode errors", errs)

@@ -1,0 +1,247 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// codecCommands covers every command type and field, nil and empty lists
+// and byte strings, and extreme values.
+func codecCommands() []Command {
+	payload := bytes.Repeat([]byte{0, 1, 0xff}, 200)
+	return []Command{
+		submitCmd(t1,
+			SubmitItem{ID: "0190c6a2-7b3e-7000-8a1b-4c2d3e4f5a6b", Key: "k1", Dest: "bravo", Precedence: Flash, Payload: payload, Flags: FlagDrill, ExpiresAt: t4},
+			SubmitItem{ID: "b", Dest: "bravo", Precedence: Routine, Payload: []byte{}},
+			SubmitItem{ID: "c", Dest: "charlie", Precedence: Immediate, Flags: math.MaxUint32, ExpiresAt: -1},
+			SubmitItem{},
+		),
+		{Op: OpSubmit, Time: math.MinInt64, Submit: &Submit{}},
+		{Op: OpSubmit, Time: math.MaxInt64, Submit: &Submit{Origin: "alpha", Items: []SubmitItem{}}},
+		deliveredCmd(t2, "bravo", Priority, math.MaxUint64),
+		receiveCmd(t3, "alpha", Routine,
+			Message{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 1, Key: "key", Payload: payload, Flags: FlagLinkTest, SubmittedAt: t1, ExpiresAt: t4},
+			Message{ID: "m2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Flags: FlagTombstone, SubmittedAt: -t1},
+			Message{ID: "m3", Origin: "other", Dest: "", Precedence: Flash, Seq: math.MaxUint64, Payload: []byte{}},
+			Message{},
+		),
+		receiveCmd(t3, "", Routine, Message{}),
+		{Op: OpReceive, Receive: &Receive{Origin: "alpha", Precedence: Immediate}},
+		markReadCmd(t4, "a", "", "0190c6a2-7b3e-7000-8a1b-4c2d3e4f5a6b"),
+		{Op: OpMarkRead, MarkRead: &MarkRead{}},
+		{Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{}}},
+		receiptsCmd(t1, "bravo",
+			Receipt{RSeq: 1, Precedence: Flash, Seq: 7, ID: "m7", ReadAt: t1},
+			Receipt{RSeq: math.MaxUint64, Precedence: Routine, Seq: 0, ReadAt: math.MinInt64}),
+		receiptsCmd(0, "", Receipt{}),
+		submitCmd(0, SubmitItem{}),
+		{Op: OpReceipts, Receipts: &Receipts{}},
+		receiptsAckedCmd(t2, "charlie", 300),
+		expireCmd(t3),
+		purgeCmd(t4, t2, 0),
+		purgeCmd(-1, math.MinInt64, math.MaxInt64),
+		purgeCmd(0, 0, -7),
+		{Op: "launch", Time: 1},
+		{},
+		{Op: OpExpire, Time: t1, Delivered: &DeliveredCmd{}, ReceiptsAcked: &ReceiptsAcked{}, Purge: &Purge{}}, // several bodies
+	}
+}
+
+func TestCommandCodecRoundTrip(t *testing.T) {
+	for i, c := range codecCommands() {
+		enc, err := c.Encode()
+		if err != nil {
+			t.Fatalf("command %d (%s): encode: %v", i, c.Op, err)
+		}
+		if enc[0] != cmdVersion1 {
+			t.Fatalf("command %d: version byte %#x", i, enc[0])
+		}
+		got, err := DecodeCommand(enc)
+		if err != nil {
+			t.Fatalf("command %d (%s): decode: %v", i, c.Op, err)
+		}
+		if !reflect.DeepEqual(*got, c) {
+			t.Fatalf("command %d: round trip\n got %+v\nwant %+v", i, *got, c)
+		}
+		if hint := c.sizeHint(); hint < len(enc) || hint > len(enc)+10 {
+			t.Errorf("command %d: size hint %d for %d bytes", i, hint, len(enc))
+		}
+		again, err := got.Encode()
+		if err != nil || !bytes.Equal(again, enc) {
+			t.Fatalf("command %d: re-encoding differs (%v)", i, err)
+		}
+	}
+}
+
+// TestDecodeCommandDoesNotAlias: the decoded payloads are a copy.
+func TestDecodeCommandDoesNotAlias(t *testing.T) {
+	enc, err := (&Command{Op: OpSubmit, Submit: &Submit{Items: []SubmitItem{{ID: "a", Payload: []byte("abc")}}}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DecodeCommand(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range enc {
+		enc[i] = 'x'
+	}
+	if p := c.Submit.Items[0].Payload; string(p) != "abc" || cap(p) != 3 {
+		t.Fatalf("payload %q cap %d", p, cap(p))
+	}
+}
+
+func TestDecodeCommandRejectsTruncatedAndTrailing(t *testing.T) {
+	for i, c := range codecCommands() {
+		enc, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range len(enc) {
+			if got, err := DecodeCommand(enc[:n]); err == nil || got != nil {
+				t.Fatalf("command %d truncated to %d of %d bytes: %+v, %v", i, n, len(enc), got, err)
+			} else if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("command %d truncated: error %v does not wrap ErrInvalid", i, err)
+			}
+		}
+		if _, err := DecodeCommand(append(enc, 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
+			t.Fatalf("command %d with a trailing byte: %v", i, err)
+		}
+	}
+}
+
+func TestDecodeCommandRejectsMalformed(t *testing.T) {
+	v1 := func(b ...byte) []byte { return append([]byte{cmdVersion1}, b...) }
+	time8 := []byte{0, 0, 0, 0, 0, 0, 0, 0}
+	head := func(body byte, rest ...byte) []byte { // op "x", time 0, bodies
+		b := v1(1, 'x')
+		b = append(b, time8...)
+		return append(append(b, body), rest...)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "empty entry"},
+		{"unknown version", []byte{2, 0}, "unknown format version 0x02"},
+		{"op longer than input", v1(50, 'x'), "beyond the end"},
+		{"non-minimal varint", v1(0x81, 0x00, 'x'), "non-minimal"},
+		{"varint overflow", v1(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), "overflows"},
+		{"unknown body", head(0x80), "unknown bodies"},
+		{"bad precedence", head(bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
+		{"forged item count", head(bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f), "list longer"},
+		{"forged payload length", append(head(bodySubmit, 0, 2, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},
+		{"forged id count", head(bodyMarkRead, 0xff, 0xff, 0x03, 1, 'a'), "list longer"},
+		{"flags overflow", head(bodySubmit, 0, 2, 1, 'a', 0, 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0), "flags overflow"},
+		{"old json, bad", []byte(`{"op":`), "decode command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := DecodeCommand(tc.in)
+			if err == nil || c != nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("DecodeCommand = %+v, %v; want error containing %q", c, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeCommandForgedLengthsAllocateLittle: a forged length never
+// makes the decoder allocate beyond a small multiple of its input.
+func TestDecodeCommandForgedLengthsAllocateLittle(t *testing.T) {
+	forged := [][]byte{
+		{cmdVersion1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
+		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodyReceive, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
+		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodyMarkRead, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
+	}
+	for i, in := range forged {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			if _, err := DecodeCommand(in); err == nil {
+				t.Fatalf("forged input %d decoded", i)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if perCall := (after.TotalAlloc - before.TotalAlloc) / 100; perCall > 64<<10 {
+			t.Fatalf("forged input %d: %d bytes allocated per decode", i, perCall)
+		}
+	}
+}
+
+func TestEncodeRejectsInvalidPrecedence(t *testing.T) {
+	bad := Precedence(4)
+	for _, c := range []Command{
+		submitCmd(t1, item("a", "bravo", bad, "x")),
+		deliveredCmd(t1, "bravo", bad, 1),
+		receiveCmd(t1, "alpha", bad),
+		receiveCmd(t1, "alpha", Routine, Message{ID: "m", Precedence: bad}),
+		receiptsCmd(t1, "bravo", Receipt{RSeq: 1, Precedence: bad}),
+	} {
+		if b, err := c.Encode(); err == nil || !strings.Contains(err.Error(), "invalid precedence 4") {
+			t.Errorf("%s with precedence 4: %x, %v", c.Op, b, err)
+		}
+	}
+}
+
+// TestDecodeCommandJSON: entries of the first, JSON, format still decode.
+func TestDecodeCommandJSON(t *testing.T) {
+	in := `{"op":"submit","time":5,"submit":{"origin":"alpha","items":[{"id":"a","dest":"bravo","precedence":"flash","payload":"aGk="}]}}`
+	c, err := DecodeCommand([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Command{Op: OpSubmit, Time: 5, Submit: &Submit{Origin: "alpha", Items: []SubmitItem{{ID: "a", Dest: "bravo", Precedence: Flash, Payload: []byte("hi")}}}}
+	if !reflect.DeepEqual(*c, want) {
+		t.Fatalf("decoded %+v", *c)
+	}
+	c, err = DecodeCommand([]byte(`{"op":"purge","time":5,"purge":{"before":3,"max":2}}`))
+	if err != nil || *c.Purge != (Purge{Before: 3, Max: 2}) {
+		t.Fatalf("purge: %+v, %v", c, err)
+	}
+}
+
+// FuzzDecodeCommand: decoding never panics, and whatever decodes encodes
+// again to a command that decodes equal; a binary entry re-encodes to the
+// same bytes (the encoding is canonical).
+func FuzzDecodeCommand(f *testing.F) {
+	for _, c := range codecCommands() {
+		enc, err := c.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	f.Add([]byte(`{"op":"receive","receive":{"origin":"a","precedence":"routine","messages":[{"id":"m","seq":1,"payload":""}]}}`))
+	f.Add([]byte{})
+	f.Add([]byte{cmdVersion1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := DecodeCommand(data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("error %v with a command", err)
+			}
+			return
+		}
+		enc, err := c.Encode()
+		if err != nil {
+			t.Fatalf("decoded command does not encode: %v (%+v)", err, c)
+		}
+		c2, err := DecodeCommand(enc)
+		if err != nil {
+			t.Fatalf("re-encoded command does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(c, c2) {
+			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
+		}
+		if data[0] == cmdVersion1 && !bytes.Equal(enc, data) {
+			t.Fatalf("binary entry re-encodes differently:\n%x\n%x", data, enc)
+		}
+	})
+}
