@@ -131,6 +131,9 @@ func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
 		Handler:  (*receiver)(n),
 		Logger:   n.log.With("component", "link"),
 		MaxFrame: int(n.cfg.MaxMessageSize)*2 + n.cfg.Link.BatchBytes + (1 << 20),
+		// A peer that stops answering (killed, cut off) is given up after
+		// this long without a packet; keepalives flow every second.
+		IdleTimeout: 3 * time.Second,
 	}
 }
 

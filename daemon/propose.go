@@ -144,6 +144,25 @@ func (n *Node) inboundLast(origin string, p queue.Precedence) uint64 {
 
 // relay hands an encoded command to the leader over the intra-site link.
 func (n *Node) relay(ctx context.Context, leader string, data []byte) (*applied, error) {
+	// Abandon the attempt as soon as Raft names another leader: a leader
+	// killed mid-call never answers, and the retry is idempotent.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if now, _ := n.raft.Leader(); now != leader {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
 	if err != nil {
 		return nil, fmt.Errorf("relay to leader %s: %w", leader, err)
