@@ -11,10 +11,12 @@ ctl=${HOTLINECTL:-hotlinectl}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 nodes=(alpha-1 alpha-2 alpha-3 bravo-1 bravo-2 bravo-3)
-per=$((n / 6))
-echo "sending $((per * 6)) messages through ${nodes[*]}"
+half=$((n / 2))
+echo "sending $((half * 2)) messages, $half each way, through ${nodes[*]}"
 for node in "${nodes[@]}"; do
   site=${node%-*}; to=bravo; [ "$site" = bravo ] && to=alpha
+  j=$(( ${node##*-} - 1 ))
+  per=$(( half / 3 + (j < half % 3 ? 1 : 0) ))
   (
     for i in $(seq 1 "$per"); do
       key="smoke-$$-$node-$i"
