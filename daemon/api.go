@@ -234,7 +234,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, m)
 }
 
-// stateRank orders states for --wait: read implies delivered.
+// stateReached reports whether have satisfies a wait for want: states
+// are ordered (read implies delivered), and expired never moves on.
 func stateReached(have, want queue.State) bool {
 	if have == queue.Expired {
 		return true // never moves on

@@ -6,10 +6,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/queue"
 )
 
 // freeAddr returns ip:port with a port free for both TCP and UDP now.
@@ -143,6 +145,54 @@ func submitRetrying(ctx context.Context, c *client.Client, req client.SubmitRequ
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil, fmt.Errorf("submit %s: %w (last error: %v)", req.Key, ctx.Err(), last)
+}
+
+// traffic is perNode submissions from every lab node to the other site,
+// precedences in rotation, each retried with its key until acknowledged.
+type traffic struct {
+	wg       sync.WaitGroup
+	errs     chan error
+	progress atomic.Int64 // acknowledged submissions so far
+}
+
+// startTraffic starts the submitters; keys are "<prefix>-<node>-<i>".
+func startTraffic(ctx context.Context, prefix string, perNode int, clientFor func(node string) *client.Client, g *ledger) *traffic {
+	tr := &traffic{errs: make(chan error, 2*len(LabSites)*3)}
+	for _, site := range LabSites {
+		to := "bravo"
+		if site == "bravo" {
+			to = "alpha"
+		}
+		for _, node := range LabNodes(site) {
+			c := clientFor(node)
+			tr.wg.Add(1)
+			go func() {
+				defer tr.wg.Done()
+				for i := range perNode {
+					p := queue.Precedences[i%len(queue.Precedences)]
+					key := fmt.Sprintf("%s-%s-%d", prefix, node, i)
+					m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
+					if err != nil {
+						tr.errs <- err
+						return
+					}
+					g.add(sent{key: key, id: m.ID, from: site, to: to, precedence: p.String()})
+					tr.progress.Add(1)
+				}
+			}()
+		}
+	}
+	return tr
+}
+
+// wait waits for every submitter and fails t on the first error.
+func (tr *traffic) wait(t testing.TB) {
+	t.Helper()
+	tr.wg.Wait()
+	close(tr.errs)
+	for err := range tr.errs {
+		t.Fatal(err)
+	}
 }
 
 // checkArrivals verifies exactly-once, in-order delivery: every

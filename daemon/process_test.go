@@ -2,18 +2,15 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"hotline/daemon/client"
-	"hotline/queue"
 )
 
 // buildBinaries builds hotlined and hotlinectl into a temp dir.
@@ -191,52 +188,22 @@ func TestProcessLabKill9(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const perNode = 150
-	var progress atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for _, site := range LabSites {
-		to := "bravo"
-		if site == "bravo" {
-			to = "alpha"
-		}
-		for _, node := range LabNodes(site) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := l.client(node)
-				for i := range perNode {
-					p := queue.Precedences[i%len(queue.Precedences)]
-					key := fmt.Sprintf("kill9-%s-%d", node, i)
-					m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
-					if err != nil {
-						errs <- err
-						return
-					}
-					g.add(sent{key: key, id: m.ID, from: site, to: to, precedence: p.String()})
-					progress.Add(1)
-				}
-			}()
-		}
-	}
+	tr := startTraffic(ctx, "kill9", perNode, l.client, g)
 	waitProgress := func(n int64) {
-		for progress.Load() < n && ctx.Err() == nil {
+		for tr.progress.Load() < n && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	for i, site := range LabSites {
 		waitProgress(int64(6 * perNode * (i + 1) / 3))
 		victim := l.leader(site)
-		t.Logf("kill -9 %s (leader of %s) after %d submissions", victim, site, progress.Load())
+		t.Logf("kill -9 %s (leader of %s) after %d submissions", victim, site, tr.progress.Load())
 		l.kill9(victim)
 		t.Logf("site %s: new leader %s", site, l.leader(site))
 		time.Sleep(time.Second)
 		l.start(victim)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	tr.wait(t)
 	for _, site := range LabSites {
 		msgs := drainInbox(t, l.client(LabNodes(site)[1]), 3*perNode, 2*time.Minute)
 		g.checkArrivals(t, site, msgs)
