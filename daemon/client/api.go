@@ -102,6 +102,8 @@ type Status struct {
 	Peers           []Peer     `json:"peers"`
 	Outbound        []OutQueue `json:"outbound"`
 	Inbound         []InQueue  `json:"inbound"`
+	Links           []SiteLink `json:"links"`            // per other site
+	Alarms          []string   `json:"alarms,omitempty"` // current alarms: paths down, failed link tests
 	InboxUnread     int        `json:"inbox_unread"`
 	ReceiptsPending int        `json:"receipts_pending"`
 	Uptime          string     `json:"uptime"`
@@ -133,4 +135,121 @@ type InQueue struct {
 	From       string `json:"from"`
 	Precedence string `json:"precedence"`
 	Last       uint64 `json:"last"`
+}
+
+// The admin API. Every request under /v1/admin is refused (403, CodeForbidden)
+// unless the caller's socket credentials (SO_PEERCRED) are root or a member
+// of the configured admin_group. Requests that take `node` (a node of this
+// site, default the node serving the socket) are relayed to that node over
+// the intra-site link.
+const (
+	PathAdminPaths    = "/v1/admin/paths"           // GET: PathsReply (?node=)
+	PathAdminPath     = "/v1/admin/paths/"          // POST /v1/admin/paths/{name}/down?mode=close|drop&node= ; POST .../{name}/up?node=
+	PathAdminLeader   = "/v1/admin/leader/transfer" // POST ?to=NODE (default: the most up-to-date other node) &site=SITE (another site: needs its allow_remote_drills)
+	PathAdminArrivals = "/v1/admin/drill/arrivals"  // GET ?site=DEST&precedence=P&after=SEQ&max=N: ArrivalsReply
+)
+
+// Submit with query parameter drill=true marks the message as drill canary
+// traffic (admin only): carried and acknowledged like any other, never put
+// into the destination's inbox.
+
+// More error codes.
+const (
+	CodeForbidden = "forbidden" // 403: the admin API needs root or the admin group
+	CodeConflict  = "conflict"  // 409: the request contradicts the current state (e.g. no leader to transfer from)
+)
+
+// Path states in PathInfo.State.
+const (
+	PathUp         = "up"         // connected and answering probes
+	PathDown       = "down"       // probes unanswered for the detection time, or the connection failed
+	PathConnecting = "connecting" // no connection yet (dialling or waiting to redial)
+	PathAdminDown  = "admin-down" // disabled on this node by an operator
+)
+
+// Path down modes.
+const (
+	ModeClose = "close" // close the path's connections with a reason; peers see it at once
+	ModeDrop  = "drop"  // silently drop the path's packets both ways, as a real cut would
+)
+
+// PathInfo is one (peer node, path) as seen by the node that reports it.
+type PathInfo struct {
+	Site        string     `json:"site"`
+	Node        string     `json:"node"`
+	Path        string     `json:"path"`
+	Remote      string     `json:"remote"` // the peer's UDP address on the path
+	State       string     `json:"state"`  // PathUp, PathDown, PathConnecting, PathAdminDown
+	Since       *time.Time `json:"since,omitempty"`
+	Active      bool       `json:"active,omitempty"` // carried the last batch this node sent to the peer's site
+	RTTMillis   float64    `json:"rtt_ms,omitempty"` // smoothed probe round trip
+	LossPct     float64    `json:"loss_pct"`         // probes unanswered among the recent ones
+	LastOK      *time.Time `json:"last_ok,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	BytesSent   uint64     `json:"bytes_sent"`
+	BytesRecv   uint64     `json:"bytes_recv"`
+	// LinkTest is the last periodic link test on this path to the peer's
+	// site (only on the leader, only for other sites' nodes).
+	LinkTest *LinkTest `json:"link_test,omitempty"`
+}
+
+// LinkTest is the outcome of one periodic link test.
+type LinkTest struct {
+	At        time.Time `json:"at"`
+	OK        bool      `json:"ok"`
+	RTTMillis float64   `json:"rtt_ms,omitempty"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// PathAdmin is the administrative state of one of a node's paths.
+type PathAdmin struct {
+	Node  string `json:"node"`
+	Path  string `json:"path"`
+	State string `json:"state"`          // up | down
+	Mode  string `json:"mode,omitempty"` // ModeClose | ModeDrop when down
+}
+
+// PathsReply is the reply of GET /v1/admin/paths.
+type PathsReply struct {
+	Site  string      `json:"site"`
+	Node  string      `json:"node"`
+	Admin []PathAdmin `json:"admin"` // this node's paths, in preference order
+	Paths []PathInfo  `json:"paths"` // every peer node × path
+}
+
+// LeaderTransfer is the reply of POST /v1/admin/leader/transfer.
+type LeaderTransfer struct {
+	Site string `json:"site"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Arrival is one drill canary as committed at the destination site.
+type Arrival struct {
+	Seq         uint64    `json:"seq"`
+	ID          string    `json:"id"`
+	Key         string    `json:"key,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at"` // origin's commit time
+	ArrivedAt   time.Time `json:"arrived_at"`   // destination's receive time
+}
+
+// ArrivalsReply is the reply of GET /v1/admin/drill/arrivals: the drill
+// canaries of channel (this site → site, precedence) with sequence numbers
+// after `after`, in order, read from a node of the destination site.
+type ArrivalsReply struct {
+	Site       string    `json:"site"`
+	Precedence string    `json:"precedence"`
+	Last       uint64    `json:"last"` // the destination's last sequence on the channel
+	Next       uint64    `json:"next"` // pass as `after` to continue; == after when nothing more
+	Arrivals   []Arrival `json:"arrivals"`
+}
+
+// SiteLink summarizes, in Status, how this node reaches one other site.
+type SiteLink struct {
+	Site       string `json:"site"`
+	ActiveNode string `json:"active_node,omitempty"` // node and path that carried the last batch
+	ActivePath string `json:"active_path,omitempty"`
+	PathsUp    int    `json:"paths_up"`    // (node, path) pairs up
+	PathsTotal int    `json:"paths_total"` // (node, path) pairs configured
 }

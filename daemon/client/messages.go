@@ -17,6 +17,7 @@ type SubmitRequest struct {
 	TTL        time.Duration // expire if not delivered within TTL; 0 = never
 	Timeout    time.Duration // how long the daemon waits for Wait; 0 = its default
 	Wait       string        // queued | delivered | read: the state to wait for
+	Drill      bool          // drill canary: never put into the destination's inbox (admin only)
 	Payload    []byte
 }
 
@@ -42,6 +43,9 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Message, error
 	}
 	if req.Timeout > 0 {
 		q.Set("timeout", req.Timeout.String())
+	}
+	if req.Drill {
+		q.Set("drill", "true")
 	}
 	var m Message
 	status, err := c.do(ctx, http.MethodPost, PathMessages, q, bytes.NewReader(req.Payload), "application/octet-stream", &m)
