@@ -20,6 +20,14 @@ const (
 	DefaultHandshakeTimeout = 3 * time.Second
 	DefaultIdleTimeout      = 10 * time.Second
 	DefaultKeepAlive        = 1 * time.Second
+	DefaultProbeInterval    = 100 * time.Millisecond
+	DefaultProbeMisses      = 5
+)
+
+// Bounds of the probe settings.
+const (
+	minProbeInterval = 10 * time.Millisecond
+	maxProbeMisses   = 100
 )
 
 // maxMaxFrame keeps MaxFrame within the 4-byte length field with room to
@@ -64,6 +72,12 @@ type Config struct {
 	// 10s and 1s. A connection without any packet from the peer for
 	// IdleTimeout is dead; keepalives keep idle connections alive.
 	HandshakeTimeout, IdleTimeout, KeepAlive time.Duration
+	// ProbeInterval and ProbeMisses set failure detection, BFD-style:
+	// every (peer, path) connection is probed each ProbeInterval, and one
+	// with no probe answered for ProbeInterval × ProbeMisses is declared
+	// down. 0 means 100ms and 5 (detection within 500ms).
+	ProbeInterval time.Duration
+	ProbeMisses   int
 }
 
 // peerSpec is a validated Peer with resolved addresses, by path name.
@@ -158,6 +172,18 @@ func (cfg *Config) validate() ([]peerSpec, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	switch {
+	case cfg.ProbeInterval == 0:
+		cfg.ProbeInterval = DefaultProbeInterval
+	case cfg.ProbeInterval < minProbeInterval:
+		return nil, fmt.Errorf("transport: config: ProbeInterval %v is below the minimum %v", cfg.ProbeInterval, minProbeInterval)
+	}
+	switch {
+	case cfg.ProbeMisses == 0:
+		cfg.ProbeMisses = DefaultProbeMisses
+	case cfg.ProbeMisses < 0 || cfg.ProbeMisses > maxProbeMisses:
+		return nil, fmt.Errorf("transport: config: ProbeMisses %d out of range (1 to %d)", cfg.ProbeMisses, maxProbeMisses)
 	}
 	if cfg.KeepAlive >= cfg.IdleTimeout {
 		return nil, fmt.Errorf("transport: config: KeepAlive (%v) must be shorter than IdleTimeout (%v)", cfg.KeepAlive, cfg.IdleTimeout)

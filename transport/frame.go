@@ -15,7 +15,12 @@ const (
 	frameAck   byte = 2 // reply to frameBatch: an Ack
 	frameCall  byte = 3 // request: a Call
 	frameReply byte = 4 // reply to frameCall: a Reply
+	frameProbe byte = 5 // request: a probe (opaque body, at most 64 bytes)
+	frameEcho  byte = 6 // reply to frameProbe: the probe's body
 )
+
+// maxProbeBody bounds a probe's body.
+const maxProbeBody = 64
 
 // headerLen is the frame header: 4-byte big-endian body length, then the
 // 1-byte frame type. The length counts the body only.
@@ -26,6 +31,8 @@ const (
 	codeClosing   quic.ApplicationErrorCode = 0x0  // the link is shutting down
 	codeProtocol  quic.ApplicationErrorCode = 0x10 // malformed, oversize or unexpected frame
 	codeForbidden quic.ApplicationErrorCode = 0x11 // frame contents contradict the peer's identity
+	codePathDown     quic.ApplicationErrorCode = 0x12 // probes went unanswered: the path is considered cut
+	codePathDisabled quic.ApplicationErrorCode = 0x13 // an operator disabled the path
 	codeCancelled quic.StreamErrorCode      = 0x20 // the requester gave up on the stream
 )
 
@@ -39,6 +46,10 @@ func frameName(t byte) string {
 		return "call"
 	case frameReply:
 		return "reply"
+	case frameProbe:
+		return "probe"
+	case frameEcho:
+		return "echo"
 	}
 	return fmt.Sprintf("type %d", t)
 }
@@ -96,7 +107,7 @@ func readFrame(r io.Reader, max int) (typ byte, body []byte, err error) {
 	}
 	n := binary.BigEndian.Uint32(h[:4])
 	typ = h[4]
-	if typ < frameBatch || typ > frameReply {
+	if typ < frameBatch || typ > frameEcho {
 		return 0, nil, protocolErr("unknown frame type %d", typ)
 	}
 	if uint64(n) > uint64(max) {

@@ -48,16 +48,19 @@ type Link struct {
 
 	mu        sync.Mutex
 	preferred map[string]string        // site → node set by SetPreferred
-	lastAcked map[string]string        // site → node that last acked a batch
+	lastAcked map[string]*peerPath     // site → (node, path) that last acked a batch
 	inbound   map[*quic.Conn]*endpoint // connections peers dialled to us
 }
 
-// endpoint is one path's local side: its socket, QUIC transport and listener.
+// endpoint is one path's local side: its socket, QUIC transport and listener,
+// and the path's administrative state on this node.
 type endpoint struct {
-	name string
-	udp  *net.UDPConn
-	tr   *quic.Transport
-	ln   *quic.Listener
+	name  string
+	udp   *net.UDPConn
+	gate  *gatedConn
+	tr    *quic.Transport
+	ln    *quic.Listener
+	admin atomic.Int32 // an AdminMode
 }
 
 // peer is a configured remote node.
@@ -84,7 +87,7 @@ func New(cfg Config) (*Link, error) {
 		peers:     make(map[pki.Identity]*peer),
 		sites:     make(map[string][]*peer),
 		preferred: make(map[string]string),
-		lastAcked: make(map[string]string),
+		lastAcked: make(map[string]*peerPath),
 		inbound:   make(map[*quic.Conn]*endpoint),
 		ev:        make(chan struct{}),
 	}
@@ -127,6 +130,11 @@ func New(cfg Config) (*Link, error) {
 	for _, ep := range l.endpoints {
 		l.wg.Go(func() { l.acceptLoop(ep) })
 	}
+	for _, pr := range l.order {
+		for _, pp := range pr.paths {
+			l.wg.Go(pp.probeLoop)
+		}
+	}
 	l.log.Debug("transport: link up", "paths", len(l.endpoints), "peers", len(l.order))
 	return l, nil
 }
@@ -141,14 +149,15 @@ func (l *Link) bind(p Path) (*endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: path %s: %w", p.Name, err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	gate := &gatedConn{udp: udp}
+	tr := &quic.Transport{Conn: gate}
 	ln, err := tr.Listen(l.cfg.TLS.ServerConfig(ALPN, l.allow), l.qconf)
 	if err != nil {
 		tr.Close()
 		udp.Close()
 		return nil, fmt.Errorf("transport: path %s: listen: %w", p.Name, err)
 	}
-	return &endpoint{name: p.Name, udp: udp, tr: tr, ln: ln}, nil
+	return &endpoint{name: p.Name, udp: udp, gate: gate, tr: tr, ln: ln}, nil
 }
 
 // allow admits at the TLS handshake only nodes named in Config.Peers.
@@ -264,6 +273,11 @@ func (l *Link) acceptLoop(ep *endpoint) {
 		if l.inbound == nil { // closing
 			l.mu.Unlock()
 			conn.CloseWithError(codeClosing, "link closing")
+			continue
+		}
+		if AdminMode(ep.admin.Load()) == AdminClose {
+			l.mu.Unlock()
+			conn.CloseWithError(codePathDisabled, "path "+ep.name+" is disabled on "+l.self.String())
 			continue
 		}
 		l.inbound[conn] = ep

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -21,13 +22,14 @@ const (
 )
 
 // peerPath is the state of one (peer node, path): the cached outgoing
-// connection, dialling and backoff, and health figures. It is the unit a
-// future prober would keep warm.
+// connection, dialling and backoff, probing and health figures. Its prober
+// (probeLoop) keeps it connected and detects a silent failure.
 //
 // Connection states:
 //
-//	idle ──ready()──> dialling ──ok──> connected ──dies/violation──> idle (backoff)
+//	idle ──ready()──> dialling ──ok──> connected (up) ──dies/violation/probes unanswered──> down (backoff)
 //	                     └──fails──> idle (backoff: no dial before retryAt)
+//	down ──prober redials──> dialling ──ok──> up
 //	any ──shutdown()──> closed
 type peerPath struct {
 	link *Link
@@ -42,7 +44,14 @@ type peerPath struct {
 	fails   int        // consecutive failures
 	retryAt time.Time  // no new dial before this
 	closed  bool
-	stats   pathStats
+	// down: the path failed (probes unanswered, connection lost, dial
+	// failed after it had been up). Senders skip it; only the prober
+	// redials it, and a successful dial clears it.
+	down   bool
+	everUp bool      // a connection was established at least once
+	since  time.Time // when the state (up, down) last changed
+	stats  pathStats
+	probe  probeStats
 }
 
 // pathStats are the health figures of a peerPath, guarded by its mu.
@@ -67,23 +76,42 @@ func (e *errBackoff) Error() string {
 
 func (pp *peerPath) String() string { return pp.peer.String() + " via " + pp.ep.name }
 
+// errPathDown is returned without trying when the path is down: the
+// prober declared it failed and is redialling it.
+type errPathDown struct {
+	since time.Time
+	last  string
+}
+
+func (e *errPathDown) Error() string {
+	return fmt.Sprintf("path down for %v: %s", time.Since(e.since).Round(time.Millisecond), e.last)
+}
+
+// errPathDisabled is returned when an operator disabled the path (AdminClose).
+var errPathDisabled = errors.New("path disabled by an operator")
+
 // ready returns the live connection if there is one. Otherwise it reports
 // whether a dial is under way, starting one unless the path is in backoff
-// (then the error says until when and why). A connection found dead counts
-// as a failure and starts the backoff.
-func (pp *peerPath) ready() (conn *quic.Conn, dialing bool, err error) {
+// (then the error says until when and why) or, for senders (prober false),
+// down. A connection found dead counts as a failure, marks the path down
+// and starts the backoff.
+func (pp *peerPath) ready(prober bool) (conn *quic.Conn, dialing bool, err error) {
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	if pp.closed {
 		return nil, false, ErrClosed
 	}
+	if AdminMode(pp.ep.admin.Load()) == AdminClose {
+		return nil, false, errPathDisabled
+	}
 	if c := pp.conn; c != nil {
 		if c.Context().Err() == nil {
 			return c, false, nil
 		}
-		pp.noteErrLocked(fmt.Errorf("connection lost: %w", context.Cause(c.Context())))
-		pp.dropLocked(c)
-		pp.backoffLocked()
+		pp.failLocked(c, fmt.Errorf("connection lost: %w", context.Cause(c.Context())))
+	}
+	if pp.down && !prober {
+		return nil, pp.dialing, &errPathDown{since: pp.since, last: pp.stats.lastErr}
 	}
 	if pp.dialing {
 		return nil, true, nil
@@ -96,6 +124,13 @@ func (pp *peerPath) ready() (conn *quic.Conn, dialing bool, err error) {
 	}
 	pp.dialing = true
 	return nil, true, nil
+}
+
+// isUp reports whether the path is connected, not down and enabled.
+func (pp *peerPath) isUp() bool {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	return pp.stateLocked() == PathUp
 }
 
 // dial runs on its own goroutine, bounded by HandshakeTimeout and the
@@ -114,18 +149,40 @@ func (pp *peerPath) dial() {
 		defer conn.CloseWithError(codeClosing, "link closing")
 		err = ErrClosed
 	}
+	wasDown := pp.down
 	if err != nil {
 		pp.stats.failed++
 		pp.noteErrLocked(fmt.Errorf("dial %s: %w", pp.addr, err))
 		pp.backoffLocked()
+		if pp.everUp && !pp.down {
+			pp.down, pp.since = true, time.Now()
+		}
 	} else {
 		pp.conn = conn
+		pp.down, pp.everUp, pp.since = false, true, time.Now()
+		pp.probe.lastEcho = pp.since
+		pp.probe.resetWindow()
 	}
 	pp.mu.Unlock()
-	if err == nil {
+	switch {
+	case err == nil && wasDown:
+		l.log.Info("transport: path up", "peer", pp.peer.String(), "path", pp.ep.name, "remote", pp.addr.String())
+	case err == nil:
 		l.log.Debug("transport: connected", "peer", pp.peer.String(), "path", pp.ep.name, "remote", pp.addr.String())
-	} else if !l.closed.Load() {
+	case !l.closed.Load():
 		l.log.Debug("transport: dial failed", "peer", pp.peer.String(), "path", pp.ep.name, "err", err)
+	}
+}
+
+// failLocked records that conn failed: it is dropped, the path is down
+// and the redial backoff starts.
+func (pp *peerPath) failLocked(conn *quic.Conn, err error) {
+	pp.noteErrLocked(err)
+	pp.dropLocked(conn)
+	pp.backoffLocked()
+	if !pp.down {
+		pp.down, pp.since = true, time.Now()
+		pp.link.log.Warn("transport: path down", "peer", pp.peer.String(), "path", pp.ep.name, "err", err)
 	}
 }
 
@@ -198,12 +255,10 @@ func (pp *peerPath) finish(ctx context.Context, conn *quic.Conn, err error) {
 	v, isViolation := asViolation(err)
 	switch {
 	case isViolation:
-		pp.dropLocked(conn)
-		pp.backoffLocked()
+		pp.failLocked(conn, err)
 	case ctx.Err() != nil:
 	case conn.Context().Err() != nil:
-		pp.dropLocked(conn)
-		pp.backoffLocked()
+		pp.failLocked(conn, err)
 	}
 	pp.mu.Unlock()
 	if isViolation {

@@ -182,8 +182,6 @@ func TestIdentityViolationsCloseTheConnection(t *testing.T) {
 			batchFrame(msgBatch("alpha", "charlie", queue.Routine, 1, 1, 8)), codeForbidden},
 		{"batch from our own site", ca.Bundle("bravo", "b2"),
 			batchFrame(msgBatch("bravo", "bravo", queue.Routine, 1, 1, 8)), codeForbidden},
-		{"call from another site", ca.Bundle("charlie", "c1"),
-			frameOf(frameCall, appendCall(nil, &Call{Op: "submit"})), codeForbidden},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

