@@ -291,6 +291,7 @@ func TestImpairedPath(t *testing.T) {
 	})
 	dropSome.Store(true)
 	eventually(t, 20*time.Second, "probe loss to show", func() bool {
+		defer func() { t.Logf("%+v", st) }()
 		st = pathState(a1.link, "b1", "fiber")
 		return st.LossPct > 0
 	})
