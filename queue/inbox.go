@@ -209,3 +209,52 @@ func (s *Store) Inbound() []InChannel {
 	})
 	return out
 }
+
+// Arrival is one inbound message as applied here, without its payload.
+type Arrival struct {
+	Seq         uint64
+	ID, Key     string
+	Flags       uint32
+	SubmittedAt int64 // origin's commit time, Unix ns
+	ArrivedAt   int64 // applied here, Unix ns
+}
+
+// Arrivals returns the inbound messages of channel (origin → this site,
+// p) with sequence numbers after `after` whose flags include any of
+// flags, in sequence order, looking at no more than scan messages (so one
+// call stays bounded however rare the flagged ones are), and at most max
+// of them. next is the last sequence looked at (== after when nothing
+// was), to pass as `after` to continue; last is the channel's last
+// applied sequence. Purged messages are skipped.
+func (s *Store) Arrivals(origin string, p Precedence, after uint64, flags uint32, max, scan int) (out []Arrival, next, last uint64, err error) {
+	next = after
+	ck := chanKey(origin, p)
+	err = s.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketInChans).Get(ck); len(v) >= 8 {
+			last = be.Uint64(v)
+		}
+		b := tx.Bucket(bucketIn).Bucket(ck)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && scan > 0 && len(out) < max; k, v = c.Next() {
+			scan--
+			rec, err := decodeRecord(v, false)
+			if err != nil {
+				return err
+			}
+			next = be.Uint64(k)
+			if rec.flags&flags == 0 {
+				continue
+			}
+			out = append(out, Arrival{Seq: next, ID: rec.id, Key: rec.key, Flags: rec.flags,
+				SubmittedAt: rec.submittedAt, ArrivedAt: rec.deliveredAt})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, after, 0, fmt.Errorf("queue: arrivals from %s/%s: %w", origin, p, err)
+	}
+	return out, next, last, nil
+}

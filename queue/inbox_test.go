@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -238,5 +239,52 @@ func TestMarkRead(t *testing.T) {
 	}
 	if !reflect.DeepEqual(rcs, wantR) {
 		t.Fatalf("receipts = %+v, want %+v", rcs, wantR)
+	}
+}
+
+// Arrivals lists flagged inbound messages of one channel, bounded by max
+// and by how much it scans, and never shows them in the inbox.
+func TestArrivals(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	var msgs []Message
+	for seq := uint64(1); seq <= 10; seq++ {
+		m := inMsg("alpha", Routine, seq, fmt.Sprintf("id%d", seq), "x")
+		m.Key = fmt.Sprintf("k%d", seq)
+		if seq%2 == 0 {
+			m.Flags = FlagDrill
+		}
+		msgs = append(msgs, m)
+	}
+	l.apply(t, s, receiveCmd(t0+5, "alpha", Routine, msgs...))
+
+	got, next, last, err := s.Arrivals("alpha", Routine, 0, FlagDrill, 100, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 || next != 10 || last != 10 {
+		t.Fatalf("got %d arrivals, next %d, last %d; want 5, 10, 10", len(got), next, last)
+	}
+	for i, a := range got {
+		if want := uint64(2 * (i + 1)); a.Seq != want || a.Key != fmt.Sprintf("k%d", want) || a.ArrivedAt != t0+5 || a.SubmittedAt != t0 {
+			t.Fatalf("arrival %d = %+v", i, a)
+		}
+	}
+	// Paged by max, then by scan.
+	got, next, _, _ = s.Arrivals("alpha", Routine, 0, FlagDrill, 2, 1000)
+	if len(got) != 2 || next != 4 {
+		t.Fatalf("max 2: %d arrivals, next %d", len(got), next)
+	}
+	got, next, _, _ = s.Arrivals("alpha", Routine, next, FlagDrill, 100, 3)
+	if len(got) != 1 || got[0].Seq != 6 || next != 7 {
+		t.Fatalf("scan 3 after 4: %+v next %d", got, next)
+	}
+	// Only the unflagged half reached the inbox.
+	if n := s.InboxUnread(); n != 5 {
+		t.Fatalf("inbox unread %d, want 5", n)
+	}
+	// An unknown channel is empty, not an error.
+	if got, next, last, err := s.Arrivals("charlie", Flash, 0, FlagDrill, 10, 10); err != nil || len(got) != 0 || next != 0 || last != 0 {
+		t.Fatalf("unknown channel: %v %d %d %v", got, next, last, err)
 	}
 }
