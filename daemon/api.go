@@ -42,6 +42,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST "+client.PathAck, a.ack)
 	mux.HandleFunc("GET "+client.PathStatus, a.status)
 	mux.Handle("GET /metrics", n.metrics.handler())
+	a.adminRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no endpoint %s %s (see the README's socket API)", r.Method, r.URL.Path))
 	})
@@ -169,6 +170,21 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
+	var flags uint32
+	if s := q.Get("drill"); s != "" {
+		drill, err := strconv.ParseBool(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("drill=%q is not true or false", s))
+			return
+		}
+		if drill && !n.isAdmin(caller(r)) {
+			writeError(w, http.StatusForbidden, client.CodeForbidden, "drill traffic: "+n.forbidden(caller(r)))
+			return
+		}
+		if drill {
+			flags |= queue.FlagDrill
+		}
+	}
 	limit := n.cfg.MaxMessageSize
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -200,7 +216,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 			return
 		}
-		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload}
+		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags}
 		if ttl > 0 {
 			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 		}

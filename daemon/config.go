@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -36,8 +37,17 @@ type Config struct {
 	LogLevel  string   `toml:"log_level"`
 	LogFormat string   `toml:"log_format"` // text | json
 	// Paths names the inter-site network paths in preference order. Every
-	// node of every site gives an address for each of them.
+	// node of every site gives an address for each of them. "lan" is
+	// reserved: a site's nodes reach each other over their Raft address
+	// (TCP for Raft, UDP on the same host:port for the intra-site link).
 	Paths []string `toml:"paths"`
+	// AdminGroup names the group whose members may use the admin API
+	// (paths, path down/up, leader transfer, drills) besides root; "" means
+	// root only.
+	AdminGroup string `toml:"admin_group"`
+	// AllowRemoteDrills lets the other sites' drills move this site's
+	// leadership (the transfer-destination-leader scenario).
+	AllowRemoteDrills bool `toml:"allow_remote_drills"`
 
 	TLS   TLSConfig    `toml:"tls"`
 	Raft  RaftConfig   `toml:"raft"`
@@ -71,6 +81,16 @@ type LinkConfig struct {
 	RetryMin      Duration `toml:"retry_min"`
 	RetryMax      Duration `toml:"retry_max"`
 	SendTimeout   Duration `toml:"send_timeout"` // one batch's round trip
+	// ProbeInterval × ProbeMisses is how long a path may go without an
+	// answered probe before it is declared down (BFD-style).
+	ProbeInterval Duration `toml:"probe_interval"`
+	ProbeMisses   int      `toml:"probe_misses"`
+	// LinkTestInterval is how often the leader sends a link test on every
+	// path to every other site; 0 turns link tests off.
+	LinkTestInterval Duration `toml:"link_test_interval"`
+	// HandoffAfter is how long a leader must have been without any path to
+	// any other site before it hands leadership to a follower that has one.
+	HandoffAfter Duration `toml:"handoff_after"`
 }
 
 // SiteConfig is one site and its nodes.
@@ -119,12 +139,16 @@ func DefaultConfig() *Config {
 			SnapshotThreshold:  8192,
 		},
 		Link: LinkConfig{
-			BatchMessages: 512,
-			BatchBytes:    4 << 20,
-			Window:        4,
-			RetryMin:      Duration{50 * time.Millisecond},
-			RetryMax:      Duration{2 * time.Second},
-			SendTimeout:   Duration{10 * time.Second},
+			BatchMessages:    512,
+			BatchBytes:       4 << 20,
+			Window:           4,
+			RetryMin:         Duration{50 * time.Millisecond},
+			RetryMax:         Duration{2 * time.Second},
+			SendTimeout:      Duration{10 * time.Second},
+			ProbeInterval:    Duration{100 * time.Millisecond},
+			ProbeMisses:      5,
+			LinkTestInterval: Duration{time.Minute},
+			HandoffAfter:     Duration{2 * time.Second},
 		},
 	}
 }
@@ -241,6 +265,19 @@ func (c *Config) Validate() error {
 		return bad("link.retry_min", "need 0 < retry_min <= retry_max (have %v, %v)", l.RetryMin, l.RetryMax)
 	case l.SendTimeout.Duration < 100*time.Millisecond:
 		return bad("link.send_timeout", "%v is too short (at least 100ms)", l.SendTimeout)
+	case l.ProbeInterval.Duration < 10*time.Millisecond:
+		return bad("link.probe_interval", "%v is too short (at least 10ms)", l.ProbeInterval)
+	case l.ProbeMisses < 1 || l.ProbeMisses > 100:
+		return bad("link.probe_misses", "%d is out of range (1 to 100)", l.ProbeMisses)
+	case l.LinkTestInterval.Duration != 0 && l.LinkTestInterval.Duration < time.Second:
+		return bad("link.link_test_interval", "%v is too short (at least 1s, or 0 to turn link tests off)", l.LinkTestInterval)
+	case l.HandoffAfter.Duration < 0:
+		return bad("link.handoff_after", "%v is negative", l.HandoffAfter)
+	}
+	if c.AdminGroup != "" {
+		if err := checkGroup(c.AdminGroup); err != nil {
+			return bad("admin_group", "%v", err)
+		}
 	}
 	if len(c.Paths) == 0 {
 		return bad("paths", "at least one path is required")
@@ -251,6 +288,9 @@ func (c *Config) Validate() error {
 		}
 		if slices.Contains(c.Paths[:i], p) {
 			return bad("paths", "%q is listed twice", p)
+		}
+		if p == lanPath {
+			return bad("paths", "%q is reserved for the intra-site link (it uses each node's raft address)", p)
 		}
 	}
 	if len(c.Sites) < 2 {
@@ -311,6 +351,17 @@ func (c *Config) Validate() error {
 	}
 	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
 		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)
+	}
+	return nil
+}
+
+// lanPath is the transport path name of the intra-site link.
+const lanPath = "lan"
+
+// checkGroup checks that a group name resolves on this system.
+func checkGroup(name string) error {
+	if _, err := user.LookupGroup(name); err != nil {
+		return fmt.Errorf("group %q: %v", name, err)
 	}
 	return nil
 }

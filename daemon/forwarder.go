@@ -13,7 +13,8 @@ import (
 
 // startLeaderDuties starts, under ctx, the work only the leader does: one
 // forwarder per outbound channel (so a higher precedence never waits behind
-// a lower one), one receipt sender per remote site, and expiry.
+// a lower one), one receipt sender per remote site, expiry and purge, link
+// tests, and the hand-off of leadership when this node loses every path.
 func startLeaderDuties(n *Node) *leaderDuties {
 	ctx, cancel := context.WithCancel(n.ctx)
 	d := &leaderDuties{cancel: cancel}
@@ -32,6 +33,10 @@ func startLeaderDuties(n *Node) *leaderDuties {
 	go func() { defer wg.Done(); n.expireLoop(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); n.purgeLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.linkTestLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.handoffLoop(ctx) }()
 	return d
 }
 

@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"hotline/transport"
 )
 
 // metrics are one node's Prometheus metrics. Each node has its own
@@ -16,6 +18,9 @@ type metrics struct {
 	delivered    prometheus.Counter
 	received     prometheus.Counter
 	sendFailures *prometheus.CounterVec
+
+	linkTestFailures *prometheus.CounterVec
+	linkTestRTT      *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -30,6 +35,11 @@ func newMetrics(n *Node) *metrics {
 		sendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotline_send_failures_total",
 			Help: "Failed batch rounds to a destination site (each is retried)."}, []string{"dest"}),
 	}
+	m.linkTestFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotline_link_test_failures_total",
+		Help: "Periodic link tests that failed, by destination site and path (an alarm)."}, []string{"site", "path"})
+	m.linkTestRTT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hotline_link_test_rtt_seconds",
+		Help: "Round trip of the last passing link test (to a commit at the destination), by site and path."}, []string{"site", "path"})
+	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT, &pathCollector{n: n})
 	m.reg.MustRegister(m.submitted, m.delivered, m.received, m.sendFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_is_leader",
@@ -62,4 +72,41 @@ func newMetrics(n *Node) *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// pathCollector reports the link's (peer node, path) health at scrape time.
+type pathCollector struct{ n *Node }
+
+var (
+	pathUpDesc = prometheus.NewDesc("hotline_path_up",
+		"1 while the (peer node, path) connection is up and answering probes.", []string{"site", "node", "path"}, nil)
+	pathRTTDesc = prometheus.NewDesc("hotline_path_rtt_seconds",
+		"Smoothed probe round trip of the (peer node, path).", []string{"site", "node", "path"}, nil)
+	pathLossDesc = prometheus.NewDesc("hotline_path_loss_ratio",
+		"Share of packets lost on the (peer node, path) over the recent probe window.", []string{"site", "node", "path"}, nil)
+	pathBytesDesc = prometheus.NewDesc("hotline_path_sent_bytes_total",
+		"Bytes sent on the (peer node, path) over all its connections.", []string{"site", "node", "path"}, nil)
+)
+
+func (c *pathCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pathUpDesc
+	ch <- pathRTTDesc
+	ch <- pathLossDesc
+	ch <- pathBytesDesc
+}
+
+func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.link == nil {
+		return
+	}
+	for _, p := range c.n.link.Paths() {
+		up := 0.0
+		if p.State == transport.PathUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(pathUpDesc, prometheus.GaugeValue, up, p.Site, p.Node, p.Path)
+		ch <- prometheus.MustNewConstMetric(pathRTTDesc, prometheus.GaugeValue, p.RTT.Seconds(), p.Site, p.Node, p.Path)
+		ch <- prometheus.MustNewConstMetric(pathLossDesc, prometheus.GaugeValue, p.LossPct/100, p.Site, p.Node, p.Path)
+		ch <- prometheus.MustNewConstMetric(pathBytesDesc, prometheus.CounterValue, float64(p.BytesSent), p.Site, p.Node, p.Path)
+	}
 }

@@ -41,6 +41,8 @@ type Node struct {
 	metrics *metrics
 	start   time.Time
 
+	linkTests linkTests
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -115,13 +117,21 @@ func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
 	for _, p := range n.cfg.Paths {
 		paths = append(paths, transport.Path{Name: p, Listen: self.Paths[p]})
 	}
+	// The intra-site link (relays, admin calls) runs over the site's LAN,
+	// on the Raft host:port in UDP, so that it is independent of the
+	// inter-site paths.
+	paths = append(paths, transport.Path{Name: lanPath, Listen: self.Raft})
 	var peers []transport.Peer
 	for _, s := range n.cfg.Sites {
 		for _, nc := range s.Nodes {
 			if nc.Name == n.cfg.Node {
 				continue
 			}
-			peers = append(peers, transport.Peer{Site: s.Name, Node: nc.Name, Addrs: nc.Paths})
+			addrs := nc.Paths
+			if s.Name == n.cfg.Site {
+				addrs = map[string]string{lanPath: nc.Raft}
+			}
+			peers = append(peers, transport.Peer{Site: s.Name, Node: nc.Name, Addrs: addrs})
 		}
 	}
 	return transport.Config{
@@ -131,9 +141,11 @@ func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
 		Handler:  (*receiver)(n),
 		Logger:   n.log.With("component", "link"),
 		MaxFrame: int(n.cfg.MaxMessageSize)*2 + n.cfg.Link.BatchBytes + (1 << 20),
-		// A peer that stops answering (killed, cut off) is given up after
-		// this long without a packet; keepalives flow every second.
-		IdleTimeout: 3 * time.Second,
+		// A peer that stops answering (killed, cut off) is found by the
+		// probes; QUIC itself gives up after this long without a packet.
+		IdleTimeout:   3 * time.Second,
+		ProbeInterval: n.cfg.Link.ProbeInterval.Duration,
+		ProbeMisses:   n.cfg.Link.ProbeMisses,
 	}
 }
 

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"hotline/queue"
@@ -90,12 +92,41 @@ func (n *Node) checkBatch(from pki.Identity, b *transport.Batch) error {
 	return nil
 }
 
-// HandleCall serves intra-site calls from this site's other nodes.
+// HandleCall serves calls: relays, admin requests and barriers from this
+// site's other nodes; link tests and drill queries from other sites. Each
+// operation is allowed only from the side it is meant for.
 func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transport.Call) (*transport.Reply, error) {
 	n := (*Node)(r)
-	switch c.Op {
-	case callPropose:
+	own := from.Site == n.cfg.Site
+	switch {
+	case c.Op == callPropose && own:
 		return n.handlePropose(ctx, c.Body)
+	case c.Op == callAdmin && own:
+		return n.serveRelayedAdmin(ctx, c.Body)
+	case c.Op == callBarrier && own:
+		if err := n.barrier(ctx); err != nil {
+			return &transport.Reply{Error: err.Error()}, nil
+		}
+		return &transport.Reply{}, nil
+	case c.Op == callUpPaths && own:
+		return &transport.Reply{Body: []byte(strconv.Itoa(n.upPaths()))}, nil
+	case c.Op == callLinkTest && !own:
+		return n.serveLinkTest(ctx)
+	case c.Op == callDrillArrivals && !own:
+		return n.serveArrivals(from.Site, c.Body)
+	case c.Op == callDrillTransfer && !own:
+		if !n.cfg.AllowRemoteDrills {
+			return &transport.Reply{Error: fmt.Sprintf("site %s does not let other sites move its leader (set allow_remote_drills = true in its config to allow drills to)", n.cfg.Site)}, nil
+		}
+		n.log.Warn("leader transfer requested by another site's drill", "from", from)
+		lt, err := n.transferLeader(ctx, string(c.Body))
+		if err != nil {
+			return &transport.Reply{Error: err.Error()}, nil
+		}
+		b, _ := json.Marshal(lt)
+		return &transport.Reply{Body: b}, nil
+	case !own && (c.Op == callPropose || c.Op == callAdmin || c.Op == callBarrier || c.Op == callUpPaths):
+		return &transport.Reply{Error: fmt.Sprintf("call %q is for nodes of site %s only", c.Op, n.cfg.Site)}, nil
 	default:
 		return &transport.Reply{Error: fmt.Sprintf("unknown call %q", c.Op)}, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/transport"
 )
 
 // Version is the daemon's version, from the build info.
@@ -89,6 +90,20 @@ func (n *Node) Status() *client.Status {
 	for _, c := range n.store.Inbound() {
 		s.Inbound = append(s.Inbound, client.InQueue{From: c.Origin, Precedence: c.Precedence.String(), Last: c.Last})
 	}
+	for _, site := range n.cfg.remoteSites() {
+		sl := client.SiteLink{Site: site}
+		sl.ActiveNode, sl.ActivePath = n.link.Active(site)
+		for _, p := range n.link.Paths() {
+			if p.Site == site {
+				sl.PathsTotal++
+				if p.State == transport.PathUp {
+					sl.PathsUp++
+				}
+			}
+		}
+		s.Links = append(s.Links, sl)
+	}
+	s.Alarms = n.alarms()
 	for _, q := range n.store.ReceiptQueues() {
 		s.ReceiptsPending += int(q.Last - q.Acked)
 	}

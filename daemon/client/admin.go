@@ -62,7 +62,7 @@ func (c *Client) TransferLeader(ctx context.Context, site, to string) (*LeaderTr
 
 // Arrivals returns up to max drill canaries that this site sent to site
 // with precedence prec and sequence numbers after `after`, as committed
-// at site.
+// at site. max 0 returns no canaries, only the channel's Last.
 func (c *Client) Arrivals(ctx context.Context, site, prec string, after uint64, max int) (*ArrivalsReply, error) {
 	q := url.Values{}
 	q.Set("site", site)
@@ -70,9 +70,7 @@ func (c *Client) Arrivals(ctx context.Context, site, prec string, after uint64, 
 		q.Set("precedence", prec)
 	}
 	q.Set("after", strconv.FormatUint(after, 10))
-	if max > 0 {
-		q.Set("max", strconv.Itoa(max))
-	}
+	q.Set("max", strconv.Itoa(max))
 	var r ArrivalsReply
 	if _, err := c.do(ctx, http.MethodGet, PathAdminArrivals, q, nil, "", &r); err != nil {
 		return nil, err

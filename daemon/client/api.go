@@ -146,7 +146,7 @@ const (
 	PathAdminPaths    = "/v1/admin/paths"           // GET: PathsReply (?node=)
 	PathAdminPath     = "/v1/admin/paths/"          // POST /v1/admin/paths/{name}/down?mode=close|drop&node= ; POST .../{name}/up?node=
 	PathAdminLeader   = "/v1/admin/leader/transfer" // POST ?to=NODE (default: the most up-to-date other node) &site=SITE (another site: needs its allow_remote_drills)
-	PathAdminArrivals = "/v1/admin/drill/arrivals"  // GET ?site=DEST&precedence=P&after=SEQ&max=N: ArrivalsReply
+	PathAdminArrivals = "/v1/admin/drill/arrivals"  // GET ?site=DEST&precedence=P&after=SEQ&max=N (0: only Last; at most 1000): ArrivalsReply
 )
 
 // Submit with query parameter drill=true marks the message as drill canary

@@ -1,0 +1,237 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"hotline/daemon/client"
+	"hotline/transport"
+)
+
+// linkTestKey names one link test target: a remote site over one path.
+type linkTestKey struct{ site, path string }
+
+// linkTests keeps the last link test per (site, path).
+type linkTests struct {
+	mu   sync.Mutex
+	last map[linkTestKey]client.LinkTest
+}
+
+func (lt *linkTests) record(k linkTestKey, r client.LinkTest) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.last == nil {
+		lt.last = map[linkTestKey]client.LinkTest{}
+	}
+	lt.last[k] = r
+}
+
+func (lt *linkTests) snapshot() map[linkTestKey]client.LinkTest {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	out := make(map[linkTestKey]client.LinkTest, len(lt.last))
+	for k, v := range lt.last {
+		out[k] = v
+	}
+	return out
+}
+
+// linkTestLoop runs on the leader: every link_test_interval it sends a
+// marked test call on every path to every other site (not only the active
+// path), which a node there answers once its site committed a Raft
+// barrier. It records the round trip and raises an alarm (log, status,
+// metric) when one fails. Link tests never touch the queue, so nothing of
+// them reaches an inbox.
+func (n *Node) linkTestLoop(ctx context.Context) {
+	every := n.cfg.Link.LinkTestInterval.Duration
+	if every == 0 {
+		return
+	}
+	// The first round soon after taking over, then at the interval.
+	wait := min(every, 5*time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = every
+		var wg sync.WaitGroup
+		for _, site := range n.cfg.remoteSites() {
+			for _, path := range n.cfg.Paths {
+				wg.Go(func() { n.linkTest(ctx, site, path) })
+			}
+		}
+		wg.Wait()
+	}
+}
+
+// linkTest sends one link test to site over path.
+func (n *Node) linkTest(ctx context.Context, site, path string) {
+	timeout := min(n.cfg.Link.SendTimeout.Duration, max(n.cfg.Link.LinkTestInterval.Duration/2, time.Second))
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	body := []byte(n.cfg.Node + " " + strconv.FormatInt(start.UnixNano(), 10))
+	rep, node, err := n.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
+	if ctx.Err() != nil {
+		return // lost leadership or shutting down: no verdict
+	}
+	if err == nil && rep.Error != "" {
+		err = fmt.Errorf("%s answered: %s", node, rep.Error)
+	}
+	r := client.LinkTest{At: start.UTC(), OK: err == nil}
+	k := linkTestKey{site, path}
+	prev, had := n.linkTests.snapshot()[k]
+	if err != nil {
+		r.Error = err.Error()
+		n.metrics.linkTestFailures.WithLabelValues(site, path).Inc()
+		n.log.Error("ALARM: link test failed", "site", site, "path", path, "err", err)
+	} else {
+		rtt := time.Since(start)
+		r.RTTMillis = millis(rtt)
+		n.metrics.linkTestRTT.WithLabelValues(site, path).Set(rtt.Seconds())
+		if had && !prev.OK {
+			n.log.Info("link test passes again", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
+		} else {
+			n.log.Debug("link test passed", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
+		}
+	}
+	n.linkTests.record(k, r)
+}
+
+// serveLinkTest answers another site's link test: this site commits a Raft
+// barrier (on the leader, asked over the LAN if need be), proving the
+// whole path from the tester to a durable commit here.
+func (n *Node) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
+	if err := n.barrier(ctx); err != nil {
+		return &transport.Reply{Error: "site " + n.cfg.Site + " could not commit: " + err.Error()}, nil
+	}
+	leader, _ := n.raft.Leader()
+	return &transport.Reply{Body: []byte(leader)}, nil
+}
+
+func (n *Node) barrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+	defer cancel()
+	if n.raft.IsLeader() {
+		return n.raft.Barrier(ctx)
+	}
+	leader, _ := n.raft.Leader()
+	if leader == "" {
+		return ErrNoQuorum
+	}
+	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callBarrier})
+	if err != nil {
+		return err
+	}
+	if rep.Error != "" {
+		return fmt.Errorf("%s", rep.Error)
+	}
+	return nil
+}
+
+// upPaths counts the (node, path) pairs to other sites that are up here.
+func (n *Node) upPaths() int {
+	c := 0
+	for _, p := range n.link.Paths() {
+		if p.Site != n.cfg.Site && p.State == transport.PathUp {
+			c++
+		}
+	}
+	return c
+}
+
+// handoffLoop runs on the leader: when it has had no path up to any other
+// site for handoff_after while a follower still has one, it hands the
+// leadership to that follower, so that the site keeps sending.
+func (n *Node) handoffLoop(ctx context.Context) {
+	after := n.cfg.Link.HandoffAfter.Duration
+	if after == 0 || len(n.siteNodes()) < 2 {
+		return
+	}
+	tick := time.NewTicker(max(n.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond))
+	defer tick.Stop()
+	var cutSince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n.upPaths() > 0 {
+			cutSince = time.Time{}
+			continue
+		}
+		if cutSince.IsZero() {
+			cutSince = time.Now()
+			n.log.Warn("leader has no path to any other site", "handoff_after", after)
+			continue
+		}
+		if time.Since(cutSince) < after {
+			continue
+		}
+		to, up := n.bestFollower(ctx)
+		if to == "" {
+			continue // nobody better off: keep trying, keep leading
+		}
+		n.log.Warn("handing leadership to a follower that still reaches other sites", "to", to, "its_paths_up", up, "cut_for", time.Since(cutSince).Round(time.Millisecond))
+		if _, err := n.transferLeader(ctx, to); err != nil {
+			n.log.Error("leadership hand-off failed", "to", to, "err", err)
+			continue
+		}
+		return // no longer the leader
+	}
+}
+
+// bestFollower asks the site's other nodes how many paths they have up and
+// returns the one with the most (none if no follower has any).
+func (n *Node) bestFollower(ctx context.Context) (string, int) {
+	best, bestUp := "", 0
+	for _, node := range n.siteNodes() {
+		if node == n.cfg.Node {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		rep, err := n.link.Call(cctx, node, &transport.Call{Op: callUpPaths})
+		cancel()
+		if err != nil || rep.Error != "" {
+			continue
+		}
+		up, err := strconv.Atoi(string(rep.Body))
+		if err == nil && up > bestUp {
+			best, bestUp = node, up
+		}
+	}
+	return best, bestUp
+}
+
+// alarms lists what an operator should look at now: paths down, failed
+// link tests.
+func (n *Node) alarms() []string {
+	var out []string
+	for _, p := range n.link.Paths() {
+		if p.Site == n.cfg.Site {
+			if p.State == transport.PathDown {
+				out = append(out, fmt.Sprintf("intra-site link to %s down: %s", p.Node, p.LastErr))
+			}
+			continue
+		}
+		switch p.State {
+		case transport.PathDown:
+			out = append(out, fmt.Sprintf("path %s to %s/%s down since %s: %s", p.Path, p.Site, p.Node, p.Since.UTC().Format(time.RFC3339), p.LastErr))
+		case transport.PathAdminDown:
+			m, _ := n.link.PathAdmin(p.Path)
+			out = append(out, fmt.Sprintf("path %s to %s/%s disabled by an operator (%s)", p.Path, p.Site, p.Node, adminModeName(m)))
+		}
+	}
+	for k, lt := range n.linkTests.snapshot() {
+		if !lt.OK {
+			out = append(out, fmt.Sprintf("link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error))
+		}
+	}
+	return out
+}
