@@ -14,7 +14,13 @@ import (
 	"hotline/queue"
 )
 
-// freeAddr returns ip:port with a port free for both TCP and UDP now.
+// handedOut remembers the ports freeAddr returned, so that two calls in
+// one test process never return the same one (a port closed after the
+// check can be picked again by the kernel).
+var handedOut sync.Map
+
+// freeAddr returns ip:port with a port free for both TCP and UDP now and
+// not returned before by this process.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
 	for range 50 {
@@ -27,6 +33,9 @@ func freeAddr(t testing.TB, ip string) string {
 		l.Close()
 		if err == nil {
 			u.Close()
+			if _, dup := handedOut.LoadOrStore(port, true); dup {
+				continue
+			}
 			return fmt.Sprintf("%s:%d", ip, port)
 		}
 	}
@@ -44,15 +53,18 @@ type testLab struct {
 
 // startLab starts the two-site lab with short Raft timeouts on free
 // loopback ports, and waits until both sites have a leader.
-func startLab(t testing.TB) *testLab {
+func startLab(t testing.TB, opts ...func(*Config)) *testLab {
 	t.Helper()
 	dir := t.TempDir()
 	if err := EnsureLabPKI(dir); err != nil {
 		t.Fatal(err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
+	cfgs := LabConfigs(dir, []string{"fiber", "sat"}, func(s, i int) (string, map[string]string) {
 		ip := fmt.Sprintf("127.0.%d.%d", 21+s, 1+i)
-		return freeAddr(t, ip), map[string]string{"fiber": freeAddr(t, ip)}
+		return freeAddr(t, ip), map[string]string{
+			"fiber": freeAddr(t, ip),
+			"sat":   freeAddr(t, fmt.Sprintf("127.0.%d.%d", 31+s, 1+i)),
+		}
 	})
 	lab := &testLab{t: t, dir: dir, cfgs: map[string]*Config{}, nodes: map[string]*Node{}}
 	for _, c := range cfgs {
@@ -60,6 +72,10 @@ func startLab(t testing.TB) *testLab {
 		c.Raft.ElectionTimeout.Duration = 500 * time.Millisecond
 		c.Raft.LeaderLeaseTimeout.Duration = 250 * time.Millisecond
 		c.LogLevel = "warn"
+		c.AllowRemoteDrills = true
+		for _, o := range opts {
+			o(c)
+		}
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}

@@ -124,10 +124,16 @@ func RunDev(ctx context.Context, dir string, stdout, stderr io.Writer) error {
 	if err := EnsureLabPKI(dir); err != nil {
 		return fmt.Errorf("dev PKI in %s: %w", dir, err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
+	cfgs := LabConfigs(dir, []string{"fiber", "sat"}, func(s, i int) (string, map[string]string) {
 		ip := fmt.Sprintf("127.0.%d.%d", s+1, i+1)
-		return ip + ":17000", map[string]string{"fiber": ip + ":17100"}
+		return ip + ":17000", map[string]string{
+			"fiber": ip + ":17100",
+			"sat":   fmt.Sprintf("127.1.%d.%d:17100", s+1, i+1),
+		}
 	})
+	for _, c := range cfgs {
+		c.AllowRemoteDrills = true
+	}
 	log := newLogger(stderr, "info", "text")
 	var nodes []*Node
 	defer func() {

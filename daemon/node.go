@@ -78,9 +78,10 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	n.metrics = newMetrics(n)
+	self := n // the return statements below set n to nil
 	defer func() {
 		if err != nil {
-			n.Close()
+			self.Close()
 		}
 	}()
 

@@ -108,6 +108,10 @@ else ` + DefaultSocket + `).`,
 		newStatusCmd(e),
 		newPKICmd(e),
 		newBenchCmd(e),
+		newPathsCmd(e),
+		newPathCmd(e),
+		newLeaderCmd(e),
+		newDrillCmd(e),
 	)
 	return root
 }

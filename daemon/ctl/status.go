@@ -17,7 +17,7 @@ func newStatusCmd(e *env) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
-		Short: "Show the node's role, peers and queues",
+		Short: "Show the node's role, peers, links, alarms and queues",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return e.status(c.Context(), asJSON)
@@ -85,6 +85,22 @@ func printStatus(w io.Writer, s *client.Status) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Site, p.Node, dash(p.Role), yesNo(p.Connected), rtt, lastOK, dash(p.LastError))
 		}
 	}
+	fmt.Fprintf(tw, "\nlinks:\n")
+	if len(s.Links) == 0 {
+		fmt.Fprintf(tw, "  (none)\n")
+	} else {
+		fmt.Fprintf(tw, "  SITE\tACTIVE NODE\tACTIVE PATH\tPATHS UP\n")
+		for _, l := range s.Links {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\n", l.Site, dash(l.ActiveNode), dash(l.ActivePath), l.PathsUp, l.PathsTotal)
+		}
+	}
+	fmt.Fprintf(tw, "\nalarms:\n")
+	if len(s.Alarms) == 0 {
+		fmt.Fprintf(tw, "  (none)\n")
+	}
+	for _, a := range s.Alarms {
+		fmt.Fprintf(tw, "  %s\n", a)
+	}
 	fmt.Fprintf(tw, "\noutbound:\n")
 	if len(s.Outbound) == 0 {
 		fmt.Fprintf(tw, "  (none)\n")
@@ -93,7 +109,7 @@ func printStatus(w io.Writer, s *client.Status) error {
 		for _, q := range s.Outbound {
 			oldest := "-"
 			if q.OldestAgeMillis > 0 {
-				oldest = (time.Duration(q.OldestAgeMillis) * time.Millisecond).String()
+				oldest = fmtOldest(q.OldestAgeMillis)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\n", q.To, q.Precedence, q.Last, q.Acked, q.Queued, oldest)
 		}
@@ -108,6 +124,16 @@ func printStatus(w io.Writer, s *client.Status) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// fmtOldest formats the age of a queue's oldest message, to the
+// millisecond below 10s and to the second above.
+func fmtOldest(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	if d >= 10*time.Second {
+		d = d.Round(time.Second)
+	}
+	return d.String()
 }
 
 func dash(s string) string {
