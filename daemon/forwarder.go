@@ -57,7 +57,8 @@ func (d *leaderDuties) stop() {
 
 // channelForwarder sends one outbound channel's committed messages to the
 // destination site, keeping up to Link.Window batches in flight, until
-// they are acknowledged. Any failure resends from the last ack: the
+// they are acknowledged. It sends nothing new while a higher precedence to
+// the same site has messages outstanding. Any failure resends from the last ack: the
 // destination drops what it already has, so resending is always safe.
 type channelForwarder struct {
 	n    *Node
@@ -96,7 +97,8 @@ func (f *channelForwarder) run(ctx context.Context) {
 		next := acked + 1
 		var roundErr error
 		for roundErr == nil && ctx.Err() == nil {
-			for len(inflight) < cfg.Window {
+			held := f.higherPending()
+			for !held && len(inflight) < cfg.Window {
 				msgs, err := f.n.store.Pending(f.dest, f.prec, next-1, cfg.BatchMessages, cfg.BatchBytes)
 				if err != nil {
 					roundErr = err
@@ -121,8 +123,10 @@ func (f *channelForwarder) run(ctx context.Context) {
 			}
 			if len(inflight) == 0 {
 				changed := f.n.store.Changed()
-				if msgs, _ := f.n.store.Pending(f.dest, f.prec, next-1, 1, 1); len(msgs) > 0 {
-					continue
+				if held = f.higherPending(); !held {
+					if msgs, _ := f.n.store.Pending(f.dest, f.prec, next-1, 1, 1); len(msgs) > 0 {
+						continue
+					}
 				}
 				select {
 				case <-changed:
@@ -184,6 +188,22 @@ func (f *channelForwarder) run(ctx context.Context) {
 }
 
 var errGap = errors.New("destination reported a gap")
+
+// higherPending reports whether a channel of higher precedence to the same
+// destination has messages not yet acknowledged. A channel then holds its
+// own new batches back (those in flight finish), so that after an outage
+// flash drains first, then immediate, and so on (ACP 121 precedence).
+func (f *channelForwarder) higherPending() bool {
+	if f.prec == queue.Precedences[0] {
+		return false
+	}
+	for _, c := range f.n.store.Outbound() {
+		if c.Dest == f.dest && c.Precedence < f.prec && c.Last > c.Acked {
+			return true
+		}
+	}
+	return false
+}
 
 func removeSeq(s []uint64, v uint64) []uint64 {
 	for i, x := range s {
