@@ -28,12 +28,12 @@ const headerLen = 5
 
 // QUIC application error codes (connection close) and stream error codes.
 const (
-	codeClosing   quic.ApplicationErrorCode = 0x0  // the link is shutting down
-	codeProtocol  quic.ApplicationErrorCode = 0x10 // malformed, oversize or unexpected frame
-	codeForbidden quic.ApplicationErrorCode = 0x11 // frame contents contradict the peer's identity
+	codeClosing      quic.ApplicationErrorCode = 0x0  // the link is shutting down
+	codeProtocol     quic.ApplicationErrorCode = 0x10 // malformed, oversize or unexpected frame
+	codeForbidden    quic.ApplicationErrorCode = 0x11 // frame contents contradict the peer's identity
 	codePathDown     quic.ApplicationErrorCode = 0x12 // probes went unanswered: the path is considered cut
 	codePathDisabled quic.ApplicationErrorCode = 0x13 // an operator disabled the path
-	codeCancelled quic.StreamErrorCode      = 0x20 // the requester gave up on the stream
+	codeCancelled    quic.StreamErrorCode      = 0x20 // the requester gave up on the stream
 )
 
 func frameName(t byte) string {

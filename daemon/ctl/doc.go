@@ -11,5 +11,7 @@
 //     errors matching [ErrUsage]; [ExitCode] maps them to 2, other errors
 //     to 1.
 //   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
-//   - One file per subcommand: send, recv, get, status, pki, bench.
+//   - One file per subcommand: send, recv, get, status, pki, bench, paths
+//     (paths, path), leader, drill (with drillplan, drillfault and
+//     drillreport).
 package ctl

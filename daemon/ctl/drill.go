@@ -627,6 +627,10 @@ func (d *drill) input() *drillInput {
 		c.Arrivals = slices.Clone(d.arrivals.byKey[c.Key])
 		in.Canaries[i] = c
 	}
+	if planned := int(d.o.rate * d.o.duration.Seconds()); d.abortErr == nil && !d.end.IsZero() && len(d.canaries) < planned*9/10 {
+		in.Notes = append(in.Notes, fmt.Sprintf("Only %d of %d planned canaries were sent: the client or the daemon could not keep up with %g per second (the sender never catches up more than one tick).",
+			len(d.canaries), planned, d.o.rate))
+	}
 	if stray > 0 {
 		in.Notes = append(in.Notes, fmt.Sprintf("%d arrivals carried this run's key prefix but no canary's key.", stray))
 	}
@@ -659,7 +663,8 @@ type drillSummary struct {
 	Run         string   `json:"run"`
 	ReportDir   string   `json:"report_dir,omitempty"` // "" when the report could not be written
 	ReportError string   `json:"report_error,omitempty"`
-	Errors      []string `json:"errors,omitempty"` // interruption, fault or restore failures
+	Errors      []string `json:"errors,omitempty"`      // interruption, fault or restore failures
+	Interrupted bool     `json:"interrupted,omitempty"` // no drain: "lost" canaries may still arrive
 }
 
 // printSummary writes the result to stdout.
@@ -670,6 +675,7 @@ func (d *drill) printSummary(r *DrillReport, writeErr, runErr error) error {
 	}
 	if runErr != nil {
 		s.Errors = append(s.Errors, runErr.Error())
+		s.Interrupted = errors.Is(runErr, errInterrupted)
 	}
 	d.mu.Lock()
 	for _, err := range d.faultErrs {
@@ -694,13 +700,17 @@ func drillSummaryKV(s *drillSummary) [][2]string {
 	if l := r.Latency.During; l.Count > 0 {
 		during = "p50 " + ms(l.P50Ms) + ", p99 " + ms(l.P99Ms) + " (" + strconv.Itoa(l.Count) + " canaries)"
 	}
+	lost := strconv.Itoa(r.Lost)
+	if s.Interrupted {
+		lost += " (interrupted before the drain: may still arrive)"
+	}
 	kv := [][2]string{
 		{"scenario", r.Scenario + " (" + r.From + " → " + r.To + ", " + r.Precedence + ")"},
 		{"run", s.Run},
 		{"result", result},
 		{"canaries", fmt.Sprintf("%d submitted, %d acknowledged, %d never acknowledged", r.Canaries, r.Sent, r.Unacked)},
 		{"delivered", strconv.Itoa(r.Delivered)},
-		{"lost", strconv.Itoa(r.Lost)},
+		{"lost", lost},
 		{"duplicated", strconv.Itoa(r.Duplicated)},
 		{"longest gap", ms(r.LongestGapMs) + " (" + ms(r.LongestGapDuringFaultMs) + " around the fault)"},
 		{"latency during", during},

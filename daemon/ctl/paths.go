@@ -188,14 +188,15 @@ func fmtPathAdmin(a *client.PathAdmin) string {
 }
 
 // forbiddenError is an admin call the daemon refused for the caller's
-// credentials. It unwraps to the daemon's *client.APIError.
+// credentials; the daemon's message says who is allowed. It unwraps to
+// the daemon's *client.APIError.
 type forbiddenError struct {
 	op  string
 	err *client.APIError
 }
 
 func (f *forbiddenError) Error() string {
-	return fmt.Sprintf("%s: permission denied by hotlined: %s (admin commands need root or the daemon's admin group)", f.op, f.err.Message)
+	return fmt.Sprintf("%s: permission denied by hotlined: %s", f.op, f.err.Message)
 }
 
 func (f *forbiddenError) Unwrap() error { return f.err }
