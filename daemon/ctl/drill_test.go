@@ -60,19 +60,7 @@ func TestAdminUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := run(t, "", tt.args...)
-			if err == nil {
-				t.Fatalf("Run(%q) succeeded, want usage error containing %q", tt.args, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Run(%q) error = %q, want it to contain %q", tt.args, err, tt.want)
-			}
-			if !errors.Is(err, ErrUsage) || ExitCode(err) != 2 {
-				t.Errorf("Run(%q) error %q is not a usage error (exit code %d)", tt.args, err, ExitCode(err))
-			}
-			if errors.Is(err, client.ErrUnreachable) {
-				t.Errorf("Run(%q) made a request: %v", tt.args, err)
-			}
+			wantUsageError(t, "", tt.args, tt.want)
 		})
 	}
 }

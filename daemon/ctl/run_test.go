@@ -72,19 +72,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := run(t, "payload", tt.args...)
-			if err == nil {
-				t.Fatalf("Run(%q) succeeded, want usage error containing %q", tt.args, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Run(%q) error = %q, want it to contain %q", tt.args, err, tt.want)
-			}
-			if !errors.Is(err, ErrUsage) || ExitCode(err) != 2 {
-				t.Errorf("Run(%q) error %q is not a usage error (exit code %d)", tt.args, err, ExitCode(err))
-			}
-			if errors.Is(err, client.ErrUnreachable) {
-				t.Errorf("Run(%q) made a request: %v", tt.args, err)
-			}
+			wantUsageError(t, "payload", tt.args, tt.want)
 		})
 	}
 }
@@ -179,5 +167,24 @@ func TestCheckReached(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("checkReached(state %s, wait %s) = %q, want %q", tt.state, tt.wait, got, tt.want)
 		}
+	}
+}
+
+// wantUsageError runs args and checks that they fail as a usage error
+// (exit code 2) containing want, before any request is made.
+func wantUsageError(t *testing.T, stdin string, args []string, want string) {
+	t.Helper()
+	_, _, _, err := run(t, stdin, args...)
+	if err == nil {
+		t.Fatalf("Run(%q) succeeded, want usage error containing %q", args, want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Run(%q) error = %q, want it to contain %q", args, err, want)
+	}
+	if !errors.Is(err, ErrUsage) || ExitCode(err) != 2 {
+		t.Errorf("Run(%q) error %q is not a usage error (exit code %d)", args, err, ExitCode(err))
+	}
+	if errors.Is(err, client.ErrUnreachable) {
+		t.Errorf("Run(%q) made a request: %v", args, err)
 	}
 }
