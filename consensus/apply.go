@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,12 +17,17 @@ import (
 // afterwards.
 //
 // Errors: ErrNotLeader (not appended; ask Leader), ErrNoQuorum (leadership
-// lost or no majority before commit), ErrClosed, or the context's error,
-// each wrapped. After ErrNoQuorum or a context error the entry may still
+// lost or no majority before commit), ErrStorageFull (this node's disk is
+// full: not appended here; it stands by), ErrClosed, or the context's
+// error, each wrapped. After ErrNoQuorum or a context error the entry may still
 // commit later, so commands must be idempotent.
 func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
+	r, err := n.active("apply")
+	if err != nil {
+		return nil, err
+	}
 	return n.wait(ctx, "apply", func() (any, error) {
-		f := n.raft.Apply(data, enqueueTimeout(ctx))
+		f := r.Apply(data, enqueueTimeout(ctx))
 		if err := f.Error(); err != nil {
 			return nil, err
 		}
@@ -33,8 +39,12 @@ func (n *Node) Apply(ctx context.Context, data []byte) (any, error) {
 // the local state machine. It must run on the leader; errors are as for
 // Apply.
 func (n *Node) Barrier(ctx context.Context) error {
-	_, err := n.wait(ctx, "barrier", func() (any, error) {
-		return nil, n.raft.Barrier(enqueueTimeout(ctx)).Error()
+	r, err := n.active("barrier")
+	if err != nil {
+		return err
+	}
+	_, err = n.wait(ctx, "barrier", func() (any, error) {
+		return nil, r.Barrier(enqueueTimeout(ctx)).Error()
 	})
 	return err
 }
@@ -83,6 +93,10 @@ func (n *Node) wait(ctx context.Context, op string, call func() (any, error)) (a
 		}
 	}
 	if r.err != nil {
+		if full := n.StorageFull(); full != nil && (errors.Is(r.err, raft.ErrRaftShutdown) || errors.Is(r.err, raft.ErrLeadershipLost)) {
+			// The instance stopped because the disk is full.
+			return nil, &opError{op: op, kind: ErrStorageFull, cause: full}
+		}
 		return nil, mapRaftError(op, r.err)
 	}
 	return r.v, nil

@@ -55,6 +55,12 @@ type Config struct {
 	// and errors about one peer at most every 30s.
 	Logger *slog.Logger
 
+	// StorageReserve is the free space in Dir's filesystem, in bytes,
+	// below which the node stops writing its log and stands by (see
+	// [Node.StorageFull]); 0 means DefaultStorageReserve. It resumes once
+	// the reserve and a quarter more are free.
+	StorageReserve uint64
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration

@@ -20,6 +20,12 @@ var (
 	ErrNoQuorum = errors.New("consensus: leadership lost or no quorum before the entry committed")
 	// ErrClosed means the node has been closed.
 	ErrClosed = errors.New("consensus: node closed")
+	// ErrStorageFull means this node's disk is full (less than
+	// Config.StorageReserve free, or a write failed with ENOSPC or
+	// EDQUOT): it stands by, taking no part in Raft, until space is freed.
+	// The entry was not appended on this node. The error is a
+	// *StorageError naming the directory and the free bytes.
+	ErrStorageFull = errors.New("consensus: storage full")
 	// ErrUnknownServer means a server ID is not in the current configuration.
 	ErrUnknownServer = errors.New("consensus: unknown server")
 )

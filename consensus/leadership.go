@@ -22,12 +22,12 @@ func (n *Node) watch() {
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
 				switch string(lo.LeaderID) {
 				case "":
-					n.log.Info("consensus: no known leader", "term", n.raft.CurrentTerm())
+					n.log.Info("consensus: no known leader", "term", n.term())
 				case n.id:
 					// logged by transition
 				default:
 					n.log.Info("consensus: leader changed", "leader", string(lo.LeaderID),
-						"leader_addr", string(lo.LeaderAddr), "term", n.raft.CurrentTerm())
+						"leader_addr", string(lo.LeaderAddr), "term", n.term())
 				}
 			}
 		case <-n.closed:
@@ -46,9 +46,9 @@ func (n *Node) watch() {
 // the latest state is kept.
 func (n *Node) transition(leader bool) {
 	if leader {
-		n.log.Info("consensus: this node is now the leader", "term", n.raft.CurrentTerm())
+		n.log.Info("consensus: this node is now the leader", "term", n.term())
 	} else {
-		n.log.Info("consensus: this node is no longer the leader", "term", n.raft.CurrentTerm())
+		n.log.Info("consensus: this node is no longer the leader", "term", n.term())
 	}
 	select {
 	case n.leaderCh <- leader:
@@ -103,15 +103,16 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 // first, the transfer may still complete.
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
 	const op = "transfer leadership"
-	if n.isClosed() {
-		return &opError{op: op, kind: ErrClosed}
+	r, err := n.active(op)
+	if err != nil {
+		return err
 	}
-	if n.raft.State() != raft.Leader {
+	if r.State() != raft.Leader {
 		return &opError{op: op, kind: ErrNotLeader}
 	}
 	var f raft.Future
 	if to == "" {
-		f = n.raft.LeadershipTransfer()
+		f = r.LeadershipTransfer()
 	} else {
 		if to == n.id {
 			return fmt.Errorf("consensus: %s to %q: that is this node", op, to)
@@ -129,8 +130,8 @@ func (n *Node) TransferLeadership(ctx context.Context, to string) error {
 		if addr == "" {
 			return &opError{op: fmt.Sprintf("%s to %q", op, to), kind: ErrUnknownServer}
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(addr))
+		f = r.LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(addr))
 	}
-	_, err := n.wait(ctx, op, func() (any, error) { return nil, f.Error() })
+	_, err = n.wait(ctx, op, func() (any, error) { return nil, f.Error() })
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -25,24 +26,61 @@ const (
 	leaderChBuffer   = 16
 )
 
-// Node is one running member of a site's Raft cluster. All methods are safe
-// for concurrent use.
+// Node is one member of a site's Raft cluster. All methods are safe for
+// concurrent use.
+//
+// Lifecycle:
+//
+//	Open ──> running (follower ⇄ candidate ⇄ leader) ──Close──> closed
+//	  │         │  ▲
+//	  │   storage full  space is back (reserve + 25%)
+//	  │         ▼  │
+//	  └──full──> standing by ──Close──> closed
+//
+// Standing by, the node has no Raft instance: it neither leads nor votes
+// nor accepts entries, so a leader whose disk is full stops standing for
+// election. Its listener stays; connections are closed after their
+// handshake. When space is back it starts a new Raft instance on the same
+// stores and catches up like a restarted node; the state machine keeps its
+// state (a new instance replays only the entries it has not applied).
 type Node struct {
-	id    string
-	raft  *raft.Raft
-	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
-	log   *slog.Logger
+	id     string
+	cfg    Config
+	rc     raft.Config // template for each Raft instance (NotifyCh set)
+	log    *slog.Logger
+	hlog   *hclogAdapter
+	stream *streamLayer
+	store  *raftboltdb.BoltStore
+	logs   *guardedStore
+	snaps  raft.SnapshotStore
+	space  space
+	sm     *fsm
+
+	raft atomic.Pointer[raft.Raft] // latest instance, shut down while standing by; nil before the first
+
+	mu       sync.Mutex
+	cur      *instance // nil while standing by or closed
+	full     error     // why this node stands by; nil while it takes part
+	closing  bool
+	restored bool // an instance has started (and restored the state machine)
 
 	notifyCh chan bool             // Raft's NotifyCh, read by watch
 	obsCh    chan raft.Observation // leader observations, read by watch
-	observer *raft.Observer
-	leaderCh chan bool // LeaderCh, written by watch only
+	leaderCh chan bool             // LeaderCh, written by watch only
 
+	stop      chan struct{} // closed by Close: ends standBy and awaitSpace
+	wg        sync.WaitGroup
 	closed    chan struct{} // closed by Close after Raft has shut down
 	watchDone chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// instance is one Raft instance with its transport.
+type instance struct {
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	observer *raft.Observer
 }
 
 // Stats is a point-in-time view of a node's Raft progress.
@@ -56,10 +94,11 @@ type Stats struct {
 	LastContact time.Duration
 }
 
-// Open validates cfg, opens the stores in cfg.Dir, starts the mTLS
-// transport, bootstraps the cluster from cfg.Peers if Dir has no Raft state,
-// and starts Raft. On failure everything opened is closed again, including
-// cfg.Listener.
+// Open validates cfg, opens the stores in cfg.Dir (checking raft.db's
+// consistency), starts the mTLS transport, bootstraps the cluster from
+// cfg.Peers if Dir has no Raft state, and starts Raft — or, when less than
+// the storage reserve is free, stands by until there is room. On failure
+// everything opened is closed again, including cfg.Listener.
 func Open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		if cfg.Listener != nil {
@@ -88,28 +127,27 @@ func Open(cfg Config) (*Node, error) {
 		undo = append(undo, func() { ln.Close() })
 	}
 
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	// Raft creates the snapshots directory 0755 and its files 0644: make
+	// the directories 0700 first, and fix what an older version left.
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "snapshots"), dirMode); err != nil {
 		return fail(fmt.Errorf("consensus: open: %w", err))
 	}
+	if err := restrictModes(cfg.Dir); err != nil {
+		return fail(err)
+	}
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path: dbPath,
-		// NoFreelistSync: without it bbolt rewrites the whole freelist on
-		// every commit, and log compaction makes that list long.
-		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-	})
+	// NoFreelistSync: without it bbolt rewrites the whole freelist on
+	// every commit, and log compaction makes that list long.
+	store, err := openBolt(dbPath, &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
 	if err != nil {
-		return fail(fmt.Errorf("consensus: open log store %s: %w", dbPath, err))
+		return fail(err)
 	}
 	undo = append(undo, func() { store.Close() })
-	logs, err := raft.NewLogCache(logCacheSize, store)
-	if err != nil {
-		return fail(fmt.Errorf("consensus: open log cache: %w", err))
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetain, hlog.Named("snapshot"))
+	fsnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetain, hlog.Named("snapshot"))
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open snapshot store in %s: %w", cfg.Dir, err))
 	}
+	snaps := &snapshotStore{FileSnapshotStore: fsnaps, dir: filepath.Join(cfg.Dir, "snapshots")}
 
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.Addr)
@@ -119,52 +157,205 @@ func Open(cfg Config) (*Node, error) {
 		undo = append(undo, func() { ln.Close() })
 	}
 	stream := newStreamLayer(ln, cfg.advertise(), cfg.ServerTLS, cfg.ClientTLS, logger, handshakeTimeout)
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: transportMaxPool,
-		Timeout: transportTimeout,
-		Logger:  hlog.Named("net"),
-	})
-	undo = append(undo, func() { trans.Close() })
+	undo = append(undo, func() { stream.Close() })
 
+	reserve := cfg.StorageReserve
+	if reserve == 0 {
+		reserve = DefaultStorageReserve
+	}
+	n := &Node{
+		id:        cfg.ID,
+		cfg:       cfg,
+		log:       logger,
+		hlog:      hlog,
+		stream:    stream,
+		store:     store,
+		snaps:     snaps,
+		space:     space{dir: cfg.Dir, reserve: reserve},
+		sm:        &fsm{sm: cfg.FSM},
+		notifyCh:  make(chan bool, 1),
+		obsCh:     make(chan raft.Observation, 16),
+		leaderCh:  make(chan bool, leaderChBuffer),
+		stop:      make(chan struct{}),
+		closed:    make(chan struct{}),
+		watchDone: make(chan struct{}),
+	}
+	n.logs = &guardedStore{BoltStore: store, space: n.space, full: n.standByAsync}
+	rc.NotifyCh = n.notifyCh
+	n.rc = *rc
+
+	logs, err := raft.NewLogCache(logCacheSize, n.logs)
+	if err != nil {
+		return fail(fmt.Errorf("consensus: open log cache: %w", err))
+	}
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open: check existing state: %w", err))
 	}
-	if !existing {
-		conf := cfg.bootstrapConfiguration()
-		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, conf); err != nil {
-			return fail(fmt.Errorf("consensus: open: bootstrap: %w", err))
+	if full := n.space.check(); full != nil {
+		n.full = full
+		logger.Error("consensus: storage full: standing by (not taking part in Raft) until space is freed", "err", full)
+		n.wg.Add(1)
+		go n.awaitSpace()
+	} else {
+		if !existing {
+			trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream.newView(), Timeout: transportTimeout})
+			err := raft.BootstrapCluster(rc, logs, n.logs, snaps, trans, cfg.bootstrapConfiguration())
+			trans.Close()
+			if err != nil {
+				return fail(n.space.classify(fmt.Errorf("consensus: open: bootstrap: %w", err)))
+			}
+			logger.Info("consensus: bootstrapped cluster", "peers", len(cfg.Peers))
 		}
-		logger.Info("consensus: bootstrapped cluster", "peers", len(cfg.Peers))
+		n.mu.Lock() // the log store may report a full disk at once
+		inst, err := n.newInstance()
+		n.cur = inst
+		n.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
 	}
-
-	n := &Node{
-		id:        cfg.ID,
-		trans:     trans,
-		store:     store,
-		log:       logger,
-		notifyCh:  make(chan bool, 1),
-		obsCh:     make(chan raft.Observation, 16),
-		leaderCh:  make(chan bool, leaderChBuffer),
-		closed:    make(chan struct{}),
-		watchDone: make(chan struct{}),
-	}
-	rc.NotifyCh = n.notifyCh
-	r, err := raft.NewRaft(rc, &fsm{sm: cfg.FSM}, logs, store, snaps, trans)
-	if err != nil {
-		return fail(fmt.Errorf("consensus: open: start raft: %w", err))
-	}
-	n.raft = r
-	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	r.RegisterObserver(n.observer)
 	go n.watch()
 	logger.Info("consensus: node started", "addr", cfg.advertise(), "dir", cfg.Dir, "existing_state", existing)
 	return n, nil
 }
+
+// newInstance starts a Raft instance on the node's stores. The first one
+// restores the state machine from the latest snapshot; later ones (after
+// standing by) keep the state machine as it is, which is at or past that
+// snapshot.
+func (n *Node) newInstance() (*instance, error) {
+	logs, err := raft.NewLogCache(logCacheSize, n.logs)
+	if err != nil {
+		return nil, fmt.Errorf("consensus: open log cache: %w", err)
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.stream.newView(),
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  n.hlog.Named("net"),
+	})
+	rc := n.rc
+	rc.NoSnapshotRestoreOnStart = n.restored
+	r, err := raft.NewRaft(&rc, n.sm, logs, n.logs, n.snaps, trans)
+	if err != nil {
+		trans.Close()
+		return nil, n.space.classify(fmt.Errorf("consensus: open: start raft: %w", err))
+	}
+	n.restored = true
+	inst := &instance{raft: r, trans: trans}
+	inst.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(inst.observer)
+	n.raft.Store(r)
+	return inst, nil
+}
+
+// stopInstance shuts a Raft instance down and closes its transport and
+// connections.
+func (n *Node) stopInstance(inst *instance) error {
+	var errs []error
+	if err := inst.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("consensus: raft shutdown: %w", err))
+	}
+	inst.raft.DeregisterObserver(inst.observer)
+	inst.trans.CloseStreams()
+	if err := inst.trans.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("consensus: close transport: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// standByAsync makes the node stand by because of err without blocking
+// the caller (the log store, inside Raft).
+func (n *Node) standByAsync(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing || n.full != nil {
+		return
+	}
+	n.full = err
+	n.wg.Add(1)
+	go n.standBy(err)
+}
+
+// standBy leaves the cluster because the disk is full: a leader first
+// tries to hand over (Raft has usually stepped it down already, as its log
+// write failed), then the Raft instance stops, and awaitSpace brings it
+// back.
+func (n *Node) standBy(err error) {
+	defer n.wg.Done()
+	n.log.Error("consensus: storage full: leaving the Raft cluster (no leading, no voting) until space is freed", "err", err)
+	n.mu.Lock()
+	inst := n.cur
+	n.cur = nil
+	n.mu.Unlock()
+	if inst != nil {
+		if inst.raft.State() == raft.Leader {
+			if terr := inst.raft.LeadershipTransfer().Error(); terr != nil {
+				n.log.Warn("consensus: storage full: leadership transfer failed; stopping anyway", "err", terr)
+			}
+		}
+		if serr := n.stopInstance(inst); serr != nil {
+			n.log.Warn("consensus: storage full: stopping raft", "err", serr)
+		}
+	}
+	n.wg.Add(1)
+	go n.awaitSpace()
+}
+
+// storageCheckInterval is how often a standing-by node checks for space.
+const storageCheckInterval = time.Second
+
+// awaitSpace waits until there is room to take part again, then starts a
+// new Raft instance.
+func (n *Node) awaitSpace() {
+	defer n.wg.Done()
+	t := time.NewTicker(storageCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if !n.space.roomToResume() {
+			continue
+		}
+		n.mu.Lock()
+		if n.closing {
+			n.mu.Unlock()
+			return
+		}
+		inst, err := n.newInstance()
+		if err != nil {
+			n.mu.Unlock()
+			n.log.Error("consensus: space is back but raft did not start; retrying", "err", err)
+			continue
+		}
+		n.cur = inst
+		n.full = nil
+		n.mu.Unlock()
+		free, _ := n.space.free()
+		n.log.Info("consensus: space is back: taking part in Raft again", "dir", n.space.dir, "free_bytes", free)
+		return
+	}
+}
+
+// StorageFull returns, while this node stands by because its disk is
+// full, why (a *StorageError, matching ErrStorageFull); nil otherwise.
+func (n *Node) StorageFull() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.full
+}
+
+// HandshakeRejections returns the number of Raft connections refused or
+// closed before Raft saw them: failed or timed-out TLS handshakes and
+// connections over the pending-handshake limits.
+func (n *Node) HandshakeRejections() uint64 { return n.stream.Rejections() }
 
 // Close shuts Raft down, then closes the transport (and every Raft
 // connection) and the log store. It is idempotent; later calls return the
@@ -172,16 +363,25 @@ func Open(cfg Config) (*Node, error) {
 // final false.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closing = true
+		n.mu.Unlock()
+		close(n.stop)
+		n.wg.Wait() // a transition to or from standing by has finished
+		n.mu.Lock()
+		inst := n.cur
+		n.cur = nil
+		n.mu.Unlock()
 		var errs []error
-		if err := n.raft.Shutdown().Error(); err != nil {
-			errs = append(errs, fmt.Errorf("consensus: close: raft shutdown: %w", err))
+		if inst != nil {
+			if err := n.stopInstance(inst); err != nil {
+				errs = append(errs, fmt.Errorf("consensus: close: %w", err))
+			}
 		}
-		n.raft.DeregisterObserver(n.observer)
 		close(n.closed)
 		<-n.watchDone
-		n.trans.CloseStreams()
-		if err := n.trans.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("consensus: close: transport: %w", err))
+		if err := n.stream.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("consensus: close: %w", err))
 		}
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus: close: log store: %w", err))
@@ -202,17 +402,31 @@ func (n *Node) isClosed() bool {
 }
 
 // IsLeader reports whether this node is the leader now.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+func (n *Node) IsLeader() bool {
+	r := n.raft.Load()
+	return r != nil && r.State() == raft.Leader
+}
 
-// Leader returns the current leader's ID and address, or "" when unknown.
+// Leader returns the current leader's ID and address, or "" when unknown
+// (always while standing by).
 func (n *Node) Leader() (id, addr string) {
-	a, i := n.raft.LeaderWithID()
+	r := n.raft.Load()
+	if r == nil || r.State() == raft.Shutdown {
+		return "", ""
+	}
+	a, i := r.LeaderWithID()
 	return string(i), string(a)
 }
 
-// State returns "leader", "follower", "candidate" or "shutdown".
+// State returns "leader", "follower", "candidate", "standby" (storage
+// full, see [Node.StorageFull]) or "shutdown".
 func (n *Node) State() string {
-	switch n.raft.State() {
+	r := n.raft.Load()
+	st := raft.Shutdown
+	if r != nil {
+		st = r.State()
+	}
+	switch st {
 	case raft.Leader:
 		return "leader"
 	case raft.Follower:
@@ -220,34 +434,75 @@ func (n *Node) State() string {
 	case raft.Candidate:
 		return "candidate"
 	default:
+		if !n.isClosed() && n.StorageFull() != nil {
+			return "standby"
+		}
 		return "shutdown"
 	}
 }
 
-// Stats returns the node's Raft progress.
+// Stats returns the node's Raft progress (zero before Raft first started).
 func (n *Node) Stats() Stats {
+	r := n.raft.Load()
+	if r == nil {
+		return Stats{LastContact: -1}
+	}
 	s := Stats{
-		Term:         n.raft.CurrentTerm(),
-		LastIndex:    n.raft.LastIndex(),
-		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.raft.AppliedIndex(),
+		Term:         r.CurrentTerm(),
+		LastIndex:    r.LastIndex(),
+		CommitIndex:  r.CommitIndex(),
+		AppliedIndex: r.AppliedIndex(),
 		LastContact:  -1,
 	}
-	if n.raft.State() == raft.Leader {
+	if r.State() == raft.Leader {
 		s.LastContact = 0
-	} else if t := n.raft.LastContact(); !t.IsZero() {
+	} else if t := r.LastContact(); !t.IsZero() {
 		s.LastContact = time.Since(t)
 	}
 	return s
+}
+
+// active returns the running Raft instance for an operation, or fails
+// with ErrClosed or, while standing by, ErrStorageFull.
+func (n *Node) active(op string) (*raft.Raft, error) {
+	if n.isClosed() {
+		return nil, &opError{op: op, kind: ErrClosed}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.full != nil {
+		return nil, &opError{op: op, kind: ErrStorageFull, cause: n.full}
+	}
+	if n.cur == nil {
+		return nil, &opError{op: op, kind: ErrClosed}
+	}
+	return n.cur.raft, nil
+}
+
+// term is the current term, 0 before Raft first started.
+func (n *Node) term() uint64 {
+	if r := n.raft.Load(); r != nil {
+		return r.CurrentTerm()
+	}
+	return 0
 }
 
 // Servers returns the latest Raft configuration (possibly not yet
 // committed). While this node hands leadership over, Raft refuses to read
 // the configuration; Servers retries for up to two election timeouts.
 func (n *Node) Servers() ([]Peer, error) {
-	deadline := time.Now().Add(2 * n.raft.ReloadableConfig().ElectionTimeout)
+	deadline := time.Now().Add(2 * n.rc.ElectionTimeout)
 	for {
-		f := n.raft.GetConfiguration()
+		r := n.raft.Load()
+		if r == nil || r.State() == raft.Shutdown {
+			if err := n.StorageFull(); err != nil && !n.isClosed() {
+				return nil, &opError{op: "servers", kind: ErrStorageFull, cause: err}
+			}
+			if r == nil {
+				return nil, &opError{op: "servers", kind: ErrClosed}
+			}
+		}
+		f := r.GetConfiguration()
 		err := f.Error()
 		if errors.Is(err, raft.ErrLeadershipTransferInProgress) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)

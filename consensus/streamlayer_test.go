@@ -3,10 +3,13 @@ package consensus
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +34,7 @@ func newTestStream(t *testing.T, ca *testCA, timeout time.Duration) (*streamLaye
 }
 
 // acceptAsync runs Accept in the background.
-func acceptAsync(s *streamLayer) <-chan net.Conn {
+func acceptAsync(s *view) <-chan net.Conn {
 	ch := make(chan net.Conn, 1)
 	go func() {
 		c, err := s.Accept()
@@ -48,7 +51,7 @@ func TestStreamLayerRejectsAtHandshake(t *testing.T) {
 	ca := newTestCA(t, "site-ca")
 	s, logs := newTestStream(t, ca, time.Minute)
 	addr := s.Addr().String()
-	accepted := acceptAsync(s)
+	accepted := acceptAsync(s.newView())
 
 	// A client certificate from another CA, though the client trusts
 	// ours: the server rejects it in the handshake, and the client learns
@@ -120,13 +123,14 @@ func TestStreamLayerIdlePeerDoesNotBlockAccept(t *testing.T) {
 	}
 	defer idle.Close()
 
-	accepted := acceptAsync(s)
-	c, err := s.Dial("127.0.0.1:1", time.Second)
+	v := s.newView()
+	accepted := acceptAsync(v)
+	c, err := v.Dial("127.0.0.1:1", time.Second)
 	if err == nil {
 		c.Close()
 		t.Fatal("dial to an address with no pinned name succeeded")
 	}
-	c, err = s.Dial(raft.ServerAddress(s.Addr().String()), 10*time.Second)
+	c, err = v.Dial(raft.ServerAddress(s.Addr().String()), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,11 +163,145 @@ func TestStreamLayerIdlePeerDoesNotBlockAccept(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Accept(); !errors.Is(err, net.ErrClosed) {
+	if _, err := v.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("connection still open after the stream layer closed")
+	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count file descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// dialIdle opens n TCP connections to addr from source IP src and sends
+// nothing on them.
+func dialIdle(t *testing.T, addr, src string, n int) []net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial from %s: %v", src, err)
+		}
+		conns = append(conns, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+// closedByServer counts the connections the server has closed: a read
+// ends with EOF or a reset instead of timing out.
+func closedByServer(conns []net.Conn, wait time.Duration) int {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	closed := 0
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(time.Now().Add(wait))
+			_, err := c.Read(make([]byte, 1))
+			var ne net.Error
+			if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+				mu.Lock()
+				closed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return closed
+}
+
+// TestStreamLayerBoundsPendingHandshakes opens 500 idle connections, as a
+// slowloris would: the layer holds at most maxPendingPerHost of one host's
+// and maxPending in all, closes the rest at once and the held ones at the
+// handshake deadline, counts every one, and a real peer still gets in.
+func TestStreamLayerBoundsPendingHandshakes(t *testing.T) {
+	ca := newTestCA(t, "site-ca")
+	const deadline = 3 * time.Second
+	s, logs := newTestStream(t, ca, deadline)
+	addr := s.Addr().String()
+	v := s.newView()
+	before := openFDs(t)
+
+	// 500 from one host: only maxPendingPerHost are held.
+	one := dialIdle(t, addr, "127.0.0.2", 500)
+	eventually(t, 10*time.Second, "the excess from one host is closed", func() bool {
+		return s.Rejections() >= 500-maxPendingPerHost
+	})
+	if p := s.Pending(); p > maxPendingPerHost {
+		t.Fatalf("%d pending handshakes from one host, limit %d", p, maxPendingPerHost)
+	}
+	// Our 500 client ends are open; the server side holds the rest.
+	if held := openFDs(t) - before - len(one); held > maxPendingPerHost+4 {
+		t.Fatalf("the listener holds %d descriptors for 500 idle connections from one host (limit %d)", held, maxPendingPerHost)
+	}
+
+	// A real peer from another address is not held up by them.
+	accepted := acceptAsync(v)
+	c, err := v.Dial(raft.ServerAddress(addr), 10*time.Second)
+	if err != nil {
+		t.Fatalf("a real peer could not connect past idle connections: %v", err)
+	}
+	defer c.Close()
+	select {
+	case sc := <-accepted:
+		if sc == nil {
+			t.Fatal("Accept failed")
+		}
+		sc.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the real peer's connection was not accepted")
+	}
+
+	// Many hosts: the global limit holds.
+	var many []net.Conn
+	for i := range 60 {
+		many = append(many, dialIdle(t, addr, fmt.Sprintf("127.0.3.%d", i+1), maxPendingPerHost)...)
+	}
+	eventually(t, 10*time.Second, "the global limit rejects the excess", func() bool {
+		return s.Pending() == maxPending
+	})
+	if held := openFDs(t) - before - len(one) - len(many) - 2; held > maxPending+4 {
+		t.Fatalf("the listener holds %d descriptors for %d idle connections (limit %d)", held, len(one)+len(many), maxPending)
+	}
+
+	// At the deadline every idle connection is closed by the server.
+	if n := closedByServer(append(one, many...), deadline+10*time.Second); n != len(one)+len(many) {
+		t.Fatalf("%d of %d idle connections closed by the server after the deadline", n, len(one)+len(many))
+	}
+	eventually(t, 10*time.Second, "nothing is pending", func() bool { return s.Pending() == 0 })
+	if got, want := s.Rejections(), uint64(len(one)+len(many)); got != want {
+		t.Fatalf("Rejections() = %d, want %d (every idle connection)", got, want)
+	}
+	// Logged, but rate-limited per host.
+	if n := logs.count("rejected raft connection"); n == 0 || n > 61 {
+		t.Fatalf("%d rejections logged for 61 hosts", n)
+	}
+
+	// And a real peer connects again.
+	accepted = acceptAsync(v)
+	c2, err := v.Dial(raft.ServerAddress(addr), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	if sc := <-accepted; sc == nil {
+		t.Fatal("Accept failed after the flood")
 	}
 }
