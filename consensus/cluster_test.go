@@ -148,8 +148,11 @@ func (f *testFSM) Apply(entries []Entry) []any {
 	defer f.mu.Unlock()
 	out := make([]any, len(entries))
 	for i, e := range entries {
-		f.entries = append(f.entries, Entry{Index: e.Index, Data: slices.Clone(e.Data)})
 		out[i] = e.Index
+		if n := len(f.entries); n > 0 && e.Index <= f.entries[n-1].Index {
+			continue // a replay after standing by
+		}
+		f.entries = append(f.entries, Entry{Index: e.Index, Data: slices.Clone(e.Data)})
 	}
 	return out
 }

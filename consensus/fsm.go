@@ -17,7 +17,10 @@ type StateMachine interface {
 	// value, including an error value); the result is returned by
 	// [Node.Apply] on the node that proposed the entry. Apply must be
 	// deterministic: every node applies the same entries. A result slice of
-	// the wrong length is a programming error and panics.
+	// the wrong length is a programming error and panics. After the node
+	// stood by (storage full, see [Node.StorageFull]), entries it has
+	// already applied are given again, from its latest snapshot on: Apply
+	// must skip entries at or below the last index it applied.
 	Apply(entries []Entry) []any
 	// Snapshot returns a point-in-time view of the state. It should be
 	// cheap: the expensive writing happens later in Snapshot.WriteTo.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 )
 
 // Transport and store settings.
@@ -61,6 +60,7 @@ type Node struct {
 	mu       sync.Mutex
 	cur      *instance // nil while standing by or closed
 	full     error     // why this node stands by; nil while it takes part
+	stopping bool      // standBy is stopping the instance
 	closing  bool
 	restored bool // an instance has started (and restored the state machine)
 
@@ -68,7 +68,7 @@ type Node struct {
 	obsCh    chan raft.Observation // leader observations, read by watch
 	leaderCh chan bool             // LeaderCh, written by watch only
 
-	stop      chan struct{} // closed by Close: ends standBy and awaitSpace
+	stop      chan struct{} // closed by Close: ends watchSpace
 	wg        sync.WaitGroup
 	closed    chan struct{} // closed by Close after Raft has shut down
 	watchDone chan struct{}
@@ -136,9 +136,7 @@ func Open(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
-	// NoFreelistSync: without it bbolt rewrites the whole freelist on
-	// every commit, and log compaction makes that list long.
-	store, err := openBolt(dbPath, &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	store, err := openBolt(dbPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -195,8 +193,6 @@ func Open(cfg Config) (*Node, error) {
 	if full := n.space.check(); full != nil {
 		n.full = full
 		logger.Error("consensus: storage full: standing by (not taking part in Raft) until space is freed", "err", full)
-		n.wg.Add(1)
-		go n.awaitSpace()
 	} else {
 		if !existing {
 			trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream.newView(), Timeout: transportTimeout})
@@ -216,6 +212,8 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	go n.watch()
+	n.wg.Add(1)
+	go n.watchSpace()
 	logger.Info("consensus: node started", "addr", cfg.advertise(), "dir", cfg.Dir, "existing_state", existing)
 	return n, nil
 }
@@ -277,14 +275,14 @@ func (n *Node) standByAsync(err error) {
 		return
 	}
 	n.full = err
+	n.stopping = true
 	n.wg.Add(1)
 	go n.standBy(err)
 }
 
 // standBy leaves the cluster because the disk is full: a leader first
 // tries to hand over (Raft has usually stepped it down already, as its log
-// write failed), then the Raft instance stops, and awaitSpace brings it
-// back.
+// write failed), then the Raft instance stops. watchSpace brings it back.
 func (n *Node) standBy(err error) {
 	defer n.wg.Done()
 	n.log.Error("consensus: storage full: leaving the Raft cluster (no leading, no voting) until space is freed", "err", err)
@@ -302,16 +300,19 @@ func (n *Node) standBy(err error) {
 			n.log.Warn("consensus: storage full: stopping raft", "err", serr)
 		}
 	}
-	n.wg.Add(1)
-	go n.awaitSpace()
+	n.mu.Lock()
+	n.stopping = false
+	n.mu.Unlock()
 }
 
-// storageCheckInterval is how often a standing-by node checks for space.
+// storageCheckInterval is how often a node checks its free space.
 const storageCheckInterval = time.Second
 
-// awaitSpace waits until there is room to take part again, then starts a
-// new Raft instance.
-func (n *Node) awaitSpace() {
+// watchSpace checks the free space every storageCheckInterval: a node
+// below the reserve stands by (even when nothing is written: a leader must
+// not stay leader on a full disk), and a node standing by takes part again
+// once there is room.
+func (n *Node) watchSpace() {
 	defer n.wg.Done()
 	t := time.NewTicker(storageCheckInterval)
 	defer t.Stop()
@@ -321,13 +322,19 @@ func (n *Node) awaitSpace() {
 			return
 		case <-t.C:
 		}
+		if n.StorageFull() == nil {
+			if err := n.space.check(); err != nil {
+				n.standByAsync(err)
+			}
+			continue
+		}
 		if !n.space.roomToResume() {
 			continue
 		}
 		n.mu.Lock()
-		if n.closing {
+		if n.closing || n.stopping || n.full == nil {
 			n.mu.Unlock()
-			return
+			continue
 		}
 		inst, err := n.newInstance()
 		if err != nil {
@@ -340,7 +347,6 @@ func (n *Node) awaitSpace() {
 		n.mu.Unlock()
 		free, _ := n.space.free()
 		n.log.Info("consensus: space is back: taking part in Raft again", "dir", n.space.dir, "free_bytes", free)
-		return
 	}
 }
 

@@ -1,10 +1,12 @@
 package consensus
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -135,8 +137,8 @@ func (g *guardedStore) StoreLogs(logs []*raft.Log) error {
 // some corruptions (while rebuilding the free list at open, or reading a
 // damaged page); such a file gives an error naming it, never a panic.
 // A missing file is created.
-func openBolt(path string, opts *bbolt.Options) (*raftboltdb.BoltStore, error) {
-	if err := checkBolt(path, opts); err != nil {
+func openBolt(path string) (*raftboltdb.BoltStore, error) {
+	if err := checkBolt(path); err != nil {
 		return nil, err
 	}
 	var store *raftboltdb.BoltStore
@@ -146,7 +148,7 @@ func openBolt(path string, opts *bbolt.Options) (*raftboltdb.BoltStore, error) {
 				err = fmt.Errorf("consensus: open %s: file is corrupt: %v", path, r)
 			}
 		}()
-		store, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: opts})
+		store, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: boltOptions()})
 		return err
 	}()
 	if err != nil {
@@ -158,18 +160,64 @@ func openBolt(path string, opts *bbolt.Options) (*raftboltdb.BoltStore, error) {
 	return store, nil
 }
 
-// checkBolt runs bbolt's consistency check over an existing file. It reads
-// every page once, so it costs about one sequential read of the file.
-func checkBolt(path string, opts *bbolt.Options) (err error) {
+// checkBoltEnv names the file a child process started by checkBolt checks.
+const checkBoltEnv = "HOTLINE_CONSENSUS_CHECK_BOLT"
+
+func init() {
+	// The child side of checkBolt: check, report on stdout, exit. It runs
+	// before main (or a test binary's TestMain), in every binary that
+	// links this package.
+	if path := os.Getenv(checkBoltEnv); path != "" {
+		if err := checkBoltHere(path); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// checkBolt runs bbolt's consistency check over an existing file, in a
+// child process (this executable again): bbolt panics on some corruptions
+// in goroutines of its own, where no recover reaches, and a damaged file
+// may even make it read outside its mapping. The check reads every page
+// once, so it costs about one sequential read of the file.
+func checkBolt(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("consensus: open %s: file is corrupt: %v", path, r)
-		}
-	}()
-	db, err := bbolt.Open(path, 0o600, opts)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("consensus: open %s: cannot run the consistency check: %w", path, err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), checkBoltEnv+"="+path, "GOTRACEBACK=none")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err = cmd.Run()
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("consensus: open %s: cannot run the consistency check: %w", path, err)
+	}
+	msg := strings.TrimSpace(out.String())
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i] // the first line: the error, or the panic
+	}
+	if msg == "" {
+		msg = ee.String()
+	}
+	if strings.HasPrefix(msg, "consensus: open ") {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("consensus: open %s: file is corrupt: %s", path, msg)
+}
+
+// checkBoltHere opens path as raft.db is opened and runs bbolt's check.
+func checkBoltHere(path string) error {
+	db, err := bbolt.Open(path, fileMode, boltOptions())
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return fmt.Errorf("consensus: open %s: locked by another process: %w", path, err)
@@ -191,6 +239,13 @@ func checkBolt(path string, opts *bbolt.Options) (err error) {
 		return fmt.Errorf("consensus: open %s: file is corrupt: %d problems: %s", path, n, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// boltOptions are raft.db's bbolt options. NoFreelistSync: without it
+// bbolt rewrites the whole freelist on every commit, and log compaction
+// makes that list long.
+func boltOptions() *bbolt.Options {
+	return &bbolt.Options{Timeout: boltOpenTimeout, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
 }
 
 // Data file modes: readable by the daemon's user only.

@@ -1,0 +1,296 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory, unmounted by
+// t.Cleanup (after anything registered later, such as a cluster's Close).
+// It skips the test when not root.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs as a full disk")
+	}
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillTo writes dir/filler until less than left bytes are free.
+func fillTo(t *testing.T, dir string, left uint64) {
+	t.Helper()
+	s := space{dir: dir}
+	free, err := s.free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free <= left {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, free-left)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stableLeader waits for a leader among the nodes in among and checks that
+// it keeps leading, in the same term, for hold while entries are applied.
+func (c *testCluster) stableLeader(among []int, hold time.Duration) int {
+	c.t.Helper()
+	l := -1
+	eventually(c.t, 15*time.Second, "a leader among the nodes with space", func() bool {
+		for _, i := range among {
+			if c.nodes[i].node.IsLeader() {
+				l = i
+				return true
+			}
+		}
+		return false
+	})
+	term := c.nodes[l].node.Stats().Term
+	end := time.Now().Add(hold)
+	for k := 0; time.Now().Before(end); k++ {
+		c.applyN(l, "stable", 10)
+		if !c.nodes[l].node.IsLeader() || c.nodes[l].node.Stats().Term != term {
+			c.t.Fatalf("%s lost leadership (term %d -> %d) while another node's disk was full",
+				c.nodes[l].name, term, c.nodes[l].node.Stats().Term)
+		}
+	}
+	return l
+}
+
+func TestStorageFullStandsByAndResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		leader bool // the node whose disk fills up leads
+	}{{"follower", false}, {"leader", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			small := mountTmpfs(t, "8m")
+			const reserve = 2 << 20
+			c := MakeCluster(t, 3, withConfig(func(i int, cfg *Config) {
+				if i == 0 {
+					cfg.Dir = filepath.Join(small, "n1")
+					cfg.StorageReserve = reserve
+				}
+			}))
+			l := c.leader()
+			if tc.leader && l != 0 {
+				transfer(t, c.nodes[l].node, "n1")
+				l = c.leader()
+			}
+			if !tc.leader && l == 0 {
+				transfer(t, c.nodes[0].node, "n2")
+				l = c.leader()
+			}
+			if (l == 0) != tc.leader {
+				t.Fatalf("leader is %s", c.nodes[l].name)
+			}
+			c.applyN(l, "a", 100)
+			c.converged(100)
+
+			full := c.nodes[0].node
+			fillTo(t, small, reserve/2)
+			start := time.Now()
+			eventually(t, 10*time.Second, "n1 stands by", func() bool { return full.State() == "standby" })
+			t.Logf("n1 stood by %v after its disk filled", time.Since(start))
+			var se *StorageError
+			if err := full.StorageFull(); !errors.As(err, &se) || !errors.Is(err, ErrStorageFull) ||
+				se.Dir != filepath.Join(small, "n1") || se.Free >= reserve || !strings.Contains(err.Error(), "bytes free in "+se.Dir) {
+				t.Fatalf("StorageFull() = %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := full.Apply(ctx, []byte("x")); !errors.Is(err, ErrStorageFull) {
+				t.Fatalf("Apply on the full node: %v, want ErrStorageFull", err)
+			}
+			if err := full.Barrier(ctx); !errors.Is(err, ErrStorageFull) {
+				t.Fatalf("Barrier on the full node: %v, want ErrStorageFull", err)
+			}
+			if id, _ := full.Leader(); id != "" || full.IsLeader() {
+				t.Fatalf("the full node reports leader %q", id)
+			}
+
+			// The other two keep one leader, in one term, and commit.
+			l = c.stableLeader([]int{1, 2}, 3*time.Second)
+			if full.State() != "standby" {
+				t.Fatalf("n1 is %s while its disk is full", full.State())
+			}
+			c.applyN(l, "b", 100)
+
+			// Space back: n1 takes part again and catches up.
+			if err := os.Remove(filepath.Join(small, "filler")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 15*time.Second, "n1 takes part again", func() bool { return full.StorageFull() == nil && full.State() != "standby" })
+			got := c.converged(len(c.nodes[l].fsm.data()))
+			t.Logf("n1 caught up on %d entries", len(got))
+			c.applyN(c.leader(), "c", 20)
+			c.converged(len(got) + 20)
+		})
+	}
+}
+
+// TestCorruptLogStoreIsAnError flips bytes in a stopped node's raft.db:
+// opening it gives an error naming the file, never a panic.
+func TestCorruptLogStoreIsAnError(t *testing.T) {
+	c := MakeCluster(t, 3)
+	l := c.leader()
+	c.applyN(l, "a", 300)
+	c.converged(300)
+	f := c.follower(l)
+	c.stop(f)
+	path := filepath.Join(c.nodes[f].cfg.Dir, "raft.db")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 4096
+	detected := 0
+	for _, tc := range []struct {
+		name string
+		at   int  // first of 8 bytes to flip; -1: both meta pages
+		must bool // bbolt must notice (else the node may open: unused bytes, a spare meta page)
+	}{
+		{"one meta page", 16, false},
+		{"both meta pages", -1, true},
+		// Whether these pages are in use varies with the run.
+		{"page 2 header", 2*page + 8, false},
+		{"page 3 header", 3 * page, false},
+		{"middle of the data", len(orig) / 2, false},
+		{"page 4 id", 4*page + 2, false},
+		{"page 5 id", 5*page + 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte(nil), orig...)
+			flip := func(at int) {
+				for i := at; i < at+8 && i < len(b); i++ {
+					b[i] ^= 0xa5
+				}
+			}
+			if tc.at < 0 {
+				flip(16)
+				flip(page + 16)
+			} else {
+				flip(tc.at)
+			}
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := c.nodes[f].cfg
+			cfg.Addr = c.nodes[f].addr
+			cfg.FSM = &testFSM{}
+			var n *Node
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("Open panicked on a corrupt raft.db: %v", r)
+					}
+				}()
+				n, err = Open(cfg)
+			}()
+			if err == nil {
+				defer n.Close()
+				if tc.must {
+					t.Fatalf("Open accepted a raft.db with a flipped %s", tc.name)
+				}
+				t.Logf("flip at %d went unnoticed by bbolt (unused bytes); the node opened", tc.at)
+				return
+			}
+			if !strings.Contains(err.Error(), "consensus: open "+path+": file is corrupt") {
+				t.Fatalf("Open: %v, want an error naming %s as corrupt", err, path)
+			}
+			detected++
+			t.Logf("Open: %v", err)
+		})
+	}
+	if detected < 3 {
+		t.Fatalf("only %d of the flips were detected", detected)
+	}
+	// The intact file opens again and the node catches up.
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.start(f)
+	c.converged(300)
+}
+
+// TestDataFileModes walks a node's Dir after a snapshot: files 0600,
+// directories 0700, even where an older version left them wider.
+func TestDataFileModes(t *testing.T) {
+	c := MakeCluster(t, 3, withConfig(func(_ int, cfg *Config) {
+		cfg.SnapshotThreshold = 32
+		cfg.SnapshotInterval = 50 * time.Millisecond
+		cfg.TrailingLogs = 8
+	}))
+	l := c.leader()
+	c.applyN(l, "a", 200)
+	c.converged(200)
+	dir := c.nodes[l].cfg.Dir
+	eventually(t, 15*time.Second, "a snapshot", func() bool {
+		m, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
+		return len(m) > 0
+	})
+	checkModes(t, dir)
+
+	// Wider modes left by an older version are fixed at the next Open.
+	f := c.follower(l)
+	c.stop(f)
+	fdir := c.nodes[f].cfg.Dir
+	os.Chmod(filepath.Join(fdir, "raft.db"), 0o644)
+	os.Chmod(filepath.Join(fdir, "snapshots"), 0o755)
+	c.start(f)
+	checkModes(t, fdir)
+}
+
+func checkModes(t *testing.T, dir string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, info.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 3 {
+		t.Fatalf("only %d files under %s", files, dir)
+	}
+}
