@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"hotline/consensus"
 	"hotline/daemon/client"
 	"hotline/queue"
 )
@@ -99,6 +100,8 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errShuttingDown):
 		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+	case errors.Is(err, consensus.ErrStorageFull):
+		a.writeStorageFull(w)
 	case errors.Is(err, ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, client.CodeNoQuorum, fmt.Sprintf(
 			"site %s did not commit within %v (no leader or no majority reachable): %v; retrying with the same id is safe",
@@ -130,6 +133,10 @@ const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	n := a.n
+	if n.storageFull() != nil {
+		a.writeStorageFull(w)
+		return
+	}
 	q := r.URL.Query()
 	to := q.Get("to")
 	switch {

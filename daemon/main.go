@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
+	"net/netip"
 	"os"
 	"time"
 
@@ -35,6 +37,13 @@ and data under DIR, kept across restarts.`,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addr := os.Getenv("HOTLINE_PPROF"); addr != "" {
+				stop, err := startPprof(addr, stderr)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			switch {
 			case dev && configFile != "":
 				return usageError{errors.New("use either --config or --dev, not both")}
@@ -47,10 +56,6 @@ and data under DIR, kept across restarts.`,
 			}
 			return runConfig(ctx, configFile, stderr)
 		},
-	}
-	if addr := os.Getenv("HOTLINE_PPROF"); addr != "" {
-		// A debugging aid for profiling: net/http/pprof on a loopback address.
-		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
@@ -93,8 +98,50 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	return n.Close()
 }
 
-// watchdog pings systemd's watchdog at half its interval while the node's
-// store and Raft answer.
+// startPprof serves Go's net/http/pprof (a debugging aid) on addr, which
+// must be a loopback address (127.0.0.0/8, ::1 or localhost).
+func startPprof(addr string, stderr io.Writer) (stop func(), err error) {
+	if err := checkLoopback(addr); err != nil {
+		return nil, fmt.Errorf("HOTLINE_PPROF=%q: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("HOTLINE_PPROF=%q: %w", addr, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("HOTLINE_PPROF=%q: resolved to %v, not a loopback address", addr, ln.Addr())
+	}
+	srv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(stderr, "HOTLINE_PPROF: %v\n", err)
+		}
+	}()
+	fmt.Fprintf(stderr, "pprof listening on http://%s/debug/pprof/\n", ln.Addr())
+	return func() { srv.Close() }, nil
+}
+
+// checkLoopback accepts host:port with a loopback host.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port: %w", err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.Unmap().IsLoopback() || ip.Zone() != "" {
+		return fmt.Errorf("%q is not a loopback address (127.0.0.0/8, ::1 or localhost): the profiler must not be reachable from the network", host)
+	}
+	return nil
+}
+
+// watchdog pings systemd's watchdog at half its interval while the node is
+// healthy (see Node.health): not once its store has failed or its Raft has
+// stopped, so that systemd restarts it. A node standing by for disk space
+// is healthy.
 func watchdog(n *Node) func() {
 	interval, err := sdnotify.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
@@ -109,10 +156,11 @@ func watchdog(n *Node) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if n.raft.State() != "shutdown" {
-					_ = n.store.AppliedIndex()
-					_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
+				if err := n.health(); err != nil {
+					n.log.Error("unhealthy: not pinging the systemd watchdog", "err", err)
+					continue
 				}
+				_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
 			}
 		}
 	}()

@@ -49,6 +49,20 @@ func newMetrics(n *Node) *metrics {
 		}
 		return 0
 	}))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotline_raft_handshake_rejections_total",
+		Help: "Raft connections refused or closed before Raft saw them: failed or timed-out TLS handshakes, and connections over the pending-handshake limits."}, func() float64 {
+		if n.raft == nil {
+			return 0
+		}
+		return float64(n.raft.HandshakeRejections())
+	}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_storage_full",
+		Help: "1 while this node's disk is full: it stands by (no Raft) and refuses submits with storage_full."}, func() float64 {
+		if n.storageFull() != nil {
+			return 1
+		}
+		return 0
+	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_inbox_unread",
 		Help: "Unread messages in this site's inbox."}, func() float64 {
 		if n.store == nil {

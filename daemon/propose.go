@@ -77,6 +77,9 @@ func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied
 			return res, nil
 		}
 		last = err
+		if errors.Is(err, consensus.ErrStorageFull) {
+			return nil, err // nothing was appended; this node stands by
+		}
 		if ctx.Err() != nil || errors.Is(err, consensus.ErrClosed) {
 			break
 		}

@@ -22,6 +22,10 @@ const (
 	CodeNoQuorum    = "no_quorum"    // 503: the site could not commit in time; retrying with the same id is safe
 	CodeUnavailable = "unavailable"  // 503: node starting or shutting down
 	CodeInternal    = "internal"     // 500
+	// CodeStorageFull (507): this node's disk is full; it stores nothing
+	// until space is freed. Nothing was stored: submit through another
+	// node of the site (same id), or retry once space is back.
+	CodeStorageFull = "storage_full"
 )
 
 // Error is the body of every non-2xx reply.
