@@ -25,12 +25,23 @@
 //     handshake is completed (with a deadline) before Raft sees the
 //     connection, so a peer without an acceptable certificate is rejected at
 //     the handshake and never reaches Raft's RPC decoding.
+//   - The Raft port holds at most 64 unauthenticated connections (8 per
+//     remote IP), each for at most the 5 s handshake deadline.
 //   - [Node.LeaderCh] reports this node's own leadership transitions;
 //     leadership changes are also logged at Info.
+//   - A full disk (less than Config.StorageReserve free, or ENOSPC/EDQUOT on
+//     a log write) makes the node stand by: no Raft instance, so it neither
+//     leads nor votes; operations fail with [ErrStorageFull]. It takes part
+//     again by itself once space is back (see [Node.StorageFull]).
+//   - raft.db is checked (bbolt's Check, in a child process) at Open: a
+//     corrupt file is an error naming it, never a panic. Files are 0600,
+//     directories 0700.
 //
 // # Lifecycle
 //
 //	Open ──> running (follower ⇄ candidate ⇄ leader) ──Close──> closed
+//	            ⇅ disk full / space back
+//	         standing by ──Close──> closed
 //
 // Every method is safe for concurrent use. Operations called after Close
 // return [ErrClosed]; State reports "shutdown" and the other accessors the
