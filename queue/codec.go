@@ -83,6 +83,17 @@ func expiryKey(at int64, seq uint64, ck []byte) []byte {
 	return k
 }
 
+// parseExpiryKey splits a key of bucketExpiry.
+func parseExpiryKey(k []byte) (at int64, seq uint64, ck []byte, ok bool) {
+	if len(k) < 18 {
+		return 0, 0, nil, false
+	}
+	if _, _, ok := parseChanKey(k[16:]); !ok {
+		return 0, 0, nil, false
+	}
+	return int64(be.Uint64(k)), be.Uint64(k[8:]), k[16:], true
+}
+
 // record is a stored message of either direction. The channel and Seq are
 // the record's location, not part of it. Outbound records have no origin
 // (it is the local site); inbound ones have no dest.

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -138,7 +139,8 @@ func checkFile(path string) (err error) {
 			return err
 		}
 	}
-	return w.tree(root, 0)
+	_, err = w.tree(root, 0, nil, nil)
+	return err
 }
 
 type walker struct {
@@ -236,36 +238,65 @@ func (w *walker) freelist(id uint64) error {
 	return nil
 }
 
-// tree walks the B+tree of a bucket rooted at page id.
-func (w *walker) tree(id uint64, depth int) error {
+// tree walks the B+tree of a bucket rooted at page id, whose keys must
+// be in [lo, hi) (nil: unbounded) and ascending, as bbolt's check wants
+// (it reports a violation from the goroutine that Open cannot recover).
+// It returns the subtree's largest key.
+func (w *walker) tree(id uint64, depth int, lo, hi []byte) ([]byte, error) {
 	if depth > maxTreeDepth {
-		return corruptFile("page %d: tree deeper than %d", id, maxTreeDepth)
+		return nil, corruptFile("page %d: tree deeper than %d", id, maxTreeDepth)
 	}
 	p, err := w.page(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var n int
 	switch le.Uint16(p[8:]) {
 	case flagBranch:
-		n := int(le.Uint16(p[10:]))
+		n = int(le.Uint16(p[10:]))
 		if n == 0 || pageHeader+n*elemSize > len(p) {
-			return corruptFile("page %d: branch of %d elements", id, n)
+			return nil, corruptFile("page %d: branch of %d elements", id, n)
 		}
-		for i := range n {
-			e := pageHeader + i*elemSize
-			if !within(p, e, le.Uint32(p[e:]), le.Uint32(p[e+4:])) {
-				return corruptFile("page %d: branch element %d outside the page", id, i)
-			}
-			if err := w.tree(le.Uint64(p[e+8:]), depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
 	case flagLeaf:
-		return w.leaf(p, id, depth)
+		if err := w.leaf(p, id, depth); err != nil {
+			return nil, err
+		}
+		n = int(le.Uint16(p[10:]))
 	default:
-		return corruptFile("page %d: type %#x in a tree", id, le.Uint16(p[8:]))
+		return nil, corruptFile("page %d: type %#x in a tree", id, le.Uint16(p[8:]))
 	}
+	keys := make([][]byte, n)
+	for i := range keys {
+		e := pageHeader + i*elemSize
+		pos, ksize := le.Uint32(p[e:]), le.Uint32(p[e+4:])
+		if le.Uint16(p[8:]) == flagLeaf {
+			pos, ksize = le.Uint32(p[e+4:]), le.Uint32(p[e+8:])
+		}
+		if !within(p, e, pos, ksize) {
+			return nil, corruptFile("page %d: element %d outside the page", id, i)
+		}
+		keys[i] = p[e+int(pos) : e+int(pos)+int(ksize)]
+	}
+	prev := lo
+	var top []byte
+	for i, k := range keys {
+		if (prev != nil && bytes.Compare(prev, k) > 0) || (i > 0 && bytes.Equal(prev, k)) || (hi != nil && bytes.Compare(k, hi) >= 0) {
+			return nil, corruptFile("page %d: key %d out of order", id, i)
+		}
+		if le.Uint16(p[8:]) == flagLeaf {
+			prev, top = k, k
+			continue
+		}
+		next := hi
+		if i < n-1 {
+			next = keys[i+1]
+		}
+		if top, err = w.tree(le.Uint64(p[pageHeader+i*elemSize+8:]), depth+1, k, next); err != nil {
+			return nil, err
+		}
+		prev = top
+	}
+	return top, nil
 }
 
 // leaf checks the elements of leaf page p (a stored page, or an inline
@@ -292,7 +323,7 @@ func (w *walker) leaf(p []byte, id uint64, depth int) error {
 			return corruptFile("page %d: bucket element %d of %d bytes", id, i, len(v))
 		}
 		if root := le.Uint64(v); root != 0 {
-			if err := w.tree(root, depth+1); err != nil {
+			if _, err := w.tree(root, depth+1, nil, nil); err != nil {
 				return err
 			}
 		} else if len(v) < 16+pageHeader || le.Uint16(v[16+8:]) != flagLeaf {

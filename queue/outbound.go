@@ -205,7 +205,11 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 	var due [][]byte
 	c := a.expiry.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) < 16 || int64(be.Uint64(k)) > now {
+		at, _, _, ok := parseExpiryKey(k)
+		if !ok {
+			return nil, corruptf(fmt.Sprintf("bucket %s, key %x", bucketExpiry, k), "malformed")
+		}
+		if at > now {
 			break
 		}
 		due = append(due, clone(k))
@@ -215,7 +219,7 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		if err := a.expiry.Delete(k); err != nil {
 			return nil, err
 		}
-		seq, ck := be.Uint64(k[8:]), k[16:]
+		_, seq, ck, _ := parseExpiryKey(k)
 		l := loc{finOut, ck, seq}
 		msgs := a.out.Bucket(ck)
 		if msgs == nil {

@@ -41,6 +41,18 @@ func makeFinKey(at int64, kind byte, seq uint64, ck []byte) []byte {
 	return k
 }
 
+// parseFinKey splits a key of bucketFin: the end time (as finTime), the
+// kind and the ref.
+func parseFinKey(k []byte) (at uint64, kind byte, r []byte, ok bool) {
+	if len(k) < finRefOff+10 || (k[8] != finIn && k[8] != finOut) {
+		return 0, 0, nil, false
+	}
+	if _, _, ok := parseChanKey(k[finRefOff+8:]); !ok {
+		return 0, 0, nil, false
+	}
+	return be.Uint64(k), k[8], k[finRefOff:], true
+}
+
 // finKey returns the index key of the stored record v (message seq of
 // channel ck, of direction kind), or nil when it is not purgeable. acked
 // is the outbound channel's Acked (unused for inbound records).
@@ -96,10 +108,11 @@ func (a *applier) purge(p *Purge) (*PurgeResult, error) {
 	res := &PurgeResult{}
 	c := a.fin.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) < finRefOff+10 || (k[8] != finIn && k[8] != finOut) {
+		at, _, _, ok := parseFinKey(k)
+		if !ok {
 			return nil, corruptf(fmt.Sprintf("bucket %s, key %x", bucketFin, k), "malformed")
 		}
-		if be.Uint64(k) >= finTime(p.Before) {
+		if at >= finTime(p.Before) {
 			break
 		}
 		if len(due) == max {
@@ -112,7 +125,8 @@ func (a *applier) purge(p *Purge) (*PurgeResult, error) {
 		if err := a.fin.Delete(k); err != nil {
 			return nil, err
 		}
-		if err := a.purgeMessage(k[8], k[finRefOff:]); err != nil {
+		_, kind, r, _ := parseFinKey(k)
+		if err := a.purgeMessage(kind, r); err != nil {
 			return nil, err
 		}
 		res.Purged++
