@@ -152,7 +152,7 @@ func (s *Store) receiveSnapshot(r io.Reader) (path string, err error) {
 // bbolt's check), format and site.
 func checkSnapshot(path, site string) (err error) {
 	if err := checkFile(path); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+		return fmt.Errorf("not a queue snapshot: %w", err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
