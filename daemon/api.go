@@ -405,7 +405,7 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range req.IDs {
-		st, err := a.n.store.Lookup(id)
+		st, err := a.n.store.LookupInbound(id)
 		if err != nil || st.Direction != queue.Inbound {
 			writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no inbox message with id %q at site %s; nothing was acknowledged", id, a.n.cfg.Site))
 			return

@@ -63,6 +63,14 @@ func newMetrics(n *Node) *metrics {
 		}
 		return 0
 	}))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotline_store_corruption_total",
+		Help: "Damaged records or log entries this node's store found (checksum or structure) since it started; an alarm: rebuild the node."}, func() float64 {
+		if n.store == nil {
+			return 0
+		}
+		c, _ := n.store.Corruption()
+		return float64(c)
+	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_inbox_unread",
 		Help: "Unread messages in this site's inbox."}, func() float64 {
 		if n.store == nil {

@@ -85,7 +85,11 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		}
 	}()
 
-	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site)
+	var sites []string
+	for _, s := range cfg.Sites {
+		sites = append(sites, s.Name)
+	}
+	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site, queue.Options{Sites: sites})
 	if err != nil {
 		return nil, err
 	}

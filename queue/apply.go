@@ -40,7 +40,7 @@ func (s *Store) Apply(entries []Entry) []Result {
 	}
 	last, err := s.applyTx(entries, res, applied)
 	if err != nil {
-		err = fmt.Errorf("queue: apply: %w", err)
+		err = fmt.Errorf("queue: apply: %w", s.note(err))
 		s.failed.Store(&err)
 		return failAll(res, entries, applied, err)
 	}
@@ -79,6 +79,7 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 	}
 	defer func() { _ = tx.Rollback() }()
 	a := newApplier(tx, s.site)
+	a.sites = s.sites
 	for i, e := range entries {
 		if e.Index <= applied {
 			res[i].Skipped = true
@@ -86,6 +87,13 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 		}
 		applied = e.Index
 		cmd, err := DecodeCommand(e.Data)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			// This node's copy of the entry is damaged; the other nodes
+			// apply theirs. Skipping it would diverge: stop instead.
+			ce.Record = fmt.Sprintf("raft log entry %d", e.Index)
+			return 0, ce
+		}
 		if err != nil {
 			res[i].Err = err.Error()
 			continue
@@ -105,12 +113,13 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 
 // applier applies commands inside one write transaction.
 type applier struct {
-	tx   *bolt.Tx
-	site string
+	tx    *bolt.Tx
+	site  string
+	sites map[string]bool // Options.Sites; nil: any
 
 	meta                                   *bolt.Bucket
 	out, outChans, outIDs, outKeys, expiry *bolt.Bucket
-	in, inChans, inIDs, inbox              *bolt.Bucket
+	in, inChans, inIDs, inbox, inDups      *bolt.Bucket
 	rcptOut, rcptQueues, rcptIn            *bolt.Bucket
 	fin                                    *bolt.Bucket
 }
@@ -122,7 +131,7 @@ func newApplier(tx *bolt.Tx, site string) *applier {
 		out:  tx.Bucket(bucketOut), outChans: tx.Bucket(bucketOutChans),
 		outIDs: tx.Bucket(bucketOutIDs), outKeys: tx.Bucket(bucketOutKeys), expiry: tx.Bucket(bucketExpiry),
 		in: tx.Bucket(bucketIn), inChans: tx.Bucket(bucketInChans), inIDs: tx.Bucket(bucketInIDs),
-		inbox:   tx.Bucket(bucketInbox),
+		inbox: tx.Bucket(bucketInbox), inDups: tx.Bucket(bucketInDups),
 		rcptOut: tx.Bucket(bucketRcptOut), rcptQueues: tx.Bucket(bucketRcptQueues), rcptIn: tx.Bucket(bucketRcptIn),
 		fin: tx.Bucket(bucketFin),
 	}
@@ -166,6 +175,9 @@ func (a *applier) apply(c *Command) (Result, error) {
 		}
 		if verr := c.Receive.Validate(a.site); verr != nil {
 			return Result{Err: "queue: receive: " + verr.Error()}, nil
+		}
+		if o := c.Receive.Origin; o == a.site || (a.sites != nil && !a.sites[o]) {
+			return Result{Err: fmt.Sprintf("queue: receive: %v: origin %q is not a configured site", ErrInvalid, o)}, nil
 		}
 		res.Receive, err = a.receive(c.Time, c.Receive)
 		return res, err

@@ -4,16 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 var be = binary.BigEndian
-
-// errCorrupt reports a stored value that does not decode: a bug or a
-// damaged file, never bad input.
-var errCorrupt = errors.New("queue: corrupt stored value")
 
 func u64(v uint64) []byte {
 	b := make([]byte, 8)
@@ -84,6 +83,17 @@ func expiryKey(at int64, seq uint64, ck []byte) []byte {
 	return k
 }
 
+// parseExpiryKey splits a key of bucketExpiry.
+func parseExpiryKey(k []byte) (at int64, seq uint64, ck []byte, ok bool) {
+	if len(k) < 18 {
+		return 0, 0, nil, false
+	}
+	if _, _, ok := parseChanKey(k[16:]); !ok {
+		return 0, 0, nil, false
+	}
+	return int64(be.Uint64(k)), be.Uint64(k[8:]), k[16:], true
+}
+
 // record is a stored message of either direction. The channel and Seq are
 // the record's location, not part of it. Outbound records have no origin
 // (it is the local site); inbound ones have no dest.
@@ -103,25 +113,53 @@ type record struct {
 }
 
 // Record layout: a fixed header so that state changes are byte patches,
-// then the variable fields.
+// then the variable fields:
+//
+//	version(1) state(1) flags(4) submitted(8) expires(8) delivered(8)
+//	read(8) expired(8) inbox_pos(8) payload_sum(4) sum(4)
+//	id_len(uvarint) id key_len(uvarint) key hash_len(1) hash payload
+//
+// payload_sum is the CRC32C of the payload; sum is the CRC32C of the
+// record's location (direction, channel key, seq) and every byte of the
+// record but the sum itself and the payload. A state change patches the
+// header and recomputes sum only, after checking it, so a patch costs the
+// same for any payload size and never launders a damaged record; the
+// payload is checked wherever it is served or forwarded.
+//
+// Version 1 records (files of format 2 and earlier) had no payload_sum and
+// sum (a 54-byte header); Open rewrites them as version 2.
 const (
-	recVersion = 1
+	recVersion1 = 1
+	recVersion  = 2
 
-	offVersion   = 0
-	offState     = 1
-	offFlags     = 2
-	offSubmitted = 6
-	offExpires   = 14
-	offDelivered = 22
-	offRead      = 30
-	offExpired   = 38
-	offInboxPos  = 46
-	recHeader    = 54
+	offVersion    = 0
+	offState      = 1
+	offFlags      = 2
+	offSubmitted  = 6
+	offExpires    = 14
+	offDelivered  = 22
+	offRead       = 30
+	offExpired    = 38
+	offInboxPos   = 46
+	recHeader1    = 54 // version 1 header
+	offPayloadSum = 54
+	offSum        = 58
+	recHeader     = 62
 )
+
+// loc is where a record is stored: it is part of the record's checksum,
+// so a record that moved (a damaged key) does not verify.
+type loc struct {
+	kind byte // finIn or finOut
+	ck   []byte
+	seq  uint64
+}
+
+func (l loc) String() string { return recordName(l.kind, l.ck, l.seq) }
 
 // encode returns a new buffer (bbolt keeps the slice until commit, so
 // buffers are never reused within a transaction).
-func (r *record) encode() []byte {
+func (r *record) encode(l loc) []byte {
 	n := recHeader + 2*binary.MaxVarintLen64 + len(r.id) + len(r.key) + 1 + len(r.hash) + len(r.payload)
 	b := make([]byte, recHeader, n)
 	b[offVersion] = recVersion
@@ -133,21 +171,65 @@ func (r *record) encode() []byte {
 	be.PutUint64(b[offRead:], uint64(r.readAt))
 	be.PutUint64(b[offExpired:], uint64(r.expiredAt))
 	be.PutUint64(b[offInboxPos:], r.inboxPos)
+	be.PutUint32(b[offPayloadSum:], crc32.Checksum(r.payload, castagnoli))
 	b = binary.AppendUvarint(b, uint64(len(r.id)))
 	b = append(b, r.id...)
 	b = binary.AppendUvarint(b, uint64(len(r.key)))
 	b = append(b, r.key...)
 	b = append(b, byte(len(r.hash)))
 	b = append(b, r.hash...)
+	be.PutUint32(b[offSum:], recordSum(l, b, len(b)))
 	return append(b, r.payload...)
 }
 
-// decodeRecord parses a stored record. The hash and payload alias v
-// unless copyBytes is set; v is only valid inside its transaction.
-func decodeRecord(v []byte, copyBytes bool) (record, error) {
+// recordSum is the checksum of the record v at l whose payload starts at
+// payloadAt.
+func recordSum(l loc, v []byte, payloadAt int) uint32 {
+	var buf [9]byte
+	buf[0] = l.kind
+	be.PutUint64(buf[1:], l.seq)
+	c := crc32.Update(0, castagnoli, buf[:1])
+	c = crc32.Update(c, castagnoli, l.ck)
+	c = crc32.Update(c, castagnoli, buf[1:])
+	c = crc32.Update(c, castagnoli, v[:offSum])
+	return crc32.Update(c, castagnoli, v[recHeader:payloadAt])
+}
+
+// parseRecord splits the stored record v at l into its fields after
+// checking its structure and sum (and, with payload, its payload's sum).
+// The strings are copies; hash and payload alias v unless copyBytes is
+// set, and v is only valid inside its transaction.
+func parseRecord(v []byte, l loc, payload, copyBytes bool) (record, error) {
 	var r record
-	if len(v) < recHeader || v[offVersion] != recVersion {
-		return r, errCorrupt
+	switch {
+	case len(v) < recHeader:
+		return r, corruptf(l.String(), "record of %d bytes", len(v))
+	case v[offVersion] != recVersion:
+		return r, corruptf(l.String(), "record version %d", v[offVersion])
+	}
+	rest := v[recHeader:]
+	var ok bool
+	if r.id, rest, ok = readString(rest); !ok {
+		return r, corruptf(l.String(), "bad id length")
+	}
+	if r.key, rest, ok = readString(rest); !ok {
+		return r, corruptf(l.String(), "bad key length")
+	}
+	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+		return r, corruptf(l.String(), "bad hash length")
+	}
+	if n := int(rest[0]); n > 0 {
+		r.hash = rest[1 : 1+n]
+	}
+	r.payload = rest[1+len(r.hash):]
+	payloadAt := len(v) - len(r.payload)
+	if got, want := recordSum(l, v, payloadAt), be.Uint32(v[offSum:]); got != want {
+		return r, corruptf(l.String(), "record checksum %08x, stored %08x", got, want)
+	}
+	if payload {
+		if got, want := crc32.Checksum(r.payload, castagnoli), be.Uint32(v[offPayloadSum:]); got != want {
+			return r, corruptf(l.String(), "payload checksum %08x, stored %08x", got, want)
+		}
 	}
 	r.state = State(v[offState])
 	r.flags = be.Uint32(v[offFlags:])
@@ -157,21 +239,6 @@ func decodeRecord(v []byte, copyBytes bool) (record, error) {
 	r.readAt = int64(be.Uint64(v[offRead:]))
 	r.expiredAt = int64(be.Uint64(v[offExpired:]))
 	r.inboxPos = be.Uint64(v[offInboxPos:])
-	rest := v[recHeader:]
-	var ok bool
-	if r.id, rest, ok = readString(rest); !ok {
-		return r, errCorrupt
-	}
-	if r.key, rest, ok = readString(rest); !ok {
-		return r, errCorrupt
-	}
-	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
-		return r, errCorrupt
-	}
-	if n := int(rest[0]); n > 0 {
-		r.hash = rest[1 : 1+n]
-	}
-	r.payload = rest[1+len(r.hash):]
 	if len(r.payload) == 0 {
 		r.payload = nil
 	}
@@ -180,6 +247,45 @@ func decodeRecord(v []byte, copyBytes bool) (record, error) {
 		r.payload = clone(r.payload)
 	}
 	return r, nil
+}
+
+// decodeRecord parses and checks a stored record, payload included: for
+// everything that serves or forwards it.
+func decodeRecord(v []byte, l loc) (record, error) { return parseRecord(v, l, true, false) }
+
+// decodeMeta parses and checks a stored record but not its payload's
+// checksum: for the state changes of Apply, which keep the payload as it
+// is (and its checksum with it). The payload is not to be used.
+func decodeMeta(v []byte, l loc) (record, error) { return parseRecord(v, l, false, false) }
+
+// decodeRecord1 parses a version 1 record (no checksums): the migration.
+func decodeRecord1(v []byte) (record, bool) {
+	var r record
+	if len(v) < recHeader1 || v[offVersion] != recVersion1 {
+		return r, false
+	}
+	r.state = State(v[offState])
+	r.flags = be.Uint32(v[offFlags:])
+	r.submittedAt = int64(be.Uint64(v[offSubmitted:]))
+	r.expiresAt = int64(be.Uint64(v[offExpires:]))
+	r.deliveredAt = int64(be.Uint64(v[offDelivered:]))
+	r.readAt = int64(be.Uint64(v[offRead:]))
+	r.expiredAt = int64(be.Uint64(v[offExpired:]))
+	r.inboxPos = be.Uint64(v[offInboxPos:])
+	rest := v[recHeader1:]
+	var ok bool
+	if r.id, rest, ok = readString(rest); !ok {
+		return r, false
+	}
+	if r.key, rest, ok = readString(rest); !ok {
+		return r, false
+	}
+	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+		return r, false
+	}
+	r.hash = clone(rest[1 : 1+int(rest[0])])
+	r.payload = clone(rest[1+int(rest[0]):])
+	return r, true
 }
 
 func clone(b []byte) []byte {
@@ -197,17 +303,20 @@ func readString(b []byte) (string, []byte, bool) {
 	return string(b[k : k+int(n)]), b[k+int(n):], true
 }
 
-// patchRecord returns a copy of the stored record v with its state and
-// the time at offset off set (off 0: no time).
-func patchRecord(v []byte, st State, off int, t int64) ([]byte, error) {
-	if len(v) < recHeader || v[offVersion] != recVersion {
-		return nil, errCorrupt
+// patchRecord returns a copy of the stored record v at l with its state
+// and the time at offset off set (off 0: no time), after checking it
+// (not its payload, whose checksum stays as it was).
+func patchRecord(v []byte, l loc, st State, off int, t int64) ([]byte, error) {
+	rec, err := decodeMeta(v, l)
+	if err != nil {
+		return nil, err
 	}
 	b := clone(v)
 	b[offState] = byte(st)
 	if off > 0 {
 		be.PutUint64(b[off:], uint64(t))
 	}
+	be.PutUint32(b[offSum:], recordSum(l, b, len(b)-len(rec.payload)))
 	return b, nil
 }
 
@@ -220,23 +329,42 @@ func (r *record) message(origin, dest string, p Precedence, seq uint64) Message 
 	}
 }
 
-// receipt encoding: precedence(1) seq(8) readAt(8) id.
-func encodeReceipt(rc Receipt) []byte {
-	b := make([]byte, 17+len(rc.ID))
+// Receipt layout: precedence(1) seq(8) readAt(8) id sum(4), where sum is
+// the CRC32C of the origin it is queued to, its RSeq and the bytes before
+// the sum. Version 1 (files of format 2 and earlier) had no sum; Open adds
+// it.
+const rcptSumLen = 4
+
+func encodeReceipt(origin []byte, rc Receipt) []byte {
+	b := make([]byte, 17+len(rc.ID), 17+len(rc.ID)+rcptSumLen)
 	b[0] = byte(rc.Precedence)
 	be.PutUint64(b[1:], rc.Seq)
 	be.PutUint64(b[9:], uint64(rc.ReadAt))
 	copy(b[17:], rc.ID)
-	return b
+	return be.AppendUint32(b, receiptSum(origin, rc.RSeq, b))
 }
 
-func decodeReceipt(rseq uint64, v []byte) (Receipt, error) {
-	if len(v) < 17 {
-		return Receipt{}, errCorrupt
+func receiptSum(origin []byte, rseq uint64, body []byte) uint32 {
+	c := crc32.Update(0, castagnoli, origin)
+	c = crc32.Update(c, castagnoli, u64(rseq))
+	return crc32.Update(c, castagnoli, body)
+}
+
+func receiptName(origin []byte, rseq uint64) string {
+	return fmt.Sprintf("bucket %s, origin %q, rseq %d", bucketRcptOut, origin, rseq)
+}
+
+func decodeReceipt(origin []byte, rseq uint64, v []byte) (Receipt, error) {
+	if len(v) < 17+rcptSumLen {
+		return Receipt{}, corruptf(receiptName(origin, rseq), "receipt of %d bytes", len(v))
+	}
+	body := v[:len(v)-rcptSumLen]
+	if got, want := receiptSum(origin, rseq, body), be.Uint32(v[len(body):]); got != want {
+		return Receipt{}, corruptf(receiptName(origin, rseq), "receipt checksum %08x, stored %08x", got, want)
 	}
 	return Receipt{
-		RSeq: rseq, Precedence: Precedence(v[0]), Seq: be.Uint64(v[1:]),
-		ReadAt: int64(be.Uint64(v[9:])), ID: string(v[17:]),
+		RSeq: rseq, Precedence: Precedence(body[0]), Seq: be.Uint64(body[1:]),
+		ReadAt: int64(be.Uint64(body[9:])), ID: string(body[17:]),
 	}, nil
 }
 
@@ -274,12 +402,32 @@ func validID(id string) error {
 	case len(id) > MaxIDLen:
 		return fmt.Errorf("%w: message id longer than %d bytes", ErrInvalid, MaxIDLen)
 	}
+	if err := printable(id); err != nil {
+		return fmt.Errorf("%w: message id %s", ErrInvalid, err)
+	}
 	return nil
 }
 
 func validKey(k string) error {
 	if len(k) > MaxKeyLen {
 		return fmt.Errorf("%w: idempotency key longer than %d bytes", ErrInvalid, MaxKeyLen)
+	}
+	if err := printable(k); err != nil {
+		return fmt.Errorf("%w: idempotency key %s", ErrInvalid, err)
+	}
+	return nil
+}
+
+// printable refuses invalid UTF-8 and control characters (C0, DEL, C1):
+// IDs and keys are printed by tools and logs, and come from peers.
+func printable(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("is not valid UTF-8")
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("contains control character %U at byte %d", r, i)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math/bits"
 )
 
@@ -12,9 +13,17 @@ import (
 // format, so that entries written by an older version stay readable:
 //
 //	'{'   the JSON encoding of Command (read only: early logs)
-//	0x01  binary version 1, written by Encode
+//	0x01  binary version 1 (read only: logs written before version 2)
+//	0x02  binary version 2, written by Encode: version 1's body, then
+//	      the CRC32C (Castagnoli) of every byte before it, 4 bytes
+//	      big-endian
 //
-// Version 1, after the version byte (integers: uvarint unless noted;
+// DecodeCommand checks a version 2 entry's checksum: a damaged entry (a
+// flipped byte in raft.db, on the wire or in memory) is an error wrapping
+// [ErrCorrupt], and Apply stops rather than skip it. Entries of the JSON
+// format and version 1 carry no checksum: they are decoded unchecked.
+//
+// The body (version 1 and 2), after the version byte (integers: uvarint unless noted;
 // "i64" is 8 bytes big-endian two's complement; a string is its length
 // and its bytes; a "list" or "bytes" is 0 for nil, else length+1 and the
 // elements, so that nil and empty survive a round trip):
@@ -39,7 +48,11 @@ import (
 // The encoding is canonical: varints are minimal, precedences valid, no
 // unknown body bits and no trailing bytes, so every command has exactly
 // one encoding and a decoder accepts nothing else.
-const cmdVersion1 = 0x01
+const (
+	cmdVersion1 = 0x01
+	cmdVersion2 = 0x02
+	cmdSumLen   = 4
+)
 
 // Body bits of version 1.
 const (
@@ -62,11 +75,11 @@ const (
 	minStringLen  = 1
 )
 
-// Encode returns the command's log representation (binary version 1). It
+// Encode returns the command's log representation (binary version 2). It
 // fails only for an invalid precedence.
 func (c *Command) Encode() ([]byte, error) {
 	e := encoder{b: make([]byte, 0, c.sizeHint())}
-	e.b = append(e.b, cmdVersion1)
+	e.b = append(e.b, cmdVersion2)
 	e.str(string(c.Op))
 	e.i64(c.Time)
 	var bodies byte
@@ -142,13 +155,13 @@ func (c *Command) Encode() ([]byte, error) {
 	if e.err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, e.err)
 	}
-	return e.b, nil
+	return be.AppendUint32(e.b, crc32.Checksum(e.b, castagnoli)), nil
 }
 
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + strLen(len(c.Op)) + 8 + 1 // version, op, time, bodies
+	n := 1 + strLen(len(c.Op)) + 8 + 1 + cmdSumLen // version, op, time, bodies, checksum
 	if s := c.Submit; s != nil {
 		n += strLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
 		for i := range s.Items {
@@ -237,10 +250,12 @@ func (e *encoder) prec(p Precedence) {
 	e.b = append(e.b, byte(p))
 }
 
-// DecodeCommand parses a log entry written by Encode (or an early JSON
-// entry). Malformed input, truncated or not, gets an error wrapping
-// [ErrInvalid]; decoding allocates at most a small multiple of len(b). The
-// command does not alias b: its payloads share one copy of it.
+// DecodeCommand parses a log entry written by Encode (or an entry of an
+// earlier format). A version 2 entry whose checksum does not match gets a
+// [*CorruptError] (wrapping [ErrCorrupt]); other malformed input gets an
+// error wrapping [ErrInvalid]. Decoding allocates at most a small multiple
+// of len(b). The command does not alias b: its payloads share one copy of
+// it.
 func DecodeCommand(b []byte) (*Command, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("queue: decode command: %w: empty entry", ErrInvalid)
@@ -252,6 +267,20 @@ func DecodeCommand(b []byte) (*Command, error) {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
 		return &c, nil
+	case cmdVersion2:
+		if len(b) < 1+cmdSumLen {
+			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("entry of %d bytes", len(b)), entry: true}
+		}
+		body := b[:len(b)-cmdSumLen]
+		if got, want := crc32.Checksum(body, castagnoli), be.Uint32(b[len(body):]); got != want {
+			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("checksum %08x, stored %08x", got, want), entry: true}
+		}
+		d := decoder{b: bytes.Clone(body[1:]), n: len(body)}
+		c := d.command()
+		if d.err != nil {
+			return nil, fmt.Errorf("queue: decode command: %w", d.err)
+		}
+		return c, nil
 	case cmdVersion1:
 		d := decoder{b: bytes.Clone(b[1:]), n: len(b)}
 		c := d.command()
@@ -264,7 +293,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 }
 
-// decoder reads version 1 from b, the rest of the input (n bytes in all).
+// decoder reads the body of version 1 or 2 from b, the rest of the input (n bytes in all).
 // After the first error every read returns a zero value.
 type decoder struct {
 	b   []byte

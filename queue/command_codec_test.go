@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"math"
 	"reflect"
 	"runtime"
@@ -58,7 +59,7 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("command %d (%s): encode: %v", i, c.Op, err)
 		}
-		if enc[0] != cmdVersion1 {
+		if enc[0] != cmdVersion2 {
 			t.Fatalf("command %d: version byte %#x", i, enc[0])
 		}
 		got, err := DecodeCommand(enc)
@@ -105,12 +106,22 @@ func TestDecodeCommandRejectsTruncatedAndTrailing(t *testing.T) {
 		for n := range len(enc) {
 			if got, err := DecodeCommand(enc[:n]); err == nil || got != nil {
 				t.Fatalf("command %d truncated to %d of %d bytes: %+v, %v", i, n, len(enc), got, err)
-			} else if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("command %d truncated: error %v does not wrap ErrInvalid", i, err)
+			} else if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("command %d truncated: error %v wraps neither ErrInvalid nor ErrCorrupt", i, err)
 			}
 		}
-		if _, err := DecodeCommand(append(enc, 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
+		if _, err := DecodeCommand(append(enc, 0)); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("command %d with a trailing byte: %v", i, err)
+		}
+		// Version 1 (no checksum) still checks the structure.
+		v1 := append([]byte{cmdVersion1}, enc[1:len(enc)-cmdSumLen]...)
+		if _, err := DecodeCommand(append(v1, 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
+			t.Fatalf("command %d (version 1) with a trailing byte: %v", i, err)
+		}
+		for n := 1; n < len(v1); n++ {
+			if got, err := DecodeCommand(v1[:n]); !errors.Is(err, ErrInvalid) || got != nil {
+				t.Fatalf("version 1 command %d truncated to %d bytes: %+v, %v", i, n, got, err)
+			}
 		}
 	}
 }
@@ -129,7 +140,8 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty entry"},
-		{"unknown version", []byte{2, 0}, "unknown format version 0x02"},
+		{"unknown version", []byte{3, 0}, "unknown format version 0x03"},
+		{"version 2 too short", []byte{cmdVersion2, 0, 0, 0}, "entry of 4 bytes"},
 		{"op longer than input", v1(50, 'x'), "beyond the end"},
 		{"non-minimal varint", v1(0x81, 0x00, 'x'), "non-minimal"},
 		{"varint overflow", v1(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), "overflows"},
@@ -140,6 +152,17 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		{"forged id count", head(bodyMarkRead, 0xff, 0xff, 0x03, 1, 'a'), "list longer"},
 		{"flags overflow", head(bodySubmit, 0, 2, 1, 'a', 0, 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0), "flags overflow"},
 		{"old json, bad", []byte(`{"op":`), "decode command"},
+	}
+	for _, tc := range tests {
+		if len(tc.in) > 0 && tc.in[0] == cmdVersion1 {
+			// The same body with a valid checksum: version 2 checks it too.
+			b := append([]byte{cmdVersion2}, tc.in[1:]...)
+			tests = append(tests, struct {
+				name string
+				in   []byte
+				want string
+			}{tc.name + " (version 2)", be.AppendUint32(b, crc32.Checksum(b, castagnoli)), tc.want})
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,8 +263,44 @@ func FuzzDecodeCommand(f *testing.F) {
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
 		}
-		if data[0] == cmdVersion1 && !bytes.Equal(enc, data) {
+		if data[0] == cmdVersion2 && !bytes.Equal(enc, data) {
 			t.Fatalf("binary entry re-encodes differently:\n%x\n%x", data, enc)
 		}
 	})
+}
+
+// TestDecodeCommandRefusesFlippedBytes: every single-bit flip anywhere in
+// an entry is refused as ErrCorrupt, never decoded into another command.
+func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
+	for i, c := range codecCommands() {
+		enc, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pos := 1; pos < len(enc); pos++ { // the version byte: below
+			for bit := range 8 {
+				b := bytes.Clone(enc)
+				b[pos] ^= 1 << bit
+				got, err := DecodeCommand(b)
+				var ce *CorruptError
+				if got != nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), "checksum") {
+					t.Fatalf("command %d, byte %d bit %d flipped: %+v, %v", i, pos, bit, got, err)
+				}
+			}
+		}
+		for _, v := range []byte{0, cmdVersion1, 3, 0x82, '{'} {
+			b := bytes.Clone(enc)
+			b[0] = v
+			if v == cmdVersion1 {
+				// Read as version 1, the checksum is a trailing 4 bytes.
+				if _, err := DecodeCommand(b); err == nil {
+					t.Fatalf("command %d as version 1 decoded", i)
+				}
+				continue
+			}
+			if got, err := DecodeCommand(b); err == nil {
+				t.Fatalf("command %d with version byte %#x decoded: %+v", i, v, got)
+			}
+		}
+	}
 }

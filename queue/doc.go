@@ -38,9 +38,19 @@
 //     tombstone that keeps its channel gap-free. [Store.NextExpiry] says
 //     when an OpExpire can next do something.
 //   - Log entries are a compact binary encoding ([Command.Encode]) whose
-//     first byte is its format version; entries of the earlier JSON
-//     format still decode. The store file carries its own format version
+//     first byte is its format version and whose last four bytes are a
+//     CRC32C; entries of the earlier formats (JSON, version 1) still
+//     decode, unchecked. The store file carries its own format version
 //     and is upgraded in place when opened or restored.
+//   - Integrity. Message records and queued receipts carry CRC32C
+//     checksums bound to their location, checked wherever they are read,
+//     applied, served or forwarded; index entries are checked against the
+//     record they name. Damage is an error wrapping [ErrCorrupt] (a
+//     [*CorruptError] naming file and record) and is counted
+//     ([Store.Corruption]); it is never served. Damage found while
+//     applying stops the store like a storage failure, because skipping
+//     would diverge from the other nodes. Open walks the file's pages and
+//     runs bbolt's check first, so a damaged file is an error, not a panic.
 //
 // # Concurrency
 //

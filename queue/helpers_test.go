@@ -25,7 +25,7 @@ const (
 func openStore(t testing.TB, site string) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
-	s, err := Open(path, site)
+	s, err := Open(path, site, Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -56,17 +56,19 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 				return nil, err
 			}
 		}
-		v := rec.encode()
+		l := loc{finIn, ck, m.Seq}
+		if msgs.Get(u64(m.Seq)) != nil {
+			return nil, corruptf(l.String(), "already stored, but channel cursor %s says last is %d", bucketInChans, last)
+		}
+		v := rec.encode(l)
 		if err := a.reindex(finIn, ck, m.Seq, 0, nil, v); err != nil {
 			return nil, err
 		}
 		if err := msgs.Put(u64(m.Seq), v); err != nil {
 			return nil, err
 		}
-		if id := []byte(m.ID); a.inIDs.Get(id) == nil {
-			if err := a.inIDs.Put(id, rf); err != nil {
-				return nil, err
-			}
+		if err := a.indexInbound(m.ID, rf); err != nil {
+			return nil, err
 		}
 		last = m.Seq
 		res.Applied++
@@ -84,14 +86,30 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 	return res, a.meta.Put(metaUnread, u64(unread))
 }
 
-// markRead marks inbox messages read and queues their receipts.
+// markRead marks inbox messages read and queues their receipts. An ID
+// that several inbound messages carry (a peer reused it) marks every one
+// of them; an ID repeated in mr is marked once.
 func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
 	res := &MarkReadResult{Errs: make([]string, len(mr.IDs))}
 	unread := getU64(a.meta, metaUnread)
-	changed := false
+	start := unread
+	var first map[string]int // ID -> its first index in mr.IDs
+	if len(mr.IDs) > 1 {
+		first = make(map[string]int, len(mr.IDs))
+	}
 	for i, id := range mr.IDs {
-		r := a.inIDs.Get([]byte(id))
-		if r == nil {
+		if first != nil {
+			if j, ok := first[id]; ok {
+				res.Errs[i] = res.Errs[j]
+				continue
+			}
+			first[id] = i
+		}
+		refs, err := a.inboundRefs(id)
+		if err != nil {
+			return nil, err
+		}
+		if len(refs) == 0 {
 			if id != "" && a.outIDs.Get([]byte(id)) != nil {
 				res.Errs[i] = errNotInbox
 			} else {
@@ -99,54 +117,70 @@ func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
 			}
 			continue
 		}
-		seq, ck, ok := parseRef(r)
-		origin, p, ok2 := parseChanKey(ck)
-		if !ok || !ok2 {
-			return nil, errCorrupt
+		inbox := false
+		for _, r := range refs {
+			in, err := a.markOneRead(now, id, r, &unread)
+			if err != nil {
+				return nil, err
+			}
+			inbox = inbox || in
 		}
-		msgs := a.in.Bucket(ck)
-		if msgs == nil {
-			return nil, errCorrupt
-		}
-		v := msgs.Get(u64(seq))
-		if v == nil {
-			return nil, fmt.Errorf("%w: missing inbound message %d of %q", errCorrupt, seq, ck)
-		}
-		rec, err := decodeRecord(v, false)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case rec.inboxPos == 0:
+		if !inbox {
 			res.Errs[i] = errNotInbox
-			continue
-		case rec.state == Read:
-			continue
-		}
-		nv, err := patchRecord(v, Read, offRead, now)
-		if err != nil {
-			return nil, err
-		}
-		if err := a.reindex(finIn, ck, seq, 0, v, nv); err != nil {
-			return nil, err
-		}
-		msgs.FillPercent = seqFill
-		if err := msgs.Put(u64(seq), nv); err != nil {
-			return nil, err
-		}
-		if err := a.inbox.Delete(u64(rec.inboxPos)); err != nil {
-			return nil, err
-		}
-		unread--
-		changed = true
-		if err := a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now}); err != nil {
-			return nil, err
 		}
 	}
-	if !changed {
+	if unread == start {
 		return res, nil
 	}
 	return res, a.meta.Put(metaUnread, u64(unread))
+}
+
+// markOneRead marks the inbound message at ref r, which carries id, read
+// if it is in the inbox and unread, and reports whether it ever entered
+// the inbox.
+func (a *applier) markOneRead(now int64, id string, r []byte, unread *uint64) (bool, error) {
+	seq, ck, ok := parseRef(r)
+	origin, p, ok2 := parseChanKey(ck)
+	if !ok || !ok2 {
+		return false, badRef(bucketInIDs, id, r)
+	}
+	l := loc{finIn, ck, seq}
+	msgs := a.in.Bucket(ck)
+	if msgs == nil {
+		return false, badRef(bucketInIDs, id, r)
+	}
+	v := msgs.Get(u64(seq))
+	if v == nil {
+		return false, corruptf(l.String(), "missing, but %s refers to it", bucketInIDs)
+	}
+	rec, err := decodeMeta(v, l)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case rec.id != id:
+		return false, badRef(bucketInIDs, id, r)
+	case rec.inboxPos == 0:
+		return false, nil
+	case rec.state == Read:
+		return true, nil
+	}
+	nv, err := patchRecord(v, l, Read, offRead, now)
+	if err != nil {
+		return false, err
+	}
+	if err := a.reindex(finIn, ck, seq, 0, v, nv); err != nil {
+		return false, err
+	}
+	msgs.FillPercent = seqFill
+	if err := msgs.Put(u64(seq), nv); err != nil {
+		return false, err
+	}
+	if err := a.inbox.Delete(u64(rec.inboxPos)); err != nil {
+		return false, err
+	}
+	*unread--
+	return true, a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now})
 }
 
 // Inbox returns unread inbox messages with Pos greater than after, in
@@ -163,9 +197,9 @@ func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
 			seq, ck, ok := parseRef(r)
 			origin, p, ok2 := parseChanKey(ck)
 			if !ok || !ok2 {
-				return errCorrupt
+				return inboxRef(k, r)
 			}
-			rec, err := getRecord(in, ck, seq)
+			rec, err := inboxRecord(in, k, r)
 			if err != nil {
 				return err
 			}
@@ -179,7 +213,7 @@ func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: inbox: %w", err)
+		return nil, fmt.Errorf("queue: inbox: %w", s.note(err))
 	}
 	return out, nil
 }
@@ -240,7 +274,7 @@ func (s *Store) Arrivals(origin string, p Precedence, after uint64, flags uint32
 		c := b.Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && scan > 0 && len(out) < max; k, v = c.Next() {
 			scan--
-			rec, err := decodeRecord(v, false)
+			rec, err := decodeMeta(v, loc{finIn, ck, be.Uint64(k)})
 			if err != nil {
 				return err
 			}
@@ -254,7 +288,7 @@ func (s *Store) Arrivals(origin string, p Precedence, after uint64, flags uint32
 		return nil
 	})
 	if err != nil {
-		return nil, after, 0, fmt.Errorf("queue: arrivals from %s/%s: %w", origin, p, err)
+		return nil, after, 0, fmt.Errorf("queue: arrivals from %s/%s: %w", origin, p, s.note(err))
 	}
 	return out, next, last, nil
 }

@@ -38,7 +38,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	if r := a.outIDs.Get([]byte(it.ID)); r != nil {
 		seq, _, ok := parseRef(r)
 		if !ok {
-			return res, errCorrupt
+			return res, badRef(bucketOutIDs, it.ID, r)
 		}
 		res.Seq, res.Existing = seq, true
 		return res, nil
@@ -63,7 +63,11 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 		id: it.ID, key: it.Key, hash: hash, payload: it.Payload,
 	}
 	rf := ref(seq, ck)
-	if err := msgs.Put(u64(seq), rec.encode()); err != nil {
+	l := loc{finOut, ck, seq}
+	if msgs.Get(u64(seq)) != nil {
+		return res, corruptf(l.String(), "already stored, but channel cursor %s says last is %d", bucketOutChans, last)
+	}
+	if err := msgs.Put(u64(seq), rec.encode(l)); err != nil {
 		return res, err
 	}
 	if err := a.outChans.Put(ck, pair(seq, acked)); err != nil {
@@ -92,11 +96,14 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 	res := SubmitResult{ID: it.ID}
 	seq, ck, ok := parseRef(r)
 	if !ok {
-		return res, errCorrupt
+		return res, badRef(bucketOutKeys, it.Key, r)
 	}
-	rec, err := getRecord(a.out, ck, seq)
+	rec, err := getRecord(a.out, loc{finOut, ck, seq}, false)
 	if err != nil {
 		return res, err
+	}
+	if rec.key != it.Key {
+		return res, badRef(bucketOutKeys, it.Key, r)
 	}
 	if !bytes.Equal(ck, chanKey(it.Dest, it.Precedence)) || !bytes.Equal(rec.hash, hash) {
 		res.Err = ErrKeyConflict.Error()
@@ -106,13 +113,21 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 	return res, nil
 }
 
-// getRecord loads message seq of the channel ck under parent (out or in).
-func getRecord(parent *bolt.Bucket, ck []byte, seq uint64) (record, error) {
-	v := getRaw(parent, ck, seq)
+// getRecord loads and checks the message at l under parent (out or in),
+// its payload too if payload is set. An index pointed at it: a missing
+// message is corruption.
+func getRecord(parent *bolt.Bucket, l loc, payload bool) (record, error) {
+	v := getRaw(parent, l.ck, l.seq)
 	if v == nil {
-		return record{}, fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+		return record{}, corruptf(l.String(), "missing, but an index refers to it")
 	}
-	return decodeRecord(v, false)
+	return parseRecord(v, l, payload, false)
+}
+
+// badRef reports a damaged index entry: name in index does not refer to
+// a message of that name.
+func badRef(index []byte, name string, r []byte) error {
+	return corruptf(fmt.Sprintf("bucket %s, key %q", index, name), "does not refer to a message of that name (ref %x)", r)
 }
 
 func getRaw(parent *bolt.Bucket, ck []byte, seq uint64) []byte {
@@ -141,19 +156,24 @@ func (a *applier) delivered(now int64, d *DeliveredCmd) error {
 	msgs.FillPercent = seqFill
 	for seq := acked + 1; seq <= upTo; seq++ {
 		k := u64(seq)
+		l := loc{finOut, ck, seq}
 		v := msgs.Get(k)
 		if v == nil {
-			return fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+			return corruptf(l.String(), "missing below the channel's last %d", last)
+		}
+		rec, err := decodeMeta(v, l)
+		if err != nil {
+			return err
 		}
 		// Above the old Acked nothing was purgeable; up to upTo it is.
-		if State(v[offState]) != Queued {
+		if rec.state != Queued {
 			// Expired or already Read: keep as is, now purgeable.
 			if err := a.reindex(finOut, ck, seq, upTo, nil, v); err != nil {
 				return err
 			}
 			continue
 		}
-		nv, err := patchRecord(v, Delivered, offDelivered, now)
+		nv, err := patchRecord(v, l, Delivered, offDelivered, now)
 		if err != nil {
 			return err
 		}
@@ -185,7 +205,11 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 	var due [][]byte
 	c := a.expiry.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) < 16 || int64(be.Uint64(k)) > now {
+		at, _, _, ok := parseExpiryKey(k)
+		if !ok {
+			return nil, corruptf(fmt.Sprintf("bucket %s, key %x", bucketExpiry, k), "malformed")
+		}
+		if at > now {
 			break
 		}
 		due = append(due, clone(k))
@@ -195,16 +219,17 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		if err := a.expiry.Delete(k); err != nil {
 			return nil, err
 		}
-		seq, ck := be.Uint64(k[8:]), k[16:]
+		_, seq, ck, _ := parseExpiryKey(k)
+		l := loc{finOut, ck, seq}
 		msgs := a.out.Bucket(ck)
 		if msgs == nil {
-			return nil, errCorrupt
+			return nil, corruptf(fmt.Sprintf("bucket %s, key %x", bucketExpiry, k), "no such channel")
 		}
 		v := msgs.Get(u64(seq))
 		if v == nil {
-			return nil, fmt.Errorf("%w: missing message %d of %q", errCorrupt, seq, ck)
+			return nil, corruptf(l.String(), "missing, but %s refers to it", bucketExpiry)
 		}
-		rec, err := decodeRecord(v, false)
+		rec, err := decodeMeta(v, l)
 		if err != nil {
 			return nil, err
 		}
@@ -215,7 +240,7 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		// one is not purgeable yet: delivered() indexes it once acked.
 		rec.state, rec.expiredAt, rec.payload = Expired, now, nil
 		rec.flags |= FlagTombstone
-		if err := msgs.Put(u64(seq), rec.encode()); err != nil {
+		if err := msgs.Put(u64(seq), rec.encode(l)); err != nil {
 			return nil, err
 		}
 		res.Expired++
@@ -229,11 +254,14 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 // means no limit). Expired messages are tombstones (FlagTombstone, no
 // payload). An unknown channel gives no messages, and so may an after
 // below the channel's Acked, as OpPurge deletes acknowledged messages:
-// senders resume from Acked.
+// senders resume from Acked. A damaged message is never returned: the
+// messages before it are, and a call that would start with it fails with
+// an error wrapping [ErrCorrupt], so the channel stops there.
 func (s *Store) Pending(dest string, p Precedence, after uint64, maxMsgs, maxBytes int) ([]Message, error) {
 	var out []Message
+	ck := chanKey(dest, p)
 	err := s.view(func(tx *bolt.Tx) error {
-		msgs := tx.Bucket(bucketOut).Bucket(chanKey(dest, p))
+		msgs := tx.Bucket(bucketOut).Bucket(ck)
 		if msgs == nil {
 			return nil
 		}
@@ -244,7 +272,11 @@ func (s *Store) Pending(dest string, p Precedence, after uint64, maxMsgs, maxByt
 			if be.Uint64(k) != want || (maxMsgs > 0 && len(out) >= maxMsgs) {
 				break
 			}
-			rec, err := decodeRecord(v, false)
+			rec, err := decodeRecord(v, loc{finOut, ck, want})
+			if err != nil && len(out) > 0 {
+				s.note(err) // serve what precedes it; the next call fails
+				break
+			}
 			if err != nil {
 				return err
 			}
@@ -259,7 +291,7 @@ func (s *Store) Pending(dest string, p Precedence, after uint64, maxMsgs, maxByt
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: pending %s: %w", Channel{s.site, dest, p}, err)
+		return nil, fmt.Errorf("queue: pending %s: %w", Channel{s.site, dest, p}, s.note(err))
 	}
 	return out, nil
 }

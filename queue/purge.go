@@ -41,11 +41,23 @@ func makeFinKey(at int64, kind byte, seq uint64, ck []byte) []byte {
 	return k
 }
 
+// parseFinKey splits a key of bucketFin: the end time (as finTime), the
+// kind and the ref.
+func parseFinKey(k []byte) (at uint64, kind byte, r []byte, ok bool) {
+	if len(k) < finRefOff+10 || (k[8] != finIn && k[8] != finOut) {
+		return 0, 0, nil, false
+	}
+	if _, _, ok := parseChanKey(k[finRefOff+8:]); !ok {
+		return 0, 0, nil, false
+	}
+	return be.Uint64(k), k[8], k[finRefOff:], true
+}
+
 // finKey returns the index key of the stored record v (message seq of
 // channel ck, of direction kind), or nil when it is not purgeable. acked
 // is the outbound channel's Acked (unused for inbound records).
 func finKey(kind byte, v []byte, seq uint64, ck []byte, acked uint64) []byte {
-	if len(v) < recHeader {
+	if len(v) < recHeader1 { // the fields read are at the same offsets in both versions
 		return nil
 	}
 	st := State(v[offState])
@@ -96,10 +108,11 @@ func (a *applier) purge(p *Purge) (*PurgeResult, error) {
 	res := &PurgeResult{}
 	c := a.fin.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) < finRefOff+10 {
-			return nil, fmt.Errorf("%w: finalized index key %x", errCorrupt, k)
+		at, _, _, ok := parseFinKey(k)
+		if !ok {
+			return nil, corruptf(fmt.Sprintf("bucket %s, key %x", bucketFin, k), "malformed")
 		}
-		if be.Uint64(k) >= finTime(p.Before) {
+		if at >= finTime(p.Before) {
 			break
 		}
 		if len(due) == max {
@@ -112,7 +125,8 @@ func (a *applier) purge(p *Purge) (*PurgeResult, error) {
 		if err := a.fin.Delete(k); err != nil {
 			return nil, err
 		}
-		if err := a.purgeMessage(k[8], k[finRefOff:]); err != nil {
+		_, kind, r, _ := parseFinKey(k)
+		if err := a.purgeMessage(kind, r); err != nil {
 			return nil, err
 		}
 		res.Purged++
@@ -125,26 +139,31 @@ func (a *applier) purge(p *Purge) (*PurgeResult, error) {
 func (a *applier) purgeMessage(kind byte, r []byte) error {
 	seq, ck, ok := parseRef(r)
 	if !ok {
-		return errCorrupt
+		return corruptf(fmt.Sprintf("bucket %s", bucketFin), "bad ref %x", r)
 	}
-	parent, ids := a.in, a.inIDs
+	l := loc{kind, ck, seq}
+	parent := a.in
 	if kind == finOut {
-		parent, ids = a.out, a.outIDs
+		parent = a.out
 	}
 	msgs := parent.Bucket(ck)
 	if msgs == nil {
-		return fmt.Errorf("%w: purge: no channel %q", errCorrupt, ck)
+		return corruptf(l.String(), "no such channel, but %s refers to it", bucketFin)
 	}
 	k := u64(seq)
 	v := msgs.Get(k)
 	if v == nil {
-		return fmt.Errorf("%w: purge: missing message %d of %q", errCorrupt, seq, ck)
+		return corruptf(l.String(), "missing, but %s refers to it", bucketFin)
 	}
-	rec, err := decodeRecord(v, false) // id and key are copies
+	rec, err := decodeMeta(v, l) // id and key are copies
 	if err != nil {
 		return err
 	}
-	if err := deleteIfRef(ids, rec.id, r); err != nil {
+	if kind == finIn {
+		if err := a.unindexInbound(rec.id, r); err != nil {
+			return err
+		}
+	} else if err := deleteIfRef(a.outIDs, rec.id, r); err != nil {
 		return err
 	}
 	if kind == finOut && rec.key != "" {
@@ -155,8 +174,7 @@ func (a *applier) purgeMessage(kind byte, r []byte) error {
 	return msgs.Delete(k)
 }
 
-// deleteIfRef deletes index entry name if it points at ref r (an inbound
-// ID may name an earlier message with the same ID).
+// deleteIfRef deletes index entry name if it points at ref r.
 func deleteIfRef(index *bolt.Bucket, name string, r []byte) error {
 	k := []byte(name)
 	if len(k) == 0 || !bytes.Equal(index.Get(k), r) {

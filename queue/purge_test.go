@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"reflect"
@@ -267,7 +268,7 @@ func TestFinalizedIndexIsAFunctionOfTheRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		downgrade(t, path)
-		s2, err := Open(path, "alpha")
+		s2, err := Open(path, "alpha", Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,8 +278,14 @@ func TestFinalizedIndexIsAFunctionOfTheRecords(t *testing.T) {
 	}
 }
 
-// downgrade turns a store file into format 1: no finalized index.
-func downgrade(t testing.TB, path string) {
+// downgrade turns a store file into format 1: no finalized index, and
+// the records and receipts of format 2.
+func downgrade(t testing.TB, path string) { downgradeTo(t, path, 1) }
+
+// downgradeTo turns a store file into format 1 or 2: records of version 1
+// and receipts without checksums, no duplicate ID index and, for format
+// 1, no finalized index.
+func downgradeTo(t testing.TB, path string, version uint64) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -286,13 +293,106 @@ func downgrade(t testing.TB, path string) {
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketFin); err != nil {
+		if version == 1 {
+			if err := tx.DeleteBucket(bucketFin); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bucketInDups); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put(metaVersion, u64(1))
+		for _, d := range []struct {
+			parent []byte
+			kind   byte
+		}{{bucketOut, finOut}, {bucketIn, finIn}} {
+			parent := tx.Bucket(d.parent)
+			err := parent.ForEachBucket(func(ck []byte) error {
+				b := parent.Bucket(ck)
+				var ks, vs [][]byte
+				err := b.ForEach(func(k, v []byte) error {
+					rec, err := parseRecord(v, loc{d.kind, ck, be.Uint64(k)}, true, true)
+					if err != nil {
+						return err
+					}
+					ks, vs = append(ks, clone(k)), append(vs, encodeRecord1(&rec))
+					return nil
+				})
+				for i := range ks {
+					if err == nil {
+						err = b.Put(ks[i], vs[i])
+					}
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		out := tx.Bucket(bucketRcptOut)
+		err := out.ForEachBucket(func(origin []byte) error {
+			q := out.Bucket(origin)
+			var ks, vs [][]byte
+			_ = q.ForEach(func(k, v []byte) error {
+				ks, vs = append(ks, clone(k)), append(vs, clone(v[:len(v)-rcptSumLen]))
+				return nil
+			})
+			for i := range ks {
+				if err := q.Put(ks[i], vs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(metaVersion, u64(version))
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// encodeRecord1 is the record encoding of formats 1 and 2.
+func encodeRecord1(r *record) []byte {
+	b := make([]byte, recHeader1)
+	b[offVersion] = recVersion1
+	b[offState] = byte(r.state)
+	be.PutUint32(b[offFlags:], r.flags)
+	be.PutUint64(b[offSubmitted:], uint64(r.submittedAt))
+	be.PutUint64(b[offExpires:], uint64(r.expiresAt))
+	be.PutUint64(b[offDelivered:], uint64(r.deliveredAt))
+	be.PutUint64(b[offRead:], uint64(r.readAt))
+	be.PutUint64(b[offExpired:], uint64(r.expiredAt))
+	be.PutUint64(b[offInboxPos:], r.inboxPos)
+	b = binary.AppendUvarint(b, uint64(len(r.id)))
+	b = append(b, r.id...)
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	b = append(b, r.key...)
+	b = append(b, byte(len(r.hash)))
+	b = append(b, r.hash...)
+	return append(b, r.payload...)
+}
+
+// TestOpenUpgradesFormat2: records and receipts get their checksums and
+// the state is byte for byte what a format 3 store built by the same
+// commands holds.
+func TestOpenUpgradesFormat2(t *testing.T) {
+	for _, seed := range []uint64{4, 5} {
+		s, path := openStore(t, "alpha")
+		s.Apply(script(t, seed, 300))
+		want, wantView := rawDump(t, s), readView(t, s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		downgradeTo(t, path, 2)
+		s2, err := Open(path, "alpha", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertSameRaw(t, want, rawDump(t, s2))
+		assertSameView(t, wantView, readView(t, s2))
+		_ = s2.Close()
 	}
 }
 
@@ -331,7 +431,7 @@ func TestOpenRefusesNewerFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, "alpha"); err == nil || !strings.Contains(err.Error(), "unsupported format version") {
+	if _, err := Open(path, "alpha", Options{}); err == nil || !strings.Contains(err.Error(), "unsupported format version") {
 		t.Fatalf("Open of a newer format: %v", err)
 	}
 }

@@ -15,7 +15,7 @@ func (a *applier) queueReceipt(origin string, rc Receipt) error {
 	if err != nil {
 		return err
 	}
-	if err := q.Put(u64(rc.RSeq), encodeReceipt(rc)); err != nil {
+	if err := q.Put(u64(rc.RSeq), encodeReceipt(ok, rc)); err != nil {
 		return err
 	}
 	return a.rcptQueues.Put(ok, pair(rc.RSeq, acked))
@@ -64,7 +64,8 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	if v == nil {
 		return nil
 	}
-	rec, err := decodeRecord(v, false)
+	l := loc{finOut, ck, rc.Seq}
+	rec, err := decodeMeta(v, l)
 	if err != nil {
 		return err
 	}
@@ -80,12 +81,14 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	if readAt == 0 {
 		readAt = now
 	}
-	nv, err := patchRecord(v, Read, offRead, readAt)
+	nv, err := patchRecord(v, l, Read, offRead, readAt)
 	if err != nil {
 		return err
 	}
 	if rec.deliveredAt == 0 {
-		be.PutUint64(nv[offDelivered:], uint64(readAt))
+		if nv, err = patchRecord(nv, l, Read, offDelivered, readAt); err != nil {
+			return err
+		}
 	}
 	// Acknowledged messages move in the finalized index to ReadAt.
 	_, acked := getPair(a.outChans.Get(ck))
@@ -119,8 +122,9 @@ func (a *applier) receiptsAcked(ack *ReceiptsAcked) error {
 // (max <= 0: no limit).
 func (s *Store) PendingReceipts(origin string, after uint64, max int) ([]Receipt, error) {
 	var out []Receipt
+	ok := []byte(origin)
 	err := s.view(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bucketRcptOut).Bucket([]byte(origin))
+		q := tx.Bucket(bucketRcptOut).Bucket(ok)
 		if q == nil {
 			return nil
 		}
@@ -129,7 +133,7 @@ func (s *Store) PendingReceipts(origin string, after uint64, max int) ([]Receipt
 			if max > 0 && len(out) >= max {
 				break
 			}
-			rc, err := decodeReceipt(be.Uint64(k), v)
+			rc, err := decodeReceipt(ok, be.Uint64(k), v)
 			if err != nil {
 				return err
 			}
@@ -138,7 +142,7 @@ func (s *Store) PendingReceipts(origin string, after uint64, max int) ([]Receipt
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue: pending receipts to %s: %w", origin, err)
+		return nil, fmt.Errorf("queue: pending receipts to %s: %w", origin, s.note(err))
 	}
 	return out, nil
 }

@@ -148,9 +148,17 @@ func (s *Store) receiveSnapshot(r io.Reader) (path string, err error) {
 	return path, checkSnapshot(path, s.site)
 }
 
-// checkSnapshot opens a received snapshot read-only and checks its format
-// and site.
-func checkSnapshot(path, site string) error {
+// checkSnapshot checks a received snapshot's structure (checkFile, then
+// bbolt's check), format and site.
+func checkSnapshot(path, site string) (err error) {
+	if err := checkFile(path); err != nil {
+		return fmt.Errorf("not a queue snapshot: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("snapshot: %w", corruptFile("bbolt: %v", p))
+		}
+	}()
 	opts := boltOptions()
 	opts.ReadOnly = true
 	opts.InitialMmapSize = 0
@@ -166,6 +174,15 @@ func checkSnapshot(path, site string) error {
 		}
 		if err := checkMeta(meta, site); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
+		}
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return fmt.Errorf("snapshot: %w", corruptFile("%v", first))
 		}
 		return nil
 	})

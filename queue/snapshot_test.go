@@ -84,7 +84,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2, err := Open(pathB, "alpha")
+	b2, err := Open(pathB, "alpha", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSnapshotOutlivesClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn.Release()
-	s2, err := Open(path, "alpha") // the file lock is free again
+	s2, err := Open(path, "alpha", Options{}) // the file lock is free again
 	if err != nil {
 		t.Fatal(err)
 	}

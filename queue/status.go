@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,24 +9,45 @@ import (
 
 // Lookup returns the status of the outbound or inbound message with that
 // ID (outbound first, should both exist), or ErrNotFound. When several
-// inbound messages share an ID, the first one received is returned.
+// inbound messages share an ID, the one indexed first is returned.
 func (s *Store) Lookup(id string) (*Status, error) {
 	var st *Status
 	err := s.view(func(tx *bolt.Tx) error {
 		if r := tx.Bucket(bucketOutIDs).Get([]byte(id)); r != nil {
 			var err error
-			st, err = s.status(tx, Outbound, r)
+			st, err = s.status(tx, Outbound, bucketOutIDs, id, r)
 			return err
 		}
 		if r := tx.Bucket(bucketInIDs).Get([]byte(id)); r != nil {
 			var err error
-			st, err = s.status(tx, Inbound, r)
+			st, err = s.status(tx, Inbound, bucketInIDs, id, r)
 			return err
 		}
 		return ErrNotFound
 	})
 	if err != nil {
-		return nil, lookupErr("lookup", id, err)
+		return nil, s.lookupErr("lookup", id, err)
+	}
+	return st, nil
+}
+
+// LookupInbound returns the status of the inbound message with that ID,
+// or ErrNotFound, ignoring outbound messages: a peer may choose an ID
+// that one of ours has. When several inbound messages share the ID, the
+// one indexed first is returned (OpMarkRead of the ID marks them all).
+func (s *Store) LookupInbound(id string) (*Status, error) {
+	var st *Status
+	err := s.view(func(tx *bolt.Tx) error {
+		r := tx.Bucket(bucketInIDs).Get([]byte(id))
+		if r == nil {
+			return ErrNotFound
+		}
+		var err error
+		st, err = s.status(tx, Inbound, bucketInIDs, id, r)
+		return err
+	})
+	if err != nil {
+		return nil, s.lookupErr("lookup inbound", id, err)
 	}
 	return st, nil
 }
@@ -40,38 +62,46 @@ func (s *Store) LookupKey(key string) (*Status, error) {
 			return ErrNotFound
 		}
 		var err error
-		st, err = s.status(tx, Outbound, r)
+		st, err = s.status(tx, Outbound, bucketOutKeys, key, r)
 		return err
 	})
 	if err != nil {
-		return nil, lookupErr("lookup key", key, err)
+		return nil, s.lookupErr("lookup key", key, err)
 	}
 	return st, nil
 }
 
 // lookupErr returns ErrNotFound as is (its text says enough) and wraps
 // anything else.
-func lookupErr(op, what string, err error) error {
+func (s *Store) lookupErr(op, what string, err error) error {
 	if err == ErrNotFound {
 		return err
 	}
-	return fmt.Errorf("queue: %s %q: %w", op, what, err)
+	return fmt.Errorf("queue: %s %q: %w", op, what, s.note(err))
 }
 
-// status loads the message at ref r.
-func (s *Store) status(tx *bolt.Tx, dir Direction, r []byte) (*Status, error) {
+// status loads the message at ref r, which index (out_ids, in_ids or
+// out_keys) lists under name, and checks that it carries that name.
+func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r []byte) (*Status, error) {
 	seq, ck, ok := parseRef(r)
 	site, p, ok2 := parseChanKey(ck)
 	if !ok || !ok2 {
-		return nil, errCorrupt
+		return nil, badRef(index, name, r)
 	}
-	parent, origin, dest := bucketOut, s.site, site
+	parent, kind, origin, dest := bucketOut, finOut, s.site, site
 	if dir == Inbound {
-		parent, origin, dest = bucketIn, site, s.site
+		parent, kind, origin, dest = bucketIn, finIn, site, s.site
 	}
-	rec, err := getRecord(tx.Bucket(parent), ck, seq)
+	rec, err := getRecord(tx.Bucket(parent), loc{kind, ck, seq}, true)
 	if err != nil {
 		return nil, err
+	}
+	named := rec.id
+	if bytes.Equal(index, bucketOutKeys) {
+		named = rec.key
+	}
+	if named != name {
+		return nil, badRef(index, name, r)
 	}
 	rec.payload = clone(rec.payload)
 	return &Status{

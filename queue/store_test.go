@@ -153,7 +153,7 @@ func TestApplyIsDeterministicAndReplaySafe(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(pathA, "alpha")
+	a, err := Open(pathA, "alpha", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,10 +280,10 @@ func TestPersistenceAcrossReopen(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("file mode: %v %v", fi.Mode(), err)
 	}
-	if _, err := Open(path, "bravo"); err == nil || !strings.Contains(err.Error(), "belongs to site") {
+	if _, err := Open(path, "bravo", Options{}); err == nil || !strings.Contains(err.Error(), "belongs to site") {
 		t.Fatalf("Open for another site: %v", err)
 	}
-	s2, err := Open(path, "alpha")
+	s2, err := Open(path, "alpha", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestClosedStore(t *testing.T) {
 
 func TestOpenRejectsBadSite(t *testing.T) {
 	for _, site := range []string{"", "a\x00b", strings.Repeat("s", MaxNameLen+1)} {
-		if _, err := Open(t.TempDir()+"/state.db", site); !errors.Is(err, ErrInvalid) {
+		if _, err := Open(t.TempDir()+"/state.db", site, Options{}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(site %q): %v", site, err)
 		}
 	}

@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hotline/daemon/client"
+	"hotline/queue"
+)
+
+// A follower whose state.db had one payload byte flipped while it was
+// stopped is made leader: it reports the corruption (alarm, metric) and
+// never forwards the damaged message; the other site never stores it.
+// Then the README's rebuild procedure (stop, move data_dir aside, start)
+// restores the node from its site, and the true bytes are delivered.
+func TestCorruptFollowerNeverForwards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node test")
+	}
+	lab := startLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	leader := lab.leader("alpha")
+	c := lab.client(leader)
+
+	// Hold alpha's traffic: every alpha node's inter-site paths down.
+	setPaths := func(node string, up bool) {
+		t.Helper()
+		for _, p := range []string{"fiber", "sat"} {
+			var err error
+			if up {
+				_, err = c.PathUp(ctx, node, p)
+			} else {
+				_, err = c.PathDown(ctx, node, p, client.ModeClose)
+			}
+			if err != nil {
+				t.Fatalf("path %s on %s: %v", p, node, err)
+			}
+		}
+	}
+	for _, n := range LabNodes("alpha") {
+		setPaths(n, false)
+	}
+	payload := []byte("CORRUPTION-TEST-PAYLOAD-0123456789")
+	m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "corrupt-1", Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := otherNode("alpha", leader)
+	eventually(t, 20*time.Second, "the victim to apply the message", func() bool {
+		_, err := lab.nodes[victim].store.Lookup(m.ID)
+		return err == nil
+	})
+
+	// Stop the victim, flip one payload byte in its state.db, start it.
+	lab.nodes[victim].Close()
+	dbPath := filepath.Join(lab.cfgs[victim].DataDir, "state.db")
+	b, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, payload)
+	if i < 0 || bytes.Contains(b[i+1:], payload) {
+		t.Fatalf("payload found %d times in %s", bytes.Count(b, payload), dbPath)
+	}
+	b[i+4] ^= 0x01
+	flipped := bytes.Clone(b[i : i+len(payload)])
+	if err := os.WriteFile(dbPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lab.start(victim)
+
+	// Make it leader and open the paths.
+	eventually(t, 30*time.Second, "leadership to move to the victim", func() bool {
+		tr, err := c.TransferLeader(ctx, "", victim)
+		return err == nil && tr.To == victim
+	})
+	for _, n := range LabNodes("alpha") {
+		setPaths(n, true)
+	}
+	vc := lab.client(victim)
+	eventually(t, 30*time.Second, "the victim to report the corruption", func() bool {
+		st, err := vc.Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, a := range st.Alarms {
+			if strings.Contains(a, "store corruption") && strings.Contains(a, dbPath) {
+				return true
+			}
+		}
+		return false
+	})
+	if got := counterValue(t, lab.nodes[victim], "hotline_store_corruption_total"); got < 1 {
+		t.Fatalf("hotline_store_corruption_total = %v", got)
+	}
+	// The victim leads and its paths are up: give the forwarder time to
+	// (not) send, then check bravo never stored the message.
+	time.Sleep(3 * time.Second)
+	if lab.leader("alpha") != victim {
+		t.Logf("leadership left the victim meanwhile")
+	}
+	for _, n := range LabNodes("bravo") {
+		if st, err := lab.nodes[n].store.LookupInbound(m.ID); !errors.Is(err, queue.ErrNotFound) {
+			t.Fatalf("%s stored the damaged message: %+v, %v", n, st, err)
+		}
+	}
+	if _, err := lab.nodes[victim].store.Lookup(m.ID); !errors.Is(err, queue.ErrCorrupt) {
+		t.Fatalf("victim Lookup: %v; want ErrCorrupt", err)
+	}
+
+	// Rebuild: leadership away, stop, move data_dir aside, start.
+	other := otherNode("alpha", victim)
+	eventually(t, 30*time.Second, "leadership to leave the victim", func() bool {
+		tr, err := c.TransferLeader(ctx, "", other)
+		return err == nil && tr.To != victim
+	})
+	lab.nodes[victim].Close()
+	dir := lab.cfgs[victim].DataDir
+	if err := os.Rename(dir, dir+".corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	lab.start(victim)
+	eventually(t, 60*time.Second, "the rebuilt node to hold the true message", func() bool {
+		st, err := lab.nodes[victim].store.Lookup(m.ID)
+		return err == nil && bytes.Equal(st.Message.Payload, payload)
+	})
+	if n, _ := lab.nodes[victim].store.Corruption(); n != 0 {
+		t.Fatalf("rebuilt node reports %d damaged records", n)
+	}
+	// The intact copy is delivered by the new leader.
+	msgs := drainInbox(t, lab.client("bravo-1"), 1, 60*time.Second)
+	if len(msgs) != 1 || msgs[0].ID != m.ID || !bytes.Equal(msgs[0].Payload, payload) {
+		t.Fatalf("bravo's inbox: %+v; want %s with the true payload", msgs, m.ID)
+	}
+	for _, msg := range msgs {
+		if bytes.Equal(msg.Payload, flipped) {
+			t.Fatal("bravo received the flipped bytes")
+		}
+	}
+}
+
+// counterValue reads one unlabelled metric of node n.
+func counterValue(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}

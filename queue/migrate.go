@@ -1,0 +1,199 @@
+package queue
+
+import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// migrateBatch bounds the records one migration transaction rewrites, so
+// that upgrading a large file needs bounded memory.
+const (
+	migrateBatch      = 10000
+	migrateBatchBytes = 64 << 20
+)
+
+// migrate upgrades a file of an older format to formatVersion:
+//
+//   - format 1 lacked the finalized index: it is built from the records;
+//   - formats 1 and 2 stored records and receipts without checksums:
+//     every record is rewritten as version 2 (record checksum and payload
+//     checksum over the bytes as found) and every queued receipt gets its
+//     checksum; inbound messages whose ID another one had are listed in
+//     bucketInDups.
+//
+// Records are rewritten in transactions of at most migrateBatch records;
+// an interrupted upgrade resumes at the next Open (records already at
+// version 2 are kept). Receipts, the indexes and the version change in
+// the last transaction. The upgrade trusts the bytes it finds: damage
+// that happened before it is not detected.
+func migrate(db *bolt.DB, site string) error {
+	var from uint64
+	err := db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return nil
+		}
+		if err := checkMeta(meta, site); err != nil {
+			return err
+		}
+		from = getU64(meta, metaVersion)
+		return nil
+	})
+	if err != nil || from == 0 || from == formatVersion {
+		return err
+	}
+	for _, d := range []struct {
+		parent []byte
+		kind   byte
+	}{{bucketOut, finOut}, {bucketIn, finIn}} {
+		if err := migrateRecords(db, d.parent, d.kind); err != nil {
+			return fmt.Errorf("upgrade from format %d: %w", from, err)
+		}
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		if from == 1 {
+			if err := buildFinIndex(tx); err != nil {
+				return err
+			}
+		}
+		if err := migrateReceipts(tx); err != nil {
+			return err
+		}
+		if err := buildDupIndex(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(metaVersion, u64(formatVersion))
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade from format %d: %w", from, err)
+	}
+	return nil
+}
+
+// migrateRecords rewrites the version 1 records of every channel under
+// parent as version 2.
+func migrateRecords(db *bolt.DB, parent []byte, kind byte) error {
+	var chans [][]byte
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(parent).ForEachBucket(func(k []byte) error {
+			chans = append(chans, clone(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, ck := range chans {
+		var after []byte
+		for done := false; !done; {
+			err := db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(parent).Bucket(ck)
+				c := b.Cursor()
+				k, v := c.First()
+				if after != nil {
+					k, v = c.Seek(after)
+					if bytes.Equal(k, after) {
+						k, v = c.Next()
+					}
+				}
+				type kv struct{ k, v []byte }
+				var batch []kv
+				n, size := 0, 0
+				for ; k != nil && n < migrateBatch && size < migrateBatchBytes; k, v = c.Next() {
+					n++
+					size += len(v)
+					after = clone(k)
+					if len(v) > 0 && v[offVersion] == recVersion {
+						continue // upgraded by an interrupted migration
+					}
+					rec, ok := decodeRecord1(v)
+					if !ok || len(k) != 8 {
+						return corruptf(fmt.Sprintf("bucket %s, channel %s, key %x", parent, channelName(ck), k), "not a version 1 record")
+					}
+					batch = append(batch, kv{clone(k), rec.encode(loc{kind, ck, be.Uint64(k)})})
+				}
+				done = k == nil
+				b.FillPercent = seqFill
+				for _, e := range batch {
+					if err := b.Put(e.k, e.v); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// migrateReceipts adds checksums to the queued receipts (version 1 had
+// none).
+func migrateReceipts(tx *bolt.Tx) error {
+	out := tx.Bucket(bucketRcptOut)
+	var origins [][]byte
+	if err := out.ForEachBucket(func(k []byte) error {
+		origins = append(origins, clone(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, origin := range origins {
+		q := out.Bucket(origin)
+		var keys, vals [][]byte
+		if err := q.ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) < 17 {
+				return corruptf(fmt.Sprintf("bucket %s, origin %q, key %x", bucketRcptOut, origin, k), "not a version 1 receipt")
+			}
+			keys = append(keys, clone(k))
+			vals = append(vals, be.AppendUint32(clone(v), receiptSum(origin, be.Uint64(k), v)))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := q.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// buildDupIndex lists in bucketInDups every inbound message whose ID
+// in_ids maps to another message.
+func buildDupIndex(tx *bolt.Tx) error {
+	in, ids, dups := tx.Bucket(bucketIn), tx.Bucket(bucketInIDs), tx.Bucket(bucketInDups)
+	var add [][]byte
+	err := in.ForEachBucket(func(ck []byte) error {
+		return in.Bucket(ck).ForEach(func(k, v []byte) error {
+			rec, err := decodeMeta(v, loc{finIn, ck, be.Uint64(k)})
+			if err != nil {
+				return err
+			}
+			r := ref(be.Uint64(k), ck)
+			if cur := ids.Get([]byte(rec.id)); cur != nil && !bytes.Equal(cur, r) {
+				add = append(add, dupKey(rec.id, r))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range add {
+		if err := dups.Put(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
