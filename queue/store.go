@@ -88,6 +88,8 @@ type Store struct {
 
 	changedMu sync.Mutex
 	changed   chan struct{}
+
+	inbox inboxWatch // inboxwatch.go
 }
 
 // handle is one open bbolt database with the snapshots reading from it.
@@ -141,6 +143,8 @@ func Open(path string, site string) (*Store, error) {
 	}
 	s := &Store{path: path, site: site, h: h, changed: make(chan struct{})}
 	s.applied.Store(applied)
+	s.inbox.init(0)
+	s.noteInbox(h.db, false)
 	return s, nil
 }
 
