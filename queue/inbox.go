@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -165,6 +166,9 @@ func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
 func (s *Store) InboxBytes(after uint64, max int, maxBytes int64) ([]InboxItem, error) {
 	var out []InboxItem
 	var size int64
+	if after == math.MaxUint64 {
+		return nil, nil // nothing comes after the last position (after+1 would wrap)
+	}
 	err := s.view(func(tx *bolt.Tx) error {
 		in := tx.Bucket(bucketIn)
 		c := tx.Bucket(bucketInbox).Cursor()
