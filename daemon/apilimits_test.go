@@ -3,15 +3,20 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/daemon/ctl"
 	"hotline/queue"
 )
 
@@ -231,4 +236,373 @@ func TestAPIStrictParams(t *testing.T) {
 	if st, _ := c.Status(ctx); st.InboxUnread != 0 || st.ReceiptsPending != 1 {
 		t.Fatalf("after the ack: unread %d, receipts pending %d; want 0 and 1", st.InboxUnread, st.ReceiptsPending)
 	}
+}
+
+// TestSubmitWaitTimeoutIsNotAFailure submits through a follower with a
+// wait that cannot be met in time (the destination site is down, the
+// timeout 1ms): the reply is 202 with the id and the state reached, the
+// message is stored once, and hotlinectl send prints the id and exits 3.
+func TestSubmitWaitTimeoutIsNotAFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	lab := startSite(t, "alpha")
+	node := lab.follower("alpha")
+	hc := rawClient(lab.cfgs[node].Socket)
+	leader := lab.client(lab.leader("alpha"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	for i := range 5 {
+		r := rawDo(t, hc, "POST", "/v1/messages?to=bravo&wait=delivered&timeout=1ms", fmt.Sprintf("m%d", i))
+		var m client.Message
+		if err := json.Unmarshal(r.body, &m); err != nil || r.status != http.StatusAccepted || m.ID == "" || !m.WaitTimedOut || m.State != "queued" || m.Seq != uint64(i+1) {
+			t.Fatalf("submit %d with an unmet wait: %d %s", i, r.status, r.body)
+		}
+		// Committed: any node finds it (the leader applied it before answering).
+		if got, err := leader.Get(ctx, m.ID); err != nil || got.State != "queued" {
+			t.Fatalf("message %s of a 202 reply: %+v, %v", m.ID, got, err)
+		}
+	}
+	// wait=queued is met by the commit itself, even with a 1ms timeout.
+	r := rawDo(t, hc, "POST", "/v1/messages?to=bravo&timeout=1ms", "q")
+	if r.status != http.StatusCreated || strings.Contains(string(r.body), "wait_timed_out") {
+		t.Fatalf("submit with wait=queued, timeout=1ms: %d %s", r.status, r.body)
+	}
+
+	// The CLI prints the id and exits 3, so a script knows not to resend.
+	out, err := lab.hotlinectl(t, node, "cli", "send", "--to", "bravo", "--wait", "delivered", "--timeout", "1ms")
+	id := strings.TrimSpace(out)
+	if code := ctlExitCode(err); code != 3 || id == "" || !strings.Contains(err.Error(), "is still queued") {
+		t.Fatalf("send with an unmet wait: exit %d, out %q, err %v", code, out, err)
+	}
+	if _, err := leader.Get(ctx, id); err != nil {
+		t.Fatalf("printed id %s: %v", id, err)
+	}
+	st, err := leader.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Outbound) != 1 || st.Outbound[0].Last != 7 {
+		t.Fatalf("outbound %+v, want 7 messages stored once each", st.Outbound)
+	}
+}
+
+// TestSubmitWaitersBusy fills the node's waiting places: a further submit
+// with a wait is refused before anything is stored, a long-poll too.
+func TestSubmitWaitersBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	setLimits(t, func(l *socketLimits) { l.MaxWaiters = 3 })
+	lab := startSite(t, "alpha")
+	node := lab.follower("alpha")
+	sock := lab.cfgs[node].Socket
+	api := lab.nodes[node].api
+	var held []net.Conn
+	for range 3 {
+		held = append(held, longPoll(t, sock, lab.nodes[node].store.InboxLast()))
+	}
+	waitFor(t, "3 parked long-polls", func() bool { return len(api.waiters) == 3 })
+	hc := rawClient(sock)
+	r := rawDo(t, hc, "POST", "/v1/messages?to=bravo&wait=delivered&timeout=1m", "x")
+	if r.status != 503 || r.err.Code != client.CodeBusy || !strings.Contains(r.err.Error, "3 requests are already waiting") {
+		t.Fatalf("submit with wait while full: %d %s", r.status, r.body)
+	}
+	r = rawDo(t, hc, "GET", "/v1/inbox?wait=1m", "")
+	if r.status != 503 || r.err.Code != client.CodeBusy {
+		t.Fatalf("long-poll while full: %d %s", r.status, r.body)
+	}
+	// Answers that need no wait still work, and nothing was stored.
+	if st, err := lab.client(node).Status(context.Background()); err != nil || len(st.Outbound) != 0 {
+		t.Fatalf("status while full: %+v, %v", st, err)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	waitFor(t, "the long-polls to end", func() bool { return len(api.waiters) == 0 })
+}
+
+// ctlExitCode is hotlinectl's exit status for err.
+func ctlExitCode(err error) int { return ctl.ExitCode(err) }
+
+// setLimits changes the socket limits of the nodes the test starts.
+func setLimits(t testing.TB, f func(*socketLimits)) {
+	old := apiLimits
+	f(&apiLimits)
+	t.Cleanup(func() { apiLimits = old })
+}
+
+// longPoll opens a connection to sock and sends an inbox long-poll for
+// messages after `after`, which the node parks; the caller closes it.
+func longPoll(t testing.TB, sock string, after uint64) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /v1/inbox?after=%d&wait=5m HTTP/1.1\r\nHost: hotline\r\n\r\n", after)
+	return c
+}
+
+// waitFor polls cond for up to 30s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 30s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestInboxReadMemory puts 40 unread 1 MiB messages in an inbox and lets
+// 8 readers read all of it at once, again and again, each asking for up to
+// 1000 messages: the heap grows by no more than the documented budget
+// (inbox replies: InboxBudget, 32 MiB, for all readers together), where
+// reading whole inboxes took about 40 MiB per reader for the messages
+// plus twice that for their JSON. Each reply holds at most max_bytes of
+// messages, or one message when that alone is larger.
+func TestInboxReadMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	const (
+		nMsgs   = 40
+		size    = 1 << 20
+		readers = 8
+		passes  = 3
+	)
+	lab := startSite(t, "alpha", func(c *Config) { c.MaxMessageSize = 2 << 20 })
+	node := lab.follower("alpha")
+	payload := strings.Repeat("p", size)
+	for i := range nMsgs {
+		lab.receive(t, "alpha", "bravo", queue.Message{ID: fmt.Sprintf("big-%02d", i), Origin: "bravo", Dest: "alpha", Seq: uint64(i + 1),
+			Payload: []byte(payload), SubmittedAt: time.Now().UnixNano()})
+	}
+	waitUnread(t, lab.client(node), nMsgs)
+
+	// Replies are bounded in bytes: 4 MiB by default, one message at least.
+	c := lab.client(node)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		maxBytes int64
+		want     int
+	}{{0, 3}, {1000, 1}, {2*size + 100, 2}, {16 << 20, 15}} {
+		in, err := c.ReadInbox(ctx, client.InboxRequest{Max: 1000, MaxBytes: tc.maxBytes})
+		if err != nil || len(in.Messages) != tc.want || len(in.Messages[0].Payload) != size {
+			t.Fatalf("inbox with max_bytes %d: %d messages (want %d), %v", tc.maxBytes, len(in.Messages), tc.want, err)
+		}
+	}
+
+	sock := lab.cfgs[node].Socket
+	old := debug.SetGCPercent(10) // keep garbage small, so the heap tracks what is live
+	defer debug.SetGCPercent(old)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	peak := base
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}()
+	errs := make(chan error, readers)
+	for range readers {
+		go func() { errs <- readWholeInbox(sock, nMsgs, passes) }()
+	}
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	<-sampled
+	growth := int64(peak) - int64(base)
+	budget := apiLimits.InboxBudget
+	t.Logf("heap %d MiB before, peak %d MiB while %d readers read %d × 1 MiB %d times each: +%d MiB (budget %d MiB)",
+		base>>20, peak>>20, readers, nMsgs, passes, growth>>20, budget>>20)
+	if growth > 2*budget {
+		t.Fatalf("inbox reads grew the heap by %d MiB, over twice the %d MiB budget", growth>>20, budget>>20)
+	}
+}
+
+// readWholeInbox reads every unread message of the inbox passes times
+// over its own connection, asking for up to 1000 per reply, and discards
+// the replies as they stream in (so that the reader itself holds no
+// memory): only the count of messages and the `next` at the end are kept.
+func readWholeInbox(sock string, want, passes int) error {
+	hc := rawClient(sock)
+	for range passes {
+		var after uint64
+		got := 0
+		for got < want {
+			resp, err := hc.Get(fmt.Sprintf("http://hotline/v1/inbox?after=%d&max=1000", after))
+			if err != nil {
+				return err
+			}
+			var s scanReply
+			_, err = io.Copy(&s, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				return fmt.Errorf("inbox after %d: %d, %v", after, resp.StatusCode, err)
+			}
+			next, n := s.result()
+			if n == 0 {
+				return fmt.Errorf("inbox after %d: no message, want %d more", after, want-got)
+			}
+			got += n
+			after = next
+		}
+	}
+	return nil
+}
+
+// scanReply counts the messages of an inbox reply as it streams by and
+// keeps its tail, where `next` is.
+type scanReply struct {
+	ids  int
+	tail []byte
+}
+
+func (s *scanReply) Write(p []byte) (int, error) {
+	s.tail = append(s.tail, p...)
+	s.ids += strings.Count(string(s.tail), `"id":`) // the tail is short: no id is counted twice
+	if n := len(s.tail); n > 64 {
+		s.tail = append(s.tail[:0], s.tail[n-64:]...)
+		s.ids -= strings.Count(string(s.tail), `"id":`)
+	}
+	return len(p), nil
+}
+
+func (s *scanReply) result() (next uint64, n int) {
+	_, rest, _ := strings.Cut(string(s.tail), `"next": `)
+	fmt.Sscan(rest, &next)
+	return next, s.ids
+}
+
+// TestSocketLimits checks the local socket's connection cap and timeouts
+// (lowered for the test): connections over the cap wait in the kernel's
+// backlog and take no descriptor in the node, the node answers again once
+// the others close, and a connection that is slow to send its headers or
+// body, or idle, is closed after the timeout.
+func TestSocketLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	const maxConns = 8
+	setLimits(t, func(l *socketLimits) {
+		l.MaxConns, l.MaxWaiters = maxConns, maxConns
+		l.HeaderTimeout, l.BodyTimeout, l.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	})
+	lab := startSite(t, "alpha")
+	node := lab.follower("alpha")
+	sock := lab.cfgs[node].Socket
+	api := lab.nodes[node].api
+
+	// closedWithin reads c until the node closes it; false if it is still
+	// open after d. It returns what was read.
+	closedWithin := func(c net.Conn, d time.Duration) (string, bool) {
+		c.SetReadDeadline(time.Now().Add(d))
+		b, err := io.ReadAll(c)
+		var ne net.Error
+		return string(b), !(errors.As(err, &ne) && ne.Timeout())
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	t.Run("slow header", func(t *testing.T) {
+		c := dial()
+		io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: hot")
+		if _, closed := closedWithin(c, 5*time.Second); !closed {
+			t.Fatal("a connection that never finished its headers is still open after 5s")
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		c := dial()
+		io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: hotline\r\n\r\n")
+		out, closed := closedWithin(c, 5*time.Second)
+		if !closed || !strings.HasPrefix(out, "HTTP/1.1 200") {
+			t.Fatalf("idle keep-alive connection: closed %v after %q", closed, out)
+		}
+	})
+	t.Run("slow body", func(t *testing.T) {
+		c := dial()
+		io.WriteString(c, "POST /v1/messages?to=bravo&id=slow HTTP/1.1\r\nHost: hotline\r\nContent-Length: 100\r\n\r\n0123456789")
+		out, closed := closedWithin(c, 5*time.Second)
+		if !closed || !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "timeout") {
+			t.Fatalf("a body that stops halfway: closed %v after %q", closed, out)
+		}
+		if _, err := lab.nodes[node].store.LookupKey("slow"); err == nil {
+			t.Fatal("the message with the slow body was stored")
+		}
+	})
+
+	t.Run("connection cap", func(t *testing.T) {
+		// Fill every place with long-polls, which hold their connection.
+		var polls []net.Conn
+		for range maxConns {
+			polls = append(polls, longPoll(t, sock, lab.nodes[node].store.InboxLast()))
+		}
+		waitFor(t, "parked long-polls", func() bool { return len(api.waiters) == maxConns })
+		// 200 more clients: each takes a descriptor on the client side
+		// (this process), none in the node while the cap is reached.
+		before := openFDs(t)
+		var extra []net.Conn
+		for range 200 {
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatalf("dial over the cap: %v", err)
+			}
+			extra = append(extra, c)
+		}
+		if grew := openFDs(t) - before; grew > 200+2 {
+			t.Fatalf("200 connections over the cap took %d descriptors in this process: the node accepted them", grew)
+		}
+		// A client over the cap is not answered while the cap holds...
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		c := lab.client(node)
+		if _, err := c.Status(ctx); err == nil {
+			t.Fatal("a client over the connection cap was answered while the cap was reached")
+		}
+		// ...and is once the others close.
+		for _, c := range append(polls, extra...) {
+			c.Close()
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := c.Status(ctx); err != nil {
+			t.Fatalf("the node does not answer after the connections over the cap closed: %v", err)
+		}
+		waitFor(t, "the long-polls to end", func() bool { return len(api.waiters) == 0 })
+	})
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("counting descriptors needs /proc: %v", err)
+	}
+	return len(ents)
 }
