@@ -52,24 +52,25 @@ type Error struct {
 
 // Message is the status of one message, as returned by submit and get.
 type Message struct {
-	ID         string `json:"id"`
-	Key        string `json:"key,omitempty"`
-	Direction  string `json:"direction"` // outbound | inbound
-	From       string `json:"from"`      // origin site
-	To         string `json:"to"`        // destination site
-	Precedence string `json:"precedence"`
-	Seq        uint64 `json:"seq"`
-	Size       int    `json:"size"`
-	State      string `json:"state"` // queued | delivered | read | expired
-	Existing   bool   `json:"existing,omitempty"`
+	ID          string     `json:"id"`
+	Key         string     `json:"key,omitempty"`
+	Direction   string     `json:"direction"` // outbound | inbound
+	From        string     `json:"from"`      // origin site
+	To          string     `json:"to"`        // destination site
+	Precedence  string     `json:"precedence"`
+	Seq         uint64     `json:"seq"`
+	Size        int        `json:"size"`
+	State       string     `json:"state"` // queued | delivered | read | expired
+	Existing    bool       `json:"existing,omitempty"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	ReadAt      *time.Time `json:"read_at,omitempty"`
+	ExpiredAt   *time.Time `json:"expired_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+
 	// WaitTimedOut: the message is committed but had not reached the
 	// submit's wait state when its timeout passed (HTTP 202).
-	WaitTimedOut bool       `json:"wait_timed_out,omitempty"`
-	SubmittedAt  time.Time  `json:"submitted_at"`
-	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
-	ReadAt       *time.Time `json:"read_at,omitempty"`
-	ExpiredAt    *time.Time `json:"expired_at,omitempty"`
-	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	WaitTimedOut bool `json:"wait_timed_out,omitempty"`
 }
 
 // Inbox query parameters: after (position, default 0), max (default 100,
