@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,12 @@ import (
 type apiServer struct {
 	n   *Node
 	ln  net.Listener
+	mux *http.ServeMux
 	srv *http.Server
+
+	lim     socketLimits
+	budget  *budget       // inbox reply bytes in memory
+	waiters chan struct{} // parked long-polls and submit waits
 }
 
 type credKey struct{}
@@ -35,8 +41,10 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &apiServer{n: n, ln: ln}
+	lim := apiLimits
+	a := &apiServer{n: n, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
+	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
 	mux.HandleFunc("GET "+client.PathMessages+"/{id}", a.get)
 	mux.HandleFunc("GET "+client.PathInbox, a.inbox)
@@ -44,12 +52,11 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("GET "+client.PathStatus, a.status)
 	mux.Handle("GET /metrics", n.metrics.handler())
 	a.adminRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no endpoint %s %s (see the README's socket API)", r.Method, r.URL.Path))
-	})
 	a.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           http.HandlerFunc(a.route),
+		ReadHeaderTimeout: lim.HeaderTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if cred, err := peerCred(c); err == nil {
 				return context.WithValue(ctx, credKey{}, cred)
@@ -58,7 +65,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 		},
 	}
 	go func() {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(newLimitListener(ln, lim.MaxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("socket API stopped", "err", err)
 		}
 	}()
@@ -69,6 +76,81 @@ func newAPIServer(n *Node) (*apiServer, error) {
 func caller(r *http.Request) *syscall.Ucred {
 	c, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
 	return c
+}
+
+// route checks what every endpoint shares, then hands the request to its
+// handler: a path without an endpoint is a 404 and a wrong method a 405
+// (with Allow), both as JSON errors; the query is parsed strictly (see
+// routeParams); a request body must arrive within BodyTimeout.
+func (a *apiServer) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern == "" {
+		a.noRoute(w, r, h)
+		return
+	}
+	allowed, listed := routeParams[pattern]
+	if !listed {
+		allowed = nil
+	}
+	if _, err := parseQuery(r.URL.RawQuery, allowed); err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(a.lim.BodyTimeout)) == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request no endpoint takes, as the mux would but in
+// the API's JSON error form.
+func (a *apiServer) noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	h.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %q (allowed: %s)", r.Method, r.URL.Path, allow))
+		return
+	}
+	writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no endpoint %s %q (see the README's socket API)", r.Method, r.URL.Path))
+}
+
+// deadlineBody lifts the body's read deadline once the body is read, so
+// that the server's watch for a closed connection is not cut short while
+// the handler waits (a long-poll, a submit's wait).
+type deadlineBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// park takes one of the MaxWaiters places for a request that will wait
+// (an inbox long-poll, a submit's wait); false when none is free.
+func (a *apiServer) park() bool {
+	select {
+	case a.waiters <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *apiServer) unpark() { <-a.waiters }
+
+func (a *apiServer) writeBusy(w http.ResponseWriter) {
+	writeError(w, http.StatusServiceUnavailable, client.CodeBusy, fmt.Sprintf(
+		"%d requests are already waiting on this node (inbox long-polls and submit waits); retry later, or without wait", a.lim.MaxWaiters))
 }
 
 func (a *apiServer) close() error {
@@ -111,24 +193,6 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 	}
 }
 
-func parseDurationParam(q map[string][]string, name string, def, maxv time.Duration) (time.Duration, error) {
-	s := ""
-	if v := q[name]; len(v) > 0 {
-		s = v[0]
-	}
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%s=%q is not a duration like 30s", name, s)
-	}
-	if maxv > 0 && d > maxv {
-		return 0, fmt.Errorf("%s=%v is over the limit of %v", name, d, maxv)
-	}
-	return d, nil
-}
-
 const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
@@ -137,8 +201,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		a.writeStorageFull(w)
 		return
 	}
-	q := r.URL.Query()
-	to := q.Get("to")
+	q := queryOf(r.URL.RawQuery)
+	to := q["to"]
 	switch {
 	case to == "":
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "missing destination: set to=SITE")
@@ -150,35 +214,35 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("unknown destination site %q (configured: %s)", to, strings.Join(n.cfg.remoteSites(), ", ")))
 		return
 	}
-	prec, err := queue.ParsePrecedence(q.Get("precedence"))
+	prec, err := queue.ParsePrecedence(q["precedence"])
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "precedence "+err.Error())
 		return
 	}
-	key := q.Get("id")
-	if len(key) > maxKeyLen || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("id must be at most %d printable characters", maxKeyLen))
+	key := q["id"] // the router refused control characters and invalid UTF-8
+	if len(key) > maxKeyLen {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("id is %d bytes; it must be at most %d", len(key), maxKeyLen))
 		return
 	}
-	ttl, err := parseDurationParam(q, "ttl", 0, 0)
+	ttl, err := q.duration("ttl", 0, maxTTL)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
 	wait := queue.Queued
-	if s := q.Get("wait"); s != "" {
+	if s := q["wait"]; s != "" {
 		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("wait=%q is not queued, delivered or read", s))
 			return
 		}
 	}
-	timeout, err := parseDurationParam(q, "timeout", 30*time.Second, time.Hour)
+	timeout, err := q.duration("timeout", 30*time.Second, maxSubmitWait)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
 	var flags uint32
-	if s := q.Get("drill"); s != "" {
+	if s := q["drill"]; s != "" {
 		drill, err := strconv.ParseBool(s)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("drill=%q is not true or false", s))
@@ -207,10 +271,18 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeEmpty, "message is empty")
 		return
 	}
+	if wait > queue.Queued {
+		if !a.park() {
+			a.writeBusy(w) // before the commit: nothing is stored
+			return
+		}
+		defer a.unpark()
+	}
 
 	// A known key with the same content is answered without a commit, so a
 	// retry succeeds even while the site has no quorum.
 	var res queue.SubmitResult
+	submitted := time.Now()
 	if key != "" {
 		if st, err := n.store.LookupKey(key); err == nil && st.Direction == queue.Outbound &&
 			st.Message.Dest == to && st.Message.Precedence == prec && bytes.Equal(st.Message.Payload, payload) {
@@ -231,6 +303,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		res, err = n.subs.submit(ctx, item)
 		cancel()
 		if err != nil {
+			// It may have committed after all: name the id it would have.
+			w.Header().Set(client.HeaderMessageID, item.ID)
 			a.writeProposeError(w, err)
 			return
 		}
@@ -243,15 +317,25 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	st, err := a.waitState(r.Context(), res.ID, wait, timeout)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-		return
+	// The message is committed: from here on the reply is never an
+	// error. If the wanted state was not reached it is 202 with the state
+	// reached; committed is queued even when this node has not applied it
+	// yet.
+	st := a.waitState(r.Context(), res.ID, wait, timeout)
+	var m *client.Message
+	if st != nil {
+		m = messageView(st)
+	} else {
+		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: n.cfg.Site, To: to,
+			Precedence: prec.String(), Seq: res.Seq, Size: len(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
 	}
-	m := messageView(st)
 	m.Existing = res.Existing
 	code := http.StatusCreated
-	if res.Existing {
+	switch {
+	case st == nil && wait > queue.Queued, st != nil && !stateReached(st.State, wait):
+		m.WaitTimedOut = true
+		code = http.StatusAccepted
+	case res.Existing:
 		code = http.StatusOK
 	}
 	writeJSON(w, code, m)
@@ -266,36 +350,32 @@ func stateReached(have, want queue.State) bool {
 	return have >= want
 }
 
-// waitState waits until the message reaches want in this node's copy of the
-// state, or timeout passes, and returns its status then. The submit has
-// committed, but a follower may apply it a moment later, so not-found is
-// waited out too.
-func (a *apiServer) waitState(ctx context.Context, id string, want queue.State, timeout time.Duration) (*queue.Status, error) {
+// waitState waits until the message reaches want in this node's copy of
+// the state, or timeout passes, the request ends or the node stops, and
+// returns its status then: nil when this node has not applied it yet (the
+// submit has committed, but a follower may apply it a moment later) or
+// cannot read it.
+func (a *apiServer) waitState(ctx context.Context, id string, want queue.State, timeout time.Duration) *queue.Status {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		changed := a.n.store.Changed()
 		st, err := a.n.store.Lookup(id)
 		if err != nil && !errors.Is(err, queue.ErrNotFound) {
-			return nil, err
+			a.n.log.Warn("submit: reading the committed message", "id", id, "err", err)
+			return nil
 		}
 		if err == nil && stateReached(st.State, want) {
-			return st, nil
+			return st
 		}
 		select {
 		case <-changed:
 		case <-t.C:
-			if err != nil {
-				return nil, fmt.Errorf("message %s committed but not yet applied on this node after %v", id, timeout)
-			}
-			return st, nil
+			return st
 		case <-ctx.Done():
-			if st == nil {
-				return nil, ctx.Err()
-			}
-			return st, nil
+			return st
 		case <-a.n.ctx.Done():
-			return nil, errShuttingDown
+			return st
 		}
 	}
 }
@@ -333,51 +413,54 @@ func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var after uint64
-	if s := q.Get("after"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("after=%q is not a position", s))
-			return
-		}
-		after = v
-	}
-	maxN := 100
-	if s := q.Get("max"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 || v > 1000 {
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("max=%q is not a number from 1 to 1000", s))
-			return
-		}
-		maxN = v
-	}
-	wait, err := parseDurationParam(q, "wait", 0, 5*time.Minute)
+	q := queryOf(r.URL.RawQuery)
+	after, err := q.uint("after", 0, 0, maxPos)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
+	maxN, err := q.uint("max", defaultInboxN, 1, maxInboxN)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
+	maxBytes, err := q.uint("max_bytes", defInboxBytes, 1, maxInboxBytes)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
+	wait, err := q.duration("wait", 0, maxInboxWait)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
+	parked := false
+	defer func() {
+		if parked {
+			a.unpark()
+		}
+	}()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
-		changed := a.n.store.Changed()
-		items, err := a.n.store.Inbox(after, maxN)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+		// Only a change of the inbox wakes a long-poll, and it reads the
+		// store only if a message may have arrived after `after`.
+		changed := a.n.store.InboxChanged()
+		if a.n.store.InboxLast() > after {
+			if a.serveInbox(w, r, after, int(maxN), int64(maxBytes), wait == 0) {
+				return
+			}
+		}
+		if wait == 0 {
+			a.writeInbox(w, nil, after)
 			return
 		}
-		if len(items) > 0 || wait == 0 {
-			out := client.Inbox{Messages: make([]client.InboxMessage, 0, len(items)), Next: after}
-			for _, it := range items {
-				m := it.Message
-				out.Messages = append(out.Messages, client.InboxMessage{
-					ID: m.ID, Key: m.Key, From: m.Origin, Precedence: m.Precedence.String(), Seq: m.Seq, Pos: it.Pos,
-					Payload: m.Payload, SubmittedAt: time.Unix(0, m.SubmittedAt).UTC(), ReceivedAt: time.Unix(0, it.ReceivedAt).UTC(),
-				})
-				out.Next = it.Pos
+		if !parked {
+			if !a.park() {
+				a.writeBusy(w)
+				return
 			}
-			writeJSON(w, http.StatusOK, out)
-			return
+			parked = true
 		}
 		select {
 		case <-changed:
@@ -392,16 +475,101 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveInbox reads unread messages after `after` within the node's inbox
+// budget and writes them; it reports whether it answered (always when
+// final, else only when there was something to send).
+func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uint64, maxN int, maxBytes int64, final bool) bool {
+	// A reply holds at most maxBytes, or one message over it: take
+	// enough for either before reading.
+	took, err := a.budget.acquire(r.Context(), maxBytes+a.n.cfg.MaxMessageSize)
+	if err != nil {
+		return true // the client went away
+	}
+	defer a.budget.release(took)
+	items, err := a.n.store.InboxBytes(after, maxN, maxBytes)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+		return true
+	}
+	if len(items) == 0 && !final {
+		return false
+	}
+	a.writeInbox(w, items, after)
+	return true
+}
+
+// writeInbox writes an Inbox reply, one message at a time with the
+// payload base64-encoded straight into the connection, so the reply costs
+// no memory beyond the messages already read. A client that does not read
+// it is cut off after WriteTimeout.
+func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, after uint64) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.lim.WriteTimeout))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	next := after
+	io.WriteString(w, "{\n  \"messages\": [")
+	for i, it := range items {
+		m := it.Message
+		if i > 0 {
+			io.WriteString(w, ",")
+		}
+		io.WriteString(w, "\n    ")
+		if err := writeInboxMessage(w, client.InboxMessage{
+			ID: m.ID, Key: m.Key, From: m.Origin, Precedence: m.Precedence.String(), Seq: m.Seq, Pos: it.Pos,
+			Payload: m.Payload, SubmittedAt: time.Unix(0, m.SubmittedAt).UTC(), ReceivedAt: time.Unix(0, it.ReceivedAt).UTC(),
+		}); err != nil {
+			return // the connection failed; the client sees a truncated reply
+		}
+		next = it.Pos
+	}
+	if len(items) > 0 {
+		io.WriteString(w, "\n  ")
+	}
+	fmt.Fprintf(w, "],\n  \"next\": %d\n}\n", next)
+}
+
+// payloadField is how an empty payload marshals; writeInboxMessage puts
+// the real one in its place. JSON escapes every quote inside a string, so
+// the sequence cannot occur inside another field's value.
+var payloadField = []byte(`,"payload":""`)
+
+// writeInboxMessage writes m as one JSON object, streaming its payload.
+func writeInboxMessage(w io.Writer, m client.InboxMessage) error {
+	payload := m.Payload
+	m.Payload = []byte{}
+	head, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	i := bytes.Index(head, payloadField)
+	if i < 0 {
+		return fmt.Errorf("inbox reply: no payload field in %s", head)
+	}
+	cut := i + len(payloadField) - 1 // just before the closing quote
+	if _, err := w.Write(head[:cut]); err != nil {
+		return err
+	}
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	if _, err := enc.Write(payload); err != nil {
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err = w.Write(head[cut:])
+	return err
+}
+
 func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 	var req client.AckRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "body must be {\"ids\": [...]}: "+err.Error())
-		return
-	}
-	if len(req.IDs) == 0 {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "no ids to acknowledge")
+	var err error
+	if req.IDs, err = readAck(w, r); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, fmt.Sprintf("ack body is larger than %d bytes", maxAckBodySize))
+			return
+		}
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
 	for _, id := range req.IDs {
@@ -427,4 +595,48 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, client.AckReply{Acked: acked})
+}
+
+// readAck reads an ack body: exactly one {"ids": [...]} object, 1 to
+// maxAckIDs ids, each 1 to queue.MaxIDLen bytes. Duplicates are folded
+// (first occurrence kept), so a long list of one id is one mark.
+func readAck(w http.ResponseWriter, r *http.Request) ([]string, error) {
+	var req client.AckRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAckBodySize))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("body must be {\"ids\": [...]}: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, errors.New("body must be one {\"ids\": [...]} object: there is more after it")
+	}
+	switch {
+	case len(req.IDs) == 0:
+		return nil, errors.New("no ids to acknowledge")
+	case len(req.IDs) > maxAckIDs:
+		return nil, fmt.Errorf("%d ids in one ack; at most %d (acknowledge in several calls)", len(req.IDs), maxAckIDs)
+	}
+	seen := make(map[string]bool, len(req.IDs))
+	ids := req.IDs[:0]
+	for i, id := range req.IDs {
+		switch {
+		case id == "":
+			return nil, fmt.Errorf("ids[%d] is empty", i)
+		case len(id) > queue.MaxIDLen:
+			return nil, fmt.Errorf("ids[%d] is %d bytes; a message id is at most %d", i, len(id), queue.MaxIDLen)
+		case seen[id]:
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
 }

@@ -45,6 +45,7 @@ func (s *Store) Apply(entries []Entry) []Result {
 		return failAll(res, entries, applied, err)
 	}
 	s.applied.Store(last)
+	s.noteInbox(s.h.db, false)
 	s.notify()
 	return res
 }

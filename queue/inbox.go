@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -184,9 +185,24 @@ func (a *applier) markOneRead(now int64, id string, r []byte, unread *uint64) (b
 }
 
 // Inbox returns unread inbox messages with Pos greater than after, in
-// ascending Pos order, at most max of them (max <= 0: no limit).
+// ascending Pos order, at most max of them (max <= 0: no limit). It is
+// InboxBytes without a byte budget.
 func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
+	return s.InboxBytes(after, max, 0)
+}
+
+// InboxBytes is Inbox with a byte budget: it stops before the message
+// that would take the returned payloads, IDs and keys over maxBytes
+// (maxBytes <= 0: no budget), but always returns the first unread message
+// however large, so a reader is never stuck behind one. Payloads are read
+// from the file only for the messages returned, so the memory a call
+// takes is bounded by max(maxBytes, the largest message).
+func (s *Store) InboxBytes(after uint64, max int, maxBytes int64) ([]InboxItem, error) {
 	var out []InboxItem
+	var size int64
+	if after == math.MaxUint64 {
+		return nil, nil // nothing comes after the last position (after+1 would wrap)
+	}
 	err := s.view(func(tx *bolt.Tx) error {
 		in := tx.Bucket(bucketIn)
 		c := tx.Bucket(bucketInbox).Cursor()
@@ -203,6 +219,11 @@ func (s *Store) Inbox(after uint64, max int) ([]InboxItem, error) {
 			if err != nil {
 				return err
 			}
+			n := int64(len(rec.payload) + len(rec.id) + len(rec.key))
+			if maxBytes > 0 && len(out) > 0 && size+n > maxBytes {
+				break
+			}
+			size += n
 			rec.payload = clone(rec.payload)
 			out = append(out, InboxItem{
 				Pos:        be.Uint64(k),

@@ -112,6 +112,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.h = h
 	s.applied.Store(applied)
 	s.failed.Store(nil)
+	s.noteInbox(h.db, true)
 	s.mu.Unlock()
 	_ = old.retire()
 	s.notify()

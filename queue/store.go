@@ -94,6 +94,8 @@ type Store struct {
 
 	changedMu sync.Mutex
 	changed   chan struct{}
+
+	inbox inboxWatch // inboxwatch.go
 }
 
 // handle is one open bbolt database with the snapshots reading from it.
@@ -170,6 +172,8 @@ func Open(path string, site string, opts Options) (*Store, error) {
 	}
 	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{})}
 	s.applied.Store(applied)
+	s.inbox.init(0)
+	s.noteInbox(h.db, false)
 	return s, nil
 }
 

@@ -26,7 +26,15 @@ const (
 	// until space is freed. Nothing was stored: submit through another
 	// node of the site (same id), or retry once space is back.
 	CodeStorageFull = "storage_full"
+
+	CodeMethodNotAllowed = "method_not_allowed" // 405: the path takes other methods (the Allow header lists them)
+	CodeBusy             = "busy"               // 503: too many requests already waiting on the node (long-polls, submit waits); retry later
 )
+
+// HeaderMessageID is set on a failed submit's error reply (no_quorum,
+// unavailable) to the id the message was given: the outcome is unknown, so
+// it may have been stored under that id (GET /v1/messages/{id} tells).
+const HeaderMessageID = "Hotline-Message-Id"
 
 // Error is the body of every non-2xx reply.
 type Error struct {
@@ -37,8 +45,14 @@ type Error struct {
 // Submit query parameters: to (required), precedence (flash|immediate|
 // priority|routine, default routine), id (idempotency key), ttl (Go
 // duration, default none), wait (queued|delivered|read, default queued),
-// timeout (Go duration for wait, default 30s). The request body is the
-// payload. Replies 201 for a new message, 200 when the id was known.
+// timeout (Go duration for wait, default 30s, at most 1h). The request body
+// is the payload. Every parameter is parsed strictly: an unknown, repeated,
+// malformed or out-of-range one is a 400 naming it, and nothing is stored.
+// Replies 201 for a new message, 200 when the id was known; 202 when the
+// message is committed but the wait for its state timed out (or this node
+// has not applied it yet): WaitTimedOut is set and State is the state it
+// has reached ("queued" when not yet applied here). A committed submit is
+// never answered with an error.
 
 // Message is the status of one message, as returned by submit and get.
 type Message struct {
@@ -57,11 +71,17 @@ type Message struct {
 	ReadAt      *time.Time `json:"read_at,omitempty"`
 	ExpiredAt   *time.Time `json:"expired_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+
+	// WaitTimedOut: the message is committed but had not reached the
+	// submit's wait state when its timeout passed (HTTP 202).
+	WaitTimedOut bool `json:"wait_timed_out,omitempty"`
 }
 
 // Inbox query parameters: after (position, default 0), max (default 100,
-// at most 1000), wait (Go duration to long-poll when nothing is unread after
-// `after`, default 0, at most 5m).
+// at most 1000), max_bytes (payload, id and key bytes per reply, default
+// 4 MiB, at most 16 MiB; a reply always holds the first unread message,
+// however large), wait (Go duration to long-poll when nothing is unread
+// after `after`, default 0, at most 5m).
 
 // InboxMessage is one unread message delivered to this site.
 type InboxMessage struct {

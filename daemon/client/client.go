@@ -60,6 +60,9 @@ type APIError struct {
 	Status  int    // HTTP status
 	Code    string // one of the Code* constants; "" when the reply had none
 	Message string // the daemon's explanation
+	// ID is set on a failed submit whose outcome is unknown (no_quorum):
+	// the id the message was given, under which it may have been stored.
+	ID string
 }
 
 // Error returns the daemon's message with its code.
@@ -164,7 +167,7 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 // decodeError turns a non-2xx reply into an *APIError.
 func decodeError(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	ae := &APIError{Status: resp.StatusCode}
+	ae := &APIError{Status: resp.StatusCode, ID: resp.Header.Get(HeaderMessageID)}
 	var body Error
 	if err := json.Unmarshal(raw, &body); err == nil && (body.Error != "" || body.Code != "") {
 		ae.Code = body.Code

@@ -212,3 +212,25 @@ func TestAPIError(t *testing.T) {
 		t.Errorf("empty error = %#v (%v)", err, err)
 	}
 }
+
+func TestSubmitAcceptedAndUnknownOutcome(t *testing.T) {
+	c := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("id") == "quorum" {
+			w.Header().Set(HeaderMessageID, "m9")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(Error{Error: "no quorum", Code: CodeNoQuorum})
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		json.NewEncoder(w).Encode(Message{ID: "m1", State: "queued", WaitTimedOut: true, Existing: true})
+	})
+	m, err := c.Submit(context.Background(), SubmitRequest{To: "bravo", Key: "k", Wait: "delivered", Payload: []byte("x")})
+	if err != nil || m.ID != "m1" || !m.WaitTimedOut || !m.Existing || m.State != "queued" {
+		t.Fatalf("202: %+v, %v", m, err)
+	}
+	_, err = c.Submit(context.Background(), SubmitRequest{To: "bravo", Key: "quorum", Payload: []byte("x")})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.ID != "m9" || ae.Code != CodeNoQuorum {
+		t.Fatalf("no_quorum with an id: %#v", err)
+	}
+}

@@ -23,9 +23,12 @@ type SubmitRequest struct {
 
 // Submit submits one message and returns its status. When Wait is set the
 // daemon answers once the message reaches that state or its Timeout ends,
-// whichever comes first; the caller compares Message.State. Existing is set
-// when the key named a message already stored. Submit is safe to retry
-// with the same Key after any error.
+// whichever comes first; then WaitTimedOut is set and Message.State says
+// the state reached. A returned Message means the message is stored.
+// Existing is set when the key named a message already stored. Submit is
+// safe to retry with the same Key after any error; without a Key, an error
+// carrying an [APIError.ID] means the message may have been stored under
+// that id.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Message, error) {
 	q := url.Values{}
 	q.Set("to", req.To)
@@ -52,7 +55,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Message, error
 	if err != nil {
 		return nil, err
 	}
-	if status == http.StatusOK {
+	if status == http.StatusOK { // 202 carries it in the body
 		m.Existing = true
 	}
 	return &m, nil

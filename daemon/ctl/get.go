@@ -60,15 +60,16 @@ func printMessage(w io.Writer, m *client.Message) error {
 			add(k, fmtTime(*t))
 		}
 	}
-	add("id", m.ID)
+	// Strings may come from another site: escape them (safe).
+	add("id", safe(m.ID))
 	if m.Key != "" {
-		add("key", m.Key)
+		add("key", safe(m.Key))
 	}
-	add("state", m.State)
-	add("direction", m.Direction)
-	add("from", m.From)
-	add("to", m.To)
-	add("precedence", m.Precedence)
+	add("state", safe(m.State))
+	add("direction", safe(m.Direction))
+	add("from", safe(m.From))
+	add("to", safe(m.To))
+	add("precedence", safe(m.Precedence))
 	add("seq", strconv.FormatUint(m.Seq, 10))
 	add("size", strconv.Itoa(m.Size))
 	add("submitted", fmtTime(m.SubmittedAt))

@@ -15,6 +15,7 @@ import (
 const (
 	maxInboxBatch = 1000
 	maxInboxWait  = 5 * time.Minute
+	maxInboxBytes = 16 << 20
 )
 
 // followWait is the long-poll duration of recv --follow without --wait.
@@ -23,6 +24,7 @@ const followWait = 30 * time.Second
 type recvOpts struct {
 	ack, follow, json bool
 	max               int
+	maxBytes          int64
 	wait              time.Duration
 	waitSet           bool
 	after             uint64
@@ -37,6 +39,12 @@ func newRecvCmd(e *env) *cobra.Command {
 header line per message (#pos from=... precedence=... seq=... id=...
 submitted=...) followed by its payload, or with --json one JSON object per
 line (payload in base64).
+
+Header fields that are not plainly printable (they come from the sending
+site) are shown quoted with Go escapes. The payload is written as is when
+stdout is not a terminal; on a terminal, control characters (except
+newline and tab), invalid UTF-8 and the backslash are shown as escapes
+(\x1b, \u202e, \\). --json output is always exact (payload in base64).
 
 --ack marks the printed messages read, which sends their read receipts.
 --follow keeps waiting for new messages until interrupted. --wait waits that
@@ -54,6 +62,7 @@ long for a message when none is unread (default 0, or 30s with --follow).`,
 	f.BoolVar(&o.ack, "ack", false, "acknowledge (mark read) the printed messages")
 	f.BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
 	f.IntVar(&o.max, "max", 100, "print at most `N` messages per request (1-1000)")
+	f.Int64Var(&o.maxBytes, "max-bytes", 0, "at most `BYTES` of messages per request (0 = the daemon's default, 4 MiB; at most 16 MiB); the first message always")
 	f.DurationVar(&o.wait, "wait", 0, "wait up to `DURATION` for a message when none is unread (at most 5m)")
 	f.Uint64Var(&o.after, "after", 0, "print only messages after inbox position `POS`")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per message")
@@ -63,6 +72,9 @@ long for a message when none is unread (default 0, or 30s with --follow).`,
 func (o *recvOpts) validate() error {
 	if o.max < 1 || o.max > maxInboxBatch {
 		return usagef("recv: --max %d is out of range (1-%d)", o.max, maxInboxBatch)
+	}
+	if o.maxBytes < 0 || o.maxBytes > maxInboxBytes {
+		return usagef("recv: --max-bytes %d is out of range (0-%d)", o.maxBytes, maxInboxBytes)
 	}
 	if o.wait < 0 || o.wait > maxInboxWait {
 		return usagef("recv: --wait %s is out of range (0-%s)", o.wait, maxInboxWait)
@@ -80,9 +92,10 @@ func (o *recvOpts) validate() error {
 func (e *env) recv(ctx context.Context, o recvOpts) error {
 	c := e.client()
 	after := o.after
+	raw := !isTerminal(e.stdout)
 	var retry backoff
 	for {
-		in, err := c.Inbox(ctx, after, o.max, o.wait)
+		in, err := c.ReadInbox(ctx, client.InboxRequest{After: after, Max: o.max, MaxBytes: o.maxBytes, Wait: o.wait})
 		if err != nil {
 			if o.follow && ctx.Err() != nil {
 				return nil
@@ -101,7 +114,7 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 		ids := make([]string, 0, len(in.Messages))
 		for i := range in.Messages {
 			m := &in.Messages[i]
-			if err := printInboxMessage(e.stdout, m, o.json); err != nil {
+			if err := printInboxMessage(e.stdout, m, o.json, raw); err != nil {
 				return fmt.Errorf("recv: write output: %w", err)
 			}
 			ids = append(ids, m.ID)
@@ -126,23 +139,28 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 }
 
 // printInboxMessage writes m as a header line and its payload, or as one
-// JSON line.
-func printInboxMessage(w io.Writer, m *client.InboxMessage, asJSON bool) error {
+// JSON line. The header's fields are escaped (safe); the payload is
+// written as is when raw, else escaped (escapeText).
+func printInboxMessage(w io.Writer, m *client.InboxMessage, asJSON, raw bool) error {
 	if asJSON {
 		return writeJSON(w, m)
 	}
 	key := ""
 	if m.Key != "" {
-		key = " key=" + m.Key
+		key = " key=" + safe(m.Key)
 	}
 	if _, err := fmt.Fprintf(w, "#%d from=%s precedence=%s seq=%d id=%s%s submitted=%s\n",
-		m.Pos, m.From, m.Precedence, m.Seq, m.ID, key, fmtTime(m.SubmittedAt)); err != nil {
+		m.Pos, safe(m.From), safe(m.Precedence), m.Seq, safe(m.ID), key, fmtTime(m.SubmittedAt)); err != nil {
 		return err
 	}
-	if _, err := w.Write(m.Payload); err != nil {
+	payload := m.Payload
+	if !raw {
+		payload = escapeText(payload)
+	}
+	if _, err := w.Write(payload); err != nil {
 		return err
 	}
-	if n := len(m.Payload); n == 0 || m.Payload[n-1] != '\n' {
+	if n := len(payload); n == 0 || payload[n-1] != '\n' {
 		if _, err := io.WriteString(w, "\n"); err != nil {
 			return err
 		}

@@ -25,6 +25,16 @@ const EnvSocket = "HOTLINE_SOCKET"
 // been made when one is returned.
 var ErrUsage = errors.New("usage error")
 
+// ErrNotReached is matched by send's error when the message is stored (its
+// id was printed) but did not reach the --wait state in time, or expired
+// first: exit status 3. Sending again would store a second message.
+var ErrNotReached = errors.New("stored, but the wanted state was not reached")
+
+// ErrOutcomeUnknown is matched by send's error when the daemon could not
+// say whether the message was committed (no quorum in time): exit status
+// 4. The error names the id it may have been stored under.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // usageError marks an error as a command-line mistake.
 type usageError struct{ err error }
 
@@ -38,13 +48,18 @@ func usagef(format string, args ...any) error {
 }
 
 // ExitCode is the process exit status for an error returned by Run: 0 for
-// nil, 2 for usage errors, 1 otherwise.
+// nil, 2 for usage errors, 3 for ErrNotReached, 4 for ErrOutcomeUnknown, 1
+// otherwise.
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, ErrUsage):
 		return 2
+	case errors.Is(err, ErrNotReached):
+		return 3
+	case errors.Is(err, ErrOutcomeUnknown):
+		return 4
 	default:
 		return 1
 	}

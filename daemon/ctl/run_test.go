@@ -151,12 +151,16 @@ func TestCheckReached(t *testing.T) {
 	}{
 		{"queued", "queued", ""},
 		{"delivered", "queued", ""},
-		{"queued", "delivered", "message m1 is still queued after 30s"},
-		{"delivered", "read", "message m1 is still delivered after 30s"},
+		{"queued", "delivered", "message m1 is still queued after 30s (it is stored: do not send it again)"},
+		{"delivered", "read", "message m1 is still delivered after 30s (it is stored: do not send it again)"},
 		{"read", "delivered", ""},
 		{"read", "read", ""},
 		{"expired", "delivered", "message m1 expired before it was delivered"},
 		{"expired", "queued", ""},
+	}
+	// The daemon's wait timed out (202): not reached, whatever the state says.
+	if err := checkReached(&client.Message{ID: "m1", State: "queued", WaitTimedOut: true}, "queued", 30e9); ExitCode(err) != 3 {
+		t.Errorf("wait_timed_out: %v (exit code %d), want exit code 3", err, ExitCode(err))
 	}
 	for _, tt := range tests {
 		err := checkReached(&client.Message{ID: "m1", State: tt.state}, tt.wait, 30e9)
@@ -166,6 +170,9 @@ func TestCheckReached(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("checkReached(state %s, wait %s) = %q, want %q", tt.state, tt.wait, got, tt.want)
+		}
+		if code := ExitCode(err); (tt.want == "") != (code == 0) || (tt.want != "" && code != 3) {
+			t.Errorf("checkReached(state %s, wait %s): exit code %d, want %d", tt.state, tt.wait, code, map[bool]int{true: 0, false: 3}[tt.want == ""])
 		}
 	}
 }

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,9 +39,15 @@ and prints its id (the whole message status with --json).
 
 It returns once the origin site has committed the message (--wait queued),
 or once the message is delivered or read at the destination (--wait
-delivered|read). If that state is not reached within --timeout, send prints
-the id and fails. With --id KEY, resubmitting the same KEY is safe: the
-message is stored at most once.`,
+delivered|read). With --id KEY, resubmitting the same KEY is safe: the
+message is stored at most once.
+
+Exit status: 0 the message is stored and reached --wait; 3 it is stored
+(the id is printed) but did not reach --wait within --timeout, or expired
+first: do not send it again; 4 the site could not commit in time and the
+message may or may not be stored: the error names its id (check with
+"hotlinectl get ID"), and resending with the same --id is safe; 2 usage
+errors; 1 any other error (nothing was stored).`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usagef("send takes at most one FILE (got %d arguments)", len(args))
@@ -124,12 +131,16 @@ func (e *env) send(ctx context.Context, o sendOpts, file string) error {
 		Payload:    payload,
 	})
 	if err != nil {
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.ID != "" {
+			return fmt.Errorf("send: %w: %w; it may have been stored as %s: check with \"hotlinectl get %s\" before sending it again without --id", ErrOutcomeUnknown, err, safe(ae.ID), safe(ae.ID))
+		}
 		return fmt.Errorf("send: %w", err)
 	}
 	if o.json {
 		err = writeJSON(e.stdout, m)
 	} else {
-		_, err = fmt.Fprintln(e.stdout, m.ID)
+		_, err = fmt.Fprintln(e.stdout, safe(m.ID))
 	}
 	if err != nil {
 		return fmt.Errorf("send: write output: %w", err)
@@ -140,17 +151,23 @@ func (e *env) send(ctx context.Context, o sendOpts, file string) error {
 	return checkReached(m, o.wait, o.timeout)
 }
 
-// checkReached returns an error when m did not reach the state send waited
-// for.
+// checkReached returns an error matching ErrNotReached when m did not
+// reach the state send waited for.
 func checkReached(m *client.Message, wait string, timeout time.Duration) error {
 	if m.State == "expired" && wait != "queued" {
-		return fmt.Errorf("message %s expired before it was %s", m.ID, wait)
+		return &notReached{fmt.Sprintf("message %s expired before it was %s", safe(m.ID), wait)}
 	}
-	if r := waitRank(m.State); r != 0 && r < waitRank(wait) {
-		return fmt.Errorf("message %s is still %s after %s", m.ID, m.State, timeout)
+	if r := waitRank(m.State); m.WaitTimedOut || (r != 0 && r < waitRank(wait)) {
+		return &notReached{fmt.Sprintf("message %s is still %s after %s (it is stored: do not send it again)", safe(m.ID), safe(m.State), timeout)}
 	}
 	return nil
 }
+
+// notReached is an error matching ErrNotReached.
+type notReached struct{ msg string }
+
+func (e *notReached) Error() string        { return e.msg }
+func (e *notReached) Is(target error) bool { return target == ErrNotReached }
 
 // readPayload reads the whole of file, or stdin for "-".
 func (e *env) readPayload(file string) ([]byte, error) {
