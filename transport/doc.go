@@ -39,6 +39,8 @@
 //   - The handshake admits only nodes listed in Config.Peers whose
 //     certificate is from our CA (pki.Bundle.ServerConfig); the dialler pins
 //     the exact identity of the node it dials (pki.Bundle.ClientConfig).
+//   - A refused handshake is counted by reason (Link.HandshakeRejections)
+//     and logged, at most once per remote host and reason per 10s.
 //   - The identity handed to the Handler is the peer certificate's, never
 //     frame contents.
 //   - A batch must come from another site, say From = the peer's site and

@@ -49,6 +49,7 @@ type Link struct {
 	budget   *budget       // bytes of request frames being received or served
 	serving  atomic.Int64  // requests (inbound streams) being served
 	timeouts atomic.Uint64 // requests reset because they arrived too slowly
+	rejects  *rejectLog    // refused handshakes
 
 	mu        sync.Mutex
 	preferred map[string]string           // site → node set by SetPreferred
@@ -103,6 +104,7 @@ func New(cfg Config) (*Link, error) {
 		ev:        make(chan struct{}),
 		budget:    newBudget(cfg.MaxBuffered),
 	}
+	l.rejects = newRejectLog(l.log)
 	l.qconf = &quic.Config{
 		HandshakeIdleTimeout: cfg.HandshakeTimeout,
 		MaxIdleTimeout:       cfg.IdleTimeout,
@@ -166,8 +168,8 @@ func (l *Link) bind(p Path) (*endpoint, error) {
 		return nil, fmt.Errorf("transport: path %s: %w", p.Name, err)
 	}
 	gate := &gatedConn{udp: udp}
-	tr := &quic.Transport{Conn: gate}
-	ln, err := tr.Listen(l.cfg.TLS.ServerConfig(ALPN, l.allow), l.qconf)
+	tr := &quic.Transport{Conn: gate, ConnContext: withRemote}
+	ln, err := tr.Listen(l.serverTLS(p.Name), l.qconf)
 	if err != nil {
 		tr.Close()
 		udp.Close()
