@@ -100,24 +100,6 @@ func TestCodecRandomInputNeverPanics(t *testing.T) {
 	}
 }
 
-func FuzzDecodeBatch(f *testing.F) {
-	f.Add(appendBatch(nil, msgBatch("alpha", "bravo", queue.Flash, 3, 2, 10)))
-	f.Add(appendBatch(nil, &Batch{Kind: BatchReceipts, From: "a", To: "b", Receipts: []queue.Receipt{{RSeq: 1}}}))
-	f.Fuzz(func(t *testing.T, p []byte) {
-		b, err := decodeBatch(p)
-		if err != nil {
-			if _, ok := asViolation(err); !ok {
-				t.Fatalf("non-violation error %v", err)
-			}
-			return
-		}
-		// Whatever decodes re-encodes to the same bytes.
-		if q := appendBatch(nil, b); !bytes.Equal(p, q) {
-			t.Fatalf("re-encoding differs:\n%x\n%x", p, q)
-		}
-	})
-}
-
 // Ids and keys a terminal or log could misread are refused, naming the
 // field; so are ones longer than queue accepts. Other Unicode passes.
 func TestBatchRefusesUnsafeText(t *testing.T) {

@@ -53,5 +53,17 @@
 //     Handler. Handler errors, by contrast, travel back as Ack.Error or
 //     Reply.Error and leave the connection alone.
 //
-// Stream error codes: 0x20 requester gave up.
+// # Limits
+//
+// What a peer can make a node hold is bounded (README, "Limits and memory
+// budget"): a frame's buffer grows as its bytes arrive, never from the
+// header alone; a request reserves its claimed length in a Link-wide byte
+// budget (Config.MaxBuffered) before its body is read; a connection has at
+// most Config.MaxStreams requests open and a peer at most two connections
+// per path; a request must arrive within Config.RequestTimeout plus 1s per
+// MiB and is served within Config.HandlerTimeout; a batch carries at most
+// MaxBatchItems items, checked before anything is allocated.
+//
+// Stream error codes: 0x20 requester gave up, 0x21 request did not arrive
+// in time.
 package transport

@@ -43,7 +43,9 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 	ca := linktest.NewCA(t)
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, func(c *Config) {
 		c.MaxFrame = frame
-		c.RequestTimeout = time.Second
+		// Deadline 3s + 7s for 7 MiB: long enough to set the scene
+		// on a busy machine.
+		c.RequestTimeout = 3 * time.Second
 	})
 	budget := b1.link.cfg.MaxBuffered
 	if budget != DefaultMaxBuffered || b1.link.cfg.MaxStreams != DefaultMaxStreams {
@@ -108,7 +110,7 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 		t.Fatalf("stream %d opened beyond MaxStreams: %v", DefaultMaxStreams+1, err)
 	}
 
-	// The deadline (1s + 7s for 7 MiB) resets every stalled stream.
+	// The deadline resets every stalled stream.
 	for i, str := range strs {
 		str.SetReadDeadline(time.Now().Add(30 * time.Second))
 		_, err := str.Read(make([]byte, 1))

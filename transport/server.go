@@ -76,11 +76,7 @@ func (l *Link) serveStream(conn *quic.Conn, id pki.Identity, str *quic.Stream, l
 		case frameCall:
 			reply, err = l.serveCall(ctx, id, body)
 		case frameProbe:
-			if len(body) > maxProbeBody {
-				err = protocolErr("probe of %d bytes (at most %d)", len(body), maxProbeBody)
-				break
-			}
-			reply, err = sealFrame(append(newFrame(len(body)), body...), frameEcho, l.cfg.MaxFrame)
+			reply, err = echoFrame(body)
 		default:
 			err = protocolErr("unexpected %s frame as a request", frameName(typ))
 		}
@@ -202,6 +198,15 @@ func (l *Link) serveCall(ctx context.Context, id pki.Identity, body []byte) ([]b
 		frame, _ = sealFrame(appendReply(newFrame(64), &Reply{Error: "transport: reply larger than MaxFrame"}), frameReply, l.cfg.MaxFrame)
 	}
 	return frame, nil
+}
+
+// echoFrame answers a probe: an echo frame with the probe's body, which
+// must be at most maxProbeBody bytes.
+func echoFrame(probe []byte) ([]byte, error) {
+	if len(probe) > maxProbeBody {
+		return nil, protocolErr("probe of %d bytes (at most %d)", len(probe), maxProbeBody)
+	}
+	return sealFrame(append(newFrame(len(probe)), probe...), frameEcho, maxProbeBody)
 }
 
 // errorText makes sure a handler error is never sent as "" (which would
