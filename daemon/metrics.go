@@ -39,7 +39,7 @@ func newMetrics(n *Node) *metrics {
 		Help: "Periodic link tests that failed, by destination site and path (an alarm)."}, []string{"site", "path"})
 	m.linkTestRTT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hotline_link_test_rtt_seconds",
 		Help: "Round trip of the last passing link test (to a commit at the destination), by site and path."}, []string{"site", "path"})
-	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT, &pathCollector{n: n})
+	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT, &pathCollector{n: n}, &rejectCollector{n: n})
 	m.reg.MustRegister(m.submitted, m.delivered, m.received, m.sendFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_is_leader",
@@ -130,5 +130,24 @@ func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pathRTTDesc, prometheus.GaugeValue, p.RTT.Seconds(), p.Site, p.Node, p.Path)
 		ch <- prometheus.MustNewConstMetric(pathLossDesc, prometheus.GaugeValue, p.LossPct/100, p.Site, p.Node, p.Path)
 		ch <- prometheus.MustNewConstMetric(pathBytesDesc, prometheus.CounterValue, float64(p.BytesSent), p.Site, p.Node, p.Path)
+	}
+}
+
+// rejectCollector reports the link's refused handshakes at scrape time,
+// every reason present from the start.
+type rejectCollector struct{ n *Node }
+
+var rejectDesc = prometheus.NewDesc("hotline_link_handshake_rejections_total",
+	"Link (QUIC) handshakes this node refused, by reason: no_certificate, unknown_ca, expired, bad_certificate, no_identity, unknown_peer.",
+	[]string{"reason"}, nil)
+
+func (c *rejectCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rejectDesc }
+
+func (c *rejectCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.link == nil {
+		return
+	}
+	for reason, v := range c.n.link.HandshakeRejections() {
+		ch <- prometheus.MustNewConstMetric(rejectDesc, prometheus.CounterValue, float64(v), reason)
 	}
 }

@@ -151,6 +151,13 @@ func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
 		IdleTimeout:   3 * time.Second,
 		ProbeInterval: n.cfg.Link.ProbeInterval.Duration,
 		ProbeMisses:   n.cfg.Link.ProbeMisses,
+		// A peer's request must arrive within the time its sender waits
+		// for it (plus 1s per MiB); relayed admin calls run up to twice
+		// submit_timeout. Batches in flight per connection: window × 4
+		// precedences × 2 (messages and receipts), plus probes and calls.
+		RequestTimeout: max(n.cfg.Link.SendTimeout.Duration, n.cfg.SubmitTimeout.Duration),
+		HandlerTimeout: max(transport.DefaultHandlerTimeout, 3*n.cfg.SubmitTimeout.Duration),
+		MaxStreams:     max(transport.DefaultMaxStreams, 8*n.cfg.Link.Window+64),
 	}
 }
 

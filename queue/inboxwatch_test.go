@@ -123,7 +123,7 @@ func TestInboxChanged(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(path, "bravo")
+	s2, err := Open(path, "bravo", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

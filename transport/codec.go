@@ -21,7 +21,10 @@ import (
 //	reply:   body, error
 //
 // A decoder accepts exactly this: no trailing bytes, no truncation, counts
-// that fit the remaining bytes, valid kinds and precedences.
+// that fit the remaining bytes and MaxBatchItems, valid kinds and
+// precedences. Counts are checked before anything is allocated for them, so
+// a batch body of n bytes decodes into at most n bytes of strings (payloads
+// alias the body) plus MaxBatchItems × 128 bytes of structs.
 
 // Smallest encodings, to bound counts before allocating.
 const (
@@ -122,10 +125,15 @@ func (d *decoder) bytes() []byte {
 	return p
 }
 
-// count reads an item count and checks it against the bytes left.
+// count reads an item count and checks it against MaxBatchItems and the
+// bytes left.
 func (d *decoder) count(minLen int) int {
 	n := d.uvarint()
 	if d.err != nil {
+		return 0
+	}
+	if n > MaxBatchItems {
+		d.fail("count %d exceeds the limit of %d items", n, MaxBatchItems)
 		return 0
 	}
 	if n > uint64(len(d.b)/minLen) {

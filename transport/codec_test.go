@@ -2,8 +2,10 @@ package transport
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"hotline/queue"
@@ -98,20 +100,44 @@ func TestCodecRandomInputNeverPanics(t *testing.T) {
 	}
 }
 
-func FuzzDecodeBatch(f *testing.F) {
-	f.Add(appendBatch(nil, msgBatch("alpha", "bravo", queue.Flash, 3, 2, 10)))
-	f.Add(appendBatch(nil, &Batch{Kind: BatchReceipts, From: "a", To: "b", Receipts: []queue.Receipt{{RSeq: 1}}}))
-	f.Fuzz(func(t *testing.T, p []byte) {
-		b, err := decodeBatch(p)
-		if err != nil {
-			if _, ok := asViolation(err); !ok {
-				t.Fatalf("non-violation error %v", err)
+// Ids and keys a terminal or log could misread are refused, naming the
+// field; so are ones longer than queue accepts. Other Unicode passes.
+func TestBatchRefusesUnsafeText(t *testing.T) {
+	withID := func(id, key string) *Batch {
+		b := msgBatch("alpha", "bravo", queue.Routine, 1, 2, 4)
+		b.Messages[1].ID, b.Messages[1].Key = id, key
+		return b
+	}
+	receipt := func(id string) *Batch {
+		return &Batch{Kind: BatchReceipts, From: "alpha", To: "bravo", Receipts: []queue.Receipt{{RSeq: 1, ID: "ok"}, {RSeq: 2, ID: id}}}
+	}
+	cases := []struct {
+		name string
+		b    *Batch
+		want string // in the error
+	}{
+		{"ANSI escape in id", withID("a\x1b[31mred", ""), "message 1 (seq 2): id"},
+		{"CR LF in id", withID("a\r\nFAKE LOG LINE", ""), "control character U+000D"},
+		{"invalid UTF-8 in id", withID("a\xff", ""), "invalid UTF-8 at byte 1"},
+		{"NUL in key", withID("ok", "k\x00"), "message 1 (seq 2): key"},
+		{"C1 control in key", withID("ok", "k\u009b"), "control character U+009B"},
+		{"DEL in receipt id", receipt("x\x7f"), "receipt 1 (rseq 2): id"},
+		{"id too long", withID(strings.Repeat("i", queue.MaxIDLen+1), ""), "256 bytes long"},
+		{"key too long", withID("ok", strings.Repeat("k", queue.MaxKeyLen+1)), "1025 bytes long"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := decodeBatch(appendBatch(nil, c.b))
+			if _, ok := asViolation(err); !ok || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("decode: %v; want a protocol violation containing %q", err, c.want)
 			}
-			return
-		}
-		// Whatever decodes re-encodes to the same bytes.
-		if q := appendBatch(nil, b); !bytes.Equal(p, q) {
-			t.Fatalf("re-encoding differs:\n%x\n%x", p, q)
-		}
-	})
+			if err := c.b.check(); !errors.Is(err, ErrBadBatch) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("sender's check: %v", err)
+			}
+		})
+	}
+	ok := withID("café-✓-\uFFFD", "ключ")
+	if _, err := decodeBatch(appendBatch(nil, ok)); err != nil {
+		t.Fatalf("printable Unicode refused: %v", err)
+	}
 }

@@ -22,6 +22,28 @@ const (
 	DefaultKeepAlive        = 1 * time.Second
 	DefaultProbeInterval    = 100 * time.Millisecond
 	DefaultProbeMisses      = 5
+	DefaultMaxStreams       = 256
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultHandlerTimeout   = 60 * time.Second
+	// DefaultMaxBuffered is the least default for Config.MaxBuffered;
+	// the default is the larger of this and 4 × MaxFrame.
+	DefaultMaxBuffered = 64 << 20
+)
+
+// Limits of the request-serving knobs.
+const (
+	maxMaxStreams = 4096
+	// minRequestRate is the slowest a request body may arrive: a
+	// request's deadline grows by one second per this many bytes.
+	minRequestRate = 1 << 20
+	// maxConnsPerPeerPath bounds the connections one peer node may hold
+	// open to us on one path: one in use plus one being replaced. Beyond
+	// it the oldest is closed.
+	maxConnsPerPeerPath = 2
+	// QUIC flow-control windows for data received and not yet read: per
+	// stream and per connection.
+	maxStreamWindow = 6 << 20
+	maxConnWindow   = 16 << 20
 )
 
 // Bounds of the probe settings.
@@ -78,6 +100,28 @@ type Config struct {
 	// down. 0 means 100ms and 5 (detection within 500ms).
 	ProbeInterval time.Duration
 	ProbeMisses   int
+
+	// Limits on what peers can make this node hold (see the README's
+	// "Limits and memory budget"). 0 means the default.
+	//
+	// MaxStreams is how many requests one connection may have open at
+	// once (QUIC's MaxIncomingStreams); a peer beyond it waits for one to
+	// finish. Default 256.
+	MaxStreams int
+	// MaxBuffered is how many bytes of request frames the Link receives
+	// and serves at once, over all connections: a request reserves its
+	// claimed length before its body is read and waits while the budget
+	// is spent. At least MaxFrame; default the larger of 64 MiB and
+	// 4 × MaxFrame.
+	MaxBuffered int64
+	// RequestTimeout bounds the arrival of a request: its whole frame
+	// must arrive within RequestTimeout plus one second per MiB, or the
+	// stream is reset (stream error 0x21). Default 10s.
+	RequestTimeout time.Duration
+	// HandlerTimeout bounds serving a request: the Handler's context
+	// ends after it and the reply must have been written by then.
+	// Default 60s.
+	HandlerTimeout time.Duration
 }
 
 // peerSpec is a validated Peer with resolved addresses, by path name.
@@ -165,6 +209,8 @@ func (cfg *Config) validate() ([]peerSpec, error) {
 		{"HandshakeTimeout", &cfg.HandshakeTimeout, DefaultHandshakeTimeout},
 		{"IdleTimeout", &cfg.IdleTimeout, DefaultIdleTimeout},
 		{"KeepAlive", &cfg.KeepAlive, DefaultKeepAlive},
+		{"RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout},
+		{"HandlerTimeout", &cfg.HandlerTimeout, DefaultHandlerTimeout},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("transport: config: %s is negative (%v)", d.name, *d.v)
@@ -184,6 +230,18 @@ func (cfg *Config) validate() ([]peerSpec, error) {
 		cfg.ProbeMisses = DefaultProbeMisses
 	case cfg.ProbeMisses < 0 || cfg.ProbeMisses > maxProbeMisses:
 		return nil, fmt.Errorf("transport: config: ProbeMisses %d out of range (1 to %d)", cfg.ProbeMisses, maxProbeMisses)
+	}
+	switch {
+	case cfg.MaxStreams == 0:
+		cfg.MaxStreams = DefaultMaxStreams
+	case cfg.MaxStreams < 0 || cfg.MaxStreams > maxMaxStreams:
+		return nil, fmt.Errorf("transport: config: MaxStreams %d out of range (1 to %d)", cfg.MaxStreams, maxMaxStreams)
+	}
+	switch {
+	case cfg.MaxBuffered == 0:
+		cfg.MaxBuffered = max(DefaultMaxBuffered, 4*int64(cfg.MaxFrame))
+	case cfg.MaxBuffered < int64(cfg.MaxFrame):
+		return nil, fmt.Errorf("transport: config: MaxBuffered %d is below MaxFrame %d (one frame must fit)", cfg.MaxBuffered, cfg.MaxFrame)
 	}
 	if cfg.KeepAlive >= cfg.IdleTimeout {
 		return nil, fmt.Errorf("transport: config: KeepAlive (%v) must be shorter than IdleTimeout (%v)", cfg.KeepAlive, cfg.IdleTimeout)

@@ -39,6 +39,8 @@
 //   - The handshake admits only nodes listed in Config.Peers whose
 //     certificate is from our CA (pki.Bundle.ServerConfig); the dialler pins
 //     the exact identity of the node it dials (pki.Bundle.ClientConfig).
+//   - A refused handshake is counted by reason (Link.HandshakeRejections)
+//     and logged, at most once per remote host and reason per 10s.
 //   - The identity handed to the Handler is the peer certificate's, never
 //     frame contents.
 //   - A batch must come from another site, say From = the peer's site and
@@ -51,5 +53,17 @@
 //     Handler. Handler errors, by contrast, travel back as Ack.Error or
 //     Reply.Error and leave the connection alone.
 //
-// Stream error codes: 0x20 requester gave up.
+// # Limits
+//
+// What a peer can make a node hold is bounded (README, "Limits and memory
+// budget"): a frame's buffer grows as its bytes arrive, never from the
+// header alone; a request reserves its claimed length in a Link-wide byte
+// budget (Config.MaxBuffered) before its body is read; a connection has at
+// most Config.MaxStreams requests open and a peer at most two connections
+// per path; a request must arrive within Config.RequestTimeout plus 1s per
+// MiB and is served within Config.HandlerTimeout; a batch carries at most
+// MaxBatchItems items, checked before anything is allocated.
+//
+// Stream error codes: 0x20 requester gave up, 0x21 request did not arrive
+// in time.
 package transport

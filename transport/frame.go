@@ -34,6 +34,7 @@ const (
 	codePathDown     quic.ApplicationErrorCode = 0x12 // probes went unanswered: the path is considered cut
 	codePathDisabled quic.ApplicationErrorCode = 0x13 // an operator disabled the path
 	codeCancelled    quic.StreamErrorCode      = 0x20 // the requester gave up on the stream
+	codeTimeout      quic.StreamErrorCode      = 0x21 // the request did not arrive within its deadline
 )
 
 func frameName(t byte) string {
@@ -95,32 +96,68 @@ func sealFrame(buf []byte, typ byte, max int) ([]byte, error) {
 	return buf, nil
 }
 
-// readFrame reads one frame of a known type no larger than max. I/O errors
-// are returned as they are; everything else is a protocol violation.
+// readFrame reads one frame of a known type no larger than max, growing
+// its buffer as the body arrives (readHeader, readBody). I/O errors are
+// returned as they are; everything else is a protocol violation.
 func readFrame(r io.Reader, max int) (typ byte, body []byte, err error) {
-	var h [headerLen]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return 0, nil, protocolErr("truncated frame header")
-		}
+	typ, n, err := readHeader(r, max)
+	if err != nil {
 		return 0, nil, err
 	}
-	n := binary.BigEndian.Uint32(h[:4])
-	typ = h[4]
-	if typ < frameBatch || typ > frameEcho {
-		return 0, nil, protocolErr("unknown frame type %d", typ)
-	}
-	if uint64(n) > uint64(max) {
-		return 0, nil, protocolErr("%s frame of %d bytes exceeds the limit of %d", frameName(typ), n, max)
-	}
-	body = make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return 0, nil, protocolErr("truncated %s frame", frameName(typ))
-		}
+	body, err = readBody(r, typ, n)
+	if err != nil {
 		return 0, nil, err
 	}
 	return typ, body, nil
+}
+
+// readHeader reads a frame header and checks its type and that the body
+// length n is at most max.
+func readHeader(r io.Reader, max int) (typ byte, n int, err error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return 0, 0, protocolErr("truncated frame header")
+		}
+		return 0, 0, err
+	}
+	size := binary.BigEndian.Uint32(h[:4])
+	typ = h[4]
+	if typ < frameBatch || typ > frameEcho {
+		return 0, 0, protocolErr("unknown frame type %d", typ)
+	}
+	if uint64(size) > uint64(max) {
+		return 0, 0, protocolErr("%s frame of %d bytes exceeds the limit of %d", frameName(typ), size, max)
+	}
+	return typ, int(size), nil
+}
+
+// firstChunk is the buffer readBody starts with; it doubles as bytes
+// arrive.
+const firstChunk = 64 << 10
+
+// readBody reads a body of exactly n bytes. The buffer starts at
+// firstChunk and doubles only when full, so the claimed length alone never
+// allocates more than firstChunk: a body costs at most twice the bytes
+// that actually arrived, and its final buffer is exactly n bytes.
+func readBody(r io.Reader, typ byte, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			grown := make([]byte, len(body), min(2*cap(body), n))
+			copy(grown, body)
+			body = grown
+		}
+		m, err := r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if err != nil && len(body) < n {
+			if errors.Is(err, io.EOF) {
+				return nil, protocolErr("truncated %s frame (%d of %d bytes)", frameName(typ), len(body), n)
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // readEOF checks that the sender closed the stream right after its frame:

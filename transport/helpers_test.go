@@ -108,6 +108,12 @@ func (w *logBuf) contains(s string) bool {
 	return strings.Contains(w.buf.String(), s)
 }
 
+func (w *logBuf) count(s string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Count(w.buf.String(), s)
+}
+
 // node is one running Link in a test.
 type node struct {
 	id   pki.Identity

@@ -46,10 +46,22 @@ type Link struct {
 	evMu sync.Mutex
 	ev   chan struct{} // closed and replaced whenever a dial ends
 
+	budget   *budget       // bytes of request frames being received or served
+	serving  atomic.Int64  // requests (inbound streams) being served
+	timeouts atomic.Uint64 // requests reset because they arrived too slowly
+	rejects  *rejectLog    // refused handshakes
+
 	mu        sync.Mutex
-	preferred map[string]string        // site → node set by SetPreferred
-	lastAcked map[string]*peerPath     // site → (node, path) that last acked a batch
-	inbound   map[*quic.Conn]*endpoint // connections peers dialled to us
+	preferred map[string]string           // site → node set by SetPreferred
+	lastAcked map[string]*peerPath        // site → (node, path) that last acked a batch
+	inbound   map[*quic.Conn]*inboundConn // connections peers dialled to us
+}
+
+// inboundConn is a connection a peer dialled to us.
+type inboundConn struct {
+	ep   *endpoint
+	peer pki.Identity
+	seq  uint64 // accept order, to find a peer's oldest connection
 }
 
 // endpoint is one path's local side: its socket, QUIC transport and listener,
@@ -88,15 +100,21 @@ func New(cfg Config) (*Link, error) {
 		sites:     make(map[string][]*peer),
 		preferred: make(map[string]string),
 		lastAcked: make(map[string]*peerPath),
-		inbound:   make(map[*quic.Conn]*endpoint),
+		inbound:   make(map[*quic.Conn]*inboundConn),
 		ev:        make(chan struct{}),
+		budget:    newBudget(cfg.MaxBuffered),
 	}
+	l.rejects = newRejectLog(l.log)
 	l.qconf = &quic.Config{
-		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
-		MaxIdleTimeout:        cfg.IdleTimeout,
-		KeepAlivePeriod:       cfg.KeepAlive,
-		MaxIncomingStreams:    1000,
-		MaxIncomingUniStreams: -1,
+		HandshakeIdleTimeout: cfg.HandshakeTimeout,
+		MaxIdleTimeout:       cfg.IdleTimeout,
+		KeepAlivePeriod:      cfg.KeepAlive,
+		// Every request is a bidirectional stream; a peer past
+		// MaxStreams waits (OpenStreamSync) for one to finish.
+		MaxIncomingStreams:         int64(cfg.MaxStreams),
+		MaxIncomingUniStreams:      -1,
+		MaxStreamReceiveWindow:     maxStreamWindow,
+		MaxConnectionReceiveWindow: maxConnWindow,
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 
@@ -150,8 +168,8 @@ func (l *Link) bind(p Path) (*endpoint, error) {
 		return nil, fmt.Errorf("transport: path %s: %w", p.Name, err)
 	}
 	gate := &gatedConn{udp: udp}
-	tr := &quic.Transport{Conn: gate}
-	ln, err := tr.Listen(l.cfg.TLS.ServerConfig(ALPN, l.allow), l.qconf)
+	tr := &quic.Transport{Conn: gate, ConnContext: withRemote}
+	ln, err := tr.Listen(l.serverTLS(p.Name), l.qconf)
 	if err != nil {
 		tr.Close()
 		udp.Close()
@@ -259,8 +277,31 @@ func (l *Link) signalDial() {
 	l.ev = make(chan struct{})
 }
 
+// surplusConnLocked returns the oldest connection of peer on ep when the
+// peer holds more than maxConnsPerPeerPath there, nil otherwise. A peer
+// uses one; the second is a redial whose predecessor has not timed out.
+func (l *Link) surplusConnLocked(ep *endpoint, peer pki.Identity) *quic.Conn {
+	var oldest *quic.Conn
+	var oldestSeq uint64
+	n := 0
+	for c, in := range l.inbound {
+		if in.ep != ep || in.peer != peer {
+			continue
+		}
+		n++
+		if oldest == nil || in.seq < oldestSeq {
+			oldest, oldestSeq = c, in.seq
+		}
+	}
+	if n <= maxConnsPerPeerPath {
+		return nil
+	}
+	return oldest
+}
+
 // acceptLoop accepts the connections peers dial to one path.
 func (l *Link) acceptLoop(ep *endpoint) {
+	var seq uint64
 	for {
 		conn, err := ep.ln.Accept(l.ctx)
 		if err != nil {
@@ -280,8 +321,22 @@ func (l *Link) acceptLoop(ep *endpoint) {
 			conn.CloseWithError(codePathDisabled, "path "+ep.name+" is disabled on "+l.self.String())
 			continue
 		}
-		l.inbound[conn] = ep
-		l.wg.Go(func() { l.serveConn(ep, conn) })
+		id, err := peerIdentity(conn)
+		if err != nil {
+			// Unreachable: the handshake verified the identity.
+			l.mu.Unlock()
+			l.log.Error("transport: accepted connection without identity", "path", ep.name, "err", err)
+			conn.CloseWithError(codeForbidden, "no identity")
+			continue
+		}
+		seq++
+		l.inbound[conn] = &inboundConn{ep: ep, peer: id, seq: seq}
+		old := l.surplusConnLocked(ep, id)
+		l.wg.Go(func() { l.serveConn(ep, conn, id) })
 		l.mu.Unlock()
+		if old != nil {
+			l.log.Debug("transport: closing a peer's oldest connection", "path", ep.name, "peer", id.String(), "remote", old.RemoteAddr().String())
+			old.CloseWithError(codeClosing, "replaced by a newer connection")
+		}
 	}
 }

@@ -220,8 +220,8 @@ func (l *Link) SetPathAdmin(path string, mode AdminMode) error {
 	}
 	if mode == AdminClose {
 		l.mu.Lock()
-		for c, e := range l.inbound {
-			if e == ep {
+		for c, in := range l.inbound {
+			if in.ep == ep {
 				conns = append(conns, c)
 			}
 		}

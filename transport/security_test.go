@@ -2,11 +2,19 @@ package transport
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -254,22 +262,25 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 	foreignConf.RootCAs = roots // it trusts us, so only our refusal can stop it
 
 	cases := []struct {
-		name string
-		conf *tls.Config
+		name   string
+		conf   *tls.Config
+		reason string // counted as; "" for refusals made before the certificate check
 	}{
-		{"certificate from another CA", foreignConf},
-		{"unconfigured node", ca.Bundle("bravo", "b7").ClientConfig(ALPN, a1.id)},
-		{"alpha node where bravo b1 is configured", ca.Bundle("alpha", "a9").ClientConfig(ALPN, a1.id)},
-		{"node name b1 but site alpha", sameCAOtherDir(t, ca, "alpha", "b1").ClientConfig(ALPN, a1.id)},
+		{"certificate from another CA", foreignConf, RejectUnknownCA},
+		{"expired certificate", expiredClient(t, ca, "bravo", "b1", a1.id), RejectExpired},
+		{"unconfigured node", ca.Bundle("bravo", "b7").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
+		{"alpha node where bravo b1 is configured", ca.Bundle("alpha", "a9").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
+		{"node name b1 but site alpha", sameCAOtherDir(t, ca, "alpha", "b1").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
 		{"no client certificate", func() *tls.Config {
 			c := ca.Bundle("bravo", "b1").ClientConfig(ALPN, a1.id)
 			c.Certificates = nil
 			return c
-		}()},
-		{"wrong ALPN", ca.Bundle("bravo", "b1").ClientConfig("other/1", a1.id)},
+		}(), RejectNoCertificate},
+		{"wrong ALPN", ca.Bundle("bravo", "b1").ClientConfig("other/1", a1.id), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			before := a1.link.HandshakeRejections()
 			cl, err := rawDial(t, addr, c.conf)
 			if err == nil {
 				// TLS 1.3: the client may finish before the server
@@ -293,7 +304,25 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 			if a1.h.count() != 0 {
 				t.Fatal("handler was called")
 			}
+			// Counted once, under its reason.
+			after := a1.link.HandshakeRejections()
+			for _, r := range rejectReasons {
+				want := before[r]
+				if r == c.reason {
+					want++
+				}
+				if after[r] != want {
+					t.Errorf("rejections[%s] = %d, want %d", r, after[r], want)
+				}
+			}
+			if c.reason != "" && !a1.logs.contains("reason="+c.reason) {
+				t.Errorf("no log line for reason %s", c.reason)
+			}
 		})
+	}
+	// Three unknown_peer refusals from one host: one log line (rate limit).
+	if n := a1.logs.count("remote=127.0.0.1 reason=unknown_peer"); n != 1 {
+		t.Errorf("%d log lines for the unknown_peer refusals from 127.0.0.1, want 1", n)
 	}
 
 	// The same through a Link: a stranger's SendBatch never arrives.
@@ -340,5 +369,73 @@ func TestReadFrameLimits(t *testing.T) {
 	_, _, err := readFrame(pr, 4096)
 	if _, ok := asViolation(err); !ok {
 		t.Fatalf("oversize header: %v", err)
+	}
+}
+
+// expiredClient is a client config for site/node whose certificate, signed
+// by ca, expired an hour ago.
+func expiredClient(t *testing.T, ca *linktest.CA, site, node string, server pki.Identity) *tls.Config {
+	t.Helper()
+	caTLS, err := tls.LoadX509KeyPair(filepath.Join(ca.Dir, pki.CACertFile), filepath.Join(ca.Dir, pki.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caTLS.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := pki.Identity{Site: site, Node: node}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: node, Organization: []string{site}},
+		NotBefore:    time.Now().Add(-48 * time.Hour),
+		NotAfter:     time.Now().Add(-time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{id.URI()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caTLS.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := ca.Bundle("bravo", "b2").ClientConfig(ALPN, server)
+	conf.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}
+	return conf
+}
+
+func TestRejectLogRateLimits(t *testing.T) {
+	logs := &logBuf{}
+	r := newRejectLog(slog.New(slog.NewTextHandler(logs, nil)))
+	a := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000}
+	b := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 4000}
+	notAllowed := fmt.Errorf("%w: x", pki.ErrNotAllowed)
+	t0 := time.Now()
+	for i := range 50 {
+		a.Port = 4000 + i // another port is the same host
+		r.note(a, notAllowed, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	r.note(b, notAllowed, t0)
+	r.note(a, pki.ErrNoClientCert, t0)
+	if got := logs.count("refused a handshake"); got != 3 {
+		t.Fatalf("%d lines, want 3 (one per host and reason):\n%s", got, logs.buf.String())
+	}
+	r.note(a, notAllowed, t0.Add(rejectLogEvery))
+	if !logs.contains("remote=192.0.2.1 reason=unknown_peer err=\"pki: peer not allowed: x\" suppressed=49") {
+		t.Fatalf("no line with the suppressed count:\n%s", logs.buf.String())
+	}
+	got := r.snapshot()
+	if got[RejectUnknownPeer] != 52 || got[RejectNoCertificate] != 1 || got[RejectExpired] != 0 || len(got) != len(rejectReasons) {
+		t.Fatalf("counts %v", got)
+	}
+	// The memory of hosts is bounded.
+	for i := range 3 * maxRejectKeys {
+		r.note(&net.UDPAddr{IP: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), Port: 1}, notAllowed, t0.Add(rejectLogEvery))
+	}
+	if n := len(r.recent); n > maxRejectKeys+1 {
+		t.Fatalf("%d hosts remembered", n)
 	}
 }

@@ -2,16 +2,20 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"hotline/transport/pki"
 )
 
-// serveConn serves the streams of one connection a peer dialled to us. The
+// serveConn serves the streams of one connection peer dialled to us. The
 // TLS handshake has already admitted the peer (Link.allow).
-func (l *Link) serveConn(ep *endpoint, conn *quic.Conn) {
+func (l *Link) serveConn(ep *endpoint, conn *quic.Conn, peer pki.Identity) {
 	defer func() {
 		l.mu.Lock()
 		if l.inbound != nil {
@@ -19,15 +23,7 @@ func (l *Link) serveConn(ep *endpoint, conn *quic.Conn) {
 		}
 		l.mu.Unlock()
 	}()
-	log := l.log.With("path", ep.name, "remote", conn.RemoteAddr().String())
-	id, err := peerIdentity(conn)
-	if err != nil {
-		// Unreachable: the handshake verified the identity.
-		log.Error("transport: accepted connection without identity", "err", err)
-		conn.CloseWithError(codeForbidden, "no identity")
-		return
-	}
-	log = log.With("peer", id.String())
+	log := l.log.With("path", ep.name, "remote", conn.RemoteAddr().String(), "peer", peer.String())
 	log.Debug("transport: peer connected")
 	for {
 		str, err := conn.AcceptStream(l.ctx)
@@ -35,7 +31,7 @@ func (l *Link) serveConn(ep *endpoint, conn *quic.Conn) {
 			log.Debug("transport: peer connection ended", "err", err)
 			return
 		}
-		l.wg.Go(func() { l.serveStream(conn, id, str, log) })
+		l.wg.Go(func() { l.serveStream(conn, peer, str, log) })
 	}
 }
 
@@ -47,41 +43,59 @@ func peerIdentity(conn *quic.Conn) (pki.Identity, error) {
 	return pki.IdentityOf(certs[0])
 }
 
+// errRequestTimeout ends a request whose frame did not arrive in time.
+var errRequestTimeout = errors.New("transport: request did not arrive in time")
+
 // serveStream reads one request frame, lets the Handler answer it and
 // writes one reply frame. A protocol violation closes the whole connection;
 // nothing of it reaches the Handler.
+//
+// What a request may cost is bounded: its frame must arrive within
+// RequestTimeout plus one second per minRequestRate bytes; its body is
+// read only once its claimed length is reserved in the Link's budget (held
+// until the stream is done), into a buffer that grows as bytes arrive; the
+// Handler's context ends after HandlerTimeout, and the reply must be
+// written by then.
 func (l *Link) serveStream(conn *quic.Conn, id pki.Identity, str *quic.Stream, log *slog.Logger) {
-	typ, body, err := readFrame(str, l.cfg.MaxFrame)
-	if err == nil {
-		err = readEOF(str)
-	}
+	l.serving.Add(1)
+	defer l.serving.Add(-1)
+	start := time.Now()
+	str.SetReadDeadline(start.Add(l.cfg.RequestTimeout))
+	typ, body, release, err := l.readRequest(str, start)
+	defer release()
 	var reply []byte
 	if err == nil {
-		// The stream's context ends when the requester cancels, the
-		// connection dies or the link closes.
-		ctx := str.Context()
+		// The handler's context ends when the requester cancels, the
+		// connection dies, the link closes or HandlerTimeout passes.
+		ctx, cancel := context.WithTimeout(str.Context(), l.cfg.HandlerTimeout)
+		defer cancel()
+		str.SetWriteDeadline(time.Now().Add(l.cfg.HandlerTimeout))
 		switch typ {
 		case frameBatch:
 			reply, err = l.serveBatch(ctx, id, body)
 		case frameCall:
 			reply, err = l.serveCall(ctx, id, body)
 		case frameProbe:
-			if len(body) > maxProbeBody {
-				err = protocolErr("probe of %d bytes (at most %d)", len(body), maxProbeBody)
-				break
-			}
-			reply, err = sealFrame(append(newFrame(len(body)), body...), frameEcho, l.cfg.MaxFrame)
+			reply, err = echoFrame(body)
 		default:
 			err = protocolErr("unexpected %s frame as a request", frameName(typ))
 		}
 	}
 	if err != nil {
-		cancelStream(str)
 		if v, ok := asViolation(err); ok {
+			cancelStream(str)
 			log.Warn("transport: closing connection: peer broke the protocol", "err", v.msg)
 			conn.CloseWithError(v.code, v.msg)
 			return
 		}
+		if errors.Is(err, errRequestTimeout) {
+			str.CancelRead(codeTimeout)
+			str.CancelWrite(codeTimeout)
+			l.timeouts.Add(1)
+			log.Debug("transport: request reset", "err", err)
+			return
+		}
+		cancelStream(str)
 		log.Debug("transport: request abandoned", "err", err)
 		return
 	}
@@ -91,6 +105,52 @@ func (l *Link) serveStream(conn *quic.Conn, id pki.Identity, str *quic.Stream, l
 		return
 	}
 	str.Close()
+}
+
+// smallFrame: requests up to this size (probes, acks of small calls) skip
+// the budget, so that a spent budget never delays a probe into a false
+// "path down". They cost at most MaxStreams × smallFrame per connection.
+const smallFrame = 4 << 10
+
+// readRequest reads a request frame within its deadline, reserving its
+// length in the budget first (unless it is a small frame). release gives the reservation back; it is
+// never nil.
+func (l *Link) readRequest(str *quic.Stream, start time.Time) (typ byte, body []byte, release func(), err error) {
+	release = func() {}
+	typ, n, err := readHeader(str, l.cfg.MaxFrame)
+	if err != nil {
+		return 0, nil, release, requestErr(err, "header")
+	}
+	deadline := start.Add(l.cfg.RequestTimeout + time.Duration(n)*time.Second/minRequestRate)
+	str.SetReadDeadline(deadline)
+	ctx, cancel := context.WithDeadline(str.Context(), deadline)
+	defer cancel()
+	if n > smallFrame {
+		if err := l.budget.acquire(ctx, int64(n)); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return 0, nil, release, fmt.Errorf("%w: %s frame of %d bytes waited %v for the buffer budget", errRequestTimeout, frameName(typ), n, time.Since(start).Round(time.Millisecond))
+			}
+			return 0, nil, release, err
+		}
+		release = func() { l.budget.release(int64(n)) }
+	}
+	body, err = readBody(str, typ, n)
+	if err == nil {
+		err = readEOF(str)
+	}
+	if err != nil {
+		return 0, nil, release, requestErr(err, fmt.Sprintf("%s frame of %d bytes", frameName(typ), n))
+	}
+	return typ, body, release, nil
+}
+
+// requestErr turns a read deadline into errRequestTimeout.
+func requestErr(err error, what string) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %s incomplete after the deadline", errRequestTimeout, what)
+	}
+	return err
 }
 
 func (l *Link) serveBatch(ctx context.Context, id pki.Identity, body []byte) ([]byte, error) {
@@ -138,6 +198,15 @@ func (l *Link) serveCall(ctx context.Context, id pki.Identity, body []byte) ([]b
 		frame, _ = sealFrame(appendReply(newFrame(64), &Reply{Error: "transport: reply larger than MaxFrame"}), frameReply, l.cfg.MaxFrame)
 	}
 	return frame, nil
+}
+
+// echoFrame answers a probe: an echo frame with the probe's body, which
+// must be at most maxProbeBody bytes.
+func echoFrame(probe []byte) ([]byte, error) {
+	if len(probe) > maxProbeBody {
+		return nil, protocolErr("probe of %d bytes (at most %d)", len(probe), maxProbeBody)
+	}
+	return sealFrame(append(newFrame(len(probe)), probe...), frameEcho, maxProbeBody)
 }
 
 // errorText makes sure a handler error is never sent as "" (which would

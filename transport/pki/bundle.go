@@ -86,11 +86,31 @@ func LoadDir(dir, node string) (*Bundle, error) {
 	return Load(filepath.Join(dir, CACertFile), filepath.Join(dir, node+".crt"), filepath.Join(dir, node+".key"))
 }
 
+// Errors of ServerConfig's client check, wrapped (with the x509 cause,
+// when there is one) so that callers can tell why a handshake was refused.
+var (
+	// ErrNoClientCert: the client offered no certificate.
+	ErrNoClientCert = errors.New("pki: client presented no certificate")
+	// ErrUntrusted: the client's certificate does not verify against
+	// the CA (another CA, expired, not for client authentication...).
+	ErrUntrusted = errors.New("pki: client certificate not trusted")
+	// ErrNotAllowed: the certificate is valid but allow refused its
+	// identity.
+	ErrNotAllowed = errors.New("pki: peer not allowed")
+)
+
 // ServerConfig returns a TLS config for accepting connections: TLS 1.3 only,
 // X25519MLKEM768 key exchange only, ALPN alpn, client certificates required
 // and verified against the CA. After verification the client's identity is
 // taken from its certificate and passed to allow; an error from allow fails
 // the handshake. A nil allow accepts any identity the CA issued.
+//
+// The client's certificate is verified in VerifyConnection, as crypto/tls
+// would (roots b.Roots, client-auth key usage, the other certificates as
+// intermediates), so that every refusal carries a reason: the error wraps
+// ErrNoClientCert, ErrUntrusted (and the x509 error), ErrNoIdentity or
+// ErrNotAllowed (and allow's error). crypto/tls checks the client's proof
+// of its key afterwards, as it does in any mode.
 func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
@@ -98,11 +118,22 @@ func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Conf
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
 		NextProtos:       []string{alpn},
 		Certificates:     []tls.Certificate{b.Cert},
-		ClientAuth:       tls.RequireAndVerifyClientCert,
-		ClientCAs:        b.Roots,
+		ClientAuth:       tls.RequestClientCert,
+		ClientCAs:        b.Roots, // only advertised in this mode; verified below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || len(cs.VerifiedChains) == 0 {
-				return errors.New("pki: peer presented no verified certificate")
+			if len(cs.PeerCertificates) == 0 {
+				return ErrNoClientCert
+			}
+			opts := x509.VerifyOptions{
+				Roots:         b.Roots,
+				Intermediates: x509.NewCertPool(),
+				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+				return fmt.Errorf("%w: %w", ErrUntrusted, err)
 			}
 			id, err := IdentityOf(cs.PeerCertificates[0])
 			if err != nil {
@@ -110,7 +141,7 @@ func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Conf
 			}
 			if allow != nil {
 				if err := allow(id); err != nil {
-					return fmt.Errorf("pki: peer %s not allowed: %w", id, err)
+					return fmt.Errorf("%w: %s: %w", ErrNotAllowed, id, err)
 				}
 			}
 			return nil
