@@ -41,8 +41,9 @@ type Config struct {
 	// the same list.
 	Peers []Peer
 	// ServerTLS accepts Raft connections. The caller sets the certificate,
-	// client verification (ClientAuth must require a client certificate),
-	// ALPN and identity checks.
+	// client verification (ClientAuth must require a client certificate,
+	// or request one and check it in VerifyConnection, as pki.ServerConfig
+	// does), ALPN and identity checks.
 	ServerTLS *tls.Config
 	// ClientTLS returns the TLS config for dialling the peer at addr; the
 	// caller pins the identity expected at that address.
@@ -92,8 +93,12 @@ func (c *Config) Validate() error {
 	if c.ServerTLS == nil {
 		bad("ServerTLS is nil (Raft traffic must be TLS)")
 	} else {
-		if c.ServerTLS.ClientAuth != tls.RequireAndVerifyClientCert && c.ServerTLS.ClientAuth != tls.RequireAnyClientCert {
-			bad("ServerTLS.ClientAuth is %v: Raft peers must present a client certificate", c.ServerTLS.ClientAuth)
+		switch {
+		case c.ServerTLS.ClientAuth == tls.RequireAndVerifyClientCert, c.ServerTLS.ClientAuth == tls.RequireAnyClientCert:
+		case c.ServerTLS.ClientAuth == tls.RequestClientCert && c.ServerTLS.VerifyConnection != nil:
+			// The caller verifies the client's certificate itself.
+		default:
+			bad("ServerTLS.ClientAuth is %v without a VerifyConnection check: Raft peers must present a client certificate", c.ServerTLS.ClientAuth)
 		}
 		if len(c.ServerTLS.Certificates) == 0 && c.ServerTLS.GetCertificate == nil && c.ServerTLS.GetConfigForClient == nil {
 			bad("ServerTLS has no certificate")
