@@ -29,7 +29,9 @@ func TestRecvEscapesPeerStrings(t *testing.T) {
 	}
 	waitUnread(t, lab.client(node), 1)
 	controls := func(s string) bool {
-		return strings.ContainsFunc(s, func(r rune) bool { return (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' || r == '\u2066' || r == '\u200b' })
+		return strings.ContainsFunc(s, func(r rune) bool {
+			return (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' || r == '\u2066' || r == '\u200b'
+		})
 	}
 	out, err := lab.hotlinectl(t, node, "", "recv")
 	if err != nil {
