@@ -47,7 +47,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no endpoint %s %s (see the README's socket API)", r.Method, r.URL.Path))
 	})
 	a.srv = &http.Server{
-		Handler:           mux,
+		Handler:           n.guard(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if cred, err := peerCred(c); err == nil {
@@ -312,6 +312,9 @@ func messageView(st *queue.Status) *client.Message {
 }
 
 func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
+	if !a.readBarrier(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	st, err := a.n.store.Lookup(id)
 	if errors.Is(err, queue.ErrNotFound) {
@@ -326,6 +329,9 @@ func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
+	if !a.readBarrier(w, r) {
+		return
+	}
 	q := r.URL.Query()
 	var after uint64
 	if s := q.Get("after"); s != "" {
@@ -386,6 +392,9 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
+	if !a.readBarrier(w, r) {
+		return
+	}
 	var req client.AckRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
 	dec.DisallowUnknownFields()
