@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/queue"
 	"hotline/transport"
 )
 
@@ -18,30 +20,45 @@ import (
 // it still leads. The reply body is the index in decimal.
 const callReadIndex = "readindex"
 
-// Consistent reads (after Raft's "read index", dissertation §6.4). A
-// client may read on one node what it wrote or acknowledged through
-// another, so a read first learns the site's read index and waits until
-// this node's store has applied up to it:
+// Consistent reads (Raft's "read index", dissertation §6.4). A client may
+// read on one node what it wrote or acknowledged through another, so a
+// read first learns the site's read index and waits until this node's
+// store has applied up to it:
 //
-//  1. The leader commits a Raft barrier and, once its own store has
-//     applied everything before the barrier, takes the store's applied
-//     index. Whatever any node could show when the read arrived was
-//     committed before the barrier, so the index covers it; committing the
-//     barrier also proves this node still leads. (Sampling the commit
-//     index and confirming leadership with heartbeats would be cheaper,
-//     but a commit index may name a non-command entry that a store never
-//     records, and a store's data becomes visible a moment before its
-//     applied index does.)
-//  2. A follower asks the leader for that index over the site's LAN, then
-//     waits until its own store has applied it.
+//  1. The leader takes its commit index, then confirms that it still leads
+//     (a heartbeat round answered by a majority in its term), so no newer
+//     leader can have committed anything the index misses. Whatever any
+//     node could show when the read arrived was committed by then. A new
+//     leader's commit index may lag what its predecessor committed until
+//     it has committed an entry of its own term, so once per term it first
+//     commits a no-op command.
+//  2. A follower asks the leader for that index over the site's LAN; every
+//     node then waits until its own store has applied it. (The store's
+//     applied index, not Raft's: Raft's counts entries handed to the store,
+//     not entries stored.)
 //
-// Reads are coalesced: one round in flight per node (and one barrier in
-// flight on the leader); a read that arrives meanwhile joins the next
+// The store records only command entries, so an index that names another
+// entry (a Raft barrier, a configuration change) would never be reached;
+// a node whose Raft has passed the index while its store has not reached
+// it for a moment commits a no-op command and waits for that instead. No
+// node commits Raft barriers for this reason (link tests commit the no-op
+// command too).
+//
+// Reads are coalesced: one round in flight per node (and one verification
+// in flight on the leader); a read that arrives meanwhile joins the next
 // round, never the one in flight, which may have started before it came.
 // So the cost grows with rounds, not with readers.
 type readIndex struct {
 	node   coalescer // this node's reads: local on the leader, else asked of it
-	leader coalescer // on the leader: barrier and sample, for itself and followers
+	leader coalescer // on the leader: commit index and verification, for itself and followers
+
+	termReady atomic.Uint64 // the term in which this node, as leader, committed its no-op
+}
+
+// noopCommand is a command that changes nothing but the applied index of
+// every store: a purge of what finished before 1970.
+func noopCommand() *queue.Command {
+	return &queue.Command{Op: queue.OpPurge, Time: time.Now().UnixNano(), Purge: &queue.Purge{Before: 0, Max: 1}}
 }
 
 // errReadIndex wraps every failure to make a read consistent.
@@ -56,6 +73,8 @@ func (n *Node) readBarrier(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: learning the site's commit point: %v", errReadIndex, err)
 	}
+	nudge := time.NewTimer(250 * time.Millisecond)
+	defer nudge.Stop()
 	for {
 		changed := n.store.Changed()
 		have := n.store.AppliedIndex()
@@ -64,6 +83,16 @@ func (n *Node) readBarrier(ctx context.Context) error {
 		}
 		select {
 		case <-changed:
+		case <-nudge.C:
+			if n.raft.Stats().AppliedIndex < idx {
+				nudge.Reset(250 * time.Millisecond) // still coming
+				continue
+			}
+			a, err := n.proposeIndexed(ctx, noopCommand())
+			if err != nil {
+				return fmt.Errorf("%w: committing a no-op after index %d: %v", errReadIndex, idx, err)
+			}
+			idx = max(idx, a.Index)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: this node has applied up to %d, the leader %d: %v", errReadIndex, have, idx, ctx.Err())
 		case <-n.ctx.Done():
@@ -117,10 +146,21 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		if !n.raft.IsLeader() {
 			return 0, errors.New(errNotLeaderText)
 		}
-		if err := n.raft.Barrier(ctx); err != nil {
+		if term := n.raft.Stats().Term; n.reads.termReady.Load() != term {
+			data, err := noopCommand().Encode()
+			if err != nil {
+				return 0, err
+			}
+			if _, err := n.raft.Apply(ctx, data); err != nil {
+				return 0, err
+			}
+			n.reads.termReady.Store(term)
+		}
+		idx := n.raft.Stats().CommitIndex
+		if err := n.raft.VerifyLeader(ctx); err != nil {
 			return 0, err
 		}
-		return n.store.AppliedIndex(), nil
+		return idx, nil
 	})
 }
 

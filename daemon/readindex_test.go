@@ -27,21 +27,28 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 	alpha, bravo := LabNodes("alpha"), LabNodes("bravo")
 
 	// Submit on one node, GET on another, at once.
+	phase := time.Now()
 	const submits = 150
 	notFound := 0
+	var getTime time.Duration
 	for i := range submits {
 		from, to := alpha[i%3], alpha[(i+1+i/3%2)%3]
 		m, err := submitRetrying(ctx, lab.client(from), client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("rc-%d", i), Payload: []byte(fmt.Sprintf("rc-%d", i))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := lab.client(to).Get(ctx, m.ID); client.IsCode(err, client.CodeNotFound) {
+		gs := time.Now()
+		_, err = lab.client(to).Get(ctx, m.ID)
+		getTime += time.Since(gs)
+		if client.IsCode(err, client.CodeNotFound) {
 			notFound++
 		} else if err != nil {
 			t.Fatalf("get %s on %s: %v", m.ID, to, err)
 		}
 	}
 
+	t.Logf("submit/GET phase: %v, of which GETs %v", time.Since(phase).Round(time.Millisecond), getTime.Round(time.Millisecond))
+	phase = time.Now()
 	// Read on P, ack through Q, re-read on R, while alpha keeps sending,
 	// so that nodes are often at different points of the log.
 	traffic, stopTraffic := context.WithCancel(ctx)
@@ -77,7 +84,7 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 		c := byRole[role]
 		c[0]++
 		if _, err := lab.client(q).Ack(ctx, ids); client.IsCode(err, client.CodeNotFound) {
-			t.Logf("round %d: read on %s (leader %s), ack on %s: %v", rounds, p, lab.leader("bravo"), q, err)
+			t.Logf("round %d: read on %s, ack on %s: %v", rounds, p, q, err)
 			ackNotFound++
 			c[1]++
 			byRole[role] = c
@@ -103,6 +110,7 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 		}
 	}
 	stopTraffic()
+	t.Logf("read/ack phase: %v", time.Since(phase).Round(time.Millisecond))
 	roles := make([]string, 0, len(byRole))
 	for k := range byRole {
 		roles = append(roles, k)
@@ -115,5 +123,54 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 		submits, notFound, rounds, acked, ackNotFound, redelivered)
 	if notFound > 0 || ackNotFound > 0 || redelivered > 0 {
 		t.Errorf("nodes disagree: %d GET 404s, %d ack 404s, %d re-deliveries (want 0)", notFound, ackNotFound, redelivered)
+	}
+}
+
+// BenchmarkReadBarrier measures what a consistent read adds: the read
+// barrier alone on the leader and on a follower, one reader at a time and
+// with many concurrent readers (coalesced), and a whole GET through the
+// socket on each for comparison.
+//
+//	go test ./daemon/ -run '^$' -bench ReadBarrier -benchtime 2s
+func BenchmarkReadBarrier(b *testing.B) {
+	lab := startLab(b)
+	leader := lab.leader("alpha")
+	follower := LabNodes("alpha")[0]
+	if follower == leader {
+		follower = LabNodes("alpha")[1]
+	}
+	ctx := context.Background()
+	m, err := submitRetrying(ctx, lab.client(leader), client.SubmitRequest{To: "bravo", Payload: []byte("x")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, role := range []struct{ name, node string }{{"leader", leader}, {"follower", follower}} {
+		n := lab.nodes[role.node]
+		b.Run("barrier/"+role.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := n.readBarrier(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("barrier-parallel/"+role.name, func(b *testing.B) {
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := n.readBarrier(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		c := lab.client(role.node)
+		b.Run("get/"+role.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.Get(ctx, m.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
