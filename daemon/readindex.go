@@ -65,7 +65,8 @@ func noopCommand() *queue.Command {
 var errReadIndex = errors.New("cannot serve a consistent read now")
 
 // readBarrier waits, within ctx and the submit timeout, until this node's
-// state includes everything the site had applied when it was called.
+// store includes everything the site had committed when it was called.
+// Errors wrap errReadIndex, or are errShuttingDown.
 func (n *Node) readBarrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
 	defer cancel()
