@@ -49,6 +49,21 @@ func (n *Node) Barrier(ctx context.Context) error {
 	return err
 }
 
+// VerifyLeader confirms that this node is still the leader: a majority of
+// the cluster has answered it in its current term since the call began
+// (Raft's read-index check, without a log entry). Errors are as for Apply;
+// ErrNotLeader when it is not, or no longer, the leader.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	r, err := n.active("verify leader")
+	if err != nil {
+		return err
+	}
+	_, err = n.wait(ctx, "verify leader", func() (any, error) {
+		return nil, r.VerifyLeader().Error()
+	})
+	return err
+}
+
 // enqueueTimeout is the time left before ctx's deadline, or 0 (no limit)
 // without one.
 func enqueueTimeout(ctx context.Context) time.Duration {

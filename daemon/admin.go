@@ -118,7 +118,12 @@ func (a *apiServer) admin(h http.HandlerFunc) http.HandlerFunc {
 		u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
 		status, body, err := n.relayAdmin(r.Context(), node, r.Method, u.String())
 		if err != nil {
-			writeError(w, http.StatusBadGateway, client.CodeUnavailable, fmt.Sprintf("relaying to %s: %v", node, err))
+			status := http.StatusBadGateway
+			if retryableText(err.Error()) {
+				status = http.StatusServiceUnavailable // that node is starting or stopping
+				w.Header().Set("Retry-After", "1")
+			}
+			writeError(w, status, client.CodeUnavailable, fmt.Sprintf("relaying to %s: %v", node, err))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -53,7 +53,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.Handle("GET /metrics", n.metrics.handler())
 	a.adminRoutes(mux)
 	a.srv = &http.Server{
-		Handler:           http.HandlerFunc(a.route),
+		Handler:           n.guard(http.HandlerFunc(a.route)),
 		ReadHeaderTimeout: lim.HeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
@@ -399,6 +399,9 @@ func messageView(st *queue.Status) *client.Message {
 }
 
 func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
+	if !a.readBarrier(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	st, err := a.n.store.Lookup(id)
 	if errors.Is(err, queue.ErrNotFound) {
@@ -432,6 +435,9 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 	wait, err := q.duration("wait", 0, maxInboxWait)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
+	if !a.readBarrier(w, r) {
 		return
 	}
 	parked := false
@@ -572,8 +578,19 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
+	if a.n.storageFull() != nil {
+		a.writeStorageFull(w)
+		return
+	}
+	if !a.readBarrier(w, r) {
+		return
+	}
 	for _, id := range req.IDs {
 		st, err := a.n.store.LookupInbound(id)
+		if errors.Is(err, queue.ErrCorrupt) {
+			writeError(w, http.StatusInternalServerError, client.CodeInternal, fmt.Sprintf("inbox message %q: %v; nothing was acknowledged", id, err))
+			return
+		}
 		if err != nil || st.Direction != queue.Inbound {
 			writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no inbox message with id %q at site %s; nothing was acknowledged", id, a.n.cfg.Site))
 			return

@@ -140,6 +140,7 @@ func (f *channelForwarder) run(ctx context.Context) {
 			case r.err != nil:
 				roundErr = r.err
 			case r.ack.Error != "":
+				f.n.redirect(f.dest, r.ack)
 				roundErr = fmt.Errorf("%s refused batch: %s", f.dest, r.ack.Error)
 			default:
 				if r.ack.Leader != "" {
@@ -188,6 +189,19 @@ func (f *channelForwarder) run(ctx context.Context) {
 }
 
 var errGap = errors.New("destination reported a gap")
+
+// redirect points the next send to site at the leader a refusing node
+// named; a node that was starting or stopping and named none is no
+// longer preferred. Either way the caller retries: every send is safe to
+// repeat.
+func (n *Node) redirect(site string, ack *transport.Ack) {
+	switch {
+	case ack.Leader != "":
+		n.link.SetPreferred(site, ack.Leader)
+	case retryableText(ack.Error):
+		n.link.SetPreferred(site, "")
+	}
+}
 
 // higherPending reports whether a channel of higher precedence to the same
 // destination has messages not yet acknowledged. A channel then holds its
@@ -337,6 +351,7 @@ func (s *receiptSender) send(ctx context.Context, rs []queue.Receipt) error {
 		return err
 	}
 	if ack.Error != "" {
+		s.n.redirect(s.origin, ack)
 		return fmt.Errorf("%s refused receipts: %s", s.origin, ack.Error)
 	}
 	if ack.Last < rs[0].RSeq {

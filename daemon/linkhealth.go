@@ -39,46 +39,117 @@ func (lt *linkTests) snapshot() map[linkTestKey]client.LinkTest {
 	return out
 }
 
+// dropFailures forgets failed link tests: a node that stops testing (it
+// lost the leadership) can no longer tell when they pass again, and the
+// new leader tests for itself. Passed tests stay for `paths`.
+func (lt *linkTests) dropFailures() {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	for k, v := range lt.last {
+		if !v.OK {
+			delete(lt.last, k)
+		}
+	}
+}
+
 // linkTestLoop runs on the leader: every link_test_interval it sends a
 // marked test call on every path to every other site (not only the active
 // path), which a node there answers once its site committed a Raft
 // barrier. It records the round trip and raises an alarm (log, status,
-// metric) when one fails. Link tests never touch the queue, so nothing of
-// them reaches an inbox.
+// metric) when one fails. A failed (site, path) is re-tested as soon as
+// the path's probes reach a node of that site again, so the alarm clears
+// about when the path heals rather than an interval later. Link tests
+// never touch the queue, so nothing of them reaches an inbox.
 func (n *Node) linkTestLoop(ctx context.Context) {
 	every := n.cfg.Link.LinkTestInterval.Duration
 	if every == 0 {
 		return
 	}
-	// The first round soon after taking over, then at the interval.
-	wait := min(every, 5*time.Second)
+	defer n.linkTests.dropFailures()
+	var wg sync.WaitGroup
+	for _, site := range n.cfg.remoteSites() {
+		for _, path := range n.cfg.Paths {
+			wg.Go(func() { n.linkTestTarget(ctx, site, path, every) })
+		}
+	}
+	wg.Wait()
+}
+
+// linkTestTarget tests one (site, path) until ctx ends: the first time
+// soon after taking over, then every interval. After a failure it tests
+// again as soon as the path is up here (checked every probe interval),
+// leaving a gap after the failed test that starts at a second and doubles
+// with each failed re-test up to the interval; at the latest it tests at
+// the interval.
+func (n *Node) linkTestTarget(ctx context.Context, site, path string, every time.Duration) {
+	poll := max(n.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond)
+	next := time.Now().Add(min(every, 5*time.Second))
+	gap := time.Second
+	var failed bool
+	var last time.Time
 	for {
+		wait := time.Until(next)
+		if failed {
+			wait = min(wait, poll)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = every
-		var wg sync.WaitGroup
-		for _, site := range n.cfg.remoteSites() {
-			for _, path := range n.cfg.Paths {
-				wg.Go(func() { n.linkTest(ctx, site, path) })
-			}
+		now := time.Now()
+		retest := failed && now.Sub(last) >= gap && n.pathUp(site, path)
+		if now.Before(next) && !retest {
+			continue
 		}
-		wg.Wait()
+		if retest {
+			gap = min(2*gap, every)
+		}
+		last = now
+		failed = !n.linkTest(ctx, site, path)
+		if !failed {
+			gap = time.Second
+		}
+		next = time.Now().Add(every)
 	}
 }
 
-// linkTest sends one link test to site over path.
-func (n *Node) linkTest(ctx context.Context, site, path string) {
+// pathUp reports whether any node of site is up on path here.
+func (n *Node) pathUp(site, path string) bool {
+	for _, p := range n.link.Paths() {
+		if p.Site == site && p.Path == path && p.State == transport.PathUp {
+			return true
+		}
+	}
+	return false
+}
+
+// linkTest sends one link test to site over path and reports whether it
+// passed. A node there that is starting or stopping is asked again (its
+// answer says nothing about the path) until the test's time is up.
+func (n *Node) linkTest(ctx context.Context, site, path string) bool {
 	timeout := min(n.cfg.Link.SendTimeout.Duration, max(n.cfg.Link.LinkTestInterval.Duration/2, time.Second))
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	body := []byte(n.cfg.Node + " " + strconv.FormatInt(start.UnixNano(), 10))
-	rep, node, err := n.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
+	var (
+		rep  *transport.Reply
+		node string
+		err  error
+	)
+	for {
+		rep, node, err = n.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
+		if err != nil || !retryableText(rep.Error) || tctx.Err() != nil {
+			break
+		}
+		select {
+		case <-tctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	if ctx.Err() != nil {
-		return // lost leadership or shutting down: no verdict
+		return true // lost leadership or shutting down: no verdict
 	}
 	if err == nil && rep.Error != "" {
 		err = fmt.Errorf("%s answered: %s", node, rep.Error)
@@ -95,12 +166,13 @@ func (n *Node) linkTest(ctx context.Context, site, path string) {
 		r.RTTMillis = millis(rtt)
 		n.metrics.linkTestRTT.WithLabelValues(site, path).Set(rtt.Seconds())
 		if had && !prev.OK {
-			n.log.Info("link test passes again", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
+			n.log.Info("link test passes again; alarm cleared", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
 		} else {
 			n.log.Debug("link test passed", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
 		}
 	}
 	n.linkTests.record(k, r)
+	return err == nil
 }
 
 // serveLinkTest answers another site's link test: this site commits a Raft
@@ -114,24 +186,15 @@ func (n *Node) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
 	return &transport.Reply{Body: []byte(leader)}, nil
 }
 
+// barrier commits a no-op command on the site's log (through the leader),
+// proving that the site can commit. It is a command rather than a Raft
+// barrier so that the log's last entry stays one every store records (see
+// readIndex).
 func (n *Node) barrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	if n.raft.IsLeader() {
-		return n.raft.Barrier(ctx)
-	}
-	leader, _ := n.raft.Leader()
-	if leader == "" {
-		return ErrNoQuorum
-	}
-	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callBarrier})
-	if err != nil {
-		return err
-	}
-	if rep.Error != "" {
-		return fmt.Errorf("%s", rep.Error)
-	}
-	return nil
+	_, err := n.propose(ctx, noopCommand())
+	return err
 }
 
 // upPaths counts the (node, path) pairs to other sites that are up here.

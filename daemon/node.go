@@ -21,15 +21,16 @@ import (
 // Node is one running hotline node: the site's replicated queue, its Raft
 // membership, its end of the inter-site link and its local socket API.
 //
-// Lifecycle:
+// Lifecycle (see nodeState for how work is admitted in each state):
 //
-//	Open ──> running ──Close──> closed
-//	           │  ▲
-//	  LeaderCh │  │ lost leadership
-//	           ▼  │
-//	      leading (forwarder, receipts, expiry run)
+//	Open ──> starting ──> running ──Close──> stopping ──> stopped
+//	                       │  ▲
+//	              LeaderCh │  │ lost leadership
+//	                       ▼  │
+//	      leading (forwarder, receipts, expiry, link tests run)
 //
-// Close is idempotent and safe to call from any goroutine.
+// Close is idempotent and safe to call from any goroutine, also while Open
+// is still running (it waits for Open to finish first).
 type Node struct {
 	cfg     *Config
 	log     *slog.Logger
@@ -42,6 +43,10 @@ type Node struct {
 	start   time.Time
 
 	linkTests linkTests
+	reads     readIndex
+
+	life   lifecycle
+	opened chan struct{} // closed when Open has returned
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -76,10 +81,11 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan struct{})}
 	n.metrics = newMetrics(n)
 	self := n // the return statements below set n to nil
 	defer func() {
+		close(self.opened)
 		if err != nil {
 			self.Close()
 		}
@@ -93,15 +99,14 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-
-	// The link comes up before Raft so that a follower can relay as soon as
-	// it knows a leader.
-	n.link, err = transport.New(n.linkConfig(bundle))
+	// Raft before the link: Raft needs nothing of the link, and peers that
+	// reach this node find it listening only once it can serve them (until
+	// the state is running they get a retryable ErrStarting).
+	n.raft, err = consensus.Open(n.raftConfig(bundle))
 	if err != nil {
 		return nil, err
 	}
-
-	n.raft, err = consensus.Open(n.raftConfig(bundle))
+	n.link, err = transport.New(n.linkConfig(bundle))
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +117,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.leadership()
+	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
 	return n, nil
 }
@@ -225,10 +231,14 @@ func (n *Node) leadership() {
 // Done is closed when the node has stopped.
 func (n *Node) Done() <-chan struct{} { return n.done }
 
-// Close stops the node: the API first, then leader duties, the link, Raft
-// and the store. It is idempotent.
+// Close stops the node: it stops admitting work (ErrStopping), then stops
+// the API, leader duties and the link, waits up to a few seconds for work
+// in progress, and closes Raft and the store. It is idempotent; called
+// while Open runs, it waits for Open to return first.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		<-n.opened
+		n.life.set(stateStopping)
 		var errs []error
 		if n.api != nil {
 			errs = append(errs, n.api.close())
@@ -240,6 +250,9 @@ func (n *Node) Close() error {
 		if n.link != nil {
 			errs = append(errs, n.link.Close())
 		}
+		if !n.life.drain(5 * time.Second) {
+			n.log.Warn("stopping with requests still in progress after 5s")
+		}
 		if n.raft != nil {
 			errs = append(errs, n.raft.Close())
 		}
@@ -248,6 +261,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.store.Close())
 		}
 		n.closeErr = errors.Join(append([]error{n.failErr}, errs...)...)
+		n.life.set(stateStopped)
 		close(n.done)
 		n.log.Info("node stopped")
 	})

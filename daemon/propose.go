@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"hotline/consensus"
 	"hotline/queue"
 	"hotline/transport"
+	"hotline/transport/pki"
 )
 
 // ErrNoQuorum is returned when the site could not commit a command before
@@ -189,6 +191,10 @@ func (n *Node) handlePropose(ctx context.Context, body []byte) (*transport.Reply
 	if err != nil {
 		return &transport.Reply{Error: err.Error()}, nil
 	}
+	if err := n.checkRelayed(cmd); err != nil {
+		n.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
+		return &transport.Reply{Error: "refused: " + err.Error()}, nil
+	}
 	res, err := n.applyLocal(ctx, cmd, body)
 	if err != nil {
 		return &transport.Reply{Error: err.Error()}, nil
@@ -198,4 +204,87 @@ func (n *Node) handlePropose(ctx context.Context, body []byte) (*transport.Reply
 		return nil, err
 	}
 	return &transport.Reply{Body: b}, nil
+}
+
+// checkRelayed refuses a command relayed by another node of the site that
+// no node of this site proposes: a command without its operation's data,
+// a submit for another origin or to a site that is not configured, a
+// receive, receipts or acks naming our own or an unconfigured site, an
+// inbound batch that checkBatch would refuse. Nothing of a refused command
+// is applied. The state machine checks the rest when it applies.
+func (n *Node) checkRelayed(cmd *queue.Command) error {
+	remote := func(site string) error {
+		if site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
+			return fmt.Errorf("%q is not another configured site (%s)", site, strings.Join(n.cfg.remoteSites(), ", "))
+		}
+		return nil
+	}
+	missing := fmt.Errorf("%s command without its %s data", cmd.Op, cmd.Op)
+	switch cmd.Op {
+	case queue.OpSubmit:
+		if cmd.Submit == nil {
+			return missing
+		}
+		if cmd.Submit.Origin != n.cfg.Site {
+			return fmt.Errorf("submit with origin %q at site %s", cmd.Submit.Origin, n.cfg.Site)
+		}
+		for _, it := range cmd.Submit.Items {
+			if err := remote(it.Dest); err != nil {
+				return fmt.Errorf("submit of %s: destination %w", it.ID, err)
+			}
+			if int64(len(it.Payload)) > n.cfg.MaxMessageSize {
+				return fmt.Errorf("submit of %s: %d bytes, over max_message_size %d", it.ID, len(it.Payload), n.cfg.MaxMessageSize)
+			}
+		}
+	case queue.OpReceive:
+		r := cmd.Receive
+		if r == nil {
+			return missing
+		}
+		if err := remote(r.Origin); err != nil {
+			return fmt.Errorf("receive: origin %w", err)
+		}
+		return n.checkBatch(pki.Identity{Site: r.Origin}, &transport.Batch{Kind: transport.BatchMessages,
+			From: r.Origin, To: n.cfg.Site, Precedence: r.Precedence, Messages: r.Messages})
+	case queue.OpReceipts:
+		r := cmd.Receipts
+		if r == nil {
+			return missing
+		}
+		if err := remote(r.From); err != nil {
+			return fmt.Errorf("receipts: sender %w", err)
+		}
+		return n.checkBatch(pki.Identity{Site: r.From}, &transport.Batch{Kind: transport.BatchReceipts,
+			From: r.From, To: n.cfg.Site, Receipts: r.Receipts})
+	case queue.OpDelivered:
+		d := cmd.Delivered
+		if d == nil {
+			return missing
+		}
+		if err := remote(d.Dest); err != nil {
+			return fmt.Errorf("delivered: destination %w", err)
+		}
+		if !d.Precedence.Valid() {
+			return fmt.Errorf("delivered: invalid precedence %d", d.Precedence)
+		}
+	case queue.OpReceiptsAcked:
+		if cmd.ReceiptsAcked == nil {
+			return missing
+		}
+		if err := remote(cmd.ReceiptsAcked.Origin); err != nil {
+			return fmt.Errorf("receipts acked: origin %w", err)
+		}
+	case queue.OpMarkRead:
+		if cmd.MarkRead == nil || len(cmd.MarkRead.IDs) == 0 {
+			return missing
+		}
+	case queue.OpPurge:
+		if cmd.Purge == nil {
+			return missing
+		}
+	case queue.OpExpire:
+	default:
+		return fmt.Errorf("unknown operation %q", cmd.Op)
+	}
+	return nil
 }

@@ -23,6 +23,10 @@ var _ transport.Handler = (*receiver)(nil)
 // checked that b.From is the sender's certified site and b.To is ours.
 func (r *receiver) HandleBatch(ctx context.Context, from pki.Identity, b *transport.Batch) (*transport.Ack, error) {
 	n := (*Node)(r)
+	if err := n.life.enter(); err != nil {
+		return &transport.Ack{Error: n.cfg.Node + ": " + err.Error(), Leader: n.otherLeader()}, nil
+	}
+	defer n.life.exit()
 	leader, _ := n.raft.Leader()
 	if err := n.checkBatch(from, b); err != nil {
 		n.log.Warn("rejected batch", "from", from, "err", err)
@@ -51,6 +55,19 @@ func (r *receiver) HandleBatch(ctx context.Context, from pki.Identity, b *transp
 		ack.Last = res.Receipts.Last
 	}
 	return ack, nil
+}
+
+// otherLeader is the site's leader as this node knows it, if that is
+// another node: the hint a node that cannot serve gives its callers. It is
+// safe in every state: before Raft is open, and after it is closed, it is "".
+func (n *Node) otherLeader() string {
+	if n.life.get() == stateStarting || n.life.get() == stateStopped || n.raft == nil {
+		return ""
+	}
+	if l, _ := n.raft.Leader(); l != n.cfg.Node {
+		return l
+	}
+	return ""
 }
 
 // checkBatch rejects batches that are well-formed on the wire but wrong
@@ -97,6 +114,10 @@ func (n *Node) checkBatch(from pki.Identity, b *transport.Batch) error {
 // operation is allowed only from the side it is meant for.
 func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transport.Call) (*transport.Reply, error) {
 	n := (*Node)(r)
+	if err := n.life.enter(); err != nil {
+		return &transport.Reply{Error: n.cfg.Node + ": " + err.Error()}, nil
+	}
+	defer n.life.exit()
 	own := from.Site == n.cfg.Site
 	switch {
 	case c.Op == callPropose && own:
@@ -108,6 +129,8 @@ func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transpo
 			return &transport.Reply{Error: err.Error()}, nil
 		}
 		return &transport.Reply{}, nil
+	case c.Op == callReadIndex && own:
+		return n.serveReadIndex(ctx)
 	case c.Op == callUpPaths && own:
 		return &transport.Reply{Body: []byte(strconv.Itoa(n.upPaths()))}, nil
 	case c.Op == callLinkTest && !own:
@@ -125,7 +148,7 @@ func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transpo
 		}
 		b, _ := json.Marshal(lt)
 		return &transport.Reply{Body: b}, nil
-	case !own && (c.Op == callPropose || c.Op == callAdmin || c.Op == callBarrier || c.Op == callUpPaths):
+	case !own && (c.Op == callPropose || c.Op == callAdmin || c.Op == callBarrier || c.Op == callUpPaths || c.Op == callReadIndex):
 		return &transport.Reply{Error: fmt.Sprintf("call %q is for nodes of site %s only", c.Op, n.cfg.Site)}, nil
 	default:
 		return &transport.Reply{Error: fmt.Sprintf("unknown call %q", c.Op)}, nil

@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"hotline/queue"
+	"hotline/transport"
+)
+
+// TestRelayedCommandsChecked: a node of the site relays commands that no
+// node of the site proposes; the leader refuses each with a reason and
+// stores nothing of it.
+func TestRelayedCommandsChecked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the six-node lab")
+	}
+	lab := startLab(t)
+	leader := lab.leader("alpha")
+	var follower string
+	for _, n := range LabNodes("alpha") {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	msg := func(id, origin, dest string, seq uint64) queue.Message {
+		return queue.Message{ID: id, Origin: origin, Dest: dest, Precedence: queue.Flash, Seq: seq, Payload: []byte("x"), SubmittedAt: 1}
+	}
+	now := time.Now().UnixNano()
+	cases := []struct {
+		name string
+		cmd  *queue.Command
+		want string
+	}{
+		{"receive from an unconfigured site", &queue.Command{Op: queue.OpReceive, Time: now, Receive: &queue.Receive{Origin: "charlie", Precedence: queue.Flash, Messages: []queue.Message{msg("rc-1", "charlie", "alpha", 1)}}}, `"charlie" is not another configured site`},
+		{"receive from our own site", &queue.Command{Op: queue.OpReceive, Time: now, Receive: &queue.Receive{Origin: "alpha", Precedence: queue.Flash, Messages: []queue.Message{msg("rc-2", "alpha", "alpha", 1)}}}, `"alpha" is not another configured site`},
+		{"receive of another channel's message", &queue.Command{Op: queue.OpReceive, Time: now, Receive: &queue.Receive{Origin: "bravo", Precedence: queue.Flash, Messages: []queue.Message{msg("rc-3", "bravo", "charlie", 1)}}}, "not the batch's"},
+		{"receive without data", &queue.Command{Op: queue.OpReceive, Time: now}, "without its receive data"},
+		{"submit for another origin", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "bravo", Items: []queue.SubmitItem{{ID: "rc-4", Dest: "alpha", Payload: []byte("x")}}}}, `submit with origin "bravo"`},
+		{"submit to an unconfigured site", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "alpha", Items: []queue.SubmitItem{{ID: "rc-5", Dest: "charlie", Payload: []byte("x")}}}}, `destination "charlie"`},
+		{"delivered to our own site", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "alpha", Precedence: queue.Flash, UpTo: 5}}, "delivered: destination"},
+		{"receipts acked without data", &queue.Command{Op: queue.OpReceiptsAcked, Time: now}, "without its receipts_acked data"},
+		{"receipts from an unconfigured site", &queue.Command{Op: queue.OpReceipts, Time: now, Receipts: &queue.Receipts{From: "charlie"}}, `"charlie" is not another configured site`},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	link := lab.nodes[follower].link
+	for _, c := range cases {
+		data, err := c.cmd.Encode()
+		if err != nil {
+			t.Fatalf("%s: encode: %v", c.name, err)
+		}
+		rep, err := link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !strings.Contains(rep.Error, "refused") || !strings.Contains(rep.Error, c.want) {
+			t.Errorf("%s: reply %q, want a refusal naming %q", c.name, rep.Error, c.want)
+		}
+	}
+	for _, body := range [][]byte{nil, []byte("{"), []byte{0x01, 0xff, 0xff}, []byte(`{"op":"nonsense"}`)} {
+		rep, err := link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: body})
+		if err != nil || rep.Error == "" {
+			t.Errorf("body %q: reply %+v, err %v; want an error reply", body, rep, err)
+		}
+	}
+	for _, name := range LabNodes("alpha") {
+		for _, id := range []string{"rc-1", "rc-2", "rc-3", "rc-4", "rc-5"} {
+			if _, err := lab.nodes[name].store.Lookup(id); err == nil {
+				t.Errorf("%s stored %s of a refused command", name, id)
+			}
+		}
+		if u := lab.nodes[name].store.InboxUnread(); u != 0 {
+			t.Errorf("%s: %d unread inbox messages after refused commands", name, u)
+		}
+	}
+}
