@@ -276,8 +276,13 @@ func (n *Node) bestFollower(ctx context.Context) (string, int) {
 // link tests.
 func (n *Node) alarms() []string {
 	var out []string
-	if c, last := n.store.Corruption(); n.store != nil && c > 0 {
-		out = append(out, fmt.Sprintf("store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last))
+	if n.store != nil {
+		if c, last := n.store.Corruption(); c > 0 {
+			out = append(out, fmt.Sprintf("store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last))
+		}
+	}
+	if err := n.storageFull(); err != nil {
+		out = append(out, err.Error())
 	}
 	for _, p := range n.link.Paths() {
 		if p.Site == n.cfg.Site {
