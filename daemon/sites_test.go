@@ -3,11 +3,14 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/daemon/ctl"
 )
 
 // TestThreeSitesAllDirections runs three sites in process (nine nodes) and
@@ -163,3 +166,25 @@ func linkTestPassed(paths []client.PathInfo, site, path string) bool {
 }
 
 func labPrecedences() []string { return []string{"flash", "immediate", "priority", "routine"} }
+
+// TestLab3ConfigsLoad checks that every config of configs/lab3 loads and
+// validates, lists three sites, and that the dev lab and hotlinectl lab
+// init name their sites alike.
+func TestLab3ConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../configs/lab3/*.toml")
+	if err != nil || len(files) != 9 {
+		t.Fatalf("want 9 lab3 configs, have %v (%v)", files, err)
+	}
+	for _, f := range files {
+		c, err := LoadConfig(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if node := strings.TrimSuffix(filepath.Base(f), ".toml"); c.Node != node || len(c.Sites) != 3 {
+			t.Errorf("%s: node %q, %d sites", f, c.Node, len(c.Sites))
+		}
+	}
+	if !slices.Equal(labSiteNames, ctl.LabSiteNames) {
+		t.Errorf("dev lab sites %v, hotlinectl lab init sites %v", labSiteNames, ctl.LabSiteNames)
+	}
+}

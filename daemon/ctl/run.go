@@ -127,6 +127,7 @@ else ` + DefaultSocket + `).`,
 		newPathCmd(e),
 		newLeaderCmd(e),
 		newDrillCmd(e),
+		newLabCmd(e),
 	)
 	return root
 }
