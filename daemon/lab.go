@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"hotline/transport/pki"
 )
@@ -135,4 +139,73 @@ func (o DevOptions) validate() error {
 		return usageError{fmt.Errorf("--sites: %w", err)}
 	}
 	return nil
+}
+
+// waitLeaders waits until every site among cfgs (nodes[i] runs cfgs[i])
+// has a leader, ctx ends or a node stops.
+func waitLeaders(ctx context.Context, cfgs []*Config, nodes []*Node) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		led := map[string]bool{}
+		for i, n := range nodes {
+			led[cfgs[i].Site] = led[cfgs[i].Site] || (n.raft != nil && n.raft.IsLeader())
+		}
+		missing := 0
+		for _, c := range cfgs {
+			if !led[c.Site] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-nodes[0].Done():
+			return errors.New("a node stopped")
+		case <-t.C:
+		}
+	}
+}
+
+// PickDevBasePort returns a base port (see DevOptions.BasePort) at which
+// every address of a dev lab of sites sites is free for TCP and UDP now,
+// trying random ports from 20000 to 59999. Another process may take one
+// of them before the lab listens; tests that start a lab on it retry.
+func PickDevBasePort(sites int) (int, error) {
+	o := DevOptions{Sites: sites}
+	if _, err := LabSiteNames(sites); err != nil {
+		return 0, err
+	}
+	for range 100 {
+		o.BasePort = 20000 + rand.IntN(40000)
+		if o.addrsFree() {
+			return o.BasePort, nil
+		}
+	}
+	return 0, errors.New("no free dev lab base port found in 100 tries")
+}
+
+// addrsFree reports whether every address of the lab can be listened on.
+func (o DevOptions) addrsFree() bool {
+	for s := range o.Sites {
+		for i := range 3 {
+			raft, paths := o.addrs(s, i)
+			for _, a := range append([]string{raft}, paths["fiber"], paths["sat"]) {
+				l, err := net.Listen("tcp", a)
+				if err != nil {
+					return false
+				}
+				l.Close()
+				u, err := net.ListenPacket("udp", a)
+				if err != nil {
+					return false
+				}
+				u.Close()
+			}
+		}
+	}
+	return true
 }

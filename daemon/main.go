@@ -206,6 +206,13 @@ func RunDev(ctx context.Context, opts DevOptions, stdout, stderr io.Writer) erro
 		}
 		nodes = append(nodes, n)
 	}
+	// The banner's commands work once every site has a leader.
+	if err := waitLeaders(ctx, cfgs, nodes); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("dev lab: %w", err)
+	}
 	var names []string
 	for _, s := range sites {
 		names = append(names, fmt.Sprintf("%s (%s-1..3)", s, s))
