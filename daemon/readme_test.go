@@ -310,4 +310,3 @@ func readmeEnv() []string {
 	}
 	return env
 }
-
