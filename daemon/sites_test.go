@@ -188,3 +188,54 @@ func TestLab3ConfigsLoad(t *testing.T) {
 		t.Errorf("dev lab sites %v, hotlinectl lab init sites %v", labSiteNames, ctl.LabSiteNames)
 	}
 }
+
+// With three sites, a leader that reaches one other site but not the
+// other hands leadership to a follower that reaches both, so that no
+// destination is left waiting. Here alpha-1 and charlie cannot reach each
+// other on any path (each lists the other at addresses nobody listens
+// on), while alpha-1 reaches bravo and alpha-2, alpha-3 reach everyone.
+func TestLeaderHandsOffWhenOneSiteUnreachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nine nodes")
+	}
+	sites, _ := LabSiteNames(3)
+	dead := map[string]map[string]string{} // by node; nobody listens there
+	for _, n := range append(LabNodes("charlie"), "alpha-1") {
+		dead[n] = map[string]string{"fiber": freeAddr(t, "127.0.39.1"), "sat": freeAddr(t, "127.0.39.2")}
+	}
+	lab := startLabSites(t, sites, func(c *Config) {
+		c.Link.HandoffAfter.Duration = time.Second
+		// Each node's config is its own copy of the deployment.
+		c.Sites = slices.Clone(c.Sites)
+		for si := range c.Sites {
+			c.Sites[si].Nodes = slices.Clone(c.Sites[si].Nodes)
+			for ni := range c.Sites[si].Nodes {
+				nc := &c.Sites[si].Nodes[ni]
+				if (c.Node == "alpha-1" && c.Sites[si].Name == "charlie") || (c.Site == "charlie" && nc.Name == "alpha-1") {
+					nc.Paths = dead[nc.Name]
+				}
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if old := lab.leader("alpha"); old != "alpha-1" {
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := lab.nodes[old].raft.TransferLeadership(tctx, "alpha-1"); err != nil {
+			t.Fatalf("move alpha's leadership to alpha-1: %v", err)
+		}
+		tcancel()
+	}
+	start := time.Now()
+	c := lab.client("alpha-2")
+	for _, to := range []string{"bravo", "charlie"} {
+		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Key: "to-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: 60 * time.Second})
+		if err != nil || m.State != "delivered" {
+			t.Fatalf("to %s: %+v %v", to, m, err)
+		}
+		t.Logf("delivered to %s %v after alpha-1 took the lead; alpha's leader is now %s", to, time.Since(start).Round(time.Millisecond), lab.leader("alpha"))
+	}
+	if l := lab.leader("alpha"); l == "alpha-1" {
+		t.Errorf("alpha-1, which cannot reach charlie, still leads")
+	}
+}
