@@ -46,7 +46,12 @@ func TestThreeSitesAllDirections(t *testing.T) {
 		t.Errorf("transfer leadership of charlie: %v", err)
 	}
 	tcancel()
-	t.Logf("site charlie: leadership moved from %s to %s", old, lab.leader("charlie"))
+	now := old
+	for deadline := time.Now().Add(5 * time.Second); now == old && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		now = lab.leader("charlie")
+	}
+	t.Logf("site charlie: leadership moved from %s to %s", old, now)
 	tr.wait(t)
 	t.Logf("%d submissions acknowledged in %v", len(g.sent), time.Since(start).Round(time.Millisecond))
 
@@ -98,14 +103,14 @@ func TestThreeSitesAllDirections(t *testing.T) {
 		c := lab.client(LabNodes(s.from)[1])
 		for {
 			m, err := c.Get(ctx, s.id)
-			if err != nil {
-				t.Fatalf("get %s: %v", s.id, err)
-			}
-			if m.State == "read" {
+			if err == nil && m.State == "read" {
 				break
 			}
+			if err != nil && !client.Retryable(err) {
+				t.Fatalf("get %s: %v", s.id, err)
+			}
 			if ctx.Err() != nil {
-				t.Fatalf("%s (%s, %s->%s) is still %s at %s", s.key, s.id, s.from, s.to, m.State, s.from)
+				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.key, s.id, s.from, s.to, s.from, m, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
