@@ -7,9 +7,10 @@
 //	go build -ldflags "-X hotline/daemon/buildinfo.version=1.2.0 -X hotline/daemon/buildinfo.commit=0123abc" ./cmd/...
 //
 // Otherwise it comes from the module version Go records (a `go install
-// module@version`), else it is "dev". The commit comes from the VCS
-// stamping Go does when it builds inside a git checkout (vcs.revision,
-// vcs.modified; off under -buildvcs=false), else from the link-time value.
+// module@version`), else it is "dev". The commit comes from the
+// link-time value, else from the VCS stamping Go does when it builds
+// inside a git checkout (vcs.revision, vcs.modified; not under
+// -buildvcs=false, nor in a git worktree).
 package buildinfo
 
 import (
@@ -20,10 +21,12 @@ import (
 	"strings"
 )
 
-// Set by -ldflags "-X hotline/daemon/buildinfo.version=... -X ...commit=...".
+// Set by -ldflags "-X hotline/daemon/buildinfo.version=... -X ...commit=...
+// -X ...modified=true" (strings: -X sets nothing else).
 var (
-	version string
-	commit  string
+	version  string
+	commit   string
+	modified string
 )
 
 // Info describes a build. Empty fields are unknown.
@@ -38,7 +41,7 @@ type Info struct {
 
 // Read returns the running binary's build information.
 func Read() Info {
-	i := Info{Version: version, Commit: commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	i := Info{Version: version, Commit: commit, Modified: modified == "true", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return i.withDefaults()
@@ -53,7 +56,7 @@ func Read() Info {
 				i.Commit = s.Value
 			}
 		case "vcs.modified":
-			i.Modified = s.Value == "true"
+			i.Modified = i.Modified || s.Value == "true"
 		case "vcs.time":
 			i.Time = s.Value
 		}
