@@ -180,6 +180,9 @@ func LoadConfig(file string) (*Config, error) {
 	}
 	cfg.resolve(dir)
 	if err := cfg.Validate(); err != nil {
+		if ce, ok := errors.AsType[*ConfigError](err); ok {
+			ce.Line = lineOfKey(data, ce.Key)
+		}
 		return nil, err
 	}
 	return cfg, nil
@@ -213,11 +216,7 @@ func (c *Config) resolve(dir string) {
 // Validate checks the config and returns the first problem, naming the key.
 func (c *Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
-		where := c.file
-		if where == "" {
-			where = "config"
-		}
-		return fmt.Errorf("%s: %s: %s", where, key, fmt.Sprintf(format, a...))
+		return &ConfigError{File: c.file, Key: key, Msg: fmt.Sprintf(format, a...)}
 	}
 	if err := pki.ValidName(c.Site); err != nil {
 		return bad("site", "%v", err)

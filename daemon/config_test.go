@@ -62,7 +62,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "hotline" {
+	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "" {
 		t.Fatalf("socket %q group %q", c.Socket, c.SocketGroup)
 	}
 }

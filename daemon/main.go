@@ -14,6 +14,8 @@ import (
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
+
+	"hotline/daemon/buildinfo"
 )
 
 // Main is hotlined: it runs one node from a config file, or the dev lab.
@@ -35,7 +37,7 @@ and data under DIR, kept across restarts.`,
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args:          unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if addr := os.Getenv("HOTLINE_PPROF"); addr != "" {
 				stop, err := startPprof(addr, stderr)
@@ -60,10 +62,13 @@ and data under DIR, kept across restarts.`,
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.Flags().StringVar(&configFile, "config", "", "node config file (TOML)")
+	cmd.Flags().StringVar(&configFile, "config", "", "node config `FILE` (TOML)")
 	cmd.Flags().BoolVar(&dev, "dev", false, "run a two-site, six-node lab on loopback in this process")
-	cmd.Flags().StringVar(&devDir, "dir", "hotline-dev", "with --dev: directory for the lab's PKI, data and sockets")
+	cmd.Flags().StringVar(&devDir, "dir", "hotline-dev", "with --dev: `DIR` for the lab's PKI, data and sockets")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetVersionTemplate(buildinfo.Read().Template("hotlined"))
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(newCheckConfigCmd(stdout, stderr), newManCmd())
 	return cmd.Execute()
 }
 
