@@ -1,0 +1,274 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"hotline/daemon/client"
+	"hotline/queue"
+)
+
+// alpha4 is the node the membership test adds to the lab's site alpha.
+const (
+	alpha4     = "alpha-4"
+	alpha4Raft = "127.0.1.4:7000"
+	alpha4Node = `
+[[sites.nodes]]
+name = "alpha-4"
+raft = "127.0.1.4:7000"
+paths = { fiber = "127.0.1.4:7100", sat = "127.1.1.4:7100" }
+join = true                    # added to the running site by hotlinectl member add
+`
+)
+
+// withAlpha4 lists alpha-4 (join = true) under site alpha in a lab
+// config, as the README's procedure has the operator do on every node.
+func withAlpha4(_ string, b []byte) []byte {
+	const bravo = "\n[[sites]]\nname = \"bravo\""
+	i := bytes.Index(b, []byte(bravo))
+	if i < 0 {
+		panic("lab config has no bravo site table")
+	}
+	return append(append(append([]byte{}, b[:i]...), alpha4Node...), b[i:]...)
+}
+
+// ctlOut runs hotlinectl in the lab directory and returns its output.
+func (l *procLab) ctlOut(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(l.bin, "hotlinectl"), args...)
+	cmd.Dir = l.dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// waitLog waits until node's log matches re.
+func (l *procLab) waitLog(node string, re *regexp.Regexp, within time.Duration) string {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		b, _ := os.ReadFile(filepath.Join(l.dir, node+".log"))
+		if m := re.Find(b); m != nil {
+			return string(m)
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s's log has no line matching %q after %v", node, re, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// siteLeader polls the given nodes until one reports itself leader.
+func (l *procLab) siteLeader(nodes ...string) string {
+	l.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := l.client(n).Status(ctx)
+			cancel()
+			if err == nil && st.Role == "leader" {
+				return n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.t.Fatalf("none of %v leads after 30s", nodes)
+	return ""
+}
+
+// TestProcessLabMemberReplace replaces a dead appliance in the six-process
+// lab under traffic, as the README's "Replacing or adding a node" has an
+// operator do: alpha-4 (listed with join = true in every config) starts
+// empty and waits; alpha-3 is killed with SIGKILL; removals that would
+// lose quorum or remove the leader are refused and change nothing;
+// `member replace alpha-3 alpha-4` through a follower adds alpha-4 (it
+// catches up, then votes) and removes alpha-3; alpha-4 then takes
+// submissions, leads the site and serves alpha's whole inbox. Every
+// acknowledged submission must arrive exactly once.
+func TestProcessLabMemberReplace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts seven processes")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the membership API is admin only (root or admin_group); run as root")
+	}
+	began := time.Now()
+	l := startProcLabEdit(t, withAlpha4)
+	l.ctl("pki", "issue", "--dir", "pki", "--site", "alpha", "--node", alpha4)
+	b, err := os.ReadFile(filepath.Join(l.dir, "alpha-1.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.ReplaceAll(b, []byte("alpha-1"), []byte("placeholder"))
+	b = bytes.Replace(b, []byte(`node = "placeholder"`), []byte(`node = "alpha-4"`), 1)
+	b = bytes.ReplaceAll(b, []byte(`"data/placeholder"`), []byte(`"data/alpha-4"`))
+	b = bytes.ReplaceAll(b, []byte(`"run/placeholder.sock"`), []byte(`"run/alpha-4.sock"`))
+	b = bytes.ReplaceAll(b, []byte(`"pki/placeholder.`), []byte(`"pki/alpha-4.`))
+	b = bytes.ReplaceAll(b, []byte("placeholder"), []byte("alpha-1"))
+	if err := os.WriteFile(filepath.Join(l.dir, alpha4+".toml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(l.dir, alpha4+".log"))
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			t.Logf("--- %s log (tail) ---\n%s", alpha4, b)
+		}
+	})
+	for _, s := range LabSites {
+		t.Logf("site %s leader: %s", s, l.leader(s))
+	}
+	sock := func(n string) string { return filepath.Join("run", n+".sock") }
+
+	out, err := l.ctlOut("--socket", sock("alpha-2"), "member", "list")
+	if err != nil || strings.Contains(out, alpha4) || strings.Count(out, " voter ") != 3 {
+		t.Fatalf("member list before: %v\n%s", err, out)
+	}
+
+	// Traffic from every node of both sites until the end; alpha-3's
+	// share goes through alpha-1, since alpha-3 is going to die.
+	g := newLedger()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	want := map[string]*atomic.Int64{"alpha": {}, "bravo": {}}
+	errs := make(chan error, 8)
+	submitter := func(site, node string, c *client.Client, n int) {
+		to := "bravo"
+		if site == "bravo" {
+			to = "alpha"
+		}
+		wg.Go(func() {
+			for i := 0; n > 0 && i < n || n == 0 && !stop.Load(); i++ {
+				p := queue.Precedences[i%len(queue.Precedences)]
+				key := fmt.Sprintf("member-%s-%d", node, i)
+				m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				g.add(sent{key: key, id: m.ID, from: site, to: to, precedence: p.String()})
+				acked.Add(1)
+				want[to].Add(1)
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	for _, site := range LabSites {
+		for _, node := range LabNodes(site) {
+			c := l.client(node)
+			if node == "alpha-3" {
+				c = l.client("alpha-1")
+			}
+			submitter(site, node, c, 0)
+		}
+	}
+
+	// The new appliance starts empty and waits to be added.
+	l.start(alpha4)
+	l.waitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
+	time.Sleep(time.Second)
+
+	// The dead appliance.
+	t.Logf("kill -9 alpha-3 after %d submissions", acked.Load())
+	l.kill9("alpha-3")
+	leader := l.siteLeader("alpha-1", "alpha-2")
+	follower := "alpha-1"
+	if leader == "alpha-1" {
+		follower = "alpha-2"
+	}
+	t.Logf("alpha's leader: %s; asking through %s", leader, follower)
+
+	// Refused, naming the node, and nothing changes.
+	out, err = l.ctlOut("--socket", sock(follower), "member", "remove", follower)
+	if err == nil || !strings.Contains(out, follower) || !strings.Contains(out, "live") {
+		t.Fatalf("removing live %s with alpha-3 dead: %v\n%s", follower, err, out)
+	}
+	t.Logf("refused as expected: %s", strings.TrimSpace(out))
+	out, err = l.ctlOut("--socket", sock(follower), "member", "remove", leader)
+	if err == nil || !strings.Contains(out, leader) || !strings.Contains(out, "leader transfer") {
+		t.Fatalf("removing the leader %s: %v\n%s", leader, err, out)
+	}
+	t.Logf("refused as expected: %s", strings.TrimSpace(out))
+	out, err = l.ctlOut("--socket", sock(follower), "member", "add", "alpha-9")
+	if err == nil || !strings.Contains(out, "alpha-9") || !strings.Contains(out, "[[sites.nodes]]") {
+		t.Fatalf("adding a node no config lists: %v\n%s", err, out)
+	}
+
+	start := time.Now()
+	out, err = l.ctlOut("--socket", sock(follower), "member", "replace", "alpha-3", alpha4, "--raft", alpha4Raft)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("member replace: %v\n%s", err, out)
+	}
+	t.Logf("member replace alpha-3 alpha-4 took %v (%d submissions so far):\n%s", took.Round(time.Millisecond), acked.Load(), out)
+	if !strings.Contains(out, "alpha-4 is a voter of site alpha") || !strings.Contains(out, "alpha-3 is no longer a member") {
+		t.Fatalf("member replace output:\n%s", out)
+	}
+	l.waitLog(alpha4, regexp.MustCompile(`joining: caught up.*`), 15*time.Second)
+	for _, n := range []string{alpha4, leader} {
+		b, _ := os.ReadFile(filepath.Join(l.dir, n+".log"))
+		for _, line := range regexp.MustCompile(`.*(joining|member add|member remove|snapshot).*`).FindAll(b, 20) {
+			t.Logf("%s: %s", n, line)
+		}
+	}
+
+	mr, err := l.client(alpha4).Members(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range mr.Members {
+		ids = append(ids, m.ID)
+		if m.Suffrage != client.SuffrageVoter || !m.Live || m.Raft == nil || m.Raft.AppliedIndex == 0 {
+			t.Errorf("member %+v: want a live voter with progress", m)
+		}
+	}
+	if got := strings.Join(ids, ","); got != "alpha-1,alpha-2,alpha-4" {
+		t.Fatalf("members after replace: %s", got)
+	}
+	out, _ = l.ctlOut("--socket", sock(alpha4), "member", "list")
+	t.Logf("member list on alpha-4:\n%s", out)
+
+	// alpha-4 takes submissions (relayed to the leader), then leads.
+	submitter("alpha", alpha4, l.client(alpha4), 30)
+	time.Sleep(time.Second)
+	tctx, tcancel := context.WithTimeout(ctx, 15*time.Second)
+	lt, err := l.client(alpha4).TransferLeader(tctx, "", alpha4)
+	tcancel()
+	if err != nil {
+		t.Fatalf("leader transfer to alpha-4: %v", err)
+	}
+	t.Logf("leadership of alpha moved from %s to %s", lt.From, lt.To)
+	time.Sleep(3 * time.Second) // traffic with alpha-4 leading
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d submissions acknowledged", acked.Load())
+
+	// alpha-4 has everything: alpha's inbox read through it.
+	g.checkArrivals(t, "alpha", drainInbox(t, l.client(alpha4), int(want["alpha"].Load()), time.Minute))
+	g.checkArrivals(t, "bravo", drainInbox(t, l.client("bravo-2"), int(want["bravo"].Load()), time.Minute))
+	l.checkAlive()
+	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("the test ran out of time")
+	}
+	t.Logf("whole test: %v", time.Since(began).Round(time.Second))
+}
