@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,4 +272,97 @@ func TestProcessLabMemberReplace(t *testing.T) {
 		t.Fatal("the test ran out of time")
 	}
 	t.Logf("whole test: %v", time.Since(began).Round(time.Second))
+}
+
+// TestMemberAPI runs the membership API in the in-process lab through a
+// follower (relayed to the leader): the list, refusals that name the node
+// and change nothing, then removing a live follower and adding it back.
+func TestMemberAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("six-node lab")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the membership API is admin only (root or admin_group); run as root")
+	}
+	lab := startLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := lab.leader("alpha")
+	follower := otherNode("alpha", leader)
+	c := lab.client(follower)
+	voters := func(want ...string) {
+		t.Helper()
+		mr, err := c.Members(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range mr.Members {
+			if m.Suffrage == client.SuffrageVoter {
+				got = append(got, m.ID)
+			}
+			if m.Leader != (m.ID == leader) || m.Raft == nil || m.Raft.Node != m.ID {
+				t.Errorf("member %+v (leader %s)", m, leader)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("voters %v, want %v", got, want)
+		}
+	}
+	all := LabNodes("alpha")
+	voters(all...)
+
+	_, err := c.MemberAdd(ctx, "alpha-9", "")
+	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, "alpha-9 is not a node of site alpha")
+	_, err = c.MemberAdd(ctx, "bravo-1", "")
+	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, "bravo-1 is not a node of site alpha")
+	_, err = c.MemberAdd(ctx, follower, "127.0.0.9:7000")
+	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, "differs from "+follower+"'s raft address")
+	_, err = c.MemberAdd(ctx, "Alpha 9", "")
+	wantAPIError(t, err, http.StatusBadRequest, client.CodeBadRequest, "id:")
+	_, err = c.MemberRemove(ctx, "alpha-9", false)
+	wantAPIError(t, err, http.StatusNotFound, client.CodeNotFound, "alpha-9")
+	_, err = c.MemberRemove(ctx, leader, false)
+	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, leader+" leads the site")
+	_, err = c.MemberReplace(ctx, follower, follower, "", false)
+	wantAPIError(t, err, http.StatusBadRequest, client.CodeBadRequest, "old and id are both")
+	voters(all...)
+
+	// A live follower other than the one we ask through: the two left
+	// are live, so this is allowed; then it comes back.
+	victim := ""
+	for _, n := range all {
+		if n != leader && n != follower {
+			victim = n
+		}
+	}
+	mc, err := c.MemberRemove(ctx, victim, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.Removed != victim || mc.Leader != leader {
+		t.Fatalf("remove: %+v", mc)
+	}
+	var left []string
+	for _, n := range all {
+		if n != victim {
+			left = append(left, n)
+		}
+	}
+	voters(left...)
+	m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "while-two", Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc, err = c.MemberAdd(ctx, victim, ""); err != nil {
+		t.Fatal(err)
+	}
+	if mc.Added != victim {
+		t.Fatalf("add: %+v", mc)
+	}
+	voters(all...)
+	// The node that was out has what was committed meanwhile.
+	if got, err := lab.client(victim).Get(ctx, m.ID); err != nil || got.ID != m.ID {
+		t.Fatalf("get %s on %s: %+v, %v", m.ID, victim, got, err)
+	}
 }
