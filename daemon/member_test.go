@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,39 @@ func (l *procLab) waitLog(node string, re *regexp.Regexp, within time.Duration) 
 	}
 }
 
+// restart stops node with SIGTERM (it must exit 0), starts it again
+// and waits until it answers with a leader known.
+func (l *procLab) restart(node string) {
+	l.t.Helper()
+	l.mu.Lock()
+	p := l.procs[node]
+	delete(l.procs, node)
+	l.mu.Unlock()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			l.t.Errorf("%s exited with status %d after SIGTERM", node, code)
+		}
+	case <-time.After(15 * time.Second):
+		l.t.Fatalf("%s did not stop within 15s of SIGTERM", node)
+	}
+	l.start(node)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := l.client(node).Status(ctx)
+		cancel()
+		if err == nil && st.Leader != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s has no leader 30s after its restart: %v", node, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // siteLeader polls the given nodes until one reports itself leader.
 func (l *procLab) siteLeader(nodes ...string) string {
 	l.t.Helper()
@@ -104,21 +138,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 		t.Skip("the membership API is admin only (root or admin_group); run as root")
 	}
 	began := time.Now()
-	l := startProcLabEdit(t, withAlpha4)
-	l.ctl("pki", "issue", "--dir", "pki", "--site", "alpha", "--node", alpha4)
-	b, err := os.ReadFile(filepath.Join(l.dir, "alpha-1.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = bytes.ReplaceAll(b, []byte("alpha-1"), []byte("placeholder"))
-	b = bytes.Replace(b, []byte(`node = "placeholder"`), []byte(`node = "alpha-4"`), 1)
-	b = bytes.ReplaceAll(b, []byte(`"data/placeholder"`), []byte(`"data/alpha-4"`))
-	b = bytes.ReplaceAll(b, []byte(`"run/placeholder.sock"`), []byte(`"run/alpha-4.sock"`))
-	b = bytes.ReplaceAll(b, []byte(`"pki/placeholder.`), []byte(`"pki/alpha-4.`))
-	b = bytes.ReplaceAll(b, []byte("placeholder"), []byte("alpha-1"))
-	if err := os.WriteFile(filepath.Join(l.dir, alpha4+".toml"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	l := startProcLab(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(l.dir, alpha4+".log"))
@@ -178,15 +198,48 @@ func TestProcessLabMemberReplace(t *testing.T) {
 			submitter(site, node, c, 0)
 		}
 	}
-
-	// The new appliance starts empty and waits to be added.
-	l.start(alpha4)
-	l.waitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
 	time.Sleep(time.Second)
 
 	// The dead appliance.
 	t.Logf("kill -9 alpha-3 after %d submissions", acked.Load())
 	l.kill9("alpha-3")
+
+	// The README's procedure: a certificate for the new appliance, its
+	// entry (join = true) in every node's config, the running nodes
+	// restarted one at a time, the new one started.
+	l.ctl("pki", "issue", "--dir", "pki", "--site", "alpha", "--node", alpha4)
+	for _, s := range LabSites {
+		for _, n := range LabNodes(s) {
+			f := filepath.Join(l.dir, n+".toml")
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, withAlpha4(n, b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(l.dir, "alpha-1.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`node = "alpha-1"`), []byte(`node = "alpha-4"`), 1)
+	for _, k := range []string{`"data/`, `"run/`, `"pki/`} {
+		b = bytes.ReplaceAll(b, []byte(k+"alpha-1"), []byte(k+"alpha-4"))
+	}
+	if err := os.WriteFile(filepath.Join(l.dir, alpha4+".toml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restartStart := time.Now()
+	for _, n := range []string{"bravo-1", "bravo-2", "bravo-3", "alpha-1", "alpha-2"} {
+		l.restart(n)
+	}
+	t.Logf("rolling restart of the five live nodes: %v (%d submissions so far)", time.Since(restartStart).Round(time.Millisecond), acked.Load())
+
+	// The new appliance starts empty and waits to be added.
+	l.start(alpha4)
+	l.waitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
 	leader := l.siteLeader("alpha-1", "alpha-2")
 	follower := "alpha-1"
 	if leader == "alpha-1" {
