@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,6 +359,7 @@ func TestMemberAPI(t *testing.T) {
 				t.Errorf("member %+v (leader %s)", m, leader)
 			}
 		}
+		slices.Sort(got)
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("voters %v, want %v", got, want)
 		}
