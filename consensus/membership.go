@@ -76,10 +76,10 @@ func (n *Node) latestServers(op string) ([]raft.Server, error) {
 	}
 }
 
-// AddNonvoter adds the server id at addr as a non-voter, or updates a
-// non-voter's address. It must run on the leader (ErrNotLeader otherwise)
-// and returns once the change is committed. A voter id is left as it is
-// (no error). Another server with addr is ErrMemberConflict.
+// AddNonvoter adds the server id at addr as a non-voter. It must run on
+// the leader (ErrNotLeader otherwise) and returns once the change is
+// committed. A voter id is left as it is (no error). id with another
+// address, or another server with addr, is ErrMemberConflict.
 func (n *Node) AddNonvoter(ctx context.Context, id, addr string) error {
 	op := fmt.Sprintf("add non-voter %s", id)
 	return n.change(ctx, op, id, addr, func(r *raft.Raft, cur []raft.Server) raft.IndexFuture {
