@@ -20,6 +20,7 @@ import (
 
 	"hotline/daemon/client"
 	"hotline/queue"
+	"hotline/transport/pki"
 )
 
 // alpha4 is the node the membership test adds to the lab's site alpha.
@@ -419,5 +420,82 @@ func TestMemberAPI(t *testing.T) {
 	// The node that was out has what was committed meanwhile.
 	if got, err := lab.client(victim).Get(ctx, m.ID); err != nil || got.ID != m.ID {
 		t.Fatalf("get %s on %s: %+v, %v", m.ID, victim, got, err)
+	}
+}
+
+// TestMemberAddWaitsForCatchUp adds a node that is not running yet: it
+// stays a non-voter, commits go on, and the add answers 503 naming what
+// to do; once the node runs, the same add makes it a voter with the
+// site's messages.
+func TestMemberAddWaitsForCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("six-node lab")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the membership API is admin only (root or admin_group); run as root")
+	}
+	a4 := NodeConfig{Name: alpha4, Raft: freeAddr(t, "127.0.21.4"), Join: true,
+		Paths: map[string]string{"fiber": freeAddr(t, "127.0.21.4"), "sat": freeAddr(t, "127.0.31.4")}}
+	lab := startLab(t, func(c *Config) {
+		c.SubmitTimeout.Duration = 2 * time.Second // catch-up wait: 4s
+		// c.Sites is shared by the lab's configs: list alpha-4 once.
+		if !slices.ContainsFunc(c.Sites[0].Nodes, func(n NodeConfig) bool { return n.Name == alpha4 }) {
+			c.Sites[0].Nodes = append(c.Sites[0].Nodes, a4)
+		}
+	})
+	if _, _, err := pki.Issue(filepath.Join(lab.dir, "pki"), "alpha", alpha4); err != nil {
+		t.Fatal(err)
+	}
+	c4 := *lab.cfgs["alpha-1"]
+	c4.Node, c4.DataDir, c4.Socket = alpha4, filepath.Join(lab.dir, alpha4), filepath.Join(lab.dir, alpha4+".sock")
+	c4.TLS.Cert, c4.TLS.Key = filepath.Join(lab.dir, "pki", alpha4+".crt"), filepath.Join(lab.dir, "pki", alpha4+".key")
+	if err := c4.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	lab.cfgs[alpha4] = &c4
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := lab.leader("alpha")
+	c := lab.client(leader)
+	start := time.Now()
+	_, err := c.MemberAdd(ctx, alpha4, "")
+	wantAPIError(t, err, http.StatusServiceUnavailable, client.CodeUnavailable, "alpha-4 is in the configuration as a non-voter but has not caught up")
+	t.Logf("add of a node that is not running: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	mr, err := c.Members(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mr.Members[len(mr.Members)-1]; m.ID != alpha4 || m.Suffrage != client.SuffrageNonvoter || m.Live || m.Error == "" {
+		t.Fatalf("alpha-4 in the list: %+v", m)
+	}
+	// A non-voter does not count for quorum: commits go on.
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	m, err := c.Submit(sctx, client.SubmitRequest{To: "bravo", Key: "while-nonvoter", Payload: []byte("x")})
+	scancel()
+	if err != nil {
+		t.Fatalf("submit with alpha-4 a non-voter that is down: %v", err)
+	}
+
+	lab.start(alpha4)
+	mc, err := c.MemberAdd(ctx, alpha4, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, m := range mc.Members {
+		if m.Suffrage == client.SuffrageVoter && m.Live {
+			voters++
+		}
+	}
+	if mc.Added != alpha4 || voters != 4 {
+		t.Fatalf("add after start: %+v", mc)
+	}
+	if got, err := lab.client(alpha4).Get(ctx, m.ID); err != nil || got.ID != m.ID {
+		t.Fatalf("get %s on alpha-4: %+v, %v", m.ID, got, err)
+	}
+	// Four live voters: removing one leaves three, all live.
+	if _, err := c.MemberRemove(ctx, alpha4, false); err != nil {
+		t.Fatal(err)
 	}
 }
