@@ -14,6 +14,7 @@ import (
 
 	"hotline/consensus"
 	"hotline/daemon/client"
+	"hotline/transport"
 	"hotline/transport/pki"
 )
 
@@ -135,6 +136,13 @@ func (n *Node) memberProgress(ctx context.Context, node string) (*client.RaftInf
 	}
 	if n.cfg.siteOf(node) != n.cfg.Site {
 		return nil, fmt.Errorf("%s is not in this node's config (add it to [[sites.nodes]] of site %s)", node, n.cfg.Site)
+	}
+	// A node the link's probes find down is not asked (the call would
+	// only wait out its timeout).
+	for _, ps := range n.link.Paths() {
+		if ps.Site == n.cfg.Site && ps.Node == node && ps.Path == lanPath && ps.State == transport.PathDown {
+			return nil, fmt.Errorf("not reachable: the site's LAN link to %s is down (%s)", node, ps.LastErr)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
 	defer cancel()
