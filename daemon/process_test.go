@@ -47,13 +47,6 @@ type proc struct {
 
 func startProcLab(t *testing.T) *procLab {
 	t.Helper()
-	return startProcLabEdit(t, nil)
-}
-
-// startProcLabEdit is startProcLab with each node's config passed
-// through edit (if not nil) before the first start.
-func startProcLabEdit(t *testing.T, edit func(node string, toml []byte) []byte) *procLab {
-	t.Helper()
 	l := &procLab{t: t, bin: buildBinaries(t), dir: t.TempDir(), procs: map[string]*proc{}}
 	var nodes []string
 	for _, s := range LabSites {
@@ -63,9 +56,6 @@ func startProcLabEdit(t *testing.T, edit func(node string, toml []byte) []byte) 
 		b, err := os.ReadFile(filepath.Join("..", "configs", "lab", n+".toml"))
 		if err != nil {
 			t.Fatal(err)
-		}
-		if edit != nil {
-			b = edit(n, b)
 		}
 		if err := os.WriteFile(filepath.Join(l.dir, n+".toml"), b, 0o644); err != nil {
 			t.Fatal(err)
