@@ -104,6 +104,10 @@ type NodeConfig struct {
 	Name  string            `toml:"name"`
 	Raft  string            `toml:"raft"`  // TCP host:port of its Raft endpoint (own site)
 	Paths map[string]string `toml:"paths"` // path name → UDP host:port of its link endpoint
+	// Join marks a node added to a running site (hotlinectl member add):
+	// it is not in the voter set a new site bootstraps with, and with an
+	// empty data_dir it waits to be added instead of bootstrapping.
+	Join bool `toml:"join"`
 }
 
 // Duration is a time.Duration written as "5s" in TOML.
@@ -347,6 +351,9 @@ func (c *Config) Validate() error {
 	self := c.siteConfig(c.Site)
 	if self == nil {
 		return bad("sites", "this node's site %q has no [[sites]] table", c.Site)
+	}
+	if !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return !n.Join }) {
+		return bad("sites", "every node of site %q has join = true: the nodes that start the site must not have it", c.Site)
 	}
 	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
 		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)
