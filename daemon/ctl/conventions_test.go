@@ -121,6 +121,8 @@ var placeholders = map[string]bool{
 	"FILE": true, "DIR": true, "NODE": true, "SITE": true, "DUR": true, "N": true, "BYTES": true,
 	// a choice among fixed values (completed by completion.go), or a name
 	"LEVEL": true, "STATE": true, "MODE": true, "SCENARIO": true, "KEY": true,
+	// a host:port; the two nodes of `member replace OLD NEW`
+	"ADDR": true, "OLD": true, "NEW": true,
 }
 
 // TestFlagPlaceholders walks every command: each flag that takes a value
