@@ -28,7 +28,7 @@ type Config struct {
 	ID string
 	// Addr is the TCP address to listen on and advertise (host:port). It
 	// may be empty when Listener is set; then this node's Peers entry is
-	// advertised. When set, it must equal this node's Peers entry.
+	// advertised (the listener's address if Peers does not list it). When set, it must equal this node's Peers entry.
 	Addr string
 	// Listener, if set, is used instead of listening on Addr. Open takes
 	// ownership: it is closed by Close, or by Open on failure.
@@ -40,6 +40,12 @@ type Config struct {
 	// only to bootstrap a Dir without Raft state; all nodes bootstrap with
 	// the same list.
 	Peers []Peer
+	// Join makes a node with no Raft state in Dir start without
+	// bootstrapping: it waits, outside any configuration, until the
+	// site's leader adds it (AddNonvoter, AddVoter), and catches up from
+	// the leader's snapshot and log. Peers may then be empty and need not
+	// list ID. It has no effect once Dir has Raft state.
+	Join bool
 	// ServerTLS accepts Raft connections. The caller sets the certificate,
 	// client verification (ClientAuth must require a client certificate,
 	// or request one and check it in VerifyConnection, as pki.ServerConfig
@@ -114,7 +120,7 @@ func (c *Config) Validate() error {
 			bad("Addr %q: %v", c.Addr, err)
 		}
 	}
-	if len(c.Peers) == 0 {
+	if len(c.Peers) == 0 && !c.Join {
 		bad("Peers is empty")
 	}
 	ids := make(map[string]bool)
@@ -141,7 +147,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.ID != "" && len(c.Peers) > 0 && !self {
+	if c.ID != "" && len(c.Peers) > 0 && !self && !c.Join {
 		bad("ID %q is not in Peers", c.ID)
 	}
 	for _, d := range []struct {
@@ -178,6 +184,9 @@ func (c *Config) advertise() string {
 		if p.ID == c.ID {
 			return p.Addr
 		}
+	}
+	if c.Listener != nil { // a joining node not in Peers
+		return c.Listener.Addr().String()
 	}
 	return ""
 }

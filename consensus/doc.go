@@ -13,7 +13,11 @@
 //     and snapshots/ (the two newest snapshots are kept).
 //   - The first Open on an empty Dir bootstraps the cluster with
 //     Config.Peers; every node of the site bootstraps with the same list.
-//     Later Opens ignore Peers and resume from the stored state.
+//     Later Opens ignore Peers and resume from the stored state. With
+//     Config.Join an empty Dir is not bootstrapped: the node waits to be
+//     added by the leader ([Node.AddNonvoter], [Node.AddVoter]) and catches
+//     up from its snapshot and log. [Node.RemoveServer] takes a server out;
+//     [CheckRemove] decides whether that keeps a live majority.
 //   - [Node.Apply] returns after the entry is committed by a majority and
 //     applied by the local state machine, with the state machine's result.
 //     It fails with [ErrNotLeader] on a follower, [ErrNoQuorum] when

@@ -96,7 +96,7 @@ type Stats struct {
 
 // Open validates cfg, opens the stores in cfg.Dir (checking raft.db's
 // consistency), starts the mTLS transport, bootstraps the cluster from
-// cfg.Peers if Dir has no Raft state, and starts Raft — or, when less than
+// cfg.Peers if Dir has no Raft state (unless cfg.Join), and starts Raft — or, when less than
 // the storage reserve is free, stands by until there is room. On failure
 // everything opened is closed again, including cfg.Listener.
 func Open(cfg Config) (*Node, error) {
@@ -194,7 +194,9 @@ func Open(cfg Config) (*Node, error) {
 		n.full = full
 		logger.Error("consensus: storage full: standing by (not taking part in Raft) until space is freed", "err", full)
 	} else {
-		if !existing {
+		if !existing && cfg.Join {
+			logger.Info("consensus: joining: no Raft state and not bootstrapping; waiting for the site's leader to add this node", "id", cfg.ID, "addr", cfg.advertise())
+		} else if !existing {
 			trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream.newView(), Timeout: transportTimeout})
 			err := raft.BootstrapCluster(rc, logs, n.logs, snaps, trans, cfg.bootstrapConfiguration())
 			trans.Close()
@@ -497,31 +499,13 @@ func (n *Node) term() uint64 {
 // committed). While this node hands leadership over, Raft refuses to read
 // the configuration; Servers retries for up to two election timeouts.
 func (n *Node) Servers() ([]Peer, error) {
-	deadline := time.Now().Add(2 * n.rc.ElectionTimeout)
-	for {
-		r := n.raft.Load()
-		if r == nil || r.State() == raft.Shutdown {
-			if err := n.StorageFull(); err != nil && !n.isClosed() {
-				return nil, &opError{op: "servers", kind: ErrStorageFull, cause: err}
-			}
-			if r == nil {
-				return nil, &opError{op: "servers", kind: ErrClosed}
-			}
-		}
-		f := r.GetConfiguration()
-		err := f.Error()
-		if errors.Is(err, raft.ErrLeadershipTransferInProgress) && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return nil, mapRaftError("servers", err)
-		}
-		servers := f.Configuration().Servers
-		peers := make([]Peer, 0, len(servers))
-		for _, s := range servers {
-			peers = append(peers, Peer{ID: string(s.ID), Addr: string(s.Address)})
-		}
-		return peers, nil
+	servers, err := n.latestServers("servers")
+	if err != nil {
+		return nil, err
 	}
+	peers := make([]Peer, 0, len(servers))
+	for _, s := range servers {
+		peers = append(peers, Peer{ID: string(s.ID), Addr: string(s.Address)})
+	}
+	return peers, nil
 }

@@ -51,6 +51,7 @@ func (a *apiServer) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(a.pathAdmin))
 	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(a.leaderTransfer))
 	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(a.arrivals))
+	a.memberRoutes(mux)
 }
 
 // isAdmin reports whether the caller may use the admin API: root, or a
@@ -144,8 +145,13 @@ func (n *Node) siteNodes() []string {
 // relayAdmin sends an admin request to another node of the site over the
 // intra-site link.
 func (n *Node) relayAdmin(ctx context.Context, node, method, u string) (int, []byte, error) {
+	return n.relayAdminWithin(ctx, node, method, u, n.cfg.SubmitTimeout.Duration)
+}
+
+// relayAdminWithin is relayAdmin with a timeout of d.
+func (n *Node) relayAdminWithin(ctx context.Context, node, method, u string, d time.Duration) (int, []byte, error) {
 	body, _ := json.Marshal(adminRelay{Method: method, URL: u})
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	rep, err := n.link.Call(ctx, node, &transport.Call{Op: callAdmin, Body: body})
 	if err != nil {

@@ -289,6 +289,10 @@ func TestAdminClientAsNobody(t *testing.T) {
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "uid 65534")
 	_, err = c.TransferLeader(ctx, "", "")
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
+	_, err = c.Members(ctx, "")
+	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
+	_, err = c.MemberRemove(ctx, "alpha-2", true)
+	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
 	_, err = c.Submit(ctx, client.SubmitRequest{To: "bravo", Drill: true, Payload: []byte("x")})
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "drill traffic")
 }

@@ -104,6 +104,10 @@ type NodeConfig struct {
 	Name  string            `toml:"name"`
 	Raft  string            `toml:"raft"`  // TCP host:port of its Raft endpoint (own site)
 	Paths map[string]string `toml:"paths"` // path name → UDP host:port of its link endpoint
+	// Join marks a node added to a running site (hotlinectl member add):
+	// it is not in the voter set a new site bootstraps with, and with an
+	// empty data_dir it waits to be added instead of bootstrapping.
+	Join bool `toml:"join"`
 }
 
 // Duration is a time.Duration written as "5s" in TOML.
@@ -180,6 +184,9 @@ func LoadConfig(file string) (*Config, error) {
 	}
 	cfg.resolve(dir)
 	if err := cfg.Validate(); err != nil {
+		if ce, ok := errors.AsType[*ConfigError](err); ok {
+			ce.Line = lineOfKey(data, ce.Key)
+		}
 		return nil, err
 	}
 	return cfg, nil
@@ -213,11 +220,7 @@ func (c *Config) resolve(dir string) {
 // Validate checks the config and returns the first problem, naming the key.
 func (c *Config) Validate() error {
 	bad := func(key, format string, a ...any) error {
-		where := c.file
-		if where == "" {
-			where = "config"
-		}
-		return fmt.Errorf("%s: %s: %s", where, key, fmt.Sprintf(format, a...))
+		return &ConfigError{File: c.file, Key: key, Msg: fmt.Sprintf(format, a...)}
 	}
 	if err := pki.ValidName(c.Site); err != nil {
 		return bad("site", "%v", err)
@@ -348,6 +351,9 @@ func (c *Config) Validate() error {
 	self := c.siteConfig(c.Site)
 	if self == nil {
 		return bad("sites", "this node's site %q has no [[sites]] table", c.Site)
+	}
+	if !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return !n.Join }) {
+		return bad("sites", "every node of site %q has join = true: the nodes that start the site must not have it", c.Site)
 	}
 	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
 		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)

@@ -62,7 +62,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "hotline" {
+	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "" {
 		t.Fatalf("socket %q group %q", c.Socket, c.SocketGroup)
 	}
 }
@@ -130,6 +130,11 @@ func TestValidateDeployment(t *testing.T) {
 		{"bad addr", func(c *Config) { c.Sites[0].Nodes[1].Raft = "localhost" }, `"localhost" is not host:port`},
 		{"shared addr", func(c *Config) { c.Sites[1].Nodes[0].Paths = map[string]string{"fiber": "127.0.1.1:7100"} }, "is also used by"},
 		{"bad name", func(c *Config) { c.Site = "Alpha!" }, "site:"},
+		{"every node joins", func(c *Config) {
+			for i := range c.Sites[0].Nodes {
+				c.Sites[0].Nodes[i].Join = true
+			}
+		}, `every node of site "alpha" has join = true`},
 	}
 	if err := base().Validate(); err != nil {
 		t.Fatalf("base config: %v", err)

@@ -133,7 +133,7 @@ func (o DevOptions) addrs(s, i int) (string, map[string]string) {
 
 func (o DevOptions) validate() error {
 	if o.BasePort < 1 || o.BasePort+100 > 65535 {
-		return usageError{fmt.Errorf("--base-port %d: must be 1 to 65435 (the paths listen on base port + 100)", o.BasePort)}
+		return usageError{fmt.Errorf("--base-port %d: must be 1 to 65435 (the paths listen on the base port + 100)", o.BasePort)}
 	}
 	if _, err := LabSiteNames(o.Sites); err != nil {
 		return usageError{fmt.Errorf("--sites: %w", err)}

@@ -15,6 +15,8 @@ import (
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
+
+	"hotline/daemon/buildinfo"
 )
 
 // Main is hotlined: it runs one node from a config file, or the dev lab.
@@ -26,21 +28,21 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		devOpts    = DefaultDevOptions()
 	)
 	cmd := &cobra.Command{
-		Use:   "hotlined --config FILE | --dev [--dir DIR] [--sites N] [--base-port PORT]",
+		Use:   "hotlined --config FILE | --dev [--dir DIR] [--sites N] [--base-port N]",
 		Short: "hotline node daemon: a store-and-forward link that never loses or duplicates a message",
 		Long: `hotlined runs one hotline node from a TOML config file.
 
 With --dev it runs a complete lab in one process on loopback: sites alpha
 and bravo (with --sites 3, charlie too) with three nodes each, a development
 PKI, sockets at DIR/<node>.sock and data under DIR, kept across restarts.
-Node i of site s listens on 127.0.s.i:PORT (Raft), 127.0.s.i:PORT+100
-(path fiber) and 127.1.s.i:PORT+100 (path sat), PORT being --base-port;
+Node i of site s listens on 127.0.s.i:P (Raft), 127.0.s.i:P+100 (path
+fiber) and 127.1.s.i:P+100 (path sat), P being --base-port (17000);
 two labs on one machine need their own --dir and base ports at least 101
 apart.`,
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args:          unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if addr := os.Getenv("HOTLINE_PPROF"); addr != "" {
 				stop, err := startPprof(addr, stderr)
@@ -65,12 +67,15 @@ apart.`,
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.Flags().StringVar(&configFile, "config", "", "node config file (TOML)")
+	cmd.Flags().StringVar(&configFile, "config", "", "node config `FILE` (TOML)")
 	cmd.Flags().BoolVar(&dev, "dev", false, "run a lab on loopback in this process: two sites (see --sites) of three nodes")
 	cmd.Flags().StringVar(&devOpts.Dir, "dir", devOpts.Dir, "with --dev: `DIR` for the lab's PKI, data and sockets")
 	cmd.Flags().IntVar(&devOpts.Sites, "sites", devOpts.Sites, "with --dev: `N` sites (alpha, bravo, charlie, ...), 2 to 9")
-	cmd.Flags().IntVar(&devOpts.BasePort, "base-port", devOpts.BasePort, "with --dev: Raft `PORT` of every node; the paths listen on PORT+100")
+	cmd.Flags().IntVar(&devOpts.BasePort, "base-port", devOpts.BasePort, "with --dev: Raft port `N` of every node; the paths listen on N+100")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetVersionTemplate(buildinfo.Read().Template("hotlined"))
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(newCheckConfigCmd(stdout, stderr), newManCmd())
 	return cmd.Execute()
 }
 

@@ -117,6 +117,10 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.leadership()
+	if cfg.nodeConfig(cfg.Node).Join {
+		n.wg.Add(1)
+		go n.watchJoin()
+	}
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
 	return n, nil
@@ -173,7 +177,9 @@ func (n *Node) raftConfig(b *pki.Bundle) consensus.Config {
 	byAddr := map[string]string{}
 	members := map[string]bool{}
 	for _, nc := range site.Nodes {
-		peers = append(peers, consensus.Peer{ID: nc.Name, Addr: nc.Raft})
+		if !nc.Join { // the founders bootstrap; joiners are added later
+			peers = append(peers, consensus.Peer{ID: nc.Name, Addr: nc.Raft})
+		}
 		byAddr[nc.Raft] = nc.Name
 		members[nc.Name] = true
 	}
@@ -189,6 +195,7 @@ func (n *Node) raftConfig(b *pki.Bundle) consensus.Config {
 		Addr:      n.cfg.nodeConfig(n.cfg.Node).Raft,
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
 		Peers:     peers,
+		Join:      n.cfg.nodeConfig(n.cfg.Node).Join,
 		ServerTLS: b.ServerConfig(raftALPN, allowSite),
 		ClientTLS: func(addr string) (*tls.Config, error) {
 			node, ok := byAddr[addr]

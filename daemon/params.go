@@ -27,6 +27,11 @@ var routeParams = map[string][]string{
 	"POST " + client.PathAdminPath + "{name}/{action}": {"mode", "node"},
 	"POST " + client.PathAdminLeader:                   {"to", "site", "node"},
 	"GET " + client.PathAdminArrivals:                  {"site", "precedence", "after", "max", "node"},
+	"GET " + client.PathAdminRaft:                      {"node"},
+	"GET " + client.PathAdminMembers:                   {"node"},
+	"POST " + client.PathAdminMemberAdd:                {"id", "raft"},
+	"POST " + client.PathAdminMemberRemove:             {"id", "force"},
+	"POST " + client.PathAdminMemberReplace:            {"old", "id", "raft", "force"},
 }
 
 // Limits of query parameter values.

@@ -3,20 +3,15 @@ package daemon
 import (
 	"net/http"
 	"os"
-	"runtime/debug"
 	"time"
 
+	"hotline/daemon/buildinfo"
 	"hotline/daemon/client"
 	"hotline/transport"
 )
 
-// Version is the daemon's version, from the build info.
-func Version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// Version is the daemon's version (package buildinfo).
+func Version() string { return buildinfo.Read().Version }
 
 // Status reports what this node knows now.
 func (n *Node) Status() *client.Status {

@@ -37,7 +37,7 @@ type benchOpts struct {
 func newBenchCmd(e *env) *cobra.Command {
 	var o benchOpts
 	cmd := &cobra.Command{
-		Use:   "bench --recv-socket B --to SITE --n N [flags]",
+		Use:   "bench --recv-socket FILE --to SITE --n N [flags]",
 		Short: "Measure throughput and latency between two sites, and check exactly-once delivery",
 		Long: `bench submits N messages of --size bytes through the daemon at --socket to
 site --to, with --concurrency workers (at most --rate messages/s if set),
@@ -58,14 +58,14 @@ messages to arrive; submits are retried for up to --timeout each.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.recvSocket, "recv-socket", "", "`PATH` of the destination daemon's socket (required)")
+	f.StringVar(&o.recvSocket, "recv-socket", "", "the destination daemon's socket `FILE` (required)")
 	f.StringVar(&o.to, "to", "", "destination `SITE` (required)")
-	f.IntVar(&o.n, "n", 1000, "number of messages")
+	f.IntVar(&o.n, "n", 1000, "send `N` messages")
 	f.IntVar(&o.size, "size", 1024, "payload size in `BYTES` (at least "+strconv.Itoa(benchHeaderSize)+")")
-	f.IntVar(&o.concurrency, "concurrency", 16, "concurrent submitters")
-	f.Float64Var(&o.rate, "rate", 0, "submit at most `R` messages per second (0 = unlimited)")
+	f.IntVar(&o.concurrency, "concurrency", 16, "`N` concurrent submitters")
+	f.Float64Var(&o.rate, "rate", 0, "submit at most `N` messages per second (0 = unlimited)")
 	f.StringVar(&o.precedence, "precedence", "routine", "`LEVEL`: flash, immediate, priority or routine")
-	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "wait this long after the last submit for arrivals (and per submit)")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "wait `DUR` after the last submit for arrivals (and per submit)")
 	f.BoolVar(&o.json, "json", false, "print the summary as one JSON object")
 	return cmd
 }
@@ -73,7 +73,7 @@ messages to arrive; submits are retried for up to --timeout each.`,
 func (o *benchOpts) validate() error {
 	switch {
 	case o.recvSocket == "":
-		return usagef("bench: --recv-socket PATH is required")
+		return usagef("bench: --recv-socket FILE is required")
 	case o.to == "":
 		return usagef("bench: --to SITE is required")
 	case o.n < 1:

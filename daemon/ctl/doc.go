@@ -13,5 +13,9 @@
 //   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
 //   - One file per subcommand: send, recv, get, status, pki, bench, paths
 //     (paths, path), leader, drill (with drillplan, drillfault and
-//     drillreport).
+//     drillreport), version, completion, man (hidden: the man pages).
+//   - Flags name their values with one set of placeholders (FILE, DIR,
+//     NODE, SITE, DUR, N, BYTES, and LEVEL, STATE, MODE, SCENARIO for
+//     fixed choices), backquoted in the usage; completion derives flag
+//     value completions from them.
 package ctl

@@ -39,13 +39,14 @@ func newLabInitCmd(e *env) *cobra.Command {
 		basePort int
 	)
 	cmd := &cobra.Command{
-		Use:   "init --dir DIR [--sites N] [--base-port PORT]",
+		Use:   "init --dir DIR [--sites N] [--base-port N]",
 		Short: "Write one config per node of an N-site lab, and its PKI, into DIR",
 		Long: `lab init writes the configs of a lab of N sites (alpha, bravo, charlie, ...)
 with three nodes each, one hotlined process per node, into DIR/<node>.toml,
 and a CA and node certificates into DIR/pki (kept if present). Node i of
-site s listens on 127.0.s.i:PORT (Raft TCP and intra-site UDP), on
-127.0.s.i:PORT+100 (path fiber) and 127.1.s.i:PORT+100 (path sat); data
+site s listens on 127.0.s.i:N (Raft TCP and intra-site UDP), on
+127.0.s.i:N+100 (path fiber) and 127.1.s.i:N+100 (path sat), N being the
+base port; data
 goes to DIR/data, sockets to DIR/run. configs/lab is "lab init --sites 2"
 and configs/lab3 "lab init --sites 3 --base-port 7200": two labs whose
 base ports are at least 101 apart run side by side. A config that exists
@@ -59,7 +60,7 @@ contents is kept.`,
 			case sites < 2 || sites > len(LabSiteNames):
 				return usagef("lab init: --sites %d: a lab has 2 to %d sites", sites, len(LabSiteNames))
 			case basePort < 1 || basePort > 65535-100:
-				return usagef("lab init: --base-port %d: must be 1 to %d (the paths listen on PORT+100)", basePort, 65535-100)
+				return usagef("lab init: --base-port %d: must be 1 to %d (the paths listen on the base port + 100)", basePort, 65535-100)
 			}
 			files, err := LabConfigFiles(sites, basePort)
 			if err != nil {
@@ -99,7 +100,7 @@ contents is kept.`,
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "", "`DIR` to write the configs into (created if missing)")
 	f.IntVar(&sites, "sites", 2, "number of `N` sites, three nodes each")
-	f.IntVar(&basePort, "base-port", DefaultLabBasePort, "Raft `PORT` of every node; the paths use PORT+100")
+	f.IntVar(&basePort, "base-port", DefaultLabBasePort, "Raft port `N` of every node; the paths use N+100")
 	return cmd
 }
 

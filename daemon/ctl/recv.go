@@ -33,7 +33,7 @@ type recvOpts struct {
 func newRecvCmd(e *env) *cobra.Command {
 	var o recvOpts
 	cmd := &cobra.Command{
-		Use:   "recv [--ack] [--follow] [--max N] [--wait DURATION] [--after POS] [--json]",
+		Use:   "recv [--ack] [--follow] [--max N] [--max-bytes BYTES] [--wait DUR] [--after N] [--json]",
 		Short: "Print unread messages of this site's inbox",
 		Long: `recv prints the unread messages of this site's inbox, oldest first: a
 header line per message (#pos from=... precedence=... seq=... id=...
@@ -63,8 +63,8 @@ long for a message when none is unread (default 0, or 30s with --follow).`,
 	f.BoolVar(&o.follow, "follow", false, "keep printing new messages until interrupted")
 	f.IntVar(&o.max, "max", 100, "print at most `N` messages per request (1-1000)")
 	f.Int64Var(&o.maxBytes, "max-bytes", 0, "at most `BYTES` of messages per request (0 = the daemon's default, 4 MiB; at most 16 MiB); the first message always")
-	f.DurationVar(&o.wait, "wait", 0, "wait up to `DURATION` for a message when none is unread (at most 5m)")
-	f.Uint64Var(&o.after, "after", 0, "print only messages after inbox position `POS`")
+	f.DurationVar(&o.wait, "wait", 0, "wait up to `DUR` for a message when none is unread (at most 5m)")
+	f.Uint64Var(&o.after, "after", 0, "print only messages after inbox position `N`")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per message")
 	return cmd
 }

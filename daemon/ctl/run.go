@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -95,6 +96,9 @@ func (e *env) client() *client.Client { return client.New(e.socketPath()) }
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(e)
+	if isCompletionRequest(args) {
+		completeFlags(root)
+	}
 	// A nil slice would make cobra read os.Args.
 	root.SetArgs(append([]string{}, args...))
 	root.SetIn(stdin)
@@ -110,12 +114,16 @@ func newRoot(e *env) *cobra.Command {
 		Long: `hotlinectl submits and receives hotline messages and inspects a node,
 through the local hotlined's Unix socket (--socket, else $HOTLINE_SOCKET,
 else ` + DefaultSocket + `).`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// cobra's own completion command answers a missing or unknown
+		// shell with help and exit status 0; ours (completion.go) follows
+		// this CLI's usage errors. cobra's hidden __complete stays.
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	groupCommand(root)
-	root.PersistentFlags().StringVar(&e.socket, "socket", "", "`PATH` of hotlined's Unix socket (default $"+EnvSocket+" or "+DefaultSocket+")")
+	setVersion(root)
+	root.PersistentFlags().StringVar(&e.socket, "socket", "", "hotlined's Unix socket `FILE` (default $"+EnvSocket+" or "+DefaultSocket+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newSendCmd(e),
@@ -128,6 +136,10 @@ else ` + DefaultSocket + `).`,
 		newPathCmd(e),
 		newLeaderCmd(e),
 		newDrillCmd(e),
+		newMemberCmd(e),
+		newVersionCmd(e),
+		newCompletionCmd(e),
+		newManCmd(e),
 		newLabCmd(e),
 	)
 	return root
@@ -138,7 +150,7 @@ else ` + DefaultSocket + `).`,
 func groupCommand(cmd *cobra.Command) {
 	cmd.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
-			return usagef("unknown command %q for %q (see %s --help)", args[0], c.CommandPath(), c.CommandPath())
+			return usagef("unknown command %q for %q%s (see %s --help)", args[0], c.CommandPath(), didYouMean(c, args[0]), c.CommandPath())
 		}
 		return nil
 	}
@@ -147,6 +159,23 @@ func groupCommand(cmd *cobra.Command) {
 		c.Help()
 		return usagef("%s needs a command (see above)", c.CommandPath())
 	}
+}
+
+// didYouMean is `; did you mean "status"?` when typed is close to a
+// subcommand of c (cobra's suggestions: a prefix, or at most
+// SuggestionsMinimumDistance edits), else "".
+func didYouMean(c *cobra.Command, typed string) string {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+	}
+	s := c.SuggestionsFor(typed)
+	if len(s) == 0 {
+		return ""
+	}
+	for i := range s {
+		s[i] = strconv.Quote(s[i])
+	}
+	return "; did you mean " + strings.Join(s, " or ") + "?"
 }
 
 // noArgs rejects positional arguments.

@@ -60,7 +60,7 @@ func TestUsageErrors(t *testing.T) {
 		{"pki issue bad site", []string{"pki", "issue", "--dir", "x", "--site", "al_pha", "--node", "a1"}, "--site: pki: name"},
 		{"pki issue bad node", []string{"pki", "issue", "--dir", "x", "--site", "alpha", "--node", "-a1"}, "--node: pki: name"},
 
-		{"bench no recv", []string{"bench", "--to", "bravo"}, "--recv-socket PATH is required"},
+		{"bench no recv", []string{"bench", "--to", "bravo"}, "--recv-socket FILE is required"},
 		{"bench no to", []string{"bench", "--recv-socket", "/x"}, "--to SITE is required"},
 		{"bench zero n", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--n", "0"}, "--n 0 must be at least 1"},
 		{"bench small size", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--size", "10"}, "--size 10 is too small (at least 24 bytes"},

@@ -69,9 +69,9 @@ errors; 1 any other error (nothing was stored).`,
 	f.StringVar(&o.to, "to", "", "destination `SITE` (required)")
 	f.StringVar(&o.precedence, "precedence", "routine", "`LEVEL`: flash, immediate, priority or routine")
 	f.StringVar(&o.key, "id", "", "idempotency `KEY`: resubmitting it never stores a second message")
-	f.DurationVar(&o.ttl, "ttl", 0, "expire the message if not delivered within `DURATION` (0 = never)")
+	f.DurationVar(&o.ttl, "ttl", 0, "expire the message if not delivered within `DUR` (0 = never)")
 	f.StringVar(&o.wait, "wait", "queued", "wait until the message is in `STATE`: queued, delivered or read")
-	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up waiting for --wait after `DURATION`")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up waiting for --wait after `DUR`")
 	f.BoolVar(&o.json, "json", false, "print the message status as JSON")
 	return cmd
 }

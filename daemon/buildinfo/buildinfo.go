@@ -1,0 +1,113 @@
+// Package buildinfo says which build of hotline is running: the release
+// version, the commit and the Go toolchain. hotlined and hotlinectl print
+// it for --version, the daemon reports it in its status.
+//
+// The version is set at link time for releases (scripts/build-deb does):
+//
+//	go build -ldflags "-X hotline/daemon/buildinfo.version=1.2.0 -X hotline/daemon/buildinfo.commit=0123abc" ./cmd/...
+//
+// Otherwise it comes from the module version Go records (a `go install
+// module@version`), else it is "dev". The commit comes from the
+// link-time value, else from the VCS stamping Go does when it builds
+// inside a git checkout (vcs.revision, vcs.modified; not under
+// -buildvcs=false, nor in a git worktree).
+package buildinfo
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// Set by -ldflags "-X hotline/daemon/buildinfo.version=... -X ...commit=...
+// -X ...modified=true" (strings: -X sets nothing else).
+var (
+	version  string
+	commit   string
+	modified string
+)
+
+// Info describes a build. Empty fields are unknown.
+type Info struct {
+	Version   string `json:"version"`               // "1.2.0", the module version, or "dev"
+	Commit    string `json:"commit,omitempty"`      // the git revision
+	Modified  bool   `json:"modified,omitempty"`    // the checkout had uncommitted changes
+	Time      string `json:"commit_time,omitempty"` // the commit's time (RFC 3339), from VCS stamping
+	GoVersion string `json:"go"`                    // "go1.26.8"
+	Platform  string `json:"platform"`              // "linux/amd64"
+}
+
+// Read returns the running binary's build information.
+func Read() Info {
+	i := Info{Version: version, Commit: commit, Modified: modified == "true", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return i.withDefaults()
+	}
+	if i.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		i.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if i.Commit == "" {
+				i.Commit = s.Value
+			}
+		case "vcs.modified":
+			i.Modified = i.Modified || s.Value == "true"
+		case "vcs.time":
+			i.Time = s.Value
+		}
+	}
+	return i.withDefaults()
+}
+
+func (i Info) withDefaults() Info {
+	if i.Version == "" {
+		i.Version = "dev"
+	}
+	return i
+}
+
+// String is the one-line form: "1.2.0 (commit 0123abc, modified; go1.26.8 linux/amd64)".
+func (i Info) String() string {
+	var b strings.Builder
+	b.WriteString(i.Version)
+	b.WriteString(" (")
+	if i.Commit != "" {
+		fmt.Fprintf(&b, "commit %s", i.Commit)
+		if i.Modified {
+			b.WriteString(", modified")
+		}
+		b.WriteString("; ")
+	}
+	fmt.Fprintf(&b, "%s %s)", i.GoVersion, i.Platform)
+	return b.String()
+}
+
+// Text is the multi-line form that `PROGRAM --version` prints.
+func (i Info) Text(program string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", program, i.Version)
+	commit := i.Commit
+	if commit == "" {
+		commit = "unknown (built without VCS information)"
+	} else if i.Modified {
+		commit += " (modified)"
+	}
+	fmt.Fprintf(&b, "commit:  %s\n", commit)
+	if i.Time != "" {
+		fmt.Fprintf(&b, "time:    %s\n", i.Time)
+	}
+	fmt.Fprintf(&b, "go:      %s %s\n", i.GoVersion, i.Platform)
+	return b.String()
+}
+
+// Template is Text(program) as a text/template (cobra's
+// SetVersionTemplate) that prints it literally, whatever characters the
+// link-time version holds.
+func (i Info) Template(program string) string {
+	return "{{" + strconv.Quote(i.Text(program)) + "}}"
+}

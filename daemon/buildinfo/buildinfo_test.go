@@ -1,0 +1,47 @@
+package buildinfo
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"text/template"
+)
+
+func TestRead(t *testing.T) {
+	i := Read()
+	if i.Version == "" || i.GoVersion != runtime.Version() || i.Platform != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Fatalf("Read() = %+v", i)
+	}
+}
+
+func TestText(t *testing.T) {
+	i := Info{Version: "1.2.0", Commit: "0123abc", Modified: true, Time: "2026-11-28T23:00:00Z", GoVersion: "go1.26.8", Platform: "linux/amd64"}
+	want := "hotlinectl 1.2.0\ncommit:  0123abc (modified)\ntime:    2026-11-28T23:00:00Z\ngo:      go1.26.8 linux/amd64\n"
+	if got := i.Text("hotlinectl"); got != want {
+		t.Errorf("Text = %q, want %q", got, want)
+	}
+	if got, want := i.String(), "1.2.0 (commit 0123abc, modified; go1.26.8 linux/amd64)"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+	bare := Info{Version: "dev", GoVersion: "go1.26.8", Platform: "linux/amd64"}
+	if got := bare.Text("hotlined"); !strings.Contains(got, "commit:  unknown") || strings.Contains(got, "time:") {
+		t.Errorf("Text without VCS information = %q", got)
+	}
+}
+
+// TestTemplatePrintsLiterally: whatever a link-time version holds, the
+// cobra version template prints it as it is.
+func TestTemplatePrintsLiterally(t *testing.T) {
+	i := Info{Version: `1.0 {{.Name}} "q" \n`, GoVersion: "go1.26.8", Platform: "linux/amd64"}
+	tmpl, err := template.New("v").Parse(i.Template("hotlined"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, struct{ Name string }{"X"}); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != i.Text("hotlined") {
+		t.Errorf("template printed %q, want %q", b.String(), i.Text("hotlined"))
+	}
+}

@@ -1,0 +1,468 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hotline/consensus"
+	"hotline/daemon/client"
+	"hotline/transport"
+	"hotline/transport/pki"
+)
+
+// Online membership changes of the site's Raft cluster (`hotlinectl
+// member`). The leader makes every change; a follower relays the request
+// to it over the site's LAN, like the other admin relays.
+//
+//	add NEW:      AddNonvoter(NEW) ─> NEW catches up (snapshot, log) ─> AddVoter(NEW)
+//	remove OLD:   CheckRemove (live majority left, OLD not the leader) ─> RemoveServer(OLD)
+//	replace:      the check of remove OLD (counting NEW as live) ─> add NEW ─> remove OLD
+//
+// A new voter counts for quorum at once, so it is promoted only once it
+// has applied what the leader had committed when it was added: a node that
+// is still downloading a snapshot never holds up commits. Liveness (for
+// the quorum check) is what the leader learns by asking each member for
+// its Raft progress over the LAN: a member is live when it answers and
+// has heard from the leader within two election timeouts.
+//
+// A node to add must be listed in the site's [[sites.nodes]] of every
+// node's config (the link's peer table and the Raft TLS identity check are
+// read from the config); on the new node its entry has join = true, so
+// that with an empty data_dir it waits to be added instead of
+// bootstrapping a cluster of its own (watchJoin logs its progress).
+
+// Bounds of membership changes.
+const (
+	memberProbeTimeout = time.Second            // asking one member for its progress
+	catchUpPoll        = 500 * time.Millisecond // polling a new member's progress
+	joinLogEvery       = 2 * time.Second        // a joining node's progress lines
+)
+
+// catchUpTimeout is how long add waits for a new member to catch up
+// before promoting it; relayTimeout bounds a change relayed to the leader.
+func (n *Node) catchUpTimeout() time.Duration { return 2 * n.cfg.SubmitTimeout.Duration }
+func (n *Node) memberRelayTimeout() time.Duration {
+	return n.catchUpTimeout() + 2*n.cfg.SubmitTimeout.Duration
+}
+
+// errMember* classify membership failures into HTTP replies.
+var (
+	errMemberBad      = errors.New("bad membership request")             // 400
+	errMemberConflict = errors.New("membership change refused")          // 409
+	errMemberUnknown  = errors.New("no such member")                     // 404
+	errMemberUnavail  = errors.New("membership change not possible now") // 503, retry
+)
+
+// memberRoutes registers the membership admin API on mux.
+func (a *apiServer) memberRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(a.raftInfo))
+	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(a.members))
+	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(a.memberChange))
+	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(a.memberChange))
+	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(a.memberChange))
+}
+
+// raftInfo serves GET /v1/admin/raft: this node's Raft progress.
+func (a *apiServer) raftInfo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.raftInfo())
+}
+
+func (n *Node) raftInfo() *client.RaftInfo {
+	st := n.raft.Stats()
+	leader, _ := n.raft.Leader()
+	ri := &client.RaftInfo{Node: n.cfg.Node, State: n.raft.State(), Leader: leader, Term: st.Term,
+		LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex}
+	if st.LastContact >= 0 {
+		ms := millis(st.LastContact)
+		ri.LastContactMillis = &ms
+	}
+	return ri
+}
+
+// members serves GET /v1/admin/members.
+func (a *apiServer) members(w http.ResponseWriter, r *http.Request) {
+	out, err := a.n.membersReply(r.Context())
+	if err != nil {
+		writeMemberError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// membersReply is the latest configuration this node knows, each member
+// asked for its progress (in parallel, memberProbeTimeout each).
+func (n *Node) membersReply(ctx context.Context) (*client.MembersReply, error) {
+	ms, err := n.raft.Members()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the Raft configuration: %v", errMemberUnavail, err)
+	}
+	leader, _ := n.raft.Leader()
+	out := &client.MembersReply{Site: n.cfg.Site, Node: n.cfg.Node, Leader: leader, Members: make([]client.Member, len(ms))}
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		cm := &out.Members[i]
+		*cm = client.Member{ID: m.ID, Addr: m.Addr, Suffrage: client.SuffrageNonvoter, Leader: m.ID == leader}
+		if m.Voter {
+			cm.Suffrage = client.SuffrageVoter
+		}
+		wg.Go(func() {
+			ri, err := n.memberProgress(ctx, m.ID)
+			if err != nil {
+				cm.Error = err.Error()
+				return
+			}
+			cm.Raft = ri
+			contact := ri.LastContactMillis != nil && *ri.LastContactMillis <= millis(2*n.cfg.Raft.ElectionTimeout.Duration)
+			cm.Live = ri.Leader == leader && leader != "" && (ri.State == "leader" || contact)
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// memberProgress asks node (this one, or over the LAN) for its Raft
+// progress.
+func (n *Node) memberProgress(ctx context.Context, node string) (*client.RaftInfo, error) {
+	if node == n.cfg.Node {
+		return n.raftInfo(), nil
+	}
+	if n.cfg.siteOf(node) != n.cfg.Site {
+		return nil, fmt.Errorf("%s is not in this node's config (add it to [[sites.nodes]] of site %s)", node, n.cfg.Site)
+	}
+	// A node the link's probes find down is not asked (the call would
+	// only wait out its timeout).
+	for _, ps := range n.link.Paths() {
+		if ps.Site == n.cfg.Site && ps.Node == node && ps.Path == lanPath && ps.State == transport.PathDown {
+			return nil, fmt.Errorf("not reachable: the site's LAN link to %s is down (%s)", node, ps.LastErr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
+	defer cancel()
+	status, body, err := n.relayAdmin(ctx, node, http.MethodGet, client.PathAdminRaft)
+	if err != nil {
+		return nil, fmt.Errorf("not reachable: %v", err)
+	}
+	if status != http.StatusOK {
+		var e client.Error
+		json.Unmarshal(body, &e)
+		return nil, fmt.Errorf("answered %d: %s", status, e.Error)
+	}
+	var ri client.RaftInfo
+	if err := json.Unmarshal(body, &ri); err != nil {
+		return nil, fmt.Errorf("bad reply: %v", err)
+	}
+	return &ri, nil
+}
+
+// memberChange serves POST /v1/admin/members/add|remove|replace.
+func (a *apiServer) memberChange(w http.ResponseWriter, r *http.Request) {
+	n := a.n
+	q := r.URL.Query()
+	action := strings.TrimPrefix(r.URL.Path, client.PathAdminMembers+"/")
+	req := memberRequest{action: action, id: q.Get("id"), old: q.Get("old"), addr: q.Get("raft")}
+	switch f := q.Get("force"); f {
+	case "", "false":
+	case "true":
+		req.force = true
+	default:
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("force=%q is not true or false", f))
+		return
+	}
+	if err := req.check(n.cfg); err != nil {
+		writeMemberError(w, err)
+		return
+	}
+	leader, _ := n.raft.Leader()
+	relayed := r.Context().Value(relayedKey{}) != nil
+	switch {
+	case leader == "":
+		writeMemberError(w, fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
+		return
+	case leader != n.cfg.Node && relayed:
+		writeMemberError(w, fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
+		return
+	case leader != n.cfg.Node:
+		ctx, cancel := context.WithTimeout(r.Context(), n.memberRelayTimeout())
+		defer cancel()
+		u := url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		status, body, err := n.relayAdminWithin(ctx, leader, http.MethodPost, u.String(), n.memberRelayTimeout())
+		if err != nil {
+			writeMemberError(w, fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(body)
+		return
+	}
+	n.log.Warn("membership change requested", "action", action, "id", req.id, "old", req.old, "raft", req.addr, "force", req.force, "by", credString(caller(r)))
+	out, err := n.changeMembers(r.Context(), req)
+	if err != nil {
+		n.log.Warn("membership change failed", "action", action, "id", req.id, "old", req.old, "err", err)
+		writeMemberError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// memberRequest is one add, remove or replace.
+type memberRequest struct {
+	action string // add, remove, replace
+	id     string // the node to add or remove
+	old    string // replace: the node to remove
+	addr   string // add, replace: id's Raft address ("" = from the config)
+	force  bool
+}
+
+// check validates the request against this node's config and fills in
+// addr. Its errors wrap errMemberBad or errMemberConflict.
+func (q *memberRequest) check(cfg *Config) error {
+	if err := pki.ValidName(q.id); err != nil {
+		return fmt.Errorf("%w: id: %v", errMemberBad, err)
+	}
+	if q.action == "replace" {
+		if err := pki.ValidName(q.old); err != nil {
+			return fmt.Errorf("%w: old: %v", errMemberBad, err)
+		}
+		if q.old == q.id {
+			return fmt.Errorf("%w: old and id are both %q", errMemberBad, q.id)
+		}
+	}
+	if q.action == "remove" {
+		return nil // a node no longer in the config can still be removed
+	}
+	if q.addr != "" {
+		if err := checkAddr(q.addr); err != nil {
+			return fmt.Errorf("%w: raft: %v", errMemberBad, err)
+		}
+	}
+	nc := cfg.nodeConfig(q.id)
+	if nc == nil || cfg.siteOf(q.id) != cfg.Site {
+		return fmt.Errorf("%w: %s is not a node of site %s in %s's config: list it (with join = true) under the site's [[sites.nodes]] in every node's config and restart them one by one first (README: Replacing or adding a node)",
+			errMemberConflict, q.id, cfg.Site, cfg.Node)
+	}
+	switch {
+	case q.addr == "":
+		q.addr = nc.Raft
+	case q.addr != nc.Raft:
+		return fmt.Errorf("%w: --raft %s differs from %s's raft address in the config (%s)", errMemberConflict, q.addr, q.id, nc.Raft)
+	}
+	return nil
+}
+
+// changeMembers makes the change on the leader.
+func (n *Node) changeMembers(ctx context.Context, q memberRequest) (*client.MemberChange, error) {
+	out := &client.MemberChange{Site: n.cfg.Site, Leader: n.cfg.Node}
+	switch q.action {
+	case "add":
+		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+			return nil, err
+		}
+		out.Added = q.id
+	case "remove":
+		if err := n.memberRemove(ctx, q.id, q.force, ""); err != nil {
+			return nil, err
+		}
+		out.Removed = q.id
+	case "replace":
+		// Check the removal first (counting the new node as live), so
+		// that a replace that would be refused changes nothing.
+		if err := n.checkRemove(ctx, q.old, q.force, q.id); err != nil {
+			return nil, err
+		}
+		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+			return nil, err
+		}
+		out.Added = q.id
+		if err := n.memberRemove(ctx, q.old, q.force, ""); err != nil {
+			return nil, fmt.Errorf("%s was added, but removing %s failed: %w", q.id, q.old, err)
+		}
+		out.Removed = q.old
+	default:
+		return nil, fmt.Errorf("%w: no membership action %q", errMemberBad, q.action)
+	}
+	mr, err := n.membersReply(ctx)
+	if err == nil {
+		out.Members = mr.Members
+	}
+	return out, nil
+}
+
+// memberAdd adds id as a non-voter, waits until it has applied what the
+// leader had committed, and promotes it.
+func (n *Node) memberAdd(ctx context.Context, id, addr string) error {
+	ms, err := n.raft.Members()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errMemberUnavail, err)
+	}
+	for _, m := range ms {
+		if m.ID == id && m.Voter && m.Addr == addr {
+			return nil // already a voter
+		}
+	}
+	start := time.Now()
+	if err := n.raft.AddNonvoter(ctx, id, addr); err != nil {
+		return classifyMemberErr(err)
+	}
+	target := n.raft.Stats().CommitIndex
+	n.log.Warn("member add: added as a non-voter; waiting for it to catch up", "id", id, "addr", addr, "leader_commit", target)
+	wait, cancel := context.WithTimeout(ctx, n.catchUpTimeout())
+	defer cancel()
+	var applied uint64
+	var lastErr error
+	lastLog := time.Now()
+	for {
+		ri, err := n.memberProgress(wait, id)
+		if err == nil {
+			applied = ri.AppliedIndex
+			if applied >= target {
+				break
+			}
+		}
+		lastErr = err
+		if time.Since(lastLog) >= joinLogEvery {
+			lastLog = time.Now()
+			n.log.Info("member add: catching up", "id", id, "applied", applied, "target", target, "err", err)
+		}
+		select {
+		case <-wait.Done():
+			why := fmt.Sprintf("applied %d of %d", applied, target)
+			if lastErr != nil {
+				why += "; last error: " + lastErr.Error()
+			}
+			return fmt.Errorf("%w: %s is in the configuration as a non-voter but has not caught up within %v (%s): check that it runs (with join = true), then run member add %s again to make it a voter",
+				errMemberUnavail, id, n.catchUpTimeout(), why, id)
+		case <-time.After(catchUpPoll):
+		}
+	}
+	if err := n.raft.AddVoter(ctx, id, addr); err != nil {
+		return classifyMemberErr(err)
+	}
+	n.log.Warn("member add: now a voter", "id", id, "addr", addr, "applied", applied, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// checkRemove runs consensus.CheckRemove with what the leader knows now;
+// assumeLive (if not "") counts as live (a node about to be added).
+func (n *Node) checkRemove(ctx context.Context, id string, force bool, assumeLive string) error {
+	mr, err := n.membersReply(ctx)
+	if err != nil {
+		return err
+	}
+	var ms []consensus.Member
+	live := map[string]bool{}
+	for _, m := range mr.Members {
+		ms = append(ms, consensus.Member{ID: m.ID, Addr: m.Addr, Voter: m.Suffrage == client.SuffrageVoter})
+		live[m.ID] = m.Live
+	}
+	if assumeLive != "" && !live[assumeLive] {
+		ms = append(ms, consensus.Member{ID: assumeLive, Voter: true})
+		live[assumeLive] = true
+	}
+	return classifyMemberErr(consensus.CheckRemove(ms, id, n.cfg.Node, live, force))
+}
+
+// memberRemove checks and removes id.
+func (n *Node) memberRemove(ctx context.Context, id string, force bool, assumeLive string) error {
+	if err := n.checkRemove(ctx, id, force, assumeLive); err != nil {
+		return err
+	}
+	if err := n.raft.RemoveServer(ctx, id); err != nil {
+		return classifyMemberErr(err)
+	}
+	n.log.Warn("member remove: removed", "id", id, "force", force)
+	return nil
+}
+
+// classifyMemberErr maps consensus errors to the reply classes.
+func classifyMemberErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, consensus.ErrUnknownServer):
+		return fmt.Errorf("%w: %v", errMemberUnknown, err)
+	case errors.Is(err, consensus.ErrWouldLoseQuorum), errors.Is(err, consensus.ErrRemoveLeader), errors.Is(err, consensus.ErrMemberConflict):
+		return fmt.Errorf("%w: %v", errMemberConflict, err)
+	default:
+		return fmt.Errorf("%w: %v", errMemberUnavail, err)
+	}
+}
+
+func writeMemberError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errMemberBad):
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+	case errors.Is(err, errMemberConflict):
+		writeError(w, http.StatusConflict, client.CodeConflict, err.Error())
+	case errors.Is(err, errMemberUnknown):
+		writeError(w, http.StatusNotFound, client.CodeNotFound, err.Error())
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+	}
+}
+
+// watchJoin logs a joining node's progress until it has caught up with
+// its leader: every joinLogEvery, whether it is in the configuration yet,
+// then its applied index against the leader's commit index. It runs on a
+// node whose config entry has join = true (also after a restart, when it
+// returns at once).
+func (n *Node) watchJoin() {
+	defer n.wg.Done()
+	t := time.NewTicker(joinLogEvery)
+	defer t.Stop()
+	waited := 0
+	var prev uint64 // the leader's commit index at the previous check
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ms, err := n.raft.Members()
+		in := false
+		for _, m := range ms {
+			in = in || m.ID == n.cfg.Node
+		}
+		if err != nil || !in {
+			if waited%5 == 0 {
+				n.log.Info("joining: not yet in the site's Raft configuration; add this node from a node of the site",
+					"command", fmt.Sprintf("hotlinectl member add %s --raft %s", n.cfg.Node, n.cfg.nodeConfig(n.cfg.Node).Raft))
+			}
+			waited++
+			continue
+		}
+		leader, _ := n.raft.Leader()
+		if leader == "" {
+			continue
+		}
+		var lc uint64
+		if leader != n.cfg.Node {
+			ri, err := n.memberProgress(n.ctx, leader)
+			if err != nil {
+				n.log.Info("joining: catching up; leader's progress unknown", "leader", leader, "err", err)
+				continue
+			}
+			lc = ri.CommitIndex
+		}
+		// Under traffic the leader's commit index keeps moving: caught up
+		// is having applied what it had committed at the previous check.
+		mine := n.raft.Stats().AppliedIndex
+		if mine >= lc || prev > 0 && mine >= prev {
+			n.log.Info("joining: caught up with the leader", "leader", leader, "applied", mine, "leader_commit", lc)
+			return
+		}
+		prev = lc
+		pct := 100 * float64(mine) / float64(max(lc, 1))
+		n.log.Info("joining: catching up", "leader", leader, "applied", mine, "leader_commit", lc,
+			"behind", lc-mine, "percent", strconv.FormatFloat(pct, 'f', 1, 64))
+	}
+}
