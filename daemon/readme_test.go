@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"hotline/daemon/client"
+	"hotline/daemon/ctl"
 )
 
 // TestReadmeCommands runs the README's commands as written, the way
@@ -281,7 +281,8 @@ func startReadmeLab(t *testing.T, dir, command string) string {
 }
 
 // runShell runs script with bash -euo pipefail in dir and fails t if it
-// fails.
+// fails. Its output goes to a file, not a pipe, so that processes it
+// leaves running in the background do not hold it open.
 func runShell(t *testing.T, ctx context.Context, dir, what, script string) {
 	t.Helper()
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -289,11 +290,16 @@ func runShell(t *testing.T, ctx context.Context, dir, what, script string) {
 	cmd := exec.CommandContext(cctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = readmeEnv()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
-	err := cmd.Run()
-	t.Logf("%s (%v):\n%s\n--- output ---\n%s", what, time.Since(start).Round(time.Millisecond), script, out.String())
+	err = cmd.Run()
+	b, _ := os.ReadFile(out.Name())
+	t.Logf("%s (%v):\n%s\n--- output ---\n%s", what, time.Since(start).Round(time.Millisecond), script, b)
 	if err != nil {
 		t.Fatalf("%s failed: %v", what, err)
 	}
@@ -309,4 +315,137 @@ func readmeEnv() []string {
 		}
 	}
 	return env
+}
+
+// TestLab3ReadmeCommands runs configs/lab3/README.md's shell blocks as
+// written: in a copy of the module, it builds the binaries, writes the
+// nine-node lab with hotlinectl lab init and starts its nine hotlined
+// processes, sends in all six directions, reads, and stops the processes
+// by the process ids the README saves. What it changes: the lab's base
+// port 7200 becomes a free one (in the lab init command; the committed
+// configs, at 7200, are left out of the copy so that lab init writes
+// them), so that the test never collides with a lab3 someone runs.
+func TestLab3ReadmeCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and starts nine processes")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skipf("the README's commands need bash: %v", err)
+	}
+	readme, err := os.ReadFile("../configs/lab3/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := shellBlocks(string(readme))
+	if len(blocks) != 3 || !strings.Contains(blocks[0], "--base-port 7200") || !strings.Contains(blocks[0], "cd configs/lab3") || !strings.Contains(blocks[2], "kill $(cat run/*.pid)") {
+		t.Fatalf("configs/lab3/README.md: blocks are not start, use, stop as this test expects: %q", blocks)
+	}
+	port, err := PickDevBasePort(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks[0] = strings.ReplaceAll(blocks[0], "--base-port 7200", "--base-port "+strconv.Itoa(port))
+	root := copyModule(t)
+	lab := filepath.Join(root, "configs", "lab3")
+	if err := os.MkdirAll(lab, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runLabReadme(t, root, lab, 9, blocks[0], blocks[1], blocks[2])
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// TestLabReadmeCommands runs configs/lab/README.md's blocks that start,
+// use and stop the six-process lab, as written, in a copy of the module.
+// What it changes: the lab's configs are the ones hotlinectl lab init
+// writes for a free base port instead of 7000 (the committed ones are
+// lab init's for 7000: TestLabConfigFilesMatchRepository), so that the
+// test never collides with the lab itself. Not run: the drills block
+// (four drills of 40 s; TestDrillCommand runs drills in process) and the
+// second-lab block (TestLab3ReadmeCommands runs lab init and its lab).
+func TestLabReadmeCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and starts six processes")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skipf("the README's commands need bash: %v", err)
+	}
+	readme, err := os.ReadFile("../configs/lab/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := shellBlocks(string(readme))
+	if len(blocks) != 5 || !strings.Contains(blocks[0], "cd configs/lab\n") || !strings.Contains(blocks[1], "send --to bravo") ||
+		!strings.Contains(blocks[2], "drill") || blocks[3] != "kill $(cat run/*.pid)\n" {
+		t.Fatalf("configs/lab/README.md: blocks are not start, use, drills, stop, second lab as this test expects: %q", blocks)
+	}
+	port, err := PickDevBasePort(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ctl.LabConfigFiles(2, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := copyModule(t)
+	lab := filepath.Join(root, "configs", "lab")
+	if err := os.MkdirAll(lab, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(lab, f.Name), f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runLabReadme(t, root, lab, 6, blocks[0], blocks[1], blocks[3])
+}
+
+// runLabReadme runs a process lab README's start block from root, its use
+// block and its stop block in lab, and checks that the n processes it
+// started (by their pid files) stopped cleanly; any still running at the
+// end are killed, by their pids.
+func runLabReadme(t *testing.T, root, lab string, n int, start, use, stop string) {
+	t.Helper()
+	t.Cleanup(func() {
+		pids, _ := filepath.Glob(filepath.Join(lab, "run", "*.pid"))
+		for _, f := range pids {
+			b, _ := os.ReadFile(f)
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				if syscall.Kill(pid, 0) == nil {
+					t.Errorf("%s (pid %d) still runs; stopping it", filepath.Base(f), pid)
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	runShell(t, ctx, root, "start (from the repository root)", start)
+	runShell(t, ctx, lab, "use (in "+filepath.Base(lab)+")", use)
+	runShell(t, ctx, lab, "stop (in "+filepath.Base(lab)+")", stop)
+	pids, _ := filepath.Glob(filepath.Join(lab, "run", "*.pid"))
+	if len(pids) != n {
+		t.Fatalf("%d pid files, want %d", len(pids), n)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, f := range pids {
+		b, _ := os.ReadFile(f)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(lab, "run", "*.log"))
+	if len(logs) != n {
+		t.Errorf("%d logs in run/, want %d", len(logs), n)
+	}
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), "node stopped") {
+			t.Errorf("%s does not end with the node stopping:\n%s", filepath.Base(f), lastLines(string(b), 5))
+		}
+	}
 }
