@@ -26,6 +26,7 @@ const (
 	callBarrier       = "barrier"        // own site: commit a barrier (link tests)
 	callLinkTest      = "linktest"       // other sites: prove this site can commit
 	callUpPaths       = "up-paths"       // own site: how many paths to other sites are up here
+	callReach         = "reach"          // own site: "SITES PATHS": other sites with a path up here, paths up
 	callDrillArrivals = "drill.arrivals" // other sites: their drill canaries as committed here
 	callDrillTransfer = "drill.transfer" // other sites: move our leadership (allow_remote_drills)
 )

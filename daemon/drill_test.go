@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,42 @@ func TestDrillCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A drill asked for a rate the lab cannot take (10,000 canaries/s, in one
+// test process on a shared machine) fails, and its summary and report say
+// that the rate was not held.
+func TestDrillRateNotHeld(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-node")
+	}
+	lab := startLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "report")
+	var out, errb bytes.Buffer
+	start := time.Now()
+	err := ctl.Run(ctx, []string{"--socket", lab.cfgs["alpha-2"].Socket, "drill", "--to", "bravo",
+		"--scenario", "transfer-origin-leader", "--rate", "10000", "--duration", "6s", "--drain", "20s", "--report", dir}, nil, &out, &errb)
+	t.Logf("drill took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	if err == nil || ctl.ExitCode(err) != 1 || !strings.Contains(err.Error(), "rate not held") {
+		t.Fatalf("drill at an impossible rate: %v (exit %d), want a failure naming the rate", err, ctl.ExitCode(err))
+	}
+	if !strings.Contains(out.String(), "FAIL") || !strings.Contains(out.String(), "of 60000 planned canaries submitted") {
+		t.Errorf("summary does not say the rate was not held:\n%s", out.String())
+	}
+	var rep struct {
+		Passed   bool `json:"passed"`
+		RateHeld bool `json:"rate_held"`
+		Planned  int  `json:"planned"`
+		Canaries int  `json:"canaries"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Passed || rep.RateHeld || rep.Planned != 60000 || rep.Canaries >= 57000 {
+		t.Errorf("report.json: %+v", rep)
 	}
 }

@@ -1,17 +1,36 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"hotline/transport/pki"
 )
 
 // LabSites and LabNodes name the two-site, six-node lab.
 var LabSites = []string{"alpha", "bravo"}
+
+// labSiteNames are the names a lab's sites take, in order.
+var labSiteNames = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"}
+
+// MaxLabSites is the largest number of sites LabSiteNames can name.
+var MaxLabSites = len(labSiteNames)
+
+// LabSiteNames returns the names of an n-site lab (2 ≤ n ≤ MaxLabSites):
+// alpha, bravo, charlie, ...
+func LabSiteNames(n int) ([]string, error) {
+	if n < 2 || n > len(labSiteNames) {
+		return nil, fmt.Errorf("a lab has 2 to %d sites, not %d", len(labSiteNames), n)
+	}
+	return append([]string(nil), labSiteNames[:n]...), nil
+}
 
 // LabNodes returns the lab's node names of a site: site-1 … site-3.
 func LabNodes(site string) []string {
@@ -26,8 +45,13 @@ type LabAddrs func(s, i int) (raft string, paths map[string]string)
 // certificates in dir/pki, data in dir/<node>, sockets at dir/<node>.sock.
 // paths lists the path names every node has.
 func LabConfigs(dir string, paths []string, addrs LabAddrs) []*Config {
+	return LabConfigsFor(dir, LabSites, paths, addrs)
+}
+
+// LabConfigsFor is LabConfigs for the given sites, three nodes each.
+func LabConfigsFor(dir string, siteNames, paths []string, addrs LabAddrs) []*Config {
 	var sites []SiteConfig
-	for si, s := range LabSites {
+	for si, s := range siteNames {
 		sc := SiteConfig{Name: s}
 		for i, node := range LabNodes(s) {
 			raft, p := addrs(si, i)
@@ -36,7 +60,7 @@ func LabConfigs(dir string, paths []string, addrs LabAddrs) []*Config {
 		sites = append(sites, sc)
 	}
 	var out []*Config
-	for _, s := range LabSites {
+	for _, s := range siteNames {
 		for _, node := range LabNodes(s) {
 			c := DefaultConfig()
 			c.Site, c.Node = s, node
@@ -55,16 +79,19 @@ func LabConfigs(dir string, paths []string, addrs LabAddrs) []*Config {
 	return out
 }
 
-// EnsureLabPKI creates dir/pki with a CA and a certificate per lab node,
-// keeping whatever already exists.
-func EnsureLabPKI(dir string) error {
+// EnsureLabPKI creates dir/pki with a CA and a certificate per node of the
+// two-site lab, keeping whatever already exists.
+func EnsureLabPKI(dir string) error { return EnsureLabPKIFor(dir, LabSites) }
+
+// EnsureLabPKIFor is EnsureLabPKI for the given sites.
+func EnsureLabPKIFor(dir string, sites []string) error {
 	p := filepath.Join(dir, "pki")
 	if _, err := os.Stat(filepath.Join(p, "ca.key")); errors.Is(err, fs.ErrNotExist) {
 		if err := pki.Init(p); err != nil {
 			return err
 		}
 	}
-	for _, s := range LabSites {
+	for _, s := range sites {
 		for _, node := range LabNodes(s) {
 			if _, err := os.Stat(filepath.Join(p, node+".crt")); err == nil {
 				continue
@@ -75,4 +102,110 @@ func EnsureLabPKI(dir string) error {
 		}
 	}
 	return nil
+}
+
+// DevOptions shape the dev lab (hotlined --dev).
+type DevOptions struct {
+	Dir   string // PKI, data and sockets; kept across restarts
+	Sites int    // number of sites, 2 to MaxLabSites
+	// BasePort is the Raft TCP (and intra-site UDP) port of every node;
+	// the inter-site paths listen on BasePort+100. Two dev labs on one
+	// machine need base ports at least 101 apart.
+	BasePort int
+	// Ctl is the hotlinectl command the banner tells the user to run.
+	Ctl string
+}
+
+// DefaultDevOptions are hotlined --dev's defaults.
+func DefaultDevOptions() DevOptions {
+	return DevOptions{Dir: "hotline-dev", Sites: 2, BasePort: 17000, Ctl: "bin/hotlinectl"}
+}
+
+// devAddrs places node i of site s on 127.0.<s+1>.<i+1> (Raft, fiber) and
+// 127.1.<s+1>.<i+1> (sat).
+func (o DevOptions) addrs(s, i int) (string, map[string]string) {
+	ip := fmt.Sprintf("127.0.%d.%d", s+1, i+1)
+	return fmt.Sprintf("%s:%d", ip, o.BasePort), map[string]string{
+		"fiber": fmt.Sprintf("%s:%d", ip, o.BasePort+100),
+		"sat":   fmt.Sprintf("127.1.%d.%d:%d", s+1, i+1, o.BasePort+100),
+	}
+}
+
+func (o DevOptions) validate() error {
+	if o.BasePort < 1 || o.BasePort+100 > 65535 {
+		return usageError{fmt.Errorf("--base-port %d: must be 1 to 65435 (the paths listen on the base port + 100)", o.BasePort)}
+	}
+	if _, err := LabSiteNames(o.Sites); err != nil {
+		return usageError{fmt.Errorf("--sites: %w", err)}
+	}
+	return nil
+}
+
+// waitLeaders waits until every site among cfgs (nodes[i] runs cfgs[i])
+// has a leader, ctx ends or a node stops.
+func waitLeaders(ctx context.Context, cfgs []*Config, nodes []*Node) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		led := map[string]bool{}
+		for i, n := range nodes {
+			led[cfgs[i].Site] = led[cfgs[i].Site] || (n.raft != nil && n.raft.IsLeader())
+		}
+		missing := 0
+		for _, c := range cfgs {
+			if !led[c.Site] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-nodes[0].Done():
+			return errors.New("a node stopped")
+		case <-t.C:
+		}
+	}
+}
+
+// PickDevBasePort returns a base port (see DevOptions.BasePort) at which
+// every address of a dev lab of sites sites is free for TCP and UDP now,
+// trying random ports from 20000 to 59999. Another process may take one
+// of them before the lab listens; tests that start a lab on it retry.
+func PickDevBasePort(sites int) (int, error) {
+	o := DevOptions{Sites: sites}
+	if _, err := LabSiteNames(sites); err != nil {
+		return 0, err
+	}
+	for range 100 {
+		o.BasePort = 20000 + rand.IntN(40000)
+		if o.addrsFree() {
+			return o.BasePort, nil
+		}
+	}
+	return 0, errors.New("no free dev lab base port found in 100 tries")
+}
+
+// addrsFree reports whether every address of the lab can be listened on.
+func (o DevOptions) addrsFree() bool {
+	for s := range o.Sites {
+		for i := range 3 {
+			raft, paths := o.addrs(s, i)
+			for _, a := range append([]string{raft}, paths["fiber"], paths["sat"]) {
+				l, err := net.Listen("tcp", a)
+				if err != nil {
+					return false
+				}
+				l.Close()
+				u, err := net.ListenPacket("udp", a)
+				if err != nil {
+					return false
+				}
+				u.Close()
+			}
+		}
+	}
+	return true
 }

@@ -43,10 +43,11 @@ func freeAddr(t testing.TB, ip string) string {
 	return ""
 }
 
-// testLab is the six-node lab running in this test process.
+// testLab is the lab (three nodes per site) running in this test process.
 type testLab struct {
 	t     testing.TB
 	dir   string
+	sites []string
 	cfgs  map[string]*Config
 	nodes map[string]*Node
 }
@@ -55,18 +56,25 @@ type testLab struct {
 // loopback ports, and waits until both sites have a leader.
 func startLab(t testing.TB, opts ...func(*Config)) *testLab {
 	t.Helper()
+	return startLabSites(t, LabSites, opts...)
+}
+
+// startLabSites is startLab for the given sites (at most 10): site s
+// listens on 127.0.<21+s>.x (Raft, fiber) and 127.0.<31+s>.x (sat).
+func startLabSites(t testing.TB, sites []string, opts ...func(*Config)) *testLab {
+	t.Helper()
 	dir := t.TempDir()
-	if err := EnsureLabPKI(dir); err != nil {
+	if err := EnsureLabPKIFor(dir, sites); err != nil {
 		t.Fatal(err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber", "sat"}, func(s, i int) (string, map[string]string) {
+	cfgs := LabConfigsFor(dir, sites, []string{"fiber", "sat"}, func(s, i int) (string, map[string]string) {
 		ip := fmt.Sprintf("127.0.%d.%d", 21+s, 1+i)
 		return freeAddr(t, ip), map[string]string{
 			"fiber": freeAddr(t, ip),
 			"sat":   freeAddr(t, fmt.Sprintf("127.0.%d.%d", 31+s, 1+i)),
 		}
 	})
-	lab := &testLab{t: t, dir: dir, cfgs: map[string]*Config{}, nodes: map[string]*Node{}}
+	lab := &testLab{t: t, dir: dir, sites: sites, cfgs: map[string]*Config{}, nodes: map[string]*Node{}}
 	for _, c := range cfgs {
 		c.Raft.HeartbeatTimeout.Duration = 500 * time.Millisecond
 		c.Raft.ElectionTimeout.Duration = 500 * time.Millisecond
@@ -87,7 +95,7 @@ func startLab(t testing.TB, opts ...func(*Config)) *testLab {
 			n.Close()
 		}
 	})
-	for _, s := range LabSites {
+	for _, s := range sites {
 		lab.leader(s)
 	}
 	return lab
@@ -163,21 +171,31 @@ func submitRetrying(ctx context.Context, c *client.Client, req client.SubmitRequ
 	return nil, fmt.Errorf("submit %s: %w (last error: %v)", req.Key, ctx.Err(), last)
 }
 
-// traffic is perNode submissions from every lab node to the other site,
-// precedences in rotation, each retried with its key until acknowledged.
+// traffic is perNode submissions from every lab node to the other sites,
+// destinations and precedences in rotation (every (destination,
+// precedence) pair alike), each retried with its key until acknowledged.
 type traffic struct {
 	wg       sync.WaitGroup
 	errs     chan error
 	progress atomic.Int64 // acknowledged submissions so far
 }
 
-// startTraffic starts the submitters; keys are "<prefix>-<node>-<i>".
+// startTraffic starts the submitters of the two-site lab; keys are
+// "<prefix>-<node>-<i>".
 func startTraffic(ctx context.Context, prefix string, perNode int, clientFor func(node string) *client.Client, g *ledger) *traffic {
-	tr := &traffic{errs: make(chan error, 2*len(LabSites)*3)}
-	for _, site := range LabSites {
-		to := "bravo"
-		if site == "bravo" {
-			to = "alpha"
+	return startTrafficSites(ctx, prefix, LabSites, perNode, clientFor, g)
+}
+
+// startTrafficSites is startTraffic between the given sites: message i of
+// a node goes to its (i mod (len(sites)-1))th other site.
+func startTrafficSites(ctx context.Context, prefix string, sites []string, perNode int, clientFor func(node string) *client.Client, g *ledger) *traffic {
+	tr := &traffic{errs: make(chan error, len(sites)*3)}
+	for _, site := range sites {
+		var others []string
+		for _, s := range sites {
+			if s != site {
+				others = append(others, s)
+			}
 		}
 		for _, node := range LabNodes(site) {
 			c := clientFor(node)
@@ -185,7 +203,8 @@ func startTraffic(ctx context.Context, prefix string, perNode int, clientFor fun
 			go func() {
 				defer tr.wg.Done()
 				for i := range perNode {
-					p := queue.Precedences[i%len(queue.Precedences)]
+					to := others[i%len(others)]
+					p := queue.Precedences[(i/len(others))%len(queue.Precedences)]
 					key := fmt.Sprintf("%s-%s-%d", prefix, node, i)
 					m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
 					if err != nil {

@@ -208,14 +208,30 @@ func (n *Node) upPaths() int {
 	return c
 }
 
-// handoffLoop runs on the leader: when it has had no path up to any other
-// site for handoff_after while a follower still has one, it hands the
-// leadership to that follower, so that the site keeps sending.
+// reach counts the other sites this node has at least one path up to,
+// and the (node, path) pairs up to other sites.
+func (n *Node) reach() (sites, paths int) {
+	up := map[string]bool{}
+	for _, p := range n.link.Paths() {
+		if p.Site != n.cfg.Site && p.State == transport.PathUp {
+			up[p.Site] = true
+			paths++
+		}
+	}
+	return len(up), paths
+}
+
+// handoffLoop runs on the leader: when it has had no path up to some
+// other site for handoff_after while a follower reaches more of the other
+// sites, it hands the leadership to that follower, so that the site keeps
+// sending to every site (with two sites: when the leader reaches nobody
+// and a follower does).
 func (n *Node) handoffLoop(ctx context.Context) {
 	after := n.cfg.Link.HandoffAfter.Duration
 	if after == 0 || len(n.siteNodes()) < 2 {
 		return
 	}
+	remote := len(n.cfg.remoteSites())
 	tick := time.NewTicker(max(n.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond))
 	defer tick.Stop()
 	var cutSince time.Time
@@ -225,23 +241,24 @@ func (n *Node) handoffLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if n.upPaths() > 0 {
+		sites, _ := n.reach()
+		if sites == remote {
 			cutSince = time.Time{}
 			continue
 		}
 		if cutSince.IsZero() {
 			cutSince = time.Now()
-			n.log.Warn("leader has no path to any other site", "handoff_after", after)
+			n.log.Warn("leader has no path to some other site", "reaches_sites", sites, "of", remote, "handoff_after", after)
 			continue
 		}
 		if time.Since(cutSince) < after {
 			continue
 		}
-		to, up := n.bestFollower(ctx)
+		to, toSites, up := n.bestFollower(ctx, sites)
 		if to == "" {
 			continue // nobody better off: keep trying, keep leading
 		}
-		n.log.Warn("handing leadership to a follower that still reaches other sites", "to", to, "its_paths_up", up, "cut_for", time.Since(cutSince).Round(time.Millisecond))
+		n.log.Warn("handing leadership to a follower that reaches more sites", "to", to, "its_sites", toSites, "our_sites", sites, "its_paths_up", up, "cut_for", time.Since(cutSince).Round(time.Millisecond))
 		if _, err := n.transferLeader(ctx, to); err != nil {
 			n.log.Error("leadership hand-off failed", "to", to, "err", err)
 			continue
@@ -250,26 +267,47 @@ func (n *Node) handoffLoop(ctx context.Context) {
 	}
 }
 
-// bestFollower asks the site's other nodes how many paths they have up and
-// returns the one with the most (none if no follower has any).
-func (n *Node) bestFollower(ctx context.Context) (string, int) {
-	best, bestUp := "", 0
-	for _, node := range n.siteNodes() {
-		if node == n.cfg.Node {
+// bestFollower asks the site's other nodes how many other sites and
+// paths they reach and returns the one reaching the most sites (then the
+// most paths), if it reaches more than ours. A node of an earlier version
+// answers only callUpPaths; it counts as reaching one site if it has a
+// path up (exact with two sites).
+func (n *Node) bestFollower(ctx context.Context, ours int) (node string, sites, paths int) {
+	for _, f := range n.siteNodes() {
+		if f == n.cfg.Node {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		rep, err := n.link.Call(cctx, node, &transport.Call{Op: callUpPaths})
-		cancel()
-		if err != nil || rep.Error != "" {
-			continue
-		}
-		up, err := strconv.Atoi(string(rep.Body))
-		if err == nil && up > bestUp {
-			best, bestUp = node, up
+		s, p, ok := n.followerReach(ctx, f)
+		if ok && s > ours && (s > sites || (s == sites && p > paths)) {
+			node, sites, paths = f, s, p
 		}
 	}
-	return best, bestUp
+	return node, sites, paths
+}
+
+// followerReach asks node what it reaches (callReach, else callUpPaths).
+func (n *Node) followerReach(ctx context.Context, node string) (sites, paths int, ok bool) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	rep, err := n.link.Call(cctx, node, &transport.Call{Op: callReach})
+	if err != nil {
+		return 0, 0, false
+	}
+	if rep.Error == "" {
+		if _, err := fmt.Sscanf(string(rep.Body), "%d %d", &sites, &paths); err == nil {
+			return sites, paths, true
+		}
+		return 0, 0, false
+	}
+	rep, err = n.link.Call(cctx, node, &transport.Call{Op: callUpPaths})
+	if err != nil || rep.Error != "" {
+		return 0, 0, false
+	}
+	paths, err = strconv.Atoi(string(rep.Body))
+	if err != nil {
+		return 0, 0, false
+	}
+	return min(paths, 1), paths, true
 }
 
 // alarms lists what an operator should look at now: paths down, failed

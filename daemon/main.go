@@ -10,6 +10,7 @@ import (
 	_ "net/http/pprof"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
@@ -24,16 +25,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		configFile string
 		dev        bool
-		devDir     string
+		devOpts    = DefaultDevOptions()
 	)
 	cmd := &cobra.Command{
-		Use:   "hotlined --config FILE | --dev [--dir DIR]",
+		Use:   "hotlined --config FILE | --dev [--dir DIR] [--sites N] [--base-port N]",
 		Short: "hotline node daemon: a store-and-forward link that never loses or duplicates a message",
 		Long: `hotlined runs one hotline node from a TOML config file.
 
 With --dev it runs a complete lab in one process on loopback: sites alpha
-and bravo with three nodes each, a development PKI, sockets at DIR/<node>.sock
-and data under DIR, kept across restarts.`,
+and bravo (with --sites 3, charlie too) with three nodes each, a development
+PKI, sockets at DIR/<node>.sock and data under DIR, kept across restarts.
+Node i of site s listens on 127.0.s.i:P (Raft), 127.0.s.i:P+100 (path
+fiber) and 127.1.s.i:P+100 (path sat), P being --base-port (17000);
+two labs on one machine need their own --dir and base ports at least 101
+apart.`,
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -50,11 +55,11 @@ and data under DIR, kept across restarts.`,
 			case dev && configFile != "":
 				return usageError{errors.New("use either --config or --dev, not both")}
 			case dev:
-				return RunDev(ctx, devDir, stdout, stderr)
+				return RunDev(ctx, devOpts, stdout, stderr)
 			case configFile == "":
 				return usageError{errors.New("no config: run with --config FILE, or --dev for a local lab")}
-			case cmd.Flags().Changed("dir"):
-				return usageError{errors.New("--dir goes with --dev")}
+			case cmd.Flags().Changed("dir"), cmd.Flags().Changed("sites"), cmd.Flags().Changed("base-port"):
+				return usageError{errors.New("--dir, --sites and --base-port go with --dev")}
 			}
 			return runConfig(ctx, configFile, stderr)
 		},
@@ -63,8 +68,10 @@ and data under DIR, kept across restarts.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.Flags().StringVar(&configFile, "config", "", "node config `FILE` (TOML)")
-	cmd.Flags().BoolVar(&dev, "dev", false, "run a two-site, six-node lab on loopback in this process")
-	cmd.Flags().StringVar(&devDir, "dir", "hotline-dev", "with --dev: `DIR` for the lab's PKI, data and sockets")
+	cmd.Flags().BoolVar(&dev, "dev", false, "run a lab on loopback in this process: two sites (see --sites) of three nodes")
+	cmd.Flags().StringVar(&devOpts.Dir, "dir", devOpts.Dir, "with --dev: `DIR` for the lab's PKI, data and sockets")
+	cmd.Flags().IntVar(&devOpts.Sites, "sites", devOpts.Sites, "with --dev: `N` sites (alpha, bravo, charlie, ...), 2 to 9")
+	cmd.Flags().IntVar(&devOpts.BasePort, "base-port", devOpts.BasePort, "with --dev: Raft port `N` of every node; the paths listen on N+100")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	cmd.SetVersionTemplate(buildinfo.Read().Template("hotlined"))
 	cmd.CompletionOptions.DisableDefaultCmd = true
@@ -172,18 +179,18 @@ func watchdog(n *Node) func() {
 	return cancel
 }
 
-// RunDev runs the six-node lab in this process until ctx ends.
-func RunDev(ctx context.Context, dir string, stdout, stderr io.Writer) error {
-	if err := EnsureLabPKI(dir); err != nil {
+// RunDev runs the dev lab (opts.Sites sites of three nodes) in this
+// process until ctx ends.
+func RunDev(ctx context.Context, opts DevOptions, stdout, stderr io.Writer) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	dir := opts.Dir
+	sites, _ := LabSiteNames(opts.Sites)
+	if err := EnsureLabPKIFor(dir, sites); err != nil {
 		return fmt.Errorf("dev PKI in %s: %w", dir, err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber", "sat"}, func(s, i int) (string, map[string]string) {
-		ip := fmt.Sprintf("127.0.%d.%d", s+1, i+1)
-		return ip + ":17000", map[string]string{
-			"fiber": ip + ":17100",
-			"sat":   fmt.Sprintf("127.1.%d.%d:17100", s+1, i+1),
-		}
-	})
+	cfgs := LabConfigsFor(dir, sites, []string{"fiber", "sat"}, opts.addrs)
 	for _, c := range cfgs {
 		c.AllowRemoteDrills = true
 	}
@@ -204,16 +211,29 @@ func RunDev(ctx context.Context, dir string, stdout, stderr io.Writer) error {
 		}
 		nodes = append(nodes, n)
 	}
-	fmt.Fprintf(stdout, `hotline dev lab is running: sites alpha (alpha-1..3) and bravo (bravo-1..3).
-Data, PKI and sockets are in %[1]s; a restart with the same --dir keeps the messages.
+	// The banner's commands work once every site has a leader.
+	if err := waitLeaders(ctx, cfgs, nodes); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("dev lab: %w", err)
+	}
+	var names []string
+	for _, s := range sites {
+		names = append(names, fmt.Sprintf("%s (%s-1..3)", s, s))
+	}
+	fmt.Fprintf(stdout, `hotline dev lab is running: sites %[1]s.
+Data, PKI and sockets are in %[2]s; a restart with the same --dir keeps the messages.
 
-  export HOTLINE_SOCKET=%[1]s/alpha-1.sock
-  echo hello | hotlinectl send --to bravo --wait delivered
-  hotlinectl --socket %[1]s/bravo-2.sock recv --ack
-  hotlinectl status
+From the repository root, after go build -o bin/ ./cmd/... :
+
+  export HOTLINE_SOCKET=%[2]s/alpha-1.sock
+  echo hello | %[3]s send --to bravo --wait delivered
+  %[3]s --socket %[2]s/bravo-2.sock recv --ack
+  %[3]s status
 
 Stop with Ctrl-C.
-`, dir)
+`, strings.Join(names, ", "), dir, opts.Ctl)
 	select {
 	case <-ctx.Done():
 	case <-nodes[0].Done():

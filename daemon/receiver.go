@@ -133,6 +133,9 @@ func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transpo
 		return n.serveReadIndex(ctx)
 	case c.Op == callUpPaths && own:
 		return &transport.Reply{Body: []byte(strconv.Itoa(n.upPaths()))}, nil
+	case c.Op == callReach && own:
+		sites, paths := n.reach()
+		return &transport.Reply{Body: fmt.Appendf(nil, "%d %d", sites, paths)}, nil
 	case c.Op == callLinkTest && !own:
 		return n.serveLinkTest(ctx)
 	case c.Op == callDrillArrivals && !own:
@@ -148,7 +151,7 @@ func (r *receiver) HandleCall(ctx context.Context, from pki.Identity, c *transpo
 		}
 		b, _ := json.Marshal(lt)
 		return &transport.Reply{Body: b}, nil
-	case !own && (c.Op == callPropose || c.Op == callAdmin || c.Op == callBarrier || c.Op == callUpPaths || c.Op == callReadIndex):
+	case !own && (c.Op == callPropose || c.Op == callAdmin || c.Op == callBarrier || c.Op == callUpPaths || c.Op == callReach || c.Op == callReadIndex):
 		return &transport.Reply{Error: fmt.Sprintf("call %q is for nodes of site %s only", c.Op, n.cfg.Site)}, nil
 	default:
 		return &transport.Reply{Error: fmt.Sprintf("unknown call %q", c.Op)}, nil

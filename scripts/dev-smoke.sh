@@ -4,10 +4,12 @@
 # hotlinectl recv --ack, then checks that each arrived exactly once and that
 # its state at the origin reached "read".
 #   usage: scripts/dev-smoke.sh [DIR] [N]     (DIR defaults to hotline-dev)
+# Run it from the repository root after go build -o bin/ ./cmd/... (as in
+# the README's First look); HOTLINECTL names another hotlinectl.
 set -euo pipefail
 dir=${1:-hotline-dev}
 n=${2:-2000}
-ctl=${HOTLINECTL:-hotlinectl}
+ctl=${HOTLINECTL:-bin/hotlinectl}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 nodes=(alpha-1 alpha-2 alpha-3 bravo-1 bravo-2 bravo-3)

@@ -102,9 +102,9 @@ type UnreachableError struct {
 	Err    error
 }
 
-// Error names the socket and says what to check.
+// Error names the socket and the dial error.
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach hotlined at %s: %v (is hotlined running? set --socket or HOTLINE_SOCKET)", e.Socket, e.Err)
+	return fmt.Sprintf("cannot reach hotlined at %s: %v", e.Socket, e.Err)
 }
 
 // Unwrap returns ErrUnreachable and the dial error.

@@ -40,9 +40,13 @@ func TestUnreachable(t *testing.T) {
 			t.Errorf("%s: error %v does not unwrap to ENOENT", name, err)
 		}
 		msg := err.Error()
-		for _, want := range []string{"cannot reach hotlined at " + sock, "is hotlined running?", "--socket", "HOTLINE_SOCKET"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("%s: error %q does not contain %q", name, msg, want)
+		if !strings.Contains(msg, "cannot reach hotlined at "+sock) {
+			t.Errorf("%s: error %q does not name the socket", name, msg)
+		}
+		// The advice of a command-line tool is the tool's to give.
+		for _, cli := range []string{"--socket", "HOTLINE_SOCKET", "hotlinectl"} {
+			if strings.Contains(msg, cli) {
+				t.Errorf("%s: error %q gives command-line advice (%s)", name, msg, cli)
 			}
 		}
 		if !Retryable(err) {

@@ -14,5 +14,11 @@
 //     [Error] code (branch with errors.As, or [IsCode]); a daemon that cannot
 //     be reached is an [*UnreachableError], which matches [ErrUnreachable]
 //     and names the socket. Context cancellation is reported as the
-//     context's error (errors.Is(err, context.Canceled) holds).
+//     context's error (errors.Is(err, context.Canceled) holds). Errors name
+//     what failed (the socket, the request, the daemon's message and code)
+//     and carry no advice for a particular program: hotlinectl adds its own.
+//
+// The examples submit, wait for delivery, read the inbox, acknowledge and
+// follow a message to "read" against the dev lab (hotlined --dev);
+// TestExamplesAgainstDevLab runs them.
 package client

@@ -1,6 +1,7 @@
 // Package ctl is hotlinectl, the client and operator tool of hotline. It
 // talks only to the local daemon's Unix socket (package
-// hotline/daemon/client), except `pki`, which writes certificate files.
+// hotline/daemon/client), except `pki` and `lab`, which write certificate
+// and config files.
 //
 // Contract:
 //
@@ -11,9 +12,12 @@
 //     errors matching [ErrUsage]; [ExitCode] maps them to 2, other errors
 //     to 1.
 //   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
+//     The client's errors carry no command-line advice; Run adds it (an
+//     unreachable daemon: which flag and variable choose the socket).
 //   - One file per subcommand: send, recv, get, status, pki, bench, paths
 //     (paths, path), leader, drill (with drillplan, drillfault and
-//     drillreport), version, completion, man (hidden: the man pages).
+//     drillreport), lab (lab init: an N-site process lab's configs),
+//     version, completion, man (hidden: the man pages).
 //   - Flags name their values with one set of placeholders (FILE, DIR,
 //     NODE, SITE, DUR, N, BYTES, and LEVEL, STATE, MODE, SCENARIO for
 //     fixed choices), backquoted in the usage; completion derives flag

@@ -555,3 +555,57 @@ func TestDrillSummary(t *testing.T) {
 		t.Errorf("latency during = %q", got["latency during"])
 	}
 }
+
+// A drill that could not submit 95% of rate × duration canaries fails and
+// says why, even when nothing was lost (issue 11: it printed PASS with
+// 1,190 of 1,500).
+func TestDrillRateNotHeld(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+	build := func(rate float64, n int) *DrillReport {
+		in := &drillInput{Scenario: scenarioCutActive, From: "alpha", To: "bravo", Precedence: "routine",
+			Rate: rate, Duration: 30 * time.Second, Size: 256,
+			Start: t0, FaultAt: t0.Add(10 * time.Second), RestoreAt: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second)}
+		for i := range n {
+			c := drillCanary{N: i, Key: drillKey("0a1b2c3d", i), ID: fmt.Sprint(i), SentAt: t0.Add(time.Duration(i) * 30 * time.Second / time.Duration(n))}
+			c.AckedAt = c.SentAt.Add(time.Millisecond)
+			c.Arrivals = []time.Time{c.SentAt.Add(20 * time.Millisecond)}
+			in.Canaries = append(in.Canaries, c)
+		}
+		return buildDrillReport(in)
+	}
+	for _, tc := range []struct {
+		n    int
+		pass bool
+	}{{1500, true}, {1425, true}, {1424, false}, {1190, false}, {0, false}} {
+		r := build(50, tc.n)
+		if r.Planned != 1500 || r.RateHeld != tc.pass || r.Passed != tc.pass || r.Lost != 0 {
+			t.Errorf("%d of 1500 sent: planned %d, rate held %v, passed %v, lost %d; want held and passed %v",
+				tc.n, r.Planned, r.RateHeld, r.Passed, r.Lost, tc.pass)
+		}
+		md := drillMarkdown(r)
+		s := drillSummary{DrillReport: r, Run: "0a1b2c3d", ReportDir: "drill-x"}
+		kv := drillSummaryKV(&s)
+		var result, errs string
+		for _, p := range kv {
+			switch p[0] {
+			case "result":
+				result = p[1]
+			case "error":
+				errs += p[1]
+			}
+		}
+		why := fmt.Sprintf("rate not held: %d of 1500 planned canaries submitted", tc.n)
+		if tc.pass {
+			if result != "PASS" || errs != "" || strings.Contains(md, "rate not held") {
+				t.Errorf("%d sent: result %s, errors %q", tc.n, result, errs)
+			}
+			continue
+		}
+		if result != "FAIL" || !strings.Contains(errs, why) || !strings.Contains(errs, "at least 95% needed") {
+			t.Errorf("%d sent: result %s, errors %q; want FAIL and %q", tc.n, result, errs, why)
+		}
+		if !strings.Contains(md, "# Drill cut-active-path: FAIL") || !strings.Contains(md, why) {
+			t.Errorf("%d sent: report.md does not say why it failed:\n%s", tc.n, md)
+		}
+	}
+}

@@ -34,8 +34,9 @@ type drillInput struct {
 	Scenario   string
 	From, To   string // origin and destination sites
 	Precedence string
-	Rate       float64 // canaries per second
-	Size       int     // payload bytes
+	Rate       float64       // canaries per second
+	Duration   time.Duration // planned sending time (--duration); 0: not checked
+	Size       int           // payload bytes
 	Start      time.Time
 	FaultAt    time.Time // fault applied
 	RestoreAt  time.Time // fault restored (for instant faults: end of the "during" window)
@@ -61,7 +62,9 @@ const (
 // acknowledged are "unacked" and never count as lost (the client got no
 // promise). Any canary, acknowledged or not, committed more than once at the
 // destination is "duplicated". The drill passed when nothing was lost or
-// duplicated.
+// duplicated and the rate was held: at least 95% of rate × duration
+// canaries were submitted (a drill that sent fewer did not test what it
+// was asked to).
 //
 // Latency of a delivered canary is its first destination commit time minus
 // its client send time: two clocks, so only meaningful when they agree.
@@ -81,7 +84,9 @@ type DrillReport struct {
 	EndedAt   time.Time `json:"ended_at"`   // last canary sent
 	DurationS float64   `json:"duration_s"` // ended_at - started_at, seconds
 
-	Passed         bool  `json:"passed"`          // lost == 0 && duplicated == 0
+	Passed         bool  `json:"passed"`          // lost == 0 && duplicated == 0 && rate_held
+	Planned        int   `json:"planned"`         // rate × duration
+	RateHeld       bool  `json:"rate_held"`       // canaries >= 95% of planned
 	Canaries       int   `json:"canaries"`        // canaries submitted (sent + unacked)
 	Sent           int   `json:"sent"`            // acknowledged by the origin
 	Delivered      int   `json:"delivered"`       // sent and arrived at least once
@@ -230,7 +235,9 @@ func buildDrillReport(in *drillInput) *DrillReport {
 	}
 	slices.Sort(r.LostN)
 	slices.Sort(r.DuplicatedN)
-	r.Passed = r.Lost == 0 && r.Duplicated == 0
+	r.Planned = int(in.Rate * in.Duration.Seconds())
+	r.RateHeld = float64(r.Canaries) >= drillMinRateShare*float64(r.Planned)
+	r.Passed = r.Lost == 0 && r.Duplicated == 0 && r.RateHeld
 	r.Latency = DrillPhases{
 		Before: latencyStats(phases["before"]),
 		During: latencyStats(phases["during"]),
@@ -263,6 +270,9 @@ func buildDrillReport(in *drillInput) *DrillReport {
 		r.Events = append(r.Events, DrillReportEvent{At: utc(e.At), OffsetMs: round3(millis(e.At.Sub(in.Start))), What: e.What})
 	}
 
+	if !r.RateHeld {
+		r.Notes = append(r.Notes, r.rateFailure()+".")
+	}
 	if r.Unacked > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d canaries were never acknowledged by the origin and are not counted as lost; %d of them arrived anyway.", r.Unacked, r.UnackedArrived))
 	}
@@ -351,6 +361,16 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
+// drillMinRateShare is the share of the planned canaries a drill must
+// submit to pass.
+const drillMinRateShare = 0.95
+
+// rateFailure says why the rate was not held.
+func (r *DrillReport) rateFailure() string {
+	return fmt.Sprintf("rate not held: %d of %d planned canaries submitted (%.0f%%, at least %.0f%% needed): the client or the daemon could not keep up with %s per second",
+		r.Canaries, r.Planned, 100*float64(r.Canaries)/float64(max(r.Planned, 1)), 100*drillMinRateShare, strconv.FormatFloat(r.Rate, 'f', -1, 64))
+}
+
 // passFail is "PASS" or "FAIL".
 func (r *DrillReport) passFail() string {
 	if r.Passed {
@@ -398,6 +418,9 @@ func (r *DrillReport) summary() string {
 		b.WriteString("nothing lost or duplicated")
 	default:
 		fmt.Fprintf(&b, "%d lost, %d duplicated (%s)", r.Lost, r.Duplicated, plural(r.ExtraCopies, "extra copy", "extra copies"))
+	}
+	if !r.RateHeld {
+		b.WriteString("; " + r.rateFailure())
 	}
 	switch {
 	case r.LongestGapStart.IsZero():

@@ -91,7 +91,8 @@ func (e *env) client() *client.Client { return client.New(e.socketPath()) }
 // Run runs hotlinectl with args (without the program name), reading stdin
 // and writing to stdout and stderr only. ctx cancels whatever is in
 // progress (recv --follow returns nil when ctx ends). Usage errors match
-// ErrUsage.
+// ErrUsage; an unreachable daemon's error (client.ErrUnreachable) says
+// which flag and variable choose the socket.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(e)
@@ -103,7 +104,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	return withAdvice(root.ExecuteContext(ctx))
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -139,6 +140,7 @@ else ` + DefaultSocket + `).`,
 		newVersionCmd(e),
 		newCompletionCmd(e),
 		newManCmd(e),
+		newLabCmd(e),
 	)
 	return root
 }

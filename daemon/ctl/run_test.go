@@ -95,7 +95,7 @@ func TestValidArgsReachForDaemon(t *testing.T) {
 			if !errors.Is(err, client.ErrUnreachable) {
 				t.Fatalf("Run(%q) error = %v, want an unreachable-daemon error", args, err)
 			}
-			if !strings.Contains(err.Error(), sock) || !strings.Contains(err.Error(), "is hotlined running?") {
+			if msg := err.Error(); !strings.Contains(msg, sock) || !strings.Contains(msg, "is hotlined running? set --socket or $HOTLINE_SOCKET") {
 				t.Errorf("Run(%q) error = %q, want it to name socket %s and hint", args, err, sock)
 			}
 			if ExitCode(err) != 1 {

@@ -1,0 +1,246 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hotline/daemon/client"
+	"hotline/daemon/ctl"
+)
+
+// TestThreeSitesAllDirections runs three sites in process (nine nodes) and
+// sends from every node to both other sites, in every precedence, while
+// leadership moves on one site: all six directions (alpha→bravo,
+// alpha→charlie, bravo→alpha, bravo→charlie, charlie→alpha,
+// charlie→bravo). Every acknowledged submission arrives exactly once and
+// in order per channel, every message reaches "read" at its origin (the
+// receipts find their way back to each origin), and every leader's link
+// tests reach both other sites on both paths.
+func TestThreeSitesAllDirections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nine nodes")
+	}
+	sites, err := LabSiteNames(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	lab := startLabSites(t, sites, func(c *Config) { c.Link.LinkTestInterval.Duration = time.Second })
+	t.Logf("nine nodes up, three leaders elected in %v", time.Since(start).Round(time.Millisecond))
+	const perNode = 48 // 24 to each other site, 6 per precedence
+	g := newLedger()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	start = time.Now()
+	tr := startTrafficSites(ctx, "n3", sites, perNode, lab.client, g)
+	time.Sleep(300 * time.Millisecond)
+	old := lab.leader("charlie")
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := lab.nodes[old].raft.TransferLeadership(tctx, ""); err != nil {
+		t.Errorf("transfer leadership of charlie: %v", err)
+	}
+	tcancel()
+	now := old
+	for deadline := time.Now().Add(5 * time.Second); now == old && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		now = lab.leader("charlie")
+	}
+	t.Logf("site charlie: leadership moved from %s to %s", old, now)
+	tr.wait(t)
+	t.Logf("%d submissions acknowledged in %v", len(g.sent), time.Since(start).Round(time.Millisecond))
+
+	// Each direction carried its share, in every precedence.
+	perChannel := map[string]int{}
+	for _, s := range g.sent {
+		perChannel[s.from+"->"+s.to+"/"+s.precedence]++
+	}
+	for _, from := range sites {
+		for _, to := range sites {
+			if from == to {
+				continue
+			}
+			for _, p := range labPrecedences() {
+				if n := perChannel[from+"->"+to+"/"+p]; n != 3*perNode/2/4 {
+					t.Errorf("channel %s->%s/%s: %d submissions, want %d", from, to, p, n, 3*perNode/2/4)
+				}
+			}
+		}
+	}
+
+	// Each site's inbox, read through a follower, holds both other
+	// sites' messages exactly once and in order per channel.
+	for _, site := range sites {
+		reader := LabNodes(site)[2]
+		msgs := drainInbox(t, lab.client(reader), 2*3*perNode/2, time.Minute)
+		g.checkArrivals(t, site, msgs)
+		from := map[string]int{}
+		var ids []string
+		for _, m := range msgs {
+			from[m.From]++
+			ids = append(ids, m.ID)
+		}
+		t.Logf("site %s received %v", site, from)
+		for len(ids) > 0 {
+			k := min(len(ids), 500)
+			if _, err := lab.client(reader).Ack(ctx, ids[:k]); err != nil {
+				t.Fatalf("ack at %s: %v", reader, err)
+			}
+			ids = ids[k:]
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// Every message reaches "read" at its origin: each site's receipts go
+	// back to two origins.
+	for _, s := range g.sent {
+		c := lab.client(LabNodes(s.from)[1])
+		for {
+			m, err := c.Get(ctx, s.id)
+			if err == nil && m.State == "read" {
+				break
+			}
+			if err != nil && !client.Retryable(err) {
+				t.Fatalf("get %s: %v", s.id, err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.key, s.id, s.from, s.to, s.from, m, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("all %d read at their origins %v after the first submit", len(g.sent), time.Since(start).Round(time.Millisecond))
+
+	// Every leader's link tests reached both other sites on both paths,
+	// and no alarm is left anywhere.
+	for _, site := range sites {
+		leader := lab.leader(site)
+		var missing []string
+		eventually(t, 20*time.Second, fmt.Sprintf("%s's link tests to every site and path", leader), func() bool {
+			rep, err := lab.client(leader).Paths(ctx, "")
+			if err != nil {
+				return false
+			}
+			missing = missing[:0]
+			for _, other := range sites {
+				if other == site {
+					continue
+				}
+				for _, path := range []string{"fiber", "sat"} {
+					if !linkTestPassed(rep.Paths, other, path) {
+						missing = append(missing, other+"/"+path)
+					}
+				}
+			}
+			return len(missing) == 0
+		})
+		for _, node := range LabNodes(site) {
+			eventually(t, 20*time.Second, node+" without alarms", func() bool {
+				st, err := lab.client(node).Status(ctx)
+				if err != nil || len(st.Alarms) > 0 {
+					return false
+				}
+				var linked []string
+				for _, l := range st.Links {
+					if l.PathsUp > 0 {
+						linked = append(linked, l.Site)
+					}
+				}
+				slices.Sort(linked)
+				return len(linked) == 2 && !slices.Contains(linked, site)
+			})
+		}
+	}
+}
+
+// linkTestPassed reports whether paths show a passed link test to site
+// over path.
+func linkTestPassed(paths []client.PathInfo, site, path string) bool {
+	for _, p := range paths {
+		if p.Site == site && p.Path == path && p.LinkTest != nil && p.LinkTest.OK {
+			return true
+		}
+	}
+	return false
+}
+
+func labPrecedences() []string { return []string{"flash", "immediate", "priority", "routine"} }
+
+// TestLab3ConfigsLoad checks that every config of configs/lab3 loads and
+// validates, lists three sites, and that the dev lab and hotlinectl lab
+// init name their sites alike.
+func TestLab3ConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../configs/lab3/*.toml")
+	if err != nil || len(files) != 9 {
+		t.Fatalf("want 9 lab3 configs, have %v (%v)", files, err)
+	}
+	for _, f := range files {
+		c, err := LoadConfig(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if node := strings.TrimSuffix(filepath.Base(f), ".toml"); c.Node != node || len(c.Sites) != 3 {
+			t.Errorf("%s: node %q, %d sites", f, c.Node, len(c.Sites))
+		}
+	}
+	if !slices.Equal(labSiteNames, ctl.LabSiteNames) {
+		t.Errorf("dev lab sites %v, hotlinectl lab init sites %v", labSiteNames, ctl.LabSiteNames)
+	}
+}
+
+// With three sites, a leader that reaches one other site but not the
+// other hands leadership to a follower that reaches both, so that no
+// destination is left waiting. Here alpha-1 and charlie cannot reach each
+// other on any path (each lists the other at addresses nobody listens
+// on), while alpha-1 reaches bravo and alpha-2, alpha-3 reach everyone.
+func TestLeaderHandsOffWhenOneSiteUnreachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nine nodes")
+	}
+	sites, _ := LabSiteNames(3)
+	dead := map[string]map[string]string{} // by node; nobody listens there
+	for _, n := range append(LabNodes("charlie"), "alpha-1") {
+		dead[n] = map[string]string{"fiber": freeAddr(t, "127.0.39.1"), "sat": freeAddr(t, "127.0.39.2")}
+	}
+	lab := startLabSites(t, sites, func(c *Config) {
+		c.Link.HandoffAfter.Duration = time.Second
+		// Each node's config is its own copy of the deployment.
+		c.Sites = slices.Clone(c.Sites)
+		for si := range c.Sites {
+			c.Sites[si].Nodes = slices.Clone(c.Sites[si].Nodes)
+			for ni := range c.Sites[si].Nodes {
+				nc := &c.Sites[si].Nodes[ni]
+				if (c.Node == "alpha-1" && c.Sites[si].Name == "charlie") || (c.Site == "charlie" && nc.Name == "alpha-1") {
+					nc.Paths = dead[nc.Name]
+				}
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if old := lab.leader("alpha"); old != "alpha-1" {
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := lab.nodes[old].raft.TransferLeadership(tctx, "alpha-1"); err != nil {
+			t.Fatalf("move alpha's leadership to alpha-1: %v", err)
+		}
+		tcancel()
+	}
+	start := time.Now()
+	c := lab.client("alpha-2")
+	for _, to := range []string{"bravo", "charlie"} {
+		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Key: "to-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: 60 * time.Second})
+		if err != nil || m.State != "delivered" {
+			t.Fatalf("to %s: %+v %v", to, m, err)
+		}
+		t.Logf("delivered to %s %v after alpha-1 took the lead; alpha's leader is now %s", to, time.Since(start).Round(time.Millisecond), lab.leader("alpha"))
+	}
+	if l := lab.leader("alpha"); l == "alpha-1" {
+		t.Errorf("alpha-1, which cannot reach charlie, still leads")
+	}
+}
