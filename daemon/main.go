@@ -57,6 +57,7 @@ and data under DIR, kept across restarts.`,
 			return runConfig(ctx, configFile, stderr)
 		},
 	}
+	cmd.AddCommand(restoreCommand(stdout)) // backup.go
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

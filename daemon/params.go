@@ -27,6 +27,7 @@ var routeParams = map[string][]string{
 	"POST " + client.PathAdminPath + "{name}/{action}": {"mode", "node"},
 	"POST " + client.PathAdminLeader:                   {"to", "site", "node"},
 	"GET " + client.PathAdminArrivals:                  {"site", "precedence", "after", "max", "node"},
+	"GET " + client.PathAdminBackup:                    {},
 }
 
 // Limits of query parameter values.

@@ -127,6 +127,7 @@ else ` + DefaultSocket + `).`,
 		newPathCmd(e),
 		newLeaderCmd(e),
 		newDrillCmd(e),
+		newBackupCmd(e),
 	)
 	return root
 }
