@@ -45,6 +45,8 @@ func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer b.Release()
+	// A client that stops reading holds a read transaction: bound it.
+	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(backupWriteTime(b.Size())))
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(b.Size(), 10))
@@ -58,6 +60,12 @@ func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
 		"took", time.Since(start).Round(time.Millisecond), "by", credString(caller(r)))
+}
+
+// backupWriteTime is how long a backup of size bytes may take to send: a
+// minute plus a second per MiB.
+func backupWriteTime(size int64) time.Duration {
+	return time.Minute + time.Duration(size>>20)*time.Second
 }
 
 // resync waits until the forwarder's channel is not fenced: it asks the
@@ -214,8 +222,8 @@ refused with 503 (retry). See README: Operations → Backup and restore.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "restored %s/%s from %s: backup of site %s taken on %s at %s (applied index %d, %d bytes of state)\n",
-				cfg.Site, cfg.Node, from, h.Site, h.Node, h.Time.Format(time.RFC3339), h.Applied, h.Length)
+			fmt.Fprintf(stdout, "restored %s/%s from %s: backup of site %s taken on %s at %s (applied index %d, %d bytes of state, sha256 %s)\n",
+				cfg.Site, cfg.Node, from, h.Site, h.Node, h.Time.Format(time.RFC3339), h.Applied, h.Length, h.Sum)
 			return nil
 		},
 	}

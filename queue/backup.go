@@ -63,6 +63,8 @@ type BackupHeader struct {
 	Applied uint64    `json:"applied"`
 	Time    time.Time `json:"time"`
 	Length  int64     `json:"length"`
+	// Sum is the file's SHA-256 (hex), set by ReadBackup; not in the header.
+	Sum string `json:"-"`
 }
 
 // Backup is a backup being taken: a Snapshot and its header. Release it.
@@ -180,6 +182,7 @@ func ReadBackup(r io.Reader, content io.Writer) (BackupHeader, error) {
 		return h, fmt.Errorf("%w: checksum mismatch: the file was altered or damaged (trailer %q, content hashes to %q)",
 			ErrBadBackup, bytes.TrimSpace(tr), want[len(backupTrailer):len(want)-1])
 	}
+	h.Sum = want[len(backupTrailer) : len(want)-1]
 	if extra, _ := io.Copy(io.Discard, io.LimitReader(br, 1<<20)); extra > 0 {
 		return h, fmt.Errorf("%w: %d bytes or more after the checksum trailer", ErrBadBackup, extra)
 	}

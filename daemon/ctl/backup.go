@@ -86,8 +86,8 @@ func (e *env) backup(ctx context.Context, file string, quiet bool) (err error) {
 		_ = d.Sync()
 		d.Close()
 	}
-	fmt.Fprintf(e.stdout, "backup of site %s from %s at applied index %d: %s (%d bytes, sha256 verified)\n",
-		h.Site, h.Node, info.Applied, file, info.Size)
+	fmt.Fprintf(e.stdout, "backup of site %s from %s at applied index %d: %s (%d bytes, sha256 %s verified)\n",
+		h.Site, h.Node, info.Applied, file, info.Size, h.Sum)
 	return nil
 }
 
