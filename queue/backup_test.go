@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,4 +358,44 @@ func FuzzReadBackup(f *testing.F) {
 			t.Fatalf("more content than input")
 		}
 	})
+}
+
+// BenchmarkBackup writes a backup of a state holding 20,000 messages of
+// 1 KiB to a file and verifies it (ReadBackup), as backup and restore do.
+func BenchmarkBackup(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "state.db"), "alpha", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var l cmdLog
+	payload := strings.Repeat("x", 1024)
+	for i := range 20 {
+		var items []SubmitItem
+		for j := range 1000 {
+			items = append(items, item(fmt.Sprintf("m%d-%d", i, j), "bravo", Routine, payload))
+		}
+		s.Apply(l.add(b, submitCmd(t1, items...)))
+	}
+	file := filepath.Join(b.TempDir(), "backup")
+	b.ResetTimer()
+	for range b.N {
+		bk, err := s.Backup("alpha-1", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, _ := os.Create(file)
+		n, err := bk.WriteTo(f)
+		bk.Release()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Sync()
+		f.Seek(0, 0)
+		if _, err := ReadBackup(f, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		b.SetBytes(n)
+	}
 }
