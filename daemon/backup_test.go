@@ -61,7 +61,7 @@ func TestBackupRestoreSite(t *testing.T) {
 	if _, err := os.Stat(file + ".tmp"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("FILE.tmp left behind: %v", err)
 	}
-	if !strings.Contains(stderr.String(), " bytes") || !strings.Contains(stdout.String(), "sha256 verified") {
+	if !strings.Contains(stderr.String(), " bytes") || !strings.Contains(stdout.String(), " verified)") {
 		t.Fatalf("backup output: stdout %q stderr %q", stdout.String(), stderr.String())
 	}
 	t.Logf("backup: %d bytes in %v with %d of %d submissions acknowledged; %s", fi.Size(), took.Round(time.Millisecond), beforeBackup, 2*3*perNode, strings.TrimSpace(stdout.String()))

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +67,11 @@ func TestBackupRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum := sha256.Sum256(data[:len(data)-trailerLen])
+	if got.Sum != hex.EncodeToString(sum[:]) {
+		t.Fatalf("ReadBackup's Sum %q, the file's %x", got.Sum, sum)
+	}
+	got.Sum = ""
 	if got != h || int64(content.Len()) != h.Length {
 		t.Fatalf("read header %+v (%d content bytes), wrote %+v", got, content.Len(), h)
 	}
