@@ -52,6 +52,7 @@ func (a *apiServer) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(a.leaderTransfer))
 	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(a.arrivals))
 	a.memberRoutes(mux)
+	mux.HandleFunc("GET "+client.PathAdminBackup, a.admin(a.backup)) // backup.go
 }
 
 // isAdmin reports whether the caller may use the admin API: root, or a

@@ -293,6 +293,9 @@ func TestAdminClientAsNobody(t *testing.T) {
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
 	_, err = c.MemberRemove(ctx, "alpha-2", true)
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
+	var backup strings.Builder
+	_, err = c.Backup(ctx, &backup, nil) // backup.go
+	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
 	_, err = c.Submit(ctx, client.SubmitRequest{To: "bravo", Drill: true, Payload: []byte("x")})
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "drill traffic")
 }

@@ -313,6 +313,11 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
 				return
 			}
+			if strings.HasPrefix(res.Err, queue.ErrResyncing.Error()) { // backup.go
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, res.Err)
+				return
+			}
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, res.Err)
 			return
 		}

@@ -67,9 +67,10 @@ type channelForwarder struct {
 }
 
 type sendResult struct {
-	last uint64 // highest sequence in the batch
-	ack  *transport.Ack
-	err  error
+	last  uint64 // highest sequence in the batch
+	acked uint64 // what the destination had acknowledged when it was sent
+	ack   *transport.Ack
+	err   error
 }
 
 func (f *channelForwarder) acked() uint64 {
@@ -86,6 +87,9 @@ func (f *channelForwarder) run(ctx context.Context) {
 	log := f.n.log.With("channel", queue.Channel{Origin: f.n.cfg.Site, Dest: f.dest, Precedence: f.prec}.String())
 	rep := newAckReporter(f.n, f.dest, f.prec)
 	defer rep.stop()
+	if !f.resync(ctx) { // backup.go: a restored channel learns the destination's last first
+		return
+	}
 	acked := f.acked()
 	backoff := cfg.RetryMin.Duration
 	failing := false
@@ -99,7 +103,7 @@ func (f *channelForwarder) run(ctx context.Context) {
 		for roundErr == nil && ctx.Err() == nil {
 			held := f.higherPending()
 			for !held && len(inflight) < cfg.Window {
-				msgs, err := f.n.store.Pending(f.dest, f.prec, next-1, cfg.BatchMessages, cfg.BatchBytes)
+				msgs, err := f.n.store.Resend(f.dest, f.prec, next-1, cfg.BatchMessages, cfg.BatchBytes)
 				if err != nil {
 					roundErr = err
 					break
@@ -111,11 +115,12 @@ func (f *channelForwarder) run(ctx context.Context) {
 				inflight = append(inflight, last)
 				next = last + 1
 				b := &transport.Batch{Kind: transport.BatchMessages, From: f.n.cfg.Site, To: f.dest, Precedence: f.prec, Messages: msgs}
+				sentAcked := acked
 				go func() {
 					sctx, scancel := context.WithTimeout(roundCtx, cfg.SendTimeout.Duration)
 					defer scancel()
 					ack, err := f.n.link.SendBatch(sctx, b)
-					results <- sendResult{last: last, ack: ack, err: err}
+					results <- sendResult{last: last, acked: sentAcked, ack: ack, err: err}
 				}()
 			}
 			if roundErr != nil {
@@ -145,6 +150,16 @@ func (f *channelForwarder) run(ctx context.Context) {
 			default:
 				if r.ack.Leader != "" {
 					f.n.link.SetPreferred(f.dest, r.ack.Leader)
+				}
+				if r.ack.Last < r.acked {
+					// The destination acknowledges less than it had before the
+					// batch was sent: it lost state (restored from a backup).
+					// Resend from its last; Resend gives what we still keep.
+					log.Warn("destination lost messages it had acknowledged (restored from a backup?); resending them",
+						"had_acked", r.acked, "now_acks", r.ack.Last)
+					acked = r.ack.Last
+					roundErr = errGap
+					break
 				}
 				if r.ack.Last > acked {
 					acked = r.ack.Last
@@ -307,6 +322,9 @@ type receiptSender struct {
 func (s *receiptSender) run(ctx context.Context) {
 	cfg := s.n.cfg.Link
 	backoff := cfg.RetryMin.Duration
+	if !s.resync(ctx) { // backup.go
+		return
+	}
 	for ctx.Err() == nil {
 		changed := s.n.store.Changed()
 		var acked uint64

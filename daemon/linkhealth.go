@@ -322,6 +322,9 @@ func (n *Node) alarms() []string {
 	if err := n.storageFull(); err != nil {
 		out = append(out, err.Error())
 	}
+	if n.store != nil {
+		out = append(out, n.resyncAlarms()...) // backup.go
+	}
 	for _, p := range n.link.Paths() {
 		if p.Site == n.cfg.Site {
 			if p.State == transport.PathDown {

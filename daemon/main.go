@@ -64,6 +64,7 @@ apart.`,
 			return runConfig(ctx, configFile, stderr)
 		},
 	}
+	cmd.AddCommand(restoreCommand(stdout)) // backup.go
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

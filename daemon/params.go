@@ -32,6 +32,7 @@ var routeParams = map[string][]string{
 	"POST " + client.PathAdminMemberAdd:                {"id", "raft"},
 	"POST " + client.PathAdminMemberRemove:             {"id", "force"},
 	"POST " + client.PathAdminMemberReplace:            {"old", "id", "raft", "force"},
+	"GET " + client.PathAdminBackup:                    {},
 }
 
 // Limits of query parameter values.

@@ -123,6 +123,7 @@ type applier struct {
 	in, inChans, inIDs, inbox, inDups      *bolt.Bucket
 	rcptOut, rcptQueues, rcptIn            *bolt.Bucket
 	fin                                    *bolt.Bucket
+	fence                                  *bolt.Bucket // backup.go
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {
@@ -134,7 +135,7 @@ func newApplier(tx *bolt.Tx, site string) *applier {
 		in: tx.Bucket(bucketIn), inChans: tx.Bucket(bucketInChans), inIDs: tx.Bucket(bucketInIDs),
 		inbox: tx.Bucket(bucketInbox), inDups: tx.Bucket(bucketInDups),
 		rcptOut: tx.Bucket(bucketRcptOut), rcptQueues: tx.Bucket(bucketRcptQueues), rcptIn: tx.Bucket(bucketRcptIn),
-		fin: tx.Bucket(bucketFin),
+		fin: tx.Bucket(bucketFin), fence: tx.Bucket(bucketFence),
 	}
 	a.inbox.FillPercent = seqFill
 	return a

@@ -42,6 +42,16 @@
 //     CRC32C; entries of the earlier formats (JSON, version 1) still
 //     decode, unchecked. The store file carries its own format version
 //     and is upgraded in place when opened or restored.
+//   - Backup and restore ([Store.Backup], [RestoreBackup]): a backup is one
+//     read transaction framed with a header and a SHA-256 trailer. A
+//     restored state starts a new Raft log (applied index 0) and is
+//     fenced towards every other site until it learns how far that site
+//     got: submits to a fenced destination fail with [ErrResyncing]; an
+//     OpDelivered on a fenced channel moves its last up to the
+//     destination's (those numbers were used by messages lost with the
+//     old state, so the channel's records have a hole there, below
+//     Acked); an OpReceiptsAcked renumbers receipts past the origin's;
+//     the first receipts from a site are taken from where they start.
 //   - Integrity. Message records and queued receipts carry CRC32C
 //     checksums bound to their location, checked wherever they are read,
 //     applied, served or forwarded; index entries are checked against the

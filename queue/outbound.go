@@ -52,6 +52,10 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 		}
 	}
 	ck := chanKey(it.Dest, it.Precedence)
+	if a.fenced(fenceOut, ck) {
+		res.Err = fmt.Sprintf("%v %s (retry later)", ErrResyncing, it.Dest)
+		return res, nil
+	}
 	last, acked := getPair(a.outChans.Get(ck))
 	seq := last + 1
 	msgs, err := seqBucket(a.out, ck)
@@ -144,8 +148,16 @@ func (a *applier) delivered(now int64, d *DeliveredCmd) error {
 		return nil // no such channel: nothing to acknowledge
 	}
 	ck := chanKey(d.Dest, d.Precedence)
+	if err := a.deliver(now, ck, d.UpTo); err != nil {
+		return err
+	}
+	return a.resyncOut(ck, d.UpTo) // backup.go
+}
+
+// deliver marks the messages of channel ck up to upTo delivered.
+func (a *applier) deliver(now int64, ck []byte, upTo uint64) error {
 	last, acked := getPair(a.outChans.Get(ck))
-	upTo := min(d.UpTo, last)
+	upTo = min(upTo, last)
 	if upTo <= acked {
 		return nil
 	}

@@ -27,6 +27,12 @@ func (a *applier) receipts(now int64, r *Receipts) (*ReceiptsResult, error) {
 	from := []byte(r.From)
 	last := getU64(a.rcptIn, from)
 	start := last
+	if len(r.Receipts) > 0 {
+		var err error
+		if last, err = a.jumpReceipts(from, last, r.Receipts[0].RSeq); err != nil { // backup.go
+			return nil, err
+		}
+	}
 	for _, rc := range r.Receipts {
 		if rc.RSeq <= last {
 			continue
@@ -102,6 +108,9 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 // receiptsAcked drops receipts the origin acknowledged.
 func (a *applier) receiptsAcked(ack *ReceiptsAcked) error {
 	ok := []byte(ack.Origin)
+	if a.fenced(fenceRcptOut, ok) {
+		return a.resyncReceipts(ack.Origin, ack.UpTo) // backup.go
+	}
 	last, acked := getPair(a.rcptQueues.Get(ok))
 	upTo := min(ack.UpTo, last)
 	if upTo <= acked {

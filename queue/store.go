@@ -63,6 +63,7 @@ var (
 		bucketIn, bucketInChans, bucketInIDs, bucketInbox, bucketInDups,
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
 		bucketFin,
+		bucketFence,
 	}
 
 	metaVersion   = []byte("version")

@@ -141,6 +141,7 @@ else ` + DefaultSocket + `).`,
 		newCompletionCmd(e),
 		newManCmd(e),
 		newLabCmd(e),
+		newBackupCmd(e),
 	)
 	return root
 }

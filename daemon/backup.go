@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hotline/daemon/client"
+	"hotline/queue"
+	"hotline/transport"
+)
+
+// Backup and restore (README: Operations → Backup and restore).
+//
+// A backup is this node's queue state as of one bbolt read transaction,
+// after a read barrier (so it holds everything the site had committed when
+// the request arrived), framed by queue.Backup with a header and a
+// SHA-256 trailer. A restore gives every node of the site the same state
+// with applied index 0, and the nodes bootstrap a new Raft cluster on it.
+// The restored state is fenced (queue.RestoreBackup): the forwarders and
+// receipt senders below first ask each other site where it is, and only
+// then give out sequence numbers again. Other sites notice that the
+// restored site acknowledges less than before and resend from its last
+// (channelForwarder: regression).
+
+// backup serves GET /v1/admin/backup: the backup file, streamed, with its
+// length in Content-Length (the client shows progress against it).
+func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
+	n := a.n
+	if !a.readBarrier(w, r) {
+		return
+	}
+	start := time.Now()
+	b, err := n.store.Backup(n.cfg.Node, start)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+		return
+	}
+	defer b.Release()
+	// A client that stops reading holds a read transaction: bound it.
+	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(backupWriteTime(b.Size())))
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(b.Size(), 10))
+	h.Set(client.HeaderBackupApplied, strconv.FormatUint(b.Header.Applied, 10))
+	w.WriteHeader(http.StatusOK)
+	written, err := b.WriteTo(w)
+	if err != nil {
+		// The client sees a short body and refuses it.
+		n.log.Warn("backup failed", "err", err, "written", written, "by", credString(caller(r)))
+		return
+	}
+	n.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
+		"took", time.Since(start).Round(time.Millisecond), "by", credString(caller(r)))
+}
+
+// backupWriteTime is how long a backup of size bytes may take to send: a
+// minute plus a second per MiB.
+func backupWriteTime(size int64) time.Duration {
+	return time.Minute + time.Duration(size>>20)*time.Second
+}
+
+// resync waits until the forwarder's channel is not fenced: it asks the
+// destination for its last sequence number (an empty batch) and commits
+// it (OpDelivered), retrying with backoff. It returns false when ctx ends.
+func (f *channelForwarder) resync(ctx context.Context) bool {
+	cfg := f.n.cfg.Link
+	backoff := cfg.RetryMin.Duration
+	for f.n.store.OutFenced(f.dest, f.prec) {
+		err := func() error {
+			sctx, cancel := context.WithTimeout(ctx, cfg.SendTimeout.Duration)
+			defer cancel()
+			ack, err := f.n.link.SendBatch(sctx, &transport.Batch{Kind: transport.BatchMessages, From: f.n.cfg.Site, To: f.dest, Precedence: f.prec})
+			if err != nil {
+				return err
+			}
+			if ack.Error != "" {
+				f.n.redirect(f.dest, ack)
+				return fmt.Errorf("%s refused: %s", f.dest, ack.Error)
+			}
+			pctx, pcancel := context.WithTimeout(ctx, f.n.cfg.SubmitTimeout.Duration)
+			defer pcancel()
+			_, err = f.n.propose(pctx, &queue.Command{Op: queue.OpDelivered, Time: time.Now().UnixNano(),
+				Delivered: &queue.DeliveredCmd{Dest: f.dest, Precedence: f.prec, UpTo: ack.Last}})
+			if err == nil {
+				f.n.log.Warn("restored channel resynchronised: sequence numbers continue after the destination's last",
+					"dest", f.dest, "precedence", f.prec, "last", ack.Last)
+			}
+			return err
+		}()
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil {
+			f.n.log.Debug("resynchronising a restored channel failed; will retry", "dest", f.dest, "precedence", f.prec, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return false
+			}
+			backoff = min(backoff*2, cfg.RetryMax.Duration)
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// resync waits until the receipt queue to s.origin is not fenced: it asks
+// origin for the last receipt it applied (an empty batch) and commits it
+// (OpReceiptsAcked), retrying with backoff. It returns false when ctx ends.
+func (s *receiptSender) resync(ctx context.Context) bool {
+	cfg := s.n.cfg.Link
+	backoff := cfg.RetryMin.Duration
+	for s.n.store.ReceiptsFenced(s.origin) {
+		err := func() error {
+			sctx, cancel := context.WithTimeout(ctx, cfg.SendTimeout.Duration)
+			defer cancel()
+			ack, err := s.n.link.SendBatch(sctx, &transport.Batch{Kind: transport.BatchReceipts, From: s.n.cfg.Site, To: s.origin})
+			if err != nil {
+				return err
+			}
+			if ack.Error != "" {
+				s.n.redirect(s.origin, ack)
+				return fmt.Errorf("%s refused: %s", s.origin, ack.Error)
+			}
+			pctx, pcancel := context.WithTimeout(ctx, s.n.cfg.SubmitTimeout.Duration)
+			defer pcancel()
+			_, err = s.n.propose(pctx, &queue.Command{Op: queue.OpReceiptsAcked, Time: time.Now().UnixNano(),
+				ReceiptsAcked: &queue.ReceiptsAcked{Origin: s.origin, UpTo: ack.Last}})
+			return err
+		}()
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil {
+			s.n.log.Debug("resynchronising restored receipts failed; will retry", "origin", s.origin, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return false
+			}
+			backoff = min(backoff*2, cfg.RetryMax.Duration)
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// resyncAlarms names the other sites a restored state has not heard from.
+func (n *Node) resyncAlarms() []string {
+	f := n.store.Fenced()
+	if f == nil {
+		return nil
+	}
+	sites := map[string]bool{}
+	for _, c := range f.Out {
+		sites[c.Dest] = true
+	}
+	for _, s := range f.Receipts {
+		sites[s] = true
+	}
+	var out []string
+	for _, s := range n.cfg.remoteSites() {
+		if sites[s] {
+			out = append(out, fmt.Sprintf("restored from a backup: not yet resynchronised with site %s; submits to it are refused (503, retry) until it answers", s))
+		}
+	}
+	return out
+}
+
+// RestoreNode prepares cfg's node to start from a backup: it verifies the
+// backup file and writes DATA_DIR/state.db from it (see
+// queue.RestoreBackup). The node must have no state: data_dir must hold
+// neither state.db nor Raft state. Every node of the site is restored
+// from the same backup, then all are started; they bootstrap a new Raft
+// cluster.
+func RestoreNode(cfg *Config, from string) (queue.BackupHeader, error) {
+	var h queue.BackupHeader
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if ents, err := os.ReadDir(raftDir); err == nil && len(ents) > 0 {
+		return h, fmt.Errorf("restore: %s holds Raft state: move data_dir %s aside on every node of site %s before restoring", raftDir, cfg.DataDir, cfg.Site)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return h, fmt.Errorf("restore: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return h, fmt.Errorf("restore: %w", err)
+	}
+	h, err := queue.RestoreBackup(from, filepath.Join(cfg.DataDir, "state.db"), cfg.Site, cfg.remoteSites())
+	if err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// restoreCommand is `hotlined restore --config FILE --from BACKUP`.
+func restoreCommand(stdout io.Writer) *cobra.Command {
+	var configFile, from string
+	cmd := &cobra.Command{
+		Use:   "restore --config FILE --from BACKUP",
+		Short: "Prepare this node's data_dir from a backup (the node must be stopped, its data_dir moved aside)",
+		Long: `restore verifies BACKUP (taken with "hotlinectl backup") and writes the
+node's state from it, ready to start. Restore every node of the site from
+the same backup, then start them all: they form a new Raft cluster. Until
+the restored site has heard from each other site, submits to that site are
+refused with 503 (retry). See README: Operations → Backup and restore.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" || from == "" {
+				return usageError{errors.New("restore needs --config FILE and --from BACKUP")}
+			}
+			cfg, err := LoadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			h, err := RestoreNode(cfg, from)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "restored %s/%s from %s: backup of site %s taken on %s at %s (applied index %d, %d bytes of state, sha256 %s)\n",
+				cfg.Site, cfg.Node, from, h.Site, h.Node, h.Time.Format(time.RFC3339), h.Applied, h.Length, h.Sum)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "the node's config file (TOML)")
+	cmd.Flags().StringVar(&from, "from", "", "the backup file")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return cmd
+}
