@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"net/netip"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
@@ -81,18 +84,31 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	level := new(slog.LevelVar)
+	l, _ := parseLevel(cfg.LogLevel)
+	level.Set(l)
+	log := newLevelLogger(stderr, level, cfg.LogFormat)
 	n, err := Open(cfg, log)
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	rl := newReloader(n, file, level)
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	stopWatchdog := watchdog(n)
 	defer stopWatchdog()
-	select {
-	case <-ctx.Done():
-		log.Info("signal received, stopping")
-	case <-n.Done():
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("signal received, stopping")
+		case <-n.Done():
+		case <-hup:
+			n.reload(rl)
+			continue
+		}
+		break
 	}
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	return n.Close()
