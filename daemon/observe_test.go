@@ -114,9 +114,6 @@ func TestMetricsListener(t *testing.T) {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
 	fams := parseExposition(t, body)
-	if f := os.Getenv("HOTLINE_DUMP_METRICS"); f != "" {
-		os.WriteFile(f, body, 0o644)
-	}
 	for _, name := range []string{
 		"hotline_build_info", "hotline_submitted_total", "hotline_delivered_total", "hotline_received_total",
 		"hotline_send_failures_total", "hotline_link_test_failures_total", "hotline_link_handshake_rejections_total",
