@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/quic-go/quic-go"
 
 	"hotline/daemon/client"
 	"hotline/daemon/ctl"
+	"hotline/transport"
 	"hotline/transport/pki"
 )
 
@@ -73,6 +75,26 @@ func raftPeerCert(t *testing.T, lab *testLab, node, as string) *x509.Certificate
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
 }
 
+// linkPeerCert opens a new QUIC connection to node's endpoint on path as
+// node as (of another site) would, and returns the certificate node
+// presented.
+func linkPeerCert(t *testing.T, lab *testLab, node, path, as string) *x509.Certificate {
+	t.Helper()
+	b, err := pki.LoadDir(filepath.Join(lab.dir, "pki"), as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := lab.cfgs[node]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, c.nodeConfig(node).Paths[path], b.ClientConfig(transport.ALPN, pki.Identity{Site: c.Site, Node: node}), &quic.Config{})
+	if err != nil {
+		t.Fatalf("QUIC to %s's %s endpoint: %v", node, path, err)
+	}
+	defer conn.CloseWithError(0, "")
+	return conn.ConnectionState().TLS.PeerCertificates[0]
+}
+
 // TestReloadCertificates replaces a node's certificate files and reloads
 // them (the SIGHUP path, from the config file): new connections get the
 // new certificate, the log level changes, an expiring certificate raises
@@ -88,6 +110,9 @@ func TestReloadCertificates(t *testing.T) {
 	old := n.keys.Current().Leaf
 	if got := raftPeerCert(t, lab, node, "alpha-2"); !got.Equal(old) {
 		t.Fatal("raft port presents another certificate than the one loaded")
+	}
+	if got := linkPeerCert(t, lab, node, "fiber", "bravo-1"); !got.Equal(old) {
+		t.Fatal("link endpoint presents another certificate than the one loaded")
 	}
 	if a := n.alarms(); len(a) != 0 {
 		t.Fatalf("alarms before: %q", a)
@@ -131,7 +156,10 @@ func TestReloadCertificates(t *testing.T) {
 		t.Errorf("log level %v after reload, want debug", level.Level())
 	}
 	if got := raftPeerCert(t, lab, node, "alpha-3"); !got.Equal(cur) {
-		t.Fatal("a new connection after reload got the old certificate")
+		t.Fatal("a new Raft connection after reload got the old certificate")
+	}
+	if got := linkPeerCert(t, lab, node, "sat", "bravo-2"); !got.Equal(cur) {
+		t.Fatal("a new link connection after reload got the old certificate")
 	}
 
 	alarms := n.alarms()
