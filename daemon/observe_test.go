@@ -127,6 +127,7 @@ func TestMetricsListener(t *testing.T) {
 		"hotline_alarms", "hotline_cert_expiry_timestamp_seconds", "hotline_cert_expiry_warning",
 		// from Raft's go-metrics, through the Prometheus sink
 		"hotline_raft_apply_total", "hotline_raft_commit_time_seconds", "hotline_raft_fsm_apply_batch_seconds",
+		"hotline_raft_transition_leader_lease_timeout_total", "hotline_raft_rpc_append_entries_store_logs_seconds",
 	} {
 		if fams[name] == nil {
 			t.Errorf("%s missing from the scrape", name)

@@ -40,6 +40,19 @@ func raftMetricsSink() prometheus.Collector {
 			Expiration: 0, // Raft sets some gauges only on change: keep them
 			Name:       "hotline_raft_go_metrics_sink",
 			Registerer: prometheus.NewRegistry(), // each node's registry adds it
+			// Present from the start, at 0: elections, lost leases and the
+			// main timings. The rest appear when Raft first reports them.
+			CounterDefinitions: []gmprom.CounterDefinition{
+				{Name: []string{"hotline_raft_apply_total"}, Help: "Commands submitted to Raft on a leader (raft.apply)."},
+				{Name: []string{"hotline_raft_state_candidate_total"}, Help: "Times a node of this process became candidate: elections started (raft.state.candidate)."},
+				{Name: []string{"hotline_raft_state_leader_total"}, Help: "Times a node of this process became leader (raft.state.leader)."},
+				{Name: []string{"hotline_raft_transition_heartbeat_timeout_total"}, Help: "Followers that stopped hearing from their leader (raft.transition.heartbeat_timeout)."},
+				{Name: []string{"hotline_raft_transition_leader_lease_timeout_total"}, Help: "Leaders that stepped down for lack of contact with a majority (raft.transition.leader_lease_timeout)."},
+			},
+			SummaryDefinitions: []gmprom.SummaryDefinition{
+				{Name: []string{"hotline_raft_commit_time_seconds"}, Help: "On a leader, time from appending an entry to its commit (raft.commitTime)."},
+				{Name: []string{"hotline_raft_rpc_append_entries_store_logs_seconds"}, Help: "On a follower, time to store the entries of an AppendEntries in its log (raft.rpc.appendEntries.storeLogs)."},
+			},
 		})
 		if err != nil {
 			return
