@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -431,5 +432,53 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if used < 10 {
 		t.Errorf("dashboard %q references only %d hotline metrics", dash.Title, used)
+	}
+}
+
+// TestWatchdogFollowsHealth runs the systemd watchdog loop against a
+// notify socket of the test's own: it is pinged while /healthz passes and
+// no longer once Raft has shut down.
+func TestWatchdogFollowsHealth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six nodes")
+	}
+	lab := startLab(t)
+	n := lab.nodes["bravo-3"]
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "100000") // pinged every 50ms
+	stop := watchdog(n)
+	defer stop()
+
+	pings := func(d time.Duration) int {
+		count := 0
+		buf := make([]byte, 256)
+		end := time.Now().Add(d)
+		for {
+			conn.SetReadDeadline(end)
+			k, err := conn.Read(buf)
+			if err != nil {
+				return count
+			}
+			if string(buf[:k]) == "WATCHDOG=1" {
+				count++
+			}
+		}
+	}
+	if got := pings(time.Second); got < 5 {
+		t.Fatalf("%d watchdog pings in 1s from a healthy node, want about 20", got)
+	}
+	n.raft.Close()
+	if err := n.health(); err == nil {
+		t.Fatal("healthy after raft shutdown")
+	}
+	pings(200 * time.Millisecond) // one may have been on its way
+	if got := pings(time.Second); got != 0 {
+		t.Fatalf("%d watchdog pings in 1s after raft shutdown, want 0", got)
 	}
 }
