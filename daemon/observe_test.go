@@ -482,3 +482,16 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 		t.Fatalf("%d watchdog pings in 1s after raft shutdown, want 0", got)
 	}
 }
+
+// BenchmarkScrape measures one scrape of a node's metrics listener in the
+// in-process lab (the process-wide Raft metrics of six nodes included).
+func BenchmarkScrape(b *testing.B) {
+	lab := startLab(b, withMetricsListener)
+	url := lab.metricsURL(lab.leader("alpha")) + "/metrics"
+	var size int
+	for b.Loop() {
+		_, body := httpGet(b, "GET", url)
+		size = len(body)
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+}
