@@ -80,6 +80,12 @@ func IsUsageError(err error) bool {
 }
 
 func runConfig(ctx context.Context, file string, stderr io.Writer) error {
+	// SIGHUP is taken from the start, so that one sent while the node
+	// starts does not end the process (its default action); it is
+	// served once the node runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := LoadConfig(file)
 	if err != nil {
 		return err
@@ -92,9 +98,6 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	rl := newReloader(n, file, level)
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	stopWatchdog := watchdog(n)
