@@ -68,6 +68,11 @@ type Config struct {
 	// the reserve and a quarter more are free.
 	StorageReserve uint64
 
+	// ObserveLogWrite, if set, is called with the duration of every
+	// successful Raft log write (one bbolt transaction with its fsync),
+	// for a latency metric. It must not block.
+	ObserveLogWrite func(time.Duration)
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -197,6 +202,9 @@ func (c *Config) raftConfig() (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.ID)
 	rc.BatchApplyCh = true
+	// Raft's go-metrics also repeat per-peer timings with the peer's name
+	// in the metric's key; the labelled form is enough.
+	rc.NoLegacyTelemetry = true
 	rc.MaxAppendEntries = defaultMaxAppendEntries
 	if c.MaxAppendEntries > 0 {
 		rc.MaxAppendEntries = c.MaxAppendEntries

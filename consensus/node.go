@@ -178,7 +178,7 @@ func Open(cfg Config) (*Node, error) {
 		closed:    make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
-	n.logs = &guardedStore{BoltStore: store, space: n.space, full: n.standByAsync}
+	n.logs = &guardedStore{BoltStore: store, space: n.space, full: n.standByAsync, observe: cfg.ObserveLogWrite}
 	rc.NotifyCh = n.notifyCh
 	n.rc = *rc
 

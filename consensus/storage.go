@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -108,8 +109,9 @@ func (s space) classify(err error) error {
 // fail, and the reserve exists so that they do not.
 type guardedStore struct {
 	*raftboltdb.BoltStore
-	space space
-	full  func(error)
+	space   space
+	full    func(error)
+	observe func(time.Duration) // nil: not timed
 }
 
 var (
@@ -126,9 +128,13 @@ func (g *guardedStore) StoreLogs(logs []*raft.Log) error {
 		g.full(err)
 		return err
 	}
+	start := time.Now()
 	err := g.space.classify(g.BoltStore.StoreLogs(logs))
 	if errors.Is(err, ErrStorageFull) {
 		g.full(err)
+	}
+	if err == nil && g.observe != nil {
+		g.observe(time.Since(start))
 	}
 	return err
 }

@@ -51,6 +51,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST "+client.PathAck, a.ack)
 	mux.HandleFunc("GET "+client.PathStatus, a.status)
 	mux.Handle("GET /metrics", n.metrics.handler())
+	mux.Handle("GET /healthz", healthHandler(n.healthz))
+	mux.Handle("GET /readyz", healthHandler(n.readyz))
 	a.adminRoutes(mux)
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
@@ -321,6 +323,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, res.Err)
 			return
 		}
+		n.metrics.submitLatency.WithLabelValues(to).Observe(time.Since(submitted).Seconds())
 	}
 	// The message is committed: from here on the reply is never an
 	// error. If the wanted state was not reached it is 202 with the state

@@ -48,6 +48,12 @@ type Config struct {
 	// AllowRemoteDrills lets the other sites' drills move this site's
 	// leadership (the transfer-destination-leader scenario).
 	AllowRemoteDrills bool `toml:"allow_remote_drills"`
+	// MetricsListen is the TCP host:port of the read-only metrics
+	// listener (/metrics, /healthz, /readyz); "" turns it off.
+	MetricsListen string `toml:"metrics_listen"`
+	// CertExpiryWarning is how long before the node's certificate or the
+	// CA expires an alarm is raised; 0 turns the alarm off.
+	CertExpiryWarning Duration `toml:"cert_expiry_warning"`
 
 	TLS   TLSConfig    `toml:"tls"`
 	Raft  RaftConfig   `toml:"raft"`
@@ -135,7 +141,10 @@ func DefaultConfig() *Config {
 		Retention:      Duration{7 * 24 * time.Hour},
 		LogLevel:       "info",
 		LogFormat:      "text",
-		Paths:          []string{"fiber"},
+		// An alarm a month ahead leaves time to issue and install new
+		// certificates on every node.
+		CertExpiryWarning: Duration{30 * 24 * time.Hour},
+		Paths:             []string{"fiber"},
 		Raft: RaftConfig{
 			HeartbeatTimeout:   Duration{time.Second},
 			ElectionTimeout:    Duration{time.Second},
@@ -277,6 +286,14 @@ func (c *Config) Validate() error {
 	case l.HandoffAfter.Duration < 0:
 		return bad("link.handoff_after", "%v is negative", l.HandoffAfter)
 	}
+	if c.MetricsListen != "" {
+		if err := checkListen(c.MetricsListen); err != nil {
+			return bad("metrics_listen", "%v", err)
+		}
+	}
+	if c.CertExpiryWarning.Duration < 0 {
+		return bad("cert_expiry_warning", "%v is negative (0 turns the alarm off)", c.CertExpiryWarning)
+	}
 	if c.AdminGroup != "" {
 		if err := checkGroup(c.AdminGroup); err != nil {
 			return bad("admin_group", "%v", err)
@@ -383,6 +400,22 @@ func checkAddr(a string) error {
 	if host == "" || port == "" || port == "0" {
 		return fmt.Errorf("%q needs an explicit host and port", a)
 	}
+	return nil
+}
+
+// checkListen accepts host:port for a listener; port 0 picks a free port.
+func checkListen(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. \"127.0.0.1:9464\")", a)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port", a)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: bad port: %v", a, err)
+	}
+	_ = host // "" listens on every address, as net.Listen does
 	return nil
 }
 

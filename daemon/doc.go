@@ -1,7 +1,10 @@
 // Package daemon composes a running hotline node: its config, the site's
 // replicated queue (package queue) under Raft (package consensus), the
 // inter-site link (package transport), the leader's forwarder, the
-// receiver, follower-to-leader relay, and the local socket API.
+// receiver, follower-to-leader relay, and the local socket API; and its
+// observation: metrics (metrics.go, raftmetrics.go), health and readiness
+// (health.go), the read-only metrics listener (metricsserver.go), and
+// certificate expiry and reload (certs.go).
 //
 // Delivery contract, as implemented here:
 //   - A submission is answered only after the site's Raft majority has

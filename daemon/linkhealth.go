@@ -345,5 +345,6 @@ func (n *Node) alarms() []string {
 			out = append(out, fmt.Sprintf("link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error))
 		}
 	}
+	out = append(out, n.certAlarms()...)
 	return out
 }

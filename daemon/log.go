@@ -27,7 +27,15 @@ func parseMode(s string) (uint32, error) {
 // newLogger returns the structured logger a node writes to w.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	l, _ := parseLevel(level)
-	opts := &slog.HandlerOptions{Level: l}
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	return newLevelLogger(w, lv, format)
+}
+
+// newLevelLogger returns a logger whose level can be changed while it is
+// in use (reload of log_level).
+func newLevelLogger(w io.Writer, lv *slog.LevelVar, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
@@ -90,22 +93,38 @@ func IsUsageError(err error) bool {
 }
 
 func runConfig(ctx context.Context, file string, stderr io.Writer) error {
+	// SIGHUP is taken from the start, so that one sent while the node
+	// starts does not end the process (its default action); it is
+	// served once the node runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := LoadConfig(file)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	level := new(slog.LevelVar)
+	l, _ := parseLevel(cfg.LogLevel)
+	level.Set(l)
+	log := newLevelLogger(stderr, level, cfg.LogFormat)
 	n, err := Open(cfg, log)
 	if err != nil {
 		return err
 	}
+	rl := newReloader(n, file, level)
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	stopWatchdog := watchdog(n)
 	defer stopWatchdog()
-	select {
-	case <-ctx.Done():
-		log.Info("signal received, stopping")
-	case <-n.Done():
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("signal received, stopping")
+		case <-n.Done():
+		case <-hup:
+			n.reload(rl)
+			continue
+		}
+		break
 	}
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 	return n.Close()

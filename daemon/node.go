@@ -40,6 +40,8 @@ type Node struct {
 	api     *apiServer
 	subs    *submitter
 	metrics *metrics
+	mserv   *metricsServer // nil unless metrics_listen is set
+	keys    *pki.Keyring   // replaced by reload
 	start   time.Time
 
 	linkTests linkTests
@@ -82,6 +84,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan struct{})}
+	n.keys = pki.NewKeyring(bundle)
 	n.metrics = newMetrics(n)
 	self := n // the return statements below set n to nil
 	defer func() {
@@ -102,17 +105,20 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	// Raft before the link: Raft needs nothing of the link, and peers that
 	// reach this node find it listening only once it can serve them (until
 	// the state is running they get a retryable ErrStarting).
-	n.raft, err = consensus.Open(n.raftConfig(bundle))
+	n.raft, err = consensus.Open(n.raftConfig(n.keys))
 	if err != nil {
 		return nil, err
 	}
-	n.link, err = transport.New(n.linkConfig(bundle))
+	n.link, err = transport.New(n.linkConfig(n.keys))
 	if err != nil {
 		return nil, err
 	}
 	n.subs = newSubmitter(n)
 	n.api, err = newAPIServer(n)
 	if err != nil {
+		return nil, err
+	}
+	if n.mserv, err = startMetricsServer(n); err != nil {
 		return nil, err
 	}
 	n.wg.Add(1)
@@ -126,7 +132,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
+func (n *Node) linkConfig(b *pki.Keyring) transport.Config {
 	var paths []transport.Path
 	self := n.cfg.nodeConfig(n.cfg.Node)
 	for _, p := range n.cfg.Paths {
@@ -171,7 +177,7 @@ func (n *Node) linkConfig(b *pki.Bundle) transport.Config {
 	}
 }
 
-func (n *Node) raftConfig(b *pki.Bundle) consensus.Config {
+func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 	site := n.cfg.siteConfig(n.cfg.Site)
 	var peers []consensus.Peer
 	byAddr := map[string]string{}
@@ -210,6 +216,7 @@ func (n *Node) raftConfig(b *pki.Bundle) consensus.Config {
 		ElectionTimeout:    r.ElectionTimeout.Duration,
 		LeaderLeaseTimeout: r.LeaderLeaseTimeout.Duration,
 		SnapshotThreshold:  r.SnapshotThreshold,
+		ObserveLogWrite:    n.metrics.observeLogWrite,
 	}
 }
 
@@ -249,6 +256,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.api != nil {
 			errs = append(errs, n.api.close())
+		}
+		if n.mserv != nil {
+			errs = append(errs, n.mserv.close())
 		}
 		n.cancel()
 		if n.subs != nil {
@@ -300,7 +310,9 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 	for i, e := range entries {
 		in[i] = queue.Entry{Index: e.Index, Data: e.Data}
 	}
+	start := time.Now()
 	res := f.store.Apply(in)
+	f.metrics.stateCommit.Observe(time.Since(start).Seconds())
 	if err := f.store.Err(); err != nil {
 		// The store refuses further commands rather than diverge from
 		// the other nodes; stop so that systemd restarts us cleanly.

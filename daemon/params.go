@@ -23,6 +23,8 @@ var routeParams = map[string][]string{
 	"GET " + client.PathInbox:                          {"after", "max", "max_bytes", "wait"},
 	"POST " + client.PathAck:                           {},
 	"GET " + client.PathStatus:                         {},
+	"GET /healthz":                                     {},
+	"GET /readyz":                                      {},
 	"GET " + client.PathAdminPaths:                     {"node"},
 	"POST " + client.PathAdminPath + "{name}/{action}": {"mode", "node"},
 	"POST " + client.PathAdminLeader:                   {"to", "site", "node"},

@@ -51,6 +51,7 @@ func (r *receiver) HandleBatch(ctx context.Context, from pki.Identity, b *transp
 	case res.Receive != nil:
 		ack.Last = res.Receive.Last
 		n.metrics.received.Add(float64(res.Receive.Applied))
+		n.metrics.observeReceived(b, res.Receive.Last, res.Receive.Applied, cmd.Time)
 	case res.Receipts != nil:
 		ack.Last = res.Receipts.Last
 	}

@@ -69,16 +69,3 @@ func (a *apiServer) writeStorageFull(w http.ResponseWriter) {
 	}
 	writeError(w, http.StatusInsufficientStorage, client.CodeStorageFull, err.Error())
 }
-
-// health is what the systemd watchdog reflects: nil while the node works
-// or deliberately stands by for space; an error when its store has failed
-// or its Raft has stopped otherwise.
-func (n *Node) health() error {
-	if err := n.store.Err(); err != nil {
-		return fmt.Errorf("store failed: %w", err)
-	}
-	if n.raft.State() == "shutdown" {
-		return errors.New("raft is shut down")
-	}
-	return nil
-}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math"
@@ -73,11 +74,22 @@ type Peer struct {
 	Addrs      map[string]string
 }
 
+// Credentials make the TLS configs of the link: *pki.Bundle and
+// *pki.Keyring implement it.
+type Credentials interface {
+	// Self is this node's identity; it never changes.
+	Self() pki.Identity
+	ServerConfig(alpn string, allow func(pki.Identity) error) *tls.Config
+	ClientConfig(alpn string, expect pki.Identity) *tls.Config
+}
+
 // Config configures a Link. TLS, Paths and Handler are required.
 type Config struct {
-	// TLS holds this node's certificate, key and CA. Its identity names
-	// this node and its site.
-	TLS *pki.Bundle
+	// TLS holds this node's certificate, key and CA: a *pki.Bundle, or a
+	// *pki.Keyring whose material can be replaced while the link runs
+	// (new connections use the new material). Its identity names this
+	// node and its site.
+	TLS Credentials
 	// Paths in operator preference order; at least one.
 	Paths []Path
 	// Peers lists every node this node may talk to: the other sites' nodes
@@ -136,7 +148,7 @@ func (cfg *Config) validate() ([]peerSpec, error) {
 	if cfg.TLS == nil {
 		return nil, fmt.Errorf("transport: config: TLS is nil")
 	}
-	self := cfg.TLS.Identity
+	self := cfg.TLS.Self()
 	if err := self.Validate(); err != nil {
 		return nil, fmt.Errorf("transport: config: TLS identity: %w", err)
 	}

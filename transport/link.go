@@ -93,8 +93,8 @@ func New(cfg Config) (*Link, error) {
 	}
 	l := &Link{
 		cfg:       cfg,
-		self:      cfg.TLS.Identity,
-		log:       cfg.Logger.With("node", cfg.TLS.Identity.String()),
+		self:      cfg.TLS.Self(),
+		log:       cfg.Logger.With("node", cfg.TLS.Self().String()),
 		byPath:    make(map[string]*endpoint),
 		peers:     make(map[pki.Identity]*peer),
 		sites:     make(map[string][]*peer),

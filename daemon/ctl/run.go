@@ -36,6 +36,10 @@ var ErrNotReached = errors.New("stored, but the wanted state was not reached")
 // 4. The error names the id it may have been stored under.
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
+// ErrAlarms is matched by status's error when the node reported alarms
+// (status was printed in full): exit status 5.
+var ErrAlarms = errors.New("alarms raised")
+
 // usageError marks an error as a command-line mistake.
 type usageError struct{ err error }
 
@@ -49,8 +53,8 @@ func usagef(format string, args ...any) error {
 }
 
 // ExitCode is the process exit status for an error returned by Run: 0 for
-// nil, 2 for usage errors, 3 for ErrNotReached, 4 for ErrOutcomeUnknown, 1
-// otherwise.
+// nil, 2 for usage errors, 3 for ErrNotReached, 4 for ErrOutcomeUnknown, 5
+// for ErrAlarms, 1 otherwise (including a node that cannot be reached).
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
@@ -61,6 +65,8 @@ func ExitCode(err error) int {
 		return 3
 	case errors.Is(err, ErrOutcomeUnknown):
 		return 4
+	case errors.Is(err, ErrAlarms):
+		return 5
 	default:
 		return 1
 	}

@@ -18,7 +18,12 @@ func newStatusCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show the node's role, peers, links, alarms and queues",
-		Args:  noArgs,
+		Long: `status shows the node's role, peers, links, alarms and queues.
+
+Exit status: 0 no alarms; 5 the node reported alarms (listed under
+"alarms:", or in "alarms" with --json); 1 the node could not be reached or
+answered an error; 2 usage error.`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return e.status(c.Context(), asJSON)
 		},
@@ -39,6 +44,9 @@ func (e *env) status(ctx context.Context, asJSON bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("status: write output: %w", err)
+	}
+	if len(s.Alarms) > 0 {
+		return fmt.Errorf("status: %d %w on %s", len(s.Alarms), ErrAlarms, s.Node)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type Bundle struct {
 	Cert     tls.Certificate
 	Leaf     *x509.Certificate
 	Roots    *x509.CertPool
+	CAs      []*x509.Certificate // the certificates in Roots, as read
 	Identity Identity
 }
 
@@ -73,6 +74,7 @@ func Load(caFile, certFile, keyFile string) (*Bundle, error) {
 		Cert:     tls.Certificate{Certificate: ders, PrivateKey: key, Leaf: leaf},
 		Leaf:     leaf,
 		Roots:    roots,
+		CAs:      cas,
 		Identity: id,
 	}, nil
 }
@@ -112,27 +114,73 @@ var (
 // ErrNotAllowed (and allow's error). crypto/tls checks the client's proof
 // of its key afterwards, as it does in any mode.
 func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Config {
+	return serverConfig(func() *Bundle { return b }, alpn, allow)
+}
+
+// ClientConfig returns a TLS config for dialling the node expect: TLS 1.3
+// only, X25519MLKEM768 key exchange only, ALPN alpn, our certificate offered
+// for client authentication, the server verified against the CA for server
+// authentication with DNS name expect.Node, and its certificate's identity
+// required to equal expect exactly.
+//
+// The config is plain data (Certificates, RootCAs), so a caller may adjust
+// it; [Keyring.ClientConfig] is the same check over replaceable material.
+func (b *Bundle) ClientConfig(alpn string, expect Identity) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
 		NextProtos:       []string{alpn},
 		Certificates:     []tls.Certificate{b.Cert},
-		ClientAuth:       tls.RequestClientCert,
-		ClientCAs:        b.Roots, // only advertised in this mode; verified below
+		RootCAs:          b.Roots,
+		ServerName:       expect.Node,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return checkServerIdentity(cs, expect)
+		},
+	}
+}
+
+// checkServerIdentity requires the server's certificate to carry exactly
+// the identity expect.
+func checkServerIdentity(cs tls.ConnectionState, expect Identity) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("pki: server presented no certificate")
+	}
+	id, err := IdentityOf(cs.PeerCertificates[0])
+	if err != nil {
+		return err
+	}
+	if id != expect {
+		return fmt.Errorf("pki: server is %s, expected %s", id, expect)
+	}
+	return nil
+}
+
+// Self returns the identity the bundle's certificate carries.
+func (b *Bundle) Self() Identity { return b.Identity }
+
+// serverConfig builds ServerConfig over whatever bundle cur returns at each
+// handshake: the certificate is chosen in GetCertificate and the client
+// verified against the roots of that moment, so a replaced bundle takes
+// effect for the next handshake.
+func serverConfig(cur func() *Bundle, alpn string, allow func(Identity) error) *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		MaxVersion:       tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
+		NextProtos:       []string{alpn},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &cur().Cert, nil
+		},
+		ClientAuth: tls.RequestClientCert,
+		// Only advertised in this mode (as the acceptable CAs); the
+		// verification below uses the roots current at the handshake.
+		ClientCAs: cur().Roots,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return ErrNoClientCert
 			}
-			opts := x509.VerifyOptions{
-				Roots:         b.Roots,
-				Intermediates: x509.NewCertPool(),
-				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-			}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			if err := verifyChain(cur().Roots, cs.PeerCertificates, x509.ExtKeyUsageClientAuth, ""); err != nil {
 				return fmt.Errorf("%w: %w", ErrUntrusted, err)
 			}
 			id, err := IdentityOf(cs.PeerCertificates[0])
@@ -149,34 +197,49 @@ func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Conf
 	}
 }
 
-// ClientConfig returns a TLS config for dialling the node expect: TLS 1.3
-// only, X25519MLKEM768 key exchange only, ALPN alpn, our certificate offered
-// for client authentication, the server verified against the CA with
-// ServerName expect.Node, and its certificate's identity required to equal
-// expect exactly.
-func (b *Bundle) ClientConfig(alpn string, expect Identity) *tls.Config {
+// clientConfig builds Keyring.ClientConfig over whatever bundle cur returns
+// at each handshake. crypto/tls's own server verification is replaced by the same
+// check in VerifyConnection (roots, intermediates, server-auth key usage,
+// DNS name expect.Node, validity), because its RootCAs cannot change after
+// the config is made; crypto/tls still checks the server's proof of its
+// key, as it does in any mode.
+func clientConfig(cur func() *Bundle, alpn string, expect Identity) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
 		NextProtos:       []string{alpn},
-		Certificates:     []tls.Certificate{b.Cert},
-		RootCAs:          b.Roots,
-		ServerName:       expect.Node,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return &cur().Cert, nil
+		},
+		ServerName:         expect.Node,
+		InsecureSkipVerify: true, // verified in VerifyConnection, against the current roots
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("pki: server presented no certificate")
 			}
-			id, err := IdentityOf(cs.PeerCertificates[0])
-			if err != nil {
-				return err
+			if err := verifyChain(cur().Roots, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, expect.Node); err != nil {
+				return fmt.Errorf("pki: server certificate not trusted: %w", err)
 			}
-			if id != expect {
-				return fmt.Errorf("pki: server is %s, expected %s", id, expect)
-			}
-			return nil
+			return checkServerIdentity(cs, expect)
 		},
 	}
+}
+
+// verifyChain verifies a peer's chain (leaf first) against roots for usage,
+// and for dnsName when it is not "".
+func verifyChain(roots *x509.CertPool, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) error {
+	opts := x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{usage},
+		DNSName:       dnsName,
+	}
+	for _, c := range chain[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	_, err := chain[0].Verify(opts)
+	return err
 }
 
 // readCerts parses every CERTIFICATE block of a PEM file; at least one.

@@ -86,7 +86,17 @@ func Init(dir string) error {
 // when either file already exists, when a name is invalid or when the CA
 // cannot be read.
 func Issue(dir, site, node string) (certFile, keyFile string, err error) {
+	return IssueValid(dir, site, node, NodeValidity)
+}
+
+// IssueValid is Issue with a validity period other than NodeValidity (at
+// most the CA's own): for renewals on a schedule of one's own, and for
+// tests of expiry warnings.
+func IssueValid(dir, site, node string, validity time.Duration) (certFile, keyFile string, err error) {
 	id := Identity{Site: site, Node: node}
+	if validity <= 0 {
+		return "", "", fmt.Errorf("pki: issue %s: validity %v is not positive", id, validity)
+	}
 	if err := id.Validate(); err != nil {
 		return "", "", fmt.Errorf("pki: issue %s: %w", id, err)
 	}
@@ -109,7 +119,7 @@ func Issue(dir, site, node string) (certFile, keyFile string, err error) {
 		return "", "", fmt.Errorf("pki: issue %s: %w", id, err)
 	}
 	now := time.Now()
-	notAfter := now.Add(NodeValidity)
+	notAfter := now.Add(validity)
 	if notAfter.After(caCert.NotAfter) {
 		notAfter = caCert.NotAfter
 	}
