@@ -1,4 +1,4 @@
-module hotline
+module github.com/hotline-link/hotline
 
 go 1.26.8
 

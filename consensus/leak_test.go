@@ -28,7 +28,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 			n := runtime.Stack(buf, true)
 			var ours []string
 			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-				if strings.Contains(g, "hashicorp/raft") || strings.Contains(g, "hotline/consensus") {
+				if strings.Contains(g, "hashicorp/raft") || strings.Contains(g, "github.com/hotline-link/hotline/consensus") {
 					ours = append(ours, g)
 				}
 			}

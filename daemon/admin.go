@@ -14,10 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"hotline/consensus"
-	"hotline/daemon/client"
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // Intra-site and inter-site call operations besides callPropose.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func siteOfNode(node string) string { return strings.SplitN(node, "-", 2)[0] }

@@ -17,9 +17,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"hotline/consensus"
-	"hotline/daemon/client"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // apiServer is the local HTTP/JSON API on the Unix socket.

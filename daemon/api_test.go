@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // TestAPIBadInput checks that every bad request gets a clear 4xx error

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // startSite starts only site's three nodes of the lab (the other site's

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // Backup and restore (README: Operations → Backup and restore).

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // TestBackupRestoreSite takes a backup of one alpha node mid-traffic, lets

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // certWarnBefore is how long before a certificate expires check-config

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 func TestLineOfKey(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // hotlinectl runs the CLI in process against a lab node's socket.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // TestRecvEscapesPeerStrings puts a message whose id and key carry

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
 )
 
 // hotlined's subcommands besides running a node (main.go): check-config,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // A follower whose state.db had one payload byte flipped while it was

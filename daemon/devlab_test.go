@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // Two dev labs run side by side on one machine, each with its own --dir

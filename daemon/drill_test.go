@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // hotlinectl drill against the in-process lab: a silent cut of the active

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // startLeaderDuties starts, under ctx, the work only the leader does: one

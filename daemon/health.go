@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"hotline/transport"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // Health and readiness, as /healthz and /readyz answer them (on the socket

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // LabSites and LabNodes name the two-site, six-node lab.

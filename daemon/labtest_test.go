@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // handedOut remembers the ports freeAddr returned, so that two calls in

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // Errors for work that arrives while a node cannot take it. Both are

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // unopenedNode is a node as Open has just begun to build it: config and

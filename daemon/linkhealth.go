@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // linkTestKey names one link test target: a remote site over one path.

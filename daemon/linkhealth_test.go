@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/transport"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // TestLinkTestAlarmClearsWhenPathHeals: a link test that failed while a

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/transport"
-	"hotline/transport/linktest"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 type noHandler struct{}

@@ -19,7 +19,7 @@ import (
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
 )
 
 // Main is hotlined: it runs one node from a config file, or the dev lab.

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"hotline/consensus"
-	"hotline/daemon/client"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Online membership changes of the site's Raft cluster (`hotlinectl

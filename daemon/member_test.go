@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // alpha4 is the node the membership test adds to the lab's site alpha.

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // metrics are one node's Prometheus metrics. Each node has its own

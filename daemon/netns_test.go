@@ -25,9 +25,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"hotline/daemon/client"
-	"hotline/daemon/netlab"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/netlab"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // netnsPaths are the lab's WAN paths, in preference order.
@@ -55,7 +55,7 @@ func netnsBinaries(t *testing.T) string {
 			}
 		}
 		netnsBinDir = filepath.Join(os.TempDir(), fmt.Sprintf("%s%d", netnsBinPrefix, os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", netnsBinDir+"/", "hotline/cmd/hotlined")
+		cmd := exec.Command("go", "build", "-o", netnsBinDir+"/", "github.com/hotline-link/hotline/cmd/hotlined")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			netnsBinErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"hotline/consensus"
-	"hotline/queue"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Node is one running hotline node: the site's replicated queue, its Raft

@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // scrape fetches path from a metrics listener and returns the status and

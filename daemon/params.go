@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // routeParams lists the query parameters each route of the socket API

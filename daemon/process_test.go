@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // buildBinaries builds hotlined and hotlinectl into a temp dir.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "hotline/cmd/hotlined", "hotline/cmd/hotlinectl")
+	cmd := exec.Command("go", "build", "-o", bin+"/", "github.com/hotline-link/hotline/cmd/hotlined", "github.com/hotline-link/hotline/cmd/hotlinectl")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

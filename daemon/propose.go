@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"hotline/consensus"
-	"hotline/queue"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // ErrNoQuorum is returned when the site could not commit a command before

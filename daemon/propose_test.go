@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // TestRelayedCommandsChecked: a node of the site relays commands that no

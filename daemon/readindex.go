@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/queue"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // callReadIndex is the intra-site call a node makes to learn the site's

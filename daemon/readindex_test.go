@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // TestReadsConsistentAcrossNodes checks, with no faults, that every node of

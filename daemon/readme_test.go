@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // TestReadmeCommands runs the README's commands as written, the way

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // receiver serves the link: batches from other sites, and commands relayed

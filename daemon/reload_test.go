@@ -15,10 +15,10 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/quic-go/quic-go"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
-	"hotline/transport"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // installCert issues a new certificate for site/node with the lab's CA,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // TestThreeSitesAllDirections runs three sites in process (nine nodes) and

@@ -5,9 +5,9 @@ import (
 	"os"
 	"time"
 
-	"hotline/daemon/buildinfo"
-	"hotline/daemon/client"
-	"hotline/transport"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // Version is the daemon's version (package buildinfo).

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"syscall"
 
-	"hotline/consensus"
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // A node whose disk is full (less than consensus.DefaultStorageReserve

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func TestPprofOnlyOnLoopback(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // submitter groups concurrent submissions into shared Raft entries (group

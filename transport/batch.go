@@ -8,8 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"hotline/queue"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Errors callers branch on, checked with errors.Is.

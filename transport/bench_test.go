@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
 )
 
 // BenchmarkSendBatch measures SendBatch of 100 × 512-byte messages between

@@ -6,7 +6,7 @@ import (
 	"math"
 	"math/bits"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // Body encoding. Integers are varints (signed ones zigzag), strings and byte

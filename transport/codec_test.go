@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 func TestCodecRoundTrip(t *testing.T) {

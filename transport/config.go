@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // ALPN is the TLS application protocol of the hotline link. A change to the

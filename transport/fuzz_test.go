@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // Fuzz tests for every decoder of peer input: frame headers and bodies as

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // recorder is a Handler that records what reached it. By default it acks a

@@ -13,8 +13,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
 )
 
 // heapInUse returns the live heap after a full collection.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Link is this node's end of the hotline link: one UDP socket and QUIC

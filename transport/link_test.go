@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 func TestBatchRoundTrip(t *testing.T) {

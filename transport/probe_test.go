@@ -11,9 +11,9 @@ import (
 
 	quicproxy "github.com/quic-go/quic-go/integrationtests/tools/proxy"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 func twoPaths(c *Config) {

@@ -22,9 +22,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"hotline/queue"
-	"hotline/transport/linktest"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // rawClient is a bare quic-go client for sending hand-made frames.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"hotline/queue"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Pause between rounds over all (node, path) candidates when none replied:

@@ -1,5 +1,5 @@
 // Command hotlinectl is the client and operator tool of hotline; see
-// package hotline/daemon/ctl.
+// package github.com/hotline-link/hotline/daemon/ctl.
 package main
 
 import (
@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"hotline/daemon"
+	"github.com/hotline-link/hotline/daemon"
 )
 
 func main() {

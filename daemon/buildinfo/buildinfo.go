@@ -4,7 +4,7 @@
 //
 // The version is set at link time for releases (scripts/build-deb does):
 //
-//	go build -ldflags "-X hotline/daemon/buildinfo.version=1.2.0 -X hotline/daemon/buildinfo.commit=0123abc" ./cmd/...
+//	go build -ldflags "-X github.com/hotline-link/hotline/daemon/buildinfo.version=1.2.0 -X github.com/hotline-link/hotline/daemon/buildinfo.commit=0123abc" ./cmd/...
 //
 // Otherwise it comes from the module version Go records (a `go install
 // module@version`), else it is "dev". The commit comes from the
@@ -21,7 +21,7 @@ import (
 	"strings"
 )
 
-// Set by -ldflags "-X hotline/daemon/buildinfo.version=... -X ...commit=...
+// Set by -ldflags "-X github.com/hotline-link/hotline/daemon/buildinfo.version=... -X ...commit=...
 // -X ...modified=true" (strings: -X sets nothing else).
 var (
 	version  string

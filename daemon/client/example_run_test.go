@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"hotline/daemon"
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // TestExamplesAgainstDevLab runs this package's examples, in order,

@@ -7,7 +7,7 @@ import (
 	"log"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // These examples talk to the dev lab (hotlined --dev, run in the

@@ -3,7 +3,7 @@ package ctl
 import (
 	"errors"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // adviceError adds what the user of hotlinectl can do about err, in

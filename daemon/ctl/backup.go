@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/queue"
+	"github.com/hotline-link/hotline/queue"
 )
 
 func newBackupCmd(e *env) *cobra.Command {

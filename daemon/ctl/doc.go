@@ -1,6 +1,6 @@
 // Package ctl is hotlinectl, the client and operator tool of hotline. It
 // talks only to the local daemon's Unix socket (package
-// hotline/daemon/client), except `pki` and `lab`, which write certificate
+// github.com/hotline-link/hotline/daemon/client), except `pki` and `lab`, which write certificate
 // and config files.
 //
 // Contract:

@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Drill limits and timing.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func TestAdminUsageErrors(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // runFault applies the scenario's fault a third into the stream and, for

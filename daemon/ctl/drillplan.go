@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // Drill scenarios: the fault a drill injects in the middle third of its

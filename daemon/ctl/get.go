@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func newGetCmd(e *env) *cobra.Command {

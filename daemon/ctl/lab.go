@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // LabSiteNames are the names of a lab's sites, in order; a lab of N sites

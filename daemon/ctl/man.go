@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
 )
 
 // newManCmd is the hidden `hotlinectl man --dir DIR`: it writes a man page

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func newMemberCmd(e *env) *cobra.Command {

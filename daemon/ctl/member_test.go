@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // TestPrintMembers checks the member list's text form: one line per

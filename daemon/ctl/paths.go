@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // pathModes are the valid `path down --mode` values; the first is the

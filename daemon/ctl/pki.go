@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 func newPKICmd(e *env) *cobra.Command {

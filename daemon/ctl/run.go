@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // DefaultSocket is the daemon's socket when neither --socket nor

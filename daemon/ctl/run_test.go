@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 // run calls Run with a socket that does not exist, so any request would

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // sendGrace is how much longer than --timeout send waits for the daemon's

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/client"
 )
 
 func newStatusCmd(e *env) *cobra.Command {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
 )
 
 // newVersionCmd is `hotlinectl version`: the same text as --version, or

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // CA is a certificate authority in a temporary directory, made by NewCA.
