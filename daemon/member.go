@@ -88,14 +88,25 @@ func (n *Node) raftInfo() *client.RaftInfo {
 }
 
 // members serves GET /v1/admin/members.
+// It first catches up with the leader (a read barrier), so that a change
+// the leader has made is in the list on every node; without a leader it
+// answers with its own view, marked stale.
 func (a *apiServer) members(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), memberBarrierTimeout)
+	stale := a.n.readBarrier(ctx) != nil
+	cancel()
 	out, err := a.n.membersReply(r.Context())
 	if err != nil {
 		writeMemberError(w, err)
 		return
 	}
+	out.Stale = stale
 	writeJSON(w, http.StatusOK, out)
 }
+
+// memberBarrierTimeout bounds how long a member list waits to catch up
+// with the leader before it answers with this node's own view.
+const memberBarrierTimeout = 2 * time.Second
 
 // membersReply is the latest configuration this node knows, each member
 // asked for its progress (in parallel, memberProbeTimeout each).

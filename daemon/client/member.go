@@ -57,6 +57,10 @@ type MembersReply struct {
 	Node    string   `json:"node"` // the node that answered
 	Leader  string   `json:"leader"`
 	Members []Member `json:"members"`
+	// Stale is set when the answering node could not catch up with the
+	// site's leader first (no leader, no quorum): Members is then its own
+	// latest configuration, which may lag a change just made.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // MemberChange is the result of an add, remove or replace.

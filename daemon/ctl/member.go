@@ -51,6 +51,9 @@ func newMemberListCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("member list: write output: %w", err)
 			}
+			if r.Stale && !asJSON {
+				fmt.Fprintf(e.stderr, "member list: %s could not catch up with a leader first; this is its own view and may lag a recent change\n", r.Node)
+			}
 			return nil
 		},
 	}
