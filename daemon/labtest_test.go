@@ -96,9 +96,33 @@ func startLabSites(t testing.TB, sites []string, opts ...func(*Config)) *testLab
 		}
 	})
 	for _, s := range sites {
-		lab.leader(s)
+		lab.settled(s)
 	}
 	return lab
+}
+
+// settled waits until every running node of site names the same leader,
+// which leads: a test that starts by asking any node for its leader (a
+// drill, an admin call) then finds one.
+func (l *testLab) settled(site string) {
+	l.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		leader := l.leader(site)
+		agreed := true
+		for _, name := range LabNodes(site) {
+			if n := l.nodes[name]; n != nil {
+				if id, _ := n.raft.Leader(); id != leader {
+					agreed = false
+				}
+			}
+		}
+		if agreed {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.t.Fatalf("the nodes of site %s did not agree on a leader within 30s", site)
 }
 
 func (l *testLab) start(node string) {
