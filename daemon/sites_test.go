@@ -34,7 +34,7 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	t.Logf("nine nodes up, three leaders elected in %v", time.Since(start).Round(time.Millisecond))
 	const perNode = 48 // 24 to each other site, 6 per precedence
 	g := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
 	start = time.Now()
@@ -122,7 +122,7 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	for _, site := range sites {
 		leader := lab.leader(site)
 		var missing []string
-		eventually(t, 20*time.Second, fmt.Sprintf("%s's link tests to every site and path", leader), func() bool {
+		eventually(t, time.Minute, fmt.Sprintf("%s's link tests to every site and path", leader), func() bool {
 			rep, err := lab.client(leader).Paths(ctx, "")
 			if err != nil {
 				return false
@@ -141,9 +141,21 @@ func TestThreeSitesAllDirections(t *testing.T) {
 			return len(missing) == 0
 		})
 		for _, node := range LabNodes(site) {
-			eventually(t, 20*time.Second, node+" without alarms", func() bool {
+			// Under the race detector nine nodes on two cores miss probes
+			// now and then, so a path-down alarm may come and go: wait for
+			// a moment without any, and say which were left if none came.
+			var last []string
+			defer func() {
+				if t.Failed() && len(last) > 0 {
+					t.Logf("%s's last alarms: %q", node, last)
+				}
+			}()
+			eventually(t, time.Minute, node+" without alarms", func() bool {
 				st, err := lab.client(node).Status(ctx)
-				if err != nil || len(st.Alarms) > 0 {
+				if err != nil {
+					return false
+				}
+				if last = st.Alarms; len(st.Alarms) > 0 {
 					return false
 				}
 				var linked []string
