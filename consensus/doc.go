@@ -37,7 +37,8 @@
 //     a log write) makes the node stand by: no Raft instance, so it neither
 //     leads nor votes; operations fail with [ErrStorageFull]. It takes part
 //     again by itself once space is back (see [Node.StorageFull]).
-//   - raft.db is checked (bbolt's Check, in a child process) at Open: a
+//   - raft.db is checked (a walk of its pages, then bbolt's Check; package
+//     boltcheck, as for the queue's state.db) at Open: a
 //     corrupt file is an error naming it, never a panic. Files are 0600,
 //     directories 0700.
 //

@@ -1,12 +1,10 @@
 package consensus
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +13,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+
+	"github.com/hotline-link/hotline/internal/boltcheck"
 )
 
 // DefaultStorageReserve is the free space, in bytes, below which a node
@@ -166,85 +166,26 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 	return store, nil
 }
 
-// checkBoltEnv names the file a child process started by checkBolt checks.
-const checkBoltEnv = "HOTLINE_CONSENSUS_CHECK_BOLT"
-
-func init() {
-	// The child side of checkBolt: check, report on stdout, exit. It runs
-	// before main (or a test binary's TestMain), in every binary that
-	// links this package.
-	if path := os.Getenv(checkBoltEnv); path != "" {
-		if err := checkBoltHere(path); err != nil {
-			fmt.Println(err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-}
-
-// checkBolt runs bbolt's consistency check over an existing file, in a
-// child process (this executable again): bbolt panics on some corruptions
-// in goroutines of its own, where no recover reaches, and a damaged file
-// may even make it read outside its mapping. The check reads every page
-// once, so it costs about one sequential read of the file.
+// checkBolt checks raft.db's page structure and runs bbolt's consistency
+// check (package boltcheck, as for state.db): bbolt panics on some
+// corruptions in goroutines of its own, where no recover reaches, so the
+// pages are walked with plain reads before bbolt maps the file. The check
+// reads every page once, about one sequential read of the file.
 func checkBolt(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("consensus: open %s: cannot run the consistency check: %w", path, err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), checkBoltEnv+"="+path, "GOTRACEBACK=none")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err = cmd.Run()
-	if err == nil {
-		return nil
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return fmt.Errorf("consensus: open %s: cannot run the consistency check: %w", path, err)
-	}
-	msg := strings.TrimSpace(out.String())
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i] // the first line: the error, or the panic
-	}
-	if msg == "" {
-		msg = ee.String()
-	}
-	if strings.HasPrefix(msg, "consensus: open ") {
-		return errors.New(msg)
-	}
-	return fmt.Errorf("consensus: open %s: file is corrupt: %s", path, msg)
-}
-
-// checkBoltHere opens path as raft.db is opened and runs bbolt's check.
-func checkBoltHere(path string) error {
-	db, err := bbolt.Open(path, fileMode, boltOptions())
-	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
-			return fmt.Errorf("consensus: open %s: locked by another process: %w", path, err)
+	db, err := boltcheck.Open(path, fileMode, boltOptions())
+	switch {
+	case errors.Is(err, bbolt.ErrTimeout):
+		return fmt.Errorf("consensus: open %s: locked by another process: %w", path, err)
+	case err != nil:
+		if _, ok := errors.AsType[*boltcheck.CorruptError](err); ok {
+			return fmt.Errorf("consensus: open %s: %w", path, err)
 		}
 		return fmt.Errorf("consensus: open %s: file is corrupt: %w", path, err)
 	}
-	defer db.Close()
-	var problems []string
-	n := 0
-	_ = db.View(func(tx *bbolt.Tx) error {
-		for e := range tx.Check() { // drained to the end: Check's goroutine waits for us
-			if n++; len(problems) < 3 {
-				problems = append(problems, e.Error())
-			}
-		}
-		return nil
-	})
-	if n > 0 {
-		return fmt.Errorf("consensus: open %s: file is corrupt: %d problems: %s", path, n, strings.Join(problems, "; "))
-	}
-	return nil
+	return db.Close()
 }
 
 // boltOptions are raft.db's bbolt options. NoFreelistSync: without it

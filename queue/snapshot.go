@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hotline-link/hotline/internal/boltcheck"
 )
 
 // Snapshot is a consistent point-in-time view of a Store, taken by
@@ -149,23 +151,15 @@ func (s *Store) receiveSnapshot(r io.Reader) (path string, err error) {
 	return path, checkSnapshot(path, s.site)
 }
 
-// checkSnapshot checks a received snapshot's structure (checkFile, then
-// bbolt's check), format and site.
-func checkSnapshot(path, site string) (err error) {
-	if err := checkFile(path); err != nil {
-		return fmt.Errorf("not a queue snapshot: %w", err)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("snapshot: %w", corruptFile("bbolt: %v", p))
-		}
-	}()
+// checkSnapshot checks a received snapshot's structure (the page walk
+// and bbolt's check, as at Open), format and site.
+func checkSnapshot(path, site string) error {
 	opts := boltOptions()
 	opts.ReadOnly = true
 	opts.InitialMmapSize = 0
-	db, err := bolt.Open(path, 0o600, opts)
+	db, err := boltcheck.Open(path, 0o600, opts)
 	if err != nil {
-		return fmt.Errorf("not a queue snapshot: %w", err)
+		return fmt.Errorf("not a queue snapshot: %w", asCorrupt(err))
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
@@ -175,15 +169,6 @@ func checkSnapshot(path, site string) (err error) {
 		}
 		if err := checkMeta(meta, site); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
-		}
-		var first error
-		for err := range tx.Check() {
-			if first == nil {
-				first = err
-			}
-		}
-		if first != nil {
-			return fmt.Errorf("snapshot: %w", corruptFile("%v", first))
 		}
 		return nil
 	})
