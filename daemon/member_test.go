@@ -104,25 +104,6 @@ func (l *procLab) restart(node string) {
 	}
 }
 
-// siteLeader polls the given nodes until one reports itself leader.
-func (l *procLab) siteLeader(nodes ...string) string {
-	l.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, n := range nodes {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := l.client(n).Status(ctx)
-			cancel()
-			if err == nil && st.Role == "leader" {
-				return n
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	l.t.Fatalf("none of %v leads after 30s", nodes)
-	return ""
-}
-
 // TestProcessLabMemberReplace replaces a dead appliance in the six-process
 // lab under traffic, as the README's "Replacing or adding a node" has an
 // operator do: alpha-4 (listed with join = true in every config) starts
@@ -242,7 +223,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	// The new appliance starts empty and waits to be added.
 	l.start(alpha4)
 	l.waitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
-	leader := l.siteLeader("alpha-1", "alpha-2")
+	leader := l.leaderAmong(30*time.Second, "alpha-1", "alpha-2")
 	follower := "alpha-1"
 	if leader == "alpha-1" {
 		follower = "alpha-2"

@@ -162,10 +162,17 @@ func (l *procLab) client(node string) *client.Client {
 // leader asks the site's nodes until one reports itself leader.
 func (l *procLab) leader(site string) string {
 	l.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	return l.leaderAmong(60*time.Second, LabNodes(site)...)
+}
+
+// leaderAmong asks nodes until one reports itself leader, failing the
+// test after d or as soon as a process of the lab exits unexpectedly.
+func (l *procLab) leaderAmong(d time.Duration, nodes ...string) string {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		l.checkAlive()
-		for _, n := range LabNodes(site) {
+		for _, n := range nodes {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			st, err := l.client(n).Status(ctx)
 			cancel()
@@ -175,7 +182,7 @@ func (l *procLab) leader(site string) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	l.t.Fatalf("site %s has no leader after 60s", site)
+	l.t.Fatalf("none of %v leads after %v", nodes, d)
 	return ""
 }
 
