@@ -169,7 +169,7 @@ func copyModule(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	for _, dir := range []string{"cmd", "consensus", "daemon", "queue", "transport"} {
+	for _, dir := range []string{"cmd", "consensus", "daemon", "internal", "queue", "transport"} {
 		err := filepath.WalkDir(filepath.Join(src, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
