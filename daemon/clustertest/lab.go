@@ -1,6 +1,8 @@
 package clustertest
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
 // Lab is a lab (three nodes per site) whose nodes run in this test
@@ -150,6 +153,34 @@ func (l *Lab) Leader(site string) string {
 	}
 	l.t.Fatalf("site %s elected no leader within 30s", site)
 	return ""
+}
+
+// Follower returns a node of site that is not its leader.
+func (l *Lab) Follower(site string) string {
+	l.t.Helper()
+	leader := l.Leader(site)
+	for _, n := range daemon.LabNodes(site) {
+		if n != leader {
+			return n
+		}
+	}
+	return ""
+}
+
+// Hotlinectl runs the CLI (ctl.Run) in this process against node's
+// socket with stdin as its input, within a minute, and returns its
+// standard output; on error it logs the error and standard error.
+func (l *Lab) Hotlinectl(t testing.TB, node, stdin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args = append([]string{"--socket", l.Configs[node].Socket}, args...)
+	err := ctl.Run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	if err != nil {
+		t.Logf("hotlinectl %v: %v\n%s", args, err, errOut.String())
+	}
+	return out.String(), err
 }
 
 // Settled waits up to 30s until every running node of site names the same

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -134,6 +135,62 @@ func (l *ProcLab) Ctl(args ...string) {
 	cmd.Dir = l.Dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		l.t.Fatalf("hotlinectl %v: %v\n%s", args, err, out)
+	}
+}
+
+// CtlOutput runs hotlinectl with args in the lab's directory and returns
+// its combined output and error.
+func (l *ProcLab) CtlOutput(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(l.Bin, "hotlinectl"), args...)
+	cmd.Dir = l.Dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// WaitLog waits until node's log matches re and returns the match; it
+// fails the test after within.
+func (l *ProcLab) WaitLog(node string, re *regexp.Regexp, within time.Duration) string {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		b, _ := os.ReadFile(filepath.Join(l.Dir, node+".log"))
+		if m := re.Find(b); m != nil {
+			return string(m)
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s's log has no line matching %q after %v", node, re, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Restart stops node with SIGTERM (it must exit 0 within 15s), starts it
+// again and waits up to 30s until it answers with a leader known.
+func (l *ProcLab) Restart(node string) {
+	l.t.Helper()
+	p := l.Take(node)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+			l.t.Errorf("%s exited with status %d after SIGTERM", node, code)
+		}
+	case <-time.After(15 * time.Second):
+		l.t.Fatalf("%s did not stop within 15s of SIGTERM", node)
+	}
+	l.StartNode(node)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := l.Client(node).Status(ctx)
+		cancel()
+		if err == nil && st.Leader != "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("%s has no leader 30s after its restart: %v", node, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
