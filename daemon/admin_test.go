@@ -301,15 +301,3 @@ func TestAdminClientAsNobody(t *testing.T) {
 	_, err = c.Submit(ctx, client.SubmitRequest{To: "bravo", Drill: true, Payload: []byte("x")})
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "drill traffic")
 }
-
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

@@ -4,22 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
-	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -89,31 +85,13 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	g := clustertest.NewLedger()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var acked atomic.Int64
-	want := map[string]*atomic.Int64{"alpha": {}, "bravo": {}}
-	errs := make(chan error, 8)
+	subs := clustertest.NewSubmitters(ctx, "member", g)
 	submitter := func(site, node string, c *client.Client, n int) {
 		to := "bravo"
 		if site == "bravo" {
 			to = "alpha"
 		}
-		wg.Go(func() {
-			for i := 0; n > 0 && i < n || n == 0 && !stop.Load(); i++ {
-				p := queue.Precedences[i%len(queue.Precedences)]
-				key := fmt.Sprintf("member-%s-%d", node, i)
-				m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
-				if err != nil {
-					errs <- err
-					return
-				}
-				g.Add(clustertest.Sent{Key: key, ID: m.ID, From: site, To: to, Precedence: p.String()})
-				acked.Add(1)
-				want[to].Add(1)
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
+		subs.Go(site, node, to, c, n)
 	}
 	for _, site := range daemon.LabSites {
 		for _, node := range daemon.LabNodes(site) {
@@ -127,7 +105,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// The dead appliance.
-	t.Logf("kill -9 alpha-3 after %d submissions", acked.Load())
+	t.Logf("kill -9 alpha-3 after %d submissions", subs.Acked.Load())
 	l.Kill9("alpha-3")
 
 	// The README's procedure: a certificate for the new appliance, its
@@ -161,7 +139,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	for _, n := range []string{"bravo-1", "bravo-2", "bravo-3", "alpha-1", "alpha-2"} {
 		l.Restart(n)
 	}
-	t.Logf("rolling restart of the five live nodes: %v (%d submissions so far)", time.Since(restartStart).Round(time.Millisecond), acked.Load())
+	t.Logf("rolling restart of the five live nodes: %v (%d submissions so far)", time.Since(restartStart).Round(time.Millisecond), subs.Acked.Load())
 
 	// The new appliance starts empty and waits to be added.
 	l.StartNode(alpha4)
@@ -195,7 +173,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("member replace: %v\n%s", err, out)
 	}
-	t.Logf("member replace alpha-3 alpha-4 took %v (%d submissions so far):\n%s", took.Round(time.Millisecond), acked.Load(), out)
+	t.Logf("member replace alpha-3 alpha-4 took %v (%d submissions so far):\n%s", took.Round(time.Millisecond), subs.Acked.Load(), out)
 	if !strings.Contains(out, "alpha-4 is a voter of site alpha") || !strings.Contains(out, "alpha-3 is no longer a member") {
 		t.Fatalf("member replace output:\n%s", out)
 	}
@@ -235,17 +213,12 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	}
 	t.Logf("leadership of alpha moved from %s to %s", lt.From, lt.To)
 	time.Sleep(3 * time.Second) // traffic with alpha-4 leading
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	t.Logf("%d submissions acknowledged", acked.Load())
+	subs.Stop(t)
+	t.Logf("%d submissions acknowledged", subs.Acked.Load())
 
 	// alpha-4 has everything: alpha's inbox read through it.
-	g.CheckArrivals(t, "alpha", clustertest.DrainInbox(t, l.Client(alpha4), int(want["alpha"].Load()), time.Minute))
-	g.CheckArrivals(t, "bravo", clustertest.DrainInbox(t, l.Client("bravo-2"), int(want["bravo"].Load()), time.Minute))
+	g.CheckArrivals(t, "alpha", clustertest.DrainInbox(t, l.Client(alpha4), g.AckedTo("alpha"), time.Minute))
+	g.CheckArrivals(t, "bravo", clustertest.DrainInbox(t, l.Client("bravo-2"), g.AckedTo("bravo"), time.Minute))
 	l.CheckAlive()
 	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal("the test ran out of time")

@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,9 +14,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
-	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
-	"github.com/hotline-link/hotline/queue"
 )
 
 // TestProcessLabKill9 runs configs/lab as six processes and kills each
@@ -98,39 +95,22 @@ func TestProcessLabRestartLoop(t *testing.T) {
 	// Traffic from every node until the loop ends; the victim's share goes
 	// through its peer so that every submission is acknowledged by a node
 	// that stays up.
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var acked atomic.Int64
-	errs := make(chan error, 6)
-	want := map[string]*atomic.Int64{}
+	subs := clustertest.NewSubmitters(ctx, "restart", g)
 	for _, site := range daemon.LabSites {
 		to := "bravo"
 		if site == "bravo" {
 			to = "alpha"
 		}
-		want[to] = &atomic.Int64{}
 		for _, node := range daemon.LabNodes(site) {
 			c := l.Client(node)
 			if node == victim {
 				c = l.Client(peer)
 			}
-			wg.Go(func() {
-				for i := 0; !stop.Load(); i++ {
-					p := queue.Precedences[i%len(queue.Precedences)]
-					key := fmt.Sprintf("restart-%s-%d", node, i)
-					m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
-					if err != nil {
-						errs <- err
-						return
-					}
-					g.Add(clustertest.Sent{Key: key, ID: m.ID, From: site, To: to, Precedence: p.String()})
-					acked.Add(1)
-					want[to].Add(1)
-					time.Sleep(20 * time.Millisecond)
-				}
-			})
+			subs.Go(site, node, to, c, 0)
 		}
 	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
 	// Admin requests relayed to the victim over the site's LAN.
 	if root {
 		wg.Go(func() {
@@ -188,15 +168,12 @@ func TestProcessLabRestartLoop(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	subs.Stop(t)
 	t.Logf("%d restarts of %s (made leader before %d): %d kill -9, %d SIGTERM, %d exited by themselves; %d submissions acknowledged meanwhile",
-		restarts, victim, moves, kills, terms, crashes, acked.Load())
+		restarts, victim, moves, kills, terms, crashes, subs.Acked.Load())
 	l.CheckAlive()
 	for _, site := range daemon.LabSites {
-		msgs := clustertest.DrainInbox(t, l.Client(daemon.LabNodes(site)[1]), int(want[site].Load()), 2*time.Minute)
+		msgs := clustertest.DrainInbox(t, l.Client(daemon.LabNodes(site)[1]), g.AckedTo(site), 2*time.Minute)
 		g.CheckArrivals(t, site, msgs)
 	}
 	for _, s := range daemon.LabSites {

@@ -12,9 +12,11 @@
 //     daemon/netlab, where paths can be cut silently (needs root; skips
 //     otherwise).
 //   - Binaries builds hotlined and hotlinectl once per test binary.
-//   - Ledger, SubmitRetrying, StartTraffic and DrainInbox drive traffic
-//     and check exactly-once, in-order arrival of every acknowledged
-//     submission.
+//   - Ledger, SubmitRetrying, StartTraffic (a fixed number of messages
+//     per node), Submitters (paced, until stopped) and DrainInbox drive
+//     traffic and check exactly-once, in-order arrival of every
+//     acknowledged submission.
+//   - Lab.Hotlinectl runs the CLI in this process against a node.
 //   - Eventually polls a condition until it holds or a deadline passes.
 //
 // Every helper takes the test's testing.TB, fails the test on error and
