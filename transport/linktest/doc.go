@@ -8,5 +8,9 @@
 // error) when something goes wrong. A node's certificate is issued once,
 // on first use, and its bundle cached.
 //
+// It also has Net, an in-memory network of sites that drops, delays,
+// reorders and duplicates batches, for tests of the logic that sends them
+// (daemon/forward).
+//
 // It depends only on pki, so the transport package's own tests can use it.
 package linktest
