@@ -1,11 +1,12 @@
 package drill
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -204,22 +205,27 @@ func cancelAfterCuts(s *site, n int, cancel context.CancelFunc) func(node, path 
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+// runOn prepares and runs a drill of scenario on s (20 canaries/s for
+// the shortest duration). It returns Run's result, the progress log (written
+// to a file, as the CLI writes it to stderr) and Run's error.
+func runOn(t *testing.T, ctx context.Context, s *site, scenario string) (*Result, string, error) {
+	t.Helper()
+	p, err := Prepare(ctx, s, testOptions(scenario))
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	name := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := Run(ctx, s, p, f)
+	log, rerr := os.ReadFile(name)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	return res, string(log), err
 }
 
 func testOptions(scenario string) Options {
@@ -235,14 +241,9 @@ func TestRunRetriedSubmitsAreNotDuplicated(t *testing.T) {
 	s.refuseFirst = func(key string) bool { return strings.HasSuffix(key, "7") }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := Prepare(ctx, s, testOptions(TransferOriginLeader))
+	res, log, err := runOn(t, ctx, s, TransferOriginLeader)
 	if err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	var log syncBuffer
-	res, err := Run(ctx, s, p, &log)
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, log.String())
+		t.Fatalf("Run: %v\n%s", err, log)
 	}
 	r := res.Report
 	if !r.Passed || r.Lost != 0 || r.Duplicated != 0 || r.Unacked != 0 || r.Sent != r.Canaries || r.Planned != 120 || !r.RateHeld {
@@ -267,8 +268,8 @@ func TestRunRetriedSubmitsAreNotDuplicated(t *testing.T) {
 	if !slices.ContainsFunc(r.Events, func(e Event) bool { return strings.Contains(e.What, "leadership of alpha: alpha-2 → alpha-3") }) {
 		t.Errorf("events lack the transfer: %+v", r.Events)
 	}
-	if len(res.Errors) != 0 || len(res.Run) != 8 || !strings.Contains(log.String(), "drill: run "+res.Run+": transfer-origin-leader from alpha to bravo") {
-		t.Errorf("errors %v; log:\n%s", res.Errors, log.String())
+	if len(res.Errors) != 0 || len(res.Run) != 8 || !strings.Contains(log, "drill: run "+res.Run+": transfer-origin-leader from alpha to bravo") {
+		t.Errorf("errors %v; log:\n%s", res.Errors, log)
 	}
 }
 
@@ -286,17 +287,9 @@ func TestRunInterruptedRestoresCuts(t *testing.T) {
 		}
 		return nil
 	}
-	p, err := Prepare(ctx, s, testOptions(CutActivePath))
-	if err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	if !slices.Equal(p.Cut, []string{"fiber"}) {
-		t.Fatalf("plan cuts %q, want fiber", p.Cut)
-	}
-	var log syncBuffer
-	res, err := Run(ctx, s, p, &log)
+	res, log, err := runOn(t, ctx, s, CutActivePath)
 	if !errors.Is(err, ErrInterrupted) || res == nil {
-		t.Fatalf("Run = %v, %v; want a result and ErrInterrupted\n%s", res, err, log.String())
+		t.Fatalf("Run = %v, %v; want a result and ErrInterrupted\n%s", res, err, log)
 	}
 	s.mu.Lock()
 	downs, ups, still := slices.Sorted(slices.Values(s.downs)), slices.Sorted(slices.Values(s.ups)), len(s.down)
@@ -326,12 +319,7 @@ func TestRunRestoreRefused(t *testing.T) {
 		}
 		return nil
 	}
-	p, err := Prepare(ctx, s, testOptions(CutAllButOne))
-	if err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	var log syncBuffer
-	res, err := Run(ctx, s, p, &log)
+	res, log, err := runOn(t, ctx, s, CutAllButOne)
 	if !errors.Is(err, ErrInterrupted) || res == nil {
 		t.Fatalf("Run = %v, %v; want a result and ErrInterrupted", res, err)
 	}
@@ -339,8 +327,8 @@ func TestRunRestoreRefused(t *testing.T) {
 		!client.IsCode(res.Errors[0], client.CodeForbidden) {
 		t.Errorf("fault errors %v, want the refused restore of fiber on alpha-2", res.Errors)
 	}
-	if !strings.Contains(log.String(), "bring it up with: hotlinectl path up fiber --node alpha-2") {
-		t.Errorf("log does not say how to restore by hand:\n%s", log.String())
+	if !strings.Contains(log, "bring it up with: hotlinectl path up fiber --node alpha-2") {
+		t.Errorf("log does not say how to restore by hand:\n%s", log)
 	}
 }
 
