@@ -16,9 +16,10 @@
 //     The client's errors carry no command-line advice; Run adds it (an
 //     unreachable daemon: which flag and variable choose the socket).
 //   - One file per subcommand: send, recv, get, status, pki, bench, paths
-//     (paths, path), leader, drill (with drillplan, drillfault and
-//     drillreport), lab (lab init: an N-site process lab's configs),
-//     version, completion, man (hidden: the man pages).
+//     (paths, path), leader, drill (its engine is package
+//     github.com/hotline-link/hotline/daemon/drill), lab (lab init: an
+//     N-site process lab's configs), version, completion, man (hidden:
+//     the man pages).
 //   - Flags name their values with one set of placeholders (FILE, DIR,
 //     NODE, SITE, DUR, N, BYTES, and LEVEL, STATE, MODE, SCENARIO for
 //     fixed choices), backquoted in the usage; completion derives flag
