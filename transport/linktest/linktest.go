@@ -2,6 +2,10 @@
 // and pki packages: a throwaway CA in a test's temporary directory that
 // issues and loads node certificates on demand.
 //
+// It also has Net, an in-memory network of sites that drops, delays,
+// reorders and duplicates batches, for tests of the logic that sends them
+// (daemon/forward).
+//
 // It depends only on pki, so the transport package's own tests can use it.
 package linktest
 
