@@ -20,13 +20,13 @@ import (
 // ignored, and once they are all back the next round starts from the
 // (possibly lower) ack: at once after a gap, after a backoff otherwise.
 //
-//	          OnAck (gap, restored)
-//	      ┌───────────────────────────┐
-//	      │                           ▼
-//	  sending ──OnFailure, Fail──> draining ──last result back──> waiting
-//	      ▲                           │                              │
-//	      └───────────────────────────┴──────────── Retry ───────────┘
-//	           last result back (gap)
+//	┌─────────┐ ──OnAck: gap, restored──> ┌──────────┐
+//	│ sending │ ──OnFailure, Fail───────> │ draining │
+//	└─────────┘ <──drained after a gap─── └──────────┘
+//	     ▲                                     │ drained after a failure
+//	     │                ┌─────────┐          │
+//	     └──── Retry ──── │ waiting │ <────────┘
+//	                      └─────────┘
 type Window struct {
 	size     int
 	acked    uint64   // highest sequence the destination acknowledged
