@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,13 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func newSite(t *testing.T, net *memNet, name string, sites []string) *site {
 	t.Helper()
-	st, err := queue.Open(filepath.Join(t.TempDir(), "state.db"), name, queue.Options{Sites: sites})
+	return openSite(t, net, name, sites, filepath.Join(t.TempDir(), "state.db"))
+}
+
+// openSite is newSite on the store at path (a new one if there is none).
+func openSite(t *testing.T, net *memNet, name string, sites []string, path string) *site {
+	t.Helper()
+	st, err := queue.Open(path, name, queue.Options{Sites: sites})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,12 +121,14 @@ func (s *site) receive(ctx context.Context, from string, b *transport.Batch) (*t
 	return &transport.Ack{Last: res.Receipts.Last}, nil
 }
 
-// run runs the site's forwarding until the test ends.
-func (s *site) run(t *testing.T) {
+// run runs the site's forwarding until the test ends or stop is called.
+func (s *site) run(t *testing.T) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); Run(ctx, s.cfg) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // submit commits messages to dest: ids prefix-0.. spread over the
@@ -134,12 +143,25 @@ func (s *site) submit(t *testing.T, dest, prefix string, n int) map[queue.Preced
 		out[p] = append(out[p], id)
 		items = append(items, queue.SubmitItem{ID: id, Dest: dest, Precedence: p, Payload: []byte("payload " + id)})
 	}
-	_, err := s.log.Propose(context.Background(), &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(),
-		Submit: &queue.Submit{Origin: s.name, Items: items}})
-	if err != nil {
+	if err := s.trySubmit(items); err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// trySubmit commits items, failing if any is refused.
+func (s *site) trySubmit(items []queue.SubmitItem) error {
+	res, err := s.log.Propose(context.Background(), &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(),
+		Submit: &queue.Submit{Origin: s.name, Items: items}})
+	if err != nil {
+		return err
+	}
+	for i, r := range res.Submit {
+		if r.Err != "" {
+			return fmt.Errorf("submit %s: %s", items[i].ID, r.Err)
+		}
+	}
+	return nil
 }
 
 // waitFor polls cond on every change of st until it holds, failing the
@@ -286,5 +308,38 @@ func TestForwardTwoStores(t *testing.T) {
 	}
 	if p := alpha.cfg.Link.(*linktest.Link[transport.Batch, transport.Ack]).Preferred("bravo"); p != "bravo-2" {
 		t.Errorf("after refusals naming bravo-2, alpha prefers %q", p)
+	}
+}
+
+// TestRunLeavesNoGoroutine stops forwarding while batches are in flight
+// (delayed on the link) and while a channel backs off: Run returns, and
+// every goroutine it started (forwarders, their sends, ack reporters,
+// receipt senders) has ended.
+func TestRunLeavesNoGoroutine(t *testing.T) {
+	for name, faults := range map[string]linktest.Faults{
+		"in flight":   {Delay: time.Hour},
+		"backing off": {Drop: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			net := linktest.NewNet[transport.Batch, transport.Ack](3, func(b *transport.Batch) string { return b.To })
+			t.Cleanup(net.Close)
+			sites := []string{"alpha", "bravo"}
+			alpha, _ := newSite(t, net, "alpha", sites), newSite(t, net, "bravo", sites)
+			before := runtime.NumGoroutine()
+			alpha.cfg.RetryMin, alpha.cfg.RetryMax = time.Hour, time.Hour
+			net.SetFaults(faults)
+			alpha.submit(t, "bravo", "m", 40)
+			stop := alpha.run(t)
+			waitFor(t, alpha.store, func() bool { return net.Stats().Sent >= 2 }, func() string { return "nothing sent" })
+			stop()
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				buf := make([]byte, 1<<16)
+				t.Fatalf("%d goroutines after Run returned, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			}
+		})
 	}
 }
