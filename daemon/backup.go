@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/queue"
-	"github.com/hotline-link/hotline/transport"
 )
 
 // Backup and restore (README: Operations → Backup and restore).
@@ -26,10 +24,10 @@ import (
 // SHA-256 trailer. A restore gives every node of the site the same state
 // with applied index 0, and the nodes bootstrap a new Raft cluster on it.
 // The restored state is fenced (queue.RestoreBackup): the forwarders and
-// receipt senders below first ask each other site where it is, and only
-// then give out sequence numbers again. Other sites notice that the
-// restored site acknowledges less than before and resend from its last
-// (channelForwarder: regression).
+// receipt senders (package forward, resync.go) first ask each other site
+// where it is, and only then give out sequence numbers again. Other sites
+// notice that the restored site acknowledges less than before and resend
+// from its last (forward.Window: restored).
 
 // backup serves GET /v1/admin/backup: the backup file, streamed, with its
 // length in Content-Length (the client shows progress against it).
@@ -66,90 +64,6 @@ func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
 // minute plus a second per MiB.
 func backupWriteTime(size int64) time.Duration {
 	return time.Minute + time.Duration(size>>20)*time.Second
-}
-
-// resync waits until the forwarder's channel is not fenced: it asks the
-// destination for its last sequence number (an empty batch) and commits
-// it (OpDelivered), retrying with backoff. It returns false when ctx ends.
-func (f *channelForwarder) resync(ctx context.Context) bool {
-	cfg := f.n.cfg.Link
-	backoff := cfg.RetryMin.Duration
-	for f.n.store.OutFenced(f.dest, f.prec) {
-		err := func() error {
-			sctx, cancel := context.WithTimeout(ctx, cfg.SendTimeout.Duration)
-			defer cancel()
-			ack, err := f.n.link.SendBatch(sctx, &transport.Batch{Kind: transport.BatchMessages, From: f.n.cfg.Site, To: f.dest, Precedence: f.prec})
-			if err != nil {
-				return err
-			}
-			if ack.Error != "" {
-				f.n.redirect(f.dest, ack)
-				return fmt.Errorf("%s refused: %s", f.dest, ack.Error)
-			}
-			pctx, pcancel := context.WithTimeout(ctx, f.n.cfg.SubmitTimeout.Duration)
-			defer pcancel()
-			_, err = f.n.propose(pctx, &queue.Command{Op: queue.OpDelivered, Time: time.Now().UnixNano(),
-				Delivered: &queue.DeliveredCmd{Dest: f.dest, Precedence: f.prec, UpTo: ack.Last}})
-			if err == nil {
-				f.n.log.Warn("restored channel resynchronised: sequence numbers continue after the destination's last",
-					"dest", f.dest, "precedence", f.prec, "last", ack.Last)
-			}
-			return err
-		}()
-		if ctx.Err() != nil {
-			return false
-		}
-		if err != nil {
-			f.n.log.Debug("resynchronising a restored channel failed; will retry", "dest", f.dest, "precedence", f.prec, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return false
-			}
-			backoff = min(backoff*2, cfg.RetryMax.Duration)
-		}
-	}
-	return ctx.Err() == nil
-}
-
-// resync waits until the receipt queue to s.origin is not fenced: it asks
-// origin for the last receipt it applied (an empty batch) and commits it
-// (OpReceiptsAcked), retrying with backoff. It returns false when ctx ends.
-func (s *receiptSender) resync(ctx context.Context) bool {
-	cfg := s.n.cfg.Link
-	backoff := cfg.RetryMin.Duration
-	for s.n.store.ReceiptsFenced(s.origin) {
-		err := func() error {
-			sctx, cancel := context.WithTimeout(ctx, cfg.SendTimeout.Duration)
-			defer cancel()
-			ack, err := s.n.link.SendBatch(sctx, &transport.Batch{Kind: transport.BatchReceipts, From: s.n.cfg.Site, To: s.origin})
-			if err != nil {
-				return err
-			}
-			if ack.Error != "" {
-				s.n.redirect(s.origin, ack)
-				return fmt.Errorf("%s refused: %s", s.origin, ack.Error)
-			}
-			pctx, pcancel := context.WithTimeout(ctx, s.n.cfg.SubmitTimeout.Duration)
-			defer pcancel()
-			_, err = s.n.propose(pctx, &queue.Command{Op: queue.OpReceiptsAcked, Time: time.Now().UnixNano(),
-				ReceiptsAcked: &queue.ReceiptsAcked{Origin: s.origin, UpTo: ack.Last}})
-			return err
-		}()
-		if ctx.Err() != nil {
-			return false
-		}
-		if err != nil {
-			s.n.log.Debug("resynchronising restored receipts failed; will retry", "origin", s.origin, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return false
-			}
-			backoff = min(backoff*2, cfg.RetryMax.Duration)
-		}
-	}
-	return ctx.Err() == nil
 }
 
 // resyncAlarms names the other sites a restored state has not heard from.

@@ -1,6 +1,6 @@
 // Package daemon composes a running hotline node: its config, the site's
 // replicated queue (package queue) under Raft (package consensus), the
-// inter-site link (package transport), the leader's forwarder, the
+// inter-site link (package transport), the leader's forwarding (package forward), the
 // receiver, follower-to-leader relay, and the local socket API; and its
 // observation: metrics (metrics.go, raftmetrics.go), health and readiness
 // (health.go), the read-only metrics listener (metricsserver.go), and

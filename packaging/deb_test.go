@@ -91,6 +91,8 @@ func TestDeb(t *testing.T) {
 		{"usr/share/man/man8/hotlined.8.gz", 0o644, root0, root0},
 		{"usr/share/man/man8/hotlined-check-config.8.gz", 0o644, root0, root0},
 		{"usr/share/doc/hotline/README.md", 0o644, root0, root0},
+		{"usr/share/doc/hotline/docs/DESIGN.md", 0o644, root0, root0},
+		{"usr/share/doc/hotline/docs/THREAT-MODEL.md", 0o644, root0, root0},
 	} {
 		fi, err := os.Lstat(filepath.Join(root, w.path))
 		if err != nil {

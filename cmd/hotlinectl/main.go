@@ -1,5 +1,3 @@
-// Command hotlinectl is the client and operator tool of hotline; see
-// package github.com/hotline-link/hotline/daemon/ctl.
 package main
 
 import (

@@ -1,4 +1,3 @@
-// Command hotlined runs a hotline node. See the README.
 package main
 
 import (

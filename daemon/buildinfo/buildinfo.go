@@ -1,16 +1,3 @@
-// Package buildinfo says which build of hotline is running: the release
-// version, the commit and the Go toolchain. hotlined and hotlinectl print
-// it for --version, the daemon reports it in its status.
-//
-// The version is set at link time for releases (scripts/build-deb does):
-//
-//	go build -ldflags "-X github.com/hotline-link/hotline/daemon/buildinfo.version=1.2.0 -X github.com/hotline-link/hotline/daemon/buildinfo.commit=0123abc" ./cmd/...
-//
-// Otherwise it comes from the module version Go records (a `go install
-// module@version`), else it is "dev". The commit comes from the
-// link-time value, else from the VCS stamping Go does when it builds
-// inside a git checkout (vcs.revision, vcs.modified; not under
-// -buildvcs=false, nor in a git worktree).
 package buildinfo
 
 import (

@@ -2,9 +2,9 @@ package ctl
 
 import (
 	"encoding/binary"
-	"math"
-	"slices"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/latency"
 )
 
 // A bench payload begins with a fixed header that names the run and the
@@ -41,20 +41,6 @@ func decodeBenchHeader(p []byte) (run benchRunID, i uint64, ok bool) {
 	copy(run[:], p[len(benchMagic):])
 	return run, binary.BigEndian.Uint64(p[len(benchMagic)+8:]), true
 }
-
-// percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
-// sorted, which must be in ascending order; 0 when it is empty.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
-}
-
-// millis converts d to fractional milliseconds.
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // benchCopy identifies one appearance of a message in the inbox.
 type benchCopy struct {
@@ -205,11 +191,10 @@ func (t *benchTally) result(end time.Time) benchResult {
 			e2e = append(e2e, t.firstSeen[i].Sub(t.start[i]))
 		}
 	}
-	slices.Sort(sub)
-	slices.Sort(e2e)
-	r.SubmitP50, r.SubmitP90, r.SubmitP99 = millis(percentile(sub, 50)), millis(percentile(sub, 90)), millis(percentile(sub, 99))
-	r.SubmitMax = millis(percentile(sub, 100))
-	r.E2EP50, r.E2EP90, r.E2EP99 = millis(percentile(e2e, 50)), millis(percentile(e2e, 90)), millis(percentile(e2e, 99))
-	r.E2EMax = millis(percentile(e2e, 100))
+	ms := latency.Millis
+	s := latency.Of(sub)
+	r.SubmitP50, r.SubmitP90, r.SubmitP99, r.SubmitMax = ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max)
+	s = latency.Of(e2e)
+	r.E2EP50, r.E2EP90, r.E2EP99, r.E2EMax = ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max)
 	return r
 }

@@ -32,42 +32,6 @@ func TestBenchHeaderRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		d := make([]time.Duration, len(v))
-		for i, x := range v {
-			d[i] = time.Duration(x) * time.Millisecond
-		}
-		return d
-	}
-	hundred := make([]int, 100)
-	for i := range hundred {
-		hundred[i] = i + 1
-	}
-	tests := []struct {
-		data []time.Duration
-		p    float64
-		want time.Duration
-	}{
-		{nil, 50, 0},
-		{ms(7), 50, 7 * time.Millisecond},
-		{ms(7), 99, 7 * time.Millisecond},
-		{ms(1, 2), 50, 1 * time.Millisecond},
-		{ms(1, 2), 51, 2 * time.Millisecond},
-		{ms(1, 2, 3, 4), 100, 4 * time.Millisecond},
-		{ms(hundred...), 50, 50 * time.Millisecond},
-		{ms(hundred...), 90, 90 * time.Millisecond},
-		{ms(hundred...), 99, 99 * time.Millisecond},
-		{ms(hundred...), 99.5, 100 * time.Millisecond},
-		{ms(hundred...), 0.1, 1 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		if got := percentile(tt.data, tt.p); got != tt.want {
-			t.Errorf("percentile(%d values, %g) = %v, want %v", len(tt.data), tt.p, got, tt.want)
-		}
-	}
-}
-
 func TestBenchTally(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/drill"
 )
 
 // shells are the shells `completion` writes scripts for.
@@ -60,7 +61,7 @@ var placeholderValues = map[string][]string{
 	"LEVEL":    precedences,
 	"STATE":    {"queued", "delivered", "read"},
 	"MODE":     {client.ModeClose, client.ModeDrop},
-	"SCENARIO": drillScenarios,
+	"SCENARIO": drill.Scenarios,
 	"SHELL":    shells,
 }
 

@@ -9,15 +9,17 @@
 //     writers only, keeps no global state and never exits the process, so
 //     it can be called in-process (tests run it against real daemons).
 //   - Bad flags or arguments are reported before any request is made, as
-//     errors matching [ErrUsage]; [ExitCode] maps them to 2, other errors
-//     to 1.
+//     errors matching [ErrUsage]. [ExitCode] maps an error to the exit
+//     status: 2 usage, 3 [ErrNotReached], 4 [ErrOutcomeUnknown], 5
+//     [ErrAlarms], 1 any other.
 //   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
 //     The client's errors carry no command-line advice; Run adds it (an
 //     unreachable daemon: which flag and variable choose the socket).
 //   - One file per subcommand: send, recv, get, status, pki, bench, paths
-//     (paths, path), leader, drill (with drillplan, drillfault and
-//     drillreport), lab (lab init: an N-site process lab's configs),
-//     version, completion, man (hidden: the man pages).
+//     (paths, path), leader, drill (its engine is package
+//     github.com/hotline-link/hotline/daemon/drill), lab (lab init: an
+//     N-site process lab's configs), version, completion, man (hidden:
+//     the man pages).
 //   - Flags name their values with one set of placeholders (FILE, DIR,
 //     NODE, SITE, DUR, N, BYTES, and LEVEL, STATE, MODE, SCENARIO for
 //     fixed choices), backquoted in the usage; completion derives flag

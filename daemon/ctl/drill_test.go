@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/drill"
 )
 
 func TestAdminUsageErrors(t *testing.T) {
@@ -99,8 +100,8 @@ func TestAdminValidArgsReachForDaemon(t *testing.T) {
 
 func TestDrillHelpListsScenarios(t *testing.T) {
 	want := []string{"cut-active-path", "cut-all-but-one", "transfer-origin-leader", "transfer-destination-leader"}
-	if !slices.Equal(drillScenarios, want) {
-		t.Fatalf("drillScenarios = %q, want %q", drillScenarios, want)
+	if !slices.Equal(drill.Scenarios, want) {
+		t.Fatalf("drill.Scenarios = %q, want %q", drill.Scenarios, want)
 	}
 	out, _, _, err := run(t, "", "drill", "--help")
 	if err != nil {
@@ -139,318 +140,6 @@ func TestDrillReportDir(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "report.json"), []byte("{}"), 0o600)
 	if err := checkReportDir(dir); err == nil || !strings.Contains(err.Error(), "already holds a report") {
 		t.Errorf("earlier report: error = %v", err)
-	}
-}
-
-func TestDrillKeys(t *testing.T) {
-	seen := map[string]bool{}
-	for range 50 {
-		run, err := newDrillRunID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(run) != 8 || strings.Trim(run, "0123456789abcdef") != "" {
-			t.Fatalf("run id %q is not 8 hex digits", run)
-		}
-		if seen[run] {
-			t.Fatalf("run id %q repeated", run)
-		}
-		seen[run] = true
-	}
-	if got := drillKey("0a1b2c3d", 42); got != "drill-0a1b2c3d-42" {
-		t.Errorf("drillKey = %q", got)
-	}
-	for _, tt := range []struct {
-		key string
-		n   int
-		ok  bool
-	}{
-		{"drill-0a1b2c3d-0", 0, true},
-		{"drill-0a1b2c3d-1499", 1499, true},
-		{"drill-0a1b2c3d-", 0, false},
-		{"drill-0a1b2c3d-07", 0, false},
-		{"drill-0a1b2c3d--1", 0, false},
-		{"drill-0a1b2c3d-1x", 0, false},
-		{"drill-ffffffff-1", 0, false},
-		{"drill-0a1b2c3dd-1", 0, false},
-		{"bench-0a1b2c3d-1", 0, false},
-	} {
-		n, ok := drillKeyIndex("0a1b2c3d", tt.key)
-		if n != tt.n || ok != tt.ok {
-			t.Errorf("drillKeyIndex(%q) = %d, %v; want %d, %v", tt.key, n, ok, tt.n, tt.ok)
-		}
-	}
-	for n := range 2000 {
-		if got, ok := drillKeyIndex("0a1b2c3d", drillKey("0a1b2c3d", n)); !ok || got != n {
-			t.Fatalf("round trip of %d: %d, %v", n, got, ok)
-		}
-	}
-}
-
-func TestDrillPayload(t *testing.T) {
-	key := "drill-0a1b2c3d-7"
-	p := drillPayload(key, 256)
-	if len(p) != 256 || !bytes.HasPrefix(p, []byte(key)) {
-		t.Errorf("payload(256) = %q", p)
-	}
-	if p := drillPayload(key, 5); string(p) != "drill" {
-		t.Errorf("payload(5) = %q, want the key cut short", p)
-	}
-	if p := drillPayload(key, 1); len(p) != 1 {
-		t.Errorf("payload(1) has %d bytes", len(p))
-	}
-}
-
-func TestArrivalLog(t *testing.T) {
-	t0 := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	arr := func(seq uint64, key string, ms int) client.Arrival {
-		return client.Arrival{Seq: seq, ID: fmt.Sprintf("id-%d", seq), Key: key, ArrivedAt: at(ms)}
-	}
-	run := "0a1b2c3d"
-	k := func(n int) string { return drillKey(run, n) }
-
-	l := newArrivalLog(run, 100)
-	if l.cursor != 100 || l.last != 100 {
-		t.Fatalf("new log: cursor %d, last %d; want the baseline 100", l.cursor, l.last)
-	}
-	pages := []struct {
-		page client.ArrivalsReply
-		more bool
-	}{
-		{client.ArrivalsReply{Last: 104, Next: 104, Arrivals: []client.Arrival{
-			arr(101, k(0), 10),
-			arr(102, "drill-ffffffff-0", 11), // another run
-			arr(103, "", 12),                 // no key
-			arr(104, k(1), 13),
-		}}, true},
-		// A page re-read from an older cursor must not count copies twice.
-		{client.ArrivalsReply{Last: 106, Next: 106, Arrivals: []client.Arrival{
-			arr(104, k(1), 13),
-			arr(105, k(2), 20),
-			arr(106, k(1), 25), // a second commit of canary 1: duplicated
-		}}, true},
-		{client.ArrivalsReply{Last: 110, Next: 110, Arrivals: []client.Arrival{
-			arr(108, drillKeyPrefix(run)+"9", 30),
-		}}, true},
-		{client.ArrivalsReply{Last: 110, Next: 110}, false},
-	}
-	for i, p := range pages {
-		if more := l.add(&p.page); more != p.more {
-			t.Errorf("page %d: more = %v, want %v", i, more, p.more)
-		}
-	}
-	if l.cursor != 110 || l.last != 110 {
-		t.Errorf("cursor %d, last %d; want 110, 110", l.cursor, l.last)
-	}
-	want := map[string][]time.Time{
-		k(0): {at(10)},
-		k(1): {at(13), at(25)},
-		k(2): {at(20)},
-		k(9): {at(30)},
-	}
-	if len(l.byKey) != len(want) || l.arrived() != 4 {
-		t.Fatalf("byKey = %v, want %v", l.byKey, want)
-	}
-	for key, times := range want {
-		if !slices.EqualFunc(l.byKey[key], times, time.Time.Equal) {
-			t.Errorf("arrivals of %s = %v, want %v", key, l.byKey[key], times)
-		}
-	}
-	// A page whose Next is behind the cursor never moves it back.
-	if l.add(&client.ArrivalsReply{Last: 110, Next: 50}) || l.cursor != 110 {
-		t.Errorf("stale page moved the cursor to %d", l.cursor)
-	}
-}
-
-// planStatus is node alpha-1's status in a lab of three alpha and three
-// bravo nodes, with leader.
-func planStatus(leader string) *client.Status {
-	st := &client.Status{Site: "alpha", Node: "alpha-1", Role: "follower", Leader: leader, Version: "v1"}
-	for _, n := range []string{"alpha-3", "alpha-2"} {
-		st.Peers = append(st.Peers, client.Peer{Site: "alpha", Node: n, Role: "voter"})
-	}
-	for _, n := range []string{"bravo-1", "bravo-2", "bravo-3"} {
-		st.Peers = append(st.Peers, client.Peer{Site: "bravo", Node: n, Role: "remote"})
-	}
-	return st
-}
-
-// planPaths is the leader's paths: fiber, sat, radio to every bravo node,
-// with the given (node/path → state) overrides and one active pair.
-func planPaths(admin []string, active string, down ...string) *client.PathsReply {
-	r := &client.PathsReply{Site: "alpha", Node: "alpha-2"}
-	for _, p := range admin {
-		r.Admin = append(r.Admin, client.PathAdmin{Node: "alpha-2", Path: p, State: client.PathUp})
-	}
-	for _, n := range []string{"bravo-1", "bravo-2", "bravo-3"} {
-		for _, p := range admin {
-			if p == lanPath {
-				continue
-			}
-			state := client.PathUp
-			if slices.Contains(down, n+"/"+p) || slices.Contains(down, "*/"+p) {
-				state = client.PathDown
-			}
-			r.Paths = append(r.Paths, client.PathInfo{Site: "bravo", Node: n, Path: p, State: state, Active: n+"/"+p == active})
-		}
-	}
-	return r
-}
-
-// upAdmin is every alpha node with every path up.
-func upAdmin(paths ...string) map[string][]client.PathAdmin {
-	m := map[string][]client.PathAdmin{}
-	for _, n := range []string{"alpha-1", "alpha-2", "alpha-3"} {
-		for _, p := range paths {
-			m[n] = append(m[n], client.PathAdmin{Node: n, Path: p, State: client.PathUp})
-		}
-	}
-	return m
-}
-
-func TestPlanDrill(t *testing.T) {
-	three := []string{"fiber", "sat", "radio"}
-	withDown := func(m map[string][]client.PathAdmin, node, path string) map[string][]client.PathAdmin {
-		for i := range m[node] {
-			if m[node][i].Path == path {
-				m[node][i].State, m[node][i].Mode = "down", client.ModeClose
-			}
-		}
-		return m
-	}
-	tests := []struct {
-		name       string
-		scenario   string
-		to         string
-		st         *client.Status
-		leader     *client.PathsReply
-		admin      map[string][]client.PathAdmin
-		wantCut    []string
-		wantActive string // node/path
-		wantXfer   string
-		wantErr    string
-	}{
-		{name: "cut active", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-2/sat"), admin: upAdmin(three...),
-			wantCut: []string{"sat"}, wantActive: "bravo-2/sat"},
-		{name: "cut active falls back to first up path", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "", "*/fiber", "bravo-1/sat"), admin: upAdmin(three...),
-			wantCut: []string{"sat"}, wantActive: "bravo-2/sat"},
-		{name: "lan is never cut", scenario: scenarioCutAllButOne, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths([]string{"lan", "fiber", "sat", "radio"}, "bravo-1/fiber"), admin: upAdmin("lan", "fiber", "sat", "radio"),
-			wantCut: []string{"fiber", "sat"}, wantActive: "bravo-1/fiber"},
-		{name: "cut all but one keeps least preferred", scenario: scenarioCutAllButOne, to: "bravo", st: planStatus("alpha-1"),
-			leader: planPaths([]string{"fiber", "sat"}, "bravo-3/fiber"), admin: upAdmin("fiber", "sat"),
-			wantCut: []string{"fiber"}, wantActive: "bravo-3/fiber"},
-		{name: "transfer origin", scenario: scenarioTransferOrigin, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), wantActive: "bravo-1/fiber", wantXfer: "alpha"},
-		{name: "transfer destination", scenario: scenarioTransferDest, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), wantActive: "bravo-1/fiber", wantXfer: "bravo"},
-		{name: "transfer ignores admin-down paths", scenario: scenarioTransferDest, to: "bravo", st: planStatus("alpha-2"),
-			leader: func() *client.PathsReply {
-				r := planPaths(three, "bravo-1/fiber")
-				r.Admin[2].State = "down"
-				return r
-			}(), wantActive: "bravo-1/fiber", wantXfer: "bravo"},
-
-		{name: "no leader", scenario: scenarioCutActive, to: "bravo", st: planStatus(""),
-			leader: planPaths(three, "bravo-1/fiber"), admin: upAdmin(three...), wantErr: "site alpha has no known leader"},
-		{name: "own site", scenario: scenarioCutActive, to: "alpha", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: upAdmin(three...), wantErr: "--to alpha is this node's own site"},
-		{name: "unknown site", scenario: scenarioCutActive, to: "charlie", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: upAdmin(three...), wantErr: `site "charlie" is not configured on alpha-1 (other sites: bravo)`},
-		{name: "no path up", scenario: scenarioTransferOrigin, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths([]string{"fiber"}, "", "*/fiber"), wantErr: "no path from leader alpha-2 to site bravo is up (bravo-1/fiber down"},
-		{name: "no wan paths", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths([]string{"lan"}, ""), admin: upAdmin("lan"), wantErr: "leader alpha-2 reports no WAN paths"},
-		{name: "cut all but one with one path", scenario: scenarioCutAllButOne, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths([]string{"fiber"}, "bravo-1/fiber"), admin: upAdmin("fiber"), wantErr: "needs at least two WAN paths; leader alpha-2 has only fiber"},
-		{name: "path to cut already down on a follower", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: withDown(upAdmin(three...), "alpha-3", "fiber"),
-			wantErr: "path fiber is already down on node alpha-3; bring it up first (hotlinectl path up fiber --node alpha-3)"},
-		{name: "path to keep already down", scenario: scenarioCutAllButOne, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: withDown(upAdmin(three...), "alpha-1", "radio"),
-			wantErr: "path radio is already down on node alpha-1"},
-		{name: "node without the path", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: func() map[string][]client.PathAdmin {
-				m := upAdmin(three...)
-				m["alpha-3"] = m["alpha-3"][1:]
-				return m
-			}(), wantErr: "node alpha-3 has no path fiber"},
-		{name: "node not asked", scenario: scenarioCutActive, to: "bravo", st: planStatus("alpha-2"),
-			leader: planPaths(three, "bravo-1/fiber"), admin: map[string][]client.PathAdmin{}, wantErr: "no path states from node alpha-1"},
-		{name: "single node site", scenario: scenarioTransferOrigin, to: "bravo",
-			st: &client.Status{Site: "alpha", Node: "alpha-1", Leader: "alpha-1",
-				Peers: []client.Peer{{Site: "bravo", Node: "bravo-1"}, {Site: "bravo", Node: "bravo-2"}}},
-			leader: planPaths(three, "bravo-1/fiber"), wantErr: "site alpha has only node alpha-1"},
-		{name: "single node destination", scenario: scenarioTransferDest, to: "bravo",
-			st: &client.Status{Site: "alpha", Node: "alpha-1", Leader: "alpha-1",
-				Peers: []client.Peer{{Site: "alpha", Node: "alpha-2"}, {Site: "bravo", Node: "bravo-1"}}},
-			leader: planPaths(three, "bravo-1/fiber"), wantErr: "site bravo has 1 configured node(s)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p, err := planDrill(tt.scenario, tt.to, tt.st, tt.leader, tt.admin)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("planDrill error = %v, want it to contain %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("planDrill: %v", err)
-			}
-			if !slices.Equal(p.Cut, tt.wantCut) {
-				t.Errorf("Cut = %q, want %q", p.Cut, tt.wantCut)
-			}
-			if got := p.ActiveNode + "/" + p.ActivePath; got != tt.wantActive {
-				t.Errorf("active = %s, want %s", got, tt.wantActive)
-			}
-			if p.Transfer != tt.wantXfer {
-				t.Errorf("Transfer = %q, want %q", p.Transfer, tt.wantXfer)
-			}
-			if want := []string{"alpha-1", "alpha-2", "alpha-3"}; !slices.Equal(p.Nodes, want) {
-				t.Errorf("Nodes = %q, want %q", p.Nodes, want)
-			}
-			if want := []string{"bravo-1", "bravo-2", "bravo-3"}; !slices.Equal(p.DestNodes, want) {
-				t.Errorf("DestNodes = %q, want %q", p.DestNodes, want)
-			}
-			if slices.Contains(p.Paths, lanPath) {
-				t.Errorf("Paths %q include %s", p.Paths, lanPath)
-			}
-			notes := strings.Join(p.notes("v1", drillOpts{duration: 30 * time.Second}), "\n")
-			for _, want := range []string{"leader " + p.Leader, "hotlined v1", "active to bravo: " + p.ActivePath} {
-				if !strings.Contains(notes, want) {
-					t.Errorf("notes do not mention %q:\n%s", want, notes)
-				}
-			}
-		})
-	}
-}
-
-func TestDescribeTargets(t *testing.T) {
-	tg := func(pairs ...string) []cutTarget {
-		var ts []cutTarget
-		for _, p := range pairs {
-			node, path, _ := strings.Cut(p, "/")
-			ts = append(ts, cutTarget{node: node, path: path})
-		}
-		return ts
-	}
-	tests := []struct {
-		in   []cutTarget
-		want string
-	}{
-		{tg("alpha-1/fiber", "alpha-2/fiber", "alpha-3/fiber"), "fiber on alpha-1, alpha-2, alpha-3"},
-		{tg("alpha-1/fiber", "alpha-1/sat", "alpha-2/fiber", "alpha-2/sat"), "fiber, sat on alpha-1, alpha-2"},
-		{tg("alpha-1/fiber", "alpha-1/sat", "alpha-2/fiber", "alpha-3/fiber", "alpha-3/sat"), "fiber, sat on alpha-1, alpha-3; fiber on alpha-2"},
-		{nil, ""},
-	}
-	for _, tt := range tests {
-		if got := describeTargets(tt.in); got != tt.want {
-			t.Errorf("describeTargets(%v) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 
@@ -529,18 +218,12 @@ func TestPrintStatusLinksAlarms(t *testing.T) {
 }
 
 func TestDrillSummary(t *testing.T) {
-	t0 := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	in := &drillInput{Scenario: scenarioCutActive, From: "alpha", To: "bravo", Precedence: "routine", Rate: 1, Size: 256,
-		Start: t0, FaultAt: t0.Add(2 * time.Second), RestoreAt: t0.Add(4 * time.Second), End: t0.Add(5 * time.Second)}
-	for n := range 6 {
-		c := drillCanary{N: n, Key: drillKey("0a1b2c3d", n), ID: fmt.Sprint(n), SentAt: t0.Add(time.Duration(n) * time.Second)}
-		c.AckedAt = c.SentAt.Add(time.Millisecond)
-		if n != 3 {
-			c.Arrivals = []time.Time{c.SentAt.Add(20 * time.Millisecond)}
-		}
-		in.Canaries = append(in.Canaries, c)
-	}
-	s := drillSummary{DrillReport: buildDrillReport(in), Run: "0a1b2c3d", ReportDir: "drill-x"}
+	// One of six canaries lost (the statistics: TestReportOneLost in
+	// daemon/drill).
+	r := &drill.Report{Scenario: drill.CutActivePath, From: "alpha", To: "bravo", Precedence: "routine", Rate: 1, Size: 256,
+		RateHeld: true, Canaries: 6, Sent: 6, Delivered: 5, Lost: 1, LostN: []int{3},
+		Latency: drill.Phases{During: drill.Latency{Count: 1, P50Ms: 20, P90Ms: 20, P99Ms: 20, MaxMs: 20}}}
+	s := drillSummary{Report: r, Run: "0a1b2c3d", ReportDir: "drill-x"}
 	kv := drillSummaryKV(&s)
 	got := map[string]string{}
 	for _, p := range kv {
@@ -558,32 +241,16 @@ func TestDrillSummary(t *testing.T) {
 
 // A drill that could not submit 95% of rate × duration canaries fails and
 // says why, even when nothing was lost (issue 11: it printed PASS with
-// 1,190 of 1,500).
+// 1,190 of 1,500). The report's side is TestReportRateNotHeld in
+// daemon/drill.
 func TestDrillRateNotHeld(t *testing.T) {
-	t0 := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	build := func(rate float64, n int) *DrillReport {
-		in := &drillInput{Scenario: scenarioCutActive, From: "alpha", To: "bravo", Precedence: "routine",
-			Rate: rate, Duration: 30 * time.Second, Size: 256,
-			Start: t0, FaultAt: t0.Add(10 * time.Second), RestoreAt: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second)}
-		for i := range n {
-			c := drillCanary{N: i, Key: drillKey("0a1b2c3d", i), ID: fmt.Sprint(i), SentAt: t0.Add(time.Duration(i) * 30 * time.Second / time.Duration(n))}
-			c.AckedAt = c.SentAt.Add(time.Millisecond)
-			c.Arrivals = []time.Time{c.SentAt.Add(20 * time.Millisecond)}
-			in.Canaries = append(in.Canaries, c)
-		}
-		return buildDrillReport(in)
-	}
 	for _, tc := range []struct {
 		n    int
 		pass bool
 	}{{1500, true}, {1425, true}, {1424, false}, {1190, false}, {0, false}} {
-		r := build(50, tc.n)
-		if r.Planned != 1500 || r.RateHeld != tc.pass || r.Passed != tc.pass || r.Lost != 0 {
-			t.Errorf("%d of 1500 sent: planned %d, rate held %v, passed %v, lost %d; want held and passed %v",
-				tc.n, r.Planned, r.RateHeld, r.Passed, r.Lost, tc.pass)
-		}
-		md := drillMarkdown(r)
-		s := drillSummary{DrillReport: r, Run: "0a1b2c3d", ReportDir: "drill-x"}
+		r := &drill.Report{Scenario: drill.CutActivePath, From: "alpha", To: "bravo", Precedence: "routine", Rate: 50, Size: 256,
+			Planned: 1500, RateHeld: tc.pass, Passed: tc.pass, Canaries: tc.n, Sent: tc.n, Delivered: tc.n}
+		s := drillSummary{Report: r, Run: "0a1b2c3d", ReportDir: "drill-x"}
 		kv := drillSummaryKV(&s)
 		var result, errs string
 		for _, p := range kv {
@@ -596,16 +263,13 @@ func TestDrillRateNotHeld(t *testing.T) {
 		}
 		why := fmt.Sprintf("rate not held: %d of 1500 planned canaries submitted", tc.n)
 		if tc.pass {
-			if result != "PASS" || errs != "" || strings.Contains(md, "rate not held") {
+			if result != "PASS" || errs != "" {
 				t.Errorf("%d sent: result %s, errors %q", tc.n, result, errs)
 			}
 			continue
 		}
 		if result != "FAIL" || !strings.Contains(errs, why) || !strings.Contains(errs, "at least 95% needed") {
 			t.Errorf("%d sent: result %s, errors %q; want FAIL and %q", tc.n, result, errs, why)
-		}
-		if !strings.Contains(md, "# Drill cut-active-path: FAIL") || !strings.Contains(md, why) {
-			t.Errorf("%d sent: report.md does not say why it failed:\n%s", tc.n, md)
 		}
 	}
 }

@@ -1,7 +1,3 @@
-// Package boltcheck opens bbolt files that may be damaged without letting
-// bbolt crash the process: a damaged file is an error (*CorruptError),
-// never a panic. Both of a node's bbolt files (the queue's state.db and
-// Raft's raft.db) are opened through it.
 package boltcheck
 
 import (

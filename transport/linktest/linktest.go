@@ -1,8 +1,3 @@
-// Package linktest is test support for code that uses hotline's transport
-// and pki packages: a throwaway CA in a test's temporary directory that
-// issues and loads node certificates on demand.
-//
-// It depends only on pki, so the transport package's own tests can use it.
 package linktest
 
 import (

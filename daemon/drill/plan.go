@@ -1,28 +1,14 @@
-package ctl
+package drill
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
 )
-
-// Drill scenarios: the fault a drill injects in the middle third of its
-// canary stream.
-const (
-	scenarioCutActive      = "cut-active-path"             // silently cut the active path on every origin node
-	scenarioCutAllButOne   = "cut-all-but-one"             // silently cut every WAN path but the least preferred
-	scenarioTransferOrigin = "transfer-origin-leader"      // move the origin site's leadership
-	scenarioTransferDest   = "transfer-destination-leader" // move the destination site's leadership
-)
-
-// drillScenarios are the valid --scenario values.
-var drillScenarios = []string{scenarioCutActive, scenarioCutAllButOne, scenarioTransferOrigin, scenarioTransferDest}
 
 // lanPath is a path name that carries intra-site traffic, never cut.
 const lanPath = "lan"
@@ -30,11 +16,14 @@ const lanPath = "lan"
 // isCutScenario reports whether scenario cuts paths (and so must restore
 // them).
 func isCutScenario(scenario string) bool {
-	return scenario == scenarioCutActive || scenario == scenarioCutAllButOne
+	return scenario == CutActivePath || scenario == CutAllButOne
 }
 
-// drillPlan is what a drill will do, decided before it starts.
-type drillPlan struct {
+// Plan is what a drill will do, decided by Prepare before it starts.
+type Plan struct {
+	Options    Options // what was asked
+	Version    string  // hotlined version of the node serving the socket
+	Baseline   uint64  // destination's last sequence on the canaries' channel before the drill
 	Scenario   string
 	From, To   string   // origin (this node's) and destination site
 	Self       string   // node serving the socket
@@ -49,18 +38,79 @@ type drillPlan struct {
 	Notes      []string // topology and warnings, for the report
 }
 
-// planDrill decides what a drill of scenario towards site to does, from
+// Prepare validates o, learns the topology through c and plans the
+// drill. It refuses (error) a drill that cannot run or would undo an
+// operator's decision (see newPlan); for the cut scenarios every node of
+// the site must answer, as every node is cut. It changes nothing.
+func Prepare(ctx context.Context, c Cluster, o Options) (*Plan, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drill: status: %w", err)
+	}
+	if err := checkSite(st, o.To); err != nil {
+		return nil, err
+	}
+	leader, err := c.Paths(ctx, nodeParam(st, st.Leader))
+	if err != nil {
+		return nil, opError("drill: paths of leader "+st.Leader, err)
+	}
+	admin := map[string][]client.PathAdmin{st.Leader: leader.Admin}
+	if isCutScenario(o.Scenario) {
+		nodes := []string{st.Node}
+		for _, p := range st.Peers {
+			if p.Site == st.Site {
+				nodes = append(nodes, p.Node)
+			}
+		}
+		for _, n := range nodes {
+			if _, ok := admin[n]; ok {
+				continue
+			}
+			r, err := c.Paths(ctx, nodeParam(st, n))
+			if err != nil {
+				return nil, opError("drill: paths of "+n+" (every node of the site is cut, so every node must answer)", err)
+			}
+			admin[n] = r.Admin
+		}
+	}
+	p, err := newPlan(o.Scenario, o.To, st, leader, admin)
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.Arrivals(ctx, o.To, o.Precedence, 0, 0)
+	if err != nil {
+		return nil, opError("drill: arrivals baseline at "+o.To, err)
+	}
+	p.Options, p.Version, p.Baseline = o, st.Version, a.Last
+	return p, nil
+}
+
+// nodeParam is the node parameter that names node to the daemon serving
+// the socket: "" for itself.
+func nodeParam(st *client.Status, node string) string {
+	if node == st.Node {
+		return ""
+	}
+	return node
+}
+
+// newPlan decides what a drill of scenario towards site to does, from
 // the status of the node serving the socket, the leader's paths and, for
 // the cut scenarios, the path admin states of every origin node (admin,
 // by node; the leader's may be missing, leader.Admin is used then). It
 // refuses (error) when the drill cannot run or would undo an operator's
 // decision: no leader, an unknown destination, no path up to it, a path
 // to cut (or to keep) already admin-down.
-func planDrill(scenario, to string, st *client.Status, leader *client.PathsReply, admin map[string][]client.PathAdmin) (*drillPlan, error) {
-	if err := checkDrillSite(st, to); err != nil {
+func newPlan(scenario, to string, st *client.Status, leader *client.PathsReply, admin map[string][]client.PathAdmin) (*Plan, error) {
+	if err := checkSite(st, to); err != nil {
 		return nil, err
 	}
-	p := &drillPlan{Scenario: scenario, From: st.Site, To: to, Self: st.Node, Leader: st.Leader}
+	p := &Plan{Scenario: scenario, From: st.Site, To: to, Self: st.Node, Leader: st.Leader}
 	p.Nodes = []string{st.Node}
 	for _, peer := range st.Peers {
 		switch peer.Site {
@@ -90,7 +140,7 @@ func planDrill(scenario, to string, st *client.Status, leader *client.PathsReply
 	}
 
 	switch scenario {
-	case scenarioCutActive:
+	case CutActivePath:
 		if !slices.Contains(p.Paths, p.ActivePath) {
 			return nil, fmt.Errorf("drill: active path %s to %s is not one of leader %s's paths (%s)", p.ActivePath, to, p.Leader, strings.Join(p.Paths, ", "))
 		}
@@ -98,17 +148,17 @@ func planDrill(scenario, to string, st *client.Status, leader *client.PathsReply
 		if len(p.Paths) == 1 {
 			p.Notes = append(p.Notes, fmt.Sprintf("%s is the only WAN path: cutting it is a full outage of the link, and messages wait for the restore.", p.ActivePath))
 		}
-	case scenarioCutAllButOne:
+	case CutAllButOne:
 		if len(p.Paths) < 2 {
 			return nil, fmt.Errorf("drill: %s needs at least two WAN paths; leader %s has only %s", scenario, p.Leader, p.Paths[0])
 		}
 		p.Cut = p.Paths[:len(p.Paths)-1]
-	case scenarioTransferOrigin:
+	case TransferOriginLeader:
 		if len(p.Nodes) < 2 {
 			return nil, fmt.Errorf("drill: site %s has only node %s; there is no one to transfer the leadership to", p.From, p.Nodes[0])
 		}
 		p.Transfer = p.From
-	case scenarioTransferDest:
+	case TransferDestinationLeader:
 		if len(p.DestNodes) < 2 {
 			return nil, fmt.Errorf("drill: site %s has %d configured node(s); there is no one to transfer the leadership to", to, len(p.DestNodes))
 		}
@@ -149,9 +199,9 @@ func planDrill(scenario, to string, st *client.Status, leader *client.PathsReply
 	return p, nil
 }
 
-// checkDrillSite checks that st names a leader and that to is another
+// checkSite checks that st names a leader and that to is another
 // configured site.
-func checkDrillSite(st *client.Status, to string) error {
+func checkSite(st *client.Status, to string) error {
 	if st.Leader == "" {
 		return fmt.Errorf("drill: site %s has no known leader (node %s is %s); a drill needs a working site", st.Site, st.Node, st.Role)
 	}
@@ -199,6 +249,14 @@ func pathStates(r *client.PathsReply, site string) string {
 	return orNone(s)
 }
 
+// orDash is s, or "-" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 // orNone joins list with commas, or says "none".
 func orNone(list []string) string {
 	if len(list) == 0 {
@@ -208,14 +266,14 @@ func orNone(list []string) string {
 }
 
 // notes describes the drill's topology for the report.
-func (p *drillPlan) notes(version string, o drillOpts) []string {
+func (p *Plan) notes(version string, duration time.Duration) []string {
 	var n []string
 	n = append(n, fmt.Sprintf("Origin site %s: nodes %s; leader %s; drill run through %s (hotlined %s).",
-		p.From, strings.Join(p.Nodes, ", "), p.Leader, p.Self, dash(version)))
+		p.From, strings.Join(p.Nodes, ", "), p.Leader, p.Self, orDash(version)))
 	n = append(n, fmt.Sprintf("Destination site %s: nodes %s.", p.To, orNone(p.DestNodes)))
 	n = append(n, fmt.Sprintf("WAN paths of %s in preference order: %s; active to %s: %s to %s.",
 		p.Leader, strings.Join(p.Paths, ", "), p.To, p.ActivePath, p.ActiveNode))
-	third := o.duration / 3
+	third := duration / 3
 	switch {
 	case len(p.Cut) > 0:
 		n = append(n, fmt.Sprintf("Fault: %s cut silently (drop) on every origin node from +%s to +%s.",
@@ -225,126 +283,4 @@ func (p *drillPlan) notes(version string, o drillOpts) []string {
 			p.Transfer, third, 2*third))
 	}
 	return append(n, p.Notes...)
-}
-
-// newDrillRunID returns a short random hex id that names one drill run.
-func newDrillRunID() (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("drill: run id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
-}
-
-// drillKeyPrefix is what every canary key of run begins with.
-func drillKeyPrefix(run string) string { return "drill-" + run + "-" }
-
-// drillKey is the idempotency key of canary n of run.
-func drillKey(run string, n int) string { return drillKeyPrefix(run) + strconv.Itoa(n) }
-
-// drillKeyIndex returns n for a canary key of run; ok is false for any
-// other key.
-func drillKeyIndex(run, key string) (n int, ok bool) {
-	rest, found := strings.CutPrefix(key, drillKeyPrefix(run))
-	if !found || rest == "" || (len(rest) > 1 && rest[0] == '0') {
-		return 0, false
-	}
-	n, err := strconv.Atoi(rest)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
-}
-
-// drillPayload is a canary payload of exactly size bytes: the key, then
-// padding (the key is cut short when size is smaller).
-func drillPayload(key string, size int) []byte {
-	p := make([]byte, size)
-	n := copy(p, key)
-	for i := n; i < size; i++ {
-		p[i] = '.'
-	}
-	return p
-}
-
-// arrivalLog accumulates the arrivals pages of one drill: the copies of
-// this run's canaries committed at the destination, by key. It is not
-// safe for concurrent use.
-type arrivalLog struct {
-	prefix string                 // this run's key prefix
-	cursor uint64                 // pass as `after` for the next page
-	last   uint64                 // highest destination Last seen
-	seen   map[uint64]bool        // sequence numbers already counted
-	byKey  map[string][]time.Time // key -> arrival times, one per copy
-}
-
-// newArrivalLog starts a log for run after the destination's sequence
-// baseline (its Last before the drill).
-func newArrivalLog(run string, baseline uint64) *arrivalLog {
-	return &arrivalLog{
-		prefix: drillKeyPrefix(run),
-		cursor: baseline,
-		last:   baseline,
-		seen:   make(map[uint64]bool),
-		byKey:  make(map[string][]time.Time),
-	}
-}
-
-// add merges one page and reports whether there may be more after it
-// (its Next moved the cursor). Arrivals of other runs are skipped; a
-// sequence number seen before is never counted twice, so two copies of a
-// key are two distinct commits at the destination: a duplicate.
-func (l *arrivalLog) add(page *client.ArrivalsReply) (more bool) {
-	l.last = max(l.last, page.Last)
-	for _, a := range page.Arrivals {
-		if l.seen[a.Seq] || !strings.HasPrefix(a.Key, l.prefix) {
-			continue
-		}
-		l.seen[a.Seq] = true
-		l.byKey[a.Key] = append(l.byKey[a.Key], a.ArrivedAt)
-	}
-	if page.Next > l.cursor {
-		l.cursor = page.Next
-		return true
-	}
-	return false
-}
-
-// arrived is the number of distinct canaries that arrived.
-func (l *arrivalLog) arrived() int { return len(l.byKey) }
-
-// cutTarget is one (node, path) a drill cuts, and how that went.
-type cutTarget struct {
-	node, path string
-	err        error // of the cut
-}
-
-// describeTargets lists (node, path) pairs compactly, grouping nodes with
-// the same paths: "fiber, radio on alpha-1, alpha-2; fiber on alpha-3".
-// Nodes keep their first-seen order.
-func describeTargets(targets []cutTarget) string {
-	var nodes []string
-	paths := make(map[string][]string)
-	for _, t := range targets {
-		if _, ok := paths[t.node]; !ok {
-			nodes = append(nodes, t.node)
-		}
-		paths[t.node] = append(paths[t.node], t.path)
-	}
-	var groups []string
-	var groupNodes [][]string
-	for _, n := range nodes {
-		key := strings.Join(paths[n], ", ")
-		if i := slices.Index(groups, key); i >= 0 {
-			groupNodes[i] = append(groupNodes[i], n)
-			continue
-		}
-		groups = append(groups, key)
-		groupNodes = append(groupNodes, []string{n})
-	}
-	parts := make([]string, len(groups))
-	for i, g := range groups {
-		parts[i] = g + " on " + strings.Join(groupNodes[i], ", ")
-	}
-	return strings.Join(parts, "; ")
 }

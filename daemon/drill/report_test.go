@@ -1,4 +1,4 @@
-package ctl
+package drill
 
 import (
 	"encoding/json"
@@ -23,21 +23,21 @@ func drillAt(d time.Duration) time.Time { return drillT0.Add(d) }
 // syntheticDrill is a clean run: n canaries at rate per second, each
 // acknowledged 2 ms after sending and arriving once 5–7 ms after it, with
 // the fault in the middle third.
-func syntheticDrill(n int, rate float64) *drillInput {
+func syntheticDrill(n int, rate float64) *record {
 	interval := time.Duration(float64(time.Second) / rate)
 	total := time.Duration(n) * interval
-	in := &drillInput{
+	in := &record{
 		Scenario: "cut-fiber", From: "alpha", To: "bravo", Precedence: "routine",
 		Rate: rate, Size: 256, Start: drillT0,
 		FaultAt: drillAt(total / 3), RestoreAt: drillAt(2 * total / 3), End: drillAt(time.Duration(n-1) * interval),
 		Notes: []string{"active path fiber"},
 	}
 	// Out of order on purpose: the report sorts events.
-	in.Events = []drillEvent{{in.RestoreAt, "restored path fiber"}, {in.FaultAt, "cut path fiber"}}
+	in.Events = []event{{in.RestoreAt, "restored path fiber"}, {in.FaultAt, "cut path fiber"}}
 	for i := range n {
 		sent := drillAt(time.Duration(i) * interval)
 		lat := 5*time.Millisecond + time.Duration(i%3)*time.Millisecond
-		in.Canaries = append(in.Canaries, drillCanary{
+		in.Canaries = append(in.Canaries, canary{
 			N: i, Key: fmt.Sprintf("drill-r1-%d", i), ID: fmt.Sprintf("m%d", i),
 			SentAt: sent, AckedAt: sent.Add(2 * time.Millisecond), Arrivals: []time.Time{sent.Add(lat)},
 		})
@@ -48,7 +48,7 @@ func syntheticDrill(n int, rate float64) *drillInput {
 // holdArrivals simulates an outage of d that begins right after canary k
 // arrived: every canary that would have arrived within d arrives in a burst
 // d after canary k, 0.1 ms apart. It returns the arrival of canary k.
-func holdArrivals(in *drillInput, k int, d time.Duration) time.Time {
+func holdArrivals(in *record, k int, d time.Duration) time.Time {
 	t0 := in.Canaries[k].Arrivals[0]
 	for j := k + 1; j < len(in.Canaries); j++ {
 		c := &in.Canaries[j]
@@ -60,7 +60,7 @@ func holdArrivals(in *drillInput, k int, d time.Duration) time.Time {
 	return t0
 }
 
-// drillFiles is what writeDrillReport wrote, parsed.
+// drillFiles is what writeReport wrote, parsed.
 type drillFiles struct {
 	md, svg  string
 	js       map[string]any
@@ -71,12 +71,12 @@ type drillFiles struct {
 
 // writeDrill builds and writes the report of in into a fresh nested
 // directory and checks what every report must satisfy.
-func writeDrill(t *testing.T, in *drillInput) (*DrillReport, drillFiles) {
+func writeDrill(t *testing.T, in *record) (*Report, drillFiles) {
 	t.Helper()
-	r := buildDrillReport(in)
+	r := newReport(in)
 	dir := filepath.Join(t.TempDir(), "drills", "run1")
-	if err := writeDrillReport(dir, r, in); err != nil {
-		t.Fatalf("writeDrillReport: %v", err)
+	if err := writeReport(dir, r, in); err != nil {
+		t.Fatalf("writeReport: %v", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -124,7 +124,7 @@ func writeDrill(t *testing.T, in *drillInput) (*DrillReport, drillFiles) {
 			}
 		}
 	}
-	var back DrillReport
+	var back Report
 	if err := json.Unmarshal(js, &back); err != nil || !reflect.DeepEqual(&back, r) {
 		t.Errorf("report.json does not round-trip (err %v):\n got %+v\nwant %+v", err, back, *r)
 	}
@@ -188,8 +188,8 @@ func TestDrillReportClean(t *testing.T) {
 	if !near(r.LongestGapMs, 20, 2) {
 		t.Errorf("longest gap %v ms, want about 20", r.LongestGapMs)
 	}
-	want := DrillLatency{Count: 500, P50Ms: 6, P90Ms: 7, P99Ms: 7, MaxMs: 7}
-	for name, got := range map[string]DrillLatency{"before": r.Latency.Before, "during": r.Latency.During, "after": r.Latency.After} {
+	want := Latency{Count: 500, P50Ms: 6, P90Ms: 7, P99Ms: 7, MaxMs: 7}
+	for name, got := range map[string]Latency{"before": r.Latency.Before, "during": r.Latency.During, "after": r.Latency.After} {
 		if got != want {
 			t.Errorf("latency %s = %+v, want %+v", name, got, want)
 		}
@@ -257,7 +257,7 @@ func TestDrillReportOutageOutsideFault(t *testing.T) {
 func TestDrillReportLostAndDuplicated(t *testing.T) {
 	in := syntheticDrill(100, 10)
 	in.Scenario = `leader <transfer> & "more"`
-	in.Events = append(in.Events, drillEvent{in.FaultAt.Add(time.Second), "leader is b2 & <not> b1"})
+	in.Events = append(in.Events, event{in.FaultAt.Add(time.Second), "leader is b2 & <not> b1"})
 	for _, n := range []int{40, 3} { // lost: acknowledged, never arrived
 		in.Canaries[n].Arrivals = nil
 	}
@@ -310,7 +310,7 @@ func TestDrillReportEmptyPhases(t *testing.T) {
 		in.FaultAt, in.RestoreAt = drillAt(10*time.Second), drillAt(12*time.Second)
 		in.Events = nil
 		r, f := writeDrill(t, in)
-		if r.Latency.Before.Count != 30 || r.Latency.During != (DrillLatency{}) || r.Latency.After != (DrillLatency{}) {
+		if r.Latency.Before.Count != 30 || r.Latency.During != (Latency{}) || r.Latency.After != (Latency{}) {
 			t.Errorf("latency = %+v, want everything before", r.Latency)
 		}
 		if strings.Count(f.md, "no samples") != 2 {
@@ -329,7 +329,7 @@ func TestDrillReportEmptyPhases(t *testing.T) {
 		in := syntheticDrill(30, 10)
 		in.Canaries = nil
 		r, f := writeDrill(t, in)
-		if !r.Passed || r.Latency.All != (DrillLatency{}) || r.LongestGapMs != 0 || !r.LongestGapStart.IsZero() {
+		if !r.Passed || r.Latency.All != (Latency{}) || r.LongestGapMs != 0 || !r.LongestGapStart.IsZero() {
 			t.Errorf("empty run: %+v", r)
 		}
 		if _, ok := f.js["longest_gap_start"]; ok {

@@ -1,0 +1,79 @@
+// Package forward is the leader's forwarding: it sends each outbound
+// channel's committed messages to the destination site until they are
+// acknowledged, records the acks on the site's log, and carries read
+// receipts back to the sites that sent the messages.
+//
+// # What it relies on
+//
+// The destination applies a channel only from its last sequence + 1 and
+// answers every batch with a cumulative ack: the last sequence it has
+// durably applied (transport.Ack.Last). A message it already has is
+// dropped, a batch that starts beyond last+1 applies nothing. So sending
+// again is always safe, and an ack says exactly where to go on from.
+// Receipts work the same way with their RSeq.
+//
+// # The loop
+//
+// The decisions of one channel are a Window, a value with no I/O, no
+// goroutines and no clock (time comes in as a backoff the driver sleeps).
+// The driver, Forwarder, is a loop around it, the way etcd-raft's core is
+// driven:
+//
+//	w := NewWindow(size, acked, retryMin, retryMax)
+//	for {
+//		w.OnNew(channel's last sequence)  // from the store
+//		w.SetHeld(higher precedence outstanding)
+//		switch op := w.Next(); op.Action {
+//		case Send:    read the batch after op.After; f := w.Sent(its last); send it
+//		case Await:   r := a result; step := w.OnAck(r.f, r.ack.Last) or w.OnFailure(r.f)
+//		case Idle:    wait for the store to change
+//		case Backoff: sleep op.Wait; w.Retry()
+//		}
+//		do what step says: record an ack, cancel the round, log
+//	}
+//
+// A round sends batches from the last ack, up to Window batches in flight.
+// An ack below a batch's last is a gap (the destination has not seen an
+// earlier batch): the round ends and the next resends from the ack at
+// once. A failure or a refusal ends the round too, and the next starts
+// after a backoff (RetryMin doubling to RetryMax, reset by an ack). An ack
+// below what the destination had acknowledged means it was restored from
+// a backup and lost messages: the window resends from its new ack, and
+// the store gives tombstones for what retention has purged since. Batches
+// still in flight when a round ends are cancelled and their results
+// ignored.
+//
+//	┌─────────┐ ──OnAck: gap, restored──> ┌──────────┐
+//	│ sending │ ──OnFailure, Fail───────> │ draining │
+//	└─────────┘ <──drained after a gap─── └──────────┘
+//	     ▲                                     │ drained after a failure
+//	     │                ┌─────────┐          │
+//	     └──── Retry ──── │ waiting │ <────────┘
+//	                      └─────────┘
+//
+// While a channel of higher precedence to the same destination has
+// messages not yet acknowledged, a channel sends nothing new (its batches
+// in flight finish): after an outage flash drains first, then immediate,
+// and so on (ACP 121 precedence). Each channel has its own Forwarder, so a
+// higher precedence never waits behind a lower one.
+//
+// # The other drivers
+//
+// AckReporter commits a channel's acks (OpDelivered) in the background,
+// coalescing: only the newest matters. ReceiptSender sends the read
+// receipts queued for one origin site, one batch at a time, and drops them
+// (OpReceiptsAcked) once acknowledged. A site restored from a backup has
+// its channels and receipt queues fenced; before sending, each first asks
+// the other site for its last (an empty batch) and commits it (resync).
+// Run starts all of them for every other site and returns when its
+// context ends.
+//
+// # What it needs
+//
+// The package declares what it uses as small interfaces: Link (send a
+// batch, prefer a node), Log (commit a command) and State (read the
+// committed queue state). *transport.Link and *queue.Store satisfy them;
+// so does linktest.Net's Link, an in-memory network that drops, delays,
+// reorders and duplicates batches, which the tests use to forward between
+// two real stores. Metrics go through Hooks, logs through a *slog.Logger.
+package forward

@@ -1,0 +1,193 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+)
+
+// Forwarder sends one outbound channel's committed messages to the
+// destination site until they are acknowledged, and records the acks
+// (through an AckReporter). It is the goroutine around a Window: it
+// reads the store, sends batches, sleeps, and feeds the results back.
+type Forwarder struct {
+	c    *Config
+	dest string
+	prec queue.Precedence
+	log  *slog.Logger
+}
+
+// NewForwarder returns the forwarder of channel (c.Site, dest, prec).
+func NewForwarder(c *Config, dest string, prec queue.Precedence) *Forwarder {
+	ch := queue.Channel{Origin: c.Site, Dest: dest, Precedence: prec}
+	return &Forwarder{c: c, dest: dest, prec: prec, log: c.logger().With("channel", ch.String())}
+}
+
+// result is a sent batch's outcome.
+type result struct {
+	f   Flight
+	ack *transport.Ack
+	err error
+}
+
+// Run forwards until ctx ends. A restored channel first learns the
+// destination's last sequence (resync).
+func (f *Forwarder) Run(ctx context.Context) {
+	c := f.c
+	rep := NewAckReporter(c, f.dest, f.prec)
+	defer rep.Stop()
+	if !f.resync(ctx) {
+		return
+	}
+	w := NewWindow(c.Window, f.acked(), c.RetryMin, c.RetryMax)
+	results := make(chan result, max(c.Window, 1))
+	round := newRound(ctx)
+	defer func() {
+		round.cancel()
+		for range w.InFlight() {
+			<-results
+		}
+	}()
+	var changed <-chan struct{}
+	observe := true
+	for ctx.Err() == nil {
+		if observe {
+			changed = c.State.Changed()
+			last, held := f.observe()
+			w.OnNew(last)
+			w.SetHeld(held)
+		}
+		observe = true
+		var s Step
+		var err error
+		switch op := w.Next(); op.Action {
+		case Send:
+			msgs, rerr := c.State.Resend(f.dest, f.prec, op.After, c.BatchMessages, c.BatchBytes)
+			switch {
+			case rerr != nil:
+				s, err = w.Fail(), rerr
+			case len(msgs) == 0:
+				w.OnNew(op.After) // nothing after it yet: wait for a change
+				observe = false
+			default:
+				fl := w.Sent(msgs[len(msgs)-1].Seq)
+				b := &transport.Batch{Kind: transport.BatchMessages, From: c.Site, To: f.dest, Precedence: f.prec, Messages: msgs}
+				go f.send(round.ctx, b, fl, results)
+				observe = false
+			}
+		case Await:
+			s, err = f.take(w, <-results)
+		case Idle:
+			select {
+			case <-changed:
+			case <-ctx.Done():
+			}
+		case Backoff:
+			if !sleep(ctx, op.Wait) {
+				return
+			}
+			w.Retry()
+		}
+		f.do(s, err, w, rep)
+		if s.Abort {
+			round.cancel()
+			round = newRound(ctx)
+		}
+	}
+}
+
+// round is the context of one round's sends: cancelled when the round
+// ends, so batches still in flight give up.
+type round struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newRound(parent context.Context) round {
+	ctx, cancel := context.WithCancel(parent)
+	return round{ctx, cancel}
+}
+
+// send sends b within SendTimeout and reports its outcome on results.
+func (f *Forwarder) send(ctx context.Context, b *transport.Batch, fl Flight, results chan<- result) {
+	sctx, cancel := context.WithTimeout(ctx, f.c.SendTimeout)
+	defer cancel()
+	ack, err := f.c.Link.SendBatch(sctx, b)
+	if err == nil && ack == nil {
+		err = errors.New("link returned neither an ack nor an error")
+	}
+	results <- result{f: fl, ack: ack, err: err}
+}
+
+// take feeds one batch's outcome to the window.
+func (f *Forwarder) take(w *Window, r result) (Step, error) {
+	switch {
+	case r.err != nil:
+		return w.OnFailure(r.f), r.err
+	case r.ack.Error != "":
+		f.c.redirect(f.dest, r.ack)
+		return w.OnFailure(r.f), fmt.Errorf("%s refused batch: %s", f.dest, r.ack.Error)
+	}
+	if r.ack.Leader != "" {
+		f.c.Link.SetPreferred(f.dest, r.ack.Leader)
+	}
+	return w.OnAck(r.f, r.ack.Last), nil
+}
+
+// do carries out what a step asks, except cancelling the round.
+func (f *Forwarder) do(s Step, err error, w *Window, rep *AckReporter) {
+	if s.Record > 0 {
+		rep.Report(s.Record)
+	}
+	if s.Restored {
+		// Resend from its last; Resend gives what we still keep.
+		f.log.Warn("destination lost messages it had acknowledged (restored from a backup?); resending them",
+			"had_acked", s.HadAcked, "now_acks", w.Acked())
+	}
+	if s.Recovered {
+		f.log.Info("channel recovered", "acked", w.Acked())
+	}
+	if !s.Failed {
+		return
+	}
+	if h := f.c.Hooks.SendFailed; h != nil {
+		h(f.dest)
+	}
+	if s.Again {
+		f.log.Debug("sending failed again", "err", err, "backoff", w.Backoff())
+	} else {
+		f.log.Warn("sending failed; will retry", "err", err, "acked", w.Acked())
+	}
+}
+
+// acked is what the store records the destination acknowledged.
+func (f *Forwarder) acked() uint64 {
+	for _, ch := range f.c.State.Outbound() {
+		if ch.Dest == f.dest && ch.Precedence == f.prec {
+			return ch.Acked
+		}
+	}
+	return 0
+}
+
+// observe reads the channel's last sequence and whether a channel of
+// higher precedence to the same destination has messages not yet
+// acknowledged. The channel then holds its own new batches back, so that
+// after an outage flash drains first, then immediate, and so on (ACP 121
+// precedence).
+func (f *Forwarder) observe() (last uint64, held bool) {
+	for _, ch := range f.c.State.Outbound() {
+		switch {
+		case ch.Dest != f.dest:
+		case ch.Precedence == f.prec:
+			last = ch.Last
+		case ch.Precedence < f.prec && ch.Last > ch.Acked:
+			held = true
+		}
+	}
+	return last, held
+}
