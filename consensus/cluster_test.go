@@ -3,16 +3,11 @@ package consensus
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/testutil"
+	"github.com/hotline-link/hotline/transport/linktest"
 )
 
 // This file is test support: certificates, a tiny state machine and a
@@ -28,86 +26,26 @@ import (
 
 const testALPN = "hotline-raft/1"
 
-// testCA is an Ed25519 certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  ed25519.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: priv, pool: pool}
-}
-
-// leaf issues a certificate for node name (DNS SAN = name), usable as
-// server and client.
-func (ca *testCA) leaf(t testing.TB, name string) tls.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: cert}
-}
+// testSite is the site of every test node's certificate (consensus knows
+// no sites; the certificates carry one).
+const testSite = "site"
 
 // tlsConfigs returns the server config and the client dial function for
-// node name with a certificate from ca. names maps peer addresses to node
-// names: the client pins the name expected at an address, the server
-// accepts only client certificates naming a known node.
-func (ca *testCA) tlsConfigs(t testing.TB, name string, names map[string]string) (*tls.Config, func(string) (*tls.Config, error)) {
-	cert := ca.leaf(t, name)
+// node name with a certificate from ca (DNS name = the node's name). names
+// maps peer addresses to node names: the client pins the name expected at
+// an address, the server accepts only client certificates naming a known
+// node.
+func tlsConfigs(t testing.TB, ca *linktest.CA, name string, names map[string]string) (*tls.Config, func(string) (*tls.Config, error)) {
+	t.Helper()
+	b := ca.Bundle(testSite, name)
+	cert := b.Cert
 	known := make(map[string]bool)
 	for _, n := range names {
 		known[n] = true
 	}
 	server := &tls.Config{
 		Certificates: []tls.Certificate{cert},
-		ClientCAs:    ca.pool,
+		ClientCAs:    b.Roots,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
 		NextProtos:   []string{testALPN},
@@ -125,7 +63,7 @@ func (ca *testCA) tlsConfigs(t testing.TB, name string, names map[string]string)
 		}
 		return &tls.Config{
 			Certificates: []tls.Certificate{cert},
-			RootCAs:      ca.pool,
+			RootCAs:      b.Roots,
 			ServerName:   peer,
 			MinVersion:   tls.VersionTLS13,
 			NextProtos:   []string{testALPN},
@@ -280,8 +218,8 @@ func MakeCluster(t testing.TB, n int, opts ...clusterOption) *testCluster {
 	for _, o := range opts {
 		o(&spec)
 	}
-	ca := newTestCA(t, "site-ca")
-	otherCA := newTestCA(t, "other-ca")
+	ca := linktest.NewCA(t)
+	otherCA := linktest.NewCA(t)
 	c := &testCluster{t: t}
 	names := make(map[string]string)
 	var peers []Peer
@@ -305,7 +243,7 @@ func MakeCluster(t testing.TB, n int, opts ...clusterOption) *testCluster {
 			nodeCA = otherCA
 			tn.foreign = true
 		}
-		serverTLS, clientTLS := nodeCA.tlsConfigs(t, tn.name, names)
+		serverTLS, clientTLS := tlsConfigs(t, nodeCA, tn.name, names)
 		tn.logs = &logBuffer{}
 		tn.cfg = Config{
 			ID:                 tn.name,
@@ -381,7 +319,7 @@ func (c *testCluster) stop(i int) {
 func (c *testCluster) leader() int {
 	c.t.Helper()
 	found := -1
-	eventually(c.t, 10*time.Second, "a leader agreed by every running node", func() bool {
+	testutil.Eventually(c.t, 10*time.Second, "a leader agreed by every running node", func() bool {
 		found = -1
 		for i, tn := range c.nodes {
 			if tn.node != nil && tn.node.IsLeader() {
@@ -446,7 +384,7 @@ func (c *testCluster) applyN(i int, prefix string, n int) {
 func (c *testCluster) converged(want int) []string {
 	c.t.Helper()
 	var ref []string
-	eventually(c.t, 15*time.Second, fmt.Sprintf("all running state machines hold the same %d entries", want), func() bool {
+	testutil.Eventually(c.t, 15*time.Second, fmt.Sprintf("all running state machines hold the same %d entries", want), func() bool {
 		ref = nil
 		for _, tn := range c.nodes {
 			if tn.node == nil {
@@ -465,16 +403,4 @@ func (c *testCluster) converged(want int) []string {
 		return true
 	})
 	return ref
-}
-
-// eventually polls cond every 10ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/transport/linktest"
 )
 
 func TestConfigValidate(t *testing.T) {
-	ca := newTestCA(t, "ca")
-	server, client := ca.tlsConfigs(t, "n1", nil)
+	server, client := tlsConfigs(t, linktest.NewCA(t), "n1", nil)
 	peers := []Peer{{"n1", "127.0.0.1:7001"}, {"n2", "127.0.0.1:7002"}, {"n3", "127.0.0.1:7003"}}
 	valid := func() Config {
 		return Config{

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/testutil"
 )
 
 // TestCheckRemove is the decision of `member remove` by table: the voters
@@ -81,7 +83,7 @@ func TestJoinAddRemove(t *testing.T) {
 	}))
 	joiner := c.nodes[3]
 	var lead int
-	eventually(t, 10*time.Second, "a leader among the three founders", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a leader among the three founders", func() bool {
 		for i := range 3 {
 			if c.nodes[i].node.IsLeader() {
 				lead = i
@@ -92,7 +94,7 @@ func TestJoinAddRemove(t *testing.T) {
 	})
 	leader := c.nodes[lead].node
 	c.applyN(lead, "before", 400)
-	eventually(t, 10*time.Second, "a snapshot on the leader", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a snapshot on the leader", func() bool {
 		snaps, err := c.nodes[lead].node.snaps.List()
 		return err == nil && len(snaps) > 0
 	})
@@ -117,7 +119,7 @@ func TestJoinAddRemove(t *testing.T) {
 	if err := leader.AddNonvoter(ctx, joiner.name, joiner.addr); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "the joiner catching up", func() bool { return joiner.fsm.len() == 400 })
+	testutil.Eventually(t, 15*time.Second, "the joiner catching up", func() bool { return joiner.fsm.len() == 400 })
 	if joiner.fsm.restoreCount() == 0 {
 		t.Error("the joiner caught up without installing a snapshot")
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/testutil"
 )
 
 func TestClusterReplicatesInOrder(t *testing.T) {
@@ -171,7 +173,7 @@ func TestRestartedNodeCatchesUpBySnapshot(t *testing.T) {
 	c.converged(220)
 	// Wait until the leader has snapshotted and compacted its log past
 	// what the stopped follower has, so it must be sent a snapshot.
-	eventually(t, 15*time.Second, "leader snapshot and log compaction", func() bool {
+	testutil.Eventually(t, 15*time.Second, "leader snapshot and log compaction", func() bool {
 		first, err := c.nodes[l].node.store.FirstIndex()
 		return err == nil && first > 30
 	})
@@ -182,7 +184,7 @@ func TestRestartedNodeCatchesUpBySnapshot(t *testing.T) {
 		t.Fatal("restarted node caught up without restoring a snapshot")
 	}
 	// Raft logs the installation after the state machine's Restore returns.
-	eventually(t, 10*time.Second, "the restarted node installs the leader's snapshot", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the restarted node installs the leader's snapshot", func() bool {
 		return c.nodes[f].logs.count("Installed remote snapshot") > 0
 	})
 	if l2 := c.leader(); l2 != l {
@@ -209,7 +211,7 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 		t.Fatal("the node with a foreign certificate became leader")
 	}
 	c.applyN(l, "a", 50)
-	eventually(t, 10*time.Second, "the two good nodes commit", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the two good nodes commit", func() bool {
 		return c.nodes[0].fsm.len() == 50 && c.nodes[1].fsm.len() == 50
 	})
 	// Give the foreign node time to receive anything it could.

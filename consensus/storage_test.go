@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/testutil"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory, unmounted by
@@ -61,7 +63,7 @@ func fillTo(t *testing.T, dir string, left uint64) {
 func (c *testCluster) stableLeader(among []int, hold time.Duration) int {
 	c.t.Helper()
 	l := -1
-	eventually(c.t, 15*time.Second, "a leader among the nodes with space", func() bool {
+	testutil.Eventually(c.t, 15*time.Second, "a leader among the nodes with space", func() bool {
 		for _, i := range among {
 			if c.nodes[i].node.IsLeader() {
 				l = i
@@ -114,7 +116,7 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 			full := c.nodes[0].node
 			fillTo(t, small, reserve/2)
 			start := time.Now()
-			eventually(t, 10*time.Second, "n1 stands by", func() bool { return full.State() == "standby" })
+			testutil.Eventually(t, 10*time.Second, "n1 stands by", func() bool { return full.State() == "standby" })
 			t.Logf("n1 stood by %v after its disk filled", time.Since(start))
 			var se *StorageError
 			if err := full.StorageFull(); !errors.As(err, &se) || !errors.Is(err, ErrStorageFull) ||
@@ -144,7 +146,7 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 			if err := os.Remove(filepath.Join(small, "filler")); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 15*time.Second, "n1 takes part again", func() bool { return full.StorageFull() == nil && full.State() != "standby" })
+			testutil.Eventually(t, 15*time.Second, "n1 takes part again", func() bool { return full.StorageFull() == nil && full.State() != "standby" })
 			got := c.converged(len(c.nodes[l].fsm.data()))
 			t.Logf("n1 caught up on %d entries", len(got))
 			c.applyN(c.leader(), "c", 20)
@@ -249,7 +251,7 @@ func TestDataFileModes(t *testing.T) {
 	c.applyN(l, "a", 200)
 	c.converged(200)
 	dir := c.nodes[l].cfg.Dir
-	eventually(t, 15*time.Second, "a snapshot", func() bool {
+	testutil.Eventually(t, 15*time.Second, "a snapshot", func() bool {
 		m, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
 		return len(m) > 0
 	})

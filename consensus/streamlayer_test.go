@@ -14,18 +14,21 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hotline-link/hotline/internal/testutil"
+	"github.com/hotline-link/hotline/transport/linktest"
 )
 
 // newTestStream starts a stream layer for node "n1" with a certificate from
 // ca on 127.0.0.1:0. Its client side knows one peer: n1 itself.
-func newTestStream(t *testing.T, ca *testCA, timeout time.Duration) (*streamLayer, *logBuffer) {
+func newTestStream(t *testing.T, ca *linktest.CA, timeout time.Duration) (*streamLayer, *logBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]string{ln.Addr().String(): "n1"}
-	server, client := ca.tlsConfigs(t, "n1", names)
+	server, client := tlsConfigs(t, ca, "n1", names)
 	logs := &logBuffer{}
 	s := newStreamLayer(ln, ln.Addr().String(), server, client,
 		slog.New(slog.NewTextHandler(logs, nil)), timeout)
@@ -48,7 +51,7 @@ func acceptAsync(s *view) <-chan net.Conn {
 }
 
 func TestStreamLayerRejectsAtHandshake(t *testing.T) {
-	ca := newTestCA(t, "site-ca")
+	ca := linktest.NewCA(t)
 	s, logs := newTestStream(t, ca, time.Minute)
 	addr := s.Addr().String()
 	accepted := acceptAsync(s.newView())
@@ -57,14 +60,14 @@ func TestStreamLayerRejectsAtHandshake(t *testing.T) {
 	// ours: the server rejects it in the handshake, and the client learns
 	// it at its first read. (GetClientCertificate sends it even though the
 	// server's list of acceptable CAs does not name its issuer.)
-	other := newTestCA(t, "other-ca")
-	foreignCert := other.leaf(t, "n2")
+	other := linktest.NewCA(t)
+	foreignCert := other.Bundle(testSite, "n2").Cert
 	for range 5 {
 		c, err := tls.Dial("tcp", addr, &tls.Config{
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 				return &foreignCert, nil
 			},
-			RootCAs:    ca.pool,
+			RootCAs:    ca.Bundle(testSite, "n1").Roots,
 			ServerName: "n1",
 			NextProtos: []string{testALPN},
 		})
@@ -78,7 +81,7 @@ func TestStreamLayerRejectsAtHandshake(t *testing.T) {
 		}
 	}
 	// No client certificate at all.
-	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.pool, ServerName: "n1", NextProtos: []string{testALPN}}); err == nil {
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Bundle(testSite, "n1").Roots, ServerName: "n1", NextProtos: []string{testALPN}}); err == nil {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatal("client without certificate was accepted")
@@ -95,7 +98,7 @@ func TestStreamLayerRejectsAtHandshake(t *testing.T) {
 	io.ReadAll(raw)
 	raw.Close()
 
-	eventually(t, 10*time.Second, "the rejection is logged", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the rejection is logged", func() bool {
 		return logs.count("rejected raft connection") > 0
 	})
 	out := logs.String()
@@ -113,7 +116,7 @@ func TestStreamLayerRejectsAtHandshake(t *testing.T) {
 }
 
 func TestStreamLayerIdlePeerDoesNotBlockAccept(t *testing.T) {
-	ca := newTestCA(t, "site-ca")
+	ca := linktest.NewCA(t)
 	// A handshake deadline far beyond the test's waits: Accept must not
 	// depend on it.
 	s, _ := newTestStream(t, ca, 10*time.Minute)
@@ -232,7 +235,7 @@ func closedByServer(conns []net.Conn, wait time.Duration) int {
 // and maxPending in all, closes the rest at once and the held ones at the
 // handshake deadline, counts every one, and a real peer still gets in.
 func TestStreamLayerBoundsPendingHandshakes(t *testing.T) {
-	ca := newTestCA(t, "site-ca")
+	ca := linktest.NewCA(t)
 	const deadline = 3 * time.Second
 	s, logs := newTestStream(t, ca, deadline)
 	addr := s.Addr().String()
@@ -241,7 +244,7 @@ func TestStreamLayerBoundsPendingHandshakes(t *testing.T) {
 
 	// 500 from one host: only maxPendingPerHost are held.
 	one := dialIdle(t, addr, "127.0.0.2", 500)
-	eventually(t, 10*time.Second, "the excess from one host is closed", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the excess from one host is closed", func() bool {
 		return s.Rejections() >= 500-maxPendingPerHost
 	})
 	if p := s.Pending(); p > maxPendingPerHost {
@@ -276,7 +279,7 @@ func TestStreamLayerBoundsPendingHandshakes(t *testing.T) {
 	for i := range 60 {
 		many = append(many, dialIdle(t, addr, fmt.Sprintf("127.0.3.%d", i+1), maxPendingPerHost)...)
 	}
-	eventually(t, 10*time.Second, "the global limit rejects the excess", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the global limit rejects the excess", func() bool {
 		return s.Pending() == maxPending
 	})
 	held = openFDs(t) - before - len(one) - len(many) - 2
@@ -289,7 +292,7 @@ func TestStreamLayerBoundsPendingHandshakes(t *testing.T) {
 	if n := closedByServer(append(one, many...), deadline+10*time.Second); n != len(one)+len(many) {
 		t.Fatalf("%d of %d idle connections closed by the server after the deadline", n, len(one)+len(many))
 	}
-	eventually(t, 10*time.Second, "nothing is pending", func() bool { return s.Pending() == 0 })
+	testutil.Eventually(t, 10*time.Second, "nothing is pending", func() bool { return s.Pending() == 0 })
 	if got, want := s.Rejections(), uint64(len(one)+len(many)); got != want {
 		t.Fatalf("Rejections() = %d, want %d (every idle connection)", got, want)
 	}

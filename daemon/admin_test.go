@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -12,14 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 func siteOfNode(node string) string { return strings.SplitN(node, "-", 2)[0] }
 
 // otherNode returns a node of site other than not.
 func otherNode(site, not string) string {
-	for _, n := range LabNodes(site) {
+	for _, n := range daemon.LabNodes(site) {
 		if n != not {
 			return n
 		}
@@ -42,16 +44,16 @@ func wantAPIError(t *testing.T, err error, status int, code, text string) {
 // (relayed over the LAN), path down/up in both modes, leader transfers in
 // both sites, and clear refusals that change nothing.
 func TestAdminAPI(t *testing.T) {
-	lab := startLab(t, func(c *Config) {
+	lab := clustertest.Start(t, func(c *daemon.Config) {
 		if c.Site == "bravo" && c.Node == "bravo-3" {
 			c.AllowRemoteDrills = true
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := lab.leader("alpha")
+	leader := lab.Leader("alpha")
 	follower := otherNode("alpha", leader)
-	c := lab.client(follower)
+	c := lab.Client(follower)
 
 	pr, err := c.Paths(ctx, leader)
 	if err != nil {
@@ -70,7 +72,7 @@ func TestAdminAPI(t *testing.T) {
 	if wan != 6 {
 		t.Fatalf("%d bravo (node, path) entries, want 6: %+v", wan, pr.Paths)
 	}
-	eventually(t, 10*time.Second, "every path of the leader up", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "every path of the leader up", func() bool {
 		pr, _ := c.Paths(ctx, leader)
 		for _, p := range pr.Paths {
 			if p.State != client.PathUp {
@@ -93,8 +95,8 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("admin state after cut: %+v", pr.Admin)
 	}
 	// Bravo's nodes see the leader's fiber go down by themselves.
-	eventually(t, 15*time.Second, "bravo to see the silent cut", func() bool {
-		pr, err := lab.client("bravo-1").Paths(ctx, "")
+	clustertest.Eventually(t, 15*time.Second, "bravo to see the silent cut", func() bool {
+		pr, err := lab.Client("bravo-1").Paths(ctx, "")
 		if err != nil {
 			return false
 		}
@@ -105,7 +107,7 @@ func TestAdminAPI(t *testing.T) {
 		}
 		return false
 	})
-	st, err := lab.client(leader).Status(ctx)
+	st, err := lab.Client(leader).Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("status alarms during the cut: %q", st.Alarms)
 	}
 	// Traffic still flows (over sat).
-	m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "admin-1", Payload: []byte("x"), Wait: "delivered"})
+	m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "admin-1", Payload: []byte("x"), Wait: "delivered"})
 	if err != nil || m.State != "delivered" {
 		t.Fatalf("submit during the cut: %+v %v", m, err)
 	}
@@ -152,9 +154,9 @@ func TestAdminAPI(t *testing.T) {
 	// Leader transfer of our own site, asked through a follower.
 	to := otherNode("alpha", leader)
 	if to == follower {
-		to = LabNodes("alpha")[2]
+		to = daemon.LabNodes("alpha")[2]
 		if to == leader {
-			to = LabNodes("alpha")[1]
+			to = daemon.LabNodes("alpha")[1]
 		}
 	}
 	lt, err := c.TransferLeader(ctx, "", to)
@@ -164,12 +166,12 @@ func TestAdminAPI(t *testing.T) {
 	if lt.From != leader || lt.To != to {
 		t.Fatalf("transfer: %+v, want %s → %s", lt, leader, to)
 	}
-	if got := lab.leader("alpha"); got != to {
+	if got := lab.Leader("alpha"); got != to {
 		t.Fatalf("leader after transfer %s, want %s", got, to)
 	}
 
 	// Leader transfer of the other site (it allows remote drills).
-	bl := lab.leader("bravo")
+	bl := lab.Leader("bravo")
 	lt, err = c.TransferLeader(ctx, "bravo", "")
 	if err != nil {
 		t.Fatal(err)
@@ -181,13 +183,13 @@ func TestAdminAPI(t *testing.T) {
 
 // A site that does not allow remote drills refuses to move its leader.
 func TestRemoteTransferRefused(t *testing.T) {
-	lab := startLab(t, func(c *Config) { c.AllowRemoteDrills = c.Site == "alpha" })
+	lab := clustertest.Start(t, func(c *daemon.Config) { c.AllowRemoteDrills = c.Site == "alpha" })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bl := lab.leader("bravo")
-	_, err := lab.client("alpha-1").TransferLeader(ctx, "bravo", "")
+	bl := lab.Leader("bravo")
+	_, err := lab.Client("alpha-1").TransferLeader(ctx, "bravo", "")
 	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, "allow_remote_drills")
-	if got := lab.leader("bravo"); got != bl {
+	if got := lab.Leader("bravo"); got != bl {
 		t.Fatalf("bravo's leader moved from %s to %s", bl, got)
 	}
 }
@@ -195,26 +197,26 @@ func TestRemoteTransferRefused(t *testing.T) {
 // Drill traffic is delivered and acknowledged like any other, listed by
 // the arrivals query, and kept out of the destination's inbox.
 func TestDrillTrafficStaysOutOfInbox(t *testing.T) {
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := lab.client("alpha-2")
+	c := lab.Client("alpha-2")
 	base, err := c.Arrivals(ctx, "bravo", "routine", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("canary-%d", i), Drill: true, Payload: []byte("c"), Wait: "delivered"})
+		m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("canary-%d", i), Drill: true, Payload: []byte("c"), Wait: "delivered"})
 		if err != nil || m.State != "delivered" {
 			t.Fatalf("drill submit: %+v %v", m, err)
 		}
 	}
-	if _, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "real", Payload: []byte("r"), Wait: "delivered"}); err != nil {
+	if _, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "real", Payload: []byte("r"), Wait: "delivered"}); err != nil {
 		t.Fatal(err)
 	}
 	// The answering bravo node may be a follower a moment behind.
 	var ar *client.ArrivalsReply
-	eventually(t, 10*time.Second, "bravo to show all six", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "bravo to show all six", func() bool {
 		ar, err = c.Arrivals(ctx, "bravo", "routine", base.Last, 1000)
 		return err == nil && ar.Last == base.Last+6
 	})
@@ -226,7 +228,7 @@ func TestDrillTrafficStaysOutOfInbox(t *testing.T) {
 			t.Fatalf("arrival %d: %+v", i, a)
 		}
 	}
-	inbox := drainInbox(t, lab.client("bravo-3"), 1, 20*time.Second)
+	inbox := clustertest.DrainInbox(t, lab.Client("bravo-3"), 1, 20*time.Second)
 	if len(inbox) != 1 || inbox[0].Key != "real" {
 		t.Fatalf("bravo's inbox: %+v, want only the real message", inbox)
 	}
@@ -256,11 +258,11 @@ func TestAdminNeedsPrivilege(t *testing.T) {
 	if data, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(bin, data, 0o755) != nil {
 		t.Fatalf("copy test binary: %v", err)
 	}
-	lab := startLab(t, func(c *Config) {
+	lab := clustertest.Start(t, func(c *daemon.Config) {
 		c.SocketMode = "0666"
 		c.Socket = filepath.Join(pub, c.Node+".sock")
 	})
-	sock := lab.cfgs["alpha-1"].Socket
+	sock := lab.Configs["alpha-1"].Socket
 	cmd := exec.Command(bin, "-test.run=^TestAdminClientAsNobody$", "-test.count=1", "-test.v")
 	cmd.Dir = pub
 	cmd.Env = append(os.Environ(), "HOTLINE_TEST_CLIENT="+sock)
@@ -298,16 +300,4 @@ func TestAdminClientAsNobody(t *testing.T) {
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "root only")
 	_, err = c.Submit(ctx, client.SubmitRequest{To: "bravo", Drill: true, Payload: []byte("x")})
 	wantAPIError(t, err, http.StatusForbidden, client.CodeForbidden, "drill traffic")
-}
-
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

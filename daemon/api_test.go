@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 // TestAPIBadInput checks that every bad request gets a clear 4xx error
@@ -18,15 +20,15 @@ func TestAPIBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t)
-	c := lab.client("alpha-2")
+	lab := clustertest.Start(t)
+	c := lab.Client("alpha-2")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	before, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := bytes.Repeat([]byte("x"), int(lab.cfgs["alpha-2"].MaxMessageSize)+1)
+	big := bytes.Repeat([]byte("x"), int(lab.Configs["alpha-2"].MaxMessageSize)+1)
 	tests := []struct {
 		name   string
 		req    client.SubmitRequest
@@ -68,7 +70,7 @@ func TestAPIBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Same key through another node: the same message, nothing new.
-		m2, err := lab.client("alpha-3").Submit(ctx, req)
+		m2, err := lab.Client("alpha-3").Submit(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +91,7 @@ func TestAPIBadInput(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || !strings.Contains(ae.Message, "no-such-id") {
 			t.Fatalf("get unknown: %v", err)
 		}
-		_, err = lab.client("bravo-1").Ack(ctx, []string{"no-such-id"})
+		_, err = lab.Client("bravo-1").Ack(ctx, []string{"no-such-id"})
 		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
 			t.Fatalf("ack unknown: %v", err)
 		}
@@ -103,14 +105,14 @@ func TestSubmitWithoutQuorum(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	survivor := "alpha-1"
-	for _, n := range LabNodes("alpha") {
+	for _, n := range daemon.LabNodes("alpha") {
 		if n != survivor {
-			lab.nodes[n].Close()
+			lab.Node(n).Close()
 		}
 	}
-	c := lab.client(survivor)
+	c := lab.Client(survivor)
 	req := client.SubmitRequest{To: "bravo", Key: "during-outage", Payload: []byte("are you there?")}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -121,23 +123,23 @@ func TestSubmitWithoutQuorum(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != client.CodeNoQuorum {
 		t.Fatalf("submit without quorum: %v", err)
 	}
-	if limit := lab.cfgs[survivor].SubmitTimeout.Duration + 5*time.Second; took > limit {
+	if limit := lab.Configs[survivor].SubmitTimeout.Duration + 5*time.Second; took > limit {
 		t.Fatalf("submit without quorum took %v, more than submit_timeout plus slack (%v)", took, limit)
 	}
 	t.Logf("no quorum reported after %v: %s", took.Round(time.Millisecond), ae.Message)
 
-	for _, n := range LabNodes("alpha") {
+	for _, n := range daemon.LabNodes("alpha") {
 		if n != survivor {
-			lab.start(n)
+			lab.StartNode(n)
 		}
 	}
-	lab.leader("alpha")
-	m, err := submitRetrying(ctx, c, req)
+	lab.Leader("alpha")
+	m, err := clustertest.SubmitRetrying(ctx, c, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// However the first attempt ended, exactly one message carries the key.
-	msgs := drainInbox(t, lab.client("bravo-1"), 1, time.Minute)
+	msgs := clustertest.DrainInbox(t, lab.Client("bravo-1"), 1, time.Minute)
 	if len(msgs) != 1 || msgs[0].ID != m.ID || string(msgs[0].Payload) != "are you there?" {
 		t.Fatalf("after recovery bravo has %+v, want exactly message %s", msgs, m.ID)
 	}

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -15,68 +15,46 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 	"github.com/hotline-link/hotline/queue"
 )
 
 // startSite starts only site's three nodes of the lab (the other site's
 // nodes are configured but never started) and waits for its leader.
-func startSite(t testing.TB, site string, opts ...func(*Config)) *testLab {
+func startSite(t testing.TB, site string, opts ...func(*daemon.Config)) *clustertest.Lab {
 	t.Helper()
 	dir := t.TempDir()
-	if err := EnsureLabPKI(dir); err != nil {
+	if err := daemon.EnsureLabPKI(dir); err != nil {
 		t.Fatal(err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
+	cfgs := daemon.LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
 		ip := fmt.Sprintf("127.0.%d.%d", 21+s, 1+i)
-		return freeAddr(t, ip), map[string]string{"fiber": freeAddr(t, ip)}
+		return clustertest.FreeAddr(t, ip), map[string]string{"fiber": clustertest.FreeAddr(t, ip)}
 	})
-	lab := &testLab{t: t, dir: dir, cfgs: map[string]*Config{}, nodes: map[string]*Node{}}
-	t.Cleanup(func() {
-		for _, n := range lab.nodes {
-			n.Close()
-		}
-	})
+	lab := clustertest.New(t, dir, daemon.LabSites)
 	for _, c := range cfgs {
-		c.Raft.HeartbeatTimeout.Duration = 500 * time.Millisecond
-		c.Raft.ElectionTimeout.Duration = 500 * time.Millisecond
-		c.Raft.LeaderLeaseTimeout.Duration = 250 * time.Millisecond
+		clustertest.ShortTimeouts(c)
 		c.LogLevel = "error" // the other site is never up: no dial errors in the log
-		for _, o := range opts {
-			o(c)
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		lab.cfgs[c.Node] = c
+		lab.Add(c, opts...)
 		if c.Site == site {
-			lab.start(c.Node)
+			lab.StartNode(c.Node)
 		}
 	}
-	lab.leader(site)
+	lab.Leader(site)
 	return lab
-}
-
-// follower returns a node of site that is not its leader.
-func (l *testLab) follower(site string) string {
-	leader := l.leader(site)
-	for _, n := range LabNodes(site) {
-		if n != leader {
-			return n
-		}
-	}
-	return ""
 }
 
 // receive commits inbound messages from origin into site's inbox through
 // Raft, as the receiver does for a batch from the link.
-func (l *testLab) receive(t testing.TB, site, origin string, msgs ...queue.Message) *queue.Result {
+func receive(t testing.TB, l *clustertest.Lab, site, origin string, msgs ...queue.Message) *queue.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n := l.nodes[l.leader(site)]
-	res, err := n.proposeRYW(ctx, &queue.Command{Op: queue.OpReceive, Time: time.Now().UnixNano(),
+	n := l.Node(l.Leader(site))
+	res, err := daemon.ProposeRYW(n, ctx, &queue.Command{Op: queue.OpReceive, Time: time.Now().UnixNano(),
 		Receive: &queue.Receive{Origin: origin, Precedence: msgs[0].Precedence, Messages: msgs}})
 	if err != nil {
 		t.Fatal(err)
@@ -147,13 +125,13 @@ func TestAPIStrictParams(t *testing.T) {
 		t.Skip("starts three nodes")
 	}
 	lab := startSite(t, "alpha")
-	node := lab.follower("alpha")
-	hc := rawClient(lab.cfgs[node].Socket)
-	c := lab.client(node)
+	node := lab.Follower("alpha")
+	hc := rawClient(lab.Configs[node].Socket)
+	c := lab.Client(node)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// One unread message in the inbox, to acknowledge below.
-	lab.receive(t, "alpha", "bravo", queue.Message{ID: "in-1", Origin: "bravo", Dest: "alpha", Seq: 1, Payload: []byte("hello"), SubmittedAt: time.Now().UnixNano()})
+	receive(t, lab, "alpha", "bravo", queue.Message{ID: "in-1", Origin: "bravo", Dest: "alpha", Seq: 1, Payload: []byte("hello"), SubmittedAt: time.Now().UnixNano()})
 	before := waitUnread(t, c, 1)
 	many := `{"ids": [` + strings.Repeat(`"in-1",`, 100_000) + `"in-1"]}`
 	tests := []struct {
@@ -223,7 +201,7 @@ func TestAPIStrictParams(t *testing.T) {
 		t.Fatalf("refused requests changed the state: outbound %+v → %+v, unread %d → %d", before.Outbound, after.Outbound, before.InboxUnread, after.InboxUnread)
 	}
 	for _, k := range []string{"order-42%zz", "order-42", "k", "a"} {
-		if _, err := lab.nodes[node].store.LookupKey(k); err == nil {
+		if _, err := daemon.StoreOf(lab.Node(node)).LookupKey(k); err == nil {
 			t.Fatalf("key %q was stored", k)
 		}
 	}
@@ -247,9 +225,9 @@ func TestSubmitWaitTimeoutIsNotAFailure(t *testing.T) {
 		t.Skip("starts three nodes")
 	}
 	lab := startSite(t, "alpha")
-	node := lab.follower("alpha")
-	hc := rawClient(lab.cfgs[node].Socket)
-	leader := lab.client(lab.leader("alpha"))
+	node := lab.Follower("alpha")
+	hc := rawClient(lab.Configs[node].Socket)
+	leader := lab.Client(lab.Leader("alpha"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -271,7 +249,7 @@ func TestSubmitWaitTimeoutIsNotAFailure(t *testing.T) {
 	}
 
 	// The CLI prints the id and exits 3, so a script knows not to resend.
-	out, err := lab.hotlinectl(t, node, "cli", "send", "--to", "bravo", "--wait", "delivered", "--timeout", "1ms")
+	out, err := lab.Hotlinectl(t, node, "cli", "send", "--to", "bravo", "--wait", "delivered", "--timeout", "1ms")
 	id := strings.TrimSpace(out)
 	if code := ctlExitCode(err); code != 3 || id == "" || !strings.Contains(err.Error(), "is still queued") {
 		t.Fatalf("send with an unmet wait: exit %d, out %q, err %v", code, out, err)
@@ -294,16 +272,16 @@ func TestSubmitWaitersBusy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	setLimits(t, func(l *socketLimits) { l.MaxWaiters = 3 })
+	daemon.SetAPILimits(t, func(l *daemon.SocketLimits) { l.MaxWaiters = 3 })
 	lab := startSite(t, "alpha")
-	node := lab.follower("alpha")
-	sock := lab.cfgs[node].Socket
-	api := lab.nodes[node].api
+	node := lab.Follower("alpha")
+	sock := lab.Configs[node].Socket
+	api := lab.Node(node)
 	var held []net.Conn
 	for range 3 {
-		held = append(held, longPoll(t, sock, lab.nodes[node].store.InboxLast()))
+		held = append(held, longPoll(t, sock, daemon.StoreOf(lab.Node(node)).InboxLast()))
 	}
-	waitFor(t, "3 parked long-polls", func() bool { return len(api.waiters) == 3 })
+	clustertest.Eventually(t, 30*time.Second, "3 parked long-polls", func() bool { return daemon.Waiters(api) == 3 })
 	hc := rawClient(sock)
 	r := rawDo(t, hc, "POST", "/v1/messages?to=bravo&wait=delivered&timeout=1m", "x")
 	if r.status != 503 || r.err.Code != client.CodeBusy || !strings.Contains(r.err.Error, "3 requests are already waiting") {
@@ -314,24 +292,17 @@ func TestSubmitWaitersBusy(t *testing.T) {
 		t.Fatalf("long-poll while full: %d %s", r.status, r.body)
 	}
 	// Answers that need no wait still work, and nothing was stored.
-	if st, err := lab.client(node).Status(context.Background()); err != nil || len(st.Outbound) != 0 {
+	if st, err := lab.Client(node).Status(context.Background()); err != nil || len(st.Outbound) != 0 {
 		t.Fatalf("status while full: %+v, %v", st, err)
 	}
 	for _, c := range held {
 		c.Close()
 	}
-	waitFor(t, "the long-polls to end", func() bool { return len(api.waiters) == 0 })
+	clustertest.Eventually(t, 30*time.Second, "the long-polls to end", func() bool { return daemon.Waiters(api) == 0 })
 }
 
 // ctlExitCode is hotlinectl's exit status for err.
 func ctlExitCode(err error) int { return ctl.ExitCode(err) }
-
-// setLimits changes the socket limits of the nodes the test starts.
-func setLimits(t testing.TB, f func(*socketLimits)) {
-	old := apiLimits
-	f(&apiLimits)
-	t.Cleanup(func() { apiLimits = old })
-}
 
 // longPoll opens a connection to sock and sends an inbox long-poll for
 // messages after `after`, which the node parks; the caller closes it.
@@ -343,18 +314,6 @@ func longPoll(t testing.TB, sock string, after uint64) net.Conn {
 	}
 	fmt.Fprintf(c, "GET /v1/inbox?after=%d&wait=5m HTTP/1.1\r\nHost: hotline\r\n\r\n", after)
 	return c
-}
-
-// waitFor polls cond for up to 30s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after 30s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestInboxReadMemory puts 40 unread 1 MiB messages in an inbox and lets
@@ -374,17 +333,17 @@ func TestInboxReadMemory(t *testing.T) {
 		readers = 8
 		passes  = 3
 	)
-	lab := startSite(t, "alpha", func(c *Config) { c.MaxMessageSize = 2 << 20 })
-	node := lab.follower("alpha")
+	lab := startSite(t, "alpha", func(c *daemon.Config) { c.MaxMessageSize = 2 << 20 })
+	node := lab.Follower("alpha")
 	payload := strings.Repeat("p", size)
 	for i := range nMsgs {
-		lab.receive(t, "alpha", "bravo", queue.Message{ID: fmt.Sprintf("big-%02d", i), Origin: "bravo", Dest: "alpha", Seq: uint64(i + 1),
+		receive(t, lab, "alpha", "bravo", queue.Message{ID: fmt.Sprintf("big-%02d", i), Origin: "bravo", Dest: "alpha", Seq: uint64(i + 1),
 			Payload: []byte(payload), SubmittedAt: time.Now().UnixNano()})
 	}
-	waitUnread(t, lab.client(node), nMsgs)
+	waitUnread(t, lab.Client(node), nMsgs)
 
 	// Replies are bounded in bytes: 4 MiB by default, one message at least.
-	c := lab.client(node)
+	c := lab.Client(node)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		maxBytes int64
@@ -396,7 +355,7 @@ func TestInboxReadMemory(t *testing.T) {
 		}
 	}
 
-	sock := lab.cfgs[node].Socket
+	sock := lab.Configs[node].Socket
 	old := debug.SetGCPercent(10) // keep garbage small, so the heap tracks what is live
 	defer debug.SetGCPercent(old)
 	runtime.GC()
@@ -431,7 +390,7 @@ func TestInboxReadMemory(t *testing.T) {
 	close(stop)
 	<-sampled
 	growth := int64(peak) - int64(base)
-	budget := apiLimits.InboxBudget
+	budget := daemon.APILimits().InboxBudget
 	t.Logf("heap %d MiB before, peak %d MiB while %d readers read %d × 1 MiB %d times each: +%d MiB (budget %d MiB)",
 		base>>20, peak>>20, readers, nMsgs, passes, growth>>20, budget>>20)
 	if growth > 2*budget {
@@ -503,14 +462,14 @@ func TestSocketLimits(t *testing.T) {
 		t.Skip("starts three nodes")
 	}
 	const maxConns = 8
-	setLimits(t, func(l *socketLimits) {
+	daemon.SetAPILimits(t, func(l *daemon.SocketLimits) {
 		l.MaxConns, l.MaxWaiters = maxConns, maxConns
 		l.HeaderTimeout, l.BodyTimeout, l.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
 	})
 	lab := startSite(t, "alpha")
-	node := lab.follower("alpha")
-	sock := lab.cfgs[node].Socket
-	api := lab.nodes[node].api
+	node := lab.Follower("alpha")
+	sock := lab.Configs[node].Socket
+	api := lab.Node(node)
 
 	// closedWithin reads c until the node closes it; false if it is still
 	// open after d. It returns what was read.
@@ -551,7 +510,7 @@ func TestSocketLimits(t *testing.T) {
 		if !closed || !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "timeout") {
 			t.Fatalf("a body that stops halfway: closed %v after %q", closed, out)
 		}
-		if _, err := lab.nodes[node].store.LookupKey("slow"); err == nil {
+		if _, err := daemon.StoreOf(lab.Node(node)).LookupKey("slow"); err == nil {
 			t.Fatal("the message with the slow body was stored")
 		}
 	})
@@ -560,9 +519,9 @@ func TestSocketLimits(t *testing.T) {
 		// Fill every place with long-polls, which hold their connection.
 		var polls []net.Conn
 		for range maxConns {
-			polls = append(polls, longPoll(t, sock, lab.nodes[node].store.InboxLast()))
+			polls = append(polls, longPoll(t, sock, daemon.StoreOf(lab.Node(node)).InboxLast()))
 		}
-		waitFor(t, "parked long-polls", func() bool { return len(api.waiters) == maxConns })
+		clustertest.Eventually(t, 30*time.Second, "parked long-polls", func() bool { return daemon.Waiters(api) == maxConns })
 		// 200 more clients: each takes a descriptor on the client side
 		// (this process), none in the node while the cap is reached.
 		before := openFDs(t)
@@ -580,7 +539,7 @@ func TestSocketLimits(t *testing.T) {
 		// A client over the cap is not answered while the cap holds...
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		c := lab.client(node)
+		c := lab.Client(node)
 		if _, err := c.Status(ctx); err == nil {
 			t.Fatal("a client over the connection cap was answered while the cap was reached")
 		}
@@ -593,7 +552,7 @@ func TestSocketLimits(t *testing.T) {
 		if _, err := c.Status(ctx); err != nil {
 			t.Fatalf("the node does not answer after the connections over the cap closed: %v", err)
 		}
-		waitFor(t, "the long-polls to end", func() bool { return len(api.waiters) == 0 })
+		clustertest.Eventually(t, 30*time.Second, "the long-polls to end", func() bool { return daemon.Waiters(api) == 0 })
 	})
 }
 

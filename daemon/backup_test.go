@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 	"github.com/hotline-link/hotline/queue"
 )
@@ -30,27 +32,25 @@ func TestBackupRestoreSite(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the backup is an admin call: run as root (or set admin_group)")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	g := newLedger()
+	g := clustertest.NewLedger()
 
 	// Traffic both ways; the backup is taken halfway through.
 	const perNode = 30
-	tr := startTraffic(ctx, "pre", perNode, lab.client, g)
-	for tr.progress.Load() < 3*perNode {
+	tr := clustertest.StartTraffic(ctx, "pre", perNode, lab.Client, g)
+	for tr.Progress.Load() < 3*perNode {
 		if ctx.Err() != nil {
 			t.Fatal("traffic did not get going")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	g.mu.Lock()
-	beforeBackup := len(g.sent)
-	g.mu.Unlock()
+	beforeBackup := len(g.Sent())
 	file := filepath.Join(t.TempDir(), "alpha.backup")
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	if err := ctl.Run(ctx, []string{"--socket", lab.cfgs["alpha-2"].Socket, "backup", file}, nil, &stdout, &stderr); err != nil {
+	if err := ctl.Run(ctx, []string{"--socket", lab.Configs["alpha-2"].Socket, "backup", file}, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("hotlinectl backup: %v\n%s", err, stderr.String())
 	}
 	took := time.Since(start)
@@ -65,42 +65,39 @@ func TestBackupRestoreSite(t *testing.T) {
 		t.Fatalf("backup output: stdout %q stderr %q", stdout.String(), stderr.String())
 	}
 	t.Logf("backup: %d bytes in %v with %d of %d submissions acknowledged; %s", fi.Size(), took.Round(time.Millisecond), beforeBackup, 2*3*perNode, strings.TrimSpace(stdout.String()))
-	tr.wait(t)
+	tr.Wait(t)
 
 	// Between the backup and the loss, everything is delivered both ways.
-	for _, site := range LabSites {
-		waitAllAcked(t, lab.nodes[lab.leader(site)], time.Minute)
+	for _, site := range daemon.LabSites {
+		waitAllAcked(t, lab.Node(lab.Leader(site)), time.Minute)
 	}
 	var afterBackupKey, afterBackupID string
-	g.mu.Lock()
-	for k, s := range g.sent {
-		if s.from == "alpha" && strings.HasSuffix(k, "-29") {
-			afterBackupKey, afterBackupID = k, s.id
+	for k, s := range g.Sent() {
+		if s.From == "alpha" && strings.HasSuffix(k, "-29") {
+			afterBackupKey, afterBackupID = k, s.ID
 		}
 	}
-	g.mu.Unlock()
 
 	// Site alpha loses all its nodes' data.
-	for _, node := range LabNodes("alpha") {
-		if err := lab.nodes[node].Close(); err != nil {
+	for _, node := range daemon.LabNodes("alpha") {
+		if err := lab.StopNode(node); err != nil {
 			t.Logf("close %s: %v", node, err)
 		}
-		delete(lab.nodes, node)
-		dd := lab.cfgs[node].DataDir
+		dd := lab.Configs[node].DataDir
 		if err := os.Rename(dd, dd+".lost"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A node with Raft state is not restored over.
-	cfg1 := lab.cfgs["alpha-1"]
+	cfg1 := lab.Configs["alpha-1"]
 	os.MkdirAll(filepath.Join(cfg1.DataDir, "raft"), 0o700)
 	os.WriteFile(filepath.Join(cfg1.DataDir, "raft", "raft.db"), []byte("x"), 0o600)
-	if _, err := RestoreNode(cfg1, file); err == nil || !strings.Contains(err.Error(), "holds Raft state") {
+	if _, err := daemon.RestoreNode(cfg1, file); err == nil || !strings.Contains(err.Error(), "holds Raft state") {
 		t.Fatalf("restore over Raft state: %v", err)
 	}
 	os.RemoveAll(cfg1.DataDir)
-	for _, node := range LabNodes("alpha") {
-		h, err := RestoreNode(lab.cfgs[node], file)
+	for _, node := range daemon.LabNodes("alpha") {
+		h, err := daemon.RestoreNode(lab.Configs[node], file)
 		if err != nil {
 			t.Fatalf("restore %s: %v", node, err)
 		}
@@ -108,24 +105,24 @@ func TestBackupRestoreSite(t *testing.T) {
 			t.Fatalf("backup header %+v", h)
 		}
 	}
-	for _, node := range LabNodes("alpha") {
-		lab.start(node)
+	for _, node := range daemon.LabNodes("alpha") {
+		lab.StartNode(node)
 	}
-	lab.leader("alpha")
+	lab.Leader("alpha")
 
 	// The restored site does not know what alpha sent after the backup
 	// (bravo has it), and says so until it has heard from bravo.
-	if _, err := lab.client("alpha-1").Get(ctx, afterBackupID); !client.IsCode(err, client.CodeNotFound) {
+	if _, err := lab.Client("alpha-1").Get(ctx, afterBackupID); !client.IsCode(err, client.CodeNotFound) {
 		t.Errorf("restored alpha knows %s (%s), submitted after the backup: %v", afterBackupKey, afterBackupID, err)
 	}
 
 	// Traffic both ways after the restore.
-	tr = startTraffic(ctx, "post", 15, lab.client, g)
-	tr.wait(t)
-	for _, site := range LabSites {
-		waitAllAcked(t, lab.nodes[lab.leader(site)], time.Minute)
+	tr = clustertest.StartTraffic(ctx, "post", 15, lab.Client, g)
+	tr.Wait(t)
+	for _, site := range daemon.LabSites {
+		waitAllAcked(t, lab.Node(lab.Leader(site)), time.Minute)
 	}
-	st, err := lab.client("alpha-3").Status(ctx)
+	st, err := lab.Client("alpha-3").Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,27 +131,25 @@ func TestBackupRestoreSite(t *testing.T) {
 			t.Errorf("alarm still up after traffic: %s", a)
 		}
 	}
-	g.mu.Lock()
 	want := map[string]int{}
-	for _, s := range g.sent {
-		want[s.to]++
+	for _, s := range g.Sent() {
+		want[s.To]++
 	}
-	g.mu.Unlock()
-	for _, site := range LabSites {
-		node := LabNodes(site)[0]
-		msgs := drainInbox(t, lab.client(node), want[site], time.Minute)
-		g.checkArrivals(t, site, msgs)
+	for _, site := range daemon.LabSites {
+		node := daemon.LabNodes(site)[0]
+		msgs := clustertest.DrainInbox(t, lab.Client(node), want[site], time.Minute)
+		g.CheckArrivals(t, site, msgs)
 	}
 }
 
 // waitAllAcked waits until every outbound channel of n's site has been
 // acknowledged by its destination.
-func waitAllAcked(t testing.TB, n *Node, d time.Duration) {
+func waitAllAcked(t testing.TB, n *daemon.Node, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		var open []queue.OutChannel
-		for _, c := range n.store.Outbound() {
+		for _, c := range daemon.StoreOf(n).Outbound() {
 			if c.Acked < c.Last {
 				open = append(open, c)
 			}
@@ -163,7 +158,7 @@ func waitAllAcked(t testing.TB, n *Node, d time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: channels not acknowledged after %v: %+v", n.cfg.Node, d, open)
+			t.Fatalf("%s: channels not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -178,8 +173,8 @@ func TestBackupAPI(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the backup is an admin call: run as root")
 	}
-	lab := startLab(t)
-	c := lab.client("bravo-1")
+	lab := clustertest.Start(t)
+	c := lab.Client("bravo-1")
 	ctx := context.Background()
 	var buf bytes.Buffer
 	info, err := c.Backup(ctx, &buf, nil)
@@ -193,18 +188,18 @@ func TestBackupAPI(t *testing.T) {
 	// A second backup while one is in progress is refused (FILE.tmp).
 	file := filepath.Join(t.TempDir(), "b.backup")
 	os.WriteFile(file+".tmp", nil, 0o600)
-	if out, err := ctlRun(ctx, lab.cfgs["bravo-1"].Socket, "backup", file); err == nil || !strings.Contains(out+err.Error(), "exists") {
+	if out, err := ctlRun(ctx, lab.Configs["bravo-1"].Socket, "backup", file); err == nil || !strings.Contains(out+err.Error(), "exists") {
 		t.Fatalf("backup over FILE.tmp: %v %s", err, out)
 	}
 
 	var out, errb bytes.Buffer
-	err = Main(ctx, []string{"restore", "--config", "x.toml"}, &out, &errb)
-	if !IsUsageError(err) {
+	err = daemon.Main(ctx, []string{"restore", "--config", "x.toml"}, &out, &errb)
+	if !daemon.IsUsageError(err) {
 		t.Fatalf("restore without --from: %v", err)
 	}
 	// hotlined restore with a node's config file: the lab's alpha-1.
 	buf.Reset()
-	if _, err := lab.client("alpha-1").Backup(ctx, &buf, nil); err != nil {
+	if _, err := lab.Client("alpha-1").Backup(ctx, &buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -215,7 +210,7 @@ func TestBackupAPI(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "alpha-1.toml"), toml, 0o644)
 	os.WriteFile(filepath.Join(dir, "alpha.backup"), buf.Bytes(), 0o600)
 	args := []string{"restore", "--config", filepath.Join(dir, "alpha-1.toml"), "--from", filepath.Join(dir, "alpha.backup")}
-	if err := Main(ctx, args, &out, &errb); err != nil {
+	if err := daemon.Main(ctx, args, &out, &errb); err != nil {
 		t.Fatalf("hotlined restore: %v", err)
 	}
 	if !strings.Contains(out.String(), "restored alpha/alpha-1 from") || !strings.Contains(out.String(), "sha256 ") {
@@ -224,15 +219,15 @@ func TestBackupAPI(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "data", "alpha-1", "state.db")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("restored state: %v %v", fi, err)
 	}
-	if err := Main(ctx, args, &out, &errb); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if err := daemon.Main(ctx, args, &out, &errb); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("hotlined restore over a state: %v", err)
 	}
 
-	cfg := *lab.cfgs["bravo-1"]
+	cfg := *lab.Configs["bravo-1"]
 	cfg.DataDir = t.TempDir()
 	damaged := filepath.Join(t.TempDir(), "b")
 	os.WriteFile(damaged, buf.Bytes()[:buf.Len()-10], 0o600)
-	if _, err := RestoreNode(&cfg, damaged); !errors.Is(err, queue.ErrBadBackup) || !strings.Contains(err.Error(), "truncated") {
+	if _, err := daemon.RestoreNode(&cfg, damaged); !errors.Is(err, queue.ErrBadBackup) || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("restore of a truncated backup: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "state.db")); !errors.Is(err, os.ErrNotExist) {
@@ -257,12 +252,12 @@ func TestRestoreUndelivered(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the backup and path commands are admin calls: run as root")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, node := range LabNodes("alpha") {
-		for _, p := range lab.cfgs[node].Paths {
-			if _, err := lab.client(node).PathDown(ctx, "", p, client.ModeClose); err != nil {
+	for _, node := range daemon.LabNodes("alpha") {
+		for _, p := range lab.Configs[node].Paths {
+			if _, err := lab.Client(node).PathDown(ctx, "", p, client.ModeClose); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -271,7 +266,7 @@ func TestRestoreUndelivered(t *testing.T) {
 		var ids []string
 		for i := range n {
 			key := fmt.Sprintf("%s-%d", prefix, i)
-			m, err := submitRetrying(ctx, lab.client("alpha-1"), client.SubmitRequest{To: "bravo", Precedence: queue.Precedences[i%4].String(), Key: key, Payload: []byte(key)})
+			m, err := clustertest.SubmitRetrying(ctx, lab.Client("alpha-1"), client.SubmitRequest{To: "bravo", Precedence: queue.Precedences[i%4].String(), Key: key, Payload: []byte(key)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,22 +276,21 @@ func TestRestoreUndelivered(t *testing.T) {
 	}
 	before := submit("before", 20)
 	file := filepath.Join(t.TempDir(), "alpha.backup")
-	if out, err := ctlRun(ctx, lab.cfgs["alpha-3"].Socket, "backup", "--quiet", file); err != nil {
+	if out, err := ctlRun(ctx, lab.Configs["alpha-3"].Socket, "backup", "--quiet", file); err != nil {
 		t.Fatalf("backup: %v %s", err, out)
 	}
 	after := submit("after", 10)
-	for _, node := range LabNodes("alpha") {
-		lab.nodes[node].Close()
-		delete(lab.nodes, node)
-		os.Rename(lab.cfgs[node].DataDir, lab.cfgs[node].DataDir+".lost")
-		if _, err := RestoreNode(lab.cfgs[node], file); err != nil {
+	for _, node := range daemon.LabNodes("alpha") {
+		lab.StopNode(node)
+		os.Rename(lab.Configs[node].DataDir, lab.Configs[node].DataDir+".lost")
+		if _, err := daemon.RestoreNode(lab.Configs[node], file); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, node := range LabNodes("alpha") {
-		lab.start(node) // a new process: its paths are up again
+	for _, node := range daemon.LabNodes("alpha") {
+		lab.StartNode(node) // a new process: its paths are up again
 	}
-	msgs := drainInbox(t, lab.client("bravo-3"), len(before), time.Minute)
+	msgs := clustertest.DrainInbox(t, lab.Client("bravo-3"), len(before), time.Minute)
 	got := map[string]int{}
 	for _, m := range msgs {
 		got[m.ID]++
@@ -310,7 +304,7 @@ func TestRestoreUndelivered(t *testing.T) {
 		if got[id] != 0 {
 			t.Errorf("message %s, acknowledged after the backup and lost with the site, arrived", id)
 		}
-		if _, err := lab.client("alpha-2").Get(ctx, id); !client.IsCode(err, client.CodeNotFound) {
+		if _, err := lab.Client("alpha-2").Get(ctx, id); !client.IsCode(err, client.CodeNotFound) {
 			t.Errorf("restored alpha knows %s: %v", id, err)
 		}
 	}
@@ -330,12 +324,12 @@ func TestRestoreReceipts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the backup is an admin call: run as root")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	a, b := lab.client("alpha-1"), lab.client("bravo-1")
+	a, b := lab.Client("alpha-1"), lab.Client("bravo-1")
 	send := func(c *client.Client, to, key string) string {
-		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: "priority", Key: key, Payload: []byte(key), Wait: "delivered"})
+		m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: "priority", Key: key, Payload: []byte(key), Wait: "delivered"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,7 +368,7 @@ func TestRestoreReceipts(t *testing.T) {
 	waitRead(a, m[1])
 	waitRead(b, n[1])
 	file := filepath.Join(t.TempDir(), "alpha.backup")
-	if out, err := ctlRun(ctx, lab.cfgs["alpha-1"].Socket, "backup", "--quiet", file); err != nil {
+	if out, err := ctlRun(ctx, lab.Configs["alpha-1"].Socket, "backup", "--quiet", file); err != nil {
 		t.Fatalf("backup: %v %s", err, out)
 	}
 	// After it: receipts 3 and 4 each way, applied and acknowledged.
@@ -382,22 +376,21 @@ func TestRestoreReceipts(t *testing.T) {
 	ack(a, n[2], n[3])
 	waitRead(a, m[3])
 	waitRead(b, n[3])
-	for _, site := range LabSites {
-		waitReceiptsAcked(t, lab.nodes[lab.leader(site)], time.Minute)
+	for _, site := range daemon.LabSites {
+		waitReceiptsAcked(t, lab.Node(lab.Leader(site)), time.Minute)
 	}
 
-	for _, node := range LabNodes("alpha") {
-		lab.nodes[node].Close()
-		delete(lab.nodes, node)
-		os.Rename(lab.cfgs[node].DataDir, lab.cfgs[node].DataDir+".lost")
-		if _, err := RestoreNode(lab.cfgs[node], file); err != nil {
+	for _, node := range daemon.LabNodes("alpha") {
+		lab.StopNode(node)
+		os.Rename(lab.Configs[node].DataDir, lab.Configs[node].DataDir+".lost")
+		if _, err := daemon.RestoreNode(lab.Configs[node], file); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, node := range LabNodes("alpha") {
-		lab.start(node)
+	for _, node := range daemon.LabNodes("alpha") {
+		lab.StartNode(node)
 	}
-	a = lab.client("alpha-2")
+	a = lab.Client("alpha-2")
 	// The restored alpha numbers its next receipt 3, which bravo has (n2's):
 	// it must be renumbered, or bravo would drop it.
 	ack(a, n[4])
@@ -409,8 +402,8 @@ func TestRestoreReceipts(t *testing.T) {
 	ack(a, n[5])
 	waitRead(a, m[5])
 	waitRead(b, n[5])
-	for _, site := range LabSites {
-		waitReceiptsAcked(t, lab.nodes[lab.leader(site)], time.Minute)
+	for _, site := range daemon.LabSites {
+		waitReceiptsAcked(t, lab.Node(lab.Leader(site)), time.Minute)
 	}
 	// What the restored alpha lost: the receipts of m2, m3 (read after
 	// the backup) — they stay delivered.
@@ -421,12 +414,12 @@ func TestRestoreReceipts(t *testing.T) {
 
 // waitReceiptsAcked waits until every receipt queue of n's site has been
 // acknowledged by the origin.
-func waitReceiptsAcked(t testing.TB, n *Node, d time.Duration) {
+func waitReceiptsAcked(t testing.TB, n *daemon.Node, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		var open []queue.ReceiptQueue
-		for _, q := range n.store.ReceiptQueues() {
+		for _, q := range daemon.StoreOf(n).ReceiptQueues() {
 			if q.Acked < q.Last {
 				open = append(open, q)
 			}
@@ -435,7 +428,7 @@ func waitReceiptsAcked(t testing.TB, n *Node, d time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: receipt queues not acknowledged after %v: %+v", n.cfg.Node, d, open)
+			t.Fatalf("%s: receipt queues not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

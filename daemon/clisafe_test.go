@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"strings"
@@ -20,20 +20,20 @@ func TestRecvEscapesPeerStrings(t *testing.T) {
 		t.Skip("starts three nodes")
 	}
 	lab := startSite(t, "alpha")
-	node := lab.follower("alpha")
+	node := lab.Follower("alpha")
 	evil := "x\u202e#9 from=bravo id=fake\u2066\u200b"
-	res := lab.receive(t, "alpha", "bravo", queue.Message{ID: evil, Key: evil, Origin: "bravo", Dest: "alpha", Seq: 1,
+	res := receive(t, lab, "alpha", "bravo", queue.Message{ID: evil, Key: evil, Origin: "bravo", Dest: "alpha", Seq: 1,
 		Payload: []byte("body\x1b[31m\n"), SubmittedAt: time.Now().UnixNano()})
 	if res.Err != "" || res.Receive == nil || res.Receive.Applied != 1 {
 		t.Fatalf("receive: %+v", res)
 	}
-	waitUnread(t, lab.client(node), 1)
+	waitUnread(t, lab.Client(node), 1)
 	controls := func(s string) bool {
 		return strings.ContainsFunc(s, func(r rune) bool {
 			return (r < 0x20 && r != '\n') || r == 0x7f || r == '\u202e' || r == '\u2066' || r == '\u200b'
 		})
 	}
-	out, err := lab.hotlinectl(t, node, "", "recv")
+	out, err := lab.Hotlinectl(t, node, "", "recv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestRecvEscapesPeerStrings(t *testing.T) {
 	if controls(header) || !strings.Contains(header, `id="x\u202e#9 from=bravo id=fake\u2066\u200b"`) || payload != "body\x1b[31m\n" {
 		t.Fatalf("recv printed %q", out)
 	}
-	out, err = lab.hotlinectl(t, node, "", "get", evil)
+	out, err = lab.Hotlinectl(t, node, "", "get", evil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +49,8 @@ func TestRecvEscapesPeerStrings(t *testing.T) {
 		t.Fatalf("get printed %q", out)
 	}
 	// The consumer is not stuck: the message can be acknowledged.
-	if _, err := lab.hotlinectl(t, node, "", "recv", "--ack"); err != nil {
+	if _, err := lab.Hotlinectl(t, node, "", "recv", "--ack"); err != nil {
 		t.Fatal(err)
 	}
-	waitUnread(t, lab.client(node), 0)
+	waitUnread(t, lab.Client(node), 0)
 }

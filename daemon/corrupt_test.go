@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -23,11 +25,11 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node test")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	leader := lab.leader("alpha")
-	c := lab.client(leader)
+	leader := lab.Leader("alpha")
+	c := lab.Client(leader)
 
 	// Hold alpha's traffic: every alpha node's inter-site paths down.
 	setPaths := func(node string, up bool) {
@@ -44,23 +46,23 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range LabNodes("alpha") {
+	for _, n := range daemon.LabNodes("alpha") {
 		setPaths(n, false)
 	}
 	payload := []byte("CORRUPTION-TEST-PAYLOAD-0123456789")
-	m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "corrupt-1", Payload: payload})
+	m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "corrupt-1", Payload: payload})
 	if err != nil {
 		t.Fatal(err)
 	}
 	victim := otherNode("alpha", leader)
-	eventually(t, 20*time.Second, "the victim to apply the message", func() bool {
-		_, err := lab.nodes[victim].store.Lookup(m.ID)
+	clustertest.Eventually(t, 20*time.Second, "the victim to apply the message", func() bool {
+		_, err := daemon.StoreOf(lab.Node(victim)).Lookup(m.ID)
 		return err == nil
 	})
 
 	// Stop the victim, flip one payload byte in its state.db, start it.
-	lab.nodes[victim].Close()
-	dbPath := filepath.Join(lab.cfgs[victim].DataDir, "state.db")
+	lab.Node(victim).Close()
+	dbPath := filepath.Join(lab.Configs[victim].DataDir, "state.db")
 	b, err := os.ReadFile(dbPath)
 	if err != nil {
 		t.Fatal(err)
@@ -74,18 +76,18 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 	if err := os.WriteFile(dbPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lab.start(victim)
+	lab.StartNode(victim)
 
 	// Make it leader and open the paths.
-	eventually(t, 30*time.Second, "leadership to move to the victim", func() bool {
+	clustertest.Eventually(t, 30*time.Second, "leadership to move to the victim", func() bool {
 		tr, err := c.TransferLeader(ctx, "", victim)
 		return err == nil && tr.To == victim
 	})
-	for _, n := range LabNodes("alpha") {
+	for _, n := range daemon.LabNodes("alpha") {
 		setPaths(n, true)
 	}
-	vc := lab.client(victim)
-	eventually(t, 30*time.Second, "the victim to report the corruption", func() bool {
+	vc := lab.Client(victim)
+	clustertest.Eventually(t, 30*time.Second, "the victim to report the corruption", func() bool {
 		st, err := vc.Status(ctx)
 		if err != nil {
 			return false
@@ -97,45 +99,45 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 		}
 		return false
 	})
-	if got := counterValue(t, lab.nodes[victim], "hotline_store_corruption_total"); got < 1 {
+	if got := counterValue(t, lab.Node(victim), "hotline_store_corruption_total"); got < 1 {
 		t.Fatalf("hotline_store_corruption_total = %v", got)
 	}
 	// The victim leads and its paths are up: give the forwarder time to
 	// (not) send, then check bravo never stored the message.
 	time.Sleep(3 * time.Second)
-	if lab.leader("alpha") != victim {
+	if lab.Leader("alpha") != victim {
 		t.Logf("leadership left the victim meanwhile")
 	}
-	for _, n := range LabNodes("bravo") {
-		if st, err := lab.nodes[n].store.LookupInbound(m.ID); !errors.Is(err, queue.ErrNotFound) {
+	for _, n := range daemon.LabNodes("bravo") {
+		if st, err := daemon.StoreOf(lab.Node(n)).LookupInbound(m.ID); !errors.Is(err, queue.ErrNotFound) {
 			t.Fatalf("%s stored the damaged message: %+v, %v", n, st, err)
 		}
 	}
-	if _, err := lab.nodes[victim].store.Lookup(m.ID); !errors.Is(err, queue.ErrCorrupt) {
+	if _, err := daemon.StoreOf(lab.Node(victim)).Lookup(m.ID); !errors.Is(err, queue.ErrCorrupt) {
 		t.Fatalf("victim Lookup: %v; want ErrCorrupt", err)
 	}
 
 	// Rebuild: leadership away, stop, move data_dir aside, start.
 	other := otherNode("alpha", victim)
-	eventually(t, 30*time.Second, "leadership to leave the victim", func() bool {
+	clustertest.Eventually(t, 30*time.Second, "leadership to leave the victim", func() bool {
 		tr, err := c.TransferLeader(ctx, "", other)
 		return err == nil && tr.To != victim
 	})
-	lab.nodes[victim].Close()
-	dir := lab.cfgs[victim].DataDir
+	lab.Node(victim).Close()
+	dir := lab.Configs[victim].DataDir
 	if err := os.Rename(dir, dir+".corrupt"); err != nil {
 		t.Fatal(err)
 	}
-	lab.start(victim)
-	eventually(t, 60*time.Second, "the rebuilt node to hold the true message", func() bool {
-		st, err := lab.nodes[victim].store.Lookup(m.ID)
+	lab.StartNode(victim)
+	clustertest.Eventually(t, 60*time.Second, "the rebuilt node to hold the true message", func() bool {
+		st, err := daemon.StoreOf(lab.Node(victim)).Lookup(m.ID)
 		return err == nil && bytes.Equal(st.Message.Payload, payload)
 	})
-	if n, _ := lab.nodes[victim].store.Corruption(); n != 0 {
+	if n, _ := daemon.StoreOf(lab.Node(victim)).Corruption(); n != 0 {
 		t.Fatalf("rebuilt node reports %d damaged records", n)
 	}
 	// The intact copy is delivered by the new leader.
-	msgs := drainInbox(t, lab.client("bravo-1"), 1, 60*time.Second)
+	msgs := clustertest.DrainInbox(t, lab.Client("bravo-1"), 1, 60*time.Second)
 	if len(msgs) != 1 || msgs[0].ID != m.ID || !bytes.Equal(msgs[0].Payload, payload) {
 		t.Fatalf("bravo's inbox: %+v; want %s with the true payload", msgs, m.ID)
 	}
@@ -147,9 +149,9 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 }
 
 // counterValue reads one unlabelled metric of node n.
-func counterValue(t *testing.T, n *Node, name string) float64 {
+func counterValue(t *testing.T, n *daemon.Node, name string) float64 {
 	t.Helper()
-	mfs, err := n.metrics.reg.Gather()
+	mfs, err := daemon.Gather(n)
 	if err != nil {
 		t.Fatal(err)
 	}

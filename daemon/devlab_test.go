@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 // Two dev labs run side by side on one machine, each with its own --dir
@@ -19,19 +21,19 @@ func TestDevLabsCoexist(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts fifteen nodes")
 	}
-	p2, err := PickDevBasePort(3)
+	p2, err := daemon.PickDevBasePort(3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p1 := p2
 	for p1 > p2-101 && p1 < p2+101 {
-		if p1, err = PickDevBasePort(2); err != nil {
+		if p1, err = daemon.PickDevBasePort(2); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	labA := startDevLab(t, DevOptions{Dir: dirA, Sites: 2, BasePort: p1, Ctl: "bin/hotlinectl"})
-	labB := startDevLab(t, DevOptions{Dir: dirB, Sites: 3, BasePort: p2, Ctl: "bin/hotlinectl"})
+	labA := startDevLab(t, daemon.DevOptions{Dir: dirA, Sites: 2, BasePort: p1, Ctl: "bin/hotlinectl"})
+	labB := startDevLab(t, daemon.DevOptions{Dir: dirB, Sites: 3, BasePort: p2, Ctl: "bin/hotlinectl"})
 	if !strings.Contains(labB, "charlie (charlie-1..3)") || strings.Contains(labA, "charlie") {
 		t.Errorf("banners:\n%s\n%s", labA, labB)
 	}
@@ -41,7 +43,7 @@ func TestDevLabsCoexist(t *testing.T) {
 		t.Helper()
 		c := client.New(filepath.Join(dir, from+"-1.sock"))
 		defer c.CloseIdleConnections()
-		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Key: from + "-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: time.Minute})
+		m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: to, Key: from + "-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: time.Minute})
 		if err != nil || m.State != "delivered" {
 			t.Fatalf("%s: %s to %s: %+v %v", dir, from, to, m, err)
 		}
@@ -81,8 +83,8 @@ func TestDevFlags(t *testing.T) {
 		{"--config", "x.toml", "--sites", "3"},
 		{"--config", "x.toml", "--base-port", "7000"},
 	} {
-		err := Main(context.Background(), args, io.Discard, io.Discard)
-		if !IsUsageError(err) {
+		err := daemon.Main(context.Background(), args, io.Discard, io.Discard)
+		if !daemon.IsUsageError(err) {
 			t.Errorf("hotlined %v: %v, want a usage error", args, err)
 		}
 	}
@@ -90,13 +92,13 @@ func TestDevFlags(t *testing.T) {
 
 // startDevLab runs RunDev(opts) until the test ends and returns its
 // banner, which it prints once every site has a leader.
-func startDevLab(t *testing.T, opts DevOptions) string {
+func startDevLab(t *testing.T, opts daemon.DevOptions) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- RunDev(ctx, opts, w, testWriter{t})
+		done <- daemon.RunDev(ctx, opts, w, clustertest.Writer(t))
 		w.Close()
 	}()
 	t.Cleanup(func() {

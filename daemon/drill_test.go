@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
@@ -19,14 +21,14 @@ func TestDrillCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	for _, scenario := range []string{"cut-active-path", "transfer-destination-leader"} {
 		t.Run(scenario, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			dir := filepath.Join(t.TempDir(), "report")
 			var out, errb bytes.Buffer
-			err := ctl.Run(ctx, []string{"--socket", lab.cfgs["alpha-2"].Socket, "drill", "--to", "bravo",
+			err := ctl.Run(ctx, []string{"--socket", lab.Configs["alpha-2"].Socket, "drill", "--to", "bravo",
 				"--scenario", scenario, "--rate", "40", "--duration", "6s", "--report", dir}, nil, &out, &errb)
 			if err != nil {
 				t.Fatalf("drill: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
@@ -53,8 +55,8 @@ func TestDrillCommand(t *testing.T) {
 				t.Fatalf("report: %+v", rep)
 			}
 			// The canaries never reached bravo's inbox.
-			for _, n := range LabNodes("bravo") {
-				st, err := lab.client(n).Status(ctx)
+			for _, n := range daemon.LabNodes("bravo") {
+				st, err := lab.Client(n).Status(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -73,13 +75,13 @@ func TestDrillRateNotHeld(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "report")
 	var out, errb bytes.Buffer
 	start := time.Now()
-	err := ctl.Run(ctx, []string{"--socket", lab.cfgs["alpha-2"].Socket, "drill", "--to", "bravo",
+	err := ctl.Run(ctx, []string{"--socket", lab.Configs["alpha-2"].Socket, "drill", "--to", "bravo",
 		"--scenario", "transfer-origin-leader", "--rate", "10000", "--duration", "6s", "--drain", "20s", "--report", dir}, nil, &out, &errb)
 	t.Logf("drill took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
 	if err == nil || ctl.ExitCode(err) != 1 || !strings.Contains(err.Error(), "rate not held") {

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -6,20 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 // A leader that loses every path to the other site while its followers
 // still have theirs hands leadership to one of them, and delivery resumes.
 func TestLeaderHandsOffWhenCutOff(t *testing.T) {
-	lab := startLab(t, func(c *Config) { c.Link.HandoffAfter.Duration = time.Second })
+	lab := clustertest.Start(t, func(c *daemon.Config) { c.Link.HandoffAfter.Duration = time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := lab.leader("alpha")
-	c := lab.client(otherNode("alpha", leader))
+	leader := lab.Leader("alpha")
+	c := lab.Client(otherNode("alpha", leader))
 	send := func(key string) {
 		t.Helper()
-		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: key, Payload: []byte(key), Wait: "delivered", Timeout: 30 * time.Second})
+		m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: key, Payload: []byte(key), Wait: "delivered", Timeout: 30 * time.Second})
 		if err != nil || m.State != "delivered" {
 			t.Fatalf("%s: %+v %v", key, m, err)
 		}
@@ -34,12 +36,12 @@ func TestLeaderHandsOffWhenCutOff(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, p := range []string{"fiber", "sat"} {
-			lab.client(leader).PathUp(context.Background(), "", p)
+			lab.Client(leader).PathUp(context.Background(), "", p)
 		}
 	})
 	start := time.Now()
 	var now string
-	eventually(t, 30*time.Second, "leadership to leave the cut-off leader", func() bool {
+	clustertest.Eventually(t, 30*time.Second, "leadership to leave the cut-off leader", func() bool {
 		st, err := c.Status(ctx)
 		now = ""
 		if err == nil {
@@ -51,7 +53,7 @@ func TestLeaderHandsOffWhenCutOff(t *testing.T) {
 	for i := range 3 {
 		send(fmt.Sprintf("after-%d", i))
 	}
-	msgs := drainInbox(t, lab.client("bravo-1"), 4, 30*time.Second)
+	msgs := clustertest.DrainInbox(t, lab.Client("bravo-1"), 4, 30*time.Second)
 	if len(msgs) != 4 {
 		t.Fatalf("bravo has %d messages, want 4", len(msgs))
 	}

@@ -23,7 +23,7 @@ func unopenedNode(t *testing.T) *Node {
 		ip := fmt.Sprintf("127.0.%d.%d", 21+s, 1+i)
 		return ip + ":1", map[string]string{"fiber": ip + ":2"}
 	})
-	return &Node{cfg: cfgs[0], log: newLogger(testWriter{t}, "warn", "text")}
+	return &Node{cfg: cfgs[0], log: newLogger(t.Output(), "warn", "text")}
 }
 
 // checkRefusals calls every entry point of n and wants a retryable refusal

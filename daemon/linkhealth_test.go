@@ -1,10 +1,12 @@
-package daemon
+package daemon_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/transport"
 )
 
@@ -18,7 +20,7 @@ func TestLinkTestAlarmClearsWhenPathHeals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the six-node lab")
 	}
-	lab := startLab(t, func(c *Config) {
+	lab := clustertest.Start(t, func(c *daemon.Config) {
 		c.Link.LinkTestInterval.Duration = time.Minute
 		c.Link.SendTimeout.Duration = 2 * time.Second
 		c.Raft.HeartbeatTimeout.Duration = time.Second
@@ -26,14 +28,14 @@ func TestLinkTestAlarmClearsWhenPathHeals(t *testing.T) {
 		c.Raft.LeaderLeaseTimeout.Duration = 500 * time.Millisecond
 	})
 	setSat := func(mode transport.AdminMode) {
-		for _, n := range LabNodes("bravo") {
-			if err := lab.nodes[n].link.SetPathAdmin("sat", mode); err != nil {
+		for _, n := range daemon.LabNodes("bravo") {
+			if err := daemon.LinkOf(lab.Node(n)).SetPathAdmin("sat", mode); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	alarm := func(node string) (string, bool) {
-		for _, a := range lab.nodes[node].alarms() {
+		for _, a := range daemon.Alarms(lab.Node(node)) {
 			if strings.HasPrefix(a, "link test to bravo via sat failed") {
 				return a, true
 			}
@@ -42,7 +44,7 @@ func TestLinkTestAlarmClearsWhenPathHeals(t *testing.T) {
 	}
 	for attempt := 1; attempt <= 3; attempt++ {
 		setSat(transport.AdminDrop) // a silent cut of sat at every bravo node
-		leader := lab.leader("alpha")
+		leader := lab.Leader("alpha")
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if a, ok := alarm(leader); ok {
@@ -58,7 +60,7 @@ func TestLinkTestAlarmClearsWhenPathHeals(t *testing.T) {
 		setSat(transport.AdminUp)
 		for {
 			_, raised := alarm(leader)
-			if !lab.nodes[leader].raft.IsLeader() {
+			if !daemon.RaftOf(lab.Node(leader)).IsLeader() {
 				break
 			}
 			if !raised {

@@ -1,25 +1,21 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
-	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -47,63 +43,6 @@ func withAlpha4(_ string, b []byte) []byte {
 	return append(append(append([]byte{}, b[:i]...), alpha4Node...), b[i:]...)
 }
 
-// ctlOut runs hotlinectl in the lab directory and returns its output.
-func (l *procLab) ctlOut(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(l.bin, "hotlinectl"), args...)
-	cmd.Dir = l.dir
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// waitLog waits until node's log matches re.
-func (l *procLab) waitLog(node string, re *regexp.Regexp, within time.Duration) string {
-	l.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		b, _ := os.ReadFile(filepath.Join(l.dir, node+".log"))
-		if m := re.Find(b); m != nil {
-			return string(m)
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s's log has no line matching %q after %v", node, re, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// restart stops node with SIGTERM (it must exit 0), starts it again
-// and waits until it answers with a leader known.
-func (l *procLab) restart(node string) {
-	l.t.Helper()
-	l.mu.Lock()
-	p := l.procs[node]
-	delete(l.procs, node)
-	l.mu.Unlock()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			l.t.Errorf("%s exited with status %d after SIGTERM", node, code)
-		}
-	case <-time.After(15 * time.Second):
-		l.t.Fatalf("%s did not stop within 15s of SIGTERM", node)
-	}
-	l.start(node)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := l.client(node).Status(ctx)
-		cancel()
-		if err == nil && st.Leader != "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s has no leader 30s after its restart: %v", node, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestProcessLabMemberReplace replaces a dead appliance in the six-process
 // lab under traffic, as the README's "Replacing or adding a node" has an
 // operator do: alpha-4 (listed with join = true in every config) starts
@@ -121,62 +60,44 @@ func TestProcessLabMemberReplace(t *testing.T) {
 		t.Skip("the membership API is admin only (root or admin_group); run as root")
 	}
 	began := time.Now()
-	l := startProcLab(t)
+	l := clustertest.StartProcLab(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(l.dir, alpha4+".log"))
+			b, _ := os.ReadFile(filepath.Join(l.Dir, alpha4+".log"))
 			if len(b) > 6000 {
 				b = b[len(b)-6000:]
 			}
 			t.Logf("--- %s log (tail) ---\n%s", alpha4, b)
 		}
 	})
-	for _, s := range LabSites {
-		t.Logf("site %s leader: %s", s, l.leader(s))
+	for _, s := range daemon.LabSites {
+		t.Logf("site %s leader: %s", s, l.Leader(s))
 	}
 	sock := func(n string) string { return filepath.Join("run", n+".sock") }
 
-	out, err := l.ctlOut("--socket", sock("alpha-2"), "member", "list")
+	out, err := l.CtlOutput("--socket", sock("alpha-2"), "member", "list")
 	if err != nil || strings.Contains(out, alpha4) || strings.Count(out, " voter ") != 3 {
 		t.Fatalf("member list before: %v\n%s", err, out)
 	}
 
 	// Traffic from every node of both sites until the end; alpha-3's
 	// share goes through alpha-1, since alpha-3 is going to die.
-	g := newLedger()
+	g := clustertest.NewLedger()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var acked atomic.Int64
-	want := map[string]*atomic.Int64{"alpha": {}, "bravo": {}}
-	errs := make(chan error, 8)
+	subs := clustertest.NewSubmitters(ctx, "member", g)
 	submitter := func(site, node string, c *client.Client, n int) {
 		to := "bravo"
 		if site == "bravo" {
 			to = "alpha"
 		}
-		wg.Go(func() {
-			for i := 0; n > 0 && i < n || n == 0 && !stop.Load(); i++ {
-				p := queue.Precedences[i%len(queue.Precedences)]
-				key := fmt.Sprintf("member-%s-%d", node, i)
-				m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Precedence: p.String(), Key: key, Payload: []byte(key)})
-				if err != nil {
-					errs <- err
-					return
-				}
-				g.add(sent{key: key, id: m.ID, from: site, to: to, precedence: p.String()})
-				acked.Add(1)
-				want[to].Add(1)
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
+		subs.Go(site, node, to, c, n)
 	}
-	for _, site := range LabSites {
-		for _, node := range LabNodes(site) {
-			c := l.client(node)
+	for _, site := range daemon.LabSites {
+		for _, node := range daemon.LabNodes(site) {
+			c := l.Client(node)
 			if node == "alpha-3" {
-				c = l.client("alpha-1")
+				c = l.Client("alpha-1")
 			}
 			submitter(site, node, c, 0)
 		}
@@ -184,16 +105,16 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// The dead appliance.
-	t.Logf("kill -9 alpha-3 after %d submissions", acked.Load())
-	l.kill9("alpha-3")
+	t.Logf("kill -9 alpha-3 after %d submissions", subs.Acked.Load())
+	l.Kill9("alpha-3")
 
 	// The README's procedure: a certificate for the new appliance, its
 	// entry (join = true) in every node's config, the running nodes
 	// restarted one at a time, the new one started.
-	l.ctl("pki", "issue", "--dir", "pki", "--site", "alpha", "--node", alpha4)
-	for _, s := range LabSites {
-		for _, n := range LabNodes(s) {
-			f := filepath.Join(l.dir, n+".toml")
+	l.Ctl("pki", "issue", "--dir", "pki", "--site", "alpha", "--node", alpha4)
+	for _, s := range daemon.LabSites {
+		for _, n := range daemon.LabNodes(s) {
+			f := filepath.Join(l.Dir, n+".toml")
 			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
@@ -203,7 +124,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 			}
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(l.dir, "alpha-1.toml"))
+	b, err := os.ReadFile(filepath.Join(l.Dir, "alpha-1.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,19 +132,19 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	for _, k := range []string{`"data/`, `"run/`, `"pki/`} {
 		b = bytes.ReplaceAll(b, []byte(k+"alpha-1"), []byte(k+"alpha-4"))
 	}
-	if err := os.WriteFile(filepath.Join(l.dir, alpha4+".toml"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(l.Dir, alpha4+".toml"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	restartStart := time.Now()
 	for _, n := range []string{"bravo-1", "bravo-2", "bravo-3", "alpha-1", "alpha-2"} {
-		l.restart(n)
+		l.Restart(n)
 	}
-	t.Logf("rolling restart of the five live nodes: %v (%d submissions so far)", time.Since(restartStart).Round(time.Millisecond), acked.Load())
+	t.Logf("rolling restart of the five live nodes: %v (%d submissions so far)", time.Since(restartStart).Round(time.Millisecond), subs.Acked.Load())
 
 	// The new appliance starts empty and waits to be added.
-	l.start(alpha4)
-	l.waitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
-	leader := l.leaderAmong(30*time.Second, "alpha-1", "alpha-2")
+	l.StartNode(alpha4)
+	l.WaitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
+	leader := l.LeaderAmong(30*time.Second, "alpha-1", "alpha-2")
 	follower := "alpha-1"
 	if leader == "alpha-1" {
 		follower = "alpha-2"
@@ -231,40 +152,40 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	t.Logf("alpha's leader: %s; asking through %s", leader, follower)
 
 	// Refused, naming the node, and nothing changes.
-	out, err = l.ctlOut("--socket", sock(follower), "member", "remove", follower)
+	out, err = l.CtlOutput("--socket", sock(follower), "member", "remove", follower)
 	if err == nil || !strings.Contains(out, follower) || !strings.Contains(out, "live") {
 		t.Fatalf("removing live %s with alpha-3 dead: %v\n%s", follower, err, out)
 	}
 	t.Logf("refused as expected: %s", strings.TrimSpace(out))
-	out, err = l.ctlOut("--socket", sock(follower), "member", "remove", leader)
+	out, err = l.CtlOutput("--socket", sock(follower), "member", "remove", leader)
 	if err == nil || !strings.Contains(out, leader) || !strings.Contains(out, "leader transfer") {
 		t.Fatalf("removing the leader %s: %v\n%s", leader, err, out)
 	}
 	t.Logf("refused as expected: %s", strings.TrimSpace(out))
-	out, err = l.ctlOut("--socket", sock(follower), "member", "add", "alpha-9")
+	out, err = l.CtlOutput("--socket", sock(follower), "member", "add", "alpha-9")
 	if err == nil || !strings.Contains(out, "alpha-9") || !strings.Contains(out, "[[sites.nodes]]") {
 		t.Fatalf("adding a node no config lists: %v\n%s", err, out)
 	}
 
 	start := time.Now()
-	out, err = l.ctlOut("--socket", sock(follower), "member", "replace", "alpha-3", alpha4, "--raft", alpha4Raft)
+	out, err = l.CtlOutput("--socket", sock(follower), "member", "replace", "alpha-3", alpha4, "--raft", alpha4Raft)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("member replace: %v\n%s", err, out)
 	}
-	t.Logf("member replace alpha-3 alpha-4 took %v (%d submissions so far):\n%s", took.Round(time.Millisecond), acked.Load(), out)
+	t.Logf("member replace alpha-3 alpha-4 took %v (%d submissions so far):\n%s", took.Round(time.Millisecond), subs.Acked.Load(), out)
 	if !strings.Contains(out, "alpha-4 is a voter of site alpha") || !strings.Contains(out, "alpha-3 is no longer a member") {
 		t.Fatalf("member replace output:\n%s", out)
 	}
-	l.waitLog(alpha4, regexp.MustCompile(`joining: caught up.*`), 15*time.Second)
+	l.WaitLog(alpha4, regexp.MustCompile(`joining: caught up.*`), 15*time.Second)
 	for _, n := range []string{alpha4, leader} {
-		b, _ := os.ReadFile(filepath.Join(l.dir, n+".log"))
+		b, _ := os.ReadFile(filepath.Join(l.Dir, n+".log"))
 		for _, line := range regexp.MustCompile(`.*(joining|member add|member remove|snapshot).*`).FindAll(b, 20) {
 			t.Logf("%s: %s", n, line)
 		}
 	}
 
-	mr, err := l.client(alpha4).Members(ctx, "")
+	mr, err := l.Client(alpha4).Members(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,32 +199,27 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	if got := strings.Join(ids, ","); got != "alpha-1,alpha-2,alpha-4" {
 		t.Fatalf("members after replace: %s", got)
 	}
-	out, _ = l.ctlOut("--socket", sock(alpha4), "member", "list")
+	out, _ = l.CtlOutput("--socket", sock(alpha4), "member", "list")
 	t.Logf("member list on alpha-4:\n%s", out)
 
 	// alpha-4 takes submissions (relayed to the leader), then leads.
-	submitter("alpha", alpha4, l.client(alpha4), 30)
+	submitter("alpha", alpha4, l.Client(alpha4), 30)
 	time.Sleep(time.Second)
 	tctx, tcancel := context.WithTimeout(ctx, 15*time.Second)
-	lt, err := l.client(alpha4).TransferLeader(tctx, "", alpha4)
+	lt, err := l.Client(alpha4).TransferLeader(tctx, "", alpha4)
 	tcancel()
 	if err != nil {
 		t.Fatalf("leader transfer to alpha-4: %v", err)
 	}
 	t.Logf("leadership of alpha moved from %s to %s", lt.From, lt.To)
 	time.Sleep(3 * time.Second) // traffic with alpha-4 leading
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	t.Logf("%d submissions acknowledged", acked.Load())
+	subs.Stop(t)
+	t.Logf("%d submissions acknowledged", subs.Acked.Load())
 
 	// alpha-4 has everything: alpha's inbox read through it.
-	g.checkArrivals(t, "alpha", drainInbox(t, l.client(alpha4), int(want["alpha"].Load()), time.Minute))
-	g.checkArrivals(t, "bravo", drainInbox(t, l.client("bravo-2"), int(want["bravo"].Load()), time.Minute))
-	l.checkAlive()
+	g.CheckArrivals(t, "alpha", clustertest.DrainInbox(t, l.Client(alpha4), g.AckedTo("alpha"), time.Minute))
+	g.CheckArrivals(t, "bravo", clustertest.DrainInbox(t, l.Client("bravo-2"), g.AckedTo("bravo"), time.Minute))
+	l.CheckAlive()
 	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
 		t.Fatal("the test ran out of time")
 	}
@@ -320,12 +236,12 @@ func TestMemberAPI(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the membership API is admin only (root or admin_group); run as root")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := lab.leader("alpha")
+	leader := lab.Leader("alpha")
 	follower := otherNode("alpha", leader)
-	c := lab.client(follower)
+	c := lab.Client(follower)
 	voters := func(want ...string) {
 		t.Helper()
 		mr, err := c.Members(ctx, "")
@@ -346,7 +262,7 @@ func TestMemberAPI(t *testing.T) {
 			t.Fatalf("voters %v, want %v", got, want)
 		}
 	}
-	all := LabNodes("alpha")
+	all := daemon.LabNodes("alpha")
 	voters(all...)
 
 	_, err := c.MemberAdd(ctx, "alpha-9", "")
@@ -387,7 +303,7 @@ func TestMemberAPI(t *testing.T) {
 		}
 	}
 	voters(left...)
-	m, err := submitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "while-two", Payload: []byte("x")})
+	m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: "bravo", Key: "while-two", Payload: []byte("x")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +315,7 @@ func TestMemberAPI(t *testing.T) {
 	}
 	voters(all...)
 	// The node that was out has what was committed meanwhile.
-	if got, err := lab.client(victim).Get(ctx, m.ID); err != nil || got.ID != m.ID {
+	if got, err := lab.Client(victim).Get(ctx, m.ID); err != nil || got.ID != m.ID {
 		t.Fatalf("get %s on %s: %+v, %v", m.ID, victim, got, err)
 	}
 }
@@ -415,30 +331,30 @@ func TestMemberAddWaitsForCatchUp(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the membership API is admin only (root or admin_group); run as root")
 	}
-	a4 := NodeConfig{Name: alpha4, Raft: freeAddr(t, "127.0.21.4"), Join: true,
-		Paths: map[string]string{"fiber": freeAddr(t, "127.0.21.4"), "sat": freeAddr(t, "127.0.31.4")}}
-	lab := startLab(t, func(c *Config) {
+	a4 := daemon.NodeConfig{Name: alpha4, Raft: clustertest.FreeAddr(t, "127.0.21.4"), Join: true,
+		Paths: map[string]string{"fiber": clustertest.FreeAddr(t, "127.0.21.4"), "sat": clustertest.FreeAddr(t, "127.0.31.4")}}
+	lab := clustertest.Start(t, func(c *daemon.Config) {
 		c.SubmitTimeout.Duration = 2 * time.Second // catch-up wait: 4s
 		// c.Sites is shared by the lab's configs: list alpha-4 once.
-		if !slices.ContainsFunc(c.Sites[0].Nodes, func(n NodeConfig) bool { return n.Name == alpha4 }) {
+		if !slices.ContainsFunc(c.Sites[0].Nodes, func(n daemon.NodeConfig) bool { return n.Name == alpha4 }) {
 			c.Sites[0].Nodes = append(c.Sites[0].Nodes, a4)
 		}
 	})
-	if _, _, err := pki.Issue(filepath.Join(lab.dir, "pki"), "alpha", alpha4); err != nil {
+	if _, _, err := pki.Issue(filepath.Join(lab.Dir, "pki"), "alpha", alpha4); err != nil {
 		t.Fatal(err)
 	}
-	c4 := *lab.cfgs["alpha-1"]
-	c4.Node, c4.DataDir, c4.Socket = alpha4, filepath.Join(lab.dir, alpha4), filepath.Join(lab.dir, alpha4+".sock")
-	c4.TLS.Cert, c4.TLS.Key = filepath.Join(lab.dir, "pki", alpha4+".crt"), filepath.Join(lab.dir, "pki", alpha4+".key")
+	c4 := *lab.Configs["alpha-1"]
+	c4.Node, c4.DataDir, c4.Socket = alpha4, filepath.Join(lab.Dir, alpha4), filepath.Join(lab.Dir, alpha4+".sock")
+	c4.TLS.Cert, c4.TLS.Key = filepath.Join(lab.Dir, "pki", alpha4+".crt"), filepath.Join(lab.Dir, "pki", alpha4+".key")
 	if err := c4.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	lab.cfgs[alpha4] = &c4
+	lab.Configs[alpha4] = &c4
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	leader := lab.leader("alpha")
-	c := lab.client(leader)
+	leader := lab.Leader("alpha")
+	c := lab.Client(leader)
 	start := time.Now()
 	_, err := c.MemberAdd(ctx, alpha4, "")
 	wantAPIError(t, err, http.StatusServiceUnavailable, client.CodeUnavailable, "alpha-4 is in the configuration as a non-voter but has not caught up")
@@ -458,7 +374,7 @@ func TestMemberAddWaitsForCatchUp(t *testing.T) {
 		t.Fatalf("submit with alpha-4 a non-voter that is down: %v", err)
 	}
 
-	lab.start(alpha4)
+	lab.StartNode(alpha4)
 	mc, err := c.MemberAdd(ctx, alpha4, "")
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +388,7 @@ func TestMemberAddWaitsForCatchUp(t *testing.T) {
 	if mc.Added != alpha4 || voters != 4 {
 		t.Fatalf("add after start: %+v", mc)
 	}
-	if got, err := lab.client(alpha4).Get(ctx, m.ID); err != nil || got.ID != m.ID {
+	if got, err := lab.Client(alpha4).Get(ctx, m.ID); err != nil || got.ID != m.ID {
 		t.Fatalf("get %s on alpha-4: %+v, %v", m.ID, got, err)
 	}
 	// Four live voters: removing one leaves three, all live.

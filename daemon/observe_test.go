@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
@@ -55,8 +57,8 @@ func parseExposition(t testing.TB, b []byte) map[string]*dto.MetricFamily {
 }
 
 // metricsURL is the base URL of node's metrics listener.
-func (l *testLab) metricsURL(node string) string {
-	return "http://" + l.nodes[node].mserv.Addr().String()
+func metricsURL(l *clustertest.Lab, node string) string {
+	return "http://" + daemon.MetricsAddr(l.Node(node))
 }
 
 // value returns the value of the family's sample whose labels include
@@ -90,7 +92,7 @@ next:
 	return 0, false
 }
 
-func withMetricsListener(c *Config) { c.MetricsListen = "127.0.0.1:0" }
+func withMetricsListener(c *daemon.Config) { c.MetricsListen = "127.0.0.1:0" }
 
 // TestMetricsListener scrapes the read-only listener of an origin and a
 // destination node after a message went through, parses the exposition,
@@ -102,15 +104,15 @@ func TestMetricsListener(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t, withMetricsListener)
+	lab := clustertest.Start(t, withMetricsListener)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := lab.client("alpha-1").Submit(ctx, client.SubmitRequest{To: "bravo", Precedence: "flash", Wait: "delivered", Payload: []byte("metrics")})
+	m, err := lab.Client("alpha-1").Submit(ctx, client.SubmitRequest{To: "bravo", Precedence: "flash", Wait: "delivered", Payload: []byte("metrics")})
 	if err != nil || m.WaitTimedOut {
 		t.Fatalf("submit: %v %+v", err, m)
 	}
 
-	code, body := httpGet(t, "GET", lab.metricsURL("alpha-1")+"/metrics")
+	code, body := httpGet(t, "GET", metricsURL(lab, "alpha-1")+"/metrics")
 	if code != 200 {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
@@ -158,7 +160,7 @@ func TestMetricsListener(t *testing.T) {
 	// Exactly one state is 1 (which one may change between the scrape and
 	// a look at the node).
 	ones := 0
-	for _, st := range raftStates {
+	for _, st := range daemon.RaftStates {
 		v, ok := value(fams["hotline_raft_state"], map[string]string{"state": st})
 		if !ok {
 			t.Errorf("hotline_raft_state{state=%q} missing", st)
@@ -181,8 +183,8 @@ func TestMetricsListener(t *testing.T) {
 	// The message is counted once end to end, by the bravo node that
 	// accepted its batch.
 	var e2e float64
-	for _, node := range LabNodes("bravo") {
-		_, b := httpGet(t, "GET", lab.metricsURL(node)+"/metrics")
+	for _, node := range daemon.LabNodes("bravo") {
+		_, b := httpGet(t, "GET", metricsURL(lab, node)+"/metrics")
 		v, _ := value(parseExposition(t, b)["hotline_end_to_end_seconds"], map[string]string{"origin": "alpha", "precedence": "flash"})
 		e2e += v
 	}
@@ -202,7 +204,7 @@ func TestMetricsListener(t *testing.T) {
 	}
 
 	// Nothing else is served, and only GET and HEAD.
-	base := lab.metricsURL("alpha-1")
+	base := metricsURL(lab, "alpha-1")
 	for _, c := range []struct {
 		method, path string
 		want         int
@@ -230,15 +232,15 @@ func TestMetricsListenerLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t, withMetricsListener)
-	addr := lab.nodes["bravo-2"].mserv.Addr().String()
+	lab := clustertest.Start(t, withMetricsListener)
+	addr := daemon.MetricsAddr(lab.Node("bravo-2"))
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range metricsMaxConns {
+	for range daemon.MetricsMaxConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -249,20 +251,20 @@ func TestMetricsListenerLimits(t *testing.T) {
 	// Over the cap: accepted by the kernel, served only once a slot frees.
 	extra := &http.Client{Timeout: 2 * time.Second}
 	if _, err := extra.Get("http://" + addr + "/healthz"); err == nil {
-		t.Fatalf("a request over the connection cap (%d) was served at once", metricsMaxConns)
+		t.Fatalf("a request over the connection cap (%d) was served at once", daemon.MetricsMaxConns)
 	}
 	// The stalled connections are closed after the header timeout, and
 	// then requests are served again.
 	start := time.Now()
 	buf := make([]byte, 1)
-	conns[0].SetReadDeadline(time.Now().Add(3 * metricsHeaderTimeout))
+	conns[0].SetReadDeadline(time.Now().Add(3 * daemon.MetricsHeaderTimeout))
 	if _, err := conns[0].Read(buf); err == nil {
 		t.Fatal("a stalled connection got data instead of being closed")
 	}
-	if d := time.Since(start); d > 2*metricsHeaderTimeout {
-		t.Fatalf("stalled connection closed after %v, want about %v", d, metricsHeaderTimeout)
+	if d := time.Since(start); d > 2*daemon.MetricsHeaderTimeout {
+		t.Fatalf("stalled connection closed after %v, want about %v", d, daemon.MetricsHeaderTimeout)
 	}
-	eventually(t, 10*time.Second, "the listener serves again", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "the listener serves again", func() bool {
 		resp, err := extra.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return false
@@ -273,26 +275,26 @@ func TestMetricsListenerLimits(t *testing.T) {
 }
 
 // TestHealthAndReadiness follows /healthz and /readyz (on the socket and
-// on the metrics listener), status's exit code and the watchdog's verdict
+// on the metrics listener), status's exit code and the daemon.Watchdog's verdict
 // through a cut of all paths, an operator's path down, the loss of the
 // site's majority and a Raft shutdown.
 func TestHealthAndReadiness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t, withMetricsListener)
+	lab := clustertest.Start(t, withMetricsListener)
 	const node = "alpha-1"
-	n := lab.nodes[node]
+	n := lab.Node(node)
 	sc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", lab.cfgs[node].Socket)
+		return (&net.Dialer{}).DialContext(ctx, "unix", lab.Configs[node].Socket)
 	}}}
 	// probe asks the metrics listener and the socket; they must agree (a
 	// few tries, in case the state changed between the two requests).
-	probe := func(path string) (int, healthReport) {
+	probe := func(path string) (int, daemon.HealthReport) {
 		t.Helper()
 		for try := 0; ; try++ {
-			code, b := httpGet(t, "GET", lab.metricsURL(node)+path)
-			var h healthReport
+			code, b := httpGet(t, "GET", metricsURL(lab, node)+path)
+			var h daemon.HealthReport
 			if err := json.Unmarshal(b, &h); err != nil {
 				t.Fatalf("%s: %v: %s", path, err, b)
 			}
@@ -309,7 +311,7 @@ func TestHealthAndReadiness(t *testing.T) {
 			}
 		}
 	}
-	failed := func(h healthReport) []string {
+	failed := func(h daemon.HealthReport) []string {
 		var out []string
 		for _, c := range h.Checks {
 			if !c.OK {
@@ -321,10 +323,10 @@ func TestHealthAndReadiness(t *testing.T) {
 	statusExit := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return ctl.ExitCode(ctl.Run(ctx, []string{"--socket", lab.cfgs[node].Socket, "status"}, nil, io.Discard, io.Discard))
+		return ctl.ExitCode(ctl.Run(ctx, []string{"--socket", lab.Configs[node].Socket, "status"}, nil, io.Discard, io.Discard))
 	}
 
-	eventually(t, 20*time.Second, "alpha-1 ready", func() bool { c, _ := probe("/readyz"); return c == 200 })
+	clustertest.Eventually(t, 20*time.Second, "alpha-1 ready", func() bool { c, _ := probe("/readyz"); return c == 200 })
 	if c, h := probe("/healthz"); c != 200 || h.Status != "ok" || h.Node != node || len(h.Checks) != 3 {
 		t.Fatalf("healthz: %d %+v", c, h)
 	}
@@ -333,7 +335,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 
 	// An operator takes both paths down: alive, not ready, alarms raised.
-	c := lab.client(node)
+	c := lab.Client(node)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, p := range []string{"fiber", "sat"} {
@@ -341,20 +343,20 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "alpha-1 not ready without paths", func() bool {
+	clustertest.Eventually(t, 10*time.Second, "alpha-1 not ready without paths", func() bool {
 		code, h := probe("/readyz")
 		return code == 503 && slices.Equal(failed(h), []string{"links"})
 	})
 	if c, _ := probe("/healthz"); c != 200 {
 		t.Errorf("healthz %d without paths, want 200 (alive)", c)
 	}
-	if err := n.health(); err != nil {
-		t.Errorf("watchdog verdict without paths: %v, want healthy", err)
+	if err := daemon.Health(n); err != nil {
+		t.Errorf("daemon.Watchdog verdict without paths: %v, want healthy", err)
 	}
 	if got := statusExit(); got != 5 {
 		t.Errorf("status exit code %d with paths disabled, want 5 (alarms)", got)
 	}
-	_, body := httpGet(t, "GET", lab.metricsURL(node)+"/metrics")
+	_, body := httpGet(t, "GET", metricsURL(lab, node)+"/metrics")
 	if v, _ := value(parseExposition(t, body)["hotline_alarms"], map[string]string{"kind": "path_admin_down"}); v != 6 {
 		t.Errorf("hotline_alarms{kind=path_admin_down} = %v, want 6 (3 bravo nodes × 2 paths)", v)
 	}
@@ -363,12 +365,12 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "alpha-1 ready again", func() bool { c, _ := probe("/readyz"); return c == 200 })
+	clustertest.Eventually(t, 20*time.Second, "alpha-1 ready again", func() bool { c, _ := probe("/readyz"); return c == 200 })
 
 	// The site loses its majority: no leader, not ready, still alive.
-	lab.nodes["alpha-2"].Close()
-	lab.nodes["alpha-3"].Close()
-	eventually(t, 20*time.Second, "alpha-1 not ready without a leader", func() bool {
+	lab.Node("alpha-2").Close()
+	lab.Node("alpha-3").Close()
+	clustertest.Eventually(t, 20*time.Second, "alpha-1 not ready without a leader", func() bool {
 		code, h := probe("/readyz")
 		return code == 503 && slices.Contains(failed(h), "leader")
 	})
@@ -376,14 +378,14 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("healthz %d without a majority, want 200: %+v", c, h)
 	}
 
-	// Raft shuts down: not alive, and the watchdog is no longer pinged.
-	n.raft.Close()
+	// Raft shuts down: not alive, and the daemon.Watchdog is no longer pinged.
+	daemon.RaftOf(n).Close()
 	code, h := probe("/healthz")
 	if code != 503 || !slices.Equal(failed(h), []string{"raft"}) {
 		t.Errorf("healthz after raft shutdown: %d %+v", code, h)
 	}
-	if err := n.health(); err == nil || !strings.Contains(err.Error(), "raft: shut down") {
-		t.Errorf("watchdog verdict after raft shutdown: %v", err)
+	if err := daemon.Health(n); err == nil || !strings.Contains(err.Error(), "raft: shut down") {
+		t.Errorf("daemon.Watchdog verdict after raft shutdown: %v", err)
 	}
 }
 
@@ -409,8 +411,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("dashboard is not valid JSON: %v", err)
 	}
-	lab := startLab(t, withMetricsListener)
-	_, body := httpGet(t, "GET", lab.metricsURL(lab.leader("alpha"))+"/metrics")
+	lab := clustertest.Start(t, withMetricsListener)
+	_, body := httpGet(t, "GET", metricsURL(lab, lab.Leader("alpha"))+"/metrics")
 	fams := parseExposition(t, body)
 	names := regexp.MustCompile(`\bhotline_[a-z0-9_]+`)
 	used := 0
@@ -435,15 +437,15 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 }
 
-// TestWatchdogFollowsHealth runs the systemd watchdog loop against a
+// TestWatchdogFollowsHealth runs the systemd daemon.Watchdog loop against a
 // notify socket of the test's own: it is pinged while /healthz passes and
 // no longer once Raft has shut down.
 func TestWatchdogFollowsHealth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t)
-	n := lab.nodes["bravo-3"]
+	lab := clustertest.Start(t)
+	n := lab.Node("bravo-3")
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -452,7 +454,7 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 	defer conn.Close()
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "100000") // pinged every 50ms
-	stop := watchdog(n)
+	stop := daemon.Watchdog(n)
 	defer stop()
 
 	pings := func(d time.Duration) int {
@@ -471,23 +473,23 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 		}
 	}
 	if got := pings(time.Second); got < 5 {
-		t.Fatalf("%d watchdog pings in 1s from a healthy node, want about 20", got)
+		t.Fatalf("%d daemon.Watchdog pings in 1s from a healthy node, want about 20", got)
 	}
-	n.raft.Close()
-	if err := n.health(); err == nil {
+	daemon.RaftOf(n).Close()
+	if err := daemon.Health(n); err == nil {
 		t.Fatal("healthy after raft shutdown")
 	}
 	pings(200 * time.Millisecond) // one may have been on its way
 	if got := pings(time.Second); got != 0 {
-		t.Fatalf("%d watchdog pings in 1s after raft shutdown, want 0", got)
+		t.Fatalf("%d daemon.Watchdog pings in 1s after raft shutdown, want 0", got)
 	}
 }
 
 // BenchmarkScrape measures one scrape of a node's metrics listener in the
 // in-process lab (the process-wide Raft metrics of six nodes included).
 func BenchmarkScrape(b *testing.B) {
-	lab := startLab(b, withMetricsListener)
-	url := lab.metricsURL(lab.leader("alpha")) + "/metrics"
+	lab := clustertest.Start(b, withMetricsListener)
+	url := metricsURL(lab, lab.Leader("alpha")) + "/metrics"
 	var size int
 	for b.Loop() {
 		_, body := httpGet(b, "GET", url)

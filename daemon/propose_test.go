@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
@@ -17,10 +19,10 @@ func TestRelayedCommandsChecked(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the six-node lab")
 	}
-	lab := startLab(t)
-	leader := lab.leader("alpha")
+	lab := clustertest.Start(t)
+	leader := lab.Leader("alpha")
 	var follower string
-	for _, n := range LabNodes("alpha") {
+	for _, n := range daemon.LabNodes("alpha") {
 		if n != leader {
 			follower = n
 			break
@@ -47,13 +49,13 @@ func TestRelayedCommandsChecked(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	link := lab.nodes[follower].link
+	link := daemon.LinkOf(lab.Node(follower))
 	for _, c := range cases {
 		data, err := c.cmd.Encode()
 		if err != nil {
 			t.Fatalf("%s: encode: %v", c.name, err)
 		}
-		rep, err := link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
+		rep, err := link.Call(ctx, leader, &transport.Call{Op: daemon.CallPropose, Body: data})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -62,18 +64,18 @@ func TestRelayedCommandsChecked(t *testing.T) {
 		}
 	}
 	for _, body := range [][]byte{nil, []byte("{"), []byte{0x01, 0xff, 0xff}, []byte(`{"op":"nonsense"}`)} {
-		rep, err := link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: body})
+		rep, err := link.Call(ctx, leader, &transport.Call{Op: daemon.CallPropose, Body: body})
 		if err != nil || rep.Error == "" {
 			t.Errorf("body %q: reply %+v, err %v; want an error reply", body, rep, err)
 		}
 	}
-	for _, name := range LabNodes("alpha") {
+	for _, name := range daemon.LabNodes("alpha") {
 		for _, id := range []string{"rc-1", "rc-2", "rc-3", "rc-4", "rc-5"} {
-			if _, err := lab.nodes[name].store.Lookup(id); err == nil {
+			if _, err := daemon.StoreOf(lab.Node(name)).Lookup(id); err == nil {
 				t.Errorf("%s stored %s of a refused command", name, id)
 			}
 		}
-		if u := lab.nodes[name].store.InboxUnread(); u != 0 {
+		if u := daemon.StoreOf(lab.Node(name)).InboxUnread(); u != 0 {
 			t.Errorf("%s: %d unread inbox messages after refused commands", name, u)
 		}
 	}

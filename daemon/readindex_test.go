@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 // TestReadsConsistentAcrossNodes checks, with no faults, that every node of
@@ -21,10 +23,10 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the six-node lab")
 	}
-	lab := startLab(t)
+	lab := clustertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	alpha, bravo := LabNodes("alpha"), LabNodes("bravo")
+	alpha, bravo := daemon.LabNodes("alpha"), daemon.LabNodes("bravo")
 
 	// Submit on one node, GET on another, at once.
 	phase := time.Now()
@@ -33,12 +35,12 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 	var getTime time.Duration
 	for i := range submits {
 		from, to := alpha[i%3], alpha[(i+1+i/3%2)%3]
-		m, err := submitRetrying(ctx, lab.client(from), client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("rc-%d", i), Payload: []byte(fmt.Sprintf("rc-%d", i))})
+		m, err := clustertest.SubmitRetrying(ctx, lab.Client(from), client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("rc-%d", i), Payload: []byte(fmt.Sprintf("rc-%d", i))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		gs := time.Now()
-		_, err = lab.client(to).Get(ctx, m.ID)
+		_, err = lab.Client(to).Get(ctx, m.ID)
 		getTime += time.Since(gs)
 		if client.IsCode(err, client.CodeNotFound) {
 			notFound++
@@ -55,17 +57,17 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 	defer stopTraffic()
 	go func() {
 		for i := 0; traffic.Err() == nil; i++ {
-			lab.client(alpha[i%3]).Submit(traffic, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("bg-%d", i), Payload: []byte("bg")})
+			lab.Client(alpha[i%3]).Submit(traffic, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("bg-%d", i), Payload: []byte("bg")})
 		}
 	}()
 	var (
 		rounds, acked, ackNotFound, redelivered int
 		byRole                                  = map[string][2]int{} // reader role -> [acks, 404s]
 	)
-	leader := lab.leader("bravo")
+	leader := lab.Leader("bravo")
 	for rounds < 150 && ctx.Err() == nil {
 		p, q, r := bravo[rounds%3], bravo[(rounds+1+rounds/3%2)%3], bravo[(rounds+2)%3]
-		in, err := lab.client(p).Inbox(ctx, 0, 20, time.Second)
+		in, err := lab.Client(p).Inbox(ctx, 0, 20, time.Second)
 		if err != nil {
 			t.Fatalf("inbox on %s: %v", p, err)
 		}
@@ -83,13 +85,13 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 		}
 		c := byRole[role]
 		c[0]++
-		if _, err := lab.client(q).Ack(ctx, ids); client.IsCode(err, client.CodeNotFound) {
+		if _, err := lab.Client(q).Ack(ctx, ids); client.IsCode(err, client.CodeNotFound) {
 			t.Logf("round %d: read on %s, ack on %s: %v", rounds, p, q, err)
 			ackNotFound++
 			c[1]++
 			byRole[role] = c
 			// Acknowledge them where they were read, so the inbox moves on.
-			if _, err := lab.client(p).Ack(ctx, ids); err != nil {
+			if _, err := lab.Client(p).Ack(ctx, ids); err != nil {
 				t.Fatalf("ack on %s (where read): %v", p, err)
 			}
 			continue
@@ -98,7 +100,7 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 		}
 		byRole[role] = c
 		acked += len(ids)
-		again, err := lab.client(r).Inbox(ctx, 0, 1000, 0)
+		again, err := lab.Client(r).Inbox(ctx, 0, 1000, 0)
 		if err != nil {
 			t.Fatalf("re-read on %s: %v", r, err)
 		}
@@ -133,22 +135,22 @@ func TestReadsConsistentAcrossNodes(t *testing.T) {
 //
 //	go test ./daemon/ -run '^$' -bench ReadBarrier -benchtime 2s
 func BenchmarkReadBarrier(b *testing.B) {
-	lab := startLab(b)
-	leader := lab.leader("alpha")
-	follower := LabNodes("alpha")[0]
+	lab := clustertest.Start(b)
+	leader := lab.Leader("alpha")
+	follower := daemon.LabNodes("alpha")[0]
 	if follower == leader {
-		follower = LabNodes("alpha")[1]
+		follower = daemon.LabNodes("alpha")[1]
 	}
 	ctx := context.Background()
-	m, err := submitRetrying(ctx, lab.client(leader), client.SubmitRequest{To: "bravo", Payload: []byte("x")})
+	m, err := clustertest.SubmitRetrying(ctx, lab.Client(leader), client.SubmitRequest{To: "bravo", Payload: []byte("x")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, role := range []struct{ name, node string }{{"leader", leader}, {"follower", follower}} {
-		n := lab.nodes[role.node]
+		n := lab.Node(role.node)
 		b.Run("barrier/"+role.name, func(b *testing.B) {
 			for b.Loop() {
-				if err := n.readBarrier(ctx); err != nil {
+				if err := daemon.ReadBarrier(n, ctx); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -157,14 +159,14 @@ func BenchmarkReadBarrier(b *testing.B) {
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := n.readBarrier(ctx); err != nil {
+					if err := daemon.ReadBarrier(n, ctx); err != nil {
 						b.Error(err)
 						return
 					}
 				}
 			})
 		})
-		c := lab.client(role.node)
+		c := lab.Client(role.node)
 		b.Run("get/"+role.name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := c.Get(ctx, m.ID); err != nil {

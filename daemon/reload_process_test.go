@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -43,17 +45,17 @@ func TestSIGHUPReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs hotlined")
 	}
-	bin := buildBinaries(t)
+	bin := clustertest.Binaries(t)
 	dir := t.TempDir()
-	if err := EnsureLabPKI(dir); err != nil {
+	if err := daemon.EnsureLabPKI(dir); err != nil {
 		t.Fatal(err)
 	}
-	cfgs := LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
+	cfgs := daemon.LabConfigs(dir, []string{"fiber"}, func(s, i int) (string, map[string]string) {
 		ip := fmt.Sprintf("127.0.%d.%d", 21+s, 11+i)
-		return freeAddr(t, ip), map[string]string{"fiber": freeAddr(t, ip)}
+		return clustertest.FreeAddr(t, ip), map[string]string{"fiber": clustertest.FreeAddr(t, ip)}
 	})
 	c := cfgs[0] // alpha-1; its site's other nodes are not started
-	c.MetricsListen = freeAddr(t, "127.0.21.11")
+	c.MetricsListen = clustertest.FreeAddr(t, "127.0.21.11")
 	file := filepath.Join(dir, "alpha-1.toml")
 	write := func(level string) {
 		t.Helper()

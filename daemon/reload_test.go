@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -15,7 +15,9 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/quic-go/quic-go"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -24,9 +26,9 @@ import (
 // installCert issues a new certificate for site/node with the lab's CA,
 // valid for validity, and writes it over the node's certificate and key
 // files (as an operator would install renewed files).
-func installCert(t *testing.T, lab *testLab, site, node string, validity time.Duration) {
+func installCert(t *testing.T, lab *clustertest.Lab, site, node string, validity time.Duration) {
 	t.Helper()
-	src := filepath.Join(lab.dir, "pki")
+	src := filepath.Join(lab.Dir, "pki")
 	dir := t.TempDir()
 	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
 		copyFile(t, filepath.Join(src, f), filepath.Join(dir, f))
@@ -35,7 +37,7 @@ func installCert(t *testing.T, lab *testLab, site, node string, validity time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := lab.cfgs[node]
+	c := lab.Configs[node]
 	copyFile(t, key, c.TLS.Key)
 	copyFile(t, crt, c.TLS.Cert)
 }
@@ -57,17 +59,17 @@ func copyFile(t *testing.T, from, to string) {
 
 // raftPeerCert opens a new TLS connection to node's Raft port as another
 // node of its site would, and returns the certificate node presented.
-func raftPeerCert(t *testing.T, lab *testLab, node, as string) *x509.Certificate {
+func raftPeerCert(t *testing.T, lab *clustertest.Lab, node, as string) *x509.Certificate {
 	t.Helper()
-	b, err := pki.LoadDir(filepath.Join(lab.dir, "pki"), as)
+	b, err := pki.LoadDir(filepath.Join(lab.Dir, "pki"), as)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := lab.cfgs[node]
-	d := &tls.Dialer{Config: b.ClientConfig(raftALPN, pki.Identity{Site: c.Site, Node: node})}
+	c := lab.Configs[node]
+	d := &tls.Dialer{Config: b.ClientConfig(daemon.RaftALPN, pki.Identity{Site: c.Site, Node: node})}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := d.DialContext(ctx, "tcp", c.nodeConfig(node).Raft)
+	conn, err := d.DialContext(ctx, "tcp", daemon.NodeConfigOf(c, node).Raft)
 	if err != nil {
 		t.Fatalf("TLS to %s's raft port: %v", node, err)
 	}
@@ -78,16 +80,16 @@ func raftPeerCert(t *testing.T, lab *testLab, node, as string) *x509.Certificate
 // linkPeerCert opens a new QUIC connection to node's endpoint on path as
 // node as (of another site) would, and returns the certificate node
 // presented.
-func linkPeerCert(t *testing.T, lab *testLab, node, path, as string) *x509.Certificate {
+func linkPeerCert(t *testing.T, lab *clustertest.Lab, node, path, as string) *x509.Certificate {
 	t.Helper()
-	b, err := pki.LoadDir(filepath.Join(lab.dir, "pki"), as)
+	b, err := pki.LoadDir(filepath.Join(lab.Dir, "pki"), as)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := lab.cfgs[node]
+	c := lab.Configs[node]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, c.nodeConfig(node).Paths[path], b.ClientConfig(transport.ALPN, pki.Identity{Site: c.Site, Node: node}), &quic.Config{})
+	conn, err := quic.DialAddr(ctx, daemon.NodeConfigOf(c, node).Paths[path], b.ClientConfig(transport.ALPN, pki.Identity{Site: c.Site, Node: node}), &quic.Config{})
 	if err != nil {
 		t.Fatalf("QUIC to %s's %s endpoint: %v", node, path, err)
 	}
@@ -104,17 +106,17 @@ func TestReloadCertificates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t, withMetricsListener)
+	lab := clustertest.Start(t, withMetricsListener)
 	const node = "alpha-1"
-	n := lab.nodes[node]
-	old := n.keys.Current().Leaf
+	n := lab.Node(node)
+	old := daemon.KeysOf(n).Current().Leaf
 	if got := raftPeerCert(t, lab, node, "alpha-2"); !got.Equal(old) {
 		t.Fatal("raft port presents another certificate than the one loaded")
 	}
 	if got := linkPeerCert(t, lab, node, "fiber", "bravo-1"); !got.Equal(old) {
 		t.Fatal("link endpoint presents another certificate than the one loaded")
 	}
-	if a := n.alarms(); len(a) != 0 {
+	if a := daemon.Alarms(n); len(a) != 0 {
 		t.Fatalf("alarms before: %q", a)
 	}
 
@@ -122,7 +124,7 @@ func TestReloadCertificates(t *testing.T) {
 	// log level.
 	cfgFile := filepath.Join(t.TempDir(), "alpha-1.toml")
 	writeConfig := func(level string) {
-		c := *lab.cfgs[node]
+		c := *lab.Configs[node]
 		c.LogLevel = level
 		f, err := os.Create(cfgFile)
 		if err != nil {
@@ -136,15 +138,15 @@ func TestReloadCertificates(t *testing.T) {
 	writeConfig("debug")
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelWarn)
-	rl := newReloader(n, cfgFile, level)
+	rl := daemon.NewReloader(n, cfgFile, level)
 
 	// A certificate that expires in 10 days: installed, and warned about.
 	installCert(t, lab, "alpha", node, 10*24*time.Hour)
-	summary, err := rl.reload()
+	summary, err := rl.Reload()
 	if err != nil {
 		t.Fatalf("reload: %v (%s)", err, summary)
 	}
-	cur := n.keys.Current().Leaf
+	cur := daemon.KeysOf(n).Current().Leaf
 	if cur.Equal(old) {
 		t.Fatal("reload kept the old certificate")
 	}
@@ -162,11 +164,11 @@ func TestReloadCertificates(t *testing.T) {
 		t.Fatal("a new link connection after reload got the old certificate")
 	}
 
-	alarms := n.alarms()
+	alarms := daemon.Alarms(n)
 	if len(alarms) != 1 || !strings.HasPrefix(alarms[0], "certificate expiring: node certificate (alpha/alpha-1) expires at "+cur.NotAfter.UTC().Format(time.RFC3339)+" (in 9d23h") {
 		t.Fatalf("alarms: %q", alarms)
 	}
-	_, body := httpGet(t, "GET", lab.metricsURL(node)+"/metrics")
+	_, body := httpGet(t, "GET", metricsURL(lab, node)+"/metrics")
 	fams := parseExposition(t, body)
 	if v, _ := value(fams["hotline_cert_expiry_warning"], map[string]string{"cert": "node"}); v != 1 {
 		t.Errorf("hotline_cert_expiry_warning{cert=node} = %v, want 1", v)
@@ -182,46 +184,46 @@ func TestReloadCertificates(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if code := ctl.ExitCode(ctl.Run(ctx, []string{"--socket", lab.cfgs[node].Socket, "status"}, nil, io.Discard, io.Discard)); code != 5 {
+	if code := ctl.ExitCode(ctl.Run(ctx, []string{"--socket", lab.Configs[node].Socket, "status"}, nil, io.Discard, io.Discard)); code != 5 {
 		t.Errorf("status exit code %d with an expiring certificate, want 5", code)
 	}
 
 	// The site keeps working through the node with its new certificate.
-	m, err := lab.client(node).Submit(ctx, client.SubmitRequest{To: "bravo", Wait: "delivered", Payload: []byte("after reload")})
+	m, err := lab.Client(node).Submit(ctx, client.SubmitRequest{To: "bravo", Wait: "delivered", Payload: []byte("after reload")})
 	if err != nil || m.WaitTimedOut {
 		t.Fatalf("submit after reload: %v %+v", err, m)
 	}
 
 	// A certificate valid for two years clears the alarm.
 	installCert(t, lab, "alpha", node, pki.NodeValidity)
-	if summary, err := rl.reload(); err != nil || !strings.HasPrefix(summary, "reloaded: node certificate (expires ") {
+	if summary, err := rl.Reload(); err != nil || !strings.HasPrefix(summary, "reloaded: node certificate (expires ") {
 		t.Fatalf("reload of a renewed certificate: %q %v", summary, err)
 	}
-	good := n.keys.Current().Leaf
-	if a := n.alarms(); len(a) != 0 {
+	good := daemon.KeysOf(n).Current().Leaf
+	if a := daemon.Alarms(n); len(a) != 0 {
 		t.Fatalf("alarms after renewal: %q", a)
 	}
 
 	// Refused: a file that is not a certificate, and another node's
 	// certificate. The certificate in use stays, and says so.
-	c := lab.cfgs[node]
+	c := lab.Configs[node]
 	if err := os.WriteFile(c.TLS.Cert, []byte("not a certificate\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	summary, err = rl.reload()
+	summary, err = rl.Reload()
 	if err == nil || !strings.Contains(err.Error(), "certificates refused, the old ones stay in use") || !strings.Contains(err.Error(), c.TLS.Cert) {
 		t.Fatalf("reload of a garbage certificate: %q %v", summary, err)
 	}
 	if summary != "reloaded: nothing changed" {
 		t.Errorf("summary of a refused reload: %q", summary)
 	}
-	other := lab.cfgs["alpha-2"]
+	other := lab.Configs["alpha-2"]
 	copyFile(t, other.TLS.Cert, c.TLS.Cert)
 	copyFile(t, other.TLS.Key, c.TLS.Key)
-	if _, err := rl.reload(); err == nil || !strings.Contains(err.Error(), "alpha/alpha-2, not alpha/alpha-1") {
+	if _, err := rl.Reload(); err == nil || !strings.Contains(err.Error(), "alpha/alpha-2, not alpha/alpha-1") {
 		t.Fatalf("reload of alpha-2's certificate: %v", err)
 	}
-	if !n.keys.Current().Leaf.Equal(good) {
+	if !daemon.KeysOf(n).Current().Leaf.Equal(good) {
 		t.Fatal("a refused reload changed the certificate in use")
 	}
 	if got := raftPeerCert(t, lab, node, "alpha-2"); !got.Equal(good) {
@@ -233,14 +235,14 @@ func TestReloadCertificates(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte("site = \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rl.reload(); err == nil || !strings.Contains(err.Error(), "reload refused, nothing changed") {
+	if _, err := rl.Reload(); err == nil || !strings.Contains(err.Error(), "reload refused, nothing changed") {
 		t.Fatalf("reload of a broken config: %v", err)
 	}
 	writeConfig("debug")
-	c2 := *lab.cfgs[node]
+	c2 := *lab.Configs[node]
 	c2.LogLevel = "debug"
 	c2.MaxMessageSize = 4096
-	summary, err = rl.apply(&c2)
+	summary, err = rl.Apply(&c2)
 	if !strings.Contains(summary, "changed but not applied until a restart: max_message_size") {
 		t.Errorf("summary with a restart-only change: %q (%v)", summary, err)
 	}

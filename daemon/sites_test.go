@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
 )
 
@@ -25,40 +27,40 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nine nodes")
 	}
-	sites, err := LabSiteNames(3)
+	sites, err := daemon.LabSiteNames(3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	lab := startLabSites(t, sites, func(c *Config) { c.Link.LinkTestInterval.Duration = time.Second })
+	lab := clustertest.StartSites(t, sites, func(c *daemon.Config) { c.Link.LinkTestInterval.Duration = time.Second })
 	t.Logf("nine nodes up, three leaders elected in %v", time.Since(start).Round(time.Millisecond))
 	const perNode = 48 // 24 to each other site, 6 per precedence
-	g := newLedger()
+	g := clustertest.NewLedger()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
 	start = time.Now()
-	tr := startTrafficSites(ctx, "n3", sites, perNode, lab.client, g)
+	tr := clustertest.StartTrafficSites(ctx, "n3", sites, perNode, lab.Client, g)
 	time.Sleep(300 * time.Millisecond)
-	old := lab.leader("charlie")
+	old := lab.Leader("charlie")
 	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := lab.nodes[old].raft.TransferLeadership(tctx, ""); err != nil {
+	if err := daemon.RaftOf(lab.Node(old)).TransferLeadership(tctx, ""); err != nil {
 		t.Errorf("transfer leadership of charlie: %v", err)
 	}
 	tcancel()
 	now := old
 	for deadline := time.Now().Add(5 * time.Second); now == old && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
-		now = lab.leader("charlie")
+		now = lab.Leader("charlie")
 	}
 	t.Logf("site charlie: leadership moved from %s to %s", old, now)
-	tr.wait(t)
-	t.Logf("%d submissions acknowledged in %v", len(g.sent), time.Since(start).Round(time.Millisecond))
+	tr.Wait(t)
+	t.Logf("%d submissions acknowledged in %v", len(g.Sent()), time.Since(start).Round(time.Millisecond))
 
 	// Each direction carried its share, in every precedence.
 	perChannel := map[string]int{}
-	for _, s := range g.sent {
-		perChannel[s.from+"->"+s.to+"/"+s.precedence]++
+	for _, s := range g.Sent() {
+		perChannel[s.From+"->"+s.To+"/"+s.Precedence]++
 	}
 	for _, from := range sites {
 		for _, to := range sites {
@@ -76,9 +78,9 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	// Each site's inbox, read through a follower, holds both other
 	// sites' messages exactly once and in order per channel.
 	for _, site := range sites {
-		reader := LabNodes(site)[2]
-		msgs := drainInbox(t, lab.client(reader), 2*3*perNode/2, time.Minute)
-		g.checkArrivals(t, site, msgs)
+		reader := daemon.LabNodes(site)[2]
+		msgs := clustertest.DrainInbox(t, lab.Client(reader), 2*3*perNode/2, time.Minute)
+		g.CheckArrivals(t, site, msgs)
 		from := map[string]int{}
 		var ids []string
 		for _, m := range msgs {
@@ -88,7 +90,7 @@ func TestThreeSitesAllDirections(t *testing.T) {
 		t.Logf("site %s received %v", site, from)
 		for len(ids) > 0 {
 			k := min(len(ids), 500)
-			if _, err := lab.client(reader).Ack(ctx, ids[:k]); err != nil {
+			if _, err := lab.Client(reader).Ack(ctx, ids[:k]); err != nil {
 				t.Fatalf("ack at %s: %v", reader, err)
 			}
 			ids = ids[k:]
@@ -99,31 +101,31 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	}
 	// Every message reaches "read" at its origin: each site's receipts go
 	// back to two origins.
-	for _, s := range g.sent {
-		c := lab.client(LabNodes(s.from)[1])
+	for _, s := range g.Sent() {
+		c := lab.Client(daemon.LabNodes(s.From)[1])
 		for {
-			m, err := c.Get(ctx, s.id)
+			m, err := c.Get(ctx, s.ID)
 			if err == nil && m.State == "read" {
 				break
 			}
 			if err != nil && !client.Retryable(err) {
-				t.Fatalf("get %s: %v", s.id, err)
+				t.Fatalf("get %s: %v", s.ID, err)
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.key, s.id, s.from, s.to, s.from, m, err)
+				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.Key, s.ID, s.From, s.To, s.From, m, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	t.Logf("all %d read at their origins %v after the first submit", len(g.sent), time.Since(start).Round(time.Millisecond))
+	t.Logf("all %d read at their origins %v after the first submit", len(g.Sent()), time.Since(start).Round(time.Millisecond))
 
 	// Every leader's link tests reached both other sites on both paths,
 	// and no alarm is left anywhere.
 	for _, site := range sites {
-		leader := lab.leader(site)
+		leader := lab.Leader(site)
 		var missing []string
-		eventually(t, time.Minute, fmt.Sprintf("%s's link tests to every site and path", leader), func() bool {
-			rep, err := lab.client(leader).Paths(ctx, "")
+		clustertest.Eventually(t, time.Minute, fmt.Sprintf("%s's link tests to every site and path", leader), func() bool {
+			rep, err := lab.Client(leader).Paths(ctx, "")
 			if err != nil {
 				return false
 			}
@@ -140,7 +142,7 @@ func TestThreeSitesAllDirections(t *testing.T) {
 			}
 			return len(missing) == 0
 		})
-		for _, node := range LabNodes(site) {
+		for _, node := range daemon.LabNodes(site) {
 			// Under the race detector nine nodes on two cores miss probes
 			// now and then, so a path-down alarm may come and go: wait for
 			// a moment without any, and say which were left if none came.
@@ -150,8 +152,8 @@ func TestThreeSitesAllDirections(t *testing.T) {
 					t.Logf("%s's last alarms: %q", node, last)
 				}
 			}()
-			eventually(t, time.Minute, node+" without alarms", func() bool {
-				st, err := lab.client(node).Status(ctx)
+			clustertest.Eventually(t, time.Minute, node+" without alarms", func() bool {
+				st, err := lab.Client(node).Status(ctx)
 				if err != nil {
 					return false
 				}
@@ -193,7 +195,7 @@ func TestLab3ConfigsLoad(t *testing.T) {
 		t.Fatalf("want 9 lab3 configs, have %v (%v)", files, err)
 	}
 	for _, f := range files {
-		c, err := LoadConfig(f)
+		c, err := daemon.LoadConfig(f)
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -201,8 +203,8 @@ func TestLab3ConfigsLoad(t *testing.T) {
 			t.Errorf("%s: node %q, %d sites", f, c.Node, len(c.Sites))
 		}
 	}
-	if !slices.Equal(labSiteNames, ctl.LabSiteNames) {
-		t.Errorf("dev lab sites %v, hotlinectl lab init sites %v", labSiteNames, ctl.LabSiteNames)
+	if !slices.Equal(daemon.LabSiteNameList, ctl.LabSiteNames) {
+		t.Errorf("dev lab sites %v, hotlinectl lab init sites %v", daemon.LabSiteNameList, ctl.LabSiteNames)
 	}
 }
 
@@ -215,12 +217,12 @@ func TestLeaderHandsOffWhenOneSiteUnreachable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nine nodes")
 	}
-	sites, _ := LabSiteNames(3)
+	sites, _ := daemon.LabSiteNames(3)
 	dead := map[string]map[string]string{} // by node; nobody listens there
-	for _, n := range append(LabNodes("charlie"), "alpha-1") {
-		dead[n] = map[string]string{"fiber": freeAddr(t, "127.0.39.1"), "sat": freeAddr(t, "127.0.39.2")}
+	for _, n := range append(daemon.LabNodes("charlie"), "alpha-1") {
+		dead[n] = map[string]string{"fiber": clustertest.FreeAddr(t, "127.0.39.1"), "sat": clustertest.FreeAddr(t, "127.0.39.2")}
 	}
-	lab := startLabSites(t, sites, func(c *Config) {
+	lab := clustertest.StartSites(t, sites, func(c *daemon.Config) {
 		c.Link.HandoffAfter.Duration = time.Second
 		// Each node's config is its own copy of the deployment.
 		c.Sites = slices.Clone(c.Sites)
@@ -236,23 +238,23 @@ func TestLeaderHandsOffWhenOneSiteUnreachable(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if old := lab.leader("alpha"); old != "alpha-1" {
+	if old := lab.Leader("alpha"); old != "alpha-1" {
 		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := lab.nodes[old].raft.TransferLeadership(tctx, "alpha-1"); err != nil {
+		if err := daemon.RaftOf(lab.Node(old)).TransferLeadership(tctx, "alpha-1"); err != nil {
 			t.Fatalf("move alpha's leadership to alpha-1: %v", err)
 		}
 		tcancel()
 	}
 	start := time.Now()
-	c := lab.client("alpha-2")
+	c := lab.Client("alpha-2")
 	for _, to := range []string{"bravo", "charlie"} {
-		m, err := submitRetrying(ctx, c, client.SubmitRequest{To: to, Key: "to-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: 60 * time.Second})
+		m, err := clustertest.SubmitRetrying(ctx, c, client.SubmitRequest{To: to, Key: "to-" + to, Payload: []byte("x"), Wait: "delivered", Timeout: 60 * time.Second})
 		if err != nil || m.State != "delivered" {
 			t.Fatalf("to %s: %+v %v", to, m, err)
 		}
-		t.Logf("delivered to %s %v after alpha-1 took the lead; alpha's leader is now %s", to, time.Since(start).Round(time.Millisecond), lab.leader("alpha"))
+		t.Logf("delivered to %s %v after alpha-1 took the lead; alpha's leader is now %s", to, time.Since(start).Round(time.Millisecond), lab.Leader("alpha"))
 	}
-	if l := lab.leader("alpha"); l == "alpha-1" {
+	if l := lab.Leader("alpha"); l == "alpha-1" {
 		t.Errorf("alpha-1, which cannot reach charlie, still leads")
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
 func TestPprofOnlyOnLoopback(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:6060", "example.com:6060", "127.0.0.1", "[fe80::1%lo]:0"} {
-		if stop, err := startPprof(addr, io.Discard); err == nil {
+		if stop, err := daemon.StartPprof(addr, io.Discard); err == nil {
 			stop()
 			t.Errorf("HOTLINE_PPROF=%s accepted", addr)
 		} else if !strings.Contains(err.Error(), "HOTLINE_PPROF") {
@@ -32,14 +34,14 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	if stop, err := startPprof(busy.Addr().String(), io.Discard); err == nil {
+	if stop, err := daemon.StartPprof(busy.Addr().String(), io.Discard); err == nil {
 		stop()
 		t.Fatalf("HOTLINE_PPROF on a busy port %s: no error", busy.Addr())
 	} else if !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("busy port: %v", err)
 	}
 	for _, addr := range []string{"127.0.0.2:0", "[::1]:0", "localhost:0"} {
-		stop, err := startPprof(addr, io.Discard)
+		stop, err := daemon.StartPprof(addr, io.Discard)
 		if err != nil {
 			if strings.Contains(err.Error(), "not a loopback") {
 				t.Errorf("%s refused: %v", addr, err)
@@ -50,7 +52,7 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 	}
 	// Through Main: a refused address is a startup error.
 	t.Setenv("HOTLINE_PPROF", "0.0.0.0:6060")
-	err = Main(context.Background(), []string{"--config", "/nonexistent.toml"}, io.Discard, io.Discard)
+	err = daemon.Main(context.Background(), []string{"--config", "/nonexistent.toml"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Fatalf("Main with HOTLINE_PPROF=0.0.0.0:6060: %v", err)
 	}
@@ -99,7 +101,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	small := mountTmpfs(t, "96m")
 	const victim = "alpha-1"
-	lab := startLab(t, func(c *Config) {
+	lab := clustertest.Start(t, func(c *daemon.Config) {
 		// The defaults of a real deployment: the lab's 250ms lease makes
 		// a two-node majority step down whenever this busy machine stalls.
 		c.Raft.HeartbeatTimeout.Duration = time.Second
@@ -111,26 +113,26 @@ func TestDiskFull(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	n := lab.nodes[victim]
-	timeout := lab.cfgs[victim].SubmitTimeout.Duration
+	n := lab.Node(victim)
+	timeout := lab.Configs[victim].SubmitTimeout.Duration
 	seq := 0
 	submit := func(node string) (*client.Message, error) {
 		seq++
-		return lab.client(node).Submit(ctx, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("disk-%d", seq), Payload: []byte("x")})
+		return lab.Client(node).Submit(ctx, client.SubmitRequest{To: "bravo", Key: fmt.Sprintf("disk-%d", seq), Payload: []byte("x")})
 	}
 
 	for _, leads := range []bool{false, true} {
 		t.Run(map[bool]string{false: "follower", true: "leader"}[leads], func(t *testing.T) {
-			l := lab.leader("alpha")
+			l := lab.Leader("alpha")
 			if leads != (l == victim) {
 				to := victim
 				if !leads {
 					to = "alpha-2"
 				}
-				if err := lab.nodes[l].raft.TransferLeadership(ctx, to); err != nil {
+				if err := daemon.RaftOf(lab.Node(l)).TransferLeadership(ctx, to); err != nil {
 					t.Fatalf("transfer to %s: %v", to, err)
 				}
-				if l = lab.leader("alpha"); leads != (l == victim) {
+				if l = lab.Leader("alpha"); leads != (l == victim) {
 					t.Fatalf("leader is %s", l)
 				}
 			}
@@ -155,7 +157,7 @@ func TestDiskFull(t *testing.T) {
 			took := time.Since(start)
 			var ae *client.APIError
 			if !errors.As(err, &ae) || ae.Status != http.StatusInsufficientStorage || ae.Code != client.CodeStorageFull ||
-				!strings.Contains(ae.Message, lab.cfgs[victim].DataDir) || !strings.Contains(ae.Message, "bytes free") {
+				!strings.Contains(ae.Message, lab.Configs[victim].DataDir) || !strings.Contains(ae.Message, "bytes free") {
 				t.Fatalf("submit to a node with a full disk: %v", err)
 			}
 			t.Logf("full disk: %v after filling: %v", took, err)
@@ -165,32 +167,32 @@ func TestDiskFull(t *testing.T) {
 				t.Fatalf("second submit: %v after %v", err, time.Since(begin))
 			}
 			// Raft checks the space every second: it stands by, leading or not.
-			eventually(t, 10*time.Second, victim+" stands by", func() bool { return n.raft.State() == "standby" })
-			if err := n.health(); err != nil {
-				t.Fatalf("standing by is healthy for the watchdog, got %v", err)
+			clustertest.Eventually(t, 10*time.Second, victim+" stands by", func() bool { return daemon.RaftOf(n).State() == "standby" })
+			if err := daemon.Health(n); err != nil {
+				t.Fatalf("standing by is healthy for the daemon.Watchdog, got %v", err)
 			}
 
 			// The other two keep one leader, in one term, and commit.
 			var lead string
-			eventually(t, 15*time.Second, "a leader among the others", func() bool {
+			clustertest.Eventually(t, 15*time.Second, "a leader among the others", func() bool {
 				lead = ""
 				for _, o := range []string{"alpha-2", "alpha-3"} {
-					if lab.nodes[o].raft.IsLeader() {
+					if daemon.RaftOf(lab.Node(o)).IsLeader() {
 						lead = o
 					}
 				}
 				return lead != ""
 			})
 			t.Logf("%s leads %v after the disk filled", lead, time.Since(start))
-			term := lab.nodes[lead].raft.Stats().Term
+			term := daemon.RaftOf(lab.Node(lead)).Stats().Term
 			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 				for _, o := range []string{"alpha-2", "alpha-3"} {
 					if _, err := submit(o); err != nil {
 						t.Fatalf("submit through %s while %s's disk is full: %v", o, victim, err)
 					}
 				}
-				if !lab.nodes[lead].raft.IsLeader() || lab.nodes[lead].raft.Stats().Term != term {
-					t.Fatalf("leadership moved while %s's disk was full (term %d -> %d)", victim, term, lab.nodes[lead].raft.Stats().Term)
+				if !daemon.RaftOf(lab.Node(lead)).IsLeader() || daemon.RaftOf(lab.Node(lead)).Stats().Term != term {
+					t.Fatalf("leadership moved while %s's disk was full (term %d -> %d)", victim, term, daemon.RaftOf(lab.Node(lead)).Stats().Term)
 				}
 			}
 			last, err := submit(lead)
@@ -202,9 +204,9 @@ func TestDiskFull(t *testing.T) {
 			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 20*time.Second, victim+" takes part again", func() bool { return n.storageFull() == nil && n.raft.State() != "standby" })
-			eventually(t, 20*time.Second, victim+" has the last message", func() bool {
-				m, err := lab.client(victim).Get(ctx, last.ID)
+			clustertest.Eventually(t, 20*time.Second, victim+" takes part again", func() bool { return daemon.StorageFull(n) == nil && daemon.RaftOf(n).State() != "standby" })
+			clustertest.Eventually(t, 20*time.Second, victim+" has the last message", func() bool {
+				m, err := lab.Client(victim).Get(ctx, last.ID)
 				return err == nil && m.ID == last.ID
 			})
 			if _, err := submit(victim); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/hotline-link/hotline/internal/testutil"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/linktest"
 )
@@ -83,8 +84,8 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 		}
 		wg.Go(func() { str.Write(chunk) }) // blocks on flow control; ends with the reset
 	}
-	eventually(t, 10*time.Second, "all streams being served", func() bool { return b1.link.serving.Load() == streams })
-	eventually(t, 10*time.Second, "the budget to be spent", func() bool {
+	testutil.Eventually(t, 10*time.Second, "all streams being served", func() bool { return b1.link.serving.Load() == streams })
+	testutil.Eventually(t, 10*time.Second, "the budget to be spent", func() bool {
 		used, waiting := b1.link.budget.inUse()
 		return used+frame > budget && waiting == streams-int(budget/frame)
 	})
@@ -120,7 +121,7 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	eventually(t, 5*time.Second, "the streams to end", func() bool { return b1.link.serving.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "the streams to end", func() bool { return b1.link.serving.Load() == 0 })
 	if used, waiting := b1.link.budget.inUse(); used != 0 || waiting != 0 {
 		t.Fatalf("budget after the resets: %d bytes used, %d waiting", used, waiting)
 	}

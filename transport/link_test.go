@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/internal/testutil"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/linktest"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -254,7 +255,7 @@ func TestSecondPath(t *testing.T) {
 		t.Fatalf("Paths() = %+v", st)
 	}
 	// The fiber dial, left running, fails at its handshake timeout.
-	eventually(t, 10*time.Second, "the fiber dial to fail", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the fiber dial to fail", func() bool {
 		s := a1.link.Paths()[0]
 		return !s.Connected && s.Failed > 0 && s.LastErr != ""
 	})
@@ -416,7 +417,7 @@ func TestCloseEndsInFlightAndIsIdempotent(t *testing.T) {
 	b1.link.Close()
 
 	// No goroutine outlives the links (quic-go's own may take a moment).
-	eventually(t, 10*time.Second, "goroutines to wind down", func() bool {
+	testutil.Eventually(t, 10*time.Second, "goroutines to wind down", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }

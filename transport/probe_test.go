@@ -11,6 +11,7 @@ import (
 
 	quicproxy "github.com/quic-go/quic-go/integrationtests/tools/proxy"
 
+	"github.com/hotline-link/hotline/internal/testutil"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/linktest"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -33,7 +34,7 @@ func pathState(l *Link, node, path string) PathStatus {
 func waitState(t *testing.T, l *Link, node, path, want string) PathStatus {
 	t.Helper()
 	var st PathStatus
-	eventually(t, 15*time.Second, node+" via "+path+" "+want, func() bool {
+	testutil.Eventually(t, 15*time.Second, node+" via "+path+" "+want, func() bool {
 		st = pathState(l, node, path)
 		return st.State == want
 	})
@@ -288,12 +289,12 @@ func TestImpairedPath(t *testing.T) {
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{peer}, twoPaths, func(c *Config) { c.ProbeMisses = 10 })
 
 	st := waitState(t, a1.link, "b1", "fiber", PathUp)
-	eventually(t, 10*time.Second, "a probe RTT over the 2×20ms proxy", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a probe RTT over the 2×20ms proxy", func() bool {
 		st = pathState(a1.link, "b1", "fiber")
 		return st.RTT >= 35*time.Millisecond
 	})
 	dropSome.Store(true)
-	eventually(t, 20*time.Second, "probe loss to show", func() bool {
+	testutil.Eventually(t, 20*time.Second, "probe loss to show", func() bool {
 		defer func() { t.Logf("%+v", st) }()
 		st = pathState(a1.link, "b1", "fiber")
 		return st.LossPct > 0

@@ -121,8 +121,8 @@ func echo(c *net.UDPConn, srv *net.UDPAddr, wait time.Duration) error {
 	}
 }
 
-// eventually retries echo until it succeeds or heal passes.
-func eventually(c *net.UDPConn, srv *net.UDPAddr) error {
+// echoWithin retries echo until it succeeds or heal passes.
+func echoWithin(c *net.UDPConn, srv *net.UDPAddr) error {
 	var err error
 	for end := time.Now().Add(heal); time.Now().Before(end); {
 		if err = echo(c, srv, 100*time.Millisecond); err == nil {
@@ -167,7 +167,7 @@ func TestLab(t *testing.T) {
 	}
 	healed := func(from, to, path string) {
 		t.Helper()
-		if err := eventually(dial[from], srv[to+"/"+path]); err != nil {
+		if err := echoWithin(dial[from], srv[to+"/"+path]); err != nil {
 			t.Errorf("echo %s → %s on %s: %v for %v after restore", from, to, path, err, heal)
 		}
 	}

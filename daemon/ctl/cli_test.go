@@ -1,29 +1,13 @@
-package daemon
+package ctl_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hotline-link/hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/daemon/clustertest"
 )
-
-// hotlinectl runs the CLI in process against a lab node's socket.
-func (l *testLab) hotlinectl(t *testing.T, node, stdin string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	args = append([]string{"--socket", l.cfgs[node].Socket}, args...)
-	err := ctl.Run(ctx, args, strings.NewReader(stdin), &out, &errOut)
-	if err != nil {
-		t.Logf("hotlinectl %v: %v\n%s", args, err, errOut.String())
-	}
-	return out.String(), err
-}
 
 // TestCLIRoundTrip drives the documented workflow through hotlinectl:
 // send with --wait delivered, recv --ack --json on a destination follower,
@@ -32,18 +16,18 @@ func TestCLIRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six nodes")
 	}
-	lab := startLab(t)
-	out, err := lab.hotlinectl(t, "alpha-2", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1", "--wait", "delivered")
+	lab := clustertest.Start(t)
+	out, err := lab.Hotlinectl(t, "alpha-2", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1", "--wait", "delivered")
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := strings.TrimSpace(out)
-	again, err := lab.hotlinectl(t, "alpha-3", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1")
+	again, err := lab.Hotlinectl(t, "alpha-3", "flash traffic", "send", "--to", "bravo", "--precedence", "flash", "--id", "cli-1")
 	if err != nil || strings.TrimSpace(again) != id {
 		t.Fatalf("same --id gave %q (err %v), want %s", again, err, id)
 	}
 
-	out, err = lab.hotlinectl(t, "bravo-3", "", "recv", "--ack", "--json", "--wait", "10s")
+	out, err = lab.Hotlinectl(t, "bravo-3", "", "recv", "--ack", "--json", "--wait", "10s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +49,7 @@ func TestCLIRoundTrip(t *testing.T) {
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, err = lab.hotlinectl(t, "alpha-1", "", "get", id, "--json")
+		out, err = lab.Hotlinectl(t, "alpha-1", "", "get", id, "--json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +64,7 @@ func TestCLIRoundTrip(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	out, err = lab.hotlinectl(t, "bravo-1", "", "status", "--json")
+	out, err = lab.Hotlinectl(t, "bravo-1", "", "status", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
