@@ -76,8 +76,8 @@ const (
 
 // Smallest version 3 encodings of the command's own list elements.
 const (
-	minItemLen       = 7                 // 3 strings, precedence, payload, flags, expiry
-	minInMessageLen  = 3 + minMessageLen // channel, then the message
+	minItemLen      = 7                 // 3 strings, precedence, payload, flags, expiry
+	minInMessageLen = 3 + minMessageLen // channel, then the message
 )
 
 // Encode returns the command's log representation (binary version 3). It
