@@ -108,8 +108,10 @@ type record struct {
 	payload     []byte
 }
 
-// Record layout: a fixed header so that state changes are byte patches,
-// then the variable fields:
+// Record layout: the fields of a Message (encoding.go) but its channel
+// and Seq, which are the record's location, with the message's life
+// (state and times) in a fixed header so that state changes are byte
+// patches, then the variable fields:
 //
 //	version(1) state(1) flags(4) submitted(8) expires(8) delivered(8)
 //	read(8) expired(8) inbox_pos(8) payload_sum(4) sum(4)
@@ -325,7 +327,9 @@ func (r *record) message(origin, dest string, p Precedence, seq uint64) Message 
 	}
 }
 
-// Receipt layout: precedence(1) seq(8) readAt(8) id sum(4), where sum is
+// Receipt layout: the fields of a Receipt (encoding.go), its RSeq being
+// the key and the origin its bucket, in a fixed layout that format 3
+// files keep: precedence(1) seq(8) readAt(8) id sum(4), where sum is
 // the CRC32C of the origin it is queued to, its RSeq and the bytes before
 // the sum. Version 1 (files of format 2 and earlier) had no sum; Open adds
 // it.
