@@ -153,30 +153,42 @@ func (c *Command) Encode() ([]byte, error) {
 // checkPrecedences reports the first invalid precedence: the encoding
 // has no room for one.
 func (c *Command) checkPrecedences() error {
-	var bad []Precedence
 	if s := c.Submit; s != nil {
 		for i := range s.Items {
-			bad = append(bad, s.Items[i].Precedence)
+			if err := encodable(s.Items[i].Precedence); err != nil {
+				return err
+			}
 		}
 	}
 	if d := c.Delivered; d != nil {
-		bad = append(bad, d.Precedence)
+		if err := encodable(d.Precedence); err != nil {
+			return err
+		}
 	}
 	if r := c.Receive; r != nil {
-		bad = append(bad, r.Precedence)
+		if err := encodable(r.Precedence); err != nil {
+			return err
+		}
 		for i := range r.Messages {
-			bad = append(bad, r.Messages[i].Precedence)
+			if err := encodable(r.Messages[i].Precedence); err != nil {
+				return err
+			}
 		}
 	}
 	if r := c.Receipts; r != nil {
 		for i := range r.Receipts {
-			bad = append(bad, r.Receipts[i].Precedence)
+			if err := encodable(r.Receipts[i].Precedence); err != nil {
+				return err
+			}
 		}
 	}
-	for _, p := range bad {
-		if !p.Valid() {
-			return fmt.Errorf("invalid precedence %d", uint8(p))
-		}
+	return nil
+}
+
+// encodable refuses an invalid precedence, which has no encoding.
+func encodable(p Precedence) error {
+	if !p.Valid() {
+		return fmt.Errorf("invalid precedence %d", uint8(p))
 	}
 	return nil
 }

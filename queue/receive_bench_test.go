@@ -1,26 +1,16 @@
 package queue
 
-import (
-	"fmt"
-	"testing"
-)
+import "testing"
 
-// benchReceiveCommand is a Receive command of 100 inbound messages of 512
-// bytes with UUID-like IDs, a key on every tenth: what a destination
-// proposes for one batch from the link.
+// benchReceiveCommand is benchSubmitCommand's 100 messages of 512 bytes
+// as they arrive at the destination: what it proposes for one batch from
+// the link.
 func benchReceiveCommand() *Command {
-	const perEntry, size = 100, 512
-	payload := make([]byte, size)
-	for i := range payload {
-		payload[i] = byte(i * 7)
-	}
-	msgs := make([]Message, perEntry)
-	for i := range msgs {
-		msgs[i] = Message{ID: fmt.Sprintf("0190c6a2-7b3e-7%03d-8a1b-4c2d3e4f5a6b", i), Origin: "alpha", Dest: "bravo",
-			Precedence: Routine, Seq: uint64(1000 + i), Payload: payload, SubmittedAt: t0 + int64(i)}
-		if i%10 == 0 {
-			msgs[i].Key = "key-" + msgs[i].ID
-		}
+	items := benchSubmitCommand().Submit.Items
+	msgs := make([]Message, len(items))
+	for i, it := range items {
+		msgs[i] = Message{ID: it.ID, Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: uint64(1000 + i),
+			Key: it.Key, Payload: it.Payload, SubmittedAt: t0 + int64(i), ExpiresAt: it.ExpiresAt}
 	}
 	return &Command{Op: OpReceive, Time: t1, Receive: &Receive{Origin: "alpha", Precedence: Routine, Messages: msgs}}
 }
