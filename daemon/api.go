@@ -286,8 +286,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	var res queue.SubmitResult
 	submitted := time.Now()
 	if key != "" {
-		if st, err := n.store.LookupKey(key); err == nil && st.Direction == queue.Outbound &&
-			st.Message.Dest == to && st.Message.Precedence == prec && bytes.Equal(st.Message.Payload, payload) {
+		if st, err := n.store.LookupKey(key); err == nil &&
+			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload}) {
 			res = queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}
 		}
 	}
@@ -349,13 +349,11 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, m)
 }
 
-// stateReached reports whether have satisfies a wait for want: states
-// are ordered (read implies delivered), and expired never moves on.
+// stateReached reports whether have satisfies a wait for want: have is
+// at least want (read implies delivered), or expired, which never moves
+// on.
 func stateReached(have, want queue.State) bool {
-	if have == queue.Expired {
-		return true // never moves on
-	}
-	return have >= want
+	return have == queue.Expired || have.AtLeast(want)
 }
 
 // waitState waits until the message reaches want in this node's copy of

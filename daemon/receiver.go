@@ -72,42 +72,20 @@ func (n *Node) otherLeader() string {
 }
 
 // checkBatch rejects batches that are well-formed on the wire but wrong
-// for us; nothing of such a batch is applied.
+// for us; nothing of such a batch is applied. The link has checked who
+// sent it (From is the peer's site, To ours); the rest is queue's one
+// check of an inbound batch.
 func (n *Node) checkBatch(from pki.Identity, b *transport.Batch) error {
-	if b.From != from.Site || b.To != n.cfg.Site {
-		return fmt.Errorf("batch from %s names sites %s->%s", from, b.From, b.To)
-	}
 	switch b.Kind {
 	case transport.BatchMessages:
-		if !b.Precedence.Valid() {
-			return fmt.Errorf("invalid precedence %d", b.Precedence)
-		}
-		var prev uint64
-		for i, m := range b.Messages {
-			switch {
-			case m.Origin != b.From || m.Dest != n.cfg.Site || m.Precedence != b.Precedence:
-				return fmt.Errorf("message %d (%s) is for channel %s->%s/%s, not the batch's", i, m.ID, m.Origin, m.Dest, m.Precedence)
-			case int64(len(m.Payload)) > n.cfg.MaxMessageSize:
-				return fmt.Errorf("message %s is %d bytes, over this site's limit of %d", m.ID, len(m.Payload), n.cfg.MaxMessageSize)
-			case m.Seq == 0 || (i > 0 && m.Seq != prev+1):
-				return fmt.Errorf("message %s has sequence %d, want %d", m.ID, m.Seq, prev+1)
-			case m.ID == "":
-				return fmt.Errorf("message with sequence %d has no id", m.Seq)
-			}
-			prev = m.Seq
-		}
+		r := queue.Receive{Origin: b.From, Precedence: b.Precedence, Messages: b.Messages}
+		return r.Validate(n.cfg.Site, n.cfg.MaxMessageSize)
 	case transport.BatchReceipts:
-		var prev uint64
-		for i, rc := range b.Receipts {
-			if rc.RSeq == 0 || (i > 0 && rc.RSeq != prev+1) || !rc.Precedence.Valid() {
-				return fmt.Errorf("receipt %d is malformed (rseq %d after %d)", i, rc.RSeq, prev)
-			}
-			prev = rc.RSeq
-		}
+		r := queue.Receipts{From: b.From, Receipts: b.Receipts}
+		return r.Validate()
 	default:
-		return fmt.Errorf("unknown batch kind %d", b.Kind)
+		return fmt.Errorf("batch from %s: unknown kind %d", from, b.Kind)
 	}
-	return nil
 }
 
 // HandleCall serves calls: relays, admin requests and barriers from this

@@ -175,7 +175,7 @@ func (a *applier) apply(c *Command) (Result, error) {
 		if c.Receive == nil {
 			break
 		}
-		if verr := c.Receive.Validate(a.site); verr != nil {
+		if verr := c.Receive.valid(a.site); verr != nil {
 			return Result{Err: "queue: receive: " + verr.Error()}, nil
 		}
 		if o := c.Receive.Origin; o == a.site || (a.sites != nil && !a.sites[o]) {

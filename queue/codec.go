@@ -2,12 +2,8 @@ package queue
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -112,8 +108,10 @@ type record struct {
 	payload     []byte
 }
 
-// Record layout: a fixed header so that state changes are byte patches,
-// then the variable fields:
+// Record layout: the fields of a Message (encoding.go) but its channel
+// and Seq, which are the record's location, with the message's life
+// (state and times) in a fixed header so that state changes are byte
+// patches, then the variable fields:
 //
 //	version(1) state(1) flags(4) submitted(8) expires(8) delivered(8)
 //	read(8) expired(8) inbox_pos(8) payload_sum(4) sum(4)
@@ -329,7 +327,9 @@ func (r *record) message(origin, dest string, p Precedence, seq uint64) Message 
 	}
 }
 
-// Receipt layout: precedence(1) seq(8) readAt(8) id sum(4), where sum is
+// Receipt layout: the fields of a Receipt (encoding.go), its RSeq being
+// the key and the origin its bucket, in a fixed layout that format 3
+// files keep: precedence(1) seq(8) readAt(8) id sum(4), where sum is
 // the CRC32C of the origin it is queued to, its RSeq and the bytes before
 // the sum. Version 1 (files of format 2 and earlier) had no sum; Open adds
 // it.
@@ -366,125 +366,4 @@ func decodeReceipt(origin []byte, rseq uint64, v []byte) (Receipt, error) {
 		RSeq: rseq, Precedence: Precedence(body[0]), Seq: be.Uint64(body[1:]),
 		ReadAt: int64(be.Uint64(body[9:])), ID: string(body[17:]),
 	}, nil
-}
-
-// Limits on names, IDs and keys, so that every stored key is valid for
-// bbolt and a command can never fail halfway through a transaction.
-const (
-	// MaxNameLen is the longest site name.
-	MaxNameLen = 255
-	// MaxIDLen is the longest message ID.
-	MaxIDLen = 255
-	// MaxKeyLen is the longest idempotency key.
-	MaxKeyLen = 1024
-)
-
-// ErrInvalid is wrapped by every validation error: a command, submit item
-// or inbound message the state machine rejects without storing anything.
-var ErrInvalid = errors.New("queue: invalid")
-
-func validName(s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("%w: empty site name", ErrInvalid)
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("%w: site name longer than %d bytes", ErrInvalid, MaxNameLen)
-	case strings.IndexByte(s, 0) >= 0:
-		return fmt.Errorf("%w: site name contains a 0 byte", ErrInvalid)
-	}
-	return nil
-}
-
-func validID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty message id", ErrInvalid)
-	case len(id) > MaxIDLen:
-		return fmt.Errorf("%w: message id longer than %d bytes", ErrInvalid, MaxIDLen)
-	}
-	if err := printable(id); err != nil {
-		return fmt.Errorf("%w: message id %s", ErrInvalid, err)
-	}
-	return nil
-}
-
-func validKey(k string) error {
-	if len(k) > MaxKeyLen {
-		return fmt.Errorf("%w: idempotency key longer than %d bytes", ErrInvalid, MaxKeyLen)
-	}
-	if err := printable(k); err != nil {
-		return fmt.Errorf("%w: idempotency key %s", ErrInvalid, err)
-	}
-	return nil
-}
-
-// printable refuses invalid UTF-8 and control characters (C0, DEL, C1):
-// IDs and keys are printed by tools and logs, and come from peers.
-func printable(s string) error {
-	if !utf8.ValidString(s) {
-		return errors.New("is not valid UTF-8")
-	}
-	for i, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("contains control character %U at byte %d", r, i)
-		}
-	}
-	return nil
-}
-
-func validPrecedence(p Precedence) error {
-	if !p.Valid() {
-		return fmt.Errorf("%w: precedence %d", ErrInvalid, uint8(p))
-	}
-	return nil
-}
-
-// Validate reports why the state machine would reject the item (wrapping
-// [ErrInvalid]), or nil. Callers may check items before proposing them.
-func (it *SubmitItem) Validate() error {
-	if err := validID(it.ID); err != nil {
-		return err
-	}
-	if err := validKey(it.Key); err != nil {
-		return err
-	}
-	if err := validName(it.Dest); err != nil {
-		return fmt.Errorf("dest: %w", err)
-	}
-	if err := validPrecedence(it.Precedence); err != nil {
-		return err
-	}
-	if it.Flags&FlagTombstone != 0 {
-		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
-	}
-	return nil
-}
-
-// Validate reports why the state machine of site would reject the whole
-// batch (wrapping [ErrInvalid]), or nil: a bad origin or precedence, or a
-// message that names another channel or lacks a valid ID or Seq.
-func (r *Receive) Validate(site string) error {
-	if err := validName(r.Origin); err != nil {
-		return fmt.Errorf("origin: %w", err)
-	}
-	if err := validPrecedence(r.Precedence); err != nil {
-		return err
-	}
-	for i := range r.Messages {
-		m := &r.Messages[i]
-		switch {
-		case m.Origin != r.Origin || m.Dest != site || m.Precedence != r.Precedence:
-			return fmt.Errorf("%w: message %d is of channel %s, not %s", ErrInvalid, m.Seq,
-				Channel{m.Origin, m.Dest, m.Precedence}, Channel{r.Origin, site, r.Precedence})
-		case m.Seq == 0:
-			return fmt.Errorf("%w: message %q has sequence 0", ErrInvalid, m.ID)
-		}
-		if err := validID(m.ID); err != nil {
-			return fmt.Errorf("message %d: %w", m.Seq, err)
-		}
-		if err := validKey(m.Key); err != nil {
-			return fmt.Errorf("message %d: %w", m.Seq, err)
-		}
-	}
-	return nil
 }

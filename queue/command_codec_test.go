@@ -59,15 +59,16 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("command %d (%s): encode: %v", i, c.Op, err)
 		}
-		if enc[0] != cmdVersion2 {
+		if enc[0] != cmdVersion3 {
 			t.Fatalf("command %d: version byte %#x", i, enc[0])
 		}
 		got, err := DecodeCommand(enc)
 		if err != nil {
 			t.Fatalf("command %d (%s): decode: %v", i, c.Op, err)
 		}
-		if !reflect.DeepEqual(*got, c) {
-			t.Fatalf("command %d: round trip\n got %+v\nwant %+v", i, *got, c)
+		// Version 3 does not tell nil from empty: both decode as nil.
+		if want := normalized(c); !reflect.DeepEqual(*got, want) {
+			t.Fatalf("command %d: round trip\n got %+v\nwant %+v", i, *got, want)
 		}
 		if hint := c.sizeHint(); hint < len(enc) || hint > len(enc)+10 {
 			t.Errorf("command %d: size hint %d for %d bytes", i, hint, len(enc))
@@ -75,6 +76,71 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		again, err := got.Encode()
 		if err != nil || !bytes.Equal(again, enc) {
 			t.Fatalf("command %d: re-encoding differs (%v)", i, err)
+		}
+		// Entries of version 2, written by the previous version, still
+		// decode to exactly what was encoded, nil and empty apart.
+		v2, err := encodeV2(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = DecodeCommand(v2)
+		if err != nil || !reflect.DeepEqual(*got, c) {
+			t.Fatalf("command %d: version 2 round trip: %v\n got %+v\nwant %+v", i, err, got, c)
+		}
+	}
+}
+
+// normalized returns c with every empty list and byte string nil, as
+// version 3 decodes them.
+func normalized(c Command) Command {
+	nilIfEmpty := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		return b
+	}
+	if s := c.Submit; s != nil {
+		n := *s
+		n.Items = nil
+		for _, it := range s.Items {
+			it.Payload = nilIfEmpty(it.Payload)
+			n.Items = append(n.Items, it)
+		}
+		c.Submit = &n
+	}
+	if r := c.Receive; r != nil {
+		n := *r
+		n.Messages = nil
+		for _, m := range r.Messages {
+			m.Payload = nilIfEmpty(m.Payload)
+			n.Messages = append(n.Messages, m)
+		}
+		c.Receive = &n
+	}
+	if mr := c.MarkRead; mr != nil && len(mr.IDs) == 0 {
+		c.MarkRead = &MarkRead{}
+	}
+	if r := c.Receipts; r != nil && len(r.Receipts) == 0 {
+		c.Receipts = &Receipts{From: r.From}
+	}
+	return c
+}
+
+// TestCommandCodecNilIsEmpty: nil and empty lists and byte strings have
+// one encoding.
+func TestCommandCodecNilIsEmpty(t *testing.T) {
+	pairs := [][2]Command{
+		{{Op: OpSubmit, Submit: &Submit{}}, {Op: OpSubmit, Submit: &Submit{Items: []SubmitItem{}}}},
+		{submitCmd(t1, SubmitItem{ID: "a"}), submitCmd(t1, SubmitItem{ID: "a", Payload: []byte{}})},
+		{{Op: OpMarkRead, MarkRead: &MarkRead{}}, {Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{}}}},
+		{{Op: OpReceipts, Receipts: &Receipts{}}, {Op: OpReceipts, Receipts: &Receipts{Receipts: []Receipt{}}}},
+		{receiveCmd(t1, "alpha", Routine), {Op: OpReceive, Time: t1, Receive: &Receive{Origin: "alpha", Precedence: Routine, Messages: []Message{}}}},
+	}
+	for i, p := range pairs {
+		a, err1 := p[0].Encode()
+		b, err2 := p[1].Encode()
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Errorf("pair %d: %x (%v) and %x (%v)", i, a, err1, b, err2)
 		}
 	}
 }
@@ -113,8 +179,17 @@ func TestDecodeCommandRejectsTruncatedAndTrailing(t *testing.T) {
 		if _, err := DecodeCommand(append(enc, 0)); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("command %d with a trailing byte: %v", i, err)
 		}
+		// A trailing byte inside the checksummed body: the structure is checked.
+		body := append(bytes.Clone(enc[:len(enc)-cmdSumLen]), 0)
+		if _, err := DecodeCommand(be.AppendUint32(body, crc32.Checksum(body, castagnoli))); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "trailing") {
+			t.Fatalf("command %d with a trailing byte under its checksum: %v", i, err)
+		}
 		// Version 1 (no checksum) still checks the structure.
-		v1 := append([]byte{cmdVersion1}, enc[1:len(enc)-cmdSumLen]...)
+		v2, err := encodeV2(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1 := append([]byte{cmdVersion1}, v2[1:len(v2)-cmdSumLen]...)
 		if _, err := DecodeCommand(append(v1, 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
 			t.Fatalf("command %d (version 1) with a trailing byte: %v", i, err)
 		}
@@ -128,6 +203,7 @@ func TestDecodeCommandRejectsTruncatedAndTrailing(t *testing.T) {
 
 func TestDecodeCommandRejectsMalformed(t *testing.T) {
 	v1 := func(b ...byte) []byte { return append([]byte{cmdVersion1}, b...) }
+	v3 := func(b ...byte) []byte { return append([]byte{cmdVersion3}, b...) }
 	time8 := []byte{0, 0, 0, 0, 0, 0, 0, 0}
 	head := func(body byte, rest ...byte) []byte { // op "x", time 0, bodies
 		b := v1(1, 'x')
@@ -140,7 +216,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty entry"},
-		{"unknown version", []byte{3, 0}, "unknown format version 0x03"},
+		{"unknown version", []byte{4, 0}, "unknown format version 0x04"},
 		{"version 2 too short", []byte{cmdVersion2, 0, 0, 0}, "entry of 4 bytes"},
 		{"op longer than input", v1(50, 'x'), "beyond the end"},
 		{"non-minimal varint", v1(0x81, 0x00, 'x'), "non-minimal"},
@@ -152,6 +228,21 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		{"forged id count", head(bodyMarkRead, 0xff, 0xff, 0x03, 1, 'a'), "list longer"},
 		{"flags overflow", head(bodySubmit, 0, 2, 1, 'a', 0, 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0, 0, 0, 0, 0), "flags overflow"},
 		{"old json, bad", []byte(`{"op":`), "decode command"},
+		// Version 3 (with a valid checksum, added below).
+		{"v3 op longer than input", v3(50, 'x'), "beyond the end"},
+		{"v3 non-minimal varint", v3(1, 'x', 0x80, 0x00, 0), "non-minimal"},
+		{"v3 unknown body", v3(1, 'x', 0, 0x80), "unknown bodies"},
+		{"v3 bad precedence", v3(1, 'x', 0, bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
+		{"v3 forged item count", v3(1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f), "list longer"},
+		{"v3 forged payload length", append(v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},
+		{"v3 flags overflow", v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0), "flags overflow"},
+		{"v3 varint overflow", v3(1, 'x', 0, bodyPurge, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), "overflows"},
+		{"v3 trailing", v3(1, 'x', 0, 0, 0), "trailing"},
+	}
+	for i, tc := range tests {
+		if len(tc.in) > 0 && tc.in[0] == cmdVersion3 {
+			tests[i].in = be.AppendUint32(tc.in, crc32.Checksum(tc.in, castagnoli))
+		}
 	}
 	for _, tc := range tests {
 		if len(tc.in) > 0 && tc.in[0] == cmdVersion1 {
@@ -182,6 +273,15 @@ func TestDecodeCommandForgedLengthsAllocateLittle(t *testing.T) {
 		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
 		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodyReceive, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
 		append([]byte{cmdVersion1, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 0, bodyMarkRead, 0xff, 0xff, 0xff, 0xff, 0x0f}, make([]byte, 100)...),
+	}
+	for _, body := range [][]byte{
+		{1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		{1, 'x', 0, bodyReceive, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		{1, 'x', 0, bodyMarkRead, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		{1, 'x', 0, bodyReceipts, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		b := append(append([]byte{cmdVersion3}, body...), make([]byte, 100)...)
+		forged = append(forged, be.AppendUint32(b, crc32.Checksum(b, castagnoli)))
 	}
 	for i, in := range forged {
 		var before, after runtime.MemStats
@@ -231,8 +331,8 @@ func TestDecodeCommandJSON(t *testing.T) {
 }
 
 // FuzzDecodeCommand: decoding never panics, and whatever decodes encodes
-// again to a command that decodes equal; a binary entry re-encodes to the
-// same bytes (the encoding is canonical).
+// again to a command that decodes equal (nil and empty alike); an entry of
+// version 3 re-encodes to the same bytes (the encoding is canonical).
 func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range codecCommands() {
 		enc, err := c.Encode()
@@ -240,6 +340,9 @@ func FuzzDecodeCommand(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(enc)
+		if v2, err := encodeV2(&c); err == nil {
+			f.Add(v2)
+		}
 	}
 	f.Add([]byte(`{"op":"receive","receive":{"origin":"a","precedence":"routine","messages":[{"id":"m","seq":1,"payload":""}]}}`))
 	f.Add([]byte{})
@@ -260,10 +363,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded command does not decode: %v", err)
 		}
-		if !reflect.DeepEqual(c, c2) {
+		if want := normalized(*c); !reflect.DeepEqual(&want, c2) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
 		}
-		if data[0] == cmdVersion2 && !bytes.Equal(enc, data) {
+		if data[0] == cmdVersion3 && !bytes.Equal(enc, data) {
 			t.Fatalf("binary entry re-encodes differently:\n%x\n%x", data, enc)
 		}
 	})
@@ -288,7 +391,7 @@ func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
 				}
 			}
 		}
-		for _, v := range []byte{0, cmdVersion1, 3, 0x82, '{'} {
+		for _, v := range []byte{0, cmdVersion1, cmdVersion2, 4, 0x82, '{'} {
 			b := bytes.Clone(enc)
 			b[0] = v
 			if v == cmdVersion1 {

@@ -37,11 +37,21 @@
 //   - Expiry removes the payload of an undelivered message and leaves a
 //     tombstone that keeps its channel gap-free. [Store.NextExpiry] says
 //     when an OpExpire can next do something.
-//   - Log entries are a compact binary encoding ([Command.Encode]) whose
-//     first byte is its format version and whose last four bytes are a
-//     CRC32C; entries of the earlier formats (JSON, version 1) still
-//     decode, unchecked. The store file carries its own format version
-//     and is upgraded in place when opened or restored.
+//   - One encoding of messages and receipts (encoding.go: [AppendMessage],
+//     [AppendReceipt], [Decoder]): canonical, bounded, varint times, nil
+//     and empty alike. The log entries use it and package transport's
+//     batch frames use it, so a message has one encoding on the wire and
+//     in the log. Log entries ([Command.Encode], format version 3) begin
+//     with their format version and end with a CRC32C; entries of the
+//     earlier formats still decode: version 2 (checked), version 1 and
+//     JSON (unchecked; logs begun before 2026-11-28 and 2026-11-24, whose
+//     state files, formats 2 and 1, Open still upgrades). Stored records
+//     hold the same fields in a fixed layout (codec.go) so that a state
+//     change patches bytes in place: message records and queued
+//     receipts keep times as 8-byte integers, and a stored receipt is
+//     the wire receipt's fields with its RSeq and origin in its key. The
+//     store file carries its own format version and is upgraded in place
+//     when opened or restored.
 //   - Backup and restore ([Store.Backup], [RestoreBackup]): a backup is one
 //     read transaction framed with a header and a SHA-256 trailer. A
 //     restored state starts a new Raft log (applied index 0) and is

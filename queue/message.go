@@ -84,6 +84,24 @@ const (
 
 var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired"}
 
+// AtLeast reports whether a message in state s has got as far as want:
+// the states are ordered queued, delivered, read (read implies
+// delivered), and expired branches off after queued (an expired message
+// was queued, and is never delivered or read).
+func (s State) AtLeast(want State) bool {
+	switch {
+	case s < Queued || s > Expired || want < Queued || want > Expired:
+		return false // unknown states are not ordered
+	case s == want:
+		return true
+	case s == Expired:
+		return want == Queued
+	case want == Expired:
+		return false
+	}
+	return s > want
+}
+
 func (s State) String() string {
 	if n, ok := stateNames[s]; ok {
 		return n

@@ -45,8 +45,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	}
 	var hash []byte
 	if it.Key != "" {
-		h := sha256.Sum256(it.Payload)
-		hash = h[:]
+		hash = payloadSum(it.Payload)
 		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
 			return a.existingKey(r, it, hash)
 		}
@@ -109,12 +108,44 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 	if rec.key != it.Key {
 		return res, badRef(bucketOutKeys, it.Key, r)
 	}
-	if !bytes.Equal(ck, chanKey(it.Dest, it.Precedence)) || !bytes.Equal(rec.hash, hash) {
+	dest, p, ok := parseChanKey(ck)
+	if !ok {
+		return res, badRef(bucketOutKeys, it.Key, r)
+	}
+	if !sameSubmission(dest, p, rec.hash, it, hash) {
 		res.Err = ErrKeyConflict.Error()
 		return res, nil
 	}
 	res.ID, res.Seq, res.Existing = rec.id, seq, true
 	return res, nil
+}
+
+// SameSubmission is the idempotency rule: it reports whether item,
+// submitted with the idempotency key of the stored outbound message st
+// (from [Store.LookupKey]), repeats that message: the same destination,
+// precedence and payload, the payload compared by its SHA-256, which the
+// store keeps after expiry removes the payload. A repeat is answered with
+// st's ID and enqueues nothing; anything else under the same key is
+// [ErrKeyConflict]. OpSubmit applies the same rule, so a caller may answer
+// a repeat without proposing it.
+func SameSubmission(st *Status, it *SubmitItem) bool {
+	if st.Direction != Outbound || st.Message.Key != it.Key || it.Key == "" {
+		return false
+	}
+	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, payloadSum(it.Payload))
+}
+
+// sameSubmission is SameSubmission on the stored message's channel and
+// payload digest and the item's digest.
+func sameSubmission(dest string, p Precedence, sum []byte, it *SubmitItem, itSum []byte) bool {
+	return dest == it.Dest && p == it.Precedence && bytes.Equal(sum, itSum)
+}
+
+// payloadSum is the digest the idempotency rule compares (stored with
+// messages that have a key).
+func payloadSum(payload []byte) []byte {
+	h := sha256.Sum256(payload)
+	return h[:]
 }
 
 // getRecord loads and checks the message at l under parent (out or in),

@@ -113,5 +113,6 @@ func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r 
 		ReadAt:      rec.readAt,
 		ExpiredAt:   rec.expiredAt,
 		InboxPos:    rec.inboxPos,
+		payloadSum:  clone(rec.hash),
 	}, nil
 }

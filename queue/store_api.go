@@ -56,6 +56,8 @@ type Status struct {
 	ReadAt      int64     `json:"read_at,omitempty"`
 	ExpiredAt   int64     `json:"expired_at,omitempty"`
 	InboxPos    uint64    `json:"inbox_pos,omitempty"` // inbound only
+
+	payloadSum []byte // outbound with a key: the SHA-256 of the payload (SameSubmission)
 }
 
 // OutChannel describes one outbound channel (local origin, Dest, Precedence).

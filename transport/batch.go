@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -107,12 +104,13 @@ type Handler interface {
 	HandleCall(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)
 }
 
-// check reports whether a batch is self-consistent: a known kind, only the
-// items of its kind, at most MaxBatchItems of them, valid precedences,
-// every message belonging to the batch's channel, and ids and keys that are
-// valid UTF-8 without control characters, within queue's length limits.
-// Both sides check; a peer that sends an inconsistent batch is breaking the
-// protocol.
+// check reports whether a batch is self-consistent, which its encoding
+// needs: a known kind, only the items of its kind, at most MaxBatchItems
+// of them, valid precedences and every message on the batch's channel
+// (the encoding names the channel once). Both sides check; a peer that
+// sends an inconsistent batch is breaking the protocol. Whether the items
+// are acceptable is the receiver's business (queue.Receive.Validate,
+// queue.Receipts.Validate), not the link's.
 func (b *Batch) check() error {
 	if !b.Precedence.Valid() {
 		return fmt.Errorf("%w: invalid precedence %d", ErrBadBatch, b.Precedence)
@@ -131,47 +129,18 @@ func (b *Batch) check() error {
 				return fmt.Errorf("%w: message %d (id %q) is on channel %s->%s/%s, not the batch's %s->%s/%s",
 					ErrBadBatch, i, m.ID, m.Origin, m.Dest, m.Precedence, b.From, b.To, b.Precedence)
 			}
-			if err := checkText(m.ID, queue.MaxIDLen); err != nil {
-				return fmt.Errorf("%w: message %d (seq %d): id %q: %v", ErrBadBatch, i, m.Seq, m.ID, err)
-			}
-			if err := checkText(m.Key, queue.MaxKeyLen); err != nil {
-				return fmt.Errorf("%w: message %d (seq %d): key %q: %v", ErrBadBatch, i, m.Seq, m.Key, err)
-			}
 		}
 	case BatchReceipts:
 		if len(b.Messages) != 0 {
 			return fmt.Errorf("%w: a receipts batch carries %d messages", ErrBadBatch, len(b.Messages))
 		}
 		for i := range b.Receipts {
-			r := &b.Receipts[i]
-			if !r.Precedence.Valid() {
+			if r := &b.Receipts[i]; !r.Precedence.Valid() {
 				return fmt.Errorf("%w: receipt %d has invalid precedence %d", ErrBadBatch, i, r.Precedence)
-			}
-			if err := checkText(r.ID, queue.MaxIDLen); err != nil {
-				return fmt.Errorf("%w: receipt %d (rseq %d): id %q: %v", ErrBadBatch, i, r.RSeq, r.ID, err)
 			}
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadBatch, b.Kind)
-	}
-	return nil
-}
-
-// checkText refuses what a terminal or a log could misread in a peer's id
-// or key: invalid UTF-8 and control characters (C0, DEL, C1: escapes, CR,
-// LF), and more than max bytes. The empty string passes; whether it is
-// allowed is the receiver's business.
-func checkText(s string, max int) error {
-	if len(s) > max {
-		return fmt.Errorf("%d bytes long (at most %d)", len(s), max)
-	}
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return fmt.Errorf("invalid UTF-8 at byte %d", i)
-		case unicode.IsControl(r):
-			return fmt.Errorf("control character %U at byte %d", r, i)
-		}
 	}
 	return nil
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -86,7 +88,7 @@ func (o *sendOpts) validate() error {
 	if err := checkPrecedence(o.precedence); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
-	if waitRank(o.wait) == 0 {
+	if _, ok := waitState(o.wait); !ok {
 		return usagef("send: --wait %q is not one of %s", o.wait, strings.Join(waitStates, ", "))
 	}
 	if o.ttl < 0 {
@@ -98,14 +100,14 @@ func (o *sendOpts) validate() error {
 	return nil
 }
 
-// waitRank is the 1-based position of state in waitStates, 0 if absent.
-func waitRank(state string) int {
-	for i, s := range waitStates {
-		if s == state {
-			return i + 1
-		}
+// waitState is the state a --wait value names, if it is one of
+// waitStates.
+func waitState(s string) (queue.State, bool) {
+	if !slices.Contains(waitStates, s) {
+		return 0, false
 	}
-	return 0
+	st, err := queue.ParseState(s)
+	return st, err == nil
 }
 
 func (e *env) send(ctx context.Context, o sendOpts, file string) error {
@@ -157,7 +159,9 @@ func checkReached(m *client.Message, wait string, timeout time.Duration) error {
 	if m.State == "expired" && wait != "queued" {
 		return &notReached{fmt.Sprintf("message %s expired before it was %s", safe(m.ID), wait)}
 	}
-	if r := waitRank(m.State); m.WaitTimedOut || (r != 0 && r < waitRank(wait)) {
+	have, err := queue.ParseState(m.State)
+	want, ok := waitState(wait)
+	if m.WaitTimedOut || (err == nil && ok && !have.AtLeast(want)) {
 		return &notReached{fmt.Sprintf("message %s is still %s after %s (it is stored: do not send it again)", safe(m.ID), safe(m.State), timeout)}
 	}
 	return nil
