@@ -18,7 +18,9 @@ import (
 //	receipt: rseq, precedence, seq, id, read_at
 //	ack:     last, leader, error
 //	call:    op, body
-//	reply:   body, error
+//	reply:   body, error [, code, leader]
+//	         (code and leader only when either is not empty, so that a
+//	         reply without them reads as it did before they existed)
 //
 // A decoder accepts exactly this: no trailing bytes, no truncation, counts
 // that fit the remaining bytes and MaxBatchItems, valid kinds and
@@ -281,12 +283,22 @@ func appendReply(buf []byte, r *Reply) []byte {
 	e := encoder{buf}
 	e.bytes(r.Body)
 	e.str(r.Error)
+	if r.Code != "" || r.Leader != "" {
+		e.str(r.Code)
+		e.str(r.Leader)
+	}
 	return e.b
 }
 
 func decodeReply(p []byte) (*Reply, error) {
 	d := decoder{what: "reply", b: p}
 	r := &Reply{Body: d.bytes(), Error: d.str()}
+	if d.err == nil && len(d.b) > 0 {
+		r.Code, r.Leader = d.str(), d.str()
+		if d.err == nil && r.Code == "" && r.Leader == "" {
+			d.fail("empty code and leader (they are left out when empty)")
+		}
+	}
 	if err := d.done(); err != nil {
 		return nil, err
 	}
