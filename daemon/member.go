@@ -2,11 +2,9 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,16 +61,20 @@ var (
 
 // memberRoutes registers the membership admin API on mux.
 func (a *apiServer) memberRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(a.raftInfo))
-	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(a.members))
-	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(a.memberChange))
-	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(a.memberChange))
-	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(a.memberChange))
+	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(callAdminRaft, parseRaft))
+	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(callAdminMembers, parseMembers))
+	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(callAdminMember, parseMember))
+	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(callAdminMember, parseMember))
+	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(callAdminMember, parseMember))
 }
 
-// raftInfo serves GET /v1/admin/raft: this node's Raft progress.
-func (a *apiServer) raftInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.raftInfo())
+// raftRequest is GET /v1/admin/raft: this node's Raft progress.
+type raftRequest struct{}
+
+func parseRaft(*http.Request) (adminOp, *apiError) { return &raftRequest{}, nil }
+
+func (*raftRequest) run(_ context.Context, n *Node, _ adminCaller) (any, *apiError) {
+	return n.raftInfo(), nil
 }
 
 func (n *Node) raftInfo() *client.RaftInfo {
@@ -87,21 +89,24 @@ func (n *Node) raftInfo() *client.RaftInfo {
 	return ri
 }
 
-// members serves GET /v1/admin/members.
-// It first catches up with the leader (a read barrier), so that a change
-// the leader has made is in the list on every node; without a leader it
-// answers with its own view, marked stale.
-func (a *apiServer) members(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), memberBarrierTimeout)
-	stale := a.n.readBarrier(ctx) != nil
+// membersRequest is GET /v1/admin/members: the site's members as this
+// node knows them. It first catches up with the leader (a read barrier),
+// so that a change the leader has made is in the list on every node;
+// without a leader it answers with its own view, marked stale.
+type membersRequest struct{}
+
+func parseMembers(*http.Request) (adminOp, *apiError) { return &membersRequest{}, nil }
+
+func (*membersRequest) run(ctx context.Context, n *Node, _ adminCaller) (any, *apiError) {
+	bctx, cancel := context.WithTimeout(ctx, memberBarrierTimeout)
+	stale := n.commit.readBarrier(bctx) != nil
 	cancel()
-	out, err := a.n.membersReply(r.Context())
+	out, err := n.membersReply(ctx)
 	if err != nil {
-		writeMemberError(w, err)
-		return
+		return nil, memberAPIError(err)
 	}
 	out.Stale = stale
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // memberBarrierTimeout bounds how long a member list waits to catch up
@@ -157,114 +162,104 @@ func (n *Node) memberProgress(ctx context.Context, node string) (*client.RaftInf
 	}
 	ctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
 	defer cancel()
-	status, body, err := n.relayAdmin(ctx, node, http.MethodGet, client.PathAdminRaft)
+	var ri client.RaftInfo
+	aerr, err := n.relayAdmin(ctx, node, callAdminRaft, &raftRequest{}, n.cfg.SubmitTimeout.Duration, &ri)
 	if err != nil {
 		return nil, fmt.Errorf("not reachable: %v", err)
 	}
-	if status != http.StatusOK {
-		var e client.Error
-		json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("answered %d: %s", status, e.Error)
-	}
-	var ri client.RaftInfo
-	if err := json.Unmarshal(body, &ri); err != nil {
-		return nil, fmt.Errorf("bad reply: %v", err)
+	if aerr != nil {
+		return nil, fmt.Errorf("answered %d: %s", aerr.Status, aerr.Msg)
 	}
 	return &ri, nil
 }
 
-// memberChange serves POST /v1/admin/members/add|remove|replace.
-func (a *apiServer) memberChange(w http.ResponseWriter, r *http.Request) {
-	n := a.n
+// memberRequest is POST /v1/admin/members/add|remove|replace: one
+// membership change, made by the leader (a follower relays it there).
+type memberRequest struct {
+	Action string `json:"action"`         // add, remove, replace
+	ID     string `json:"id"`             // the node to add or remove
+	Old    string `json:"old,omitempty"`  // replace: the node to remove
+	Addr   string `json:"raft,omitempty"` // add, replace: ID's Raft address ("" = from the config)
+	Force  bool   `json:"force,omitempty"`
+}
+
+func parseMember(r *http.Request) (adminOp, *apiError) {
 	q := r.URL.Query()
 	action := strings.TrimPrefix(r.URL.Path, client.PathAdminMembers+"/")
-	req := memberRequest{action: action, id: q.Get("id"), old: q.Get("old"), addr: q.Get("raft")}
+	req := &memberRequest{Action: action, ID: q.Get("id"), Old: q.Get("old"), Addr: q.Get("raft")}
 	switch f := q.Get("force"); f {
 	case "", "false":
 	case "true":
-		req.force = true
+		req.Force = true
 	default:
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("force=%q is not true or false", f))
-		return
+		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "force=%q is not true or false", f)
 	}
-	if err := req.check(n.cfg); err != nil {
-		writeMemberError(w, err)
-		return
-	}
-	leader, _ := n.raft.Leader()
-	relayed := r.Context().Value(relayedKey{}) != nil
-	switch {
-	case leader == "":
-		writeMemberError(w, fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
-		return
-	case leader != n.cfg.Node && relayed:
-		writeMemberError(w, fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
-		return
-	case leader != n.cfg.Node:
-		ctx, cancel := context.WithTimeout(r.Context(), n.memberRelayTimeout())
-		defer cancel()
-		u := url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-		status, body, err := n.relayAdminWithin(ctx, leader, http.MethodPost, u.String(), n.memberRelayTimeout())
-		if err != nil {
-			writeMemberError(w, fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(body)
-		return
-	}
-	n.log.Warn("membership change requested", "action", action, "id", req.id, "old", req.old, "raft", req.addr, "force", req.force, "by", credString(caller(r)))
-	out, err := n.changeMembers(r.Context(), req)
-	if err != nil {
-		n.log.Warn("membership change failed", "action", action, "id", req.id, "old", req.old, "err", err)
-		writeMemberError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	return req, nil
 }
 
-// memberRequest is one add, remove or replace.
-type memberRequest struct {
-	action string // add, remove, replace
-	id     string // the node to add or remove
-	old    string // replace: the node to remove
-	addr   string // add, replace: id's Raft address ("" = from the config)
-	force  bool
+func (q *memberRequest) run(ctx context.Context, n *Node, who adminCaller) (any, *apiError) {
+	asked := *q // relayed as asked: the leader checks it against its own config
+	if err := q.check(n.cfg); err != nil {
+		return nil, memberAPIError(err)
+	}
+	leader, _ := n.raft.Leader()
+	switch {
+	case leader == "":
+		return nil, memberAPIError(fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
+	case leader != n.cfg.Node && who.relayed:
+		return nil, memberAPIError(fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
+	case leader != n.cfg.Node:
+		var out client.MemberChange
+		aerr, err := n.relayAdmin(ctx, leader, callAdminMember, &asked, n.memberRelayTimeout(), &out)
+		if err != nil {
+			return nil, memberAPIError(fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
+		}
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &out, nil
+	}
+	n.log.Warn("membership change requested", "action", q.Action, "id", q.ID, "old", q.Old, "raft", q.Addr, "force", q.Force, "by", who.by)
+	out, err := n.changeMembers(ctx, *q)
+	if err != nil {
+		n.log.Warn("membership change failed", "action", q.Action, "id", q.ID, "old", q.Old, "err", err)
+		return nil, memberAPIError(err)
+	}
+	return out, nil
 }
 
 // check validates the request against this node's config and fills in
-// addr. Its errors wrap errMemberBad or errMemberConflict.
+// Addr. Its errors wrap errMemberBad or errMemberConflict.
 func (q *memberRequest) check(cfg *Config) error {
-	if err := pki.ValidName(q.id); err != nil {
+	if err := pki.ValidName(q.ID); err != nil {
 		return fmt.Errorf("%w: id: %v", errMemberBad, err)
 	}
-	if q.action == "replace" {
-		if err := pki.ValidName(q.old); err != nil {
+	if q.Action == "replace" {
+		if err := pki.ValidName(q.Old); err != nil {
 			return fmt.Errorf("%w: old: %v", errMemberBad, err)
 		}
-		if q.old == q.id {
-			return fmt.Errorf("%w: old and id are both %q", errMemberBad, q.id)
+		if q.Old == q.ID {
+			return fmt.Errorf("%w: old and id are both %q", errMemberBad, q.ID)
 		}
 	}
-	if q.action == "remove" {
+	if q.Action == "remove" {
 		return nil // a node no longer in the config can still be removed
 	}
-	if q.addr != "" {
-		if err := checkAddr(q.addr); err != nil {
+	if q.Addr != "" {
+		if err := checkAddr(q.Addr); err != nil {
 			return fmt.Errorf("%w: raft: %v", errMemberBad, err)
 		}
 	}
-	nc := cfg.nodeConfig(q.id)
-	if nc == nil || cfg.siteOf(q.id) != cfg.Site {
+	nc := cfg.nodeConfig(q.ID)
+	if nc == nil || cfg.siteOf(q.ID) != cfg.Site {
 		return fmt.Errorf("%w: %s is not a node of site %s in %s's config: list it (with join = true) under the site's [[sites.nodes]] in every node's config and restart them one by one first (README: Replacing or adding a node)",
-			errMemberConflict, q.id, cfg.Site, cfg.Node)
+			errMemberConflict, q.ID, cfg.Site, cfg.Node)
 	}
 	switch {
-	case q.addr == "":
-		q.addr = nc.Raft
-	case q.addr != nc.Raft:
-		return fmt.Errorf("%w: --raft %s differs from %s's raft address in the config (%s)", errMemberConflict, q.addr, q.id, nc.Raft)
+	case q.Addr == "":
+		q.Addr = nc.Raft
+	case q.Addr != nc.Raft:
+		return fmt.Errorf("%w: --raft %s differs from %s's raft address in the config (%s)", errMemberConflict, q.Addr, q.ID, nc.Raft)
 	}
 	return nil
 }
@@ -272,33 +267,33 @@ func (q *memberRequest) check(cfg *Config) error {
 // changeMembers makes the change on the leader.
 func (n *Node) changeMembers(ctx context.Context, q memberRequest) (*client.MemberChange, error) {
 	out := &client.MemberChange{Site: n.cfg.Site, Leader: n.cfg.Node}
-	switch q.action {
+	switch q.Action {
 	case "add":
-		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+		if err := n.memberAdd(ctx, q.ID, q.Addr); err != nil {
 			return nil, err
 		}
-		out.Added = q.id
+		out.Added = q.ID
 	case "remove":
-		if err := n.memberRemove(ctx, q.id, q.force, ""); err != nil {
+		if err := n.memberRemove(ctx, q.ID, q.Force, ""); err != nil {
 			return nil, err
 		}
-		out.Removed = q.id
+		out.Removed = q.ID
 	case "replace":
 		// Check the removal first (counting the new node as live), so
 		// that a replace that would be refused changes nothing.
-		if err := n.checkRemove(ctx, q.old, q.force, q.id); err != nil {
+		if err := n.checkRemove(ctx, q.Old, q.Force, q.ID); err != nil {
 			return nil, err
 		}
-		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+		if err := n.memberAdd(ctx, q.ID, q.Addr); err != nil {
 			return nil, err
 		}
-		out.Added = q.id
-		if err := n.memberRemove(ctx, q.old, q.force, ""); err != nil {
-			return nil, fmt.Errorf("%s was added, but removing %s failed: %w", q.id, q.old, err)
+		out.Added = q.ID
+		if err := n.memberRemove(ctx, q.Old, q.Force, ""); err != nil {
+			return nil, fmt.Errorf("%s was added, but removing %s failed: %w", q.ID, q.Old, err)
 		}
-		out.Removed = q.old
+		out.Removed = q.Old
 	default:
-		return nil, fmt.Errorf("%w: no membership action %q", errMemberBad, q.action)
+		return nil, fmt.Errorf("%w: no membership action %q", errMemberBad, q.Action)
 	}
 	mr, err := n.membersReply(ctx)
 	if err == nil {
@@ -407,17 +402,19 @@ func classifyMemberErr(err error) error {
 	}
 }
 
-func writeMemberError(w http.ResponseWriter, err error) {
+// memberAPIError is how the socket API answers a membership failure.
+func memberAPIError(err error) *apiError {
 	switch {
 	case errors.Is(err, errMemberBad):
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s", err)
 	case errors.Is(err, errMemberConflict):
-		writeError(w, http.StatusConflict, client.CodeConflict, err.Error())
+		return apiErrorf(http.StatusConflict, client.CodeConflict, "%s", err)
 	case errors.Is(err, errMemberUnknown):
-		writeError(w, http.StatusNotFound, client.CodeNotFound, err.Error())
+		return apiErrorf(http.StatusNotFound, client.CodeNotFound, "%s", err)
 	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+		e := apiErrorf(http.StatusServiceUnavailable, client.CodeUnavailable, "%s", err)
+		e.Retry = true
+		return e
 	}
 }
 
