@@ -130,10 +130,13 @@ func (n *Node) forbidden(cred *syscall.Ucred) string {
 	return fmt.Sprintf("the admin API is for root and members of group %q; %s is neither", n.cfg.AdminGroup, who)
 }
 
-// nodeParam returns the node named by ?node= if it is another node of
-// the site, "" if it is empty or this node, and an error if it is no
-// node of the site.
-func (n *Node) nodeParam(r *http.Request) (string, *apiError) {
+// adminTarget checks that r's caller may use the admin API (403
+// otherwise) and returns the node ?node= names if that is another node of
+// the site, "" if it names none or this one (400 if no node of the site).
+func (n *Node) adminTarget(r *http.Request) (string, *apiError) {
+	if !n.isAdmin(caller(r)) {
+		return "", &apiError{Status: http.StatusForbidden, Code: client.CodeForbidden, Msg: n.forbidden(caller(r))}
+	}
 	node := r.URL.Query().Get("node")
 	switch {
 	case node == "" || node == n.cfg.Node:
@@ -149,11 +152,7 @@ func (n *Node) nodeParam(r *http.Request) (string, *apiError) {
 func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiError)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n := a.n
-		if !n.isAdmin(caller(r)) {
-			writeError(w, http.StatusForbidden, client.CodeForbidden, n.forbidden(caller(r)))
-			return
-		}
-		node, aerr := n.nodeParam(r)
+		node, aerr := n.adminTarget(r)
 		if aerr != nil {
 			writeAPIError(w, aerr)
 			return
@@ -173,7 +172,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 			return
 		}
 		var res json.RawMessage
-		aerr, err := n.relayAdmin(r.Context(), node, op, req, n.cfg.SubmitTimeout.Duration, &res)
+		aerr, err := relayAdmin(r.Context(), n.link, node, op, req, n.cfg.SubmitTimeout.Duration, &res)
 		switch {
 		case err != nil:
 			status := http.StatusBadGateway
@@ -194,12 +193,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 // streams): it checks the caller and refuses ?node= naming another node.
 func (a *apiServer) adminHere(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		n := a.n
-		if !n.isAdmin(caller(r)) {
-			writeError(w, http.StatusForbidden, client.CodeForbidden, n.forbidden(caller(r)))
-			return
-		}
-		node, aerr := n.nodeParam(r)
+		node, aerr := a.n.adminTarget(r)
 		if aerr == nil && node != "" {
 			aerr = apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s is not relayed (node=%q): ask %s through its own socket", r.URL.Path, node, node)
 		}
@@ -220,18 +214,18 @@ func (n *Node) siteNodes() []string {
 }
 
 // relayAdmin runs req (the admin operation op) on another node of the
-// site, within d, and decodes its reply into out. The node's answer is
+// site over link, within d, and decodes its reply into out. The node's answer is
 // the *apiError, if it failed there; err is a failure to get an answer
 // (the node unreachable, starting or stopping: a *transport.CallError
 // with its sentinel).
-func (n *Node) relayAdmin(ctx context.Context, node, op string, req adminOp, d time.Duration, out any) (*apiError, error) {
+func relayAdmin(ctx context.Context, link *transport.Link, node, op string, req adminOp, d time.Duration, out any) (*apiError, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	rep, err := n.link.Call(ctx, node, &transport.Call{Op: op, Body: body})
+	rep, err := link.Call(ctx, node, &transport.Call{Op: op, Body: body})
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ func (n *Node) transferLeader(ctx context.Context, to string) (*client.LeaderTra
 		return nil, fmt.Errorf("%w: %s is already the leader", errTransferConflict, to)
 	case leader != n.cfg.Node:
 		var lt client.LeaderTransfer
-		aerr, err := n.relayAdmin(ctx, leader, callAdminTransfer, &transferRequest{To: to}, n.cfg.SubmitTimeout.Duration, &lt)
+		aerr, err := relayAdmin(ctx, n.link, leader, callAdminTransfer, &transferRequest{To: to}, n.cfg.SubmitTimeout.Duration, &lt)
 		if err != nil {
 			return nil, fmt.Errorf("asking leader %s: %w", leader, err)
 		}

@@ -40,7 +40,8 @@ type Node struct {
 	raft    *consensus.Node
 	link    *transport.Link
 	api     *apiServer
-	commit  *committer // propose, group commit, relay, read index
+	commit  *committer  // propose, group commit, relay, read index
+	members *membership // membership changes (member.go)
 	metrics *metrics
 	mserv   *metricsServer // nil unless metrics_listen is set
 	keys    *pki.Keyring   // replaced by reload
@@ -120,6 +121,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		check:     n.checkRelayed,
 		submitted: func(k int) { n.metrics.submitted.Add(float64(k)) },
 	})
+	n.members = &membership{cfg: cfg, raft: n.raft, link: n.link, log: log}
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err
@@ -130,8 +132,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.leadership()
 	if cfg.nodeConfig(cfg.Node).Join {
-		n.wg.Add(1)
-		go n.watchJoin()
+		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
