@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os/user"
 	"slices"
 	"strconv"
@@ -14,45 +13,83 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
-	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
-// Intra-site and inter-site call operations besides callPropose.
-const (
-	callAdmin         = "admin"          // own site: an admin API request relayed to this node
-	callBarrier       = "barrier"        // own site: commit a barrier (link tests)
-	callLinkTest      = "linktest"       // other sites: prove this site can commit
-	callUpPaths       = "up-paths"       // own site: how many paths to other sites are up here
-	callReach         = "reach"          // own site: "SITES PATHS": other sites with a path up here, paths up
-	callDrillArrivals = "drill.arrivals" // other sites: their drill canaries as committed here
-	callDrillTransfer = "drill.transfer" // other sites: move our leadership (allow_remote_drills)
-)
+// The admin API (README: "Local API"): each operation is a typed request
+// (adminOp) that the socket API parses from the query and runs here, or,
+// when ?node= names another node of the site, sends to that node as a call
+// (callAdmin*, JSON) that runs the same request there. A relay's result
+// comes back as the typed reply or an *apiError with the HTTP status, code
+// and message the socket API answers with, so that both ways answer alike.
+// Followers use the same requests to ask their leader (a leader transfer,
+// a membership change) and members for their Raft progress.
 
-type relayedKey struct{}
-
-// adminRelay is an admin API request relayed to another node of the site.
-type adminRelay struct {
-	Method string `json:"method"`
-	URL    string `json:"url"`
+// adminOp is one admin operation as a typed request. run does it on n;
+// who asked is for the log. Its reply is JSON-encodable; its error says
+// how the socket API answers.
+type adminOp interface {
+	run(ctx context.Context, n *Node, who adminCaller) (any, *apiError)
 }
 
-// adminReply is the relayed request's HTTP reply.
-type adminReply struct {
+// adminCaller is who asked for an admin operation: a caller of this
+// node's socket, or another node of the site relaying one.
+type adminCaller struct {
+	by      string // for the log: "uid=0 pid=42", or "relay from alpha-2"
+	relayed bool
+}
+
+// apiError is an admin operation's failure as the socket API answers it;
+// a relay carries it back as it is.
+type apiError struct {
 	Status int    `json:"status"`
-	Body   []byte `json:"body"`
+	Code   string `json:"code"`
+	Msg    string `json:"error"`
+	Retry  bool   `json:"retry,omitempty"` // answer with Retry-After: 1
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+func apiErrorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if e.Retry {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, e.Status, e.Code, e.Msg)
+}
+
+// adminResult is a relayed admin operation's outcome: its reply or its
+// error.
+type adminResult struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Err    *apiError       `json:"error,omitempty"`
+}
+
+// adminOps are the admin operations another node of the site may relay
+// to this one, by call op; each makes an empty request to decode into.
+var adminOps = map[string]func() adminOp{
+	callAdminPaths:    func() adminOp { return &pathsRequest{} },
+	callAdminPath:     func() adminOp { return &pathRequest{} },
+	callAdminTransfer: func() adminOp { return &transferRequest{} },
+	callAdminArrivals: func() adminOp { return &arrivalsRequest{} },
+	callAdminRaft:     func() adminOp { return &raftRequest{} },
+	callAdminMembers:  func() adminOp { return &membersRequest{} },
+	callAdminMember:   func() adminOp { return &memberRequest{} },
 }
 
 // adminRoutes registers the admin API on mux.
 func (a *apiServer) adminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+client.PathAdminPaths, a.admin(a.paths))
-	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(a.pathAdmin))
-	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(a.leaderTransfer))
-	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(a.arrivals))
+	mux.HandleFunc("GET "+client.PathAdminPaths, a.admin(callAdminPaths, parsePaths))
+	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(callAdminPath, parsePath))
+	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(callAdminTransfer, parseTransfer))
+	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.n.parseArrivals))
 	a.memberRoutes(mux)
-	mux.HandleFunc("GET "+client.PathAdminBackup, a.admin(a.backup)) // backup.go
+	mux.HandleFunc("GET "+client.PathAdminBackup, a.adminHere(a.backup)) // backup.go
 }
 
 // isAdmin reports whether the caller may use the admin API: root, or a
@@ -93,45 +130,78 @@ func (n *Node) forbidden(cred *syscall.Ucred) string {
 	return fmt.Sprintf("the admin API is for root and members of group %q; %s is neither", n.cfg.AdminGroup, who)
 }
 
-// admin wraps an admin handler: it checks the caller and relays requests
-// that name another node of the site (?node=) to that node.
-func (a *apiServer) admin(h http.HandlerFunc) http.HandlerFunc {
+// adminTarget checks that r's caller may use the admin API (403
+// otherwise) and returns the node ?node= names if that is another node of
+// the site, "" if it names none or this one (400 if no node of the site).
+func (n *Node) adminTarget(r *http.Request) (string, *apiError) {
+	if !n.isAdmin(caller(r)) {
+		return "", &apiError{Status: http.StatusForbidden, Code: client.CodeForbidden, Msg: n.forbidden(caller(r))}
+	}
+	node := r.URL.Query().Get("node")
+	switch {
+	case node == "" || node == n.cfg.Node:
+		return "", nil
+	case n.cfg.siteOf(node) != n.cfg.Site:
+		return "", apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "node=%q is not a node of site %s (%s)", node, n.cfg.Site, strings.Join(n.siteNodes(), ", "))
+	}
+	return node, nil
+}
+
+// admin serves one admin operation: it checks the caller, parses the
+// request and runs it here, or on the node ?node= names (relayed as op).
+func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiError)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n := a.n
-		relayed := r.Context().Value(relayedKey{}) != nil
-		if !relayed && !n.isAdmin(caller(r)) {
-			writeError(w, http.StatusForbidden, client.CodeForbidden, n.forbidden(caller(r)))
+		node, aerr := n.adminTarget(r)
+		if aerr != nil {
+			writeAPIError(w, aerr)
 			return
 		}
-		node := r.URL.Query().Get("node")
-		if node == "" || node == n.cfg.Node {
-			h(w, r)
+		req, aerr := parse(r)
+		if aerr != nil {
+			writeAPIError(w, aerr)
 			return
 		}
-		if n.cfg.siteOf(node) != n.cfg.Site {
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("node=%q is not a node of site %s (%s)", node, n.cfg.Site, strings.Join(n.siteNodes(), ", ")))
+		if node == "" {
+			res, aerr := req.run(r.Context(), n, adminCaller{by: credString(caller(r))})
+			if aerr != nil {
+				writeAPIError(w, aerr)
+				return
+			}
+			writeJSON(w, http.StatusOK, res)
 			return
 		}
-		if relayed {
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, "a relayed request names another node")
-			return
-		}
-		q := r.URL.Query()
-		q.Del("node")
-		u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
-		status, body, err := n.relayAdmin(r.Context(), node, r.Method, u.String())
-		if err != nil {
+		var res json.RawMessage
+		aerr, err := relayAdmin(r.Context(), n.link, node, op, req, n.cfg.SubmitTimeout.Duration, &res)
+		switch {
+		case err != nil:
 			status := http.StatusBadGateway
-			if retryableText(err.Error()) {
+			if retryable(err) {
 				status = http.StatusServiceUnavailable // that node is starting or stopping
 				w.Header().Set("Retry-After", "1")
 			}
 			writeError(w, status, client.CodeUnavailable, fmt.Sprintf("relaying to %s: %v", node, err))
+		case aerr != nil:
+			writeAPIError(w, aerr)
+		default:
+			writeJSON(w, http.StatusOK, res)
+		}
+	}
+}
+
+// adminHere serves an admin operation that is not relayed (a backup
+// streams): it checks the caller and refuses ?node= naming another node.
+func (a *apiServer) adminHere(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		node, aerr := a.n.adminTarget(r)
+		if aerr == nil && node != "" {
+			aerr = apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s is not relayed (node=%q): ask %s through its own socket", r.URL.Path, node, node)
+		}
+		if aerr != nil {
+			writeAPIError(w, aerr)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(body)
+		h(w, r)
 	}
 }
 
@@ -143,338 +213,55 @@ func (n *Node) siteNodes() []string {
 	return out
 }
 
-// relayAdmin sends an admin request to another node of the site over the
-// intra-site link.
-func (n *Node) relayAdmin(ctx context.Context, node, method, u string) (int, []byte, error) {
-	return n.relayAdminWithin(ctx, node, method, u, n.cfg.SubmitTimeout.Duration)
-}
-
-// relayAdminWithin is relayAdmin with a timeout of d.
-func (n *Node) relayAdminWithin(ctx context.Context, node, method, u string, d time.Duration) (int, []byte, error) {
-	body, _ := json.Marshal(adminRelay{Method: method, URL: u})
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	rep, err := n.link.Call(ctx, node, &transport.Call{Op: callAdmin, Body: body})
+// relayAdmin runs req (the admin operation op) on another node of the
+// site over link, within d, and decodes its reply into out. The node's answer is
+// the *apiError, if it failed there; err is a failure to get an answer
+// (the node unreachable, starting or stopping: a *transport.CallError
+// with its sentinel).
+func relayAdmin(ctx context.Context, link *transport.Link, node, op string, req adminOp, d time.Duration, out any) (*apiError, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
-		return 0, nil, err
-	}
-	if rep.Error != "" {
-		return 0, nil, errors.New(rep.Error)
-	}
-	var ar adminReply
-	if err := json.Unmarshal(rep.Body, &ar); err != nil {
-		return 0, nil, fmt.Errorf("bad relay reply: %w", err)
-	}
-	return ar.Status, ar.Body, nil
-}
-
-// serveRelayedAdmin runs a relayed admin request through this node's API.
-func (n *Node) serveRelayedAdmin(ctx context.Context, body []byte) (*transport.Reply, error) {
-	var ar adminRelay
-	if err := json.Unmarshal(body, &ar); err != nil {
-		return &transport.Reply{Error: "bad admin relay: " + err.Error()}, nil
-	}
-	if !strings.HasPrefix(ar.URL, "/v1/admin/") {
-		return &transport.Reply{Error: fmt.Sprintf("relay of %q refused: only the admin API is relayed", ar.URL)}, nil
-	}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, relayedKey{}, true), ar.Method, ar.URL, nil)
-	if err != nil {
-		return &transport.Reply{Error: "bad admin relay: " + err.Error()}, nil
-	}
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	n.api.srv.Handler.ServeHTTP(rec, req)
-	out, _ := json.Marshal(adminReply{Status: rec.status, Body: rec.body})
-	return &transport.Reply{Body: out}, nil
-}
-
-// recorder is a minimal http.ResponseWriter that keeps the reply.
-type recorder struct {
-	header http.Header
-	status int
-	body   []byte
-	wrote  bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.status, r.wrote = code, true
-	}
-}
-func (r *recorder) Write(p []byte) (int, error) {
-	r.wrote = true
-	r.body = append(r.body, p...)
-	return len(p), nil
-}
-
-// paths serves GET /v1/admin/paths.
-func (a *apiServer) paths(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.pathsReply())
-}
-
-func (n *Node) pathsReply() *client.PathsReply {
-	out := &client.PathsReply{Site: n.cfg.Site, Node: n.cfg.Node, Paths: []client.PathInfo{}}
-	for _, p := range n.cfg.Paths {
-		m, _ := n.link.PathAdmin(p)
-		pa := client.PathAdmin{Node: n.cfg.Node, Path: p, State: "up"}
-		if m != transport.AdminUp {
-			pa.State, pa.Mode = "down", adminModeName(m)
-		}
-		out.Admin = append(out.Admin, pa)
-	}
-	tests := n.linkTests.snapshot()
-	for _, ps := range n.link.Paths() {
-		pi := client.PathInfo{
-			Site: ps.Site, Node: ps.Node, Path: ps.Path, Remote: ps.Remote, State: ps.State,
-			Active: ps.Active, RTTMillis: millis(ps.RTT), LossPct: ps.LossPct,
-			LastOK: tptrTime(ps.LastOK), LastError: ps.LastErr, LastErrorAt: tptrTime(ps.LastErrAt),
-			BytesSent: ps.BytesSent, BytesRecv: ps.BytesRecv, Since: tptrTime(ps.Since),
-		}
-		if lt, ok := tests[linkTestKey{ps.Site, ps.Path}]; ok {
-			pi.LinkTest = &lt
-		}
-		out.Paths = append(out.Paths, pi)
-	}
-	return out
-}
-
-func adminModeName(m transport.AdminMode) string {
-	if m == transport.AdminDrop {
-		return client.ModeDrop
-	}
-	return client.ModeClose
-}
-
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func tptrTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-// pathAdmin serves POST /v1/admin/paths/{name}/down|up.
-func (a *apiServer) pathAdmin(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	name, action := r.PathValue("name"), r.PathValue("action")
-	if name == lanPath {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("%q is the intra-site link, not an inter-site path (paths: %s)", name, strings.Join(n.cfg.Paths, ", ")))
-		return
-	}
-	if !slices.Contains(n.cfg.Paths, name) {
-		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no path %q on %s (paths: %s)", name, n.cfg.Node, strings.Join(n.cfg.Paths, ", ")))
-		return
-	}
-	var mode transport.AdminMode
-	switch action {
-	case "up":
-		mode = transport.AdminUp
-	case "down":
-		switch m := r.URL.Query().Get("mode"); m {
-		case "", client.ModeClose:
-			mode = transport.AdminClose
-		case client.ModeDrop:
-			mode = transport.AdminDrop
-		default:
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("mode=%q is not %s or %s", m, client.ModeClose, client.ModeDrop))
-			return
-		}
-	default:
-		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no action %q for a path (down or up)", action))
-		return
-	}
-	if err := n.link.SetPathAdmin(name, mode); err != nil {
-		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-		return
-	}
-	pa := client.PathAdmin{Node: n.cfg.Node, Path: name, State: "up"}
-	if mode != transport.AdminUp {
-		pa.State, pa.Mode = "down", adminModeName(mode)
-	}
-	n.log.Warn("path administratively changed", "path", name, "state", pa.State, "mode", pa.Mode, "by", credString(caller(r)))
-	writeJSON(w, http.StatusOK, pa)
-}
-
-func credString(c *syscall.Ucred) string {
-	if c == nil {
-		return "relay"
-	}
-	return fmt.Sprintf("uid=%d pid=%d", c.Uid, c.Pid)
-}
-
-// leaderTransfer serves POST /v1/admin/leader/transfer.
-func (a *apiServer) leaderTransfer(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	q := r.URL.Query()
-	site, to := q.Get("site"), q.Get("to")
-	if site != "" && site != n.cfg.Site {
-		if n.cfg.siteConfig(site) == nil {
-			writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("unknown site %q", site))
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*n.cfg.SubmitTimeout.Duration)
-		defer cancel()
-		rep, _, err := n.link.CallSite(ctx, site, "", &transport.Call{Op: callDrillTransfer, Body: []byte(to)})
-		if err != nil {
-			writeError(w, http.StatusBadGateway, client.CodeUnavailable, fmt.Sprintf("asking site %s: %v", site, err))
-			return
-		}
-		if rep.Error != "" {
-			writeError(w, http.StatusConflict, client.CodeConflict, fmt.Sprintf("site %s: %s", site, rep.Error))
-			return
-		}
-		var lt client.LeaderTransfer
-		if err := json.Unmarshal(rep.Body, &lt); err != nil {
-			writeError(w, http.StatusBadGateway, client.CodeInternal, "bad reply from "+site+": "+err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, lt)
-		return
-	}
-	if to != "" && n.cfg.siteOf(to) != n.cfg.Site {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("to=%q is not a node of site %s (%s)", to, n.cfg.Site, strings.Join(n.siteNodes(), ", ")))
-		return
-	}
-	lt, err := n.transferLeader(r.Context(), to)
-	if err != nil {
-		status, code := http.StatusServiceUnavailable, client.CodeUnavailable
-		if errors.Is(err, errTransferConflict) {
-			status, code = http.StatusConflict, client.CodeConflict
-		}
-		writeError(w, status, code, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, lt)
-}
-
-var errTransferConflict = errors.New("leader transfer not possible")
-
-// transferLeader moves this site's leadership to `to` ("" = Raft's choice)
-// and waits until a new leader is known. On a follower it asks the leader.
-func (n *Node) transferLeader(ctx context.Context, to string) (*client.LeaderTransfer, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.SubmitTimeout.Duration)
-	defer cancel()
-	leader, _ := n.raft.Leader()
-	switch {
-	case leader == "":
-		return nil, fmt.Errorf("%w: site %s has no leader now", errTransferConflict, n.cfg.Site)
-	case to == leader:
-		return nil, fmt.Errorf("%w: %s is already the leader", errTransferConflict, to)
-	case leader != n.cfg.Node:
-		u := url.URL{Path: client.PathAdminLeader}
-		if to != "" {
-			u.RawQuery = url.Values{"to": {to}}.Encode()
-		}
-		status, body, err := n.relayAdmin(ctx, leader, http.MethodPost, u.String())
-		if err != nil {
-			return nil, fmt.Errorf("asking leader %s: %w", leader, err)
-		}
-		if status != http.StatusOK {
-			var e client.Error
-			json.Unmarshal(body, &e)
-			return nil, fmt.Errorf("%w: leader %s: %s", errTransferConflict, leader, e.Error)
-		}
-		var lt client.LeaderTransfer
-		if err := json.Unmarshal(body, &lt); err != nil {
-			return nil, err
-		}
-		return &lt, nil
-	}
-	start := time.Now()
-	if err := n.raft.TransferLeadership(ctx, to); err != nil {
-		if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrUnknownServer) {
-			return nil, fmt.Errorf("%w: %v", errTransferConflict, err)
-		}
 		return nil, err
 	}
-	for {
-		if l, _ := n.raft.Leader(); l != "" && l != n.cfg.Node {
-			n.log.Warn("leadership transferred", "to", l, "took", time.Since(start).Round(time.Millisecond))
-			return &client.LeaderTransfer{Site: n.cfg.Site, From: n.cfg.Node, To: l}, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("stepped down, but no new leader within the timeout: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// arrivals serves GET /v1/admin/drill/arrivals by asking a node of the
-// destination site.
-func (a *apiServer) arrivals(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	q := r.URL.Query()
-	site := q.Get("site")
-	if site == "" || site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
-		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("site=%q is not another configured site (%s)", site, strings.Join(n.cfg.remoteSites(), ", ")))
-		return
-	}
-	prec, err := queue.ParsePrecedence(q.Get("precedence"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "precedence "+err.Error())
-		return
-	}
-	after, err := strconv.ParseUint(q.Get("after"), 10, 64)
-	if err != nil && q.Get("after") != "" {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("after=%q is not a sequence number", q.Get("after")))
-		return
-	}
-	max := 1000
-	if s := q.Get("max"); s != "" {
-		if max, err = strconv.Atoi(s); err != nil || max < 0 || max > 1000 {
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("max=%q is not 0 to 1000", s))
-			return
-		}
-	}
-	body, _ := json.Marshal(arrivalsQuery{Precedence: prec, After: after, Max: max})
-	ctx, cancel := context.WithTimeout(r.Context(), n.cfg.SubmitTimeout.Duration)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	rep, _, err := n.link.CallSite(ctx, site, "", &transport.Call{Op: callDrillArrivals, Body: body})
+	rep, err := link.Call(ctx, node, &transport.Call{Op: op, Body: body})
 	if err != nil {
-		writeError(w, http.StatusBadGateway, client.CodeUnavailable, fmt.Sprintf("asking site %s: %v", site, err))
-		return
+		return nil, err
 	}
-	if rep.Error != "" {
-		writeError(w, http.StatusBadGateway, client.CodeUnavailable, fmt.Sprintf("site %s: %s", site, rep.Error))
-		return
+	if err := callCodes.Err(op, rep); err != nil {
+		return nil, err
 	}
-	var out client.ArrivalsReply
-	if err := json.Unmarshal(rep.Body, &out); err != nil {
-		writeError(w, http.StatusBadGateway, client.CodeInternal, "bad reply from "+site+": "+err.Error())
-		return
+	var res adminResult
+	if err := json.Unmarshal(rep.Body, &res); err != nil {
+		return nil, fmt.Errorf("bad relay reply: %w", err)
 	}
-	writeJSON(w, http.StatusOK, out)
+	if res.Err != nil {
+		return res.Err, nil
+	}
+	if err := json.Unmarshal(res.Result, out); err != nil {
+		return nil, fmt.Errorf("bad relay reply: %w", err)
+	}
+	return nil, nil
 }
 
-type arrivalsQuery struct {
-	Precedence queue.Precedence `json:"precedence"`
-	After      uint64           `json:"after"`
-	Max        int              `json:"max"`
+// serveAdmin runs an admin operation another node of the site relayed.
+func (n *Node) serveAdmin(ctx context.Context, from pki.Identity, op string, body []byte) ([]byte, error) {
+	req := adminOps[op]()
+	if err := json.Unmarshal(body, req); err != nil {
+		return nil, fmt.Errorf("%w: admin request %s: %v", errBadRelay, op, err)
+	}
+	res, aerr := req.run(ctx, n, adminCaller{by: "relay from " + from.Node, relayed: true})
+	out := adminResult{Err: aerr}
+	if aerr == nil {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return nil, err
+		}
+		out.Result = b
+	}
+	return json.Marshal(out)
 }
 
-// serveArrivals answers another site's drill: its canaries as committed
-// here. It only ever shows the caller's own channel.
-func (n *Node) serveArrivals(origin string, body []byte) (*transport.Reply, error) {
-	var q arrivalsQuery
-	if err := json.Unmarshal(body, &q); err != nil || !q.Precedence.Valid() || q.Max < 0 || q.Max > 1000 {
-		return &transport.Reply{Error: "bad arrivals query"}, nil
-	}
-	out := client.ArrivalsReply{Site: n.cfg.Site, Precedence: q.Precedence.String(), Next: q.After, Arrivals: []client.Arrival{}}
-	as, next, last, err := n.store.Arrivals(origin, q.Precedence, q.After, queue.FlagDrill, max(q.Max, 0), 50_000)
-	if err != nil {
-		return &transport.Reply{Error: err.Error()}, nil
-	}
-	out.Last = last
-	if q.Max > 0 {
-		out.Next = next
-	}
-	for _, a := range as {
-		out.Arrivals = append(out.Arrivals, client.Arrival{Seq: a.Seq, ID: a.ID, Key: a.Key,
-			SubmittedAt: time.Unix(0, a.SubmittedAt).UTC(), ArrivedAt: time.Unix(0, a.ArrivedAt).UTC()})
-	}
-	b, _ := json.Marshal(out)
-	return &transport.Reply{Body: b}, nil
-}
+// errBadRelay is a relayed request that does not decode.
+var errBadRelay = errors.New("bad relayed request")

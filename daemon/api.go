@@ -109,11 +109,17 @@ func (a *apiServer) route(w http.ResponseWriter, r *http.Request) {
 
 // noRoute answers a request no endpoint takes, as the mux would but in
 // the API's JSON error form.
-func (a *apiServer) noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
-	h.ServeHTTP(rec, r)
-	if rec.status == http.StatusMethodNotAllowed {
-		allow := rec.header.Get("Allow")
+func (a *apiServer) noRoute(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+	var methods []string // those the path takes, as the mux's Allow lists them
+	for _, m := range []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := a.mux.Handler(&probe); pattern != "" {
+			methods = append(methods, m)
+		}
+	}
+	if len(methods) > 0 {
+		allow := strings.Join(methods, ", ")
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, client.CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %q (allowed: %s)", r.Method, r.URL.Path, allow))
 		return
@@ -302,7 +308,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.SubmitTimeout.Duration)
-		res, err = n.subs.submit(ctx, item)
+		res, err = n.commit.submit(ctx, item)
 		cancel()
 		if err != nil {
 			// It may have committed after all: name the id it would have.

@@ -20,6 +20,7 @@ import (
 // Internal constants and variables.
 const (
 	CallPropose          = callPropose
+	CallDrillTransfer    = callDrillTransfer
 	RaftALPN             = raftALPN
 	MetricsMaxConns      = metricsMaxConns
 	MetricsHeaderTimeout = metricsHeaderTimeout
@@ -81,3 +82,33 @@ func NewReloader(n *Node, file string, level *slog.LevelVar) Reloader {
 }
 func (r Reloader) Reload() (string, error)           { return r.r.reload() }
 func (r Reloader) Apply(cfg *Config) (string, error) { return r.r.apply(cfg) }
+
+// The commit path and the calls a node serves.
+
+var (
+	NoopCommand = noopCommand
+	Retryable   = retryable
+)
+
+// Relay sends an encoded command from n to node as a follower relays it.
+func Relay(n *Node, ctx context.Context, node string, data []byte) error {
+	_, err := n.commit.relay(ctx, node, data)
+	return err
+}
+
+// Propose commits cmd through n as the leader's duties do.
+func Propose(n *Node, ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	return n.propose(ctx, cmd)
+}
+
+// CallErr is the error a reply to a call of op stands for.
+func CallErr(op string, rep *transport.Reply) error { return callCodes.Err(op, rep) }
+
+// SetStopping moves n's lifecycle to stopping, or back to running.
+func SetStopping(n *Node, stopping bool) {
+	if stopping {
+		n.life.set(stateStopping)
+	} else {
+		n.life.set(stateRunning)
+	}
+}

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport"
 )
 
 // Errors for work that arrives while a node cannot take it. Both are
 // retryable: a peer or client tries again shortly, or on another node.
-// On the link they travel as text (Ack.Error, Reply.Error) and are
-// recognised with [retryableText]; on the socket API they are 503
-// unavailable with a Retry-After header.
+// In a call's reply they keep their identity (callCodes; [retryable]
+// recognises them); in an ack they travel as text ([retryableText]); on
+// the socket API they are 503 unavailable with a Retry-After header.
 var (
 	ErrStarting = errors.New("node is starting; retry shortly")
 	ErrStopping = errors.New("node is stopping; retry on another node")
@@ -27,8 +28,8 @@ var (
 //	    │                                          ▲
 //	    └──────────── Open failed ─────────────────┘
 //
-// Only a running node takes work: every entry point (the link's batch and
-// call handlers, the socket API) calls lifecycle.enter, which refuses with
+// Only a running node takes work: every entry point (the link's batch
+// handler and every call of its routing table, the socket API) calls lifecycle.enter, which refuses with
 // ErrStarting or ErrStopping otherwise, and exit when done. Every field of
 // the Node is set before the state becomes running, so no handler sees a
 // half-built node; Close waits (bounded) for the work that entered before
@@ -103,8 +104,22 @@ func (l *lifecycle) drain(d time.Duration) bool {
 	}
 }
 
-// retryableText reports whether an error text from a peer (Ack.Error,
-// Reply.Error) says that node was starting or stopping.
+// retryable reports whether err says that a node was starting or
+// stopping: its own, or a call's (a *transport.CallError wrapping
+// ErrStarting or ErrStopping). A reply without a code comes from a node
+// of an earlier version, which sent these errors as text only: its text
+// is read instead.
+func retryable(err error) bool {
+	if errors.Is(err, ErrStarting) || errors.Is(err, ErrStopping) {
+		return true
+	}
+	var ce *transport.CallError
+	return errors.As(err, &ce) && ce.Code == "" && retryableText(ce.Msg)
+}
+
+// retryableText reports whether an error text from a peer (Ack.Error, or
+// the Reply.Error of a node of an earlier version) says that node was
+// starting or stopping.
 func retryableText(s string) bool {
 	return strings.Contains(s, ErrStarting.Error()) || strings.Contains(s, ErrStopping.Error())
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -31,9 +32,8 @@ func unopenedNode(t *testing.T) *Node {
 func checkRefusals(t *testing.T, n *Node, want error) {
 	t.Helper()
 	ctx := context.Background()
-	r := (*receiver)(n)
 	peer := pki.Identity{Site: "bravo", Node: "bravo-1"}
-	ack, err := r.HandleBatch(ctx, peer, &transport.Batch{Kind: transport.BatchMessages, From: "bravo", To: "alpha", Precedence: queue.Flash})
+	ack, err := n.handleBatch(ctx, peer, &transport.Batch{Kind: transport.BatchMessages, From: "bravo", To: "alpha", Precedence: queue.Flash})
 	if err != nil || !strings.Contains(ack.Error, want.Error()) || !retryableText(ack.Error) {
 		t.Errorf("batch: ack %+v, err %v; want a retryable %q", ack, err, want)
 	}
@@ -41,10 +41,10 @@ func checkRefusals(t *testing.T, n *Node, want error) {
 	for _, c := range []struct {
 		from pki.Identity
 		op   string
-	}{{own, callPropose}, {own, callAdmin}, {own, callBarrier}, {own, callUpPaths}, {own, callReadIndex},
+	}{{own, callPropose}, {own, callAdminRaft}, {own, callAdminMember}, {own, callBarrier}, {own, callUpPaths}, {own, callReadIndex},
 		{peer, callLinkTest}, {peer, callDrillArrivals}, {peer, callDrillTransfer}} {
-		rep, err := r.HandleCall(ctx, c.from, &transport.Call{Op: c.op, Body: []byte("{}")})
-		if err != nil || !strings.Contains(rep.Error, want.Error()) || !retryableText(rep.Error) {
+		rep := n.calls().Serve(ctx, n.cfg.Site, c.from, &transport.Call{Op: c.op, Body: []byte("{}")})
+		if err := callCodes.Err(c.op, rep); !strings.Contains(rep.Error, want.Error()) || !errors.Is(err, want) {
 			t.Errorf("call %s from %s: reply %+v, err %v; want a retryable %q", c.op, c.from, rep, err, want)
 		}
 	}

@@ -140,7 +140,7 @@ func (n *Node) linkTest(ctx context.Context, site, path string) bool {
 	)
 	for {
 		rep, node, err = n.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
-		if err != nil || !retryableText(rep.Error) || tctx.Err() != nil {
+		if err != nil || !retryable(callCodes.Err(callLinkTest, rep)) || tctx.Err() != nil {
 			break
 		}
 		select {

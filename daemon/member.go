@@ -2,11 +2,10 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,11 +45,20 @@ const (
 	joinLogEvery       = 2 * time.Second        // a joining node's progress lines
 )
 
+// membership makes and shows the site's membership changes on this node.
+// It is safe for concurrent use; the leader serialises the changes.
+type membership struct {
+	cfg  *Config // this node's (read-only)
+	raft *consensus.Node
+	link *transport.Link // to ask members for their progress
+	log  *slog.Logger
+}
+
 // catchUpTimeout is how long add waits for a new member to catch up
 // before promoting it; relayTimeout bounds a change relayed to the leader.
-func (n *Node) catchUpTimeout() time.Duration { return 2 * n.cfg.SubmitTimeout.Duration }
-func (n *Node) memberRelayTimeout() time.Duration {
-	return n.catchUpTimeout() + 2*n.cfg.SubmitTimeout.Duration
+func (m *membership) catchUpTimeout() time.Duration { return 2 * m.cfg.SubmitTimeout.Duration }
+func (m *membership) relayTimeout() time.Duration {
+	return m.catchUpTimeout() + 2*m.cfg.SubmitTimeout.Duration
 }
 
 // errMember* classify membership failures into HTTP replies.
@@ -63,22 +71,26 @@ var (
 
 // memberRoutes registers the membership admin API on mux.
 func (a *apiServer) memberRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(a.raftInfo))
-	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(a.members))
-	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(a.memberChange))
-	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(a.memberChange))
-	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(a.memberChange))
+	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(callAdminRaft, parseRaft))
+	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(callAdminMembers, parseMembers))
+	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(callAdminMember, parseMember))
+	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(callAdminMember, parseMember))
+	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(callAdminMember, parseMember))
 }
 
-// raftInfo serves GET /v1/admin/raft: this node's Raft progress.
-func (a *apiServer) raftInfo(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.raftInfo())
+// raftRequest is GET /v1/admin/raft: this node's Raft progress.
+type raftRequest struct{}
+
+func parseRaft(*http.Request) (adminOp, *apiError) { return &raftRequest{}, nil }
+
+func (*raftRequest) run(_ context.Context, n *Node, _ adminCaller) (any, *apiError) {
+	return n.members.raftInfo(), nil
 }
 
-func (n *Node) raftInfo() *client.RaftInfo {
-	st := n.raft.Stats()
-	leader, _ := n.raft.Leader()
-	ri := &client.RaftInfo{Node: n.cfg.Node, State: n.raft.State(), Leader: leader, Term: st.Term,
+func (m *membership) raftInfo() *client.RaftInfo {
+	st := m.raft.Stats()
+	leader, _ := m.raft.Leader()
+	ri := &client.RaftInfo{Node: m.cfg.Node, State: m.raft.State(), Leader: leader, Term: st.Term,
 		LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex}
 	if st.LastContact >= 0 {
 		ms := millis(st.LastContact)
@@ -87,21 +99,24 @@ func (n *Node) raftInfo() *client.RaftInfo {
 	return ri
 }
 
-// members serves GET /v1/admin/members.
-// It first catches up with the leader (a read barrier), so that a change
-// the leader has made is in the list on every node; without a leader it
-// answers with its own view, marked stale.
-func (a *apiServer) members(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), memberBarrierTimeout)
-	stale := a.n.readBarrier(ctx) != nil
+// membersRequest is GET /v1/admin/members: the site's members as this
+// node knows them. It first catches up with the leader (a read barrier),
+// so that a change the leader has made is in the list on every node;
+// without a leader it answers with its own view, marked stale.
+type membersRequest struct{}
+
+func parseMembers(*http.Request) (adminOp, *apiError) { return &membersRequest{}, nil }
+
+func (*membersRequest) run(ctx context.Context, n *Node, _ adminCaller) (any, *apiError) {
+	bctx, cancel := context.WithTimeout(ctx, memberBarrierTimeout)
+	stale := n.commit.readBarrier(bctx) != nil
 	cancel()
-	out, err := a.n.membersReply(r.Context())
+	out, err := n.members.membersReply(ctx)
 	if err != nil {
-		writeMemberError(w, err)
-		return
+		return nil, memberAPIError(err)
 	}
 	out.Stale = stale
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // memberBarrierTimeout bounds how long a member list waits to catch up
@@ -110,28 +125,28 @@ const memberBarrierTimeout = 2 * time.Second
 
 // membersReply is the latest configuration this node knows, each member
 // asked for its progress (in parallel, memberProbeTimeout each).
-func (n *Node) membersReply(ctx context.Context) (*client.MembersReply, error) {
-	ms, err := n.raft.Members()
+func (m *membership) membersReply(ctx context.Context) (*client.MembersReply, error) {
+	ms, err := m.raft.Members()
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the Raft configuration: %v", errMemberUnavail, err)
 	}
-	leader, _ := n.raft.Leader()
-	out := &client.MembersReply{Site: n.cfg.Site, Node: n.cfg.Node, Leader: leader, Members: make([]client.Member, len(ms))}
+	leader, _ := m.raft.Leader()
+	out := &client.MembersReply{Site: m.cfg.Site, Node: m.cfg.Node, Leader: leader, Members: make([]client.Member, len(ms))}
 	var wg sync.WaitGroup
-	for i, m := range ms {
+	for i, mb := range ms {
 		cm := &out.Members[i]
-		*cm = client.Member{ID: m.ID, Addr: m.Addr, Suffrage: client.SuffrageNonvoter, Leader: m.ID == leader}
-		if m.Voter {
+		*cm = client.Member{ID: mb.ID, Addr: mb.Addr, Suffrage: client.SuffrageNonvoter, Leader: mb.ID == leader}
+		if mb.Voter {
 			cm.Suffrage = client.SuffrageVoter
 		}
 		wg.Go(func() {
-			ri, err := n.memberProgress(ctx, m.ID)
+			ri, err := m.memberProgress(ctx, mb.ID)
 			if err != nil {
 				cm.Error = err.Error()
 				return
 			}
 			cm.Raft = ri
-			contact := ri.LastContactMillis != nil && *ri.LastContactMillis <= millis(2*n.cfg.Raft.ElectionTimeout.Duration)
+			contact := ri.LastContactMillis != nil && *ri.LastContactMillis <= millis(2*m.cfg.Raft.ElectionTimeout.Duration)
 			cm.Live = ri.Leader == leader && leader != "" && (ri.State == "leader" || contact)
 		})
 	}
@@ -141,166 +156,156 @@ func (n *Node) membersReply(ctx context.Context) (*client.MembersReply, error) {
 
 // memberProgress asks node (this one, or over the LAN) for its Raft
 // progress.
-func (n *Node) memberProgress(ctx context.Context, node string) (*client.RaftInfo, error) {
-	if node == n.cfg.Node {
-		return n.raftInfo(), nil
+func (m *membership) memberProgress(ctx context.Context, node string) (*client.RaftInfo, error) {
+	if node == m.cfg.Node {
+		return m.raftInfo(), nil
 	}
-	if n.cfg.siteOf(node) != n.cfg.Site {
-		return nil, fmt.Errorf("%s is not in this node's config (add it to [[sites.nodes]] of site %s)", node, n.cfg.Site)
+	if m.cfg.siteOf(node) != m.cfg.Site {
+		return nil, fmt.Errorf("%s is not in this node's config (add it to [[sites.nodes]] of site %s)", node, m.cfg.Site)
 	}
 	// A node the link's probes find down is not asked (the call would
 	// only wait out its timeout).
-	for _, ps := range n.link.Paths() {
-		if ps.Site == n.cfg.Site && ps.Node == node && ps.Path == lanPath && ps.State == transport.PathDown {
+	for _, ps := range m.link.Paths() {
+		if ps.Site == m.cfg.Site && ps.Node == node && ps.Path == lanPath && ps.State == transport.PathDown {
 			return nil, fmt.Errorf("not reachable: the site's LAN link to %s is down (%s)", node, ps.LastErr)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
 	defer cancel()
-	status, body, err := n.relayAdmin(ctx, node, http.MethodGet, client.PathAdminRaft)
+	var ri client.RaftInfo
+	aerr, err := relayAdmin(ctx, m.link, node, callAdminRaft, &raftRequest{}, m.cfg.SubmitTimeout.Duration, &ri)
 	if err != nil {
 		return nil, fmt.Errorf("not reachable: %v", err)
 	}
-	if status != http.StatusOK {
-		var e client.Error
-		json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("answered %d: %s", status, e.Error)
-	}
-	var ri client.RaftInfo
-	if err := json.Unmarshal(body, &ri); err != nil {
-		return nil, fmt.Errorf("bad reply: %v", err)
+	if aerr != nil {
+		return nil, fmt.Errorf("answered %d: %s", aerr.Status, aerr.Msg)
 	}
 	return &ri, nil
 }
 
-// memberChange serves POST /v1/admin/members/add|remove|replace.
-func (a *apiServer) memberChange(w http.ResponseWriter, r *http.Request) {
-	n := a.n
+// memberRequest is POST /v1/admin/members/add|remove|replace: one
+// membership change, made by the leader (a follower relays it there).
+type memberRequest struct {
+	Action string `json:"action"`         // add, remove, replace
+	ID     string `json:"id"`             // the node to add or remove
+	Old    string `json:"old,omitempty"`  // replace: the node to remove
+	Addr   string `json:"raft,omitempty"` // add, replace: ID's Raft address ("" = from the config)
+	Force  bool   `json:"force,omitempty"`
+}
+
+func parseMember(r *http.Request) (adminOp, *apiError) {
 	q := r.URL.Query()
 	action := strings.TrimPrefix(r.URL.Path, client.PathAdminMembers+"/")
-	req := memberRequest{action: action, id: q.Get("id"), old: q.Get("old"), addr: q.Get("raft")}
+	req := &memberRequest{Action: action, ID: q.Get("id"), Old: q.Get("old"), Addr: q.Get("raft")}
 	switch f := q.Get("force"); f {
 	case "", "false":
 	case "true":
-		req.force = true
+		req.Force = true
 	default:
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("force=%q is not true or false", f))
-		return
+		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "force=%q is not true or false", f)
 	}
-	if err := req.check(n.cfg); err != nil {
-		writeMemberError(w, err)
-		return
-	}
-	leader, _ := n.raft.Leader()
-	relayed := r.Context().Value(relayedKey{}) != nil
-	switch {
-	case leader == "":
-		writeMemberError(w, fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
-		return
-	case leader != n.cfg.Node && relayed:
-		writeMemberError(w, fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
-		return
-	case leader != n.cfg.Node:
-		ctx, cancel := context.WithTimeout(r.Context(), n.memberRelayTimeout())
-		defer cancel()
-		u := url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
-		status, body, err := n.relayAdminWithin(ctx, leader, http.MethodPost, u.String(), n.memberRelayTimeout())
-		if err != nil {
-			writeMemberError(w, fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(body)
-		return
-	}
-	n.log.Warn("membership change requested", "action", action, "id", req.id, "old", req.old, "raft", req.addr, "force", req.force, "by", credString(caller(r)))
-	out, err := n.changeMembers(r.Context(), req)
-	if err != nil {
-		n.log.Warn("membership change failed", "action", action, "id", req.id, "old", req.old, "err", err)
-		writeMemberError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	return req, nil
 }
 
-// memberRequest is one add, remove or replace.
-type memberRequest struct {
-	action string // add, remove, replace
-	id     string // the node to add or remove
-	old    string // replace: the node to remove
-	addr   string // add, replace: id's Raft address ("" = from the config)
-	force  bool
+func (q *memberRequest) run(ctx context.Context, n *Node, who adminCaller) (any, *apiError) {
+	asked := *q // relayed as asked: the leader checks it against its own config
+	if err := q.check(n.cfg); err != nil {
+		return nil, memberAPIError(err)
+	}
+	leader, _ := n.raft.Leader()
+	switch {
+	case leader == "":
+		return nil, memberAPIError(fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
+	case leader != n.cfg.Node && who.relayed:
+		return nil, memberAPIError(fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
+	case leader != n.cfg.Node:
+		var out client.MemberChange
+		aerr, err := relayAdmin(ctx, n.link, leader, callAdminMember, &asked, n.members.relayTimeout(), &out)
+		if err != nil {
+			return nil, memberAPIError(fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
+		}
+		if aerr != nil {
+			return nil, aerr
+		}
+		return &out, nil
+	}
+	n.log.Warn("membership change requested", "action", q.Action, "id", q.ID, "old", q.Old, "raft", q.Addr, "force", q.Force, "by", who.by)
+	out, err := n.members.changeMembers(ctx, *q)
+	if err != nil {
+		n.log.Warn("membership change failed", "action", q.Action, "id", q.ID, "old", q.Old, "err", err)
+		return nil, memberAPIError(err)
+	}
+	return out, nil
 }
 
 // check validates the request against this node's config and fills in
-// addr. Its errors wrap errMemberBad or errMemberConflict.
+// Addr. Its errors wrap errMemberBad or errMemberConflict.
 func (q *memberRequest) check(cfg *Config) error {
-	if err := pki.ValidName(q.id); err != nil {
+	if err := pki.ValidName(q.ID); err != nil {
 		return fmt.Errorf("%w: id: %v", errMemberBad, err)
 	}
-	if q.action == "replace" {
-		if err := pki.ValidName(q.old); err != nil {
+	if q.Action == "replace" {
+		if err := pki.ValidName(q.Old); err != nil {
 			return fmt.Errorf("%w: old: %v", errMemberBad, err)
 		}
-		if q.old == q.id {
-			return fmt.Errorf("%w: old and id are both %q", errMemberBad, q.id)
+		if q.Old == q.ID {
+			return fmt.Errorf("%w: old and id are both %q", errMemberBad, q.ID)
 		}
 	}
-	if q.action == "remove" {
+	if q.Action == "remove" {
 		return nil // a node no longer in the config can still be removed
 	}
-	if q.addr != "" {
-		if err := checkAddr(q.addr); err != nil {
+	if q.Addr != "" {
+		if err := checkAddr(q.Addr); err != nil {
 			return fmt.Errorf("%w: raft: %v", errMemberBad, err)
 		}
 	}
-	nc := cfg.nodeConfig(q.id)
-	if nc == nil || cfg.siteOf(q.id) != cfg.Site {
+	nc := cfg.nodeConfig(q.ID)
+	if nc == nil || cfg.siteOf(q.ID) != cfg.Site {
 		return fmt.Errorf("%w: %s is not a node of site %s in %s's config: list it (with join = true) under the site's [[sites.nodes]] in every node's config and restart them one by one first (README: Replacing or adding a node)",
-			errMemberConflict, q.id, cfg.Site, cfg.Node)
+			errMemberConflict, q.ID, cfg.Site, cfg.Node)
 	}
 	switch {
-	case q.addr == "":
-		q.addr = nc.Raft
-	case q.addr != nc.Raft:
-		return fmt.Errorf("%w: --raft %s differs from %s's raft address in the config (%s)", errMemberConflict, q.addr, q.id, nc.Raft)
+	case q.Addr == "":
+		q.Addr = nc.Raft
+	case q.Addr != nc.Raft:
+		return fmt.Errorf("%w: --raft %s differs from %s's raft address in the config (%s)", errMemberConflict, q.Addr, q.ID, nc.Raft)
 	}
 	return nil
 }
 
 // changeMembers makes the change on the leader.
-func (n *Node) changeMembers(ctx context.Context, q memberRequest) (*client.MemberChange, error) {
-	out := &client.MemberChange{Site: n.cfg.Site, Leader: n.cfg.Node}
-	switch q.action {
+func (m *membership) changeMembers(ctx context.Context, q memberRequest) (*client.MemberChange, error) {
+	out := &client.MemberChange{Site: m.cfg.Site, Leader: m.cfg.Node}
+	switch q.Action {
 	case "add":
-		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+		if err := m.memberAdd(ctx, q.ID, q.Addr); err != nil {
 			return nil, err
 		}
-		out.Added = q.id
+		out.Added = q.ID
 	case "remove":
-		if err := n.memberRemove(ctx, q.id, q.force, ""); err != nil {
+		if err := m.memberRemove(ctx, q.ID, q.Force, ""); err != nil {
 			return nil, err
 		}
-		out.Removed = q.id
+		out.Removed = q.ID
 	case "replace":
 		// Check the removal first (counting the new node as live), so
 		// that a replace that would be refused changes nothing.
-		if err := n.checkRemove(ctx, q.old, q.force, q.id); err != nil {
+		if err := m.checkRemove(ctx, q.Old, q.Force, q.ID); err != nil {
 			return nil, err
 		}
-		if err := n.memberAdd(ctx, q.id, q.addr); err != nil {
+		if err := m.memberAdd(ctx, q.ID, q.Addr); err != nil {
 			return nil, err
 		}
-		out.Added = q.id
-		if err := n.memberRemove(ctx, q.old, q.force, ""); err != nil {
-			return nil, fmt.Errorf("%s was added, but removing %s failed: %w", q.id, q.old, err)
+		out.Added = q.ID
+		if err := m.memberRemove(ctx, q.Old, q.Force, ""); err != nil {
+			return nil, fmt.Errorf("%s was added, but removing %s failed: %w", q.ID, q.Old, err)
 		}
-		out.Removed = q.old
+		out.Removed = q.Old
 	default:
-		return nil, fmt.Errorf("%w: no membership action %q", errMemberBad, q.action)
+		return nil, fmt.Errorf("%w: no membership action %q", errMemberBad, q.Action)
 	}
-	mr, err := n.membersReply(ctx)
+	mr, err := m.membersReply(ctx)
 	if err == nil {
 		out.Members = mr.Members
 	}
@@ -309,8 +314,8 @@ func (n *Node) changeMembers(ctx context.Context, q memberRequest) (*client.Memb
 
 // memberAdd adds id as a non-voter, waits until it has applied what the
 // leader had committed, and promotes it.
-func (n *Node) memberAdd(ctx context.Context, id, addr string) error {
-	ms, err := n.raft.Members()
+func (m *membership) memberAdd(ctx context.Context, id, addr string) error {
+	ms, err := m.raft.Members()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errMemberUnavail, err)
 	}
@@ -320,18 +325,18 @@ func (n *Node) memberAdd(ctx context.Context, id, addr string) error {
 		}
 	}
 	start := time.Now()
-	if err := n.raft.AddNonvoter(ctx, id, addr); err != nil {
+	if err := m.raft.AddNonvoter(ctx, id, addr); err != nil {
 		return classifyMemberErr(err)
 	}
-	target := n.raft.Stats().CommitIndex
-	n.log.Warn("member add: added as a non-voter; waiting for it to catch up", "id", id, "addr", addr, "leader_commit", target)
-	wait, cancel := context.WithTimeout(ctx, n.catchUpTimeout())
+	target := m.raft.Stats().CommitIndex
+	m.log.Warn("member add: added as a non-voter; waiting for it to catch up", "id", id, "addr", addr, "leader_commit", target)
+	wait, cancel := context.WithTimeout(ctx, m.catchUpTimeout())
 	defer cancel()
 	var applied uint64
 	var lastErr error
 	lastLog := time.Now()
 	for {
-		ri, err := n.memberProgress(wait, id)
+		ri, err := m.memberProgress(wait, id)
 		if err == nil {
 			applied = ri.AppliedIndex
 			if applied >= target {
@@ -341,7 +346,7 @@ func (n *Node) memberAdd(ctx context.Context, id, addr string) error {
 		lastErr = err
 		if time.Since(lastLog) >= joinLogEvery {
 			lastLog = time.Now()
-			n.log.Info("member add: catching up", "id", id, "applied", applied, "target", target, "err", err)
+			m.log.Info("member add: catching up", "id", id, "applied", applied, "target", target, "err", err)
 		}
 		select {
 		case <-wait.Done():
@@ -350,21 +355,21 @@ func (n *Node) memberAdd(ctx context.Context, id, addr string) error {
 				why += "; last error: " + lastErr.Error()
 			}
 			return fmt.Errorf("%w: %s is in the configuration as a non-voter but has not caught up within %v (%s): check that it runs (with join = true), then run member add %s again to make it a voter",
-				errMemberUnavail, id, n.catchUpTimeout(), why, id)
+				errMemberUnavail, id, m.catchUpTimeout(), why, id)
 		case <-time.After(catchUpPoll):
 		}
 	}
-	if err := n.raft.AddVoter(ctx, id, addr); err != nil {
+	if err := m.raft.AddVoter(ctx, id, addr); err != nil {
 		return classifyMemberErr(err)
 	}
-	n.log.Warn("member add: now a voter", "id", id, "addr", addr, "applied", applied, "took", time.Since(start).Round(time.Millisecond))
+	m.log.Warn("member add: now a voter", "id", id, "addr", addr, "applied", applied, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // checkRemove runs consensus.CheckRemove with what the leader knows now;
 // assumeLive (if not "") counts as live (a node about to be added).
-func (n *Node) checkRemove(ctx context.Context, id string, force bool, assumeLive string) error {
-	mr, err := n.membersReply(ctx)
+func (m *membership) checkRemove(ctx context.Context, id string, force bool, assumeLive string) error {
+	mr, err := m.membersReply(ctx)
 	if err != nil {
 		return err
 	}
@@ -378,18 +383,18 @@ func (n *Node) checkRemove(ctx context.Context, id string, force bool, assumeLiv
 		ms = append(ms, consensus.Member{ID: assumeLive, Voter: true})
 		live[assumeLive] = true
 	}
-	return classifyMemberErr(consensus.CheckRemove(ms, id, n.cfg.Node, live, force))
+	return classifyMemberErr(consensus.CheckRemove(ms, id, m.cfg.Node, live, force))
 }
 
 // memberRemove checks and removes id.
-func (n *Node) memberRemove(ctx context.Context, id string, force bool, assumeLive string) error {
-	if err := n.checkRemove(ctx, id, force, assumeLive); err != nil {
+func (m *membership) memberRemove(ctx context.Context, id string, force bool, assumeLive string) error {
+	if err := m.checkRemove(ctx, id, force, assumeLive); err != nil {
 		return err
 	}
-	if err := n.raft.RemoveServer(ctx, id); err != nil {
+	if err := m.raft.RemoveServer(ctx, id); err != nil {
 		return classifyMemberErr(err)
 	}
-	n.log.Warn("member remove: removed", "id", id, "force", force)
+	m.log.Warn("member remove: removed", "id", id, "force", force)
 	return nil
 }
 
@@ -407,17 +412,19 @@ func classifyMemberErr(err error) error {
 	}
 }
 
-func writeMemberError(w http.ResponseWriter, err error) {
+// memberAPIError is how the socket API answers a membership failure.
+func memberAPIError(err error) *apiError {
 	switch {
 	case errors.Is(err, errMemberBad):
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s", err)
 	case errors.Is(err, errMemberConflict):
-		writeError(w, http.StatusConflict, client.CodeConflict, err.Error())
+		return apiErrorf(http.StatusConflict, client.CodeConflict, "%s", err)
 	case errors.Is(err, errMemberUnknown):
-		writeError(w, http.StatusNotFound, client.CodeNotFound, err.Error())
+		return apiErrorf(http.StatusNotFound, client.CodeNotFound, "%s", err)
 	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+		e := apiErrorf(http.StatusServiceUnavailable, client.CodeUnavailable, "%s", err)
+		e.Retry = true
+		return e
 	}
 }
 
@@ -426,54 +433,53 @@ func writeMemberError(w http.ResponseWriter, err error) {
 // then its applied index against the leader's commit index. It runs on a
 // node whose config entry has join = true (also after a restart, when it
 // returns at once).
-func (n *Node) watchJoin() {
-	defer n.wg.Done()
+func (m *membership) watchJoin(ctx context.Context) {
 	t := time.NewTicker(joinLogEvery)
 	defer t.Stop()
 	waited := 0
 	var prev uint64 // the leader's commit index at the previous check
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		ms, err := n.raft.Members()
+		ms, err := m.raft.Members()
 		in := false
-		for _, m := range ms {
-			in = in || m.ID == n.cfg.Node
+		for _, mb := range ms {
+			in = in || mb.ID == m.cfg.Node
 		}
 		if err != nil || !in {
 			if waited%5 == 0 {
-				n.log.Info("joining: not yet in the site's Raft configuration; add this node from a node of the site",
-					"command", fmt.Sprintf("hotlinectl member add %s --raft %s", n.cfg.Node, n.cfg.nodeConfig(n.cfg.Node).Raft))
+				m.log.Info("joining: not yet in the site's Raft configuration; add this node from a node of the site",
+					"command", fmt.Sprintf("hotlinectl member add %s --raft %s", m.cfg.Node, m.cfg.nodeConfig(m.cfg.Node).Raft))
 			}
 			waited++
 			continue
 		}
-		leader, _ := n.raft.Leader()
+		leader, _ := m.raft.Leader()
 		if leader == "" {
 			continue
 		}
 		var lc uint64
-		if leader != n.cfg.Node {
-			ri, err := n.memberProgress(n.ctx, leader)
+		if leader != m.cfg.Node {
+			ri, err := m.memberProgress(ctx, leader)
 			if err != nil {
-				n.log.Info("joining: catching up; leader's progress unknown", "leader", leader, "err", err)
+				m.log.Info("joining: catching up; leader's progress unknown", "leader", leader, "err", err)
 				continue
 			}
 			lc = ri.CommitIndex
 		}
 		// Under traffic the leader's commit index keeps moving: caught up
 		// is having applied what it had committed at the previous check.
-		mine := n.raft.Stats().AppliedIndex
+		mine := m.raft.Stats().AppliedIndex
 		if mine >= lc || prev > 0 && mine >= prev {
-			n.log.Info("joining: caught up with the leader", "leader", leader, "applied", mine, "leader_commit", lc)
+			m.log.Info("joining: caught up with the leader", "leader", leader, "applied", mine, "leader_commit", lc)
 			return
 		}
 		prev = lc
 		pct := 100 * float64(mine) / float64(max(lc, 1))
-		n.log.Info("joining: catching up", "leader", leader, "applied", mine, "leader_commit", lc,
+		m.log.Info("joining: catching up", "leader", leader, "applied", mine, "leader_commit", lc,
 			"behind", lc-mine, "percent", strconv.FormatFloat(pct, 'f', 1, 64))
 	}
 }

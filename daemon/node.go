@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
@@ -38,14 +40,14 @@ type Node struct {
 	raft    *consensus.Node
 	link    *transport.Link
 	api     *apiServer
-	subs    *submitter
+	commit  *committer  // propose, group commit, relay, read index
+	members *membership // membership changes (member.go)
 	metrics *metrics
 	mserv   *metricsServer // nil unless metrics_listen is set
 	keys    *pki.Keyring   // replaced by reload
 	start   time.Time
 
 	linkTests linkTests
-	reads     readIndex
 
 	life   lifecycle
 	opened chan struct{} // closed when Open has returned
@@ -113,7 +115,13 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.subs = newSubmitter(n)
+	n.commit = newCommitter(committerDeps{
+		node: cfg.Node, site: cfg.Site, timeout: cfg.SubmitTimeout.Duration,
+		raft: n.raft, store: n.store, link: n.link, log: log, stop: n.ctx,
+		check:     n.checkRelayed,
+		submitted: func(k int) { n.metrics.submitted.Add(float64(k)) },
+	})
+	n.members = &membership{cfg: cfg, raft: n.raft, link: n.link, log: log}
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err
@@ -124,8 +132,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.leadership()
 	if cfg.nodeConfig(cfg.Node).Join {
-		n.wg.Add(1)
-		go n.watchJoin()
+		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
@@ -159,7 +166,8 @@ func (n *Node) linkConfig(b *pki.Keyring) transport.Config {
 		TLS:      b,
 		Paths:    paths,
 		Peers:    peers,
-		Handler:  (*receiver)(n),
+		Handler:  transport.HandlerFunc(n.handleBatch),
+		Calls:    n.calls(),
 		Logger:   n.log.With("component", "link"),
 		MaxFrame: int(n.cfg.MaxMessageSize)*2 + n.cfg.Link.BatchBytes + (1 << 20),
 		// A peer that stops answering (killed, cut off) is found by the
@@ -210,7 +218,7 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 			}
 			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
-		FSM:                (*fsm)(n),
+		FSM:                &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
 		Logger:             n.log.With("component", "raft"),
 		HeartbeatTimeout:   r.HeartbeatTimeout.Duration,
 		ElectionTimeout:    r.ElectionTimeout.Duration,
@@ -261,8 +269,8 @@ func (n *Node) Close() error {
 			errs = append(errs, n.mserv.close())
 		}
 		n.cancel()
-		if n.subs != nil {
-			n.subs.close()
+		if n.commit != nil {
+			n.commit.close()
 		}
 		if n.link != nil {
 			errs = append(errs, n.link.Close())
@@ -302,8 +310,28 @@ type applied struct {
 	Result queue.Result `json:"result"`
 }
 
+// propose commits cmd through the site's leader (committer.propose).
+func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	return n.commit.propose(ctx, cmd)
+}
+
+// proposeRYW is propose with read-your-writes (committer.proposeRYW).
+func (n *Node) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	return n.commit.proposeRYW(ctx, cmd)
+}
+
+// readBarrier waits until this node has applied the site's read index
+// (committer.readBarrier).
+func (n *Node) readBarrier(ctx context.Context) error { return n.commit.readBarrier(ctx) }
+
 // fsm adapts the queue store to the consensus state machine.
-type fsm Node
+type fsm struct {
+	store      *queue.Store
+	commitTime prometheus.Histogram // time to apply a batch of entries
+	fail       func(error)          // stops the node (Node.fail)
+}
+
+var _ consensus.StateMachine = (*fsm)(nil)
 
 func (f *fsm) Apply(entries []consensus.Entry) []any {
 	in := make([]queue.Entry, len(entries))
@@ -312,11 +340,11 @@ func (f *fsm) Apply(entries []consensus.Entry) []any {
 	}
 	start := time.Now()
 	res := f.store.Apply(in)
-	f.metrics.stateCommit.Observe(time.Since(start).Seconds())
+	f.commitTime.Observe(time.Since(start).Seconds())
 	if err := f.store.Err(); err != nil {
 		// The store refuses further commands rather than diverge from
 		// the other nodes; stop so that systemd restarts us cleanly.
-		(*Node)(f).fail(fmt.Errorf("state machine: %w", err))
+		f.fail(fmt.Errorf("state machine: %w", err))
 	}
 	out := make([]any, len(res))
 	for i := range res {

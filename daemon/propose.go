@@ -18,17 +18,14 @@ import (
 // the caller's deadline: no leader, no majority, or the leader unreachable.
 var ErrNoQuorum = errors.New("the site could not commit in time (no leader or no majority)")
 
-// callPropose is the intra-site call a follower uses to hand a command to
-// its leader. The body is an encoded queue.Command; the reply a queue.Result.
-const callPropose = "propose"
-
-const errNotLeaderText = "not the leader"
+// errNoLeaderKnown is a failed attempt while this node knows no leader.
+var errNoLeaderKnown = errors.New("no leader known")
 
 // propose commits cmd on the site's Raft log, through the leader, and
 // returns its result. It retries through leader changes until ctx ends;
 // every command is idempotent, so a retry after an unknown outcome is safe.
-func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
-	a, err := n.proposeIndexed(ctx, cmd)
+func (c *committer) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	a, err := c.commit(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -38,14 +35,14 @@ func (n *Node) propose(ctx context.Context, cmd *queue.Command) (*queue.Result, 
 // proposeRYW is propose with read-your-writes: it also waits (within ctx)
 // until this node's own state includes the command, so that a client
 // reading from this node next sees its effect.
-func (n *Node) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
-	a, err := n.proposeIndexed(ctx, cmd)
+func (c *committer) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
+	a, err := c.commit(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		changed := n.store.Changed()
-		if n.store.AppliedIndex() >= a.Index {
+		changed := c.store.Changed()
+		if c.store.AppliedIndex() >= a.Index {
 			return &a.Result, nil
 		}
 		select {
@@ -56,21 +53,35 @@ func (n *Node) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.Resul
 	}
 }
 
-func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied, error) {
+// commit is propose with the command's log index.
+//
+// A leader's refusal keeps its identity (a *transport.CallError wrapping
+// the sentinel), and only this node's own errors end the retries: its
+// disk full (ErrStorageFull: it stands by), its Raft closed. A leader that
+// answers ErrNotLeader names the leader it knows, and the next attempt
+// goes there unless Raft has named another meanwhile.
+func (c *committer) commit(ctx context.Context, cmd *queue.Command) (*applied, error) {
 	data, err := cmd.Encode()
 	if err != nil {
 		return nil, err
 	}
 	backoff := 20 * time.Millisecond
 	var last error
+	var hint, refused string // the leader named by the node that refused as not the leader
 	for {
 		var res *applied
-		if n.raft.IsLeader() {
-			res, err = n.applyLocal(ctx, cmd, data)
-		} else if leader, _ := n.raft.Leader(); leader != "" && leader != n.cfg.Node {
-			res, err = n.relay(ctx, leader, data)
-		} else {
-			err = errors.New("no leader known")
+		leader, _ := c.raft.Leader()
+		if hint != "" && (leader == "" || leader == refused) {
+			leader = hint
+		}
+		hint = ""
+		switch {
+		case c.raft.IsLeader():
+			res, err = c.applyLocal(ctx, cmd, data)
+		case leader != "" && leader != c.node:
+			res, err = c.relay(ctx, leader, data)
+		default:
+			err = errNoLeaderKnown
 		}
 		if err == nil {
 			if res.Result.Err != "" {
@@ -79,15 +90,20 @@ func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied
 			return res, nil
 		}
 		last = err
-		if errors.Is(err, consensus.ErrStorageFull) {
+		var remote *transport.CallError
+		local := !errors.As(err, &remote)
+		if local && errors.Is(err, consensus.ErrStorageFull) {
 			return nil, err // nothing was appended; this node stands by
 		}
-		if ctx.Err() != nil || errors.Is(err, consensus.ErrClosed) {
+		if ctx.Err() != nil || local && errors.Is(err, consensus.ErrClosed) {
 			break
+		}
+		if !local && errors.Is(err, consensus.ErrNotLeader) && remote.Leader != c.node {
+			hint, refused = remote.Leader, leader
 		}
 		select {
 		case <-ctx.Done():
-		case <-n.ctx.Done():
+		case <-c.stop.Done():
 			return nil, fmt.Errorf("%s: node is shutting down", cmd.Op)
 		case <-time.After(backoff):
 		}
@@ -102,11 +118,11 @@ func (n *Node) proposeIndexed(ctx context.Context, cmd *queue.Command) (*applied
 // applyLocal applies on this node, which believes it leads. An inbound
 // batch first waits briefly for its predecessor (batches of one channel may
 // arrive out of order on parallel streams) so it is not rejected as a gap.
-func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*applied, error) {
+func (c *committer) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) (*applied, error) {
 	if cmd.Op == queue.OpReceive && cmd.Receive != nil && len(cmd.Receive.Messages) > 0 {
-		n.awaitPredecessor(ctx, cmd.Receive)
+		c.awaitPredecessor(ctx, cmd.Receive)
 	}
-	v, err := n.raft.Apply(ctx, data)
+	v, err := c.raft.Apply(ctx, data)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +135,13 @@ func (n *Node) applyLocal(ctx context.Context, cmd *queue.Command, data []byte) 
 
 // awaitPredecessor waits up to 500ms until the channel of r has applied the
 // sequence just before r's first message.
-func (n *Node) awaitPredecessor(ctx context.Context, r *queue.Receive) {
+func (c *committer) awaitPredecessor(ctx context.Context, r *queue.Receive) {
 	first := r.Messages[0].Seq
 	deadline := time.NewTimer(500 * time.Millisecond)
 	defer deadline.Stop()
 	for {
-		changed := n.store.Changed()
-		if n.inboundLast(r.Origin, r.Precedence)+1 >= first {
+		changed := c.store.Changed()
+		if c.inboundLast(r.Origin, r.Precedence)+1 >= first {
 			return
 		}
 		select {
@@ -138,21 +154,24 @@ func (n *Node) awaitPredecessor(ctx context.Context, r *queue.Receive) {
 	}
 }
 
-func (n *Node) inboundLast(origin string, p queue.Precedence) uint64 {
-	for _, c := range n.store.Inbound() {
-		if c.Origin == origin && c.Precedence == p {
-			return c.Last
+func (c *committer) inboundLast(origin string, p queue.Precedence) uint64 {
+	for _, ch := range c.store.Inbound() {
+		if ch.Origin == origin && ch.Precedence == p {
+			return ch.Last
 		}
 	}
 	return 0
 }
 
 // relay hands an encoded command to the leader over the intra-site link.
-func (n *Node) relay(ctx context.Context, leader string, data []byte) (*applied, error) {
+// The leader's refusal is returned as a *transport.CallError wrapping its
+// sentinel.
+func (c *committer) relay(ctx context.Context, leader string, data []byte) (*applied, error) {
 	// Abandon the attempt as soon as Raft names another leader: a leader
 	// killed mid-call never answers, and the retry is idempotent.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	named, _ := c.raft.Leader()
 	go func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
@@ -161,19 +180,19 @@ func (n *Node) relay(ctx context.Context, leader string, data []byte) (*applied,
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if now, _ := n.raft.Leader(); now != leader {
+				if now, _ := c.raft.Leader(); now != named {
 					cancel()
 					return
 				}
 			}
 		}
 	}()
-	rep, err := n.link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
+	rep, err := c.link.Call(ctx, leader, &transport.Call{Op: callPropose, Body: data})
 	if err != nil {
 		return nil, fmt.Errorf("relay to leader %s: %w", leader, err)
 	}
-	if rep.Error != "" {
-		return nil, fmt.Errorf("leader %s: %s", leader, rep.Error)
+	if err := callCodes.Err(callPropose, rep); err != nil {
+		return nil, fmt.Errorf("leader %s: %w", leader, err)
 	}
 	var res applied
 	if err := json.Unmarshal(rep.Body, &res); err != nil {
@@ -182,28 +201,30 @@ func (n *Node) relay(ctx context.Context, leader string, data []byte) (*applied,
 	return &res, nil
 }
 
-// handlePropose serves a follower's relayed command on the leader.
-func (n *Node) handlePropose(ctx context.Context, body []byte) (*transport.Reply, error) {
-	if !n.raft.IsLeader() {
-		return &transport.Reply{Error: errNotLeaderText}, nil
+// servePropose serves a follower's relayed command on the leader. Its
+// errors travel back with their codes (callCodes): ErrNotLeader,
+// queue.ErrInvalid for a command that does not decode or that
+// checkRelayed refuses, and Raft's own.
+func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, error) {
+	if !c.raft.IsLeader() {
+		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
 	}
 	cmd, err := queue.DecodeCommand(body)
 	if err != nil {
-		return &transport.Reply{Error: err.Error()}, nil
+		if !errors.Is(err, queue.ErrInvalid) {
+			err = fmt.Errorf("%w: %w", queue.ErrInvalid, err)
+		}
+		return nil, err
 	}
-	if err := n.checkRelayed(cmd); err != nil {
-		n.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
-		return &transport.Reply{Error: "refused: " + err.Error()}, nil
+	if err := c.check(cmd); err != nil {
+		c.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
+		return nil, fmt.Errorf("refused: %v (%w)", err, queue.ErrInvalid)
 	}
-	res, err := n.applyLocal(ctx, cmd, body)
-	if err != nil {
-		return &transport.Reply{Error: err.Error()}, nil
-	}
-	b, err := json.Marshal(res)
+	res, err := c.applyLocal(ctx, cmd, body)
 	if err != nil {
 		return nil, err
 	}
-	return &transport.Reply{Body: b}, nil
+	return json.Marshal(res)
 }
 
 // checkRelayed refuses a command relayed by another node of the site that

@@ -10,15 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
-
-// callReadIndex is the intra-site call a node makes to learn the site's
-// read index: the leader's applied index, taken after the leader confirmed
-// it still leads. The reply body is the index in decimal.
-const callReadIndex = "readindex"
 
 // Consistent reads (Raft's "read index", dissertation §6.4). A client may
 // read on one node what it wrote or acknowledged through another, so a
@@ -67,70 +63,68 @@ var errReadIndex = errors.New("cannot serve a consistent read now")
 // readBarrier waits, within ctx and the submit timeout, until this node's
 // store includes everything the site had committed when it was called.
 // Errors wrap errReadIndex, or are errShuttingDown.
-func (n *Node) readBarrier(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+func (c *committer) readBarrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	idx, err := n.reads.node.do(ctx, n.ctx, n.roundTimeout(), n.fetchReadIndex)
+	idx, err := c.reads.node.do(ctx, c.stop, c.timeout, c.fetchReadIndex)
 	if err != nil {
 		return fmt.Errorf("%w: learning the site's commit point: %v", errReadIndex, err)
 	}
 	nudge := time.NewTimer(250 * time.Millisecond)
 	defer nudge.Stop()
 	for {
-		changed := n.store.Changed()
-		have := n.store.AppliedIndex()
+		changed := c.store.Changed()
+		have := c.store.AppliedIndex()
 		if have >= idx {
 			return nil
 		}
 		select {
 		case <-changed:
 		case <-nudge.C:
-			if n.raft.Stats().AppliedIndex < idx {
+			if c.raft.Stats().AppliedIndex < idx {
 				nudge.Reset(250 * time.Millisecond) // still coming
 				continue
 			}
-			a, err := n.proposeIndexed(ctx, noopCommand())
+			a, err := c.commit(ctx, noopCommand())
 			if err != nil {
 				return fmt.Errorf("%w: committing a no-op after index %d: %v", errReadIndex, idx, err)
 			}
 			idx = max(idx, a.Index)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: this node has applied up to %d, the leader %d: %v", errReadIndex, have, idx, ctx.Err())
-		case <-n.ctx.Done():
+		case <-c.stop.Done():
 			return errShuttingDown
 		}
 	}
 }
 
-func (n *Node) roundTimeout() time.Duration { return n.cfg.SubmitTimeout.Duration }
-
 // fetchReadIndex gets the read index from the leader (itself, or asked
-// over the LAN), retrying through leader changes until ctx ends.
-func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
+// over the LAN), retrying through leader changes until ctx ends. The
+// leader's refusal arrives as a *transport.CallError wrapping its
+// sentinel.
+func (c *committer) fetchReadIndex(ctx context.Context) (uint64, error) {
 	backoff := 20 * time.Millisecond
 	for {
 		var err error
-		if n.raft.IsLeader() {
+		if c.raft.IsLeader() {
 			var idx uint64
-			if idx, err = n.leaderReadIndex(ctx); err == nil {
+			if idx, err = c.leaderReadIndex(ctx); err == nil {
 				return idx, nil
 			}
-		} else if leader, _ := n.raft.Leader(); leader != "" && leader != n.cfg.Node {
+		} else if leader, _ := c.raft.Leader(); leader != "" && leader != c.node {
 			var rep *transport.Reply
-			rep, err = n.link.Call(ctx, leader, &transport.Call{Op: callReadIndex})
-			switch {
-			case err != nil:
-			case rep.Error != "":
-				err = fmt.Errorf("leader %s: %s", leader, rep.Error)
-			default:
-				idx, perr := strconv.ParseUint(string(rep.Body), 10, 64)
-				if perr == nil {
+			rep, err = c.link.Call(ctx, leader, &transport.Call{Op: callReadIndex})
+			if err == nil {
+				if err = callCodes.Err(callReadIndex, rep); err != nil {
+					err = fmt.Errorf("leader %s: %w", leader, err)
+				} else if idx, perr := strconv.ParseUint(string(rep.Body), 10, 64); perr == nil {
 					return idx, nil
+				} else {
+					err = fmt.Errorf("leader %s: bad read index %q", leader, rep.Body)
 				}
-				err = fmt.Errorf("leader %s: bad read index %q", leader, rep.Body)
 			}
 		} else {
-			err = errors.New("no leader known")
+			err = errNoLeaderKnown
 		}
 		select {
 		case <-ctx.Done():
@@ -142,46 +136,47 @@ func (n *Node) fetchReadIndex(ctx context.Context) (uint64, error) {
 }
 
 // leaderReadIndex is step 1 on the leader, coalesced.
-func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
-	return n.reads.leader.do(ctx, n.ctx, n.roundTimeout(), func(ctx context.Context) (uint64, error) {
-		if !n.raft.IsLeader() {
-			return 0, errors.New(errNotLeaderText)
+func (c *committer) leaderReadIndex(ctx context.Context) (uint64, error) {
+	return c.reads.leader.do(ctx, c.stop, c.timeout, func(ctx context.Context) (uint64, error) {
+		if !c.raft.IsLeader() {
+			return 0, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
 		}
-		if term := n.raft.Stats().Term; n.reads.termReady.Load() != term {
+		if term := c.raft.Stats().Term; c.reads.termReady.Load() != term {
 			data, err := noopCommand().Encode()
 			if err != nil {
 				return 0, err
 			}
-			if _, err := n.raft.Apply(ctx, data); err != nil {
+			if _, err := c.raft.Apply(ctx, data); err != nil {
 				return 0, err
 			}
-			n.reads.termReady.Store(term)
+			c.reads.termReady.Store(term)
 		}
-		idx := n.raft.Stats().CommitIndex
-		if err := n.raft.VerifyLeader(ctx); err != nil {
+		idx := c.raft.Stats().CommitIndex
+		if err := c.raft.VerifyLeader(ctx); err != nil {
 			return 0, err
 		}
 		return idx, nil
 	})
 }
 
-// serveReadIndex answers a follower's callReadIndex on the leader.
-func (n *Node) serveReadIndex(ctx context.Context) (*transport.Reply, error) {
-	if !n.raft.IsLeader() {
-		return &transport.Reply{Error: errNotLeaderText}, nil
+// serveReadIndex answers a follower's callReadIndex on the leader; its
+// errors travel with their codes (ErrNotLeader, Raft's own).
+func (c *committer) serveReadIndex(ctx context.Context) ([]byte, error) {
+	if !c.raft.IsLeader() {
+		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
 	}
-	idx, err := n.leaderReadIndex(ctx)
+	idx, err := c.leaderReadIndex(ctx)
 	if err != nil {
-		return &transport.Reply{Error: err.Error()}, nil
+		return nil, err
 	}
-	return &transport.Reply{Body: strconv.AppendUint(nil, idx, 10)}, nil
+	return strconv.AppendUint(nil, idx, 10), nil
 }
 
 // readBarrier is the socket API's step before a read: it answers 503
 // unavailable (retryable) and returns false when the read cannot be made
 // consistent in time.
 func (a *apiServer) readBarrier(w http.ResponseWriter, r *http.Request) bool {
-	if err := a.n.readBarrier(r.Context()); err != nil {
+	if err := a.n.commit.readBarrier(r.Context()); err != nil {
 		if r.Context().Err() == nil {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, fmt.Sprintf("%s: %v; retry", a.n.cfg.Node, err))

@@ -12,7 +12,7 @@ import (
 // commit): while one entry is being committed, the next submissions queue
 // up and go together in the following one.
 type submitter struct {
-	n    *Node
+	submitterDeps
 	reqs chan *submitReq
 	sem  chan struct{} // entries in flight
 	wg   sync.WaitGroup
@@ -37,8 +37,19 @@ const (
 	groupsInFlight = 4
 )
 
-func newSubmitter(n *Node) *submitter {
-	s := &submitter{n: n, reqs: make(chan *submitReq, 4096), sem: make(chan struct{}, groupsInFlight), quit: make(chan struct{})}
+// submitterDeps is what a submitter uses: its site (the origin of every
+// submission), the default deadline of a group, the node's context, the
+// commit path and the metric of committed submissions.
+type submitterDeps struct {
+	site      string
+	timeout   time.Duration
+	stop      context.Context
+	propose   func(context.Context, *queue.Command) (*queue.Result, error)
+	submitted func(n int)
+}
+
+func newSubmitter(d submitterDeps) *submitter {
+	s := &submitter{submitterDeps: d, reqs: make(chan *submitReq, 4096), sem: make(chan struct{}, groupsInFlight), quit: make(chan struct{})}
 	s.wg.Add(1)
 	go s.loop()
 	return s
@@ -116,15 +127,15 @@ func (s *submitter) commit(group []*submitReq) {
 		return
 	}
 	if deadline.IsZero() {
-		deadline = time.Now().Add(s.n.cfg.SubmitTimeout.Duration)
+		deadline = time.Now().Add(s.timeout)
 	}
-	ctx, cancel := context.WithDeadline(s.n.ctx, deadline)
+	ctx, cancel := context.WithDeadline(s.stop, deadline)
 	defer cancel()
-	cmd := &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(), Submit: &queue.Submit{Origin: s.n.cfg.Site}}
+	cmd := &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(), Submit: &queue.Submit{Origin: s.site}}
 	for _, r := range live {
 		cmd.Submit.Items = append(cmd.Submit.Items, r.item)
 	}
-	res, err := s.n.propose(ctx, cmd)
+	res, err := s.propose(ctx, cmd)
 	for i, r := range live {
 		if err != nil {
 			r.done <- submitDone{err: err}
@@ -132,7 +143,7 @@ func (s *submitter) commit(group []*submitReq) {
 		}
 		r.done <- submitDone{res: res.Submit[i]}
 	}
-	s.n.metrics.submitted.Add(float64(len(live)))
+	s.submitted(len(live))
 }
 
 func (s *submitter) close() {

@@ -74,34 +74,38 @@ type Ack struct {
 	Error string
 }
 
-// Call is an intra-site request, e.g. a follower relaying to its leader.
+// Call is a request for one operation of the called node: within a site
+// (a follower relaying to its leader) or between sites (a link test), as
+// the operation's Scope in the called node's Routes allows.
 type Call struct {
 	Op   string
 	Body []byte
 }
 
-// Reply answers a Call. Error, when not empty, says the call failed.
+// Reply answers a Call. Error, when not empty, says the call failed; Code
+// then names its kind (Codes.Err rebuilds the error) and Leader is the
+// called node's hint of its site's leader. Code and Leader may be "".
 type Reply struct {
-	Body  []byte
-	Error string
+	Body   []byte
+	Error  string
+	Code   string
+	Leader string
 }
 
-// Handler serves requests from peers. Its methods are called concurrently,
-// one goroutine per request. ctx ends when the caller gives up, the
-// connection dies or the Link closes.
+// Handler serves batches from peers (calls are served by Config.Calls).
+// HandleBatch is called concurrently, one goroutine per batch. ctx ends
+// when the caller gives up, the connection dies or the Link closes.
 //
 // from is the authenticated identity of the sender, from its certificate,
-// never from frame contents. The Link has already checked that a batch comes
-// from another site and names the sender's site as From and ours as To, and
-// that a call comes from our own site.
+// never from frame contents. The Link has already checked that a batch
+// comes from another site and names the sender's site as From and ours as
+// To.
 //
-// A returned error is sent back as Ack.Error or Reply.Error (the caller
-// retries); it does not close the connection. Handlers must return soon
-// after ctx ends: Link.Close waits for them (so a Handler must not call
-// Close itself).
+// A returned error is sent back as Ack.Error (the caller retries); it does
+// not close the connection. Handlers must return soon after ctx ends:
+// Link.Close waits for them (so a Handler must not call Close itself).
 type Handler interface {
 	HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)
-	HandleCall(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)
 }
 
 // check reports whether a batch is self-consistent, which its encoding

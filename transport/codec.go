@@ -15,7 +15,9 @@ import (
 //	         (a message's origin, dest and precedence are the batch's)
 //	ack:     last, leader, error
 //	call:    op, body
-//	reply:   body, error
+//	reply:   body, error [, code, leader]
+//	         (code and leader only when either is not empty, so that a
+//	         reply without them reads as it did before they existed)
 //
 // A decoder accepts exactly this: no trailing bytes, no truncation, counts
 // that fit the remaining bytes and MaxBatchItems, valid kinds and
@@ -96,12 +98,23 @@ func decodeCall(p []byte) (*Call, error) {
 
 func appendReply(buf []byte, r *Reply) []byte {
 	buf = queue.AppendBytes(buf, r.Body)
-	return queue.AppendString(buf, r.Error)
+	buf = queue.AppendString(buf, r.Error)
+	if r.Code != "" || r.Leader != "" {
+		buf = queue.AppendString(buf, r.Code)
+		buf = queue.AppendString(buf, r.Leader)
+	}
+	return buf
 }
 
 func decodeReply(p []byte) (*Reply, error) {
 	d := queue.NewDecoder(p)
 	r := &Reply{Body: d.Bytes(), Error: d.Str()}
+	if d.Err() == nil && !d.Empty() {
+		r.Code, r.Leader = d.Str(), d.Str()
+		if d.Err() == nil && r.Code == "" && r.Leader == "" {
+			return nil, protocolErr("malformed reply: empty code and leader (they are left out when empty)")
+		}
+	}
 	if err := d.Finish(); err != nil {
 		return nil, protocolErr("malformed reply: %v", err)
 	}

@@ -95,8 +95,11 @@ type Config struct {
 	// Peers lists every node this node may talk to: the other sites' nodes
 	// and its own site's other nodes. Only they may connect.
 	Peers []Peer
-	// Handler serves requests from peers.
+	// Handler serves batches from peers.
 	Handler Handler
+	// Calls is the table of the calls this node serves, each with the
+	// scope it may be called from; nil refuses every call.
+	Calls *Routes
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 	// MaxFrame is the largest frame body accepted or sent, in bytes;

@@ -1,8 +1,10 @@
 // Package transport is hotline's node-to-node link: QUIC (quic-go) with
 // mutual TLS 1.3 and X25519MLKEM768 key exchange, over one or more named
 // paths. It carries batches of messages or receipts between sites, with
-// their acks, and calls between the nodes of one site (follower to leader).
-// It touches no storage.
+// their acks, and calls: requests for a named operation of another node,
+// within the site (a follower relaying to its leader) or between sites (a
+// link test), routed by a table that says which side may call each. It
+// touches no storage.
 //
 // # Paths and connections
 //
@@ -16,12 +18,13 @@
 // # Requests
 //
 // Every request is a new bidirectional stream: the requester writes one
-// frame and closes its side, the server reads it, calls the Handler, writes
+// frame and closes its side, the server reads it, hands it to the Handler
+// (a batch) or to the call's handler in the routing table (a call), writes
 // one reply frame and closes. A frame is a 4-byte big-endian body length, a
 // 1-byte type (1 batch, 2 ack, 3 call, 4 reply) and the body, a compact
 // binary encoding (see codec.go). The requester's context deadline is the
 // stream deadline; when it gives up the stream is reset and the server's
-// Handler context ends.
+// handler context ends.
 //
 // SendBatch tries the site's nodes (preferred first) and, for each, the
 // paths in preference order, in rounds until one replies or the context
@@ -41,17 +44,27 @@
 //     the exact identity of the node it dials (pki.Bundle.ClientConfig).
 //   - A refused handshake is counted by reason (Link.HandshakeRejections)
 //     and logged, at most once per remote host and reason per 10s.
-//   - The identity handed to the Handler is the peer certificate's, never
-//     frame contents.
+//   - The identity handed to the Handler and to call handlers is the peer
+//     certificate's, never frame contents.
 //   - A batch must come from another site, say From = the peer's site and
 //     To = ours, and every message in it must belong to the batch's channel.
-//     A call must come from our own site.
+//   - A call's scope is decided once, by the routing table (Config.Calls,
+//     a *Routes): every operation is registered as SiteInternal (callable
+//     only by the nodes of our own site) or InterSite (only by the nodes
+//     of other sites) with its handler. Before any handler runs, a call of
+//     an operation the table does not hold is refused with ErrUnknownCall,
+//     and one from the other side of the site boundary with ErrCallScope;
+//     the refusal is a Reply naming the op and its scope, and the
+//     connection stays up.
 //   - An oversize frame (more than MaxFrame), an unknown frame type, an
 //     undecodable body or a batch that contradicts the peer's identity
 //     closes the whole connection with a QUIC application error (0x10
 //     protocol, 0x11 forbidden) and a log line; nothing of it reaches the
 //     Handler. Handler errors, by contrast, travel back as Ack.Error or
-//     Reply.Error and leave the connection alone.
+//     Reply.Error and leave the connection alone. A Reply's error also
+//     carries a code (Reply.Code) from the Routes' Codes, so that the
+//     caller rebuilds an error wrapping the same sentinel (Codes.Err) and
+//     branches with errors.Is, never on the text.
 //
 // # Limits
 //

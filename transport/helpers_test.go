@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,25 @@ func (r *recorder) HandleCall(ctx context.Context, from pki.Identity, c *Call) (
 	return &Reply{Body: append([]byte("echo:"), c.Body...)}, nil
 }
 
+// routes serves the calls the tests make through HandleCall: "submit"
+// within the site, "linktest" from other sites.
+func (r *recorder) routes() *Routes {
+	rt := NewRoutes(nil, nil)
+	for op, scope := range map[string]Scope{"submit": SiteInternal, "linktest": InterSite} {
+		rt.Handle(op, scope, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+			rep, err := r.HandleCall(ctx, from, &Call{Op: op, Body: body})
+			switch {
+			case err != nil:
+				return nil, err
+			case rep.Error != "":
+				return nil, errors.New(rep.Error)
+			}
+			return rep.Body, nil
+		})
+	}
+	return rt
+}
+
 func (r *recorder) setBatch(f func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -137,6 +157,7 @@ func startNode(t testing.TB, ca *linktest.CA, site, name string, peers []Peer, o
 		Paths:   []Path{{Name: "fiber", Listen: "127.0.0.1:0"}},
 		Peers:   peers,
 		Handler: h,
+		Calls:   h.routes(),
 		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, f := range o {

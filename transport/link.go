@@ -57,6 +57,14 @@ type Link struct {
 	inbound   map[*quic.Conn]*inboundConn // connections peers dialled to us
 }
 
+// HandlerFunc is a function that serves batches, as a Handler.
+type HandlerFunc func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)
+
+// HandleBatch calls f.
+func (f HandlerFunc) HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	return f(ctx, from, b)
+}
+
 // inboundConn is a connection a peer dialled to us.
 type inboundConn struct {
 	ep   *endpoint

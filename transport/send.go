@@ -172,8 +172,9 @@ func (l *Link) sendEveryPath(ctx context.Context, cands []*peerPath, frame []byt
 // CallSite sends c to a node of another site, any node that answers, by the
 // same order and rules as SendBatch; path, if not "", restricts it to that
 // path (a down path then fails until ctx ends). It returns the reply and
-// the node that sent it. The Handler of the remote node sees our identity
-// and decides what another site may call.
+// the node that sent it. The remote node's routing table (Config.Calls)
+// decides, by our certified identity, which operations another site may
+// call.
 func (l *Link) CallSite(ctx context.Context, site, path string, c *Call) (*Reply, string, error) {
 	if c == nil {
 		return nil, "", errors.New("transport: call: nil call")

@@ -186,14 +186,9 @@ func (l *Link) serveCall(ctx context.Context, id pki.Identity, body []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
-	r, err := l.cfg.Handler.HandleCall(ctx, id, c)
-	switch {
-	case err != nil:
-		r = &Reply{Error: errorText(err)}
-	case r == nil:
-		r = &Reply{Error: "transport: handler returned no reply"}
-	}
-	frame, err := sealFrame(appendReply(newFrame(len(r.Body)+len(r.Error)+16), r), frameReply, l.cfg.MaxFrame)
+	// The routing table decides the call's scope before any handler runs.
+	r := l.cfg.Calls.Serve(ctx, l.self.Site, id, c)
+	frame, err := sealFrame(appendReply(newFrame(len(r.Body)+len(r.Error)+len(r.Code)+len(r.Leader)+16), r), frameReply, l.cfg.MaxFrame)
 	if err != nil {
 		frame, _ = sealFrame(appendReply(newFrame(64), &Reply{Error: "transport: reply larger than MaxFrame"}), frameReply, l.cfg.MaxFrame)
 	}

@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
+)
+
+// The calls a node serves over the link, by operation. Site-internal ones
+// come from the other nodes of this site over the LAN path, inter-site ones
+// from the nodes of other sites; the link's routing table (calls) refuses
+// a call from the wrong side before any handler runs.
+const (
+	// Site-internal.
+	callPropose   = "propose"   // a follower's command for the leader: body a queue.Command, reply an applied (commit)
+	callReadIndex = "readindex" // the leader's read index, in decimal (readindex.go)
+	callBarrier   = "barrier"   // commit a no-op (link tests)
+	callUpPaths   = "up-paths"  // how many paths to other sites are up here
+	callReach     = "reach"     // "SITES PATHS": other sites with a path up here, paths up
+
+	// Site-internal: admin operations relayed to another node of the
+	// site, each a JSON adminOp answered by an adminResult (admin.go).
+	callAdminPaths    = "admin.paths"    // pathsRequest
+	callAdminPath     = "admin.path"     // pathRequest
+	callAdminTransfer = "admin.transfer" // transferRequest
+	callAdminArrivals = "admin.arrivals" // arrivalsRequest
+	callAdminRaft     = "admin.raft"     // raftRequest
+	callAdminMembers  = "admin.members"  // membersRequest
+	callAdminMember   = "admin.member"   // memberRequest
+
+	// Inter-site.
+	callLinkTest      = "linktest"       // prove this site can commit
+	callDrillArrivals = "drill.arrivals" // their drill canaries as committed here
+	callDrillTransfer = "drill.transfer" // move our leadership (allow_remote_drills)
+)
+
+// callCodes are the errors that keep their identity across a call: the
+// serving node sends the code of its error, and the caller rebuilds an
+// error wrapping the same sentinel (transport.Codes.Err), so that
+// errors.Is works after a relay. The first sentinel an error wraps gives
+// its code.
+var callCodes = func() *transport.Codes {
+	c := transport.NewCodes()
+	for _, e := range []struct {
+		code string
+		err  error
+	}{
+		{"starting", ErrStarting},
+		{"stopping", ErrStopping},
+		{"shutting_down", errShuttingDown},
+		{"not_leader", consensus.ErrNotLeader},
+		{"storage_full", consensus.ErrStorageFull},
+		{"raft_no_quorum", consensus.ErrNoQuorum},
+		{"raft_closed", consensus.ErrClosed},
+		{"no_quorum", ErrNoQuorum},
+		{"read_index", errReadIndex},
+		{"invalid", queue.ErrInvalid},
+		{"bad_relay", errBadRelay},
+		{"transfer_conflict", errTransferConflict},
+		{"timeout", context.DeadlineExceeded},
+		{"cancelled", context.Canceled},
+	} {
+		c.Add(e.code, e.err)
+	}
+	return c
+}()
+
+// calls is this node's routing table of calls. Every handler is admitted
+// only while the node runs (lifecycle.enter): a node that is starting or
+// stopping answers with ErrStarting or ErrStopping, which its callers
+// recognise as retryable. The table may be built before the node's parts
+// exist (Open does); handlers reach them only once the node runs.
+func (n *Node) calls() *transport.Routes {
+	rt := transport.NewRoutes(callCodes, n.otherLeader)
+	handle := func(op string, scope transport.Scope, h transport.CallHandler) {
+		rt.Handle(op, scope, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+			if err := n.life.enter(); err != nil {
+				return nil, fmt.Errorf("%s: %w", n.cfg.Node, err)
+			}
+			defer n.life.exit()
+			return h(ctx, from, body)
+		})
+	}
+	site := func(op string, h transport.CallHandler) { handle(op, transport.SiteInternal, h) }
+	other := func(op string, h transport.CallHandler) { handle(op, transport.InterSite, h) }
+
+	site(callPropose, func(ctx context.Context, _ pki.Identity, body []byte) ([]byte, error) {
+		return n.commit.servePropose(ctx, body)
+	})
+	site(callReadIndex, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
+		return n.commit.serveReadIndex(ctx)
+	})
+	site(callBarrier, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
+		return nil, n.barrier(ctx)
+	})
+	site(callUpPaths, func(context.Context, pki.Identity, []byte) ([]byte, error) {
+		return strconv.AppendInt(nil, int64(n.upPaths()), 10), nil
+	})
+	site(callReach, func(context.Context, pki.Identity, []byte) ([]byte, error) {
+		sites, paths := n.reach()
+		return fmt.Appendf(nil, "%d %d", sites, paths), nil
+	})
+	for op := range adminOps {
+		site(op, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+			return n.serveAdmin(ctx, from, op, body)
+		})
+	}
+
+	other(callLinkTest, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
+		rep, err := n.serveLinkTest(ctx)
+		if err == nil && rep.Error != "" {
+			err = errors.New(rep.Error)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return rep.Body, nil
+	})
+	other(callDrillArrivals, func(_ context.Context, from pki.Identity, body []byte) ([]byte, error) {
+		return n.serveArrivals(from.Site, body)
+	})
+	other(callDrillTransfer, n.serveDrillTransfer)
+	return rt
+}
