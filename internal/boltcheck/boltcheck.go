@@ -68,6 +68,8 @@ func corruptFile(format string, args ...any) error {
 // bbolt's consistency check on it. A damaged file is a *CorruptError; a
 // panic inside bbolt on this goroutine is reported as one, never raised.
 // A file locked by another process gives bbolt's ErrTimeout, wrapped.
+// An existing file whose permissions allow more than mode (left by an
+// older version, or by hand) is narrowed to mode.
 func Open(path string, mode os.FileMode, opts *bolt.Options) (db *bolt.DB, err error) {
 	if err := Check(path); err != nil {
 		return nil, err
@@ -107,7 +109,25 @@ func Open(path string, mode os.FileMode, opts *bolt.Options) (db *bolt.DB, err e
 		}
 		return nil, corruptFile("%v%s", errors.Join(errs...), more)
 	}
+	if err := narrow(path, mode); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// narrow takes from the file at path every permission mode does not give.
+func narrow(path string, mode os.FileMode) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&^mode.Perm() != 0 {
+		if err := os.Chmod(path, perm&mode.Perm()); err != nil {
+			return fmt.Errorf("narrow the mode of %s to %v: %w", path, perm&mode.Perm(), err)
+		}
+	}
+	return nil
 }
 
 // Check walks the file's pages; see above. A missing or empty file is
