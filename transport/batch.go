@@ -140,8 +140,9 @@ type Reply struct {
 // comes from another site and names the sender's site as From and ours as
 // To.
 //
-// A returned error is sent back as Ack.Error, with its code in the Routes'
-// Codes (Config.Calls) as Ack.Code (the caller retries); it does not
+// A returned error is sent back as a refusal coded like a call's error
+// reply: Ack.Error, its code in the Routes' Codes (Config.Calls) as
+// Ack.Code and the Routes' leader hint (the caller retries); it does not
 // close the connection. Handlers must return soon after ctx ends:
 // Link.Close waits for them (so a Handler must not call Close itself).
 type Handler interface {
