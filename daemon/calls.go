@@ -40,11 +40,12 @@ const (
 	callDrillTransfer = "drill.transfer" // move our leadership (allow_remote_drills)
 )
 
-// callCodes are the errors that keep their identity across a call: the
-// serving node sends the code of its error, and the caller rebuilds an
-// error wrapping the same sentinel (transport.Codes.Err), so that
-// errors.Is works after a relay. The first sentinel an error wraps gives
-// its code.
+// callCodes are the errors that keep their identity across a call or a
+// batch: the serving node sends the code of its error (a call's reply,
+// or a batch's refusal: handleBatch), and the caller rebuilds an error
+// wrapping the same sentinel (transport.Codes.Err, transport.Ack.Err: the
+// forwarder's), so that errors.Is works after a relay. The first sentinel
+// an error wraps gives its code.
 var callCodes = func() *transport.Codes {
 	c := transport.NewCodes()
 	for _, e := range []struct {

@@ -43,7 +43,8 @@ func (n *Node) forwardConfig() *forward.Config {
 		Link:          n.link,
 		Log:           forward.ProposeFunc(n.propose),
 		State:         n.store,
-		Retryable:     retryableText,
+		Codes:         callCodes,
+		Retryable:     retryable,
 		Background:    n.ctx,
 		Logger:        n.log,
 		Hooks: forward.Hooks{

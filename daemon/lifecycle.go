@@ -14,9 +14,9 @@ import (
 
 // Errors for work that arrives while a node cannot take it. Both are
 // retryable: a peer or client tries again shortly, or on another node.
-// In a call's reply they keep their identity (callCodes; [retryable]
-// recognises them); in an ack they travel as text ([retryableText]); on
-// the socket API they are 503 unavailable with a Retry-After header.
+// In a call's reply and in a batch's ack they keep their identity
+// (callCodes; [retryable] recognises them); on the socket API they are 503
+// unavailable with a Retry-After header.
 var (
 	ErrStarting = errors.New("node is starting; retry shortly")
 	ErrStopping = errors.New("node is stopping; retry on another node")
@@ -105,10 +105,11 @@ func (l *lifecycle) drain(d time.Duration) bool {
 }
 
 // retryable reports whether err says that a node was starting or
-// stopping: its own, or a call's (a *transport.CallError wrapping
-// ErrStarting or ErrStopping). A reply without a code comes from a node
-// of an earlier version, which sent these errors as text only: its text
-// is read instead.
+// stopping: its own, or a peer's (a *transport.CallError from a call's
+// reply or a batch's ack, wrapping ErrStarting or ErrStopping by its
+// code). A refusal without a code comes from a node of an earlier
+// version, which sent these errors as text only: for it alone the text
+// is read ([retryableText]).
 func retryable(err error) bool {
 	if errors.Is(err, ErrStarting) || errors.Is(err, ErrStopping) {
 		return true
@@ -117,9 +118,9 @@ func retryable(err error) bool {
 	return errors.As(err, &ce) && ce.Code == "" && retryableText(ce.Msg)
 }
 
-// retryableText reports whether an error text from a peer (Ack.Error, or
-// the Reply.Error of a node of an earlier version) says that node was
-// starting or stopping.
+// retryableText reports whether the text of an uncoded refusal (the
+// Reply.Error or Ack.Error of a node of an earlier version) says that node
+// was starting or stopping.
 func retryableText(s string) bool {
 	return strings.Contains(s, ErrStarting.Error()) || strings.Contains(s, ErrStopping.Error())
 }

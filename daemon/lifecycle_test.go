@@ -34,7 +34,7 @@ func checkRefusals(t *testing.T, n *Node, want error) {
 	ctx := context.Background()
 	peer := pki.Identity{Site: "bravo", Node: "bravo-1"}
 	ack, err := n.handleBatch(ctx, peer, &transport.Batch{Kind: transport.BatchMessages, From: "bravo", To: "alpha", Precedence: queue.Flash})
-	if err != nil || !strings.Contains(ack.Error, want.Error()) || !retryableText(ack.Error) {
+	if err != nil || !strings.Contains(ack.Error, want.Error()) || !retryableText(ack.Error) || !errors.Is(ack.Err(callCodes), want) || !retryable(ack.Err(callCodes)) {
 		t.Errorf("batch: ack %+v, err %v; want a retryable %q", ack, err, want)
 	}
 	own := pki.Identity{Site: "alpha", Node: "alpha-2"}

@@ -11,7 +11,6 @@ import (
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
-	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // ErrNoQuorum is returned when the site could not commit a command before
@@ -265,8 +264,7 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if err := remote(r.Origin); err != nil {
 			return fmt.Errorf("receive: origin %w", err)
 		}
-		return n.checkBatch(pki.Identity{Site: r.Origin}, &transport.Batch{Kind: transport.BatchMessages,
-			From: r.Origin, To: n.cfg.Site, Precedence: r.Precedence, Messages: r.Messages})
+		return n.checkBatch(cmd)
 	case queue.OpReceipts:
 		r := cmd.Receipts
 		if r == nil {
@@ -275,8 +273,7 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if err := remote(r.From); err != nil {
 			return fmt.Errorf("receipts: sender %w", err)
 		}
-		return n.checkBatch(pki.Identity{Site: r.From}, &transport.Batch{Kind: transport.BatchReceipts,
-			From: r.From, To: n.cfg.Site, Receipts: r.Receipts})
+		return n.checkBatch(cmd)
 	case queue.OpDelivered:
 		d := cmd.Delivered
 		if d == nil {

@@ -19,27 +19,22 @@ import (
 // sender's certified site and b.To is ours.
 func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.Batch) (*transport.Ack, error) {
 	if err := n.life.enter(); err != nil {
-		return &transport.Ack{Error: n.cfg.Node + ": " + err.Error(), Leader: n.otherLeader()}, nil
+		return callCodes.Refusal(fmt.Errorf("%s: %w", n.cfg.Node, err), n.otherLeader()), nil
 	}
 	defer n.life.exit()
 	leader, _ := n.raft.Leader()
-	if err := n.checkBatch(from, b); err != nil {
-		n.log.Warn("rejected batch", "from", from, "err", err)
-		return &transport.Ack{Error: err.Error(), Leader: leader}, nil
+	cmd, err := b.Command(time.Now().UnixNano())
+	if err == nil {
+		err = n.checkBatch(cmd)
 	}
-	cmd := &queue.Command{Time: time.Now().UnixNano()}
-	switch b.Kind {
-	case transport.BatchMessages:
-		cmd.Op = queue.OpReceive
-		cmd.Receive = &queue.Receive{Origin: b.From, Precedence: b.Precedence, Messages: b.Messages}
-	case transport.BatchReceipts:
-		cmd.Op = queue.OpReceipts
-		cmd.Receipts = &queue.Receipts{From: b.From, Receipts: b.Receipts}
+	if err != nil {
+		n.log.Warn("rejected batch", "from", from, "err", err)
+		return callCodes.Refusal(err, leader), nil
 	}
 	res, err := n.propose(ctx, cmd)
 	leader, _ = n.raft.Leader()
 	if err != nil {
-		return &transport.Ack{Error: err.Error(), Leader: leader}, nil
+		return callCodes.Refusal(err, leader), nil
 	}
 	ack := &transport.Ack{Leader: leader}
 	switch {
@@ -66,19 +61,17 @@ func (n *Node) otherLeader() string {
 	return ""
 }
 
-// checkBatch rejects batches that are well-formed on the wire but wrong
-// for us; nothing of such a batch is applied. The link has checked who
-// sent it (From is the peer's site, To ours); the rest is queue's one
-// check of an inbound batch.
-func (n *Node) checkBatch(from pki.Identity, b *transport.Batch) error {
-	switch b.Kind {
-	case transport.BatchMessages:
-		r := queue.Receive{Origin: b.From, Precedence: b.Precedence, Messages: b.Messages}
-		return r.Validate(n.cfg.Site, n.cfg.MaxMessageSize)
-	case transport.BatchReceipts:
-		r := queue.Receipts{From: b.From, Receipts: b.Receipts}
-		return r.Validate()
-	default:
-		return fmt.Errorf("batch from %s: unknown kind %d", from, b.Kind)
+// checkBatch rejects the command of a batch (transport.Batch.Command:
+// OpReceive or OpReceipts) that is well-formed on the wire but wrong for
+// us; nothing of such a batch is applied. The link has checked who sent
+// it (From is the peer's site, To ours); the rest is queue's one check of
+// an inbound batch. A relayed command is checked the same (checkRelayed).
+func (n *Node) checkBatch(cmd *queue.Command) error {
+	switch {
+	case cmd.Receive != nil:
+		return cmd.Receive.Validate(n.cfg.Site, n.cfg.MaxMessageSize)
+	case cmd.Receipts != nil:
+		return cmd.Receipts.Validate()
 	}
+	return fmt.Errorf("%w: %s is not the command of an inbound batch", queue.ErrInvalid, cmd.Op)
 }

@@ -62,6 +62,25 @@ type Batch struct {
 	Receipts   []queue.Receipt  // BatchReceipts only
 }
 
+// Command is the command that applies b on the receiving site's log,
+// stamped now (Unix nanoseconds): OpReceive of b's messages, or OpReceipts
+// of its receipts. It shares b's slices. A batch of an unknown kind (only
+// one made by hand: a received batch has been checked) is ErrBadBatch.
+func (b *Batch) Command(now int64) (*queue.Command, error) {
+	cmd := &queue.Command{Time: now}
+	switch b.Kind {
+	case BatchMessages:
+		cmd.Op = queue.OpReceive
+		cmd.Receive = &queue.Receive{Origin: b.From, Precedence: b.Precedence, Messages: b.Messages}
+	case BatchReceipts:
+		cmd.Op = queue.OpReceipts
+		cmd.Receipts = &queue.Receipts{From: b.From, Receipts: b.Receipts}
+	default:
+		return nil, fmt.Errorf("%w: unknown kind %d", ErrBadBatch, b.Kind)
+	}
+	return cmd, nil
+}
+
 // Ack answers a Batch.
 type Ack struct {
 	// Last is cumulative: the highest sequence (or RSeq for receipts) the
@@ -72,6 +91,26 @@ type Ack struct {
 	// Error, when not empty, says the batch was not applied (e.g. no
 	// quorum); retry later.
 	Error string
+	// Code names the kind of Error in the Codes that serve calls too
+	// (Ack.Err rebuilds the error; Codes.Refusal sets it), "" if the
+	// receiver named none: an error outside its table, or a receiver of
+	// an earlier version.
+	Code string
+}
+
+// Err returns nil if a accepts the batch, else a *CallError with Op
+// "batch" and a's text, code and leader hint, wrapping the sentinel of
+// a's code in c (nil: the transport's own codes), so that the sender
+// branches with errors.Is. It wraps none if the code is "" or unknown
+// here: a receiver of another version, whose text is all there is.
+func (a *Ack) Err(c *Codes) error {
+	if a.Error == "" {
+		return nil
+	}
+	if c == nil {
+		c = NewCodes()
+	}
+	return &CallError{Op: "batch", Code: a.Code, Leader: a.Leader, Msg: a.Error, kind: c.sentinel(a.Code)}
 }
 
 // Call is a request for one operation of the called node: within a site
@@ -101,8 +140,10 @@ type Reply struct {
 // comes from another site and names the sender's site as From and ours as
 // To.
 //
-// A returned error is sent back as Ack.Error (the caller retries); it does
-// not close the connection. Handlers must return soon after ctx ends:
+// A returned error is sent back as a refusal coded like a call's error
+// reply: Ack.Error, its code in the Routes' Codes (Config.Calls) as
+// Ack.Code and the Routes' leader hint (the caller retries); it does not
+// close the connection. Handlers must return soon after ctx ends:
 // Link.Close waits for them (so a Handler must not call Close itself).
 type Handler interface {
 	HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)

@@ -133,6 +133,12 @@ func (r *Routes) Serve(ctx context.Context, site string, from pki.Identity, c *C
 	return r.errReply(err)
 }
 
+// refusal is the Ack refusing a batch for err, coded like a reply.
+func (r *Routes) refusal(err error) *Ack {
+	rep := r.errReply(err)
+	return &Ack{Error: rep.Error, Code: rep.Code, Leader: rep.Leader}
+}
+
 func (r *Routes) errReply(err error) *Reply {
 	rep := &Reply{Error: errorText(err)}
 	if r == nil {
@@ -147,9 +153,9 @@ func (r *Routes) errReply(err error) *Reply {
 }
 
 // Codes is a table of the sentinel errors that keep their identity across
-// a call: the server sends the code of a handler's error (Reply.Code), the
-// caller rebuilds an error that wraps the same sentinel (Err), so that
-// errors.Is works on the far side. Both ends run the same table. Fill it
+// a call or a batch: the server sends the code of a handler's error
+// (Reply.Code, Ack.Code), the caller rebuilds an error that wraps the same
+// sentinel (Err, Ack.Err), so that errors.Is works on the far side. Both ends run the same table. Fill it
 // with Add before use; it is read-only afterwards.
 type Codes struct {
 	list []codeEntry
@@ -203,23 +209,35 @@ func (c *Codes) Err(op string, rep *Reply) error {
 	if rep.Error == "" {
 		return nil
 	}
-	e := &CallError{Op: op, Code: rep.Code, Leader: rep.Leader, Msg: rep.Error}
-	if rep.Code != "" {
-		for _, ce := range c.list {
-			if ce.code == rep.Code {
-				e.kind = ce.err
-				break
-			}
-		}
-	}
-	return e
+	return &CallError{Op: op, Code: rep.Code, Leader: rep.Leader, Msg: rep.Error, kind: c.sentinel(rep.Code)}
 }
 
-// CallError is a call that the called node answered with an error: its
+// sentinel returns the sentinel of code, nil if code is "" or not in c.
+func (c *Codes) sentinel(code string) error {
+	if code == "" {
+		return nil
+	}
+	for _, e := range c.list {
+		if e.code == code {
+			return e.err
+		}
+	}
+	return nil
+}
+
+// Refusal returns an Ack that refuses a batch for err: err's text, the
+// code c gives it (Ack.Err rebuilds the error on the sender's side) and
+// leader, the refusing node's hint of its site's leader.
+func (c *Codes) Refusal(err error, leader string) *Ack {
+	return &Ack{Error: errorText(err), Code: c.Code(err), Leader: leader}
+}
+
+// CallError is a call that the called node answered with an error, or a
+// batch that the receiving node refused (Op "batch", from Ack.Err): its
 // message, code and leader hint as sent. errors.Is matches the sentinel
 // its code stands for in the caller's Codes.
 type CallError struct {
-	Op     string // the call's operation
+	Op     string // the call's operation; "batch" for a refused batch
 	Code   string // the kind of error ("" if the server named none)
 	Leader string // the server's hint: its site's leader, "" if unknown
 	Msg    string // the server's error text

@@ -13,7 +13,9 @@ import (
 //
 //	batch:   kind, from, to, precedence, list(message), list(receipt)
 //	         (a message's origin, dest and precedence are the batch's)
-//	ack:     last, leader, error
+//	ack:     last, leader, error [, code]
+//	         (code only when not empty, so that an ack without one reads
+//	         as it did before codes existed)
 //	call:    op, body
 //	reply:   body, error [, code, leader]
 //	         (code and leader only when either is not empty, so that a
@@ -70,12 +72,22 @@ func decodeBatch(p []byte) (*Batch, error) {
 func appendAck(buf []byte, a *Ack) []byte {
 	buf = binary.AppendUvarint(buf, a.Last)
 	buf = queue.AppendString(buf, a.Leader)
-	return queue.AppendString(buf, a.Error)
+	buf = queue.AppendString(buf, a.Error)
+	if a.Code != "" {
+		buf = queue.AppendString(buf, a.Code)
+	}
+	return buf
 }
 
 func decodeAck(p []byte) (*Ack, error) {
 	d := queue.NewDecoder(p)
 	a := &Ack{Last: d.Uvarint(), Leader: d.Str(), Error: d.Str()}
+	if d.Err() == nil && !d.Empty() {
+		a.Code = d.Str()
+		if d.Err() == nil && a.Code == "" {
+			return nil, protocolErr("malformed ack: empty code (it is left out when empty)")
+		}
+	}
 	if err := d.Finish(); err != nil {
 		return nil, protocolErr("malformed ack: %v", err)
 	}

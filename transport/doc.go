@@ -61,10 +61,12 @@
 //     closes the whole connection with a QUIC application error (0x10
 //     protocol, 0x11 forbidden) and a log line; nothing of it reaches the
 //     Handler. Handler errors, by contrast, travel back as Ack.Error or
-//     Reply.Error and leave the connection alone. A Reply's error also
-//     carries a code (Reply.Code) from the Routes' Codes, so that the
-//     caller rebuilds an error wrapping the same sentinel (Codes.Err) and
-//     branches with errors.Is, never on the text.
+//     Reply.Error and leave the connection alone. Either also carries a
+//     code (Ack.Code, Reply.Code) from one table, the Routes' Codes (a
+//     Handler's refusal: Codes.Refusal), so that the sender rebuilds an
+//     error wrapping the same sentinel (Ack.Err, Codes.Err) and branches
+//     with errors.Is, never on the text. An ack or reply without a code
+//     (an older peer) encodes as before codes existed.
 //
 // # Limits
 //

@@ -116,6 +116,9 @@ func FuzzDecodeBatch(f *testing.F) {
 func FuzzDecodeAck(f *testing.F) {
 	f.Add(appendAck(nil, &Ack{}))
 	f.Add(appendAck(nil, &Ack{Last: 1 << 63, Leader: "b2", Error: "no quorum"}))
+	f.Add(appendAck(nil, &Ack{Last: 3, Leader: "b2", Error: "b1: node is starting", Code: "starting"}))
+	f.Add(appendAck(nil, &Ack{Error: "no quorum", Code: "no_quorum"}))
+	f.Add(queue.AppendString(appendAck(nil, &Ack{Error: "e"}), "")) // empty code: refused
 	f.Fuzz(func(t *testing.T, p []byte) {
 		a, err := decodeAck(p)
 		if err != nil {
@@ -124,7 +127,7 @@ func FuzzDecodeAck(f *testing.F) {
 			}
 			return
 		}
-		if len(a.Leader)+len(a.Error) > len(p) {
+		if len(a.Leader)+len(a.Error)+len(a.Code) > len(p) {
 			t.Fatal("strings longer than the body")
 		}
 		if q := appendAck(nil, a); !bytes.Equal(p, q) {

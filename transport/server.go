@@ -170,11 +170,11 @@ func (l *Link) serveBatch(ctx context.Context, id pki.Identity, body []byte) ([]
 	ack, err := l.cfg.Handler.HandleBatch(ctx, id, b)
 	switch {
 	case err != nil:
-		ack = &Ack{Error: errorText(err)}
+		ack = l.cfg.Calls.refusal(err)
 	case ack == nil:
 		ack = &Ack{Error: "transport: handler returned no ack"}
 	}
-	frame, err := sealFrame(appendAck(newFrame(16+len(ack.Leader)+len(ack.Error)), ack), frameAck, l.cfg.MaxFrame)
+	frame, err := sealFrame(appendAck(newFrame(16+len(ack.Leader)+len(ack.Error)+len(ack.Code)), ack), frameAck, l.cfg.MaxFrame)
 	if err != nil {
 		frame, _ = sealFrame(appendAck(newFrame(64), &Ack{Error: "transport: ack larger than MaxFrame"}), frameAck, l.cfg.MaxFrame)
 	}

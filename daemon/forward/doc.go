@@ -68,6 +68,18 @@
 // Run starts all of them for every other site and returns when its
 // context ends.
 //
+// # Refusals
+//
+// A receiver that does not apply a batch refuses it in its ack: a text, a
+// code (transport.Ack.Code, from the receiving site's table of errors,
+// the one its calls use) and a hint of its leader. Every driver reads a
+// refusal the same way (Config.refused): Ack.Err with Config.Codes
+// rebuilds a typed error, the next send goes to the leader the refusal
+// names, and one without a leader that Config.Retryable judges retryable
+// (a node starting or stopping, by errors.Is) drops the preferred node.
+// Only a refusal without a code, from a receiver of an earlier version,
+// is judged by its text.
+//
 // # What it needs
 //
 // The package declares what it uses as small interfaces: Link (send a

@@ -78,9 +78,17 @@ type Config struct {
 	Link  Link
 	Log   Log
 	State State
-	// Retryable reports whether a refusal's text says the refusing node
-	// was starting or stopping; it is then no longer preferred. Nil: never.
-	Retryable func(refusal string) bool
+	// Codes names the errors of refusals (transport.Ack.Code): the
+	// receiving site's table, which serves its calls too. Nil: the
+	// transport's own.
+	Codes *transport.Codes
+	// Retryable reports whether a refusal (a *transport.CallError built
+	// by Ack.Err from Codes, wrapping the sentinel of its code) says the
+	// refusing node was starting or stopping; it is then no longer
+	// preferred. It decides with errors.Is; only for a refusal without a
+	// code (a receiver of an earlier version) may it read the text.
+	// Nil: never.
+	Retryable func(refusal error) bool
 	// Background bounds the proposals that record acks: the node's life,
 	// not the leadership's, so an ack learned just before leadership ended
 	// is still recorded (through the new leader). Nil: context.Background.
@@ -106,17 +114,21 @@ func Run(ctx context.Context, c *Config) {
 	wg.Wait()
 }
 
-// redirect points the next send to site at the leader a refusing node
-// named; a node that was starting or stopping and named none is no
-// longer preferred. Either way the caller retries: every send is safe to
-// repeat.
-func (c *Config) redirect(site string, ack *transport.Ack) {
+// refused returns nil if ack accepts a batch to site, else the refusal
+// as a typed error (ack.Err with c.Codes), after pointing the next send
+// to site at the leader the refusing node named; a node that was starting
+// or stopping (c.Retryable) and named none is no longer preferred. Either
+// way the caller retries: every send is safe to repeat.
+func (c *Config) refused(site string, ack *transport.Ack) error {
+	err := ack.Err(c.Codes)
 	switch {
+	case err == nil:
 	case ack.Leader != "":
 		c.Link.SetPreferred(site, ack.Leader)
-	case c.Retryable != nil && c.Retryable(ack.Error):
+	case c.Retryable != nil && c.Retryable(err):
 		c.Link.SetPreferred(site, "")
 	}
+	return err
 }
 
 func (c *Config) logger() *slog.Logger {

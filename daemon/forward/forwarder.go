@@ -125,12 +125,11 @@ func (f *Forwarder) send(ctx context.Context, b *transport.Batch, fl Flight, res
 
 // take feeds one batch's outcome to the window.
 func (f *Forwarder) take(w *Window, r result) (Step, error) {
-	switch {
-	case r.err != nil:
+	if r.err != nil {
 		return w.OnFailure(r.f), r.err
-	case r.ack.Error != "":
-		f.c.redirect(f.dest, r.ack)
-		return w.OnFailure(r.f), fmt.Errorf("%s refused batch: %s", f.dest, r.ack.Error)
+	}
+	if err := f.c.refused(f.dest, r.ack); err != nil {
+		return w.OnFailure(r.f), fmt.Errorf("%s refused batch: %w", f.dest, err)
 	}
 	if r.ack.Leader != "" {
 		f.c.Link.SetPreferred(f.dest, r.ack.Leader)

@@ -75,9 +75,8 @@ func (s *ReceiptSender) send(ctx context.Context, rs []queue.Receipt) error {
 	if err != nil {
 		return err
 	}
-	if ack.Error != "" {
-		c.redirect(s.origin, ack)
-		return fmt.Errorf("%s refused receipts: %s", s.origin, ack.Error)
+	if err := c.refused(s.origin, ack); err != nil {
+		return fmt.Errorf("%s refused receipts: %w", s.origin, err)
 	}
 	if ack.Last < rs[0].RSeq {
 		return fmt.Errorf("%s acked receipts only up to %d", s.origin, ack.Last)

@@ -70,9 +70,8 @@ func resyncLoop(ctx context.Context, c *Config, fenced func() bool, probe *trans
 			if err != nil {
 				return err
 			}
-			if ack.Error != "" {
-				c.redirect(probe.To, ack)
-				return fmt.Errorf("%s refused: %s", probe.To, ack.Error)
+			if err := c.refused(probe.To, ack); err != nil {
+				return fmt.Errorf("%s refused: %w", probe.To, err)
 			}
 			pctx, pcancel := context.WithTimeout(ctx, c.SubmitTimeout)
 			defer pcancel()
