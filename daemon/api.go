@@ -51,8 +51,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST "+client.PathAck, a.ack)
 	mux.HandleFunc("GET "+client.PathStatus, a.status)
 	mux.Handle("GET /metrics", n.metrics.handler())
-	mux.Handle("GET /healthz", healthHandler(n.healthz))
-	mux.Handle("GET /readyz", healthHandler(n.readyz))
+	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
+	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
@@ -205,7 +205,7 @@ const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	n := a.n
-	if n.storageFull() != nil {
+	if n.health.storageFull() != nil {
 		a.writeStorageFull(w)
 		return
 	}
@@ -256,8 +256,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("drill=%q is not true or false", s))
 			return
 		}
-		if drill && !n.isAdmin(caller(r)) {
-			writeError(w, http.StatusForbidden, client.CodeForbidden, "drill traffic: "+n.forbidden(caller(r)))
+		if drill && !n.admin.isAdmin(caller(r)) {
+			writeError(w, http.StatusForbidden, client.CodeForbidden, "drill traffic: "+n.admin.forbidden(caller(r)))
 			return
 		}
 		if drill {
@@ -590,7 +590,7 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
-	if a.n.storageFull() != nil {
+	if a.n.health.storageFull() != nil {
 		a.writeStorageFull(w)
 		return
 	}

@@ -67,8 +67,8 @@ func backupWriteTime(size int64) time.Duration {
 }
 
 // resyncAlarms names the other sites a restored state has not heard from.
-func (n *Node) resyncAlarms() []string {
-	f := n.store.Fenced()
+func (h *health) resyncAlarms() []string {
+	f := h.store.Fenced()
 	if f == nil {
 		return nil
 	}
@@ -80,7 +80,7 @@ func (n *Node) resyncAlarms() []string {
 		sites[s] = true
 	}
 	var out []string
-	for _, s := range n.cfg.remoteSites() {
+	for _, s := range h.cfg.remoteSites() {
 		if sites[s] {
 			out = append(out, fmt.Sprintf("restored from a backup: not yet resynchronised with site %s; submits to it are refused (503, retry) until it answers", s))
 		}
