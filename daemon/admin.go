@@ -105,7 +105,7 @@ func (a *apiServer) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+client.PathAdminPaths, a.admin(callAdminPaths, parsePaths))
 	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(callAdminPath, parsePath))
 	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(callAdminTransfer, parseTransfer))
-	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.n.admin.parseArrivals))
+	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.ops.parseArrivals))
 	a.memberRoutes(mux)
 	mux.HandleFunc("GET "+client.PathAdminBackup, a.adminHere(a.backup)) // backup.go
 }
@@ -169,7 +169,7 @@ func (a *admin) target(r *http.Request) (string, *apiError) {
 // request and runs it here, or on the node ?node= names (relayed as op).
 func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiError)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		adm := a.n.admin
+		adm := a.ops
 		node, aerr := adm.target(r)
 		if aerr != nil {
 			writeAPIError(w, aerr)
@@ -211,7 +211,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 // streams): it checks the caller and refuses ?node= naming another node.
 func (a *apiServer) adminHere(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		node, aerr := a.n.admin.target(r)
+		node, aerr := a.ops.target(r)
 		if aerr == nil && node != "" {
 			aerr = apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s is not relayed (node=%q): ask %s through its own socket", r.URL.Path, node, node)
 		}

@@ -32,12 +32,11 @@ import (
 // backup serves GET /v1/admin/backup: the backup file, streamed, with its
 // length in Content-Length (the client shows progress against it).
 func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
-	n := a.n
 	if !a.readBarrier(w, r) {
 		return
 	}
 	start := time.Now()
-	b, err := n.store.Backup(n.cfg.Node, start)
+	b, err := a.store.Backup(a.cfg.Node, start)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return
@@ -53,10 +52,10 @@ func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
 	written, err := b.WriteTo(w)
 	if err != nil {
 		// The client sees a short body and refuses it.
-		n.log.Warn("backup failed", "err", err, "written", written, "by", credString(caller(r)))
+		a.log.Warn("backup failed", "err", err, "written", written, "by", credString(caller(r)))
 		return
 	}
-	n.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
+	a.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
 		"took", time.Since(start).Round(time.Millisecond), "by", credString(caller(r)))
 }
 

@@ -43,8 +43,10 @@
 // glue: the link's and Raft's configs, the routing table of calls (its
 // handlers reach the parts when called, after Open built them), the
 // receiver of batches (receiver.go) and the leader's duties (leader.go).
-// The socket API (apiServer) is the one part still built from the Node.
-// Reload (certs.go: reloader) holds the keyring and a copy of the config.
+// The socket API (apiServer), the metrics listener and the leader's
+// duties are built from the Node's parts by newAPIServer,
+// startMetricsServer and startLeaderDuties; none keeps the Node. Reload
+// (certs.go: reloader) holds the keyring and a copy of the config.
 //
 // # Ownership and locks
 //

@@ -106,5 +106,5 @@ func (n *Node) Status() *client.Status {
 }
 
 func (a *apiServer) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.Status())
+	writeJSON(w, http.StatusOK, a.nodeStatus())
 }

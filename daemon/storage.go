@@ -63,9 +63,9 @@ func isNoSpace(err error) bool {
 
 // writeStorageFull answers 507 storage_full.
 func (a *apiServer) writeStorageFull(w http.ResponseWriter) {
-	err := a.n.health.storageFull()
+	err := a.health.storageFull()
 	if err == nil {
-		err = errors.New("storage full on node " + a.n.cfg.Node)
+		err = errors.New("storage full on node " + a.cfg.Node)
 	}
 	writeError(w, http.StatusInsufficientStorage, client.CodeStorageFull, err.Error())
 }
