@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os/user"
 	"slices"
@@ -13,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
 )
@@ -27,11 +30,26 @@ import (
 // Followers use the same requests to ask their leader (a leader transfer,
 // a membership change) and members for their Raft progress.
 
-// adminOp is one admin operation as a typed request. run does it on n;
+// admin runs the admin operations on this node's parts: the requests
+// (adminOp) the socket API parses or another node relays, the admin
+// calls from other sites' drills, and the check of who may ask. Open
+// builds it once the parts exist.
+type admin struct {
+	cfg     *Config
+	log     *slog.Logger
+	store   *queue.Store
+	raft    *consensus.Node
+	link    *transport.Link
+	commit  *committer  // members' read barrier
+	members *membership // membership changes (member.go)
+	tests   *linkTests  // the leader's link tests, for paths (linkHealth.tests)
+}
+
+// adminOp is one admin operation as a typed request. run does it with a;
 // who asked is for the log. Its reply is JSON-encodable; its error says
 // how the socket API answers.
 type adminOp interface {
-	run(ctx context.Context, n *Node, who adminCaller) (any, *apiError)
+	run(ctx context.Context, a *admin, who adminCaller) (any, *apiError)
 }
 
 // adminCaller is who asked for an admin operation: a caller of this
@@ -87,24 +105,24 @@ func (a *apiServer) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+client.PathAdminPaths, a.admin(callAdminPaths, parsePaths))
 	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(callAdminPath, parsePath))
 	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(callAdminTransfer, parseTransfer))
-	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.n.parseArrivals))
+	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.ops.parseArrivals))
 	a.memberRoutes(mux)
 	mux.HandleFunc("GET "+client.PathAdminBackup, a.adminHere(a.backup)) // backup.go
 }
 
 // isAdmin reports whether the caller may use the admin API: root, or a
 // member (primary or supplementary) of admin_group.
-func (n *Node) isAdmin(cred *syscall.Ucred) bool {
+func (a *admin) isAdmin(cred *syscall.Ucred) bool {
 	if cred == nil {
 		return false
 	}
 	if cred.Uid == 0 {
 		return true
 	}
-	if n.cfg.AdminGroup == "" {
+	if a.cfg.AdminGroup == "" {
 		return false
 	}
-	g, err := user.LookupGroup(n.cfg.AdminGroup)
+	g, err := user.LookupGroup(a.cfg.AdminGroup)
 	if err != nil {
 		return false
 	}
@@ -119,30 +137,30 @@ func (n *Node) isAdmin(cred *syscall.Ucred) bool {
 	return err == nil && slices.Contains(gids, g.Gid)
 }
 
-func (n *Node) forbidden(cred *syscall.Ucred) string {
+func (a *admin) forbidden(cred *syscall.Ucred) string {
 	who := "an unidentified caller"
 	if cred != nil {
 		who = fmt.Sprintf("uid %d (gid %d)", cred.Uid, cred.Gid)
 	}
-	if n.cfg.AdminGroup == "" {
+	if a.cfg.AdminGroup == "" {
 		return fmt.Sprintf("the admin API is for root only (no admin_group configured); %s is not root", who)
 	}
-	return fmt.Sprintf("the admin API is for root and members of group %q; %s is neither", n.cfg.AdminGroup, who)
+	return fmt.Sprintf("the admin API is for root and members of group %q; %s is neither", a.cfg.AdminGroup, who)
 }
 
-// adminTarget checks that r's caller may use the admin API (403
+// target checks that r's caller may use the admin API (403
 // otherwise) and returns the node ?node= names if that is another node of
 // the site, "" if it names none or this one (400 if no node of the site).
-func (n *Node) adminTarget(r *http.Request) (string, *apiError) {
-	if !n.isAdmin(caller(r)) {
-		return "", &apiError{Status: http.StatusForbidden, Code: client.CodeForbidden, Msg: n.forbidden(caller(r))}
+func (a *admin) target(r *http.Request) (string, *apiError) {
+	if !a.isAdmin(caller(r)) {
+		return "", &apiError{Status: http.StatusForbidden, Code: client.CodeForbidden, Msg: a.forbidden(caller(r))}
 	}
 	node := r.URL.Query().Get("node")
 	switch {
-	case node == "" || node == n.cfg.Node:
+	case node == "" || node == a.cfg.Node:
 		return "", nil
-	case n.cfg.siteOf(node) != n.cfg.Site:
-		return "", apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "node=%q is not a node of site %s (%s)", node, n.cfg.Site, strings.Join(n.siteNodes(), ", "))
+	case a.cfg.siteOf(node) != a.cfg.Site:
+		return "", apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "node=%q is not a node of site %s (%s)", node, a.cfg.Site, strings.Join(a.cfg.siteNodes(), ", "))
 	}
 	return node, nil
 }
@@ -151,8 +169,8 @@ func (n *Node) adminTarget(r *http.Request) (string, *apiError) {
 // request and runs it here, or on the node ?node= names (relayed as op).
 func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiError)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		n := a.n
-		node, aerr := n.adminTarget(r)
+		adm := a.ops
+		node, aerr := adm.target(r)
 		if aerr != nil {
 			writeAPIError(w, aerr)
 			return
@@ -163,7 +181,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 			return
 		}
 		if node == "" {
-			res, aerr := req.run(r.Context(), n, adminCaller{by: credString(caller(r))})
+			res, aerr := req.run(r.Context(), adm, adminCaller{by: credString(caller(r))})
 			if aerr != nil {
 				writeAPIError(w, aerr)
 				return
@@ -172,7 +190,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 			return
 		}
 		var res json.RawMessage
-		aerr, err := relayAdmin(r.Context(), n.link, node, op, req, n.cfg.SubmitTimeout.Duration, &res)
+		aerr, err := relayAdmin(r.Context(), adm.link, node, op, req, adm.cfg.SubmitTimeout.Duration, &res)
 		switch {
 		case err != nil:
 			status := http.StatusBadGateway
@@ -193,7 +211,7 @@ func (a *apiServer) admin(op string, parse func(*http.Request) (adminOp, *apiErr
 // streams): it checks the caller and refuses ?node= naming another node.
 func (a *apiServer) adminHere(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		node, aerr := a.n.adminTarget(r)
+		node, aerr := a.ops.target(r)
 		if aerr == nil && node != "" {
 			aerr = apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%s is not relayed (node=%q): ask %s through its own socket", r.URL.Path, node, node)
 		}
@@ -203,14 +221,6 @@ func (a *apiServer) adminHere(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-func (n *Node) siteNodes() []string {
-	var out []string
-	for _, nc := range n.cfg.siteConfig(n.cfg.Site).Nodes {
-		out = append(out, nc.Name)
-	}
-	return out
 }
 
 // relayAdmin runs req (the admin operation op) on another node of the
@@ -245,13 +255,13 @@ func relayAdmin(ctx context.Context, link *transport.Link, node, op string, req 
 	return nil, nil
 }
 
-// serveAdmin runs an admin operation another node of the site relayed.
-func (n *Node) serveAdmin(ctx context.Context, from pki.Identity, op string, body []byte) ([]byte, error) {
+// serve runs an admin operation another node of the site relayed.
+func (a *admin) serve(ctx context.Context, from pki.Identity, op string, body []byte) ([]byte, error) {
 	req := adminOps[op]()
 	if err := json.Unmarshal(body, req); err != nil {
 		return nil, fmt.Errorf("%w: admin request %s: %v", errBadRelay, op, err)
 	}
-	res, aerr := req.run(ctx, n, adminCaller{by: "relay from " + from.Node, relayed: true})
+	res, aerr := req.run(ctx, a, adminCaller{by: "relay from " + from.Node, relayed: true})
 	out := adminResult{Err: aerr}
 	if aerr == nil {
 		b, err := json.Marshal(res)

@@ -28,22 +28,22 @@ type pathsRequest struct{}
 
 func parsePaths(*http.Request) (adminOp, *apiError) { return &pathsRequest{}, nil }
 
-func (*pathsRequest) run(_ context.Context, n *Node, _ adminCaller) (any, *apiError) {
-	return n.pathsReply(), nil
+func (*pathsRequest) run(_ context.Context, a *admin, _ adminCaller) (any, *apiError) {
+	return a.pathsReply(), nil
 }
 
-func (n *Node) pathsReply() *client.PathsReply {
-	out := &client.PathsReply{Site: n.cfg.Site, Node: n.cfg.Node, Paths: []client.PathInfo{}}
-	for _, p := range n.cfg.Paths {
-		m, _ := n.link.PathAdmin(p)
-		pa := client.PathAdmin{Node: n.cfg.Node, Path: p, State: "up"}
+func (a *admin) pathsReply() *client.PathsReply {
+	out := &client.PathsReply{Site: a.cfg.Site, Node: a.cfg.Node, Paths: []client.PathInfo{}}
+	for _, p := range a.cfg.Paths {
+		m, _ := a.link.PathAdmin(p)
+		pa := client.PathAdmin{Node: a.cfg.Node, Path: p, State: "up"}
 		if m != transport.AdminUp {
 			pa.State, pa.Mode = "down", adminModeName(m)
 		}
 		out.Admin = append(out.Admin, pa)
 	}
-	tests := n.linkTests.snapshot()
-	for _, ps := range n.link.Paths() {
+	tests := a.tests.snapshot()
+	for _, ps := range a.link.Paths() {
 		pi := client.PathInfo{
 			Site: ps.Site, Node: ps.Node, Path: ps.Path, Remote: ps.Remote, State: ps.State,
 			Active: ps.Active, RTTMillis: millis(ps.RTT), LossPct: ps.LossPct,
@@ -87,12 +87,12 @@ func parsePath(r *http.Request) (adminOp, *apiError) {
 	return &pathRequest{Name: r.PathValue("name"), Action: r.PathValue("action"), Mode: r.URL.Query().Get("mode")}, nil
 }
 
-func (q *pathRequest) run(_ context.Context, n *Node, who adminCaller) (any, *apiError) {
+func (q *pathRequest) run(_ context.Context, a *admin, who adminCaller) (any, *apiError) {
 	if q.Name == lanPath {
-		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%q is the intra-site link, not an inter-site path (paths: %s)", q.Name, strings.Join(n.cfg.Paths, ", "))
+		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "%q is the intra-site link, not an inter-site path (paths: %s)", q.Name, strings.Join(a.cfg.Paths, ", "))
 	}
-	if !slices.Contains(n.cfg.Paths, q.Name) {
-		return nil, apiErrorf(http.StatusNotFound, client.CodeNotFound, "no path %q on %s (paths: %s)", q.Name, n.cfg.Node, strings.Join(n.cfg.Paths, ", "))
+	if !slices.Contains(a.cfg.Paths, q.Name) {
+		return nil, apiErrorf(http.StatusNotFound, client.CodeNotFound, "no path %q on %s (paths: %s)", q.Name, a.cfg.Node, strings.Join(a.cfg.Paths, ", "))
 	}
 	var mode transport.AdminMode
 	switch q.Action {
@@ -110,14 +110,14 @@ func (q *pathRequest) run(_ context.Context, n *Node, who adminCaller) (any, *ap
 	default:
 		return nil, apiErrorf(http.StatusNotFound, client.CodeNotFound, "no action %q for a path (down or up)", q.Action)
 	}
-	if err := n.link.SetPathAdmin(q.Name, mode); err != nil {
+	if err := a.link.SetPathAdmin(q.Name, mode); err != nil {
 		return nil, apiErrorf(http.StatusInternalServerError, client.CodeInternal, "%s", err)
 	}
-	pa := client.PathAdmin{Node: n.cfg.Node, Path: q.Name, State: "up"}
+	pa := client.PathAdmin{Node: a.cfg.Node, Path: q.Name, State: "up"}
 	if mode != transport.AdminUp {
 		pa.State, pa.Mode = "down", adminModeName(mode)
 	}
-	n.log.Warn("path administratively changed", "path", q.Name, "state", pa.State, "mode", pa.Mode, "by", who.by)
+	a.log.Warn("path administratively changed", "path", q.Name, "state", pa.State, "mode", pa.Mode, "by", who.by)
 	return pa, nil
 }
 
@@ -140,14 +140,14 @@ func parseTransfer(r *http.Request) (adminOp, *apiError) {
 	return &transferRequest{Site: q.Get("site"), To: q.Get("to")}, nil
 }
 
-func (q *transferRequest) run(ctx context.Context, n *Node, _ adminCaller) (any, *apiError) {
-	if q.Site != "" && q.Site != n.cfg.Site {
-		return n.transferRemote(ctx, q.Site, q.To)
+func (q *transferRequest) run(ctx context.Context, a *admin, _ adminCaller) (any, *apiError) {
+	if q.Site != "" && q.Site != a.cfg.Site {
+		return a.transferRemote(ctx, q.Site, q.To)
 	}
-	if q.To != "" && n.cfg.siteOf(q.To) != n.cfg.Site {
-		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "to=%q is not a node of site %s (%s)", q.To, n.cfg.Site, strings.Join(n.siteNodes(), ", "))
+	if q.To != "" && a.cfg.siteOf(q.To) != a.cfg.Site {
+		return nil, apiErrorf(http.StatusBadRequest, client.CodeBadRequest, "to=%q is not a node of site %s (%s)", q.To, a.cfg.Site, strings.Join(a.cfg.siteNodes(), ", "))
 	}
-	lt, err := n.transferLeader(ctx, q.To)
+	lt, err := a.transferLeader(ctx, q.To)
 	if err != nil {
 		status, code := http.StatusServiceUnavailable, client.CodeUnavailable
 		if errors.Is(err, errTransferConflict) {
@@ -160,13 +160,13 @@ func (q *transferRequest) run(ctx context.Context, n *Node, _ adminCaller) (any,
 
 // transferRemote asks a node of another site to move its leadership
 // (callDrillTransfer; the site must allow remote drills).
-func (n *Node) transferRemote(ctx context.Context, site, to string) (*client.LeaderTransfer, *apiError) {
-	if n.cfg.siteConfig(site) == nil {
+func (a *admin) transferRemote(ctx context.Context, site, to string) (*client.LeaderTransfer, *apiError) {
+	if a.cfg.siteConfig(site) == nil {
 		return nil, apiErrorf(http.StatusBadRequest, client.CodeUnknownSite, "unknown site %q", site)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.SubmitTimeout.Duration)
+	ctx, cancel := context.WithTimeout(ctx, 2*a.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	rep, _, err := n.link.CallSite(ctx, site, "", &transport.Call{Op: callDrillTransfer, Body: []byte(to)})
+	rep, _, err := a.link.CallSite(ctx, site, "", &transport.Call{Op: callDrillTransfer, Body: []byte(to)})
 	if err != nil {
 		return nil, apiErrorf(http.StatusBadGateway, client.CodeUnavailable, "asking site %s: %v", site, err)
 	}
@@ -185,18 +185,18 @@ var errTransferConflict = errors.New("leader transfer not possible")
 // transferLeader moves this site's leadership to `to` ("" = Raft's choice)
 // and waits until a new leader is known. On a follower it asks the leader
 // (callAdminTransfer).
-func (n *Node) transferLeader(ctx context.Context, to string) (*client.LeaderTransfer, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*n.cfg.SubmitTimeout.Duration)
+func (a *admin) transferLeader(ctx context.Context, to string) (*client.LeaderTransfer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*a.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	leader, _ := n.raft.Leader()
+	leader, _ := a.raft.Leader()
 	switch {
 	case leader == "":
-		return nil, fmt.Errorf("%w: site %s has no leader now", errTransferConflict, n.cfg.Site)
+		return nil, fmt.Errorf("%w: site %s has no leader now", errTransferConflict, a.cfg.Site)
 	case to == leader:
 		return nil, fmt.Errorf("%w: %s is already the leader", errTransferConflict, to)
-	case leader != n.cfg.Node:
+	case leader != a.cfg.Node:
 		var lt client.LeaderTransfer
-		aerr, err := relayAdmin(ctx, n.link, leader, callAdminTransfer, &transferRequest{To: to}, n.cfg.SubmitTimeout.Duration, &lt)
+		aerr, err := relayAdmin(ctx, a.link, leader, callAdminTransfer, &transferRequest{To: to}, a.cfg.SubmitTimeout.Duration, &lt)
 		if err != nil {
 			return nil, fmt.Errorf("asking leader %s: %w", leader, err)
 		}
@@ -206,16 +206,16 @@ func (n *Node) transferLeader(ctx context.Context, to string) (*client.LeaderTra
 		return &lt, nil
 	}
 	start := time.Now()
-	if err := n.raft.TransferLeadership(ctx, to); err != nil {
+	if err := a.raft.TransferLeadership(ctx, to); err != nil {
 		if errors.Is(err, consensus.ErrNotLeader) || errors.Is(err, consensus.ErrUnknownServer) {
 			return nil, fmt.Errorf("%w: %v", errTransferConflict, err)
 		}
 		return nil, err
 	}
 	for {
-		if l, _ := n.raft.Leader(); l != "" && l != n.cfg.Node {
-			n.log.Warn("leadership transferred", "to", l, "took", time.Since(start).Round(time.Millisecond))
-			return &client.LeaderTransfer{Site: n.cfg.Site, From: n.cfg.Node, To: l}, nil
+		if l, _ := a.raft.Leader(); l != "" && l != a.cfg.Node {
+			a.log.Warn("leadership transferred", "to", l, "took", time.Since(start).Round(time.Millisecond))
+			return &client.LeaderTransfer{Site: a.cfg.Site, From: a.cfg.Node, To: l}, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -239,10 +239,10 @@ type arrivalsQuery struct {
 	Max        int              `json:"max"`
 }
 
-func (n *Node) parseArrivals(r *http.Request) (adminOp, *apiError) {
+func (a *admin) parseArrivals(r *http.Request) (adminOp, *apiError) {
 	q := r.URL.Query()
 	site := q.Get("site")
-	if aerr := n.checkDrillSite(site); aerr != nil {
+	if aerr := a.checkDrillSite(site); aerr != nil {
 		return nil, aerr
 	}
 	prec, err := queue.ParsePrecedence(q.Get("precedence"))
@@ -263,21 +263,21 @@ func (n *Node) parseArrivals(r *http.Request) (adminOp, *apiError) {
 }
 
 // checkDrillSite refuses a site that is not another configured site.
-func (n *Node) checkDrillSite(site string) *apiError {
-	if site == "" || site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
-		return apiErrorf(http.StatusBadRequest, client.CodeUnknownSite, "site=%q is not another configured site (%s)", site, strings.Join(n.cfg.remoteSites(), ", "))
+func (a *admin) checkDrillSite(site string) *apiError {
+	if site == "" || site == a.cfg.Site || a.cfg.siteConfig(site) == nil {
+		return apiErrorf(http.StatusBadRequest, client.CodeUnknownSite, "site=%q is not another configured site (%s)", site, strings.Join(a.cfg.remoteSites(), ", "))
 	}
 	return nil
 }
 
-func (q *arrivalsRequest) run(ctx context.Context, n *Node, _ adminCaller) (any, *apiError) {
-	if aerr := n.checkDrillSite(q.Site); aerr != nil {
+func (q *arrivalsRequest) run(ctx context.Context, a *admin, _ adminCaller) (any, *apiError) {
+	if aerr := a.checkDrillSite(q.Site); aerr != nil {
 		return nil, aerr
 	}
 	body, _ := json.Marshal(q.arrivalsQuery)
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	rep, _, err := n.link.CallSite(ctx, q.Site, "", &transport.Call{Op: callDrillArrivals, Body: body})
+	rep, _, err := a.link.CallSite(ctx, q.Site, "", &transport.Call{Op: callDrillArrivals, Body: body})
 	if err != nil {
 		return nil, apiErrorf(http.StatusBadGateway, client.CodeUnavailable, "asking site %s: %v", q.Site, err)
 	}
@@ -294,13 +294,13 @@ func (q *arrivalsRequest) run(ctx context.Context, n *Node, _ adminCaller) (any,
 // serveArrivals answers another site's drill (callDrillArrivals): its
 // canaries as committed here. It only ever shows the caller's own
 // channel.
-func (n *Node) serveArrivals(origin string, body []byte) ([]byte, error) {
+func (a *admin) serveArrivals(origin string, body []byte) ([]byte, error) {
 	var q arrivalsQuery
 	if err := json.Unmarshal(body, &q); err != nil || !q.Precedence.Valid() || q.Max < 0 || q.Max > 1000 {
 		return nil, fmt.Errorf("%w: bad arrivals query", errBadRelay)
 	}
-	out := client.ArrivalsReply{Site: n.cfg.Site, Precedence: q.Precedence.String(), Next: q.After, Arrivals: []client.Arrival{}}
-	as, next, last, err := n.store.Arrivals(origin, q.Precedence, q.After, queue.FlagDrill, max(q.Max, 0), 50_000)
+	out := client.ArrivalsReply{Site: a.cfg.Site, Precedence: q.Precedence.String(), Next: q.After, Arrivals: []client.Arrival{}}
+	as, next, last, err := a.store.Arrivals(origin, q.Precedence, q.After, queue.FlagDrill, max(q.Max, 0), 50_000)
 	if err != nil {
 		return nil, err
 	}
@@ -308,9 +308,9 @@ func (n *Node) serveArrivals(origin string, body []byte) ([]byte, error) {
 	if q.Max > 0 {
 		out.Next = next
 	}
-	for _, a := range as {
-		out.Arrivals = append(out.Arrivals, client.Arrival{Seq: a.Seq, ID: a.ID, Key: a.Key,
-			SubmittedAt: time.Unix(0, a.SubmittedAt).UTC(), ArrivedAt: time.Unix(0, a.ArrivedAt).UTC()})
+	for _, ar := range as {
+		out.Arrivals = append(out.Arrivals, client.Arrival{Seq: ar.Seq, ID: ar.ID, Key: ar.Key,
+			SubmittedAt: time.Unix(0, ar.SubmittedAt).UTC(), ArrivedAt: time.Unix(0, ar.ArrivedAt).UTC()})
 	}
 	return json.Marshal(out)
 }
@@ -318,12 +318,12 @@ func (n *Node) serveArrivals(origin string, body []byte) ([]byte, error) {
 // serveDrillTransfer answers another site's drill (callDrillTransfer):
 // it moves this site's leadership to the node named by body ("" = Raft's
 // choice), if this site allows remote drills.
-func (n *Node) serveDrillTransfer(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
-	if !n.cfg.AllowRemoteDrills {
-		return nil, fmt.Errorf("site %s does not let other sites move its leader (set allow_remote_drills = true in its config to allow drills to)", n.cfg.Site)
+func (a *admin) serveDrillTransfer(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+	if !a.cfg.AllowRemoteDrills {
+		return nil, fmt.Errorf("site %s does not let other sites move its leader (set allow_remote_drills = true in its config to allow drills to)", a.cfg.Site)
 	}
-	n.log.Warn("leader transfer requested by another site's drill", "from", from)
-	lt, err := n.transferLeader(ctx, string(body))
+	a.log.Warn("leader transfer requested by another site's drill", "from", from)
+	lt, err := a.transferLeader(ctx, string(body))
 	if err != nil {
 		return nil, err
 	}

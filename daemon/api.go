@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,7 +25,16 @@ import (
 
 // apiServer is the local HTTP/JSON API on the Unix socket.
 type apiServer struct {
-	n   *Node
+	cfg        *Config
+	log        *slog.Logger
+	store      *queue.Store
+	commit     *committer
+	health     *health
+	ops        *admin // admin operations
+	metrics    *metrics
+	stop       context.Context       // ends when the node stops
+	nodeStatus func() *client.Status // Node.Status
+
 	ln  net.Listener
 	mux *http.ServeMux
 	srv *http.Server
@@ -36,13 +46,15 @@ type apiServer struct {
 
 type credKey struct{}
 
+// newAPIServer listens on n's socket and serves the API with n's parts.
 func newAPIServer(n *Node) (*apiServer, error) {
 	ln, err := listenSocket(n.cfg.Socket, n.cfg.SocketMode, n.cfg.SocketGroup)
 	if err != nil {
 		return nil, err
 	}
 	lim := apiLimits
-	a := &apiServer{n: n, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin,
+		metrics: n.metrics, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -51,8 +63,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.HandleFunc("POST "+client.PathAck, a.ack)
 	mux.HandleFunc("GET "+client.PathStatus, a.status)
 	mux.Handle("GET /metrics", n.metrics.handler())
-	mux.Handle("GET /healthz", healthHandler(n.healthz))
-	mux.Handle("GET /readyz", healthHandler(n.readyz))
+	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
+	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
@@ -195,7 +207,7 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNoQuorum), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, client.CodeNoQuorum, fmt.Sprintf(
 			"site %s did not commit within %v (no leader or no majority reachable): %v; retrying with the same id is safe",
-			a.n.cfg.Site, a.n.cfg.SubmitTimeout, err))
+			a.cfg.Site, a.cfg.SubmitTimeout, err))
 	default:
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 	}
@@ -204,8 +216,7 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	if n.storageFull() != nil {
+	if a.health.storageFull() != nil {
 		a.writeStorageFull(w)
 		return
 	}
@@ -215,11 +226,11 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	case to == "":
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "missing destination: set to=SITE")
 		return
-	case to == n.cfg.Site:
-		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("destination %q is this site; send to another site (%s)", to, strings.Join(n.cfg.remoteSites(), ", ")))
+	case to == a.cfg.Site:
+		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("destination %q is this site; send to another site (%s)", to, strings.Join(a.cfg.remoteSites(), ", ")))
 		return
-	case n.cfg.siteConfig(to) == nil:
-		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("unknown destination site %q (configured: %s)", to, strings.Join(n.cfg.remoteSites(), ", ")))
+	case a.cfg.siteConfig(to) == nil:
+		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("unknown destination site %q (configured: %s)", to, strings.Join(a.cfg.remoteSites(), ", ")))
 		return
 	}
 	prec, err := queue.ParsePrecedence(q["precedence"])
@@ -256,15 +267,15 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("drill=%q is not true or false", s))
 			return
 		}
-		if drill && !n.isAdmin(caller(r)) {
-			writeError(w, http.StatusForbidden, client.CodeForbidden, "drill traffic: "+n.forbidden(caller(r)))
+		if drill && !a.ops.isAdmin(caller(r)) {
+			writeError(w, http.StatusForbidden, client.CodeForbidden, "drill traffic: "+a.ops.forbidden(caller(r)))
 			return
 		}
 		if drill {
 			flags |= queue.FlagDrill
 		}
 	}
-	limit := n.cfg.MaxMessageSize
+	limit := a.cfg.MaxMessageSize
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -292,7 +303,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	var res queue.SubmitResult
 	submitted := time.Now()
 	if key != "" {
-		if st, err := n.store.LookupKey(key); err == nil &&
+		if st, err := a.store.LookupKey(key); err == nil &&
 			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload}) {
 			res = queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}
 		}
@@ -307,8 +318,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		if ttl > 0 {
 			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.SubmitTimeout.Duration)
-		res, err = n.commit.submit(ctx, item)
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
+		res, err = a.commit.submit(ctx, item)
 		cancel()
 		if err != nil {
 			// It may have committed after all: name the id it would have.
@@ -329,7 +340,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, res.Err)
 			return
 		}
-		n.metrics.submitLatency.WithLabelValues(to).Observe(time.Since(submitted).Seconds())
+		a.metrics.submitLatency.WithLabelValues(to).Observe(time.Since(submitted).Seconds())
 	}
 	// The message is committed: from here on the reply is never an
 	// error. If the wanted state was not reached it is 202 with the state
@@ -340,7 +351,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		m = messageView(st)
 	} else {
-		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: n.cfg.Site, To: to,
+		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: a.cfg.Site, To: to,
 			Precedence: prec.String(), Seq: res.Seq, Size: len(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
 	}
 	m.Existing = res.Existing
@@ -371,10 +382,10 @@ func (a *apiServer) waitState(ctx context.Context, id string, want queue.State, 
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
-		changed := a.n.store.Changed()
-		st, err := a.n.store.Lookup(id)
+		changed := a.store.Changed()
+		st, err := a.store.Lookup(id)
 		if err != nil && !errors.Is(err, queue.ErrNotFound) {
-			a.n.log.Warn("submit: reading the committed message", "id", id, "err", err)
+			a.log.Warn("submit: reading the committed message", "id", id, "err", err)
 			return nil
 		}
 		if err == nil && stateReached(st.State, want) {
@@ -386,7 +397,7 @@ func (a *apiServer) waitState(ctx context.Context, id string, want queue.State, 
 			return st
 		case <-ctx.Done():
 			return st
-		case <-a.n.ctx.Done():
+		case <-a.stop.Done():
 			return st
 		}
 	}
@@ -415,9 +426,9 @@ func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	st, err := a.n.store.Lookup(id)
+	st, err := a.store.Lookup(id)
 	if errors.Is(err, queue.ErrNotFound) {
-		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no message with id %q at site %s", id, a.n.cfg.Site))
+		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no message with id %q at site %s", id, a.cfg.Site))
 		return
 	}
 	if err != nil {
@@ -463,8 +474,8 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 	for {
 		// Only a change of the inbox wakes a long-poll, and it reads the
 		// store only if a message may have arrived after `after`.
-		changed := a.n.store.InboxChanged()
-		if a.n.store.InboxLast() > after {
+		changed := a.store.InboxChanged()
+		if a.store.InboxLast() > after {
 			if a.serveInbox(w, r, after, int(maxN), int64(maxBytes), wait == 0) {
 				return
 			}
@@ -486,7 +497,7 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 			wait = 0
 		case <-r.Context().Done():
 			return
-		case <-a.n.ctx.Done():
+		case <-a.stop.Done():
 			writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, errShuttingDown.Error())
 			return
 		}
@@ -499,12 +510,12 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uint64, maxN int, maxBytes int64, final bool) bool {
 	// A reply holds at most maxBytes, or one message over it: take
 	// enough for either before reading.
-	took, err := a.budget.acquire(r.Context(), maxBytes+a.n.cfg.MaxMessageSize)
+	took, err := a.budget.acquire(r.Context(), maxBytes+a.cfg.MaxMessageSize)
 	if err != nil {
 		return true // the client went away
 	}
 	defer a.budget.release(took)
-	items, err := a.n.store.InboxBytes(after, maxN, maxBytes)
+	items, err := a.store.InboxBytes(after, maxN, maxBytes)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return true
@@ -590,7 +601,7 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
-	if a.n.storageFull() != nil {
+	if a.health.storageFull() != nil {
 		a.writeStorageFull(w)
 		return
 	}
@@ -598,19 +609,19 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range req.IDs {
-		st, err := a.n.store.LookupInbound(id)
+		st, err := a.store.LookupInbound(id)
 		if errors.Is(err, queue.ErrCorrupt) {
 			writeError(w, http.StatusInternalServerError, client.CodeInternal, fmt.Sprintf("inbox message %q: %v; nothing was acknowledged", id, err))
 			return
 		}
 		if err != nil || st.Direction != queue.Inbound {
-			writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no inbox message with id %q at site %s; nothing was acknowledged", id, a.n.cfg.Site))
+			writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no inbox message with id %q at site %s; nothing was acknowledged", id, a.cfg.Site))
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.n.cfg.SubmitTimeout.Duration)
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	res, err := a.n.proposeRYW(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: &queue.MarkRead{IDs: req.IDs}})
+	res, err := a.commit.proposeRYW(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: &queue.MarkRead{IDs: req.IDs}})
 	if err != nil {
 		a.writeProposeError(w, err)
 		return

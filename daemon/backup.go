@@ -32,12 +32,11 @@ import (
 // backup serves GET /v1/admin/backup: the backup file, streamed, with its
 // length in Content-Length (the client shows progress against it).
 func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
-	n := a.n
 	if !a.readBarrier(w, r) {
 		return
 	}
 	start := time.Now()
-	b, err := n.store.Backup(n.cfg.Node, start)
+	b, err := a.store.Backup(a.cfg.Node, start)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return
@@ -53,10 +52,10 @@ func (a *apiServer) backup(w http.ResponseWriter, r *http.Request) {
 	written, err := b.WriteTo(w)
 	if err != nil {
 		// The client sees a short body and refuses it.
-		n.log.Warn("backup failed", "err", err, "written", written, "by", credString(caller(r)))
+		a.log.Warn("backup failed", "err", err, "written", written, "by", credString(caller(r)))
 		return
 	}
-	n.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
+	a.log.Info("backup taken", "bytes", written, "applied", b.Header.Applied,
 		"took", time.Since(start).Round(time.Millisecond), "by", credString(caller(r)))
 }
 
@@ -67,8 +66,8 @@ func backupWriteTime(size int64) time.Duration {
 }
 
 // resyncAlarms names the other sites a restored state has not heard from.
-func (n *Node) resyncAlarms() []string {
-	f := n.store.Fenced()
+func (h *health) resyncAlarms() []string {
+	f := h.store.Fenced()
 	if f == nil {
 		return nil
 	}
@@ -80,7 +79,7 @@ func (n *Node) resyncAlarms() []string {
 		sites[s] = true
 	}
 	var out []string
-	for _, s := range n.cfg.remoteSites() {
+	for _, s := range h.cfg.remoteSites() {
 		if sites[s] {
 			out = append(out, fmt.Sprintf("restored from a backup: not yet resynchronised with site %s; submits to it are refused (503, retry) until it answers", s))
 		}

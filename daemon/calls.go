@@ -98,23 +98,23 @@ func (n *Node) calls() *transport.Routes {
 		return n.commit.serveReadIndex(ctx)
 	})
 	site(callBarrier, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
-		return nil, n.barrier(ctx)
+		return nil, n.linkHealth.barrier(ctx)
 	})
 	site(callUpPaths, func(context.Context, pki.Identity, []byte) ([]byte, error) {
-		return strconv.AppendInt(nil, int64(n.upPaths()), 10), nil
+		return strconv.AppendInt(nil, int64(n.linkHealth.upPaths()), 10), nil
 	})
 	site(callReach, func(context.Context, pki.Identity, []byte) ([]byte, error) {
-		sites, paths := n.reach()
+		sites, paths := n.linkHealth.reach()
 		return fmt.Appendf(nil, "%d %d", sites, paths), nil
 	})
 	for op := range adminOps {
 		site(op, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
-			return n.serveAdmin(ctx, from, op, body)
+			return n.admin.serve(ctx, from, op, body)
 		})
 	}
 
 	other(callLinkTest, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
-		rep, err := n.serveLinkTest(ctx)
+		rep, err := n.linkHealth.serveLinkTest(ctx)
 		if err == nil && rep.Error != "" {
 			err = errors.New(rep.Error)
 		}
@@ -124,8 +124,10 @@ func (n *Node) calls() *transport.Routes {
 		return rep.Body, nil
 	})
 	other(callDrillArrivals, func(_ context.Context, from pki.Identity, body []byte) ([]byte, error) {
-		return n.serveArrivals(from.Site, body)
+		return n.admin.serveArrivals(from.Site, body)
 	})
-	other(callDrillTransfer, n.serveDrillTransfer)
+	other(callDrillTransfer, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+		return n.admin.serveDrillTransfer(ctx, from, body)
+	})
 	return rt
 }

@@ -30,13 +30,13 @@ type certInfo struct {
 	notAfter time.Time
 }
 
-// certs lists the node certificate and the CA certificate that expires
+// certs lists keys' node certificate and the CA certificate that expires
 // first.
-func (n *Node) certs() []certInfo {
-	if n.keys == nil {
+func certs(keys *pki.Keyring) []certInfo {
+	if keys == nil {
 		return nil
 	}
-	b := n.keys.Current()
+	b := keys.Current()
 	out := []certInfo{{which: "node", subject: b.Identity.String(), notAfter: b.Leaf.NotAfter}}
 	if ca := firstExpiring(b.CAs); ca != nil {
 		out = append(out, certInfo{which: "ca", subject: ca.Subject.CommonName, notAfter: ca.NotAfter})
@@ -54,16 +54,15 @@ func firstExpiring(cs []*x509.Certificate) *x509.Certificate {
 	return first
 }
 
-// certAlarms words an alarm for each certificate that expires within
-// cert_expiry_warning, or has expired.
-func (n *Node) certAlarms() []string {
-	warn := n.cfg.CertExpiryWarning.Duration
+// certAlarms words an alarm for each certificate of keys that expires
+// within warn (cert_expiry_warning), or has expired.
+func certAlarms(keys *pki.Keyring, warn time.Duration) []string {
 	if warn <= 0 {
 		return nil
 	}
 	now := time.Now()
 	var out []string
-	for _, c := range n.certs() {
+	for _, c := range certs(keys) {
 		left := c.notAfter.Sub(now)
 		name := "node certificate (" + c.subject + ")"
 		if c.which == "ca" {
@@ -92,7 +91,10 @@ func fmtDays(d time.Duration) string {
 }
 
 // certCollector reports the certificates' expiry times and warnings.
-type certCollector struct{ n *Node }
+type certCollector struct {
+	keys *pki.Keyring
+	warn time.Duration // cert_expiry_warning
+}
 
 var (
 	certExpiryDesc = prometheus.NewDesc("hotline_cert_expiry_timestamp_seconds",
@@ -107,9 +109,9 @@ func (c *certCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
-	warn := c.n.cfg.CertExpiryWarning.Duration
+	warn := c.warn
 	now := time.Now()
-	for _, ci := range c.n.certs() {
+	for _, ci := range certs(c.keys) {
 		w := 0.0
 		if warn > 0 && ci.notAfter.Sub(now) <= warn {
 			w = 1
@@ -123,17 +125,18 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 // key and CA it names, and log_level, take effect; other changes wait for
 // a restart (and are reported as such).
 type reloader struct {
-	n     *Node
+	keys  *pki.Keyring // the node's, replaced by apply
+	log   *slog.Logger
 	file  string
 	level *slog.LevelVar // the node's log level; nil: not reloadable
 	cfg   *Config        // as last loaded
 }
 
-// newReloader returns n's reloader of file; level is the log level the
-// node's logger uses.
-func newReloader(n *Node, file string, level *slog.LevelVar) *reloader {
-	running := *n.cfg // a copy: reload updates it, n.cfg stays as it started
-	return &reloader{n: n, file: file, level: level, cfg: &running}
+// newReloader returns the reloader of file for the node running cfg with
+// keys; level is the log level the node's logger (log) uses.
+func newReloader(cfg *Config, keys *pki.Keyring, log *slog.Logger, file string, level *slog.LevelVar) *reloader {
+	running := *cfg // a copy: reload updates it, the node's cfg stays as it started
+	return &reloader{keys: keys, log: log, file: file, level: level, cfg: &running}
 }
 
 // reload re-reads the config file and applies what can change while the
@@ -150,14 +153,14 @@ func (r *reloader) reload() (string, error) {
 	return r.apply(cfg)
 }
 
-// reload runs r and logs the outcome.
-func (n *Node) reload(r *reloader) {
+// run reloads (on SIGHUP) and logs the outcome.
+func (r *reloader) run() {
 	summary, err := r.reload()
 	if summary != "" {
-		n.log.Info(summary)
+		r.log.Info(summary)
 	}
 	if err != nil {
-		n.log.Error("reload: "+err.Error(), "config", r.file)
+		r.log.Error("reload: "+err.Error(), "config", r.file)
 	}
 }
 
@@ -170,10 +173,10 @@ func (r *reloader) apply(cfg *Config) (string, error) {
 		changed = append(changed, fmt.Sprintf("log_level %s→%s", r.cfg.LogLevel, cfg.LogLevel))
 		r.cfg.LogLevel = cfg.LogLevel
 	}
-	old := r.n.keys.Current()
+	old := r.keys.Current()
 	b, err := pki.Load(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
 	if err == nil {
-		err = r.n.keys.Replace(b, time.Now())
+		err = r.keys.Replace(b, time.Now())
 	}
 	if err != nil {
 		errs = append(errs, fmt.Sprintf("certificates refused, the old ones stay in use: %v", err))

@@ -439,6 +439,15 @@ func (c *Config) nodeConfig(name string) *NodeConfig {
 	return nil
 }
 
+// siteNodes names the nodes of this node's site, in config order.
+func (c *Config) siteNodes() []string {
+	var out []string
+	for _, nc := range c.siteConfig(c.Site).Nodes {
+		out = append(out, nc.Name)
+	}
+	return out
+}
+
 // siteOf returns the site a node belongs to, "" if unknown.
 func (c *Config) siteOf(node string) string {
 	for _, s := range c.Sites {

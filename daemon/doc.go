@@ -1,12 +1,67 @@
 // Package daemon composes a running hotline node: its config, the site's
 // replicated queue (package queue) under Raft (package consensus), the
-// inter-site link (package transport), the leader's forwarding (package forward), the
-// receiver, follower-to-leader relay, and the local socket API; and its
-// observation: metrics (metrics.go, raftmetrics.go), health and readiness
-// (health.go), the read-only metrics listener (metricsserver.go), and
-// certificate expiry and reload (certs.go).
+// inter-site link (package transport), the leader's forwarding (package
+// forward), the receiver, the follower-to-leader relay, the local socket
+// API, and the node's observation (metrics, health, alarms, certificates).
 //
-// Delivery contract, as implemented here:
+// # Composition
+//
+// [Node] is composition: it owns the parts and their lifecycle, and each
+// piece of work is a small type that holds exactly the parts it uses (the
+// store, the Raft node, the link, the config, a logger, its metrics),
+// never the Node. Open builds them in this order:
+//
+//  1. the keyring (transport/pki) and the metrics' instruments
+//     (newMetrics, metrics.go): Raft's state machine records its commits
+//     in them;
+//  2. the store (queue), then Raft (consensus, with the fsm adapter of
+//     node.go), then the link (transport): Raft needs nothing of the
+//     link, and the link's routing table (calls.go) reaches the parts
+//     below only once the node runs;
+//  3. the parts over them: committer (commit.go, propose.go, submit.go,
+//     readindex.go: propose, group commit, relay to the leader, read
+//     index), membership (member.go), linkHealth (linkhealth.go: link
+//     tests, what this node reaches, the leader's hand-off), admin
+//     (admin.go, adminops.go: the admin operations, relayed or not, and
+//     other sites' drill calls), health (health.go, storage.go, the
+//     resync alarms of backup.go: healthz, readyz, alarms, storage full);
+//     then metrics.watch registers the collectors that read the parts at
+//     scrape time (metrics.go, certs.go, health.go), each holding only
+//     what it reads;
+//  4. the socket API (api.go, socket.go, status.go, backup.go) and the
+//     metrics listener (metricsserver.go), then the leadership loop.
+//
+// The wiring between parts is by value, not through the Node: linkHealth
+// proposes its barriers through the committer and hands the leadership
+// over with admin.transferLeader; admin and health read linkHealth's last
+// link tests. While this node leads, startLeaderDuties (leader.go) runs
+// forwarding (package forward), expiry, purge and linkHealth's loops.
+//
+// Node itself keeps the lifecycle (Open, Close, Done, fail, the leadership
+// loop; lifecycle.go's states admit work only while the node runs), the
+// exported API (Status, Main, RestoreNode, CheckConfig, the lab), and thin
+// glue: the link's and Raft's configs, the routing table of calls (its
+// handlers reach the parts when called, after Open built them), the
+// receiver of batches (receiver.go) and the leader's duties (leader.go).
+// The socket API (apiServer), the metrics listener and the leader's
+// duties are built from the Node's parts by newAPIServer,
+// startMetricsServer and startLeaderDuties; none keeps the Node. Reload
+// (certs.go: reloader) holds the keyring and a copy of the config.
+//
+// # Ownership and locks
+//
+// Node's parts are set by Open before the node runs and never replaced;
+// Close stops them in the reverse order (API, metrics listener, the node's
+// context, group commit, link, in-flight work, Raft, store). The parts
+// share no lock: each lock sits beside the fields it guards, in the type
+// that owns them — lifecycle.mu (state transitions against enter),
+// linkTests.mu (the last link test per site and path), coalescer.mu
+// (the read-index round in flight), budget.mu (inbox reply bytes). The keyring
+// (pki.Keyring) guards itself; reload replaces its contents, never the
+// pointer. The config is read-only once Open has it.
+//
+// # Delivery contract, as implemented here
+//
 //   - A submission is answered only after the site's Raft majority has
 //     committed it (group commit: concurrent submissions share entries).
 //   - The leader forwards each outbound channel (destination, precedence)

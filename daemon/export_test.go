@@ -57,9 +57,9 @@ func LinkOf(n *Node) *transport.Link                 { return n.link }
 func ConfigOf(n *Node) *Config                       { return n.cfg }
 func KeysOf(n *Node) *pki.Keyring                    { return n.keys }
 func MetricsAddr(n *Node) string                     { return n.mserv.Addr().String() }
-func Alarms(n *Node) []string                        { return n.alarms() }
-func Health(n *Node) error                           { return n.health() }
-func StorageFull(n *Node) error                      { return n.storageFull() }
+func Alarms(n *Node) []string                        { return n.health.alarms() }
+func Health(n *Node) error                           { return n.health.healthy() }
+func StorageFull(n *Node) error                      { return n.health.storageFull() }
 func Waiters(n *Node) int                            { return len(n.api.waiters) }
 func ReadBarrier(n *Node, ctx context.Context) error { return n.readBarrier(ctx) }
 
@@ -78,7 +78,7 @@ func NodeConfigOf(c *Config, name string) *NodeConfig { return c.nodeConfig(name
 type Reloader struct{ r *reloader }
 
 func NewReloader(n *Node, file string, level *slog.LevelVar) Reloader {
-	return Reloader{newReloader(n, file, level)}
+	return Reloader{newReloader(n.cfg, n.keys, n.log, file, level)}
 }
 func (r Reloader) Reload() (string, error)           { return r.r.reload() }
 func (r Reloader) Apply(cfg *Config) (string, error) { return r.r.apply(cfg) }

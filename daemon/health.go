@@ -7,10 +7,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // Health and readiness, as /healthz and /readyz answer them (on the socket
@@ -26,6 +30,20 @@ import (
 //     at least one path up to every other site. A node that is not ready
 //     works but should not be preferred (by a load balancer, an operator
 //     about to take another node down).
+
+// health answers for one node's health, readiness and alarms: it reads
+// the node's parts (never changes them) at each question. Open builds it
+// once the parts exist; the socket API, the metrics listener, the
+// watchdog, status and the metrics ask it.
+type health struct {
+	cfg   *Config
+	life  *lifecycle // the node's state (process check)
+	store *queue.Store
+	raft  *consensus.Node
+	link  *transport.Link
+	keys  *pki.Keyring // certificates, for expiry alarms
+	tests *linkTests   // the leader's link tests (linkHealth.tests)
+}
 
 // maxApplyLag is how many committed entries a ready node may have still to
 // apply: a few group-commit batches, so a busy node stays ready.
@@ -58,34 +76,34 @@ func (h *healthReport) err() error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) report(checks []check) *healthReport {
-	h := &healthReport{Status: "ok", Node: n.cfg.Node, Checks: checks}
+func (h *health) report(checks []check) *healthReport {
+	r := &healthReport{Status: "ok", Node: h.cfg.Node, Checks: checks}
 	for _, c := range checks {
 		if !c.OK {
-			h.Status = "fail"
+			r.Status = "fail"
 		}
 	}
-	return h
+	return r
 }
 
 // healthz runs the liveness checks.
-func (n *Node) healthz() *healthReport {
+func (h *health) healthz() *healthReport {
 	var cs []check
-	st := n.life.get()
+	st := h.life.get()
 	cs = append(cs, check{Name: "process", OK: st == stateRunning, Reason: st.String()})
 
 	c := check{Name: "store", OK: true, Reason: "ok"}
-	if n.store == nil {
+	if h.store == nil {
 		c = check{Name: "store", Reason: "not open"}
-	} else if err := n.store.Err(); err != nil {
+	} else if err := h.store.Err(); err != nil {
 		c = check{Name: "store", Reason: "failed: " + err.Error()}
-	} else if cnt, last := n.store.Corruption(); cnt > 0 {
+	} else if cnt, last := h.store.Corruption(); cnt > 0 {
 		c = check{Name: "store", Reason: fmt.Sprintf("%d damaged records found (rebuild this node); latest: %v", cnt, last)}
 	}
 	cs = append(cs, c)
 
 	c = check{Name: "raft", OK: true}
-	switch s := n.raftState(); s {
+	switch s := h.raftState(); s {
 	case "shutdown", "":
 		c = check{Name: "raft", Reason: "shut down"}
 	case "standby":
@@ -94,40 +112,40 @@ func (n *Node) healthz() *healthReport {
 		c.Reason = s
 	}
 	cs = append(cs, c)
-	return n.report(cs)
+	return h.report(cs)
 }
 
-// health is what the systemd watchdog reflects: healthz's verdict.
-func (n *Node) health() error { return n.healthz().err() }
+// healthy is what the systemd watchdog reflects: healthz's verdict.
+func (h *health) healthy() error { return h.healthz().err() }
 
-func (n *Node) raftState() string {
-	if n.raft == nil {
+func (h *health) raftState() string {
+	if h.raft == nil {
 		return ""
 	}
-	return n.raft.State()
+	return h.raft.State()
 }
 
 // readyz runs the liveness checks and the readiness checks.
-func (n *Node) readyz() *healthReport {
-	cs := n.healthz().Checks
-	if n.raft == nil || n.store == nil || n.link == nil {
-		return n.report(append(cs, check{Name: "leader", Reason: "node is not open"}))
+func (h *health) readyz() *healthReport {
+	cs := h.healthz().Checks
+	if h.raft == nil || h.store == nil || h.link == nil {
+		return h.report(append(cs, check{Name: "leader", Reason: "node is not open"}))
 	}
-	st := n.raft.Stats()
-	leader, _ := n.raft.Leader()
+	st := h.raft.Stats()
+	leader, _ := h.raft.Leader()
 	c := check{Name: "leader", OK: true, Reason: "this node leads"}
-	limit := 2 * n.cfg.Raft.ElectionTimeout.Duration
+	limit := 2 * h.cfg.Raft.ElectionTimeout.Duration
 	switch {
 	case leader == "":
 		c = check{Name: "leader", Reason: "no leader known"}
-	case leader != n.cfg.Node && (st.LastContact < 0 || st.LastContact > limit):
+	case leader != h.cfg.Node && (st.LastContact < 0 || st.LastContact > limit):
 		c = check{Name: "leader", Reason: fmt.Sprintf("leader %s not heard from for %v (limit %v)", leader, st.LastContact.Round(1e6), limit)}
-	case leader != n.cfg.Node:
+	case leader != h.cfg.Node:
 		c.Reason = "leader " + leader
 	}
 	cs = append(cs, c)
 
-	applied := n.store.AppliedIndex()
+	applied := h.store.AppliedIndex()
 	c = check{Name: "applied", OK: true, Reason: fmt.Sprintf("applied %d of %d committed", applied, st.CommitIndex)}
 	if st.CommitIndex > applied+maxApplyLag {
 		c.OK = false
@@ -136,13 +154,13 @@ func (n *Node) readyz() *healthReport {
 	cs = append(cs, c)
 
 	up := map[string]int{}
-	for _, p := range n.link.Paths() {
+	for _, p := range h.link.Paths() {
 		if p.State == transport.PathUp {
 			up[p.Site]++
 		}
 	}
 	var cut []string
-	for _, s := range n.cfg.remoteSites() {
+	for _, s := range h.cfg.remoteSites() {
 		if up[s] == 0 {
 			cut = append(cut, s)
 		}
@@ -152,19 +170,19 @@ func (n *Node) readyz() *healthReport {
 		c.Reason = "no path up to " + strings.Join(cut, ", ")
 	}
 	cs = append(cs, c)
-	return n.report(cs)
+	return h.report(cs)
 }
 
 // healthHandler answers with report's JSON: 200 when it passed, 503 when
 // not.
 func healthHandler(report func() *healthReport) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h := report()
+		rep := report()
 		code := http.StatusOK
-		if !h.ok() {
+		if !rep.ok() {
 			code = http.StatusServiceUnavailable
 		}
-		b, _ := json.Marshal(h)
+		b, _ := json.Marshal(rep)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
@@ -172,27 +190,66 @@ func healthHandler(report func() *healthReport) http.HandlerFunc {
 	}
 }
 
+// alarms lists what an operator should look at now: paths down, failed
+// link tests.
+func (h *health) alarms() []string {
+	var out []string
+	if h.store != nil {
+		if c, last := h.store.Corruption(); c > 0 {
+			out = append(out, fmt.Sprintf("store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last))
+		}
+	}
+	if err := h.storageFull(); err != nil {
+		out = append(out, err.Error())
+	}
+	if h.store != nil {
+		out = append(out, h.resyncAlarms()...) // backup.go
+	}
+	for _, p := range h.link.Paths() {
+		if p.Site == h.cfg.Site {
+			if p.State == transport.PathDown {
+				out = append(out, fmt.Sprintf("intra-site link to %s down: %s", p.Node, p.LastErr))
+			}
+			continue
+		}
+		switch p.State {
+		case transport.PathDown:
+			out = append(out, fmt.Sprintf("path %s to %s/%s down since %s: %s", p.Path, p.Site, p.Node, p.Since.UTC().Format(time.RFC3339), p.LastErr))
+		case transport.PathAdminDown:
+			m, _ := h.link.PathAdmin(p.Path)
+			out = append(out, fmt.Sprintf("path %s to %s/%s disabled by an operator (%s)", p.Path, p.Site, p.Node, adminModeName(m)))
+		}
+	}
+	for k, lt := range h.tests.snapshot() {
+		if !lt.OK {
+			out = append(out, fmt.Sprintf("link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error))
+		}
+	}
+	out = append(out, certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration)...)
+	return out
+}
+
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
 var alarmKinds = []string{"store_corruption", "storage_full", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry"}
 
 // alarmCounts counts the current alarms by kind; it follows the same
-// conditions as Node.alarms, which words them.
-func (n *Node) alarmCounts() map[string]int {
+// conditions as health.alarms, which words them.
+func (h *health) alarmCounts() map[string]int {
 	out := map[string]int{}
-	if n.store != nil {
-		if c, _ := n.store.Corruption(); c > 0 {
+	if h.store != nil {
+		if c, _ := h.store.Corruption(); c > 0 {
 			out["store_corruption"]++
 		}
 	}
-	if n.storageFull() != nil {
+	if h.storageFull() != nil {
 		out["storage_full"]++
 	}
-	if n.link != nil {
-		for _, p := range n.link.Paths() {
+	if h.link != nil {
+		for _, p := range h.link.Paths() {
 			switch {
-			case p.Site == n.cfg.Site && p.State == transport.PathDown:
+			case p.Site == h.cfg.Site && p.State == transport.PathDown:
 				out["intra_site_link_down"]++
-			case p.Site == n.cfg.Site:
+			case p.Site == h.cfg.Site:
 			case p.State == transport.PathDown:
 				out["path_down"]++
 			case p.State == transport.PathAdminDown:
@@ -200,17 +257,17 @@ func (n *Node) alarmCounts() map[string]int {
 			}
 		}
 	}
-	for _, lt := range n.linkTests.snapshot() {
+	for _, lt := range h.tests.snapshot() {
 		if !lt.OK {
 			out["link_test_failed"]++
 		}
 	}
-	out["cert_expiry"] += len(n.certAlarms())
+	out["cert_expiry"] += len(certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration))
 	return out
 }
 
 // alarmCollector reports hotline_alarms{kind}, every kind from the start.
-type alarmCollector struct{ n *Node }
+type alarmCollector struct{ h *health }
 
 var alarmDesc = prometheus.NewDesc("hotline_alarms",
 	"Alarms raised now (as hotlinectl status lists them), by kind: "+strings.Join(alarmKinds, ", ")+".", []string{"kind"}, nil)
@@ -218,7 +275,7 @@ var alarmDesc = prometheus.NewDesc("hotline_alarms",
 func (c *alarmCollector) Describe(ch chan<- *prometheus.Desc) { ch <- alarmDesc }
 
 func (c *alarmCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := c.n.alarmCounts()
+	counts := c.h.alarmCounts()
 	for _, k := range alarmKinds {
 		ch <- prometheus.MustNewConstMetric(alarmDesc, prometheus.GaugeValue, float64(counts[k]), k)
 	}

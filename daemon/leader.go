@@ -21,8 +21,8 @@ func startLeaderDuties(n *Node) *leaderDuties {
 	wg.Go(func() { forward.Run(ctx, fc) })
 	wg.Go(func() { n.expireLoop(ctx) })
 	wg.Go(func() { n.purgeLoop(ctx) })
-	wg.Go(func() { n.linkTestLoop(ctx) })
-	wg.Go(func() { n.handoffLoop(ctx) })
+	wg.Go(func() { n.linkHealth.testLoop(ctx) })
+	wg.Go(func() { n.linkHealth.handoffLoop(ctx) })
 	return d
 }
 

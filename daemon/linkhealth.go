@@ -3,13 +3,37 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/transport"
 )
+
+// linkHealth watches the paths to the other sites: on the leader it runs
+// the periodic link tests (testLoop) and hands the leadership to a
+// follower that reaches more sites (handoffLoop); on every node it answers
+// other sites' link tests and the site's questions about what it reaches.
+// Open builds it once the link exists; the leader's duties run its loops.
+type linkHealth struct {
+	cfg      *Config
+	log      *slog.Logger
+	link     *transport.Link
+	raft     *consensus.Node
+	commit   *committer             // barriers (serveLinkTest, callBarrier)
+	failures *prometheus.CounterVec // hotline_link_test_failures_total
+	rtt      *prometheus.GaugeVec   // hotline_link_test_rtt_seconds
+	// transfer moves the site's leadership (admin.transferLeader); Open
+	// sets it once the admin operations exist.
+	transfer func(ctx context.Context, to string) (*client.LeaderTransfer, error)
+
+	tests linkTests // the last test per (site, path); read by paths and alarms
+}
 
 // linkTestKey names one link test target: a remote site over one path.
 type linkTestKey struct{ site, path string }
@@ -52,7 +76,7 @@ func (lt *linkTests) dropFailures() {
 	}
 }
 
-// linkTestLoop runs on the leader: every link_test_interval it sends a
+// testLoop runs on the leader: every link_test_interval it sends a
 // marked test call on every path to every other site (not only the active
 // path), which a node there answers once its site committed a Raft
 // barrier. It records the round trip and raises an alarm (log, status,
@@ -60,29 +84,29 @@ func (lt *linkTests) dropFailures() {
 // the path's probes reach a node of that site again, so the alarm clears
 // about when the path heals rather than an interval later. Link tests
 // never touch the queue, so nothing of them reaches an inbox.
-func (n *Node) linkTestLoop(ctx context.Context) {
-	every := n.cfg.Link.LinkTestInterval.Duration
+func (h *linkHealth) testLoop(ctx context.Context) {
+	every := h.cfg.Link.LinkTestInterval.Duration
 	if every == 0 {
 		return
 	}
-	defer n.linkTests.dropFailures()
+	defer h.tests.dropFailures()
 	var wg sync.WaitGroup
-	for _, site := range n.cfg.remoteSites() {
-		for _, path := range n.cfg.Paths {
-			wg.Go(func() { n.linkTestTarget(ctx, site, path, every) })
+	for _, site := range h.cfg.remoteSites() {
+		for _, path := range h.cfg.Paths {
+			wg.Go(func() { h.testTarget(ctx, site, path, every) })
 		}
 	}
 	wg.Wait()
 }
 
-// linkTestTarget tests one (site, path) until ctx ends: the first time
+// testTarget tests one (site, path) until ctx ends: the first time
 // soon after taking over, then every interval. After a failure it tests
 // again as soon as the path is up here (checked every probe interval),
 // leaving a gap after the failed test that starts at a second and doubles
 // with each failed re-test up to the interval; at the latest it tests at
 // the interval.
-func (n *Node) linkTestTarget(ctx context.Context, site, path string, every time.Duration) {
-	poll := max(n.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond)
+func (h *linkHealth) testTarget(ctx context.Context, site, path string, every time.Duration) {
+	poll := max(h.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond)
 	next := time.Now().Add(min(every, 5*time.Second))
 	gap := time.Second
 	var failed bool
@@ -98,7 +122,7 @@ func (n *Node) linkTestTarget(ctx context.Context, site, path string, every time
 		case <-time.After(wait):
 		}
 		now := time.Now()
-		retest := failed && now.Sub(last) >= gap && n.pathUp(site, path)
+		retest := failed && now.Sub(last) >= gap && h.pathUp(site, path)
 		if now.Before(next) && !retest {
 			continue
 		}
@@ -106,7 +130,7 @@ func (n *Node) linkTestTarget(ctx context.Context, site, path string, every time
 			gap = min(2*gap, every)
 		}
 		last = now
-		failed = !n.linkTest(ctx, site, path)
+		failed = !h.linkTest(ctx, site, path)
 		if !failed {
 			gap = time.Second
 		}
@@ -115,8 +139,8 @@ func (n *Node) linkTestTarget(ctx context.Context, site, path string, every time
 }
 
 // pathUp reports whether any node of site is up on path here.
-func (n *Node) pathUp(site, path string) bool {
-	for _, p := range n.link.Paths() {
+func (h *linkHealth) pathUp(site, path string) bool {
+	for _, p := range h.link.Paths() {
 		if p.Site == site && p.Path == path && p.State == transport.PathUp {
 			return true
 		}
@@ -127,19 +151,19 @@ func (n *Node) pathUp(site, path string) bool {
 // linkTest sends one link test to site over path and reports whether it
 // passed. A node there that is starting or stopping is asked again (its
 // answer says nothing about the path) until the test's time is up.
-func (n *Node) linkTest(ctx context.Context, site, path string) bool {
-	timeout := min(n.cfg.Link.SendTimeout.Duration, max(n.cfg.Link.LinkTestInterval.Duration/2, time.Second))
+func (h *linkHealth) linkTest(ctx context.Context, site, path string) bool {
+	timeout := min(h.cfg.Link.SendTimeout.Duration, max(h.cfg.Link.LinkTestInterval.Duration/2, time.Second))
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	body := []byte(n.cfg.Node + " " + strconv.FormatInt(start.UnixNano(), 10))
+	body := []byte(h.cfg.Node + " " + strconv.FormatInt(start.UnixNano(), 10))
 	var (
 		rep  *transport.Reply
 		node string
 		err  error
 	)
 	for {
-		rep, node, err = n.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
+		rep, node, err = h.link.CallSite(tctx, site, path, &transport.Call{Op: callLinkTest, Body: body})
 		if err != nil || !retryable(callCodes.Err(callLinkTest, rep)) || tctx.Err() != nil {
 			break
 		}
@@ -156,33 +180,33 @@ func (n *Node) linkTest(ctx context.Context, site, path string) bool {
 	}
 	r := client.LinkTest{At: start.UTC(), OK: err == nil}
 	k := linkTestKey{site, path}
-	prev, had := n.linkTests.snapshot()[k]
+	prev, had := h.tests.snapshot()[k]
 	if err != nil {
 		r.Error = err.Error()
-		n.metrics.linkTestFailures.WithLabelValues(site, path).Inc()
-		n.log.Error("ALARM: link test failed", "site", site, "path", path, "err", err)
+		h.failures.WithLabelValues(site, path).Inc()
+		h.log.Error("ALARM: link test failed", "site", site, "path", path, "err", err)
 	} else {
 		rtt := time.Since(start)
 		r.RTTMillis = millis(rtt)
-		n.metrics.linkTestRTT.WithLabelValues(site, path).Set(rtt.Seconds())
+		h.rtt.WithLabelValues(site, path).Set(rtt.Seconds())
 		if had && !prev.OK {
-			n.log.Info("link test passes again; alarm cleared", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
+			h.log.Info("link test passes again; alarm cleared", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
 		} else {
-			n.log.Debug("link test passed", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
+			h.log.Debug("link test passed", "site", site, "path", path, "rtt", rtt.Round(time.Microsecond), "answered_by", node)
 		}
 	}
-	n.linkTests.record(k, r)
+	h.tests.record(k, r)
 	return err == nil
 }
 
 // serveLinkTest answers another site's link test: this site commits a Raft
 // barrier (on the leader, asked over the LAN if need be), proving the
 // whole path from the tester to a durable commit here.
-func (n *Node) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
-	if err := n.barrier(ctx); err != nil {
-		return &transport.Reply{Error: "site " + n.cfg.Site + " could not commit: " + err.Error()}, nil
+func (h *linkHealth) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
+	if err := h.barrier(ctx); err != nil {
+		return &transport.Reply{Error: "site " + h.cfg.Site + " could not commit: " + err.Error()}, nil
 	}
-	leader, _ := n.raft.Leader()
+	leader, _ := h.raft.Leader()
 	return &transport.Reply{Body: []byte(leader)}, nil
 }
 
@@ -190,18 +214,18 @@ func (n *Node) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
 // proving that the site can commit. It is a command rather than a Raft
 // barrier so that the log's last entry stays one every store records (see
 // readIndex).
-func (n *Node) barrier(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
+func (h *linkHealth) barrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	_, err := n.propose(ctx, noopCommand())
+	_, err := h.commit.propose(ctx, noopCommand())
 	return err
 }
 
 // upPaths counts the (node, path) pairs to other sites that are up here.
-func (n *Node) upPaths() int {
+func (h *linkHealth) upPaths() int {
 	c := 0
-	for _, p := range n.link.Paths() {
-		if p.Site != n.cfg.Site && p.State == transport.PathUp {
+	for _, p := range h.link.Paths() {
+		if p.Site != h.cfg.Site && p.State == transport.PathUp {
 			c++
 		}
 	}
@@ -210,10 +234,10 @@ func (n *Node) upPaths() int {
 
 // reach counts the other sites this node has at least one path up to,
 // and the (node, path) pairs up to other sites.
-func (n *Node) reach() (sites, paths int) {
+func (h *linkHealth) reach() (sites, paths int) {
 	up := map[string]bool{}
-	for _, p := range n.link.Paths() {
-		if p.Site != n.cfg.Site && p.State == transport.PathUp {
+	for _, p := range h.link.Paths() {
+		if p.Site != h.cfg.Site && p.State == transport.PathUp {
 			up[p.Site] = true
 			paths++
 		}
@@ -226,13 +250,13 @@ func (n *Node) reach() (sites, paths int) {
 // sites, it hands the leadership to that follower, so that the site keeps
 // sending to every site (with two sites: when the leader reaches nobody
 // and a follower does).
-func (n *Node) handoffLoop(ctx context.Context) {
-	after := n.cfg.Link.HandoffAfter.Duration
-	if after == 0 || len(n.siteNodes()) < 2 {
+func (h *linkHealth) handoffLoop(ctx context.Context) {
+	after := h.cfg.Link.HandoffAfter.Duration
+	if after == 0 || len(h.cfg.siteNodes()) < 2 {
 		return
 	}
-	remote := len(n.cfg.remoteSites())
-	tick := time.NewTicker(max(n.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond))
+	remote := len(h.cfg.remoteSites())
+	tick := time.NewTicker(max(h.cfg.Link.ProbeInterval.Duration, 50*time.Millisecond))
 	defer tick.Stop()
 	var cutSince time.Time
 	for {
@@ -241,26 +265,26 @@ func (n *Node) handoffLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		sites, _ := n.reach()
+		sites, _ := h.reach()
 		if sites == remote {
 			cutSince = time.Time{}
 			continue
 		}
 		if cutSince.IsZero() {
 			cutSince = time.Now()
-			n.log.Warn("leader has no path to some other site", "reaches_sites", sites, "of", remote, "handoff_after", after)
+			h.log.Warn("leader has no path to some other site", "reaches_sites", sites, "of", remote, "handoff_after", after)
 			continue
 		}
 		if time.Since(cutSince) < after {
 			continue
 		}
-		to, toSites, up := n.bestFollower(ctx, sites)
+		to, toSites, up := h.bestFollower(ctx, sites)
 		if to == "" {
 			continue // nobody better off: keep trying, keep leading
 		}
-		n.log.Warn("handing leadership to a follower that reaches more sites", "to", to, "its_sites", toSites, "our_sites", sites, "its_paths_up", up, "cut_for", time.Since(cutSince).Round(time.Millisecond))
-		if _, err := n.transferLeader(ctx, to); err != nil {
-			n.log.Error("leadership hand-off failed", "to", to, "err", err)
+		h.log.Warn("handing leadership to a follower that reaches more sites", "to", to, "its_sites", toSites, "our_sites", sites, "its_paths_up", up, "cut_for", time.Since(cutSince).Round(time.Millisecond))
+		if _, err := h.transfer(ctx, to); err != nil {
+			h.log.Error("leadership hand-off failed", "to", to, "err", err)
 			continue
 		}
 		return // no longer the leader
@@ -272,12 +296,12 @@ func (n *Node) handoffLoop(ctx context.Context) {
 // most paths), if it reaches more than ours. A node of an earlier version
 // answers only callUpPaths; it counts as reaching one site if it has a
 // path up (exact with two sites).
-func (n *Node) bestFollower(ctx context.Context, ours int) (node string, sites, paths int) {
-	for _, f := range n.siteNodes() {
-		if f == n.cfg.Node {
+func (h *linkHealth) bestFollower(ctx context.Context, ours int) (node string, sites, paths int) {
+	for _, f := range h.cfg.siteNodes() {
+		if f == h.cfg.Node {
 			continue
 		}
-		s, p, ok := n.followerReach(ctx, f)
+		s, p, ok := h.followerReach(ctx, f)
 		if ok && s > ours && (s > sites || (s == sites && p > paths)) {
 			node, sites, paths = f, s, p
 		}
@@ -286,10 +310,10 @@ func (n *Node) bestFollower(ctx context.Context, ours int) (node string, sites, 
 }
 
 // followerReach asks node what it reaches (callReach, else callUpPaths).
-func (n *Node) followerReach(ctx context.Context, node string) (sites, paths int, ok bool) {
+func (h *linkHealth) followerReach(ctx context.Context, node string) (sites, paths int, ok bool) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	rep, err := n.link.Call(cctx, node, &transport.Call{Op: callReach})
+	rep, err := h.link.Call(cctx, node, &transport.Call{Op: callReach})
 	if err != nil {
 		return 0, 0, false
 	}
@@ -299,7 +323,7 @@ func (n *Node) followerReach(ctx context.Context, node string) (sites, paths int
 		}
 		return 0, 0, false
 	}
-	rep, err = n.link.Call(cctx, node, &transport.Call{Op: callUpPaths})
+	rep, err = h.link.Call(cctx, node, &transport.Call{Op: callUpPaths})
 	if err != nil || rep.Error != "" {
 		return 0, 0, false
 	}
@@ -308,43 +332,4 @@ func (n *Node) followerReach(ctx context.Context, node string) (sites, paths int
 		return 0, 0, false
 	}
 	return min(paths, 1), paths, true
-}
-
-// alarms lists what an operator should look at now: paths down, failed
-// link tests.
-func (n *Node) alarms() []string {
-	var out []string
-	if n.store != nil {
-		if c, last := n.store.Corruption(); c > 0 {
-			out = append(out, fmt.Sprintf("store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last))
-		}
-	}
-	if err := n.storageFull(); err != nil {
-		out = append(out, err.Error())
-	}
-	if n.store != nil {
-		out = append(out, n.resyncAlarms()...) // backup.go
-	}
-	for _, p := range n.link.Paths() {
-		if p.Site == n.cfg.Site {
-			if p.State == transport.PathDown {
-				out = append(out, fmt.Sprintf("intra-site link to %s down: %s", p.Node, p.LastErr))
-			}
-			continue
-		}
-		switch p.State {
-		case transport.PathDown:
-			out = append(out, fmt.Sprintf("path %s to %s/%s down since %s: %s", p.Path, p.Site, p.Node, p.Since.UTC().Format(time.RFC3339), p.LastErr))
-		case transport.PathAdminDown:
-			m, _ := n.link.PathAdmin(p.Path)
-			out = append(out, fmt.Sprintf("path %s to %s/%s disabled by an operator (%s)", p.Path, p.Site, p.Node, adminModeName(m)))
-		}
-	}
-	for k, lt := range n.linkTests.snapshot() {
-		if !lt.OK {
-			out = append(out, fmt.Sprintf("link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error))
-		}
-	}
-	out = append(out, n.certAlarms()...)
-	return out
 }

@@ -39,8 +39,8 @@ func TestHandshakeRejectionsMetric(t *testing.T) {
 		return l
 	}
 	a1 := newLink("alpha", "a1", []transport.Peer{{Site: "bravo", Node: "b1", Addrs: map[string]string{"fiber": "127.0.0.1:9"}}})
-	n := &Node{link: a1, cfg: &Config{Site: "alpha", Node: "a1", DataDir: t.TempDir()}}
-	m := newMetrics(n)
+	m := newMetrics(&Config{Site: "alpha", Node: "a1", DataDir: t.TempDir()})
+	m.reg.MustRegister(&rejectCollector{link: a1})
 
 	if got := rejections(t, m); len(got) != 6 || got["unknown_peer"] != 0 || got["unknown_ca"] != 0 {
 		t.Fatalf("before any refusal: %v (want all six reasons at 0)", got)

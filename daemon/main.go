@@ -111,7 +111,7 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rl := newReloader(n, file, level)
+	rl := newReloader(n.cfg, n.keys, n.log, file, level)
 	_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	stopWatchdog := watchdog(n)
 	defer stopWatchdog()
@@ -121,7 +121,7 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 			log.Info("signal received, stopping")
 		case <-n.Done():
 		case <-hup:
-			n.reload(rl)
+			rl.run()
 			continue
 		}
 		break
@@ -171,7 +171,7 @@ func checkLoopback(addr string) error {
 }
 
 // watchdog pings systemd's watchdog at half its interval while the node is
-// healthy (see Node.health): not once its store has failed or its Raft has
+// healthy (see health.healthy): not once its store has failed or its Raft has
 // stopped, so that systemd restarts it. A node standing by for disk space
 // is healthy.
 func watchdog(n *Node) func() {
@@ -188,7 +188,7 @@ func watchdog(n *Node) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := n.health(); err != nil {
+				if err := n.health.healthy(); err != nil {
 					n.log.Error("unhealthy: not pinging the systemd watchdog", "err", err)
 					continue
 				}

@@ -83,8 +83,8 @@ type raftRequest struct{}
 
 func parseRaft(*http.Request) (adminOp, *apiError) { return &raftRequest{}, nil }
 
-func (*raftRequest) run(_ context.Context, n *Node, _ adminCaller) (any, *apiError) {
-	return n.members.raftInfo(), nil
+func (*raftRequest) run(_ context.Context, a *admin, _ adminCaller) (any, *apiError) {
+	return a.members.raftInfo(), nil
 }
 
 func (m *membership) raftInfo() *client.RaftInfo {
@@ -107,11 +107,11 @@ type membersRequest struct{}
 
 func parseMembers(*http.Request) (adminOp, *apiError) { return &membersRequest{}, nil }
 
-func (*membersRequest) run(ctx context.Context, n *Node, _ adminCaller) (any, *apiError) {
+func (*membersRequest) run(ctx context.Context, a *admin, _ adminCaller) (any, *apiError) {
 	bctx, cancel := context.WithTimeout(ctx, memberBarrierTimeout)
-	stale := n.commit.readBarrier(bctx) != nil
+	stale := a.commit.readBarrier(bctx) != nil
 	cancel()
-	out, err := n.members.membersReply(ctx)
+	out, err := a.members.membersReply(ctx)
 	if err != nil {
 		return nil, memberAPIError(err)
 	}
@@ -207,20 +207,20 @@ func parseMember(r *http.Request) (adminOp, *apiError) {
 	return req, nil
 }
 
-func (q *memberRequest) run(ctx context.Context, n *Node, who adminCaller) (any, *apiError) {
+func (q *memberRequest) run(ctx context.Context, a *admin, who adminCaller) (any, *apiError) {
 	asked := *q // relayed as asked: the leader checks it against its own config
-	if err := q.check(n.cfg); err != nil {
+	if err := q.check(a.cfg); err != nil {
 		return nil, memberAPIError(err)
 	}
-	leader, _ := n.raft.Leader()
+	leader, _ := a.raft.Leader()
 	switch {
 	case leader == "":
-		return nil, memberAPIError(fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, n.cfg.Site))
-	case leader != n.cfg.Node && who.relayed:
-		return nil, memberAPIError(fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, n.cfg.Node, leader))
-	case leader != n.cfg.Node:
+		return nil, memberAPIError(fmt.Errorf("%w: site %s has no leader now; retry", errMemberUnavail, a.cfg.Site))
+	case leader != a.cfg.Node && who.relayed:
+		return nil, memberAPIError(fmt.Errorf("%w: %s is no longer the leader (%s is); retry", errMemberUnavail, a.cfg.Node, leader))
+	case leader != a.cfg.Node:
 		var out client.MemberChange
-		aerr, err := relayAdmin(ctx, n.link, leader, callAdminMember, &asked, n.members.relayTimeout(), &out)
+		aerr, err := relayAdmin(ctx, a.link, leader, callAdminMember, &asked, a.members.relayTimeout(), &out)
 		if err != nil {
 			return nil, memberAPIError(fmt.Errorf("%w: asking the leader %s: %v", errMemberUnavail, leader, err))
 		}
@@ -229,10 +229,10 @@ func (q *memberRequest) run(ctx context.Context, n *Node, who adminCaller) (any,
 		}
 		return &out, nil
 	}
-	n.log.Warn("membership change requested", "action", q.Action, "id", q.ID, "old", q.Old, "raft", q.Addr, "force", q.Force, "by", who.by)
-	out, err := n.members.changeMembers(ctx, *q)
+	a.log.Warn("membership change requested", "action", q.Action, "id", q.ID, "old", q.Old, "raft", q.Addr, "force", q.Force, "by", who.by)
+	out, err := a.members.changeMembers(ctx, *q)
 	if err != nil {
-		n.log.Warn("membership change failed", "action", q.Action, "id", q.ID, "old", q.Old, "err", err)
+		a.log.Warn("membership change failed", "action", q.Action, "id", q.ID, "old", q.Old, "err", err)
 		return nil, memberAPIError(err)
 	}
 	return out, nil

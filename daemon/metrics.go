@@ -10,8 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // metrics are one node's Prometheus metrics. Each node has its own
@@ -46,7 +48,9 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 // fast disk to a second on a struggling one.
 var diskBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
 
-func newMetrics(n *Node) *metrics {
+// newMetrics makes cfg's node's instruments and registry; watch adds the
+// collectors that read the node's parts.
+func newMetrics(cfg *Config) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		submitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotline_submitted_total",
@@ -74,83 +78,86 @@ func newMetrics(n *Node) *metrics {
 		Help: "Periodic link tests that failed, by destination site and path (an alarm)."}, []string{"site", "path"})
 	m.linkTestRTT = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hotline_link_test_rtt_seconds",
 		Help: "Round trip of the last passing link test (to a commit at the destination), by site and path."}, []string{"site", "path"})
-	for _, site := range n.cfg.remoteSites() {
+	for _, site := range cfg.remoteSites() {
 		m.sendFailures.WithLabelValues(site)
 		m.submitLatency.WithLabelValues(site)
-		for _, p := range n.cfg.Paths {
+		for _, p := range cfg.Paths {
 			m.linkTestFailures.WithLabelValues(site, p)
 		}
 		for _, p := range queue.Precedences {
 			m.e2eLatency.WithLabelValues(site, p.String())
 		}
 	}
-	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT, &pathCollector{n: n}, &rejectCollector{n: n},
-		&queueCollector{n: n}, &raftCollector{n: n}, &alarmCollector{n: n}, &certCollector{n: n})
+	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT)
 	m.reg.MustRegister(m.submitted, m.delivered, m.received, m.sendFailures,
 		m.submitLatency, m.e2eLatency, m.stateCommit, m.logWrite, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s := raftMetricsSink(); s != nil {
 		m.reg.MustRegister(s)
 	}
+	return m
+}
+
+// watched are the parts of a node that metrics read at scrape time.
+type watched struct {
+	cfg    *Config
+	store  *queue.Store
+	raft   *consensus.Node
+	link   *transport.Link
+	keys   *pki.Keyring
+	health *health // alarms, storage full
+}
+
+// watch registers the collectors that read w's parts at scrape time. Open
+// calls it once the parts exist (the instruments newMetrics made are
+// needed before: Raft's state machine records its commits).
+func (m *metrics) watch(w watched) {
+	m.reg.MustRegister(&pathCollector{link: w.link}, &rejectCollector{link: w.link},
+		&queueCollector{store: w.store, remote: w.cfg.remoteSites()}, &raftCollector{raft: w.raft},
+		&alarmCollector{h: w.health}, &certCollector{keys: w.keys, warn: w.cfg.CertExpiryWarning.Duration})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_is_leader",
 		Help: "1 while this node leads its site."}, func() float64 {
-		if n.raft != nil && n.raft.IsLeader() {
+		if w.raft.IsLeader() {
 			return 1
 		}
 		return 0
 	}))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotline_raft_handshake_rejections_total",
 		Help: "Raft connections refused or closed before Raft saw them: failed or timed-out TLS handshakes, and connections over the pending-handshake limits."}, func() float64 {
-		if n.raft == nil {
-			return 0
-		}
-		return float64(n.raft.HandshakeRejections())
+		return float64(w.raft.HandshakeRejections())
 	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_storage_full",
 		Help: "1 while this node's disk is full: it stands by (no Raft) and refuses submits with storage_full."}, func() float64 {
-		if n.storageFull() != nil {
+		if w.health.storageFull() != nil {
 			return 1
 		}
 		return 0
 	}))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hotline_store_corruption_total",
 		Help: "Damaged records or log entries this node's store found (checksum or structure) since it started; an alarm: rebuild the node."}, func() float64 {
-		if n.store == nil {
-			return 0
-		}
-		c, _ := n.store.Corruption()
+		c, _ := w.store.Corruption()
 		return float64(c)
 	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_inbox_unread",
 		Help: "Unread messages in this site's inbox."}, func() float64 {
-		if n.store == nil {
-			return 0
-		}
-		return float64(n.store.InboxUnread())
+		return float64(w.store.InboxUnread())
 	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_outbound_queued",
 		Help: "Outbound messages not yet acknowledged by their destination, all channels."}, func() float64 {
-		if n.store == nil {
-			return 0
-		}
 		var q uint64
-		for _, c := range n.store.Outbound() {
+		for _, c := range w.store.Outbound() {
 			q += c.Last - c.Acked
 		}
 		return float64(q)
 	}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_receipts_pending",
 		Help: "Read receipts queued for their origin sites and not yet acknowledged by them."}, func() float64 {
-		if n.store == nil {
-			return 0
-		}
 		var q uint64
-		for _, r := range n.store.ReceiptQueues() {
+		for _, r := range w.store.ReceiptQueues() {
 			q += r.Last - r.Acked
 		}
 		return float64(q)
 	}))
-	return m
 }
 
 func (m *metrics) handler() http.Handler {
@@ -194,7 +201,7 @@ func buildInfo() prometheus.Collector {
 }
 
 // pathCollector reports the link's (peer node, path) health at scrape time.
-type pathCollector struct{ n *Node }
+type pathCollector struct{ link *transport.Link }
 
 var (
 	pathUpDesc = prometheus.NewDesc("hotline_path_up",
@@ -218,10 +225,7 @@ func (c *pathCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.link == nil {
-		return
-	}
-	for _, p := range c.n.link.Paths() {
+	for _, p := range c.link.Paths() {
 		up := 0.0
 		if p.State == transport.PathUp {
 			up = 1
@@ -236,7 +240,7 @@ func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
 
 // rejectCollector reports the link's refused handshakes at scrape time,
 // every reason present from the start.
-type rejectCollector struct{ n *Node }
+type rejectCollector struct{ link *transport.Link }
 
 var rejectDesc = prometheus.NewDesc("hotline_link_handshake_rejections_total",
 	"Link (QUIC) handshakes this node refused, by reason: no_certificate, unknown_ca, expired, bad_certificate, no_identity, unknown_peer.",
@@ -245,10 +249,7 @@ var rejectDesc = prometheus.NewDesc("hotline_link_handshake_rejections_total",
 func (c *rejectCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rejectDesc }
 
 func (c *rejectCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.link == nil {
-		return
-	}
-	for reason, v := range c.n.link.HandshakeRejections() {
+	for reason, v := range c.link.HandshakeRejections() {
 		ch <- prometheus.MustNewConstMetric(rejectDesc, prometheus.CounterValue, float64(v), reason)
 	}
 }
@@ -256,7 +257,10 @@ func (c *rejectCollector) Collect(ch chan<- prometheus.Metric) {
 // queueCollector reports each outbound channel's depth and the age of its
 // oldest message, every (destination, precedence) of the config present
 // from the start.
-type queueCollector struct{ n *Node }
+type queueCollector struct {
+	store  *queue.Store
+	remote []string // the other sites (cfg.remoteSites)
+}
 
 var (
 	queueDepthDesc = prometheus.NewDesc("hotline_queue_depth",
@@ -271,19 +275,16 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.store == nil {
-		return
-	}
 	type key struct {
 		dest string
 		prec queue.Precedence
 	}
 	chans := map[key]queue.OutChannel{}
-	for _, oc := range c.n.store.Outbound() {
+	for _, oc := range c.store.Outbound() {
 		chans[key{oc.Dest, oc.Precedence}] = oc
 	}
 	now := time.Now()
-	for _, dest := range c.n.cfg.remoteSites() {
+	for _, dest := range c.remote {
 		for _, p := range queue.Precedences {
 			oc := chans[key{dest, p}]
 			depth, age := float64(oc.Last-oc.Acked), 0.0
@@ -298,7 +299,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 // raftCollector reports this node's Raft progress at scrape time (the
 // go-metrics sink gives Raft's timings, not these).
-type raftCollector struct{ n *Node }
+type raftCollector struct{ raft *consensus.Node }
 
 var (
 	raftTermDesc    = prometheus.NewDesc("hotline_raft_term", "Current Raft term.", nil, nil)
@@ -320,10 +321,7 @@ func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.raft == nil {
-		return
-	}
-	st := c.n.raft.Stats()
+	st := c.raft.Stats()
 	contact := -1.0
 	if st.LastContact >= 0 {
 		contact = st.LastContact.Seconds()
@@ -333,7 +331,7 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(raftAppliedDesc, prometheus.GaugeValue, float64(st.AppliedIndex))
 	ch <- prometheus.MustNewConstMetric(raftLastDesc, prometheus.GaugeValue, float64(st.LastIndex))
 	ch <- prometheus.MustNewConstMetric(raftContactDesc, prometheus.GaugeValue, contact)
-	cur := c.n.raft.State()
+	cur := c.raft.State()
 	for _, s := range raftStates {
 		v := 0.0
 		if s == cur {

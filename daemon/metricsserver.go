@@ -38,8 +38,8 @@ func startMetricsServer(n *Node) (*metricsServer, error) {
 	}
 	routes := map[string]http.Handler{
 		"/metrics": n.metrics.handler(),
-		"/healthz": healthHandler(n.healthz),
-		"/readyz":  healthHandler(n.readyz),
+		"/healthz": healthHandler(n.health.healthz),
+		"/readyz":  healthHandler(n.health.readyz),
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := routes[r.URL.Path]

@@ -34,20 +34,21 @@ import (
 // Close is idempotent and safe to call from any goroutine, also while Open
 // is still running (it waits for Open to finish first).
 type Node struct {
-	cfg     *Config
-	log     *slog.Logger
-	store   *queue.Store
-	raft    *consensus.Node
-	link    *transport.Link
-	api     *apiServer
-	commit  *committer  // propose, group commit, relay, read index
-	members *membership // membership changes (member.go)
-	metrics *metrics
-	mserv   *metricsServer // nil unless metrics_listen is set
-	keys    *pki.Keyring   // replaced by reload
-	start   time.Time
-
-	linkTests linkTests
+	cfg        *Config
+	log        *slog.Logger
+	store      *queue.Store
+	raft       *consensus.Node
+	link       *transport.Link
+	api        *apiServer
+	commit     *committer  // propose, group commit, relay, read index (commit.go)
+	members    *membership // membership changes (member.go)
+	linkHealth *linkHealth // link tests, reach, leader hand-off (linkhealth.go)
+	health     *health     // health, readiness, alarms (health.go)
+	admin      *admin      // admin operations and drill calls (admin.go, adminops.go)
+	metrics    *metrics
+	mserv      *metricsServer // nil unless metrics_listen is set
+	keys       *pki.Keyring   // replaced by reload
+	start      time.Time
 
 	life   lifecycle
 	opened chan struct{} // closed when Open has returned
@@ -87,7 +88,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan struct{})}
 	n.keys = pki.NewKeyring(bundle)
-	n.metrics = newMetrics(n)
+	n.metrics = newMetrics(cfg)
 	self := n // the return statements below set n to nil
 	defer func() {
 		close(self.opened)
@@ -122,6 +123,14 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		submitted: func(k int) { n.metrics.submitted.Add(float64(k)) },
 	})
 	n.members = &membership{cfg: cfg, raft: n.raft, link: n.link, log: log}
+	n.linkHealth = &linkHealth{cfg: cfg, log: log, link: n.link, raft: n.raft, commit: n.commit,
+		failures: n.metrics.linkTestFailures, rtt: n.metrics.linkTestRTT}
+	n.admin = &admin{cfg: cfg, log: log, store: n.store, raft: n.raft, link: n.link,
+		commit: n.commit, members: n.members, tests: &n.linkHealth.tests}
+	n.linkHealth.transfer = n.admin.transferLeader
+	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
+		keys: n.keys, tests: &n.linkHealth.tests}
+	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err

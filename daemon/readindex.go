@@ -176,10 +176,10 @@ func (c *committer) serveReadIndex(ctx context.Context) ([]byte, error) {
 // unavailable (retryable) and returns false when the read cannot be made
 // consistent in time.
 func (a *apiServer) readBarrier(w http.ResponseWriter, r *http.Request) bool {
-	if err := a.n.commit.readBarrier(r.Context()); err != nil {
+	if err := a.commit.readBarrier(r.Context()); err != nil {
 		if r.Context().Err() == nil {
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, fmt.Sprintf("%s: %v; retry", a.n.cfg.Node, err))
+			writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, fmt.Sprintf("%s: %v; retry", a.cfg.Node, err))
 		}
 		return false
 	}

@@ -98,7 +98,7 @@ func (n *Node) Status() *client.Status {
 		}
 		s.Links = append(s.Links, sl)
 	}
-	s.Alarms = n.alarms()
+	s.Alarms = n.health.alarms()
 	for _, q := range n.store.ReceiptQueues() {
 		s.ReceiptsPending += int(q.Last - q.Acked)
 	}
@@ -106,5 +106,5 @@ func (n *Node) Status() *client.Status {
 }
 
 func (a *apiServer) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.Status())
+	writeJSON(w, http.StatusOK, a.nodeStatus())
 }

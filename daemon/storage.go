@@ -26,19 +26,19 @@ import (
 // data_dir and its free bytes; nil otherwise. It looks at the free space
 // itself (a statfs, microseconds), so a submit is refused as soon as the
 // disk is full, before Raft's own check (every second) stands the node by.
-func (n *Node) storageFull() error {
+func (h *health) storageFull() error {
 	var cause error
-	if n.raft != nil {
-		cause = n.raft.StorageFull()
+	if h.raft != nil {
+		cause = h.raft.StorageFull()
 	}
-	if cause == nil && n.store != nil {
-		if err := n.store.Err(); err != nil && isNoSpace(err) {
+	if cause == nil && h.store != nil {
+		if err := h.store.Err(); err != nil && isNoSpace(err) {
 			cause = err
 		}
 	}
 	free := "unknown"
 	var st syscall.Statfs_t
-	if syscall.Statfs(n.cfg.DataDir, &st) == nil {
+	if syscall.Statfs(h.cfg.DataDir, &st) == nil {
 		b := st.Bavail * uint64(st.Bsize)
 		free = fmt.Sprint(b)
 		if cause == nil && b < consensus.DefaultStorageReserve {
@@ -49,7 +49,7 @@ func (n *Node) storageFull() error {
 		return nil
 	}
 	return fmt.Errorf("storage full on node %s: data_dir %s has %s bytes free (below the reserve of %d); this node stores nothing until space is freed, submit through another node of site %s: %w",
-		n.cfg.Node, n.cfg.DataDir, free, uint64(consensus.DefaultStorageReserve), n.cfg.Site, cause)
+		h.cfg.Node, h.cfg.DataDir, free, uint64(consensus.DefaultStorageReserve), h.cfg.Site, cause)
 }
 
 // isNoSpace reports whether err is a write that failed for lack of space.
@@ -63,9 +63,9 @@ func isNoSpace(err error) bool {
 
 // writeStorageFull answers 507 storage_full.
 func (a *apiServer) writeStorageFull(w http.ResponseWriter) {
-	err := a.n.storageFull()
+	err := a.health.storageFull()
 	if err == nil {
-		err = errors.New("storage full on node " + a.n.cfg.Node)
+		err = errors.New("storage full on node " + a.cfg.Node)
 	}
 	writeError(w, http.StatusInsufficientStorage, client.CodeStorageFull, err.Error())
 }
