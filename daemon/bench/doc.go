@@ -39,11 +39,11 @@
 //
 // Contract:
 //
-//   - Run checks first that both daemons answer and that the receiving
-//     one is of site Options.To; then it always returns a [Result], with
-//     an error alongside when ctx ended the bench ([ErrInterrupted]) or
-//     the inbox could not be read. Deciding the exit status is the
-//     caller's.
+//   - Run checks first its Options ([Options.Validate]), that both
+//     daemons answer and that the receiving one is of site Options.To;
+//     then it always returns a [Result], with an error alongside when ctx
+//     ended the bench ([ErrInterrupted]) or the inbox could not be read.
+//     Deciding the exit status is the caller's.
 //   - Progress (a line a second), retried reads, failed acks and the
 //     distinct submit errors go to the io.Writer the caller passes; the
 //     engine never prints elsewhere.

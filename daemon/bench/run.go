@@ -34,14 +34,17 @@ type run struct {
 
 // Run benches o through send, the daemon of the submitting site, and
 // recv, a daemon of site o.To, writing progress and diagnostics to log.
-// Options must be valid ([Options.Validate]).
 //
-// It returns a nil Result only when the bench could not begin: a daemon
-// did not answer, or recv is not of site o.To ([WrongSiteError]). Else it
+// It returns a nil Result only when the bench could not begin: o is
+// invalid ([Options.Validate]), a daemon did not answer, or recv is not of
+// site o.To ([WrongSiteError]). Else it
 // returns the Result, with an error when ctx ended the bench
 // ([ErrInterrupted]) or the inbox could not be read; whether the Result
 // is a failure is [Result.Check]'s to say.
 func Run(ctx context.Context, send, recv Daemon, o Options, log io.Writer) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	r := &run{
 		o:          o,
 		send:       send,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -484,5 +485,11 @@ func TestOptionsValidate(t *testing.T) {
 	o.Size = HeaderSize
 	if err := o.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v, want nil", o, err)
+	}
+	o.Concurrency = 0
+	l := newLink()
+	if res, err := Run(t.Context(), &node{l, "alpha-1"}, &node{l, "bravo-2"}, o, io.Discard); res != nil || err == nil ||
+		err.Error() != "bench: --concurrency 0 must be at least 1" {
+		t.Errorf("Run with invalid options = %v, %v; want no result and Validate's error", res, err)
 	}
 }
