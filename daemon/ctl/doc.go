@@ -15,8 +15,9 @@
 //   - The socket is --socket, else $HOTLINE_SOCKET, else [DefaultSocket].
 //     The client's errors carry no command-line advice; Run adds it (an
 //     unreachable daemon: which flag and variable choose the socket).
-//   - One file per subcommand: send, recv, get, status, pki, bench, paths
-//     (paths, path), leader, drill (its engine is package
+//   - One file per subcommand: send, recv, get, status, pki, bench (its
+//     engine is package github.com/hotline-link/hotline/daemon/bench),
+//     paths (paths, path), leader, drill (its engine is package
 //     github.com/hotline-link/hotline/daemon/drill), lab (lab init: an
 //     N-site process lab's configs), version, completion, man (hidden:
 //     the man pages).

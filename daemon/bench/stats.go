@@ -1,4 +1,4 @@
-package ctl
+package bench
 
 import (
 	"encoding/binary"
@@ -11,53 +11,54 @@ import (
 // message's index, so the receiving side can tell its own messages from
 // anything else in the inbox: the magic "HLBENCH1", the 8-byte run id and
 // the index as a big-endian uint64. Padding fills the rest.
-const (
-	benchMagic      = "HLBENCH1"
-	benchHeaderSize = len(benchMagic) + 8 + 8
-)
+const magic = "HLBENCH1"
 
-// benchRunID identifies one bench run.
-type benchRunID [8]byte
+// HeaderSize is the size of a bench payload's header, and so the least
+// Options.Size.
+const HeaderSize = len(magic) + 8 + 8
 
-// encodeBenchPayload returns a payload of exactly size bytes (at least
-// benchHeaderSize) for message i of run.
-func encodeBenchPayload(run benchRunID, i uint64, size int) []byte {
-	p := make([]byte, max(size, benchHeaderSize))
-	copy(p, benchMagic)
-	copy(p[len(benchMagic):], run[:])
-	binary.BigEndian.PutUint64(p[len(benchMagic)+8:], i)
-	for k := benchHeaderSize; k < len(p); k++ {
+// runID identifies one bench run.
+type runID [8]byte
+
+// encodePayload returns a payload of exactly size bytes (at least
+// HeaderSize) for message i of run.
+func encodePayload(run runID, i uint64, size int) []byte {
+	p := make([]byte, max(size, HeaderSize))
+	copy(p, magic)
+	copy(p[len(magic):], run[:])
+	binary.BigEndian.PutUint64(p[len(magic)+8:], i)
+	for k := HeaderSize; k < len(p); k++ {
 		p[k] = 'a' + byte(k%26)
 	}
 	return p
 }
 
-// decodeBenchHeader returns the run and index of a bench payload; ok is
+// decodeHeader returns the run and index of a bench payload; ok is
 // false when p does not start with a bench header.
-func decodeBenchHeader(p []byte) (run benchRunID, i uint64, ok bool) {
-	if len(p) < benchHeaderSize || string(p[:len(benchMagic)]) != benchMagic {
+func decodeHeader(p []byte) (run runID, i uint64, ok bool) {
+	if len(p) < HeaderSize || string(p[:len(magic)]) != magic {
 		return run, 0, false
 	}
-	copy(run[:], p[len(benchMagic):])
-	return run, binary.BigEndian.Uint64(p[len(benchMagic)+8:]), true
+	copy(run[:], p[len(magic):])
+	return run, binary.BigEndian.Uint64(p[len(magic)+8:]), true
 }
 
-// benchCopy identifies one appearance of a message in the inbox.
-type benchCopy struct {
+// inboxCopy identifies one appearance of a message in the inbox.
+type inboxCopy struct {
 	id  string
 	pos uint64
 }
 
-// benchTally accounts one bench run: which indexes were submitted, which
+// tally accounts one bench run: which indexes were submitted, which
 // arrived and how often. It is not safe for concurrent use.
-type benchTally struct {
+type tally struct {
 	n          int
 	start      []time.Time     // request start of the first attempt; zero if never started
 	ok         []bool          // submit succeeded
 	submitLat  []time.Duration // of successful submits, by index
 	copies     []int           // distinct inbox appearances, by index
 	firstSeen  []time.Time
-	seen       map[benchCopy]bool
+	seen       map[inboxCopy]bool
 	okCount    int // successful submits
 	okReceived int // successful submits that arrived
 	failed     int // submits that failed for good
@@ -67,20 +68,20 @@ type benchTally struct {
 	lastSeen   time.Time
 }
 
-func newBenchTally(n int) *benchTally {
-	return &benchTally{
+func newTally(n int) *tally {
+	return &tally{
 		n:         n,
 		start:     make([]time.Time, n),
 		ok:        make([]bool, n),
 		submitLat: make([]time.Duration, n),
 		copies:    make([]int, n),
 		firstSeen: make([]time.Time, n),
-		seen:      make(map[benchCopy]bool),
+		seen:      make(map[inboxCopy]bool),
 	}
 }
 
 // started records the start of the first submit attempt of index i.
-func (t *benchTally) started(i int, at time.Time) {
+func (t *tally) started(i int, at time.Time) {
 	t.start[i] = at
 	if t.firstStart.IsZero() || at.Before(t.firstStart) {
 		t.firstStart = at
@@ -88,7 +89,7 @@ func (t *benchTally) started(i int, at time.Time) {
 }
 
 // submitted records that index i was committed, lat after it started.
-func (t *benchTally) submitted(i int, lat time.Duration) {
+func (t *tally) submitted(i int, lat time.Duration) {
 	if t.ok[i] {
 		return
 	}
@@ -101,18 +102,18 @@ func (t *benchTally) submitted(i int, lat time.Duration) {
 }
 
 // failedSubmit records that index i could not be submitted.
-func (t *benchTally) failedSubmit(int) { t.failed++ }
+func (t *tally) failedSubmit(int) { t.failed++ }
 
 // received records that the message with inbox id and position pos,
 // carrying index i, was seen at time at. It reports whether this was a new
 // appearance (one not seen before at that position), which the caller
 // acknowledges. The same id at two positions is two appearances, and so is
 // the same index under two ids: both are duplicates.
-func (t *benchTally) received(i uint64, id string, pos uint64, at time.Time) bool {
+func (t *tally) received(i uint64, id string, pos uint64, at time.Time) bool {
 	if i >= uint64(t.n) {
 		return false
 	}
-	c := benchCopy{id: id, pos: pos}
+	c := inboxCopy{id: id, pos: pos}
 	if t.seen[c] {
 		return false
 	}
@@ -134,11 +135,13 @@ func (t *benchTally) received(i uint64, id string, pos uint64, at time.Time) boo
 }
 
 // complete reports whether every successful submit has arrived.
-func (t *benchTally) complete() bool { return t.okReceived == t.okCount }
+func (t *tally) complete() bool { return t.okReceived == t.okCount }
 
-// benchResult is the summary of a bench run; its JSON form is the output
-// of bench --json.
-type benchResult struct {
+// Result is the summary of a bench run; its JSON form is the output of
+// `hotlinectl bench --json`. Latencies are in milliseconds: submit_* from
+// the first attempt of a submit to its success, e2e_* from that same
+// start to the message's first appearance in the destination's inbox.
+type Result struct {
 	RunID         string  `json:"run_id"`
 	N             int     `json:"n"`
 	Size          int     `json:"size"`
@@ -167,8 +170,8 @@ type benchResult struct {
 // message may still arrive, and then counts as delivered). Throughput is
 // delivered messages over the time from the first submit to the last
 // arrival.
-func (t *benchTally) result(end time.Time) benchResult {
-	r := benchResult{
+func (t *tally) result(end time.Time) Result {
+	r := Result{
 		N:             t.n,
 		Submitted:     t.okCount,
 		Delivered:     t.distinct,

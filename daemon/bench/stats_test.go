@@ -1,4 +1,4 @@
-package ctl
+package bench
 
 import (
 	"bytes"
@@ -6,33 +6,33 @@ import (
 	"time"
 )
 
-func TestBenchHeaderRoundTrip(t *testing.T) {
-	run := benchRunID{1, 2, 3, 4, 5, 6, 7, 8}
+func TestHeaderRoundTrip(t *testing.T) {
+	run := runID{1, 2, 3, 4, 5, 6, 7, 8}
 	for _, tt := range []struct {
 		i    uint64
 		size int
-	}{{0, benchHeaderSize}, {1, 100}, {1<<40 + 7, 4096}, {^uint64(0), benchHeaderSize + 1}} {
-		p := encodeBenchPayload(run, tt.i, tt.size)
+	}{{0, HeaderSize}, {1, 100}, {1<<40 + 7, 4096}, {^uint64(0), HeaderSize + 1}} {
+		p := encodePayload(run, tt.i, tt.size)
 		if len(p) != tt.size {
 			t.Errorf("payload %d: %d bytes, want %d", tt.i, len(p), tt.size)
 		}
-		gotRun, gotI, ok := decodeBenchHeader(p)
+		gotRun, gotI, ok := decodeHeader(p)
 		if !ok || gotRun != run || gotI != tt.i {
 			t.Errorf("decode(encode(%x, %d)) = %x, %d, %v", run, tt.i, gotRun, gotI, ok)
 		}
 	}
-	other := benchRunID{9}
-	if r, _, _ := decodeBenchHeader(encodeBenchPayload(other, 3, 64)); r == run {
+	other := runID{9}
+	if r, _, _ := decodeHeader(encodePayload(other, 3, 64)); r == run {
 		t.Errorf("another run decodes as this run")
 	}
-	for _, p := range [][]byte{nil, []byte("hello"), bytes.Repeat([]byte("x"), 100), []byte(benchMagic)} {
-		if _, _, ok := decodeBenchHeader(p); ok {
-			t.Errorf("decodeBenchHeader(%q) ok, want not a bench payload", p)
+	for _, p := range [][]byte{nil, []byte("hello"), bytes.Repeat([]byte("x"), 100), []byte(magic)} {
+		if _, _, ok := decodeHeader(p); ok {
+			t.Errorf("decodeHeader(%q) ok, want not a bench payload", p)
 		}
 	}
 }
 
-func TestBenchTally(t *testing.T) {
+func TestTally(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
@@ -95,7 +95,7 @@ func TestBenchTally(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tl := newBenchTally(tt.n)
+			tl := newTally(tt.n)
 			for _, i := range append(append([]int{}, tt.ok...), tt.failed...) {
 				tl.started(i, t0)
 			}
@@ -133,9 +133,9 @@ func TestBenchTally(t *testing.T) {
 	}
 }
 
-func TestBenchResultLatencies(t *testing.T) {
+func TestResultLatencies(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	tl := newBenchTally(4)
+	tl := newTally(4)
 	for i := range 4 {
 		start := t0.Add(time.Duration(i) * time.Second)
 		tl.started(i, start)
