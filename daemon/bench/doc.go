@@ -51,6 +51,7 @@
 //     daemon/client's Client the engine uses, so a test can bench an
 //     in-memory site; a measurement of the nodes themselves (read through
 //     their API before and after the run) would be added there.
-//   - Memory is proportional to Options.N (a few dozen bytes a message);
-//     at most Options.Concurrency submits are in flight.
+//   - Memory is proportional to Options.N (a few dozen bytes a message,
+//     [MaxN] messages at most);
+//     at most Options.Concurrency ([MaxConcurrency]) submits are in flight.
 package bench

@@ -17,6 +17,14 @@ const (
 	maxFailureLines  = 5                // distinct submit errors reported
 )
 
+// Limits on a bench, so that its memory is bounded: the tally keeps a few
+// dozen bytes per message from the start, and each submitter holds a
+// connection of the socket (which serves 1024 at once).
+const (
+	MaxN           = 1_000_000 // messages
+	MaxConcurrency = 1024      // submitters
+)
+
 // Options say what bench to run. They are `hotlinectl bench`'s flags, and
 // Validate's errors name them as such (--concurrency).
 type Options struct {
@@ -35,12 +43,12 @@ func (o *Options) Validate() error {
 	switch {
 	case o.To == "":
 		return errors.New("--to SITE is required")
-	case o.N < 1:
-		return fmt.Errorf("--n %d must be at least 1", o.N)
+	case o.N < 1 || o.N > MaxN:
+		return fmt.Errorf("--n %d is out of range (at least 1, at most %d)", o.N, MaxN)
 	case o.Size < HeaderSize:
 		return fmt.Errorf("--size %d is too small (at least %d bytes, for the bench header)", o.Size, HeaderSize)
-	case o.Concurrency < 1:
-		return fmt.Errorf("--concurrency %d must be at least 1", o.Concurrency)
+	case o.Concurrency < 1 || o.Concurrency > MaxConcurrency:
+		return fmt.Errorf("--concurrency %d is out of range (at least 1, at most %d)", o.Concurrency, MaxConcurrency)
 	case o.Rate < 0:
 		return fmt.Errorf("--rate %g is negative", o.Rate)
 	case o.Timeout <= 0:

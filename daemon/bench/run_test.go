@@ -467,9 +467,11 @@ func TestOptionsValidate(t *testing.T) {
 		want string
 	}{
 		{func(o *Options) { o.To = "" }, "--to SITE is required"},
-		{func(o *Options) { o.N = 0 }, "--n 0 must be at least 1"},
+		{func(o *Options) { o.N = 0 }, "--n 0 is out of range (at least 1, at most 1000000)"},
+		{func(o *Options) { o.N = MaxN + 1 }, "--n 1000001 is out of range (at least 1, at most 1000000)"},
 		{func(o *Options) { o.Size = HeaderSize - 1 }, "--size 23 is too small (at least 24 bytes, for the bench header)"},
-		{func(o *Options) { o.Concurrency = 0 }, "--concurrency 0 must be at least 1"},
+		{func(o *Options) { o.Concurrency = 0 }, "--concurrency 0 is out of range (at least 1, at most 1024)"},
+		{func(o *Options) { o.Concurrency = MaxConcurrency + 1 }, "--concurrency 1025 is out of range (at least 1, at most 1024)"},
 		{func(o *Options) { o.Rate = -5 }, "--rate -5 is negative"},
 		{func(o *Options) { o.Timeout = 0 }, "--timeout 0s must be positive"},
 		{func(o *Options) { o.To = "BRAVO" }, "--to: pki: name"},
@@ -489,7 +491,7 @@ func TestOptionsValidate(t *testing.T) {
 	o.Concurrency = 0
 	l := newLink()
 	if res, err := Run(t.Context(), &node{l, "alpha-1"}, &node{l, "bravo-2"}, o, io.Discard); res != nil || err == nil ||
-		err.Error() != "bench: --concurrency 0 must be at least 1" {
+		err.Error() != "bench: --concurrency 0 is out of range (at least 1, at most 1024)" {
 		t.Errorf("Run with invalid options = %v, %v; want no result and Validate's error", res, err)
 	}
 }

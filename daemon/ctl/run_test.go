@@ -62,9 +62,9 @@ func TestUsageErrors(t *testing.T) {
 
 		{"bench no recv", []string{"bench", "--to", "bravo"}, "--recv-socket FILE is required"},
 		{"bench no to", []string{"bench", "--recv-socket", "/x"}, "--to SITE is required"},
-		{"bench zero n", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--n", "0"}, "--n 0 must be at least 1"},
+		{"bench zero n", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--n", "0"}, "--n 0 is out of range (at least 1, at most 1000000)"},
 		{"bench small size", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--size", "10"}, "--size 10 is too small (at least 24 bytes"},
-		{"bench zero concurrency", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--concurrency", "0"}, "--concurrency 0 must be at least 1"},
+		{"bench zero concurrency", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--concurrency", "0"}, "--concurrency 0 is out of range (at least 1, at most 1024)"},
 		{"bench negative rate", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--rate", "-5"}, "--rate -5 is negative"},
 		{"bench zero timeout", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--timeout", "0s"}, "--timeout 0s must be positive"},
 		{"bench bad precedence", []string{"bench", "--recv-socket", "/x", "--to", "bravo", "--precedence", "low"}, `--precedence "low"`},
