@@ -45,15 +45,3 @@ func nextDelay(d time.Duration) time.Duration {
 	}
 	return min(2*d, 5*time.Second)
 }
-
-// sleep waits d or until ctx ends, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 )
 
 // run is one bench in progress.
@@ -144,7 +145,7 @@ func (r *run) submitAll(ctx context.Context) {
 		for i := range r.o.N {
 			if r.o.Rate > 0 {
 				at := begin.Add(time.Duration(float64(i) / r.o.Rate * float64(time.Second)))
-				if d := time.Until(at); d > 0 && sleep(ctx, d) != nil {
+				if d := time.Until(at); d > 0 && ctxsleep.Sleep(ctx, d) != nil {
 					return
 				}
 			}
@@ -193,7 +194,7 @@ func (r *run) submitOne(ctx context.Context, i int) {
 			return
 		}
 		if client.Retryable(err) {
-			if delay = nextDelay(delay); sleep(sctx, delay) == nil {
+			if delay = nextDelay(delay); ctxsleep.Sleep(sctx, delay) == nil {
 				continue
 			}
 		}
@@ -239,7 +240,7 @@ func (r *run) receive(ctx context.Context) error {
 			}
 			delay = nextDelay(delay)
 			fmt.Fprintf(r.log, "bench: read inbox: %v; retrying in %s\n", err, delay)
-			if sleep(ctx, delay) != nil {
+			if ctxsleep.Sleep(ctx, delay) != nil {
 				return ctx.Err()
 			}
 			continue
@@ -286,7 +287,7 @@ func (r *run) ack(ctx context.Context, ids []string) {
 			return
 		}
 		delay = nextDelay(delay)
-		if sleep(ctx, delay) != nil {
+		if ctxsleep.Sleep(ctx, delay) != nil {
 			return
 		}
 	}

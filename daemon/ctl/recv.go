@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 )
 
 // Inbox limits of the local API.
@@ -103,7 +104,7 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 			if o.follow && client.Retryable(err) {
 				d := retry.next()
 				fmt.Fprintf(e.stderr, "hotlinectl: recv: %v; retrying in %s\n", err, d)
-				if sleepCtx(ctx, d) != nil {
+				if ctxsleep.Sleep(ctx, d) != nil {
 					return nil
 				}
 				continue
@@ -182,15 +183,3 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.d = 0 }
-
-// sleepCtx sleeps for d or until ctx ends, returning ctx's error then.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

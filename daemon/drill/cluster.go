@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
 )
@@ -49,14 +48,4 @@ func opError(op string, err error) error {
 		return &refusedError{op: op, ae: ae}
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// sleep waits d or until ctx ends, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 )
 
 // runFault applies the scenario's fault a third into the stream and, for
@@ -18,7 +19,7 @@ import (
 // runFault returns, also when ctx ends early.
 func (d *drill) runFault(ctx context.Context) {
 	third := d.o.Duration / 3
-	if sleep(ctx, time.Until(d.start.Add(third))) != nil {
+	if ctxsleep.Sleep(ctx, time.Until(d.start.Add(third))) != nil {
 		return // nothing applied, nothing to undo
 	}
 	if d.plan.Transfer != "" {
@@ -30,7 +31,7 @@ func (d *drill) runFault(ctx context.Context) {
 	}
 	targets := d.cut(ctx)
 	defer d.restore(ctx, targets)
-	sleep(ctx, time.Until(d.start.Add(2*third)))
+	ctxsleep.Sleep(ctx, time.Until(d.start.Add(2*third)))
 }
 
 // cut takes the plan's paths down (silently) on every origin node, all at
@@ -100,7 +101,7 @@ func (d *drill) restore(parent context.Context, targets []cutTarget) {
 			delay := 250 * time.Millisecond
 			for {
 				_, t.err = d.c.PathUp(ctx, d.nodeArg(t.node), t.path)
-				if t.err == nil || !client.Retryable(t.err) || sleep(ctx, delay) != nil {
+				if t.err == nil || !client.Retryable(t.err) || ctxsleep.Sleep(ctx, delay) != nil {
 					return
 				}
 				delay = min(2*delay, 2*time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 )
 
 // drill is one drill in progress.
@@ -230,7 +231,7 @@ func (d *drill) submit(ctx context.Context, n int, key string, deadline time.Tim
 			stop()
 			return
 		}
-		if sleep(ctx, delay) != nil {
+		if ctxsleep.Sleep(ctx, delay) != nil {
 			d.giveUp(ctx, err)
 			return
 		}
@@ -343,7 +344,7 @@ func (d *drill) drain(ctx context.Context) error {
 				return nil
 			}
 		}
-		sleep(ctx, pollDrain)
+		ctxsleep.Sleep(ctx, pollDrain)
 	}
 }
 

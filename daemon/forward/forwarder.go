@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
@@ -87,7 +88,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 			case <-ctx.Done():
 			}
 		case Backoff:
-			if !sleep(ctx, op.Wait) {
+			if ctxsleep.Sleep(ctx, op.Wait) != nil {
 				return
 			}
 			w.Retry()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
@@ -60,7 +61,7 @@ func (s *ReceiptSender) Run(ctx context.Context) {
 			return
 		}
 		c.logger().Debug("sending receipts failed; will retry", "origin", s.origin, "err", err)
-		if !sleep(ctx, backoff) {
+		if ctxsleep.Sleep(ctx, backoff) != nil {
 			return
 		}
 		backoff = min(backoff*2, c.RetryMax)

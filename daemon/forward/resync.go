@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
@@ -86,7 +87,7 @@ func resyncLoop(ctx context.Context, c *Config, fenced func() bool, probe *trans
 		}
 		if err != nil {
 			failed(err)
-			if !sleep(ctx, backoff) {
+			if ctxsleep.Sleep(ctx, backoff) != nil {
 				return false
 			}
 			backoff = min(backoff*2, c.RetryMax)

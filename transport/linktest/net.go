@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/ctxsleep"
 )
 
 // Errors a Link's SendBatch returns for the faults it simulates, checked
@@ -172,7 +174,7 @@ func (n *Net[B, A]) duplicate(f fate[B, A], from string, b *B) {
 	}
 	n.stats.Duplicated++
 	n.wg.Go(func() {
-		if wait(n.ctx, f.dupDelay) == nil {
+		if ctxsleep.Sleep(n.ctx, f.dupDelay) == nil {
 			_, _ = f.h(n.ctx, from, b)
 		}
 	})
@@ -201,7 +203,7 @@ func (l *Link[B, A]) SendBatch(ctx context.Context, b *B) (*A, error) {
 	if f.reorder {
 		n.count(func(s *Stats) { s.Reordered++ })
 	}
-	if err := wait(ctx, f.delay); err != nil {
+	if err := ctxsleep.Sleep(ctx, f.delay); err != nil {
 		return nil, err
 	}
 	if f.drop {
@@ -235,19 +237,4 @@ func (l *Link[B, A]) Preferred(site string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.preferred[site]
-}
-
-// wait sleeps d or until ctx ends, returning ctx's error then.
-func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
