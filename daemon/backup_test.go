@@ -146,19 +146,33 @@ func TestBackupRestoreSite(t *testing.T) {
 // acknowledged by its destination.
 func waitAllAcked(t testing.TB, n *daemon.Node, d time.Duration) {
 	t.Helper()
+	waitAcked(t, n, d, "channels", (*queue.Store).Outbound, func(c queue.OutChannel) bool { return c.Acked < c.Last })
+}
+
+// waitReceiptsAcked waits until every receipt queue of n's site has been
+// acknowledged by the origin.
+func waitReceiptsAcked(t testing.TB, n *daemon.Node, d time.Duration) {
+	t.Helper()
+	waitAcked(t, n, d, "receipt queues", (*queue.Store).ReceiptQueues, func(q queue.ReceiptQueue) bool { return q.Acked < q.Last })
+}
+
+// waitAcked waits up to d until no queue that list returns of n's store
+// is open, and fails t naming n, what the queues are and the open ones.
+func waitAcked[Q any](t testing.TB, n *daemon.Node, d time.Duration, what string, list func(*queue.Store) []Q, open func(Q) bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		var open []queue.OutChannel
-		for _, c := range daemon.StoreOf(n).Outbound() {
-			if c.Acked < c.Last {
-				open = append(open, c)
+		var still []Q
+		for _, q := range list(daemon.StoreOf(n)) {
+			if open(q) {
+				still = append(still, q)
 			}
 		}
-		if len(open) == 0 {
+		if len(still) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: channels not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
+			t.Fatalf("%s: %s not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, what, d, still)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -409,27 +423,5 @@ func TestRestoreReceipts(t *testing.T) {
 	// the backup) — they stay delivered.
 	if st, err := a.Get(ctx, m[2]); err != nil || st.State != "delivered" {
 		t.Errorf("m2 at the restored alpha: %+v %v (its receipt came after the backup)", st, err)
-	}
-}
-
-// waitReceiptsAcked waits until every receipt queue of n's site has been
-// acknowledged by the origin.
-func waitReceiptsAcked(t testing.TB, n *daemon.Node, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		var open []queue.ReceiptQueue
-		for _, q := range daemon.StoreOf(n).ReceiptQueues() {
-			if q.Acked < q.Last {
-				open = append(open, q)
-			}
-		}
-		if len(open) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: receipt queues not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
