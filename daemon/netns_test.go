@@ -178,9 +178,6 @@ func (s *stream) arrivalStats(t *testing.T, msgs []client.InboxMessage) (gap, la
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() {
-		t.Logf("stream %s (%s→%s): longest gap %v, longest submit-to-arrival time %v", s.tag, s.from, s.to, gap, latency)
-	}()
 	var at []time.Time
 	for _, m := range msgs {
 		if !strings.HasPrefix(m.Key, s.tag+"-") {
@@ -195,6 +192,7 @@ func (s *stream) arrivalStats(t *testing.T, msgs []client.InboxMessage) (gap, la
 	for i := 1; i < len(at); i++ {
 		gap = max(gap, at[i].Sub(at[i-1]))
 	}
+	t.Logf("stream %s (%s→%s): longest gap %v, longest submit-to-arrival time %v", s.tag, s.from, s.to, gap, latency)
 	return gap, latency
 }
 
