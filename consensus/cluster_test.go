@@ -209,6 +209,17 @@ func withConfig(f func(i int, cfg *Config)) clusterOption {
 	return func(s *clusterSpec) { s.tune = append(s.tune, f) }
 }
 
+// snapshotOften has every node snapshot after 32 entries (checked every
+// 50ms) and keep 8 entries behind it: a node that misses more catches up
+// by installing a snapshot.
+func snapshotOften() clusterOption {
+	return withConfig(func(_ int, cfg *Config) {
+		cfg.SnapshotThreshold = 32
+		cfg.SnapshotInterval = 50 * time.Millisecond
+		cfg.TrailingLogs = 8
+	})
+}
+
 // MakeCluster starts n nodes that bootstrap together, with short timeouts
 // (heartbeat and election 300ms, lease 150ms). Every node is closed by
 // t.Cleanup; on failure their logs are printed.

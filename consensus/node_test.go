@@ -158,11 +158,7 @@ func waitLeaderCh(t *testing.T, n *Node, want bool) {
 }
 
 func TestRestartedNodeCatchesUpBySnapshot(t *testing.T) {
-	c := MakeCluster(t, 3, withConfig(func(_ int, cfg *Config) {
-		cfg.SnapshotThreshold = 32
-		cfg.SnapshotInterval = 50 * time.Millisecond
-		cfg.TrailingLogs = 8
-	}))
+	c := MakeCluster(t, 3, snapshotOften())
 	l := c.leader()
 	c.applyN(l, "a", 20)
 	c.converged(20)

@@ -7,56 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotline-link/hotline/internal/testutil"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory, unmounted by
-// t.Cleanup (after anything registered later, such as a cluster's Close).
-// It skips the test when not root.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as a full disk")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillTo writes dir/filler until less than left bytes are free.
-func fillTo(t *testing.T, dir string, left uint64) {
-	t.Helper()
-	s := space{dir: dir}
-	free, err := s.free()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if free <= left {
-		return
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(make([]byte, free-left)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // stableLeader waits for a leader among the nodes in among and checks that
 // it keeps leading, in the same term, for hold while entries are applied.
@@ -90,7 +45,7 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 		leader bool // the node whose disk fills up leads
 	}{{"follower", false}, {"leader", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			small := mountTmpfs(t, "8m")
+			small := testutil.MountTmpfs(t, "8m")
 			const reserve = 2 << 20
 			c := MakeCluster(t, 3, withConfig(func(i int, cfg *Config) {
 				if i == 0 {
@@ -114,7 +69,7 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 			c.converged(100)
 
 			full := c.nodes[0].node
-			fillTo(t, small, reserve/2)
+			filler := testutil.FillTo(t, small, reserve/2)
 			start := time.Now()
 			testutil.Eventually(t, 10*time.Second, "n1 stands by", func() bool { return full.State() == "standby" })
 			t.Logf("n1 stood by %v after its disk filled", time.Since(start))
@@ -143,7 +98,7 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 			c.applyN(l, "b", 100)
 
 			// Space back: n1 takes part again and catches up.
-			if err := os.Remove(filepath.Join(small, "filler")); err != nil {
+			if err := os.Remove(filler); err != nil {
 				t.Fatal(err)
 			}
 			testutil.Eventually(t, 15*time.Second, "n1 takes part again", func() bool { return full.StorageFull() == nil && full.State() != "standby" })
@@ -242,11 +197,7 @@ func TestCorruptLogStoreIsAnError(t *testing.T) {
 // TestDataFileModes walks a node's Dir after a snapshot: files 0600,
 // directories 0700, even where an older version left them wider.
 func TestDataFileModes(t *testing.T) {
-	c := MakeCluster(t, 3, withConfig(func(_ int, cfg *Config) {
-		cfg.SnapshotThreshold = 32
-		cfg.SnapshotInterval = 50 * time.Millisecond
-		cfg.TrailingLogs = 8
-	}))
+	c := MakeCluster(t, 3, snapshotOften())
 	l := c.leader()
 	c.applyN(l, "a", 200)
 	c.converged(200)

@@ -79,15 +79,7 @@ func TestBackupRestoreSite(t *testing.T) {
 	}
 
 	// Site alpha loses all its nodes' data.
-	for _, node := range daemon.LabNodes("alpha") {
-		if err := lab.StopNode(node); err != nil {
-			t.Logf("close %s: %v", node, err)
-		}
-		dd := lab.Configs[node].DataDir
-		if err := os.Rename(dd, dd+".lost"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	loseSite(t, lab, "alpha")
 	// A node with Raft state is not restored over.
 	cfg1 := lab.Configs["alpha-1"]
 	os.MkdirAll(filepath.Join(cfg1.DataDir, "raft"), 0o700)
@@ -96,18 +88,7 @@ func TestBackupRestoreSite(t *testing.T) {
 		t.Fatalf("restore over Raft state: %v", err)
 	}
 	os.RemoveAll(cfg1.DataDir)
-	for _, node := range daemon.LabNodes("alpha") {
-		h, err := daemon.RestoreNode(lab.Configs[node], file)
-		if err != nil {
-			t.Fatalf("restore %s: %v", node, err)
-		}
-		if h.Site != "alpha" || h.Node != "alpha-2" {
-			t.Fatalf("backup header %+v", h)
-		}
-	}
-	for _, node := range daemon.LabNodes("alpha") {
-		lab.StartNode(node)
-	}
+	restoreSite(t, lab, "alpha", file, "alpha-2")
 	lab.Leader("alpha")
 
 	// The restored site does not know what alpha sent after the backup
@@ -146,21 +127,68 @@ func TestBackupRestoreSite(t *testing.T) {
 // acknowledged by its destination.
 func waitAllAcked(t testing.TB, n *daemon.Node, d time.Duration) {
 	t.Helper()
+	waitAcked(t, n, d, "channels", (*queue.Store).Outbound, func(c queue.OutChannel) bool { return c.Acked < c.Last })
+}
+
+// waitReceiptsAcked waits until every receipt queue of n's site has been
+// acknowledged by the origin.
+func waitReceiptsAcked(t testing.TB, n *daemon.Node, d time.Duration) {
+	t.Helper()
+	waitAcked(t, n, d, "receipt queues", (*queue.Store).ReceiptQueues, func(q queue.ReceiptQueue) bool { return q.Acked < q.Last })
+}
+
+// waitAcked waits up to d until no queue that list returns of n's store
+// is open, and fails t naming n, what the queues are and the open ones.
+func waitAcked[Q any](t testing.TB, n *daemon.Node, d time.Duration, what string, list func(*queue.Store) []Q, open func(Q) bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		var open []queue.OutChannel
-		for _, c := range daemon.StoreOf(n).Outbound() {
-			if c.Acked < c.Last {
-				open = append(open, c)
+		var still []Q
+		for _, q := range list(daemon.StoreOf(n)) {
+			if open(q) {
+				still = append(still, q)
 			}
 		}
-		if len(open) == 0 {
+		if len(still) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: channels not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
+			t.Fatalf("%s: %s not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, what, d, still)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// loseSite stops every node of site and moves its data_dir aside (to
+// DATA_DIR.lost): the site has lost all its disks.
+func loseSite(t testing.TB, lab *clustertest.Lab, site string) {
+	t.Helper()
+	for _, node := range daemon.LabNodes(site) {
+		if err := lab.StopNode(node); err != nil {
+			t.Logf("close %s: %v", node, err)
+		}
+		dd := lab.Configs[node].DataDir
+		if err := os.Rename(dd, dd+".lost"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// restoreSite restores every node of site from file, a backup of site
+// taken on node from (its header must say so), then starts them all.
+func restoreSite(t testing.TB, lab *clustertest.Lab, site, file, from string) {
+	t.Helper()
+	for _, node := range daemon.LabNodes(site) {
+		h, err := daemon.RestoreNode(lab.Configs[node], file)
+		if err != nil {
+			t.Fatalf("restore %s: %v", node, err)
+		}
+		if h.Site != site || h.Node != from {
+			t.Fatalf("backup header %+v", h)
+		}
+	}
+	for _, node := range daemon.LabNodes(site) {
+		lab.StartNode(node)
 	}
 }
 
@@ -280,16 +308,8 @@ func TestRestoreUndelivered(t *testing.T) {
 		t.Fatalf("backup: %v %s", err, out)
 	}
 	after := submit("after", 10)
-	for _, node := range daemon.LabNodes("alpha") {
-		lab.StopNode(node)
-		os.Rename(lab.Configs[node].DataDir, lab.Configs[node].DataDir+".lost")
-		if _, err := daemon.RestoreNode(lab.Configs[node], file); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, node := range daemon.LabNodes("alpha") {
-		lab.StartNode(node) // a new process: its paths are up again
-	}
+	loseSite(t, lab, "alpha")
+	restoreSite(t, lab, "alpha", file, "alpha-3") // new nodes: their paths are up again
 	msgs := clustertest.DrainInbox(t, lab.Client("bravo-3"), len(before), time.Minute)
 	got := map[string]int{}
 	for _, m := range msgs {
@@ -380,16 +400,8 @@ func TestRestoreReceipts(t *testing.T) {
 		waitReceiptsAcked(t, lab.Node(lab.Leader(site)), time.Minute)
 	}
 
-	for _, node := range daemon.LabNodes("alpha") {
-		lab.StopNode(node)
-		os.Rename(lab.Configs[node].DataDir, lab.Configs[node].DataDir+".lost")
-		if _, err := daemon.RestoreNode(lab.Configs[node], file); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, node := range daemon.LabNodes("alpha") {
-		lab.StartNode(node)
-	}
+	loseSite(t, lab, "alpha")
+	restoreSite(t, lab, "alpha", file, "alpha-1")
 	a = lab.Client("alpha-2")
 	// The restored alpha numbers its next receipt 3, which bravo has (n2's):
 	// it must be renumbered, or bravo would drop it.
@@ -409,27 +421,5 @@ func TestRestoreReceipts(t *testing.T) {
 	// the backup) — they stay delivered.
 	if st, err := a.Get(ctx, m[2]); err != nil || st.State != "delivered" {
 		t.Errorf("m2 at the restored alpha: %+v %v (its receipt came after the backup)", st, err)
-	}
-}
-
-// waitReceiptsAcked waits until every receipt queue of n's site has been
-// acknowledged by the origin.
-func waitReceiptsAcked(t testing.TB, n *daemon.Node, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		var open []queue.ReceiptQueue
-		for _, q := range daemon.StoreOf(n).ReceiptQueues() {
-			if q.Acked < q.Last {
-				open = append(open, q)
-			}
-		}
-		if len(open) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: receipt queues not acknowledged after %v: %+v", daemon.ConfigOf(n).Node, d, open)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
@@ -43,17 +44,7 @@ func TestTwoSitesExactlyOnce(t *testing.T) {
 		reader := daemon.LabNodes(site)[2]
 		msgs := clustertest.DrainInbox(t, lab.Client(reader), want, time.Minute)
 		g.CheckArrivals(t, site, msgs)
-		var ids []string
-		for _, m := range msgs {
-			ids = append(ids, m.ID)
-		}
-		for len(ids) > 0 {
-			k := min(len(ids), 500)
-			if _, err := lab.Client(reader).Ack(ctx, ids[:k]); err != nil {
-				t.Fatalf("ack at %s: %v", reader, err)
-			}
-			ids = ids[k:]
-		}
+		clustertest.AckAll(ctx, t, lab.Client(reader), reader, msgs)
 		// Read-your-writes: once the ack returned, the same node no longer
 		// lists those messages as unread, though it is a follower.
 		if in, err := lab.Client(reader).Inbox(ctx, 0, 1000, 0); err != nil || len(in.Messages) != 0 {
@@ -64,23 +55,5 @@ func TestTwoSitesExactlyOnce(t *testing.T) {
 		return
 	}
 	// Every message reaches "read" at its origin.
-	for _, s := range g.Sent() {
-		c := lab.Client(daemon.LabNodes(s.From)[0])
-		for {
-			m, err := c.Get(ctx, s.ID)
-			if err != nil {
-				t.Fatalf("get %s: %v", s.ID, err)
-			}
-			if m.State == "read" {
-				if m.DeliveredAt == nil || m.ReadAt == nil || m.ReadAt.Before(*m.DeliveredAt) {
-					t.Errorf("%s: read without consistent timestamps: %+v", s.Key, m)
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s (%s) is still %s at %s", s.Key, s.ID, m.State, s.From)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	g.WaitRead(ctx, t, func(site string) *client.Client { return lab.Client(daemon.LabNodes(site)[0]) }, nil)
 }

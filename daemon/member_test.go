@@ -144,7 +144,10 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	// The new appliance starts empty and waits to be added.
 	l.StartNode(alpha4)
 	l.WaitLog(alpha4, regexp.MustCompile(`joining: not yet in the site's Raft configuration.*`), 10*time.Second)
-	leader := l.LeaderAmong(30*time.Second, "alpha-1", "alpha-2")
+	// Every change goes through the leader: wait until alpha-1 and alpha-2
+	// name the same one (a rolling restart under load can leave an
+	// election under way).
+	leader := l.SettledAmong(30*time.Second, "alpha-1", "alpha-2")
 	follower := "alpha-1"
 	if leader == "alpha-1" {
 		follower = "alpha-2"
@@ -168,7 +171,7 @@ func TestProcessLabMemberReplace(t *testing.T) {
 	}
 
 	start := time.Now()
-	out, err = l.CtlOutput("--socket", sock(follower), "member", "replace", "alpha-3", alpha4, "--raft", alpha4Raft)
+	out, err = replaceMember(t, l, sock(follower), "alpha-3", alpha4, alpha4Raft, 30*time.Second)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("member replace: %v\n%s", err, out)
@@ -224,6 +227,31 @@ func TestProcessLabMemberReplace(t *testing.T) {
 		t.Fatal("the test ran out of time")
 	}
 	t.Logf("whole test: %v", time.Since(began).Round(time.Second))
+}
+
+// replaceMember runs hotlinectl member replace OLD NEW through socket,
+// and runs it again (for up to within) only while it is refused before
+// the leader changed anything: the node asked knows no leader, or the
+// node it relayed to no longer leads (503, "retry"). Any other failure
+// is returned at once: a replace whose first attempt may have partly
+// happened is safe to repeat (NEW already a voter is not added again),
+// but a repeat after one that completed answers "no such member" for
+// OLD, so a test must not retry it blindly.
+// refusedBeforeChange matches the two refusals of daemon/member.go that
+// come before the leader touches the configuration.
+var refusedBeforeChange = regexp.MustCompile(`(has no leader now|is no longer the leader \([^)]*\)); retry \(unavailable\)`)
+
+func replaceMember(t *testing.T, l *clustertest.ProcLab, socket, old, new, raft string, within time.Duration) (string, error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, err := l.CtlOutput("--socket", socket, "member", "replace", old, new, "--raft", raft)
+		if err == nil || !refusedBeforeChange.MatchString(out) || time.Now().After(deadline) {
+			return out, err
+		}
+		t.Logf("member replace refused before any change, again in 500ms: %s", strings.TrimSpace(out))
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // TestMemberAPI runs the membership API in the in-process lab through a

@@ -173,8 +173,9 @@ func checkDelivery(t *testing.T, l *clustertest.NetnsLab, g *clustertest.Ledger)
 // arrivalStats returns, over the inbox messages whose key starts with
 // s.tag, the longest gap between consecutive arrivals (ReceivedAt, the
 // destination's clock, in arrival order) and the longest time from the
-// first submit attempt to arrival.
-func (s *stream) arrivalStats(msgs []client.InboxMessage) (gap, latency time.Duration) {
+// first submit attempt to arrival, and logs both.
+func (s *stream) arrivalStats(t *testing.T, msgs []client.InboxMessage) (gap, latency time.Duration) {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var at []time.Time
@@ -191,6 +192,7 @@ func (s *stream) arrivalStats(msgs []client.InboxMessage) (gap, latency time.Dur
 	for i := 1; i < len(at); i++ {
 		gap = max(gap, at[i].Sub(at[i-1]))
 	}
+	t.Logf("stream %s (%s→%s): longest gap %v, longest submit-to-arrival time %v", s.tag, s.from, s.to, gap, latency)
 	return gap, latency
 }
 
@@ -205,19 +207,21 @@ func (s *stream) arrivedAfter(msgs []client.InboxMessage, t time.Time) int {
 	return n
 }
 
-func netnsContext(t *testing.T) context.Context {
+// startNetns starts the namespace lab name with an empty ledger and a
+// context that ends after 3 minutes or with the test.
+func startNetns(t *testing.T, name string) (*clustertest.NetnsLab, context.Context, *clustertest.Ledger) {
+	t.Helper()
+	l := clustertest.StartNetnsLab(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	return ctx
+	return l, ctx, clustertest.NewLedger()
 }
 
 // TestNetnsSilentCutActivePath cuts alpha's active path to bravo silently
 // (every alpha node's port on it) under steady traffic; delivery must move
 // to the other path within the detection time plus a resend.
 func TestNetnsSilentCutActivePath(t *testing.T) {
-	l := clustertest.StartNetnsLab(t, "cut")
-	ctx := netnsContext(t)
-	g := clustertest.NewLedger()
+	l, ctx, g := startNetns(t, "cut")
 	s := startStream(ctx, l, g, "cut", "alpha", "bravo", 25*time.Millisecond, 320, routine)
 	time.Sleep(2 * time.Second)
 	leader := l.Leader("alpha")
@@ -252,9 +256,7 @@ func TestNetnsSilentCutActivePath(t *testing.T) {
 	}
 
 	in := checkDelivery(t, l, g)
-	gap, lat := s.arrivalStats(in["bravo"])
-	t.Logf("longest gap %v", gap)
-	t.Logf("longest submit-to-arrival time %v", lat)
+	gap, _ := s.arrivalStats(t, in["bravo"])
 	if gap >= 2500*time.Millisecond {
 		t.Errorf("longest gap between arrivals at bravo is %v, want < 2.5s (path %s cut silently)", gap, cut)
 	}
@@ -285,9 +287,7 @@ func pathsViewAfterCut(r *client.PathsReply, cut, other string) bool {
 // and flash messages are submitted: they queue durably, and after the
 // restore everything drains exactly once, in order, flash first.
 func TestNetnsAllPathsCut(t *testing.T) {
-	l := clustertest.StartNetnsLab(t, "all")
-	ctx := netnsContext(t)
-	g := clustertest.NewLedger()
+	l, ctx, g := startNetns(t, "all")
 
 	// Warm up, and wait until it has been delivered: nothing is in flight
 	// when the cut starts.
@@ -383,9 +383,7 @@ func waitQueued(t *testing.T, l *clustertest.NetnsLab, site string, ok func(uint
 // TestNetnsKillLeaders kills each site's leader with SIGKILL under
 // traffic both ways, waits for a new leader and restarts the old one.
 func TestNetnsKillLeaders(t *testing.T) {
-	l := clustertest.StartNetnsLab(t, "kill")
-	ctx := netnsContext(t)
-	g := clustertest.NewLedger()
+	l, ctx, g := startNetns(t, "kill")
 	streams := map[string]*stream{
 		"bravo": startStream(ctx, l, g, "ab", "alpha", "bravo", 50*time.Millisecond, 600, rotating),
 		"alpha": startStream(ctx, l, g, "ba", "bravo", "alpha", 50*time.Millisecond, 600, rotating),
@@ -409,8 +407,7 @@ func TestNetnsKillLeaders(t *testing.T) {
 	l.CheckAlive()
 	in := checkDelivery(t, l, g)
 	for _, site := range daemon.LabSites {
-		gap, lat := streams[site].arrivalStats(in[site])
-		t.Logf("site %s: longest gap %v (target < 3s), longest submit-to-arrival time %v", site, gap, lat)
+		gap, _ := streams[site].arrivalStats(t, in[site]) // target < 3s
 		if gap >= 10*time.Second {
 			t.Errorf("site %s: longest gap between arrivals %v, want < 10s", site, gap)
 		}
@@ -421,9 +418,7 @@ func TestNetnsKillLeaders(t *testing.T) {
 // paths (its LAN stays): it must hand leadership to a follower that still
 // reaches bravo, and delivery must resume.
 func TestNetnsLeaderLosesAllPaths(t *testing.T) {
-	l := clustertest.StartNetnsLab(t, "lead")
-	ctx := netnsContext(t)
-	g := clustertest.NewLedger()
+	l, ctx, g := startNetns(t, "lead")
 	s := startStream(ctx, l, g, "lead", "alpha", "bravo", 50*time.Millisecond, 400, routine)
 	time.Sleep(1500 * time.Millisecond)
 	old := l.Leader("alpha")
@@ -459,8 +454,7 @@ func TestNetnsLeaderLosesAllPaths(t *testing.T) {
 	s.stop(t)
 	l.CheckAlive()
 	in := checkDelivery(t, l, g)
-	gap, lat := s.arrivalStats(in["bravo"])
-	t.Logf("longest gap %v, longest submit-to-arrival time %v", gap, lat)
+	s.arrivalStats(t, in["bravo"])
 	if n := s.arrivedAfter(in["bravo"], movedAt); n == 0 {
 		t.Errorf("nothing arrived at bravo after the hand-off to %s", newLeader)
 	} else {
@@ -472,9 +466,7 @@ func TestNetnsLeaderLosesAllPaths(t *testing.T) {
 // 300ms for 10s under steady traffic: delivery must not stall for long
 // and nothing may be duplicated.
 func TestNetnsFlappingPath(t *testing.T) {
-	l := clustertest.StartNetnsLab(t, "flap")
-	ctx := netnsContext(t)
-	g := clustertest.NewLedger()
+	l, ctx, g := startNetns(t, "flap")
 	s := startStream(ctx, l, g, "flap", "alpha", "bravo", 25*time.Millisecond, 480, routine)
 	time.Sleep(time.Second)
 	leader := l.Leader("alpha")
@@ -499,9 +491,7 @@ func TestNetnsFlappingPath(t *testing.T) {
 	s.wait(t)
 	l.CheckAlive()
 	in := checkDelivery(t, l, g)
-	gap, lat := s.arrivalStats(in["bravo"])
-	t.Logf("longest gap %v", gap)
-	t.Logf("longest submit-to-arrival time %v", lat)
+	gap, _ := s.arrivalStats(t, in["bravo"])
 	if gap >= 5*time.Second {
 		t.Errorf("longest gap between arrivals at bravo is %v, want < 5s (path %s flapping)", gap, p)
 	}

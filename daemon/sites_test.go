@@ -82,41 +82,18 @@ func TestThreeSitesAllDirections(t *testing.T) {
 		msgs := clustertest.DrainInbox(t, lab.Client(reader), 2*3*perNode/2, time.Minute)
 		g.CheckArrivals(t, site, msgs)
 		from := map[string]int{}
-		var ids []string
 		for _, m := range msgs {
 			from[m.From]++
-			ids = append(ids, m.ID)
 		}
 		t.Logf("site %s received %v", site, from)
-		for len(ids) > 0 {
-			k := min(len(ids), 500)
-			if _, err := lab.Client(reader).Ack(ctx, ids[:k]); err != nil {
-				t.Fatalf("ack at %s: %v", reader, err)
-			}
-			ids = ids[k:]
-		}
+		clustertest.AckAll(ctx, t, lab.Client(reader), reader, msgs)
 	}
 	if t.Failed() {
 		return
 	}
 	// Every message reaches "read" at its origin: each site's receipts go
 	// back to two origins.
-	for _, s := range g.Sent() {
-		c := lab.Client(daemon.LabNodes(s.From)[1])
-		for {
-			m, err := c.Get(ctx, s.ID)
-			if err == nil && m.State == "read" {
-				break
-			}
-			if err != nil && !client.Retryable(err) {
-				t.Fatalf("get %s: %v", s.ID, err)
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.Key, s.ID, s.From, s.To, s.From, m, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	g.WaitRead(ctx, t, func(site string) *client.Client { return lab.Client(daemon.LabNodes(site)[1]) }, client.Retryable)
 	t.Logf("all %d read at their origins %v after the first submit", len(g.Sent()), time.Since(start).Round(time.Millisecond))
 
 	// Every leader's link tests reached both other sites on both paths,

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
+	"github.com/hotline-link/hotline/internal/testutil"
 )
 
 func TestPprofOnlyOnLoopback(t *testing.T) {
@@ -58,38 +58,6 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of the given size on a new directory, unmounted
-// by t.Cleanup after anything registered later (a lab's Close). It skips
-// the test when not root.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as a full disk")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-func freeBytes(t *testing.T, dir string) uint64 {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Bavail * uint64(st.Bsize)
-}
-
 // TestDiskFull fills the data_dir of one node of alpha (a 96 MiB tmpfs,
 // the reserve is 64 MiB), first while it follows, then while it leads: a
 // submit to it is refused with 507 storage_full within submit_timeout, the
@@ -99,7 +67,7 @@ func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-node")
 	}
-	small := mountTmpfs(t, "96m")
+	small := testutil.MountTmpfs(t, "96m")
 	const victim = "alpha-1"
 	lab := clustertest.Start(t, func(c *daemon.Config) {
 		// The defaults of a real deployment: the lab's 250ms lease makes
@@ -141,10 +109,7 @@ func TestDiskFull(t *testing.T) {
 			}
 
 			// Fill the disk to half the reserve.
-			filler := filepath.Join(small, "filler")
-			if err := os.WriteFile(filler, make([]byte, freeBytes(t, small)-32<<20), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			filler := testutil.FillTo(t, small, 32<<20)
 			var err error
 			start := time.Now()
 			for time.Since(start) < 10*time.Second {

@@ -109,6 +109,27 @@ func inMsg(origin string, p Precedence, seq uint64, id, payload string) Message 
 	return Message{ID: id, Origin: origin, Dest: "bravo", Precedence: p, Seq: seq, Payload: []byte(payload), SubmittedAt: t0}
 }
 
+// specialBatch is a batch of channel (alpha -> bravo, Routine) holding,
+// besides m1 and m5, the three kinds of message that never enter the
+// inbox: a tombstone (t2), a link test (l3) and a drill (d4).
+func specialBatch() []Message {
+	tomb := Message{ID: "t2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Flags: FlagTombstone, SubmittedAt: t0}
+	link := inMsg("alpha", Routine, 3, "l3", "ping")
+	link.Flags = FlagLinkTest
+	drill := inMsg("alpha", Routine, 4, "d4", "canary")
+	drill.Flags = FlagDrill
+	return []Message{inMsg("alpha", Routine, 1, "m1", "one"), tomb, link, drill, inMsg("alpha", Routine, 5, "m5", "five")}
+}
+
+// inboxPositions returns the inbox positions of items, in order.
+func inboxPositions(items []InboxItem) []uint64 {
+	var out []uint64
+	for _, it := range items {
+		out = append(out, it.Pos)
+	}
+	return out
+}
+
 func mustStatus(t testing.TB, s *Store, id string) *Status {
 	t.Helper()
 	st, err := s.Lookup(id)

@@ -92,13 +92,7 @@ func TestReceiveStoresMessage(t *testing.T) {
 func TestReceiveSpecialMessagesSkipInbox(t *testing.T) {
 	s, _ := openStore(t, "bravo")
 	var l cmdLog
-	tomb := Message{ID: "t2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Flags: FlagTombstone, SubmittedAt: t0}
-	link := inMsg("alpha", Routine, 3, "l3", "ping")
-	link.Flags = FlagLinkTest
-	drill := inMsg("alpha", Routine, 4, "d4", "canary")
-	drill.Flags = FlagDrill
-	res := l.apply(t, s, receiveCmd(t1, "alpha", Routine,
-		inMsg("alpha", Routine, 1, "m1", "one"), tomb, link, drill, inMsg("alpha", Routine, 5, "m5", "five")))
+	res := l.apply(t, s, receiveCmd(t1, "alpha", Routine, specialBatch()...))
 	if got := *res[0].Receive; got != (ReceiveResult{Last: 5, Applied: 5}) {
 		t.Fatalf("result = %+v", got)
 	}
@@ -163,13 +157,6 @@ func TestInboxPaging(t *testing.T) {
 	}
 	l.apply(t, s, receiveCmd(t1, "alpha", Routine, msgs...))
 	l.apply(t, s, markReadCmd(t2, "m2"))
-	pos := func(items []InboxItem) []uint64 {
-		var out []uint64
-		for _, it := range items {
-			out = append(out, it.Pos)
-		}
-		return out
-	}
 	tests := []struct {
 		after uint64
 		max   int
@@ -186,7 +173,7 @@ func TestInboxPaging(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pos(items); !reflect.DeepEqual(got, tc.want) {
+		if got := inboxPositions(items); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("Inbox(%d, %d) = %v, want %v", tc.after, tc.max, got, tc.want)
 		}
 	}

@@ -21,13 +21,6 @@ func TestInboxBytes(t *testing.T) {
 		msgs = append(msgs, inMsg("alpha", Routine, seq, fmt.Sprintf("m%d", seq), strings.Repeat("x", n)))
 	}
 	l.apply(t, s, receiveCmd(t1, "alpha", Routine, msgs...))
-	pos := func(items []InboxItem) []uint64 {
-		var out []uint64
-		for _, it := range items {
-			out = append(out, it.Pos)
-		}
-		return out
-	}
 	// Each message costs its payload plus its ID (2 bytes here).
 	tests := []struct {
 		after    uint64
@@ -51,7 +44,7 @@ func TestInboxBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pos(items); !reflect.DeepEqual(got, tc.want) {
+		if got := inboxPositions(items); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("InboxBytes(%d, %d, %d) = %v, want %v", tc.after, tc.max, tc.maxBytes, got, tc.want)
 		}
 		for _, it := range items {

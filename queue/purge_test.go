@@ -128,12 +128,7 @@ func TestPurgeOutbound(t *testing.T) {
 func TestPurgeInbound(t *testing.T) {
 	s, _ := openStore(t, "bravo")
 	var l cmdLog
-	tomb := Message{ID: "t2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Flags: FlagTombstone, SubmittedAt: t0}
-	link := inMsg("alpha", Routine, 3, "l3", "ping")
-	link.Flags = FlagLinkTest
-	drill := inMsg("alpha", Routine, 4, "d4", "canary")
-	drill.Flags = FlagDrill
-	batch := []Message{inMsg("alpha", Routine, 1, "m1", "one"), tomb, link, drill, inMsg("alpha", Routine, 5, "m5", "five")}
+	batch := specialBatch()
 	l.apply(t, s, receiveCmd(t1, "alpha", Routine, batch...))
 	l.apply(t, s, receiveCmd(t2, "alpha", Flash, inMsg("alpha", Flash, 1, "f1", "flash")))
 	l.apply(t, s, markReadCmd(t3, "m1", "f1"))
@@ -263,19 +258,27 @@ func TestFinalizedIndexIsAFunctionOfTheRecords(t *testing.T) {
 		if countKeys(t, s, bucketFin) == 0 {
 			t.Fatalf("seed %d: empty finalized index", seed)
 		}
-		want, wantView := rawDump(t, s), readView(t, s)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		downgrade(t, path)
-		s2, err := Open(path, "alpha", Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		assertSameRaw(t, want, rawDump(t, s2))
-		assertSameView(t, wantView, readView(t, s2))
-		_ = s2.Close()
+		assertUpgrades(t, s, path, 1)
 	}
+}
+
+// assertUpgrades closes s (the store at path), turns its file into
+// format version (downgradeTo), opens it again and checks that the upgrade
+// gives back the same raw state and the same view.
+func assertUpgrades(t testing.TB, s *Store, path string, version uint64) {
+	t.Helper()
+	want, wantView := rawDump(t, s), readView(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downgradeTo(t, path, version)
+	s2, err := Open(path, "alpha", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameRaw(t, want, rawDump(t, s2))
+	assertSameView(t, wantView, readView(t, s2))
+	_ = s2.Close()
 }
 
 // downgrade turns a store file into format 1: no finalized index, and
@@ -381,18 +384,7 @@ func TestOpenUpgradesFormat2(t *testing.T) {
 	for _, seed := range []uint64{4, 5} {
 		s, path := openStore(t, "alpha")
 		s.Apply(script(t, seed, 300))
-		want, wantView := rawDump(t, s), readView(t, s)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		downgradeTo(t, path, 2)
-		s2, err := Open(path, "alpha", Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		assertSameRaw(t, want, rawDump(t, s2))
-		assertSameView(t, wantView, readView(t, s2))
-		_ = s2.Close()
+		assertUpgrades(t, s, path, 2)
 	}
 }
 

@@ -41,13 +41,18 @@ type gotCall struct {
 	c    *Call
 }
 
-func (r *recorder) HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+// record counts a request, appends got to list and returns hook's value,
+// under r's lock.
+func record[T, H any](r *recorder, list *[]T, got T, hook *H) H {
 	r.n.Add(1)
 	r.mu.Lock()
-	r.batches = append(r.batches, gotBatch{from, b})
-	onBatch := r.onBatch
-	r.mu.Unlock()
-	if onBatch != nil {
+	defer r.mu.Unlock()
+	*list = append(*list, got)
+	return *hook
+}
+
+func (r *recorder) HandleBatch(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error) {
+	if onBatch := record(r, &r.batches, gotBatch{from, b}, &r.onBatch); onBatch != nil {
 		return onBatch(ctx, from, b)
 	}
 	var last uint64
@@ -61,12 +66,7 @@ func (r *recorder) HandleBatch(ctx context.Context, from pki.Identity, b *Batch)
 }
 
 func (r *recorder) HandleCall(ctx context.Context, from pki.Identity, c *Call) (*Reply, error) {
-	r.n.Add(1)
-	r.mu.Lock()
-	r.calls = append(r.calls, gotCall{from, c})
-	onCall := r.onCall
-	r.mu.Unlock()
-	if onCall != nil {
+	if onCall := record(r, &r.calls, gotCall{from, c}, &r.onCall); onCall != nil {
 		return onCall(ctx, from, c)
 	}
 	return &Reply{Body: append([]byte("echo:"), c.Body...)}, nil
@@ -92,15 +92,18 @@ func (r *recorder) routes() *Routes {
 }
 
 func (r *recorder) setBatch(f func(ctx context.Context, from pki.Identity, b *Batch) (*Ack, error)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.onBatch = f
+	setHook(r, &r.onBatch, f)
 }
 
 func (r *recorder) setCall(f func(ctx context.Context, from pki.Identity, c *Call) (*Reply, error)) {
+	setHook(r, &r.onCall, f)
+}
+
+// setHook sets hook to f under r's lock.
+func setHook[H any](r *recorder, hook *H, f H) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.onCall = f
+	*hook = f
 }
 
 func (r *recorder) count() int { return int(r.n.Load()) }

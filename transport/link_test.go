@@ -239,9 +239,6 @@ func TestSetPreferred(t *testing.T) {
 
 func TestSecondPath(t *testing.T) {
 	ca := linktest.NewCA(t)
-	twoPaths := func(c *Config) {
-		c.Paths = []Path{{Name: "fiber", Listen: "127.0.0.1:0"}, {Name: "sat", Listen: "127.0.0.1:0"}}
-	}
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
 	peer := peerOf(b1)
 	peer.Addrs["fiber"] = linktest.FreeUDPAddr(t) // fiber is cut: nobody there

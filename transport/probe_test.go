@@ -17,8 +17,19 @@ import (
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
+// twoPaths gives a node the paths fiber and sat.
 func twoPaths(c *Config) {
 	c.Paths = []Path{{Name: "fiber", Listen: "127.0.0.1:0"}, {Name: "sat", Listen: "127.0.0.1:0"}}
+}
+
+// twoPathPair starts b1 of site bravo and a1 of site alpha, which reaches
+// b1, both with the paths fiber and sat.
+func twoPathPair(t *testing.T) (a1, b1 *node) {
+	t.Helper()
+	ca := linktest.NewCA(t)
+	b1 = startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
+	a1 = startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	return a1, b1
 }
 
 // pathState returns a1's view of (peer node, path).
@@ -45,9 +56,7 @@ func waitState(t *testing.T, l *Link, node, path, want string) PathStatus {
 // the probes: the path goes down, traffic moves to the next path, and the
 // path comes back when the cut is repaired.
 func TestSilentCutIsDetected(t *testing.T) {
-	ca := linktest.NewCA(t)
-	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
-	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	a1, b1 := twoPathPair(t)
 	ctx := testCtx(t, 30*time.Second)
 	waitState(t, a1.link, "b1", "fiber", PathUp)
 	waitState(t, a1.link, "b1", "sat", PathUp)
@@ -92,9 +101,7 @@ func TestSilentCutIsDetected(t *testing.T) {
 // A batch in flight when its path is cut is resent on the next path as
 // soon as the cut is detected, without waiting for the caller's timeout.
 func TestInFlightBatchMovesToNextPath(t *testing.T) {
-	ca := linktest.NewCA(t)
-	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
-	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	a1, b1 := twoPathPair(t)
 	waitState(t, a1.link, "b1", "sat", PathUp)
 	waitState(t, a1.link, "b1", "fiber", PathUp)
 
@@ -136,9 +143,7 @@ func TestInFlightBatchMovesToNextPath(t *testing.T) {
 // AdminClose takes a path out of service at once, politely; AdminUp puts
 // it back. Unknown paths are refused.
 func TestAdminClose(t *testing.T) {
-	ca := linktest.NewCA(t)
-	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
-	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	a1, _ := twoPathPair(t)
 	ctx := testCtx(t, 30*time.Second)
 	waitState(t, a1.link, "b1", "fiber", PathUp)
 
@@ -174,9 +179,7 @@ func TestAdminClose(t *testing.T) {
 
 // A flash batch goes out on every healthy path at once.
 func TestFlashOnEveryPath(t *testing.T) {
-	ca := linktest.NewCA(t)
-	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
-	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	a1, b1 := twoPathPair(t)
 	waitState(t, a1.link, "b1", "fiber", PathUp)
 	waitState(t, a1.link, "b1", "sat", PathUp)
 
@@ -227,9 +230,7 @@ func TestFlashOnEveryPath(t *testing.T) {
 // CallSite reaches another site's node, on a chosen path; the handler sees
 // the caller's identity and decides.
 func TestCallSite(t *testing.T) {
-	ca := linktest.NewCA(t)
-	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, twoPaths)
-	a1 := startNode(t, ca, "alpha", "a1", []Peer{peerOf(b1)}, twoPaths)
+	a1, b1 := twoPathPair(t)
 	ctx := testCtx(t, 30*time.Second)
 	for _, path := range []string{"", "sat", "fiber"} {
 		r, node, err := a1.link.CallSite(ctx, "bravo", path, &Call{Op: "linktest", Body: []byte(path)})

@@ -7,7 +7,9 @@
 //     loopback ports, short Raft timeouts, logs to t.Log) and return once
 //     every node of every site names the same leader (Lab.Settled).
 //   - StartProcLab runs configs/lab as six hotlined processes, set up with
-//     the commands its README gives; ProcLab can kill -9 and restart nodes.
+//     the commands its README gives; ProcLab can kill -9 and restart
+//     nodes, and wait until a set of nodes agrees on a leader
+//     (SettledAmong).
 //   - StartNetnsLab runs the six processes in network namespaces built by
 //     daemon/netlab, where paths can be cut silently (needs root; skips
 //     otherwise).
@@ -15,7 +17,8 @@
 //   - Ledger, SubmitRetrying, StartTraffic (a fixed number of messages
 //     per node), Submitters (paced, until stopped) and DrainInbox drive
 //     traffic and check exactly-once, in-order arrival of every
-//     acknowledged submission.
+//     acknowledged submission; AckAll marks an inbox read and
+//     Ledger.WaitRead waits for the receipts at every origin.
 //   - Lab.Hotlinectl runs the CLI in this process against a node.
 //   - Eventually polls a condition until it holds or a deadline passes.
 //

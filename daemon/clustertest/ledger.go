@@ -143,3 +143,48 @@ func DrainInbox(t testing.TB, c *client.Client, want int, deadline time.Duration
 	}
 	return out
 }
+
+// AckAll acknowledges (marks read) msgs through c, node's client, at most
+// 500 ids a call, and fails t naming node on the first error.
+func AckAll(ctx context.Context, t testing.TB, c *client.Client, node string, msgs []client.InboxMessage) {
+	t.Helper()
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+	}
+	for len(ids) > 0 {
+		k := min(len(ids), 500)
+		if _, err := c.Ack(ctx, ids[:k]); err != nil {
+			t.Fatalf("ack at %s: %v", node, err)
+		}
+		ids = ids[k:]
+	}
+}
+
+// WaitRead waits until every recorded submission is "read" at its origin,
+// asked through clientFor(origin site), polling every 50ms until ctx
+// ends. A read message must have been delivered no later than it was
+// read. A Get error fails t unless retryable(err) holds (a nil retryable
+// holds for none).
+func (g *Ledger) WaitRead(ctx context.Context, t testing.TB, clientFor func(site string) *client.Client, retryable func(error) bool) {
+	t.Helper()
+	for _, s := range g.Sent() {
+		c := clientFor(s.From)
+		for {
+			m, err := c.Get(ctx, s.ID)
+			if err != nil && (retryable == nil || !retryable(err)) {
+				t.Fatalf("get %s: %v", s.ID, err)
+			}
+			if err == nil && m.State == "read" {
+				if m.DeliveredAt == nil || m.ReadAt == nil || m.ReadAt.Before(*m.DeliveredAt) {
+					t.Errorf("%s: read without consistent timestamps: %+v", s.Key, m)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s (%s, %s->%s) is not read at %s: %+v, last error %v", s.Key, s.ID, s.From, s.To, s.From, m, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

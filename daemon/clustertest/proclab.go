@@ -2,10 +2,13 @@ package clustertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -181,9 +184,7 @@ func (l *ProcLab) Restart(node string) {
 	l.StartNode(node)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := l.Client(node).Status(ctx)
-		cancel()
+		st, err := l.status(node)
 		if err == nil && st.Leader != "" {
 			return
 		}
@@ -267,10 +268,7 @@ func (l *ProcLab) LeaderAmong(d time.Duration, nodes ...string) string {
 	for time.Now().Before(deadline) {
 		l.CheckAlive()
 		for _, n := range nodes {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := l.Client(n).Status(ctx)
-			cancel()
-			if err == nil && st.Role == "leader" {
+			if st, err := l.status(n); err == nil && st.Role == "leader" {
 				return n
 			}
 		}
@@ -278,4 +276,46 @@ func (l *ProcLab) LeaderAmong(d time.Duration, nodes ...string) string {
 	}
 	l.t.Fatalf("none of %v leads after %v", nodes, d)
 	return ""
+}
+
+// SettledAmong waits until one of nodes reports itself leader and every
+// other of nodes names it as its leader, and returns it: a test that asks
+// one of nodes for the leader's work (an admin call it relays) waits for
+// this first. It fails the test after d, naming each node's last view, or
+// as soon as a process of the lab exits unexpectedly.
+func (l *ProcLab) SettledAmong(d time.Duration, nodes ...string) string {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	var views []string
+	for time.Now().Before(deadline) {
+		l.CheckAlive()
+		views = views[:0]
+		var named []string // the leader each node names
+		leader := ""
+		for _, n := range nodes {
+			st, err := l.status(n)
+			if err != nil {
+				views = append(views, fmt.Sprintf("%s: %v", n, err))
+				continue
+			}
+			views = append(views, fmt.Sprintf("%s: %s, leader %q", n, st.Role, st.Leader))
+			named = append(named, st.Leader)
+			if st.Role == "leader" {
+				leader = n
+			}
+		}
+		if leader != "" && len(named) == len(nodes) && !slices.ContainsFunc(named, func(s string) bool { return s != leader }) {
+			return leader
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.t.Fatalf("%v did not agree on a leader among them within %v: %s", nodes, d, strings.Join(views, "; "))
+	return ""
+}
+
+// status asks node for its status with a 1s deadline.
+func (l *ProcLab) status(node string) (*client.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return l.Client(node).Status(ctx)
 }
