@@ -55,8 +55,10 @@ func (c *committer) proposeRYW(ctx context.Context, cmd *queue.Command) (*queue.
 // commit is propose with the command's log index.
 //
 // A leader's refusal keeps its identity (a *transport.CallError wrapping
-// the sentinel), and only this node's own errors end the retries: its
-// disk full (ErrStorageFull: it stands by), its Raft closed. A leader that
+// the sentinel). This node's own errors end the retries (its disk full:
+// ErrStorageFull, it stands by; its Raft closed), and so does a leader's
+// refusal of the command itself (queue.ErrInvalid, errBadRelay): asking
+// again gets the same answer, so it is returned at once. A leader that
 // answers ErrNotLeader names the leader it knows, and the next attempt
 // goes there unless Raft has named another meanwhile.
 func (c *committer) commit(ctx context.Context, cmd *queue.Command) (*applied, error) {
@@ -93,6 +95,9 @@ func (c *committer) commit(ctx context.Context, cmd *queue.Command) (*applied, e
 		local := !errors.As(err, &remote)
 		if local && errors.Is(err, consensus.ErrStorageFull) {
 			return nil, err // nothing was appended; this node stands by
+		}
+		if !local && (errors.Is(err, queue.ErrInvalid) || errors.Is(err, errBadRelay)) {
+			return nil, err // the leader refused the command, not the moment
 		}
 		if ctx.Err() != nil || local && errors.Is(err, consensus.ErrClosed) {
 			break

@@ -104,6 +104,15 @@ func TestRelayKeepsErrorIdentity(t *testing.T) {
 		t.Fatalf("leader moved from %s to %s during the test", leader, got)
 	}
 
+	// Proposed through a follower, the leader's refusal of the command
+	// itself comes back at once as what it is, not as a timeout
+	// (ErrNoQuorum) after retrying an answer that cannot change.
+	_, err = daemon.Propose(f1, ctx, &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(),
+		Submit: &queue.Submit{Origin: "bravo", Items: []queue.SubmitItem{{ID: "relay-2", Dest: "alpha", Payload: []byte("x")}}}})
+	if !errors.Is(err, queue.ErrInvalid) || errors.Is(err, daemon.ErrNoQuorum) {
+		t.Errorf("propose of a refused command through follower %s: %v; want queue.ErrInvalid, not ErrNoQuorum", followers[0], err)
+	}
+
 	// Through all this the commit path works: a follower's proposal
 	// reaches the leader.
 	if _, err := daemon.Propose(f1, ctx, daemon.NoopCommand()); err != nil {
