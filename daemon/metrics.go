@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/buildinfo"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -54,7 +53,7 @@ func newMetrics(cfg *Config) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		submitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotline_submitted_total",
-			Help: "Messages committed by submissions through this node."}),
+			Help: "New messages committed by submissions through this node (refused items and repeats of a used id are not counted)."}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotline_delivered_total",
 			Help: "Outbound messages acknowledged by their destination site, recorded while this node led."}),
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotline_received_total",
@@ -183,20 +182,18 @@ func (m *metrics) observeReceived(b *transport.Batch, last uint64, applied int, 
 	}
 }
 
-// buildInfo is hotline_build_info: 1, with the version, VCS commit and Go
-// version of the running binary as labels.
+// buildInfo is hotline_build_info: 1, with the version, commit and Go
+// version of the running binary (package buildinfo, as `hotlined
+// version` prints them) as labels.
 func buildInfo() prometheus.Collector {
-	commit := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && s.Value != "" {
-				commit = s.Value
-			}
-		}
+	bi := buildinfo.Read()
+	commit := bi.Commit
+	if commit == "" {
+		commit = "unknown"
 	}
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hotline_build_info",
 		Help:        "Always 1; the labels say which build of hotlined runs.",
-		ConstLabels: prometheus.Labels{"version": Version(), "commit": commit, "go_version": runtime.Version()}},
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": commit, "go_version": bi.GoVersion}},
 		func() float64 { return 1 })
 }
 

@@ -136,14 +136,18 @@ func (s *submitter) commit(group []*submitReq) {
 		cmd.Submit.Items = append(cmd.Submit.Items, r.item)
 	}
 	res, err := s.propose(ctx, cmd)
+	stored := 0
 	for i, r := range live {
 		if err != nil {
 			r.done <- submitDone{err: err}
 			continue
 		}
+		if sr := res.Submit[i]; sr.Err == "" && !sr.Existing {
+			stored++ // a new message, not a refusal or a repeat
+		}
 		r.done <- submitDone{res: res.Submit[i]}
 	}
-	s.submitted(len(live))
+	s.submitted(stored)
 }
 
 func (s *submitter) close() {
