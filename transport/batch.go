@@ -150,13 +150,36 @@ type Handler interface {
 }
 
 // check reports whether a batch is self-consistent, which its encoding
-// needs: a known kind, only the items of its kind, at most MaxBatchItems
-// of them, valid precedences and every message on the batch's channel
-// (the encoding names the channel once). Both sides check; a peer that
-// sends an inconsistent batch is breaking the protocol. Whether the items
-// are acceptable is the receiver's business (queue.Receive.Validate,
+// needs: its shape (checkShape) and every item's precedence, every message
+// on the batch's channel (the encoding names the channel once). The
+// sender checks it all before encoding; the receiver's decoder already
+// gives each message the batch's channel and refuses invalid precedences
+// and counts, so decodeBatch checks only the shape. A peer that sends an
+// inconsistent batch is breaking the protocol. Whether the items are
+// acceptable is the receiver's business (queue.Receive.Validate,
 // queue.Receipts.Validate), not the link's.
 func (b *Batch) check() error {
+	if err := b.checkShape(); err != nil {
+		return err
+	}
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if m.Origin != b.From || m.Dest != b.To || m.Precedence != b.Precedence {
+			return fmt.Errorf("%w: message %d (id %q) is on channel %s->%s/%s, not the batch's %s->%s/%s",
+				ErrBadBatch, i, m.ID, m.Origin, m.Dest, m.Precedence, b.From, b.To, b.Precedence)
+		}
+	}
+	for i := range b.Receipts {
+		if r := &b.Receipts[i]; !r.Precedence.Valid() {
+			return fmt.Errorf("%w: receipt %d has invalid precedence %d", ErrBadBatch, i, r.Precedence)
+		}
+	}
+	return nil
+}
+
+// checkShape reports whether the batch has a known kind, a valid
+// precedence and at most MaxBatchItems items, all of its kind.
+func (b *Batch) checkShape() error {
 	if !b.Precedence.Valid() {
 		return fmt.Errorf("%w: invalid precedence %d", ErrBadBatch, b.Precedence)
 	}
@@ -168,21 +191,9 @@ func (b *Batch) check() error {
 		if len(b.Receipts) != 0 {
 			return fmt.Errorf("%w: a messages batch carries %d receipts", ErrBadBatch, len(b.Receipts))
 		}
-		for i := range b.Messages {
-			m := &b.Messages[i]
-			if m.Origin != b.From || m.Dest != b.To || m.Precedence != b.Precedence {
-				return fmt.Errorf("%w: message %d (id %q) is on channel %s->%s/%s, not the batch's %s->%s/%s",
-					ErrBadBatch, i, m.ID, m.Origin, m.Dest, m.Precedence, b.From, b.To, b.Precedence)
-			}
-		}
 	case BatchReceipts:
 		if len(b.Messages) != 0 {
 			return fmt.Errorf("%w: a receipts batch carries %d messages", ErrBadBatch, len(b.Messages))
-		}
-		for i := range b.Receipts {
-			if r := &b.Receipts[i]; !r.Precedence.Valid() {
-				return fmt.Errorf("%w: receipt %d has invalid precedence %d", ErrBadBatch, i, r.Precedence)
-			}
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadBatch, b.Kind)

@@ -63,7 +63,7 @@ func decodeBatch(p []byte) (*Batch, error) {
 	if err := d.Finish(); err != nil {
 		return nil, protocolErr("malformed batch: %v", err)
 	}
-	if err := b.check(); err != nil {
+	if err := b.checkShape(); err != nil { // the decoder checked the items
 		return nil, protocolErr("malformed batch: %v", err)
 	}
 	return b, nil

@@ -87,6 +87,12 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 			return
 		}
+		// What decodes is consistent: decodeBatch checks only the shape
+		// because the decoder gives the items the batch's channel and
+		// refuses invalid precedences.
+		if err := b.check(); err != nil {
+			t.Fatalf("a decoded batch fails check: %v", err)
+		}
 		// Bounded: at most MaxBatchItems items, and the strings copied
 		// out of the body are no longer than the body.
 		if n := len(b.Messages) + len(b.Receipts); n > MaxBatchItems {
