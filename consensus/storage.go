@@ -169,21 +169,21 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 // checkBolt checks raft.db's page structure and runs bbolt's consistency
 // check (package boltcheck, as for state.db): bbolt panics on some
 // corruptions in goroutines of its own, where no recover reaches, so the
-// pages are walked with plain reads before bbolt maps the file. The check
-// reads every page once, about one sequential read of the file.
+// pages are walked with plain reads before bbolt maps the file, then
+// bbolt opens it and checks it (so the file is read about three times
+// before raft-boltdb opens it).
 func checkBolt(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	db, err := boltcheck.Open(path, fileMode, boltOptions())
 	switch {
-	case errors.Is(err, bbolt.ErrTimeout):
-		return fmt.Errorf("consensus: open %s: locked by another process: %w", path, err)
 	case err != nil:
-		if _, ok := errors.AsType[*boltcheck.CorruptError](err); ok {
-			return fmt.Errorf("consensus: open %s: %w", path, err)
-		}
-		return fmt.Errorf("consensus: open %s: file is corrupt: %w", path, err)
+		// boltcheck says "file is corrupt" for damage, and "(is another
+		// process using it?)" for a lock; any other error (permissions,
+		// I/O) is not damage and must not read as such: the README's
+		// remedy for a corrupt raft.db is to move it aside.
+		return fmt.Errorf("consensus: open %s: %w", path, err)
 	}
 	return db.Close()
 }

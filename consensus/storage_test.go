@@ -247,3 +247,21 @@ func checkModes(t *testing.T, dir string) {
 		t.Fatalf("only %d files under %s", files, dir)
 	}
 }
+
+// TestRaftDBOpenErrorIsNotCorruption: a raft.db that cannot be read for
+// another reason than damage (here a directory in its place; as root a
+// permission error cannot be staged) is reported as that error, never as
+// "file is corrupt", whose remedy is to move the file aside.
+func TestRaftDBOpenErrorIsNotCorruption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "raft.db")
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := checkBolt(path)
+	if err == nil {
+		t.Fatal("checkBolt accepted a directory as raft.db")
+	}
+	if strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), "consensus: open "+path) {
+		t.Fatalf("checkBolt: %v; want an error naming %s that does not call it corrupt", err, path)
+	}
+}

@@ -145,6 +145,9 @@ func Check(path string) (err error) {
 	if err != nil || st.Size() == 0 {
 		return err
 	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
+	}
 	defer func() {
 		if p := recover(); p != nil { // a bug in the walk, not in the file
 			err = corruptFile("walking the pages: %v", p)
@@ -176,6 +179,9 @@ type walker struct {
 func (w *walker) meta() (root, freelist uint64, err error) {
 	first := make([]byte, pageHeader+metaChecksum+8)
 	if _, err := w.f.ReadAt(first, 0); err != nil {
+		if !errors.Is(err, io.EOF) {
+			return 0, 0, err // I/O, not damage
+		}
 		return 0, 0, corruptFile("file of %d bytes has no meta page", w.size)
 	}
 	var best []byte
@@ -216,6 +222,9 @@ func (w *walker) page(id uint64) ([]byte, error) {
 	}
 	hdr := make([]byte, pageHeader)
 	if _, err := w.f.ReadAt(hdr, int64(id*w.ps)); err != nil {
+		if !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("page %d: %w", id, err) // I/O, not damage
+		}
 		return nil, corruptFile("page %d: %v", id, err)
 	}
 	overflow := uint64(le.Uint32(hdr[12:]))
