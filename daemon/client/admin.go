@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +12,30 @@ import (
 // The admin calls need root or the daemon's admin_group (CodeForbidden
 // otherwise). node names a node of the daemon's own site; "" means the
 // node serving the socket.
+
+// ForbiddenError is an admin call the daemon refused for the caller's
+// credentials (CodeForbidden); the daemon's message says who is allowed.
+// It unwraps to the daemon's *APIError.
+type ForbiddenError struct {
+	Op  string    // what was asked, as the caller names it ("paths")
+	Err *APIError // the daemon's refusal
+}
+
+func (f *ForbiddenError) Error() string {
+	return fmt.Sprintf("%s: permission denied by hotlined: %s", f.Op, f.Err.Message)
+}
+
+func (f *ForbiddenError) Unwrap() error { return f.Err }
+
+// AdminError wraps the error of an admin call with the operation op; a
+// refusal for lack of rights becomes a *ForbiddenError, which says so in
+// plain words and keeps the daemon's explanation.
+func AdminError(op string, err error) error {
+	if ae, ok := errors.AsType[*APIError](err); ok && ae.Code == CodeForbidden {
+		return &ForbiddenError{Op: op, Err: ae}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
 
 // Paths returns every (peer node, path) as seen by node.
 func (c *Client) Paths(ctx context.Context, node string) (*PathsReply, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -67,7 +68,7 @@ func (e *env) backup(ctx context.Context, file string, quiet bool) (err error) {
 	info, err := e.client().Backup(ctx, f, prog.update)
 	prog.done(err)
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return client.AdminError("backup", err)
 	}
 	if err = f.Sync(); err != nil {
 		return fmt.Errorf("backup: %w", err)

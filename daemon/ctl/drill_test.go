@@ -145,7 +145,7 @@ func TestDrillReportDir(t *testing.T) {
 
 func TestAdminErrorForbidden(t *testing.T) {
 	ae := &client.APIError{Status: 403, Code: client.CodeForbidden, Message: "uid 1000 is neither root nor in group hotline-admin"}
-	err := adminError("path down fiber", fmt.Errorf("wrapped: %w", ae))
+	err := client.AdminError("path down fiber", fmt.Errorf("wrapped: %w", ae))
 	for _, want := range []string{"path down fiber", "permission denied", "uid 1000 is neither root nor in group hotline-admin"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
@@ -154,7 +154,7 @@ func TestAdminErrorForbidden(t *testing.T) {
 	if !client.IsCode(err, client.CodeForbidden) || ExitCode(err) != 1 {
 		t.Errorf("error %q lost its code or exits %d", err, ExitCode(err))
 	}
-	other := adminError("paths", &client.APIError{Status: 409, Code: client.CodeConflict, Message: "no leader"})
+	other := client.AdminError("paths", &client.APIError{Status: 409, Code: client.CodeConflict, Message: "no leader"})
 	if got := other.Error(); got != "paths: hotlined: no leader (conflict)" {
 		t.Errorf("conflict error = %q", got)
 	}

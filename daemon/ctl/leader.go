@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/spf13/cobra"
 )
 
@@ -49,7 +50,7 @@ Needs root or the daemon's admin group.`,
 func (e *env) leaderTransfer(ctx context.Context, site, to string, asJSON bool) error {
 	r, err := e.client().TransferLeader(ctx, site, to)
 	if err != nil {
-		return adminError("leader transfer", err)
+		return client.AdminError("leader transfer", err)
 	}
 	if asJSON {
 		err = writeJSON(e.stdout, r)

@@ -41,7 +41,7 @@ func newMemberListCmd(e *env) *cobra.Command {
 			}
 			r, err := e.client().Members(c.Context(), node)
 			if err != nil {
-				return adminError("member list", err)
+				return client.AdminError("member list", err)
 			}
 			if asJSON {
 				err = writeJSON(e.stdout, r)
@@ -148,7 +148,7 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 
 func (e *env) memberResult(op string, r *client.MemberChange, err error, asJSON bool) error {
 	if err != nil {
-		return adminError(op, err)
+		return client.AdminError(op, err)
 	}
 	if asJSON {
 		err = writeJSON(e.stdout, r)

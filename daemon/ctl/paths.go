@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -139,7 +138,7 @@ func checkNodeFlag(cmd, flag, v string) error {
 func (e *env) paths(ctx context.Context, node string, asJSON bool) error {
 	r, err := e.client().Paths(ctx, node)
 	if err != nil {
-		return adminError("paths", err)
+		return client.AdminError("paths", err)
 	}
 	if asJSON {
 		err = writeJSON(e.stdout, r)
@@ -165,7 +164,7 @@ func (e *env) pathAdmin(ctx context.Context, dir, node, name, mode string, asJSO
 		r, err = e.client().PathUp(ctx, node, name)
 	}
 	if err != nil {
-		return adminError("path "+dir+" "+name, err)
+		return client.AdminError("path "+dir+" "+name, err)
 	}
 	if asJSON {
 		err = writeJSON(e.stdout, r)
@@ -185,31 +184,6 @@ func fmtPathAdmin(a *client.PathAdmin) string {
 		s += " (" + a.Mode + ")"
 	}
 	return s
-}
-
-// forbiddenError is an admin call the daemon refused for the caller's
-// credentials; the daemon's message says who is allowed. It unwraps to
-// the daemon's *client.APIError.
-type forbiddenError struct {
-	op  string
-	err *client.APIError
-}
-
-func (f *forbiddenError) Error() string {
-	return fmt.Sprintf("%s: permission denied by hotlined: %s", f.op, f.err.Message)
-}
-
-func (f *forbiddenError) Unwrap() error { return f.err }
-
-// adminError wraps the error of an admin call with the operation; a
-// refusal for lack of rights keeps the daemon's explanation (who is
-// allowed) in plain words.
-func adminError(op string, err error) error {
-	var ae *client.APIError
-	if errors.As(err, &ae) && ae.Code == client.CodeForbidden {
-		return &forbiddenError{op: op, err: ae}
-	}
-	return fmt.Errorf("%s: %w", op, err)
 }
 
 // printPaths writes r for humans: the peer paths table, then the node's

@@ -3,7 +3,6 @@ package drill
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/hotline-link/hotline/daemon/client"
 )
@@ -26,26 +25,3 @@ var _ Cluster = (*client.Client)(nil)
 // ErrInterrupted is matched by Run's error when ctx ended the drill
 // before its drain did: canaries counted as lost may still have arrived.
 var ErrInterrupted = errors.New("interrupted")
-
-// refusedError is an admin call the daemon refused for the caller's
-// credentials. It reads as hotlinectl's other admin refusals do
-// ("OP: permission denied by hotlined: who is allowed") and unwraps to the
-// daemon's *client.APIError.
-type refusedError struct {
-	op string
-	ae *client.APIError
-}
-
-func (r *refusedError) Error() string {
-	return r.op + ": permission denied by hotlined: " + r.ae.Message
-}
-func (r *refusedError) Unwrap() error { return r.ae }
-
-// opError wraps the error of an admin call with the operation, saying a
-// refusal for lack of rights in plain words.
-func opError(op string, err error) error {
-	if ae, ok := errors.AsType[*client.APIError](err); ok && ae.Code == client.CodeForbidden {
-		return &refusedError{op: op, ae: ae}
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}

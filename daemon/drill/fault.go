@@ -65,7 +65,7 @@ func (d *drill) cut(ctx context.Context) []cutTarget {
 			ok = append(ok, t)
 			continue
 		}
-		err := opError(fmt.Sprintf("cut %s on %s", t.path, t.node), t.err)
+		err := client.AdminError(fmt.Sprintf("cut %s on %s", t.path, t.node), t.err)
 		d.faultErrs = append(d.faultErrs, fmt.Errorf("drill: %w", err))
 		d.events = append(d.events, event{At: time.Now(), What: "FAILED: " + err.Error()})
 	}
@@ -117,7 +117,7 @@ func (d *drill) restore(parent context.Context, targets []cutTarget) {
 			ok = append(ok, t)
 			continue
 		}
-		err := opError(fmt.Sprintf("restore %s on %s", t.path, t.node), t.err)
+		err := client.AdminError(fmt.Sprintf("restore %s on %s", t.path, t.node), t.err)
 		d.faultErrs = append(d.faultErrs, fmt.Errorf("drill: %w", err))
 		d.events = append(d.events, event{At: time.Now(), What: "FAILED: " + err.Error()})
 		fmt.Fprintf(d.log, "drill: WARNING: path %s on %s may still be down: %v; bring it up with: hotlinectl path up %s --node %s\n",
@@ -146,7 +146,7 @@ func (d *drill) transfer(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {
-		err = opError("leadership transfer of "+d.plan.Transfer, err)
+		err = client.AdminError("leadership transfer of "+d.plan.Transfer, err)
 		d.faultErrs = append(d.faultErrs, fmt.Errorf("drill: %w", err))
 		d.events = append(d.events, event{At: at, What: "FAILED: " + err.Error()})
 		return

@@ -57,7 +57,7 @@ func Prepare(ctx context.Context, c Cluster, o Options) (*Plan, error) {
 	}
 	leader, err := c.Paths(ctx, nodeParam(st, st.Leader))
 	if err != nil {
-		return nil, opError("drill: paths of leader "+st.Leader, err)
+		return nil, client.AdminError("drill: paths of leader "+st.Leader, err)
 	}
 	admin := map[string][]client.PathAdmin{st.Leader: leader.Admin}
 	if isCutScenario(o.Scenario) {
@@ -73,7 +73,7 @@ func Prepare(ctx context.Context, c Cluster, o Options) (*Plan, error) {
 			}
 			r, err := c.Paths(ctx, nodeParam(st, n))
 			if err != nil {
-				return nil, opError("drill: paths of "+n+" (every node of the site is cut, so every node must answer)", err)
+				return nil, client.AdminError("drill: paths of "+n+" (every node of the site is cut, so every node must answer)", err)
 			}
 			admin[n] = r.Admin
 		}
@@ -84,7 +84,7 @@ func Prepare(ctx context.Context, c Cluster, o Options) (*Plan, error) {
 	}
 	a, err := c.Arrivals(ctx, o.To, o.Precedence, 0, 0)
 	if err != nil {
-		return nil, opError("drill: arrivals baseline at "+o.To, err)
+		return nil, client.AdminError("drill: arrivals baseline at "+o.To, err)
 	}
 	p.Options, p.Version, p.Baseline = o, st.Version, a.Last
 	return p, nil
