@@ -190,79 +190,77 @@ func healthHandler(report func() *healthReport) http.HandlerFunc {
 	}
 }
 
-// alarms lists what an operator should look at now: paths down, failed
-// link tests.
-func (h *health) alarms() []string {
-	var out []string
+// alarm is one thing an operator should look at now: its kind (the
+// hotline_alarms label) and its words (as status lists it).
+type alarm struct{ kind, text string }
+
+// alarmList is every alarm raised now: store corruption, a full disk, a
+// restored site still waiting to hear from another, paths down or
+// disabled, failed link tests, certificates near expiry. Status words
+// them (alarms), the metric counts them by kind (alarmCounts): one list,
+// so the two never disagree.
+func (h *health) alarmList() []alarm {
+	var out []alarm
+	add := func(kind, format string, args ...any) { out = append(out, alarm{kind, fmt.Sprintf(format, args...)}) }
 	if h.store != nil {
 		if c, last := h.store.Corruption(); c > 0 {
-			out = append(out, fmt.Sprintf("store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last))
+			add("store_corruption", "store corruption: %d damaged records found, not served or forwarded; rebuild this node (README: Corruption and recovery); latest: %v", c, last)
 		}
 	}
 	if err := h.storageFull(); err != nil {
-		out = append(out, err.Error())
+		add("storage_full", "%v", err)
 	}
 	if h.store != nil {
-		out = append(out, h.resyncAlarms()...) // backup.go
-	}
-	for _, p := range h.link.Paths() {
-		if p.Site == h.cfg.Site {
-			if p.State == transport.PathDown {
-				out = append(out, fmt.Sprintf("intra-site link to %s down: %s", p.Node, p.LastErr))
-			}
-			continue
+		for _, t := range h.resyncAlarms() { // backup.go
+			add("resync_pending", "%s", t)
 		}
-		switch p.State {
-		case transport.PathDown:
-			out = append(out, fmt.Sprintf("path %s to %s/%s down since %s: %s", p.Path, p.Site, p.Node, p.Since.UTC().Format(time.RFC3339), p.LastErr))
-		case transport.PathAdminDown:
-			m, _ := h.link.PathAdmin(p.Path)
-			out = append(out, fmt.Sprintf("path %s to %s/%s disabled by an operator (%s)", p.Path, p.Site, p.Node, adminModeName(m)))
+	}
+	if h.link != nil {
+		for _, p := range h.link.Paths() {
+			if p.Site == h.cfg.Site {
+				if p.State == transport.PathDown {
+					add("intra_site_link_down", "intra-site link to %s down: %s", p.Node, p.LastErr)
+				}
+				continue
+			}
+			switch p.State {
+			case transport.PathDown:
+				add("path_down", "path %s to %s/%s down since %s: %s", p.Path, p.Site, p.Node, p.Since.UTC().Format(time.RFC3339), p.LastErr)
+			case transport.PathAdminDown:
+				m, _ := h.link.PathAdmin(p.Path)
+				add("path_admin_down", "path %s to %s/%s disabled by an operator (%s)", p.Path, p.Site, p.Node, adminModeName(m))
+			}
 		}
 	}
 	for k, lt := range h.tests.snapshot() {
 		if !lt.OK {
-			out = append(out, fmt.Sprintf("link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error))
+			add("link_test_failed", "link test to %s via %s failed at %s: %s", k.site, k.path, lt.At.Format(time.RFC3339), lt.Error)
 		}
 	}
-	out = append(out, certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration)...)
+	for _, t := range certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration) {
+		add("cert_expiry", "%s", t)
+	}
+	return out
+}
+
+// alarms words the alarms raised now, for status.
+func (h *health) alarms() []string {
+	var out []string
+	for _, a := range h.alarmList() {
+		out = append(out, a.text)
+	}
 	return out
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry"}
 
-// alarmCounts counts the current alarms by kind; it follows the same
-// conditions as health.alarms, which words them.
+// alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {
 	out := map[string]int{}
-	if h.store != nil {
-		if c, _ := h.store.Corruption(); c > 0 {
-			out["store_corruption"]++
-		}
+	for _, a := range h.alarmList() {
+		out[a.kind]++
 	}
-	if h.storageFull() != nil {
-		out["storage_full"]++
-	}
-	if h.link != nil {
-		for _, p := range h.link.Paths() {
-			switch {
-			case p.Site == h.cfg.Site && p.State == transport.PathDown:
-				out["intra_site_link_down"]++
-			case p.Site == h.cfg.Site:
-			case p.State == transport.PathDown:
-				out["path_down"]++
-			case p.State == transport.PathAdminDown:
-				out["path_admin_down"]++
-			}
-		}
-	}
-	for _, lt := range h.tests.snapshot() {
-		if !lt.OK {
-			out["link_test_failed"]++
-		}
-	}
-	out["cert_expiry"] += len(certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration))
 	return out
 }
 
