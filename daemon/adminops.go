@@ -170,7 +170,10 @@ func (a *admin) transferRemote(ctx context.Context, site, to string) (*client.Le
 	if err != nil {
 		return nil, apiErrorf(http.StatusBadGateway, client.CodeUnavailable, "asking site %s: %v", site, err)
 	}
-	if rep.Error != "" {
+	if err := callCodes.Err(callDrillTransfer, rep); err != nil {
+		if retryable(err) { // the far node was starting, stopping, or had no leader: ask again
+			return nil, apiErrorf(http.StatusServiceUnavailable, client.CodeUnavailable, "site %s: %s", site, rep.Error)
+		}
 		return nil, apiErrorf(http.StatusConflict, client.CodeConflict, "site %s: %s", site, rep.Error)
 	}
 	var lt client.LeaderTransfer

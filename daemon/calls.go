@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -114,14 +113,7 @@ func (n *Node) calls() *transport.Routes {
 	}
 
 	other(callLinkTest, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
-		rep, err := n.linkHealth.serveLinkTest(ctx)
-		if err == nil && rep.Error != "" {
-			err = errors.New(rep.Error)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return rep.Body, nil
+		return n.linkHealth.serveLinkTest(ctx) // an error keeps its sentinel (code)
 	})
 	other(callDrillArrivals, func(_ context.Context, from pki.Identity, body []byte) ([]byte, error) {
 		return n.admin.serveArrivals(from.Site, body)

@@ -202,12 +202,12 @@ func (h *linkHealth) linkTest(ctx context.Context, site, path string) bool {
 // serveLinkTest answers another site's link test: this site commits a Raft
 // barrier (on the leader, asked over the LAN if need be), proving the
 // whole path from the tester to a durable commit here.
-func (h *linkHealth) serveLinkTest(ctx context.Context) (*transport.Reply, error) {
+func (h *linkHealth) serveLinkTest(ctx context.Context) ([]byte, error) {
 	if err := h.barrier(ctx); err != nil {
-		return &transport.Reply{Error: "site " + h.cfg.Site + " could not commit: " + err.Error()}, nil
+		return nil, fmt.Errorf("site %s could not commit: %w", h.cfg.Site, err)
 	}
 	leader, _ := h.raft.Leader()
-	return &transport.Reply{Body: []byte(leader)}, nil
+	return []byte(leader), nil
 }
 
 // barrier commits a no-op command on the site's log (through the leader),
