@@ -197,19 +197,19 @@ func writePair(certFile, keyFile string, der []byte, key ed25519.PrivateKey) err
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeNew(keyFile, keyPEM, 0o600); err != nil {
+	if err := WriteNew(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(certFile, certPEM, 0o644); err != nil {
+	if err := WriteNew(certFile, certPEM, 0o644); err != nil {
 		os.Remove(keyFile)
 		return err
 	}
 	return nil
 }
 
-// writeNew creates path exclusively with the given mode, writes data and
+// WriteNew creates path exclusively with the given mode, writes data and
 // syncs. On failure it removes the file it created.
-func writeNew(path string, data []byte, mode os.FileMode) error {
+func WriteNew(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {

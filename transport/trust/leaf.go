@@ -1,0 +1,74 @@
+package trust
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/hotline-link/hotline/queue"
+)
+
+// Leaves are the hashes statements sign (through a Merkle root). Each is
+// tlog's record hash of a canonical encoding that names what it is about,
+// so a leaf of one kind never reads as another's.
+
+// MessageLeaf is the leaf of a message: its id, channel, sequence, flags,
+// times and the SHA-256 of its payload as carried (the sealed envelope,
+// which holds the plaintext's hash; empty for a tombstone). A message
+// statement (KindMessages) and a delivered receipt (KindDelivered) both
+// sign these leaves.
+func MessageLeaf(m *queue.Message) Hash {
+	b := make([]byte, 0, 128+len(m.ID)+len(m.Origin)+len(m.Dest))
+	b = append(b, "hotline/message/v1\x00"...)
+	b = appendString(b, m.ID)
+	b = appendString(b, m.Origin)
+	b = appendString(b, m.Dest)
+	b = append(b, byte(m.Precedence))
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint32(b, m.Flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.SubmittedAt))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
+	sum := sha256.Sum256(m.Payload)
+	b = append(b, sum[:]...)
+	return tlog.RecordHash(b)
+}
+
+// ReceiptLeaf is the leaf of a read receipt that site reader sends to
+// site origin (the message's origin): the receipt's RSeq, the message's
+// id, precedence and sequence, and when it was read.
+func ReceiptLeaf(reader, origin string, r *queue.Receipt) Hash {
+	b := make([]byte, 0, 96+len(r.ID)+len(reader)+len(origin))
+	b = append(b, "hotline/read/v1\x00"...)
+	b = appendString(b, reader)
+	b = appendString(b, origin)
+	b = binary.BigEndian.AppendUint64(b, r.RSeq)
+	b = appendString(b, r.ID)
+	b = append(b, byte(r.Precedence))
+	b = binary.BigEndian.AppendUint64(b, r.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.ReadAt))
+	return tlog.RecordHash(b)
+}
+
+// MessageLeaves returns the leaves of ms, in order.
+func MessageLeaves(ms []queue.Message) []Hash {
+	out := make([]Hash, len(ms))
+	for i := range ms {
+		out[i] = MessageLeaf(&ms[i])
+	}
+	return out
+}
+
+// ReceiptLeaves returns the leaves of rs, in order.
+func ReceiptLeaves(reader, origin string, rs []queue.Receipt) []Hash {
+	out := make([]Hash, len(rs))
+	for i := range rs {
+		out[i] = ReceiptLeaf(reader, origin, &rs[i])
+	}
+	return out
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
