@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hotline-link/hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // Config is one node's configuration, read from a TOML file. Relative paths
@@ -56,6 +57,7 @@ type Config struct {
 	CertExpiryWarning Duration `toml:"cert_expiry_warning"`
 
 	TLS   TLSConfig    `toml:"tls"`
+	Trust TrustConfig  `toml:"trust"`
 	Raft  RaftConfig   `toml:"raft"`
 	Link  LinkConfig   `toml:"link"`
 	Sites []SiteConfig `toml:"sites"`
@@ -69,6 +71,19 @@ type TLSConfig struct {
 	CA   string `toml:"ca"`
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
+}
+
+// TrustConfig names the site's keys (package transport/trust): its
+// signing and decryption keys, shared by the site's nodes, and the keyring
+// pinning every site's public keys. A key file may be a systemd
+// credential: "credential:NAME".
+type TrustConfig struct {
+	SignKey string `toml:"sign_key"`
+	KEMKey  string `toml:"kem_key"`
+	// OldKEMKeys are retired decryption keys, kept to open payloads sealed
+	// to them before a rotation.
+	OldKEMKeys []string `toml:"old_kem_keys"`
+	Keys       string   `toml:"keys"`
 }
 
 // RaftConfig tunes the site's consensus.
@@ -224,6 +239,17 @@ func (c *Config) resolve(dir string) {
 	abs(&c.TLS.CA)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
+	absKey := func(p *string) {
+		if !strings.HasPrefix(*p, trust.CredentialPrefix) {
+			abs(p)
+		}
+	}
+	absKey(&c.Trust.SignKey)
+	absKey(&c.Trust.KEMKey)
+	for i := range c.Trust.OldKEMKeys {
+		absKey(&c.Trust.OldKEMKeys[i])
+	}
+	abs(&c.Trust.Keys)
 }
 
 // Validate checks the config and returns the first problem, naming the key.
@@ -237,7 +263,8 @@ func (c *Config) Validate() error {
 	if err := pki.ValidName(c.Node); err != nil {
 		return bad("node", "%v", err)
 	}
-	for key, v := range map[string]string{"data_dir": c.DataDir, "socket": c.Socket, "tls.ca": c.TLS.CA, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+	for key, v := range map[string]string{"data_dir": c.DataDir, "socket": c.Socket, "tls.ca": c.TLS.CA, "tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key,
+		"trust.sign_key": c.Trust.SignKey, "trust.kem_key": c.Trust.KEMKey, "trust.keys": c.Trust.Keys} {
 		if v == "" {
 			return bad(key, "is required")
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // LabSites and LabNodes name the two-site, six-node lab.
@@ -71,6 +72,11 @@ func LabConfigsFor(dir string, siteNames, paths []string, addrs LabAddrs) []*Con
 				Cert: filepath.Join(dir, "pki", node+".crt"),
 				Key:  filepath.Join(dir, "pki", node+".key"),
 			}
+			c.Trust = TrustConfig{
+				SignKey: filepath.Join(dir, "pki", trust.SigningKeyFile(s)),
+				KEMKey:  filepath.Join(dir, "pki", trust.DecryptionKeyFile(s)),
+				Keys:    filepath.Join(dir, "pki", trust.KeyringFile),
+			}
 			c.Paths = paths
 			c.Sites = sites
 			out = append(out, c)
@@ -80,7 +86,8 @@ func LabConfigsFor(dir string, siteNames, paths []string, addrs LabAddrs) []*Con
 }
 
 // EnsureLabPKI creates dir/pki with a CA and a certificate per node of the
-// two-site lab, keeping whatever already exists.
+// two-site lab, and each site's keys and the keyring of all (package
+// transport/trust), keeping whatever already exists.
 func EnsureLabPKI(dir string) error { return EnsureLabPKIFor(dir, LabSites) }
 
 // EnsureLabPKIFor is EnsureLabPKI for the given sites.
@@ -100,6 +107,9 @@ func EnsureLabPKIFor(dir string, sites []string) error {
 				return fmt.Errorf("issue certificate for %s: %w", node, err)
 			}
 		}
+	}
+	if _, err := trust.EnsureSiteKeys(p, sites); err != nil {
+		return fmt.Errorf("site keys: %w", err)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ type Node struct {
 	metrics    *metrics
 	mserv      *metricsServer // nil unless metrics_listen is set
 	keys       *pki.Keyring   // replaced by reload
+	site       *siteKeys      // signing, decryption and pinned keys (sitekeys.go)
 	start      time.Time
 
 	life   lifecycle
@@ -82,12 +83,17 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if want := (pki.Identity{Site: cfg.Site, Node: cfg.Node}); bundle.Identity != want {
 		return nil, fmt.Errorf("%s: certificate is for %s but this node is %s", cfg.TLS.Cert, bundle.Identity, want)
 	}
+	site, err := loadSiteKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan struct{})}
 	n.keys = pki.NewKeyring(bundle)
+	n.site = site
 	n.metrics = newMetrics(cfg)
 	self := n // the return statements below set n to nil
 	defer func() {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hotline-link/hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // LabSiteNames are the names of a lab's sites, in order; a lab of N sites
@@ -130,7 +131,11 @@ func labPKI(e *env, dir string, sites int) error {
 			}
 		}
 	}
-	return nil
+	written, err := trust.EnsureSiteKeys(dir, LabSiteNames[:sites])
+	if err != nil {
+		return fmt.Errorf("lab init: site keys: %w", err)
+	}
+	return printWritten(e, written...)
 }
 
 func containsString(list []string, s string) bool {
@@ -226,6 +231,15 @@ allow_remote_drills = true
 ca = "pki/ca.crt"
 cert = "pki/{{.Node}}.crt"
 key = "pki/{{.Node}}.key"
+
+# The site's keys (made by hotlinectl pki keys): it signs what it sends
+# and receives with sign_key, opens payloads sealed to it with kem_key, and
+# trusts the public keys pinned in keys. A key file may be a systemd
+# credential: "credential:NAME".
+[trust]
+sign_key = "pki/{{.Site}}.sign.key"
+kem_key = "pki/{{.Site}}.kem.key"
+keys = "pki/sites.pub"
 
 [link]
 # A path is declared down after probe_interval × probe_misses without an

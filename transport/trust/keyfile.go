@@ -93,18 +93,26 @@ func PublicLines(sign *VerifyKey, kem *EncryptionKey) []byte {
 	return b.Bytes()
 }
 
-// KeyPath resolves a key file named in a config: an absolute path is used
-// as is; a relative one is a systemd credential (LoadCredential=), read
-// from $CREDENTIALS_DIRECTORY.
+// CredentialPrefix marks a key file named in a config as a systemd
+// credential: "credential:NAME" is $CREDENTIALS_DIRECTORY/NAME
+// (LoadCredential=NAME:/path in the unit).
+const CredentialPrefix = "credential:"
+
+// KeyPath resolves a key file named in a config: "credential:NAME" is read
+// from $CREDENTIALS_DIRECTORY; anything else is a path.
 func KeyPath(p string) (string, error) {
-	if filepath.IsAbs(p) {
+	name, ok := strings.CutPrefix(p, CredentialPrefix)
+	if !ok {
 		return p, nil
 	}
 	dir := os.Getenv("CREDENTIALS_DIRECTORY")
-	if dir == "" {
-		return "", fmt.Errorf("key file %q is relative: name an absolute path, or load it as a systemd credential (LoadCredential=%s:/path), which sets $CREDENTIALS_DIRECTORY", p, p)
+	switch {
+	case name == "" || strings.Contains(name, "/"):
+		return "", fmt.Errorf("key file %q: a credential name is one file name, without /", p)
+	case dir == "":
+		return "", fmt.Errorf("key file %q is a systemd credential, but $CREDENTIALS_DIRECTORY is not set: load it with LoadCredential=%s:/path in the unit, or name a path", p, name)
 	}
-	return filepath.Join(dir, p), nil
+	return filepath.Join(dir, name), nil
 }
 
 // readPrivate reads a private key file (through KeyPath), refusing one
@@ -292,4 +300,45 @@ func (k *Keyring) Verify(s *Signed) error {
 		return fmt.Errorf("%s statement of %s (%d..%d): %w", s.Kind, s.Site, s.First, s.Last, err)
 	}
 	return nil
+}
+
+// SigningKeys returns site's pinned signing keys.
+func (k *Keyring) SigningKeys(site string) []*VerifyKey { return k.sign[site] }
+
+// KeyringFile is the name EnsureSiteKeys gives the keyring of all sites.
+const KeyringFile = "sites.pub"
+
+// EnsureSiteKeys creates in dir the keys of each site that has none
+// (CreateSiteKeys) and (re)writes dir/sites.pub, the keyring of all of
+// them, when its contents differ. It returns the files it wrote. For labs
+// and first looks: a real deployment creates each site's keys on that
+// site and exchanges only the .pub files.
+func EnsureSiteKeys(dir string, sites []string) (written []string, err error) {
+	var ring []byte
+	for _, s := range sites {
+		pub := filepath.Join(dir, PublicKeysFile(s))
+		if _, err := os.Stat(pub); err != nil {
+			files, err := CreateSiteKeys(dir, s)
+			if err != nil {
+				return written, err
+			}
+			written = append(written, files...)
+		}
+		b, err := os.ReadFile(pub)
+		if err != nil {
+			return written, err
+		}
+		ring = append(ring, b...)
+	}
+	p := filepath.Join(dir, KeyringFile)
+	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, ring) {
+		return written, nil
+	}
+	if err := os.WriteFile(p+".tmp", ring, 0o644); err != nil {
+		return written, err
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		return written, err
+	}
+	return append(written, p), nil
 }
