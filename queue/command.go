@@ -73,6 +73,11 @@ type DeliveredCmd struct {
 	Dest       string     `json:"dest"`
 	Precedence Precedence `json:"precedence"`
 	UpTo       uint64     `json:"up_to"`
+	// Evidence is the destination's signed statement that it holds the
+	// messages (KindDelivered); Sent is this site's own statement of the
+	// batch it sent them in (KindMessages). Either may be nil.
+	Evidence *Evidence `json:"evidence,omitempty"`
+	Sent     *Evidence `json:"sent,omitempty"`
 }
 
 // Receive applies an inbound batch of channel (Origin, local site,
@@ -84,6 +89,21 @@ type Receive struct {
 	Origin     string     `json:"origin"`
 	Precedence Precedence `json:"precedence"`
 	Messages   []Message  `json:"messages"`
+	// Evidence is the origin's signed statement of the batch (package
+	// transport/trust, KindMessages): leaf i is Messages[i]'s.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is a signed statement, opaque here (package transport/trust
+// makes and checks it; this package only stores it), and its leaves: leaf
+// i is about the item with sequence (RSeq for receipts) First+i of the
+// command's channel. Apply keeps, for each item it applies or already
+// holds, a reference to the statement and the item's leaf, so that the
+// item's proof can be shown later (Store.Proofs).
+type Evidence struct {
+	Statement []byte     `json:"statement"`
+	First     uint64     `json:"first"`
+	Leaves    [][32]byte `json:"leaves"`
 }
 
 // ReceiveResult is the channel's last applied sequence after the command
@@ -110,6 +130,9 @@ type MarkReadResult struct {
 type Receipts struct {
 	From     string    `json:"from"`
 	Receipts []Receipt `json:"receipts"`
+	// Evidence is From's signed statement of the receipts (KindRead):
+	// leaf i is Receipts[i]'s.
+	Evidence *Evidence `json:"evidence,omitempty"`
 }
 
 // ReceiptsResult is the last applied RSeq from that site (the cumulative ack).

@@ -142,6 +142,10 @@ const (
 	FlagLinkTest
 	// FlagDrill marks drill canary traffic: never put into the inbox.
 	FlagDrill
+	// FlagSealed marks a payload sealed to the destination site's key (an
+	// envelope of package transport/trust), opened only by a destination
+	// client's read.
+	FlagSealed
 )
 
 // Message is the unit carried from an origin site to a destination site.
