@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/hotline-link/hotline/queue"
@@ -27,7 +28,8 @@ import (
 //     receipt's own fields), the statement, the leaf's index and its
 //     inclusion path;
 //   - for each audit record about it, the record, its index, its
-//     inclusion path and the signed checkpoint it is proven against.
+//     inclusion path and which of the bundle's signed checkpoints it is
+//     proven against (each checkpoint is held once).
 //
 // Every byte of it is checked: hashes are lowercase hex and binary fields
 // strict base64, so no two spellings decode to the same value.
@@ -48,6 +50,7 @@ const (
 	MaxBundleSize   = 4 << 20
 	MaxBundleProofs = 16
 	MaxBundleAudit  = 256
+	maxCheckpoints  = 16
 	MaxAuditRecord  = 64 << 10
 	maxPath         = 64 // hashes of an inclusion path (a tree of 2^64 leaves)
 )
@@ -58,6 +61,9 @@ type Bundle struct {
 	Message BundleMessage `json:"message"`
 	Proofs  []BundleProof `json:"proofs"`
 	Audit   []AuditProof  `json:"audit,omitempty"`
+	// Checkpoints are the signed checkpoint notes (SignCheckpoint) the
+	// audit records are proven against.
+	Checkpoints []string `json:"checkpoints,omitempty"`
 }
 
 // BundleMessage is the message a bundle is about: what MessageLeaf covers,
@@ -104,13 +110,23 @@ type BundleReceipt struct {
 }
 
 // AuditProof is one audit record and its inclusion, at Index, in the log
-// whose signed checkpoint (a note, SignCheckpoint) is Checkpoint. The
+// whose signed checkpoint is the bundle's Checkpoints[Checkpoint]. The
 // record's leaf is tlog's record hash of its bytes.
 type AuditProof struct {
 	Record     Blob     `json:"record"`
 	Index      int64    `json:"index"`
 	Path       []Digest `json:"path"`
-	Checkpoint string   `json:"checkpoint"`
+	Checkpoint int      `json:"checkpoint"`
+}
+
+// StoredAudit is an audit record about a message as a site proves it: the
+// record, its index, its inclusion proof and the signed checkpoint note
+// the proof is against.
+type StoredAudit struct {
+	Record     []byte
+	Index      int64
+	Proof      []Hash
+	Checkpoint []byte
 }
 
 // Digest is a SHA-256 hash, in JSON lowercase hex.
@@ -178,8 +194,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 }
 
 func (b *Bundle) checkBounds() error {
-	if len(b.Proofs) > MaxBundleProofs || len(b.Audit) > MaxBundleAudit {
-		return fmt.Errorf("%w: bundle of %d proofs and %d audit records (at most %d and %d)", ErrMalformed, len(b.Proofs), len(b.Audit), MaxBundleProofs, MaxBundleAudit)
+	if len(b.Proofs) > MaxBundleProofs || len(b.Audit) > MaxBundleAudit || len(b.Checkpoints) > maxCheckpoints {
+		return fmt.Errorf("%w: bundle of %d proofs, %d audit records and %d checkpoints (at most %d, %d and %d)", ErrMalformed,
+			len(b.Proofs), len(b.Audit), len(b.Checkpoints), MaxBundleProofs, MaxBundleAudit, maxCheckpoints)
 	}
 	for i, p := range b.Proofs {
 		if len(p.Path) > maxPath {
@@ -187,8 +204,13 @@ func (b *Bundle) checkBounds() error {
 		}
 	}
 	for i, a := range b.Audit {
-		if len(a.Path) > maxPath || len(a.Record) > MaxAuditRecord || len(a.Checkpoint) > MaxCheckpointSize {
-			return fmt.Errorf("%w: audit record %d: too large (path of %d hashes, record of %d bytes, checkpoint of %d)", ErrMalformed, i, len(a.Path), len(a.Record), len(a.Checkpoint))
+		if len(a.Path) > maxPath || len(a.Record) > MaxAuditRecord {
+			return fmt.Errorf("%w: audit record %d: too large (path of %d hashes, record of %d bytes)", ErrMalformed, i, len(a.Path), len(a.Record))
+		}
+	}
+	for i, c := range b.Checkpoints {
+		if len(c) > MaxCheckpointSize {
+			return fmt.Errorf("%w: checkpoint %d of %d bytes (at most %d)", ErrMalformed, i, len(c), MaxCheckpointSize)
 		}
 	}
 	return nil
@@ -209,13 +231,21 @@ type StoredProof struct {
 // message's (another message with the same id) is left out; for "read",
 // the receipt's RSeq is the statement's First plus the leaf index and its
 // ReadAt the message's.
-func NewBundle(st *queue.Status, proofs []StoredProof, audit []AuditProof) (*Bundle, error) {
+func NewBundle(st *queue.Status, proofs []StoredProof, audit []StoredAudit) (*Bundle, error) {
 	m := &st.Message
 	b := &Bundle{Version: BundleVersion, Message: BundleMessage{
 		ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence, Seq: m.Seq,
 		Flags: m.Flags, SubmittedAt: m.SubmittedAt, ExpiresAt: m.ExpiresAt,
 		PayloadSHA256: sha256.Sum256(m.Payload),
-	}, Audit: audit}
+	}}
+	for _, a := range audit {
+		c := slices.Index(b.Checkpoints, string(a.Checkpoint))
+		if c < 0 {
+			c = len(b.Checkpoints)
+			b.Checkpoints = append(b.Checkpoints, string(a.Checkpoint))
+		}
+		b.Audit = append(b.Audit, AuditProof{Record: a.Record, Index: a.Index, Path: digests(a.Proof), Checkpoint: c})
+	}
 	if m.Flags&queue.FlagSealed != 0 && !m.Tombstone() {
 		if e, err := ParseEnvelope(m.Payload); err == nil {
 			b.Message.Envelope = &EnvelopeInfo{KeyID: e.KeyID.String(), PlaintextSHA256: e.PlaintextHash}

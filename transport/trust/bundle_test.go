@@ -49,7 +49,7 @@ type labEvidence struct {
 	ring   *Keyring
 	status *queue.Status
 	proofs []StoredProof
-	audit  []AuditProof
+	audit  []StoredAudit
 }
 
 func newLabEvidence(t *testing.T) *labEvidence {
@@ -114,13 +114,13 @@ func newLabEvidence(t *testing.T) *labEvidence {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var audit []AuditProof
+	var audit []StoredAudit
 	for _, i := range []int{1, 3} {
 		p, err := Prove(rh, i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		audit = append(audit, AuditProof{Record: records[i], Index: int64(i), Path: digests(p), Checkpoint: string(note)})
+		audit = append(audit, StoredAudit{Record: records[i], Index: int64(i), Proof: p, Checkpoint: note})
 	}
 	return &labEvidence{ring: ring, status: &queue.Status{Message: ms[1], ReadAt: readAt}, proofs: stored, audit: audit}
 }
@@ -165,7 +165,7 @@ func TestBundleVerifies(t *testing.T) {
 	if !strings.Contains(r.Checks[4].Detail, "receipt 5") || !strings.Contains(r.Checks[1].Detail, "alpha (key") {
 		t.Fatalf("details: %+v", r.Checks)
 	}
-	t.Logf("%s\n%s", data, r.Message)
+	t.Logf("%s", data)
 }
 
 // TestBundleTamper changes each value of a bundle's JSON in turn (a

@@ -3,6 +3,7 @@ package trust
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,11 +17,10 @@ import (
 // covers the message.
 var ErrNoEvidence = errors.New("trust: bundle holds no signed statement about the message")
 
-// Report is what VerifyBundle checked: the message, then one Check per
-// proof and audit record, in the bundle's order.
+// Report is what VerifyBundle checked: one Check per part of the bundle
+// (the envelope's key, each proof, each audit record), in its order.
 type Report struct {
-	Message string // the message, as the bundle describes it
-	Checks  []Check
+	Checks []Check
 }
 
 // Check is the outcome of one proof: What names it ("sent", "read",
@@ -59,8 +59,7 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		return nil, err
 	}
 	m := &b.Message
-	r := &Report{Message: fmt.Sprintf("message %s: %s -> %s, %s, seq %d, submitted %s, payload sha256 %x",
-		m.ID, m.Origin, m.Dest, m.Precedence, m.Seq, fmtNanos(m.SubmittedAt), m.PayloadSHA256[:])}
+	r := &Report{}
 	if m.Envelope != nil {
 		c := Check{What: "envelope"}
 		c.Detail, c.Err = b.checkEnvelope(ring)
@@ -77,11 +76,17 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		c.Detail, c.Err = b.checkAudit(&b.Audit[i], ring)
 		r.Checks = append(r.Checks, c)
 	}
+	for i := range b.Checkpoints {
+		if !slices.ContainsFunc(b.Audit, func(a AuditProof) bool { return a.Checkpoint == i }) {
+			r.Checks = append(r.Checks, Check{What: fmt.Sprintf("checkpoint %d", i),
+				Err: fmt.Errorf("%w: no audit record is proven against it", ErrMalformed)})
+		}
+	}
 	failed := r.Failed()
 	if len(b.Proofs) > 0 && len(failed) == 0 {
 		return r, nil
 	}
-	e := &BundleError{ID: m.ID, Failed: failed}
+	e := &BundleError{Failed: failed}
 	if len(b.Proofs) == 0 {
 		e.NoEvidence = true
 	}
@@ -90,9 +95,9 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 
 // BundleError is VerifyBundle's error: the checks that failed and whether
 // the bundle held no statement at all. It matches (errors.Is) each
-// failure's sentinel, and ErrNoEvidence or else ErrBadSignature.
+// failure's sentinel, and ErrNoEvidence or else ErrBadSignature. It does
+// not repeat the message's id (the caller shows it, escaped as it needs).
 type BundleError struct {
-	ID         string
 	NoEvidence bool
 	Failed     []Check
 }
@@ -105,7 +110,7 @@ func (e *BundleError) Error() string {
 	for _, c := range e.Failed {
 		parts = append(parts, c.What+": "+c.Err.Error())
 	}
-	return fmt.Sprintf("evidence of %s does not verify: %s", e.ID, strings.Join(parts, "; "))
+	return "evidence does not verify: " + strings.Join(parts, "; ")
 }
 
 // Unwrap is the failures' errors and the kind of the whole.
@@ -215,9 +220,12 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 
 // checkAudit verifies one audit record's inclusion under its checkpoint.
 func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
-	c, err := OpenCheckpoint([]byte(a.Checkpoint), ring)
+	if a.Checkpoint < 0 || a.Checkpoint >= len(b.Checkpoints) {
+		return "", fmt.Errorf("%w: checkpoint %d of %d", ErrMalformed, a.Checkpoint, len(b.Checkpoints))
+	}
+	c, err := OpenCheckpoint([]byte(b.Checkpoints[a.Checkpoint]), ring)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("checkpoint %d: %w", a.Checkpoint, err)
 	}
 	detail := fmt.Sprintf("record %d of %s's audit log, checkpoint of %d records (root %s)", a.Index, c.Site, c.Size, short(c.Root))
 	switch {
