@@ -74,7 +74,7 @@ func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, queue.ErrNotFound):
 		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no message with id %q at site %s", id, a.cfg.Site))
 	case errors.Is(err, errNoEvidence):
-		writeError(w, http.StatusConflict, client.CodeConflict, fmt.Sprintf("%v at site %s: a message is covered once its origin has sent it", err, a.cfg.Site))
+		writeError(w, http.StatusConflict, client.CodeConflict, fmt.Sprintf("%v at site %s (statements are kept from when its origin sends it)", err, a.cfg.Site))
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, fmt.Sprintf("evidence of %q: %v", id, err))
 	default:
