@@ -350,6 +350,9 @@ func FuzzDecodeCommand(f *testing.F) {
 			f.Add(v2)
 		}
 	}
+	for _, tc := range badEvidence() { // evidence_test.go
+		f.Add(encodeUnchecked(f, tc.cmd))
+	}
 	f.Add([]byte(`{"op":"receive","receive":{"origin":"a","precedence":"routine","messages":[{"id":"m","seq":1,"payload":""}]}}`))
 	f.Add([]byte{})
 	f.Add([]byte{cmdVersion1})

@@ -60,36 +60,34 @@ func (e *Evidence) fault(items int, first uint64) error {
 	return nil
 }
 
-// evidenceFault: a Receive's evidence has a leaf per message, the first
-// about Messages[0].
-func (r *Receive) evidenceFault() error {
-	if r.Evidence == nil {
+// itemsFault checks the evidence e (nil: none) of a batch of items whose
+// first has sequence (RSeq) first: a leaf per item.
+func itemsFault(e *Evidence, items int, first uint64) error {
+	if e == nil {
 		return nil
 	}
-	var first uint64
-	if len(r.Messages) > 0 {
-		first = r.Messages[0].Seq
-	}
-	if err := r.Evidence.fault(len(r.Messages), first); err != nil {
+	if err := e.fault(items, first); err != nil {
 		return fmt.Errorf("evidence: %w", err)
 	}
 	return nil
 }
 
-// evidenceFault: a Receipts' evidence has a leaf per receipt, the first
-// about Receipts[0].
-func (r *Receipts) evidenceFault() error {
-	if r.Evidence == nil {
-		return nil
+// evidenceFault: a Receive's evidence has a leaf per message.
+func (r *Receive) evidenceFault() error {
+	var first uint64
+	if len(r.Messages) > 0 {
+		first = r.Messages[0].Seq
 	}
+	return itemsFault(r.Evidence, len(r.Messages), first)
+}
+
+// evidenceFault: a Receipts' evidence has a leaf per receipt.
+func (r *Receipts) evidenceFault() error {
 	var first uint64
 	if len(r.Receipts) > 0 {
 		first = r.Receipts[0].RSeq
 	}
-	if err := r.Evidence.fault(len(r.Receipts), first); err != nil {
-		return fmt.Errorf("evidence: %w", err)
-	}
-	return nil
+	return itemsFault(r.Evidence, len(r.Receipts), first)
 }
 
 // evidenceFault: a Delivered's statements cover ranges of the channel,

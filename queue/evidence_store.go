@@ -286,14 +286,29 @@ func (a *applier) dropEvidence(dir byte, r []byte) error {
 	return nil
 }
 
+// storedID returns the ID of the message stored at l in msgs (nil: no
+// such channel), and false if there is none (purged, or lost with a
+// backup's later state).
+func storedID(msgs *bolt.Bucket, l loc) (string, bool, error) {
+	if msgs == nil {
+		return "", false, nil
+	}
+	v := msgs.Get(u64(l.seq))
+	if v == nil {
+		return "", false, nil
+	}
+	rec, err := decodeMeta(v, l)
+	return rec.id, err == nil, err
+}
+
 // receiveEvidence refers each message of r that channel ck holds (applied
 // now or before: Seq <= last, same ID) to r's evidence, as received.
 func (a *applier) receiveEvidence(r *Receive, ck []byte, last uint64) error {
 	e := r.Evidence
-	msgs := a.in.Bucket(ck)
-	if e == nil || msgs == nil {
+	if e == nil {
 		return nil
 	}
+	msgs := a.in.Bucket(ck)
 	var items []evItem
 	for i := range r.Messages {
 		m := &r.Messages[i]
@@ -301,15 +316,11 @@ func (a *applier) receiveEvidence(r *Receive, ck []byte, last uint64) error {
 		if !ok || m.Seq > last {
 			continue
 		}
-		v := msgs.Get(u64(m.Seq))
-		if v == nil {
-			continue // purged, or lost with a backup's later state
-		}
-		rec, err := decodeMeta(v, loc{finIn, ck, m.Seq})
+		id, ok, err := storedID(msgs, loc{finIn, ck, m.Seq})
 		if err != nil {
 			return err
 		}
-		if rec.id == m.ID {
+		if ok && id == m.ID {
 			items = append(items, evItem{evRefKey(evReceived, ref(m.Seq, ck)), idx})
 		}
 	}
@@ -364,19 +375,11 @@ func (a *applier) receiptsEvidence(r *Receipts, last uint64) error {
 			continue
 		}
 		ck := chanKey(r.From, rc.Precedence)
-		msgs := a.out.Bucket(ck)
-		if msgs == nil {
-			continue
-		}
-		v := msgs.Get(u64(rc.Seq))
-		if v == nil {
-			continue
-		}
-		rec, err := decodeMeta(v, loc{finOut, ck, rc.Seq})
+		id, ok, err := storedID(a.out.Bucket(ck), loc{finOut, ck, rc.Seq})
 		if err != nil {
 			return err
 		}
-		if rc.ID == "" || rc.ID == rec.id {
+		if ok && (rc.ID == "" || rc.ID == id) {
 			items = append(items, evItem{evRefKey(evRead, ref(rc.Seq, ck)), idx})
 		}
 	}

@@ -13,12 +13,12 @@ import (
 	"testing"
 )
 
-// testEvidence is a statement (its text) and n leaves from first; the
-// leaves are derived from the statement and the sequence.
+// testEvidence is a statement (its text) and n leaves from first; leaf
+// i is derived from the statement and i.
 func testEvidence(stmt string, first uint64, n int) *Evidence {
 	e := &Evidence{Statement: []byte(stmt), First: first}
 	for i := range n {
-		e.Leaves = append(e.Leaves, sha256.Sum256(fmt.Appendf(nil, "%s/%d", stmt, first+uint64(i))))
+		e.Leaves = append(e.Leaves, sha256.Sum256(fmt.Appendf(nil, "%s/%d", stmt, i)))
 	}
 	return e
 }
