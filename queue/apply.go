@@ -159,6 +159,9 @@ func (a *applier) applySafe(c *Command) (res Result, err error) {
 func (a *applier) apply(c *Command) (Result, error) {
 	var res Result
 	var err error
+	if f := c.evidenceFault(); f != nil { // evidence.go
+		return Result{Err: fmt.Sprintf("queue: %s: %v: %v", c.Op, ErrInvalid, f)}, nil
+	}
 	switch c.Op {
 	case OpSubmit:
 		if c.Submit == nil {

@@ -17,10 +17,13 @@ import (
 //	      2026-11-28; see command_legacy.go)
 //	0x02  binary version 2 (read only: logs written before version 3;
 //	      version 1's body and a checksum)
-//	0x03  binary version 3, written by Encode: the body below, then the
-//	      CRC32C (Castagnoli) of every byte before it, 4 bytes big-endian
+//	0x03  binary version 3 (read only: logs written before version 4,
+//	      which lacks the evidence; the body below and a checksum)
+//	0x04  binary version 4, written by Encode: the evidence section
+//	      (evidence.go), the body below, then the CRC32C (Castagnoli) of
+//	      every byte before it, 4 bytes big-endian
 //
-// DecodeCommand checks the checksum of versions 2 and 3: a damaged entry
+// DecodeCommand checks the checksum of versions 2, 3 and 4: a damaged entry
 // (a flipped byte in raft.db, on the wire or in memory) is an error
 // wrapping [ErrCorrupt], and Apply stops rather than skip it. Entries of
 // the JSON format and version 1 carry no checksum: they are decoded
@@ -28,7 +31,8 @@ import (
 // formats to the same command, so a log mixing them replays the same
 // everywhere.
 //
-// The body of version 3, after the version byte, in the encoding of
+// The body of versions 3 and 4, after the version byte (and version 4's
+// evidence section), in the encoding of
 // messages and receipts (encoding.go: uvarints, zig-zag varints for
 // times and signed numbers, length-prefixed strings and bytes, lists as
 // a count and the elements, nil and empty alike):
@@ -59,6 +63,7 @@ const (
 	cmdVersion1 = 0x01
 	cmdVersion2 = 0x02
 	cmdVersion3 = 0x03
+	cmdVersion4 = 0x04
 	cmdSumLen   = 4
 )
 
@@ -80,14 +85,19 @@ const (
 	minInMessageLen = 3 + minMessageLen // channel, then the message
 )
 
-// Encode returns the command's log representation (binary version 3). It
-// fails only for an invalid precedence.
+// Encode returns the command's log representation (binary version 4). It
+// fails only for an invalid precedence or malformed evidence (wrapping
+// ErrInvalid).
 func (c *Command) Encode() ([]byte, error) {
 	if err := c.checkPrecedences(); err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, err)
 	}
+	if err := c.evidenceFault(); err != nil {
+		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
+	}
 	b := make([]byte, 0, c.sizeHint())
-	b = append(b, cmdVersion3)
+	b = append(b, cmdVersion4)
+	b = c.appendEvidence(b) // evidence.go
 	b = AppendString(b, string(c.Op))
 	b = binary.AppendVarint(b, c.Time)
 	var bodies byte
@@ -197,6 +207,7 @@ func encodable(p Precedence) error {
 // allocates once.
 func (c *Command) sizeHint() int {
 	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 1 + cmdSumLen // version, op, time, bodies, checksum
+	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
 		for i := range s.Items {
@@ -255,7 +266,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
 		return c, nil
-	case cmdVersion3, cmdVersion2:
+	case cmdVersion4, cmdVersion3, cmdVersion2:
 		if len(b) < 1+cmdSumLen {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("entry of %d bytes", len(b)), entry: true}
 		}
@@ -264,9 +275,12 @@ func DecodeCommand(b []byte) (*Command, error) {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("checksum %08x, stored %08x", got, want), entry: true}
 		}
 		d := &Decoder{b: bytes.Clone(body[1:]), n: len(body)}
-		if b[0] == cmdVersion3 {
+		switch b[0] {
+		case cmdVersion4:
+			c, err = decodeCommand4(d) // evidence.go
+		case cmdVersion3:
 			c, err = decodeCommand3(d)
-		} else {
+		default:
 			c, err = decodeCommand1(d)
 		}
 	case cmdVersion1:
@@ -280,7 +294,8 @@ func DecodeCommand(b []byte) (*Command, error) {
 	return c, nil
 }
 
-// decodeCommand3 reads the body of version 3.
+// decodeCommand3 reads the body of version 3 (and of version 4, after
+// its evidence section).
 func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()

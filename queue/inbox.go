@@ -74,6 +74,9 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		last = m.Seq
 		res.Applied++
 	}
+	if err := a.receiveEvidence(r, ck, last); err != nil { // evidence_store.go
+		return nil, err
+	}
 	if res.Applied == 0 {
 		return res, nil
 	}

@@ -182,7 +182,10 @@ func (a *applier) delivered(now int64, d *DeliveredCmd) error {
 	if err := a.deliver(now, ck, d.UpTo); err != nil {
 		return err
 	}
-	return a.resyncOut(ck, d.UpTo) // backup.go
+	if err := a.resyncOut(ck, d.UpTo); err != nil { // backup.go
+		return err
+	}
+	return a.deliveredEvidence(d, ck) // evidence_store.go
 }
 
 // deliver marks the messages of channel ck up to upTo delivered.

@@ -45,6 +45,9 @@ func (a *applier) receipts(now int64, r *Receipts) (*ReceiptsResult, error) {
 			return nil, err
 		}
 	}
+	if err := a.receiptsEvidence(r, last); err != nil { // evidence_store.go
+		return nil, err
+	}
 	if last != start {
 		if err := a.rcptIn.Put(from, u64(last)); err != nil {
 			return nil, err
