@@ -64,6 +64,7 @@ var (
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
 		bucketFin,
 		bucketFence,
+		bucketAudit, bucketAuditHashes, bucketAuditIDs, bucketAuditCPs, // audit_apply.go
 	}
 
 	metaVersion   = []byte("version")
