@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/mod/sumdb/tlog"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // ErrNoCheckpoint: no signed checkpoint covers what was asked (yet: the
