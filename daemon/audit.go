@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os/user"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -215,8 +217,8 @@ func (a *auditor) alarms() []string {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for site, msg := range a.refused {
-		out = append(out, fmt.Sprintf("site %s refused our audit checkpoint as a fork of the one it holds: %s", site, msg))
+	for _, site := range slices.Sorted(maps.Keys(a.refused)) {
+		out = append(out, fmt.Sprintf("site %s refused our audit checkpoint as a fork of the one it holds: %s", site, a.refused[site]))
 	}
 	return out
 }

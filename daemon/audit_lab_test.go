@@ -42,7 +42,7 @@ func auditTraffic(t *testing.T, lab *clustertest.Lab, n int) {
 		clustertest.AckAll(ctx, t, lab.Client(dir[1]+"-2"), dir[1]+"-2", in)
 		for _, id := range ids {
 			clustertest.Eventually(t, 30*time.Second, id+" read at "+dir[0], func() bool {
-				m, err := lab.Client(dir[0] + "-1").Get(ctx, id)
+				m, err := lab.Client(dir[0]+"-1").Get(ctx, id)
 				return err == nil && m.State == "read"
 			})
 		}

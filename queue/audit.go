@@ -124,13 +124,29 @@ func (r *AuditRecord) Encode() []byte {
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, uint64(r.Flags))
 	b = AppendBytes(b, r.PayloadHash)
-	b = AppendString(b, r.Node)
-	b = binary.AppendVarint(b, r.Actor.UID)
-	b = AppendString(b, r.Actor.User)
-	b = binary.AppendVarint(b, r.Actor.PID)
-	b = AppendString(b, r.Actor.Peer)
-	b = AppendString(b, r.Action)
-	return AppendString(b, r.Detail)
+	return appendOperator(b, r.Node, r.Actor, r.Action, r.Detail)
+}
+
+// appendOperator appends the fields an operator record and OpAudit's body
+// share: node, uid, user, pid, peer, action, detail.
+func appendOperator(b []byte, node string, a Actor, action, detail string) []byte {
+	b = AppendString(b, node)
+	b = binary.AppendVarint(b, a.UID)
+	b = AppendString(b, a.User)
+	b = binary.AppendVarint(b, a.PID)
+	b = AppendString(b, a.Peer)
+	b = AppendString(b, action)
+	return AppendString(b, detail)
+}
+
+// operator reads what appendOperator appends, each field within its limit.
+func (d *Decoder) operator() (node string, a Actor, action, detail string) {
+	node = d.limited("node", MaxNameLen)
+	a.UID = d.Varint()
+	a.User = d.limited("user", MaxAuditUser)
+	a.PID = d.Varint()
+	a.Peer = d.limited("peer", MaxAuditPeer)
+	return node, a, d.limited("action", MaxAuditAction), d.limited("detail", MaxAuditDetail)
 }
 
 // DecodeAuditRecord parses a record written by Encode. Anything else (an
@@ -159,13 +175,7 @@ func DecodeAuditRecord(b []byte) (*AuditRecord, error) {
 	if n := len(r.PayloadHash); n != 0 && n != sha256.Size {
 		d.fail("payload hash of %d bytes", n)
 	}
-	r.Node = d.limited("node", MaxNameLen)
-	r.Actor.UID = d.Varint()
-	r.Actor.User = d.limited("user", MaxAuditUser)
-	r.Actor.PID = d.Varint()
-	r.Actor.Peer = d.limited("peer", MaxAuditPeer)
-	r.Action = d.limited("action", MaxAuditAction)
-	r.Detail = d.limited("detail", MaxAuditDetail)
+	r.Node, r.Actor, r.Action, r.Detail = d.operator()
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("queue: audit record: %w: %w", ErrInvalid, err)
 	}
@@ -256,13 +266,7 @@ type AuditResult struct {
 //	             proof:list(bytes(32)) fork:byte(0|1)
 func appendAudit(b []byte, c *Command) []byte {
 	if a := c.Audit; a != nil {
-		b = AppendString(b, a.Node)
-		b = binary.AppendVarint(b, a.Actor.UID)
-		b = AppendString(b, a.Actor.User)
-		b = binary.AppendVarint(b, a.Actor.PID)
-		b = AppendString(b, a.Actor.Peer)
-		b = AppendString(b, a.Action)
-		b = AppendString(b, a.Detail)
+		b = appendOperator(b, a.Node, a.Actor, a.Action, a.Detail)
 	}
 	if k := c.Checkpoint; k != nil {
 		b = AppendString(b, k.Site)
@@ -300,13 +304,8 @@ func auditSizeHint(c *Command) int {
 // bodyCheckpoint).
 func decodeAudit(d *Decoder, c *Command, bodies uint64) {
 	if bodies&bodyAudit != 0 {
-		a := &AuditCmd{Node: d.limited("node", MaxNameLen)}
-		a.Actor.UID = d.Varint()
-		a.Actor.User = d.limited("user", MaxAuditUser)
-		a.Actor.PID = d.Varint()
-		a.Actor.Peer = d.limited("peer", MaxAuditPeer)
-		a.Action = d.limited("action", MaxAuditAction)
-		a.Detail = d.limited("detail", MaxAuditDetail)
+		a := &AuditCmd{}
+		a.Node, a.Actor, a.Action, a.Detail = d.operator()
 		c.Audit = a
 	}
 	if bodies&bodyCheckpoint != 0 {
