@@ -31,6 +31,7 @@ type apiServer struct {
 	commit     *committer
 	health     *health
 	ops        *admin // admin operations
+	audit      *auditor
 	metrics    *metrics
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
@@ -53,7 +54,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 		return nil, err
 	}
 	lim := apiLimits
-	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin,
+	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
 		metrics: n.metrics, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
@@ -66,6 +67,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
 	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
+	a.auditRoutes(mux) // audit_api.go
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
 		ReadHeaderTimeout: lim.HeaderTimeout,

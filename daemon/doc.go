@@ -24,7 +24,9 @@
 //     tests, what this node reaches, the leader's hand-off), admin
 //     (admin.go, adminops.go: the admin operations, relayed or not, and
 //     other sites' drill calls), health (health.go, storage.go, the
-//     resync alarms of backup.go: healthz, readyz, alarms, storage full);
+//     resync alarms of backup.go: healthz, readyz, alarms, storage full),
+//     auditor (audit.go, audit_exchange.go, audit_api.go: operator
+//     records, the leader's signed checkpoints and their exchange);
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;

@@ -43,6 +43,7 @@ type health struct {
 	link  *transport.Link
 	keys  *pki.Keyring // certificates, for expiry alarms
 	tests *linkTests   // the leader's link tests (linkHealth.tests)
+	audit *auditor     // audit forks (audit.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -240,6 +241,9 @@ func (h *health) alarmList() []alarm {
 	for _, t := range certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration) {
 		add("cert_expiry", "%s", t)
 	}
+	for _, t := range h.audit.alarms() {
+		add("audit_fork", "%s", t)
+	}
 	return out
 }
 
@@ -253,7 +257,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

@@ -45,6 +45,7 @@ type Node struct {
 	linkHealth *linkHealth // link tests, reach, leader hand-off (linkhealth.go)
 	health     *health     // health, readiness, alarms (health.go)
 	admin      *admin      // admin operations and drill calls (admin.go, adminops.go)
+	audit      *auditor    // audit records, checkpoints and their exchange (audit.go)
 	metrics    *metrics
 	mserv      *metricsServer // nil unless metrics_listen is set
 	keys       *pki.Keyring   // replaced by reload
@@ -134,8 +135,9 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.admin = &admin{cfg: cfg, log: log, store: n.store, raft: n.raft, link: n.link,
 		commit: n.commit, members: n.members, tests: &n.linkHealth.tests}
 	n.linkHealth.transfer = n.admin.transferLeader
+	n.audit = newAuditor(cfg, log, n.store, n.site, n.link, n.commit.propose, n.ctx)
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
-		keys: n.keys, tests: &n.linkHealth.tests}
+		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.api, err = newAPIServer(n)
 	if err != nil {

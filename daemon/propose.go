@@ -306,6 +306,15 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 			return missing
 		}
 	case queue.OpExpire:
+	case queue.OpAudit:
+		if cmd.Audit == nil {
+			return missing
+		}
+	case queue.OpCheckpoint:
+		if cmd.Checkpoint == nil {
+			return missing
+		}
+		return n.audit.checkRelayed(cmd.Checkpoint) // audit_exchange.go
 	default:
 		return fmt.Errorf("unknown operation %q", cmd.Op)
 	}

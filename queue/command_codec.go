@@ -37,10 +37,11 @@ import (
 // times and signed numbers, length-prefixed strings and bytes, lists as
 // a count and the elements, nil and empty alike):
 //
-//	command  = op:string time:varint bodies:byte body...
-//	bodies   = bit set of the bodies present, each then encoded in bit
-//	           order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
-//	           4 Receipts, 5 ReceiptsAcked, 6 Purge
+//	command  = op:string time:varint bodies:uvarint body...
+//	bodies   = uvarint bit set of the bodies present, each then encoded in
+//	           bit order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
+//	           4 Receipts, 5 ReceiptsAcked, 6 Purge, 7 Audit, 8 Checkpoint
+//	           (audit.go; below bit 7 the uvarint is the one byte it was)
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
@@ -100,14 +101,15 @@ func (c *Command) Encode() ([]byte, error) {
 	b = c.appendEvidence(b) // evidence.go
 	b = AppendString(b, string(c.Op))
 	b = binary.AppendVarint(b, c.Time)
-	var bodies byte
+	var bodies uint64
 	for i, present := range []bool{c.Submit != nil, c.Delivered != nil, c.Receive != nil,
-		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil} {
+		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil,
+		c.Audit != nil, c.Checkpoint != nil} {
 		if present {
 			bodies |= 1 << i
 		}
 	}
-	b = append(b, bodies)
+	b = binary.AppendUvarint(b, bodies)
 	if s := c.Submit; s != nil {
 		b = AppendString(b, s.Origin)
 		b = binary.AppendUvarint(b, uint64(len(s.Items)))
@@ -157,6 +159,7 @@ func (c *Command) Encode() ([]byte, error) {
 		b = binary.AppendVarint(b, p.Before)
 		b = binary.AppendVarint(b, int64(p.Max))
 	}
+	b = appendAudit(b, c)
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -206,7 +209,7 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 1 + cmdSumLen // version, op, time, bodies, checksum
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) // version, op, time, bodies, checksum, audit bodies
 	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
@@ -299,8 +302,8 @@ func DecodeCommand(b []byte) (*Command, error) {
 func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
-	bodies := d.Byte()
-	if bodies&^bodyAll != 0 {
+	bodies := d.Uvarint()
+	if bodies&^bodyAllAudit != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -357,6 +360,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	if bodies&bodyPurge != 0 {
 		c.Purge = &Purge{Before: d.Varint(), Max: d.int()}
 	}
+	decodeAudit(d, c, bodies)
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}
@@ -364,7 +368,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 }
 
 // ops are the known command names, returned without allocating.
-var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge}
+var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint}
 
 // op reads a command's name.
 func (d *Decoder) op() Op {

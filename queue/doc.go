@@ -82,6 +82,15 @@
 //     old state, so the channel's records have a hole there, below
 //     Acked); an OpReceiptsAcked renumbers receipts past the origin's;
 //     the first receipts from a site are taken from where they start.
+//   - Audit log (audit.go): apply appends a record for every event that
+//     matters (a message submitted, received, delivered, read or expired;
+//     OpAudit's operator actions and refusals) to an append-only Merkle
+//     tree (golang.org/x/mod/sumdb/tlog), with the command's time, so
+//     every node holds the same log. OpCheckpoint keeps signed
+//     checkpoints (opaque notes): ours only if their root is the tree's
+//     at their size; another site's as held while each extends the last
+//     (a consistency proof apply checks), else apart as a fork. Purge
+//     never deletes audit records; they go with backups and snapshots.
 //   - Integrity. Message records, queued receipts and evidence records
 //     carry CRC32C checksums bound to their location (a stored statement
 //     is also checked against its SHA-256), checked wherever they are read,

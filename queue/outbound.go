@@ -90,7 +90,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 		}
 	}
 	res.Seq = seq
-	return res, nil
+	return res, a.auditMsg(AuditSubmitted, true, now, ck, seq, it.ID, it.Flags, it.Payload) // audit_apply.go
 }
 
 // existingKey answers an item whose idempotency key is stored at ref r:
@@ -211,6 +211,9 @@ func (a *applier) deliver(now int64, ck []byte, upTo uint64) error {
 		if err != nil {
 			return err
 		}
+		if err := a.auditMsg(AuditDelivered, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+			return err
+		}
 		// Above the old Acked nothing was purgeable; up to upTo it is.
 		if rec.state != Queued {
 			// Expired or already Read: keep as is, now purgeable.
@@ -290,6 +293,9 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 			return nil, err
 		}
 		res.Expired++
+		if err := a.auditMsg(AuditExpired, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

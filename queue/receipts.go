@@ -105,6 +105,9 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 		return err
 	}
 	msgs.FillPercent = seqFill
+	if err := a.auditMsg(AuditRead, true, now, ck, rc.Seq, rec.id, rec.flags, nil); err != nil {
+		return err
+	}
 	return msgs.Put(k, nv)
 }
 

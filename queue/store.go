@@ -71,6 +71,7 @@ var (
 		bucketFin,
 		bucketFence,
 		bucketEvStmts, bucketEvCount, bucketEvRefs,
+		bucketAudit, bucketAuditHashes, bucketAuditIDs, bucketAuditCPs, // audit_apply.go
 	}
 
 	metaVersion   = []byte("version")
