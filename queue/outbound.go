@@ -45,7 +45,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	}
 	var hash []byte
 	if it.Key != "" {
-		hash = payloadSum(it.Payload)
+		hash = it.plaintextSum()
 		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
 			return a.existingKey(r, it, hash)
 		}
@@ -123,16 +123,17 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 // SameSubmission is the idempotency rule: it reports whether item,
 // submitted with the idempotency key of the stored outbound message st
 // (from [Store.LookupKey]), repeats that message: the same destination,
-// precedence and payload, the payload compared by its SHA-256, which the
-// store keeps after expiry removes the payload. A repeat is answered with
-// st's ID and enqueues nothing; anything else under the same key is
-// [ErrKeyConflict]. OpSubmit applies the same rule, so a caller may answer
+// precedence and payload, the payload compared by its plaintext's SHA-256
+// (a sealed payload's from its header: two seals of one plaintext differ),
+// which the store keeps after expiry removes the payload. A repeat is
+// answered with st's ID and enqueues nothing; anything else under the
+// same key is [ErrKeyConflict]. OpSubmit applies the same rule, so a caller may answer
 // a repeat without proposing it.
 func SameSubmission(st *Status, it *SubmitItem) bool {
 	if st.Direction != Outbound || st.Message.Key != it.Key || it.Key == "" {
 		return false
 	}
-	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, payloadSum(it.Payload))
+	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, it.plaintextSum())
 }
 
 // sameSubmission is SameSubmission on the stored message's channel and

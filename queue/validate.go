@@ -88,6 +88,9 @@ func (it *SubmitItem) Validate() error {
 	if it.Flags&FlagTombstone != 0 {
 		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
 	}
+	if it.Flags&FlagSealed != 0 {
+		return validSealed(it.Payload)
+	}
 	return nil
 }
 
