@@ -10,45 +10,23 @@ import (
 	"github.com/hotline-link/hotline/transport/trust"
 )
 
-// evidenceStore is what GET /v1/messages/{id}/proof reads: the message,
-// the signed statements its site stores about it, and its audit records'
-// proofs. storeEvidence is the queue.Store's.
-type evidenceStore interface {
-	Lookup(id string) (*queue.Status, error)
-	StoredProofs(id string) ([]trust.StoredProof, error)
-	AuditProofs(id string) ([]trust.StoredAudit, error)
-}
-
-// storeEvidence reads a message's evidence from the site's store.
-type storeEvidence struct{ store *queue.Store }
-
-func (s storeEvidence) Lookup(id string) (*queue.Status, error) { return s.store.Lookup(id) }
-
-// StoredProofs is the store's proofs of id (queue.Store.Proofs).
-func (s storeEvidence) StoredProofs(id string) ([]trust.StoredProof, error) {
-	return nil, nil // until the store keeps evidence
-}
-
-// AuditProofs is the store's audit records about id, each proven against
-// the latest signed checkpoint.
-func (s storeEvidence) AuditProofs(id string) ([]trust.StoredAudit, error) {
-	return nil, nil // until the store keeps an audit log
-}
-
 // errNoEvidence: no signed statement covers the message yet.
 var errNoEvidence = errors.New("no signed statement covers the message yet")
 
-// buildBundle gathers the evidence bundle of message id.
-func buildBundle(s evidenceStore, id string) (*trust.Bundle, error) {
+// buildBundle gathers the evidence bundle of message id from site's
+// store: the message, the statements the store keeps about it, and its
+// audit records under the site's latest signed checkpoint (records
+// appended since are left out: the next checkpoint covers them).
+func buildBundle(s *queue.Store, site, id string) (*trust.Bundle, error) {
 	st, err := s.Lookup(id)
 	if err != nil {
 		return nil, err
 	}
-	proofs, err := s.StoredProofs(id)
+	proofs, err := s.Proofs(id)
 	if err != nil {
 		return nil, err
 	}
-	audit, err := s.AuditProofs(id)
+	audit, err := auditProofs(s, site, id)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +40,34 @@ func buildBundle(s evidenceStore, id string) (*trust.Bundle, error) {
 	return b, nil
 }
 
+// auditProofs returns the audit records about id that site's latest own
+// checkpoint covers, each with its inclusion proof against it.
+func auditProofs(s *queue.Store, site, id string) ([]trust.StoredAudit, error) {
+	entries, err := s.AuditEntriesOf(id)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.AuditCheckpoint(site)
+	if errors.Is(err, queue.ErrNoCheckpoint) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []trust.StoredAudit
+	for _, e := range entries {
+		if e.Index >= cp.Size || len(out) == trust.MaxBundleAudit {
+			continue
+		}
+		p, err := s.AuditProveRecord(e.Index, cp.Size)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, trust.StoredAudit{Record: e.Record, Index: e.Index, Proof: p, Checkpoint: cp.Note})
+	}
+	return out, nil
+}
+
 // proof serves GET /v1/messages/{id}/proof: the message's evidence bundle
 // (package transport/trust), for hotlinectl get --proof.
 func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +75,7 @@ func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	b, err := buildBundle(storeEvidence{a.store}, id)
+	b, err := buildBundle(a.store, a.cfg.Site, id)
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
 		writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no message with id %q at site %s", id, a.cfg.Site))

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -216,22 +217,12 @@ func (b *Bundle) checkBounds() error {
 	return nil
 }
 
-// StoredProof is a statement covering a message as a site stores it: the
-// signed statement, the message's (or receipt's) leaf index, and all its
-// leaves.
-type StoredProof struct {
-	Kind      string
-	Statement []byte
-	Index     int
-	Leaves    []Hash
-}
-
 // NewBundle builds the bundle of st's message from the proofs its site
-// stores and its audit proofs. A stored proof whose leaf is not this
-// message's (another message with the same id) is left out; for "read",
-// the receipt's RSeq is the statement's First plus the leaf index and its
-// ReadAt the message's.
-func NewBundle(st *queue.Status, proofs []StoredProof, audit []StoredAudit) (*Bundle, error) {
+// stores (queue.Store.Proofs) and its audit records' proofs. A proof or
+// an audit record about another message with the same id is left out, and
+// audit records beyond MaxBundleAudit; for "read", the receipt's RSeq is
+// the statement's First plus the leaf index and its ReadAt the message's.
+func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bundle, error) {
 	m := &st.Message
 	b := &Bundle{Version: BundleVersion, Message: BundleMessage{
 		ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence, Seq: m.Seq,
@@ -239,6 +230,11 @@ func NewBundle(st *queue.Status, proofs []StoredProof, audit []StoredAudit) (*Bu
 		PayloadSHA256: sha256.Sum256(m.Payload),
 	}}
 	for _, a := range audit {
+		// A record about another message (the same id) is left out; one
+		// that does not decode is kept, for the verifier to name.
+		if err := b.aboutMessage(a.Record); len(b.Audit) == MaxBundleAudit || (err != nil && !errors.Is(err, ErrMalformed)) {
+			continue
+		}
 		c := slices.Index(b.Checkpoints, string(a.Checkpoint))
 		if c < 0 {
 			c = len(b.Checkpoints)
@@ -260,7 +256,7 @@ func NewBundle(st *queue.Status, proofs []StoredProof, audit []StoredAudit) (*Bu
 			return nil, fmt.Errorf("trust: stored %s proof of %s: leaf %d of %d", p.Kind, m.ID, p.Index, len(p.Leaves))
 		}
 		bp := BundleProof{Kind: p.Kind, Statement: p.Statement, Index: p.Index}
-		var leaf Hash
+		var leaf [sha256.Size]byte
 		if p.Kind == ProofRead {
 			bp.Receipt = &BundleReceipt{RSeq: s.First + uint64(p.Index), ReadAt: st.ReadAt}
 			leaf = b.receiptLeaf(bp.Receipt)
@@ -270,7 +266,11 @@ func NewBundle(st *queue.Status, proofs []StoredProof, audit []StoredAudit) (*Bu
 		if leaf != p.Leaves[p.Index] {
 			continue
 		}
-		path, err := Prove(p.Leaves, p.Index)
+		leaves := make([]Hash, len(p.Leaves))
+		for i, l := range p.Leaves {
+			leaves[i] = l
+		}
+		path, err := Prove(leaves, p.Index)
 		if err != nil {
 			return nil, fmt.Errorf("trust: stored %s proof of %s: %w", p.Kind, m.ID, err)
 		}
@@ -308,6 +308,26 @@ func hashes(ds []Digest) []Hash {
 		out[i] = Hash(d)
 	}
 	return out
+}
+
+// aboutMessage checks that an audit record is a message event of the
+// bundle's message: its id, channel and sequence, and the payload's hash
+// if it states one.
+func (b *Bundle) aboutMessage(record []byte) error {
+	r, err := queue.DecodeAuditRecord(record)
+	if err != nil {
+		return fmt.Errorf("%w: audit record: %v", ErrMalformed, err)
+	}
+	m := &b.Message
+	switch {
+	case r.Kind == queue.AuditOperator:
+		return fmt.Errorf("%w: an operator record, not about the message", ErrBadSignature)
+	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence || r.Seq != m.Seq:
+		return fmt.Errorf("%w: a %s record of message %q, %s -> %s/%s seq %d, not of this one", ErrBadSignature, r.Kind, r.ID, r.Origin, r.Dest, r.Precedence, r.Seq)
+	case len(r.PayloadHash) != 0 && !bytes.Equal(r.PayloadHash, m.PayloadSHA256[:]):
+		return fmt.Errorf("%w: the %s record states another payload hash (%x)", ErrBadSignature, r.Kind, r.PayloadHash)
+	}
+	return nil
 }
 
 // short is the first 8 hex digits of h, for reports.

@@ -48,7 +48,7 @@ func TestMessageLeafPinned(t *testing.T) {
 type labEvidence struct {
 	ring   *Keyring
 	status *queue.Status
-	proofs []StoredProof
+	proofs []queue.Proof
 	audit  []StoredAudit
 }
 
@@ -92,17 +92,32 @@ func newLabEvidence(t *testing.T) *labEvidence {
 		{RSeq: 5, Precedence: queue.Flash, Seq: 2, ID: "m2", ReadAt: readAt},
 	}
 	rleaves := ReceiptLeaves("bravo", "alpha", rs)
-	stored := []StoredProof{
-		{Kind: ProofSent, Statement: sent, Index: 1, Leaves: leaves},
-		{Kind: ProofReceived, Statement: sent, Index: 1, Leaves: leaves},
-		{Kind: ProofDelivered, Statement: sign(bsk, KindDelivered, "alpha", 1, 3, leaves), Index: 1, Leaves: leaves},
-		{Kind: ProofRead, Statement: sign(bsk, KindRead, "alpha", 4, 5, rleaves), Index: 1, Leaves: rleaves},
+	stored := []queue.Proof{
+		{Kind: ProofSent, Statement: sent, Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofReceived, Statement: sent, Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofDelivered, Statement: sign(bsk, KindDelivered, "alpha", 1, 3, leaves), Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofRead, Statement: sign(bsk, KindRead, "alpha", 4, 5, rleaves), Index: 1, Leaves: raw(rleaves)},
 	}
 
+	// alpha's audit log: an operator record, m2 submitted, m1 submitted,
+	// m2 delivered, m2 read.
+	about := func(kind queue.AuditKind, m *queue.Message, at int64) *queue.AuditRecord {
+		r := &queue.AuditRecord{Kind: kind, Time: at, ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence,
+			Seq: m.Seq, Flags: m.Flags, Actor: queue.NoActor}
+		if kind == queue.AuditSubmitted {
+			sum := sha256.Sum256(m.Payload)
+			r.PayloadHash = sum[:]
+		}
+		return r
+	}
 	var records [][]byte
 	var rh []Hash
-	for i := range 5 {
-		rec := []byte(fmt.Sprintf("audit record %d about m%d", i, 1+i%2))
+	for _, r := range []*queue.AuditRecord{
+		{Kind: queue.AuditOperator, Time: t0, Node: "alpha-1", Actor: queue.NoActor, Action: "path_down", Detail: "fiber"},
+		about(queue.AuditSubmitted, &ms[1], t0+1), about(queue.AuditSubmitted, &ms[0], t0+2),
+		about(queue.AuditDelivered, &ms[1], t0+3e9), about(queue.AuditRead, &ms[1], readAt),
+	} {
+		rec := r.Encode()
 		records = append(records, rec)
 		rh = append(rh, tlog.RecordHash(rec))
 	}
@@ -115,7 +130,7 @@ func newLabEvidence(t *testing.T) *labEvidence {
 		t.Fatal(err)
 	}
 	var audit []StoredAudit
-	for _, i := range []int{1, 3} {
+	for _, i := range []int{0, 1, 2, 3, 4} { // NewBundle keeps 1, 3 and 4
 		p, err := Prove(rh, i)
 		if err != nil {
 			t.Fatal(err)
@@ -123,6 +138,14 @@ func newLabEvidence(t *testing.T) *labEvidence {
 		audit = append(audit, StoredAudit{Record: records[i], Index: int64(i), Proof: p, Checkpoint: note})
 	}
 	return &labEvidence{ring: ring, status: &queue.Status{Message: ms[1], ReadAt: readAt}, proofs: stored, audit: audit}
+}
+
+func raw(hs []Hash) [][32]byte {
+	out := make([][32]byte, len(hs))
+	for i, h := range hs {
+		out[i] = h
+	}
+	return out
 }
 
 func (e *labEvidence) bundle(t *testing.T) *Bundle {
@@ -158,11 +181,12 @@ func TestBundleVerifies(t *testing.T) {
 	for _, c := range r.Checks {
 		got = append(got, c.What)
 	}
-	want := "envelope sent received delivered read audit 0 audit 1"
+	want := "envelope sent received delivered read audit 0 audit 1 audit 2"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("checks %q, want %q", got, want)
 	}
-	if !strings.Contains(r.Checks[4].Detail, "receipt 5") || !strings.Contains(r.Checks[1].Detail, "alpha (key") {
+	if !strings.Contains(r.Checks[4].Detail, "receipt 5") || !strings.Contains(r.Checks[1].Detail, "alpha (key") ||
+		!strings.HasPrefix(r.Checks[5].Detail, "submitted at ") || !strings.HasPrefix(r.Checks[7].Detail, "read at ") {
 		t.Fatalf("details: %+v", r.Checks)
 	}
 	t.Logf("%s", data)

@@ -239,7 +239,11 @@ func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
 	if err := CheckInclusion(c.Root, c.Size, a.Index, tlog.RecordHash(a.Record), hashes(a.Path)); err != nil {
 		return detail, fmt.Errorf("audit record %d: %w", a.Index, err)
 	}
-	return detail, nil
+	if err := b.aboutMessage(a.Record); err != nil {
+		return detail, err
+	}
+	r, _ := queue.DecodeAuditRecord(a.Record)
+	return fmt.Sprintf("%s at %s: %s", r.Kind, fmtNanos(r.Time), detail), nil
 }
 
 // describe says what a statement states: "messages 15..18 of
