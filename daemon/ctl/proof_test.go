@@ -50,7 +50,7 @@ func TestEvidenceBundles(t *testing.T) {
 	setPaths(true)
 	var ids []string
 	for i := range 3 {
-		m, err := clustertest.SubmitRetrying(ctx, lab.Client("alpha-1"), client.SubmitRequest{To: "bravo", Precedence: "flash",
+		m, err := clustertest.SubmitRetrying(ctx, lab.Client("alpha-1"), client.SubmitRequest{To: "bravo", Precedence: "priority",
 			Key: fmt.Sprintf("evidence-%d", i), Payload: []byte(fmt.Sprintf("evidence payload %d", i))})
 		if err != nil {
 			t.Fatal(err)
@@ -196,7 +196,7 @@ func TestEvidenceBundles(t *testing.T) {
 		case !strings.Contains(err.Error(), tc.fails+": ") || !strings.Contains(got, "FAIL "+tc.fails+" "):
 			t.Errorf("%s changed: verify does not name %s: %v\n%s", tc.name, tc.fails, err, got)
 		default:
-			t.Logf("%s changed: %v", tc.name, err)
+			t.Logf("%s changed: %v\n%s", tc.name, err, got)
 		}
 	}
 	if bytes.Contains(data, []byte("evidence payload")) {

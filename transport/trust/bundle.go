@@ -321,11 +321,11 @@ func (b *Bundle) aboutMessage(record []byte) error {
 	m := &b.Message
 	switch {
 	case r.Kind == queue.AuditOperator:
-		return fmt.Errorf("%w: an operator record, not about the message", ErrBadSignature)
+		return fmt.Errorf("%w: an operator record, not about the message", ErrMismatch)
 	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence || r.Seq != m.Seq:
-		return fmt.Errorf("%w: a %s record of message %q, %s -> %s/%s seq %d, not of this one", ErrBadSignature, r.Kind, r.ID, r.Origin, r.Dest, r.Precedence, r.Seq)
+		return fmt.Errorf("%w: a %s record of message %q, %s -> %s/%s seq %d, not of this one", ErrMismatch, r.Kind, r.ID, r.Origin, r.Dest, r.Precedence, r.Seq)
 	case len(r.PayloadHash) != 0 && !bytes.Equal(r.PayloadHash, m.PayloadSHA256[:]):
-		return fmt.Errorf("%w: the %s record states another payload hash (%x)", ErrBadSignature, r.Kind, r.PayloadHash)
+		return fmt.Errorf("%w: the %s record states payload sha256 %x, not the bundle's", ErrMismatch, r.Kind, r.PayloadHash)
 	}
 	return nil
 }

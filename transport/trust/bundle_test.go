@@ -70,12 +70,18 @@ func newLabEvidence(t *testing.T) *labEvidence {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms[i] = queue.Message{ID: id, Origin: "alpha", Dest: "bravo", Precedence: queue.Flash, Seq: uint64(i + 1),
+		ms[i] = queue.Message{ID: id, Origin: "alpha", Dest: "bravo", Precedence: queue.Priority, Seq: uint64(i + 1),
 			Payload: env, Flags: queue.FlagSealed, SubmittedAt: t0 + int64(i), ExpiresAt: t0 + 3600e9}
 	}
 	leaves := MessageLeaves(ms)
+	// A KindRead statement names no precedence of its own (the daemon's
+	// is flash): its receipts are of any.
 	sign := func(key *SigningKey, kind Kind, peer string, first, last uint64, ls []Hash) []byte {
-		st, err := NewStatement(kind, peer, queue.Flash, first, last, ls, t0+1e9)
+		prec := queue.Priority
+		if kind == KindRead {
+			prec = queue.Flash
+		}
+		st, err := NewStatement(kind, peer, prec, first, last, ls, t0+1e9)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +95,7 @@ func newLabEvidence(t *testing.T) *labEvidence {
 	readAt := t0 + 5e9
 	rs := []queue.Receipt{
 		{RSeq: 4, Precedence: queue.Routine, Seq: 9, ID: "other", ReadAt: readAt},
-		{RSeq: 5, Precedence: queue.Flash, Seq: 2, ID: "m2", ReadAt: readAt},
+		{RSeq: 5, Precedence: queue.Priority, Seq: 2, ID: "m2", ReadAt: readAt},
 	}
 	rleaves := ReceiptLeaves("bravo", "alpha", rs)
 	stored := []queue.Proof{

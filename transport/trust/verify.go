@@ -13,9 +13,20 @@ import (
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
-// ErrNoEvidence: a bundle holds no signed statement, so nothing in it
-// covers the message.
-var ErrNoEvidence = errors.New("trust: bundle holds no signed statement about the message")
+// Errors of VerifyBundle's checks, besides ErrBadSignature, ErrUnknownKey
+// and ErrMalformed.
+var (
+	// ErrNoEvidence: a bundle holds no signed statement, so nothing in it
+	// covers the message.
+	ErrNoEvidence = errors.New("trust: bundle holds no signed statement about the message")
+	// ErrNotCovered: a leaf recomputed from the bundle (the message, a
+	// receipt, an audit record) is not in the tree its statement or
+	// checkpoint signs.
+	ErrNotCovered = errors.New("trust: not covered by the signature")
+	// ErrMismatch: a signed statement or an audit record is about
+	// something else than the bundle's message.
+	ErrMismatch = errors.New("trust: not about this message")
+)
 
 // Report is what VerifyBundle checked: one Check per part of the bundle
 // (the envelope's key, each proof, each audit record), in its order.
@@ -192,11 +203,14 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 	detail := fmt.Sprintf("%s (key %s) signed %s, %d leaves, at %s", s.Site, s.KeyID, describe(s), s.Count, fmtNanos(s.Time))
 	switch {
 	case s.Kind != want:
-		return detail, fmt.Errorf("%w: a %s proof needs a %s statement, this is %s", ErrBadSignature, p.Kind, want, s.Kind)
+		return detail, fmt.Errorf("%w: a %s proof needs a %s statement, this is %s", ErrMismatch, p.Kind, want, s.Kind)
 	case s.Site != signer || s.Peer != peer:
-		return detail, fmt.Errorf("%w: a %s proof needs a statement of %s about %s, this is of %s about %s", ErrBadSignature, p.Kind, signer, peer, s.Site, s.Peer)
-	case s.Precedence != m.Precedence:
-		return detail, fmt.Errorf("%w: statement is about precedence %s, the message is %s", ErrBadSignature, s.Precedence, m.Precedence)
+		return detail, fmt.Errorf("%w: a %s proof needs a statement of %s about %s, this is of %s about %s", ErrMismatch, p.Kind, signer, peer, s.Site, s.Peer)
+	case s.Kind != KindRead && s.Precedence != m.Precedence:
+		// (Receipts of every precedence share one queue per origin: a
+		// KindRead statement's precedence says nothing; each receipt's
+		// leaf holds its own.)
+		return detail, fmt.Errorf("%w: statement is about precedence %s, the message is %s", ErrMismatch, s.Precedence, m.Precedence)
 	}
 	item, leaf := m.Seq, b.messageLeaf()
 	what := fmt.Sprintf("message %d", m.Seq)
@@ -210,10 +224,10 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 		return detail, fmt.Errorf("%w: a %s proof carries a receipt", ErrMalformed, p.Kind)
 	}
 	if item < s.First || item > s.Last || p.Index < 0 || uint64(p.Index) != item-s.First {
-		return detail, fmt.Errorf("%w: %s is not leaf %d of a statement of %d..%d", ErrBadSignature, what, p.Index, s.First, s.Last)
+		return detail, fmt.Errorf("%w: %s is not leaf %d of a statement of %d..%d", ErrMismatch, what, p.Index, s.First, s.Last)
 	}
-	if err := CheckInclusion(s.Root, int64(s.Count), int64(p.Index), leaf, hashes(p.Path)); err != nil {
-		return detail, fmt.Errorf("%s (leaf %d) is not covered: %w", what, p.Index, err)
+	if CheckInclusion(s.Root, int64(s.Count), int64(p.Index), leaf, hashes(p.Path)) != nil {
+		return detail, fmt.Errorf("%w: %s is not leaf %d of the signed Merkle tree (a field of the bundle, or the path, differs from what was signed)", ErrNotCovered, what, p.Index)
 	}
 	return fmt.Sprintf("%s; %s is leaf %d", detail, what, p.Index), nil
 }
@@ -230,14 +244,14 @@ func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
 	detail := fmt.Sprintf("record %d of %s's audit log, checkpoint of %d records (root %s)", a.Index, c.Site, c.Size, short(c.Root))
 	switch {
 	case c.Site != b.Message.Origin && c.Site != b.Message.Dest:
-		return detail, fmt.Errorf("%w: checkpoint of %s, which is neither the origin nor the destination", ErrBadSignature, c.Site)
+		return detail, fmt.Errorf("%w: checkpoint of %s, which is neither the origin nor the destination", ErrMismatch, c.Site)
 	case len(a.Record) == 0:
 		return detail, fmt.Errorf("%w: empty audit record", ErrMalformed)
 	case a.Index < 0 || a.Index >= c.Size:
-		return detail, fmt.Errorf("%w: record %d is outside a log of %d", ErrBadSignature, a.Index, c.Size)
+		return detail, fmt.Errorf("%w: record %d is outside a log of %d", ErrMismatch, a.Index, c.Size)
 	}
-	if err := CheckInclusion(c.Root, c.Size, a.Index, tlog.RecordHash(a.Record), hashes(a.Path)); err != nil {
-		return detail, fmt.Errorf("audit record %d: %w", a.Index, err)
+	if CheckInclusion(c.Root, c.Size, a.Index, tlog.RecordHash(a.Record), hashes(a.Path)) != nil {
+		return detail, fmt.Errorf("%w: record %d is not in the log the checkpoint signs (the record or the path differs)", ErrNotCovered, a.Index)
 	}
 	if err := b.aboutMessage(a.Record); err != nil {
 		return detail, err
@@ -247,17 +261,16 @@ func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
 }
 
 // describe says what a statement states: "messages 15..18 of
-// alpha->bravo/flash", "delivered ...", "read receipts 3..3 of ...".
+// alpha->bravo/flash", "delivered ...", "read receipts 3..3 of
+// alpha->bravo".
 func describe(s *Signed) string {
-	origin, dest, what := s.Site, s.Peer, s.Kind.String()
 	switch s.Kind {
 	case KindDelivered:
-		origin, dest = s.Peer, s.Site
+		return fmt.Sprintf("delivered %d..%d of %s", s.First, s.Last, queue.Channel{Origin: s.Peer, Dest: s.Site, Precedence: s.Precedence})
 	case KindRead:
-		origin, dest, what = s.Peer, s.Site, "read receipts"
+		return fmt.Sprintf("read receipts %d..%d of %s->%s", s.First, s.Last, s.Peer, s.Site)
 	}
-	ch := queue.Channel{Origin: origin, Dest: dest, Precedence: s.Precedence}
-	return fmt.Sprintf("%s %d..%d of %s", what, s.First, s.Last, ch)
+	return fmt.Sprintf("%s %d..%d of %s", s.Kind, s.First, s.Last, queue.Channel{Origin: s.Site, Dest: s.Peer, Precedence: s.Precedence})
 }
 
 func fmtNanos(ns int64) string {
