@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
+	"github.com/hotline-link/hotline/daemon/ctl"
 	"github.com/hotline-link/hotline/transport/trust"
 )
 
@@ -56,6 +58,13 @@ func TestEvidenceBundles(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
+	}
+	// Not sent yet: no statement covers it. An unknown id: not found.
+	for id, code := range map[string]string{ids[0]: client.CodeConflict, "no-such-id": client.CodeNotFound} {
+		var ae *client.APIError
+		if _, err := lab.Client("alpha-2").Proof(ctx, id); !errors.As(err, &ae) || ae.Code != code {
+			t.Fatalf("proof of %s: %v, want %s", id, err, code)
+		}
 	}
 	setPaths(false)
 	msgs := clustertest.DrainInbox(t, lab.Client("bravo-2"), 3, time.Minute)
@@ -201,5 +210,37 @@ func TestEvidenceBundles(t *testing.T) {
 	}
 	if bytes.Contains(data, []byte("evidence payload")) {
 		t.Error("the bundle holds the plaintext")
+	}
+}
+
+// TestVerifyRefuses checks verify's and get --proof's usage errors, and
+// that a file that is not a bundle fails naming why, without a daemon.
+func TestVerifyRefuses(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := trust.EnsureSiteKeys(dir, []string{"alpha", "bravo"}); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, trust.KeyringFile)
+	notBundle := filepath.Join(dir, "x.json")
+	if err := os.WriteFile(notBundle, []byte(`{"version":1,"message":{},"proofs":[],"extra":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		text string
+	}{
+		{[]string{"verify", notBundle}, 2, "verify needs --keys FILE"},
+		{[]string{"verify", "--keys", keys}, 2, "verify takes one argument"},
+		{[]string{"get", "x", "--proof", "-", "--json"}, 2, "drop --json"},
+		{[]string{"verify", notBundle, "--keys", keys}, 1, `unknown field "extra"`},
+		{[]string{"verify", filepath.Join(dir, "missing.json"), "--keys", keys}, 1, "no such file"},
+		{[]string{"verify", notBundle, "--keys", notBundle}, 1, "keys"},
+	} {
+		var out, errOut bytes.Buffer
+		err := ctl.Run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+		if ctl.ExitCode(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("hotlinectl %q: exit %d, %v; want %d and %q", tc.args, ctl.ExitCode(err), err, tc.code, tc.text)
+		}
 	}
 }
