@@ -43,6 +43,8 @@ type health struct {
 	link  *transport.Link
 	keys  *pki.Keyring // certificates, for expiry alarms
 	tests *linkTests   // the leader's link tests (linkHealth.tests)
+
+	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -196,7 +198,8 @@ type alarm struct{ kind, text string }
 
 // alarmList is every alarm raised now: store corruption, a full disk, a
 // restored site still waiting to hear from another, paths down or
-// disabled, failed link tests, certificates near expiry. Status words
+// disabled, failed link tests, certificates near expiry, signatures
+// refused on the link. Status words
 // them (alarms), the metric counts them by kind (alarmCounts): one list,
 // so the two never disagree.
 func (h *health) alarmList() []alarm {
@@ -240,6 +243,9 @@ func (h *health) alarmList() []alarm {
 	for _, t := range certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration) {
 		add("cert_expiry", "%s", t)
 	}
+	for _, t := range h.refusals.alarms(time.Now()) {
+		add("bad_signature", "%s", t)
+	}
 	return out
 }
 
@@ -253,7 +259,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "bad_signature"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

@@ -135,7 +135,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		commit: n.commit, members: n.members, tests: &n.linkHealth.tests}
 	n.linkHealth.transfer = n.admin.transferLeader
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
-		keys: n.keys, tests: &n.linkHealth.tests}
+		keys: n.keys, tests: &n.linkHealth.tests, refusals: n.metrics.refusals}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.api, err = newAPIServer(n)
 	if err != nil {
