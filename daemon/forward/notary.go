@@ -84,8 +84,8 @@ func (n *Notary) check(proof []byte, c claim, leaves []trust.Hash) (*trust.Signe
 	if err := s.Covers(leaves); err != nil {
 		return nil, fmt.Errorf("%s: key %s: %w (%v)", what, s.KeyID, ErrMismatch, err)
 	}
-	if err := n.Ring.Verify(s); err != nil {
-		return nil, fmt.Errorf("%s: key %s: %w", what, s.KeyID, err)
+	if err := n.Ring.Verify(s); err != nil { // names the key
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return s, nil
 }
