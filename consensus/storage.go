@@ -241,8 +241,13 @@ func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return nil, err
 	}
-	// The temporary directory is inside the 0700 snapshots directory;
-	// its files get their modes when the sink closes.
+	// Raft made the temporary directory and its files (meta.json, the
+	// empty state.bin) with its modes: restrict them before any state is
+	// written, so that the state is never in a file others may read.
+	if err := restrictModes(filepath.Join(s.dir, sink.ID()+".tmp")); err != nil {
+		_ = sink.Cancel()
+		return nil, err
+	}
 	return &snapshotSink{SnapshotSink: sink, dir: s.dir}, nil
 }
 

@@ -220,6 +220,13 @@ func TestDataFileModes(t *testing.T) {
 
 func checkModes(t *testing.T, dir string) {
 	t.Helper()
+	checkModesOf(t, dir, 3)
+}
+
+// checkModesOf checks that the files under dir are 0600 and the
+// directories, dir included, 0700, and that there are at least minFiles.
+func checkModesOf(t *testing.T, dir string, minFiles int) {
+	t.Helper()
 	files := 0
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -243,7 +250,7 @@ func checkModes(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if files < 3 {
+	if files < minFiles {
 		t.Fatalf("only %d files under %s", files, dir)
 	}
 }

@@ -103,11 +103,11 @@ var adminOps = map[string]func() adminOp{
 // adminRoutes registers the admin API on mux.
 func (a *apiServer) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+client.PathAdminPaths, a.admin(callAdminPaths, parsePaths))
-	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.admin(callAdminPath, parsePath))
-	mux.HandleFunc("POST "+client.PathAdminLeader, a.admin(callAdminTransfer, parseTransfer))
+	mux.HandleFunc("POST "+client.PathAdminPath+"{name}/{action}", a.audited("path", a.admin(callAdminPath, parsePath)))
+	mux.HandleFunc("POST "+client.PathAdminLeader, a.audited("leader_transfer", a.admin(callAdminTransfer, parseTransfer)))
 	mux.HandleFunc("GET "+client.PathAdminArrivals, a.admin(callAdminArrivals, a.ops.parseArrivals))
 	a.memberRoutes(mux)
-	mux.HandleFunc("GET "+client.PathAdminBackup, a.adminHere(a.backup)) // backup.go
+	mux.HandleFunc("GET "+client.PathAdminBackup, a.audited("backup", a.adminHere(a.backup))) // backup.go
 }
 
 // isAdmin reports whether the caller may use the admin API: root, or a

@@ -31,7 +31,9 @@ type apiServer struct {
 	commit     *committer
 	health     *health
 	ops        *admin // admin operations
+	audit      *auditor
 	metrics    *metrics
+	seal       *sealer               // seals submits, opens inbox reads
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -53,8 +55,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 		return nil, err
 	}
 	lim := apiLimits
-	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin,
-		metrics: n.metrics, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
+		metrics: n.metrics, seal: n.sealer, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -66,6 +68,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
 	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
+	a.auditRoutes(mux) // audit_api.go
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
 		ReadHeaderTimeout: lim.HeaderTimeout,
@@ -318,6 +321,10 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		if ttl > 0 {
 			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 		}
+		if err := a.seal.seal(&item); err != nil {
+			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
 		res, err = a.commit.submit(ctx, item)
 		cancel()
@@ -352,7 +359,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		m = messageView(st)
 	} else {
 		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: a.cfg.Site, To: to,
-			Precedence: prec.String(), Seq: res.Seq, Size: len(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
+			Precedence: prec.String(), Seq: res.Seq, Size: len(payload), PayloadSHA256: plainSum(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
 	}
 	m.Existing = res.Existing
 	code := http.StatusCreated
@@ -413,9 +420,10 @@ func tptr(ns int64) *time.Time {
 
 func messageView(st *queue.Status) *client.Message {
 	m := st.Message
+	size, sum := payloadInfo(&m)
 	return &client.Message{
 		ID: m.ID, Key: m.Key, Direction: string(st.Direction), From: m.Origin, To: m.Dest,
-		Precedence: m.Precedence.String(), Seq: m.Seq, Size: len(m.Payload), State: st.State.String(),
+		Precedence: m.Precedence.String(), Seq: m.Seq, Size: size, PayloadSHA256: sum, State: st.State.String(),
 		SubmittedAt: time.Unix(0, st.SubmittedAt).UTC(),
 		DeliveredAt: tptr(st.DeliveredAt), ReadAt: tptr(st.ReadAt), ExpiredAt: tptr(st.ExpiredAt), ExpiresAt: tptr(m.ExpiresAt),
 	}
@@ -508,9 +516,9 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 // budget and writes them; it reports whether it answered (always when
 // final, else only when there was something to send).
 func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uint64, maxN int, maxBytes int64, final bool) bool {
-	// A reply holds at most maxBytes, or one message over it: take
-	// enough for either before reading.
-	took, err := a.budget.acquire(r.Context(), maxBytes+a.cfg.MaxMessageSize)
+	// A reply holds at most maxBytes, or one message over it, and one
+	// opened payload at a time: take enough for either before reading.
+	took, err := a.budget.acquire(r.Context(), maxBytes+a.cfg.payloadLimit()+a.cfg.MaxMessageSize)
 	if err != nil {
 		return true // the client went away
 	}
@@ -543,10 +551,15 @@ func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, a
 			io.WriteString(w, ",")
 		}
 		io.WriteString(w, "\n    ")
-		if err := writeInboxMessage(w, client.InboxMessage{
+		im := client.InboxMessage{
 			ID: m.ID, Key: m.Key, From: m.Origin, Precedence: m.Precedence.String(), Seq: m.Seq, Pos: it.Pos,
-			Payload: m.Payload, SubmittedAt: time.Unix(0, m.SubmittedAt).UTC(), ReceivedAt: time.Unix(0, it.ReceivedAt).UTC(),
-		}); err != nil {
+			SubmittedAt: time.Unix(0, m.SubmittedAt).UTC(), ReceivedAt: time.Unix(0, it.ReceivedAt).UTC(),
+		}
+		var err error
+		if im.Payload, err = a.seal.open(&m); err != nil {
+			im.Error = err.Error()
+		}
+		if err := writeInboxMessage(w, im); err != nil {
 			return // the connection failed; the client sees a truncated reply
 		}
 		next = it.Pos

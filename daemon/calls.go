@@ -65,6 +65,8 @@ var callCodes = func() *transport.Codes {
 		{"invalid", queue.ErrInvalid},
 		{"bad_relay", errBadRelay},
 		{"transfer_conflict", errTransferConflict},
+		{"audit_fork", errAuditFork},
+		{"bad_checkpoint", errBadCheckpoint},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
 		// A signature on the link that does not hold (forward.Notary).
@@ -127,7 +129,12 @@ func (n *Node) calls() *transport.Routes {
 		return n.admin.serveArrivals(from.Site, body)
 	})
 	other(callDrillTransfer, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
-		return n.admin.serveDrillTransfer(ctx, from, body)
+		out, err := n.admin.serveDrillTransfer(ctx, from, body)
+		n.auditRecord(ctx, "leader_transfer", fmt.Sprintf("another site's drill: to %q: %s", body, outcome(err)), peerActor(from))
+		return out, err
+	})
+	other(callAuditCheckpoint, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+		return n.audit.serveOffer(ctx, from, body) // audit_exchange.go
 	})
 	return rt
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -24,8 +25,9 @@ const certWarnBefore = 30 * 24 * time.Hour
 
 // CheckConfig is `hotlined check-config FILE`: it loads and validates the
 // node config in file as the daemon would at start, checks that
-// socket_group exists and that the TLS files load, chain to the CA and are
-// this node's, and changes nothing. It writes "OK FILE" and a summary to
+// socket_group exists, that the TLS files load, chain to the CA and are
+// this node's, and that the [trust] keys load and match each other and the
+// config (loadSiteKeys), and changes nothing. It writes "OK FILE" and a summary to
 // stdout; or each problem as "FILE:LINE: KEY: what" to stderr and returns
 // an error saying how many there were.
 func CheckConfig(file string, now time.Time, stdout, stderr io.Writer) error {
@@ -54,13 +56,21 @@ func CheckConfig(file string, now time.Time, stdout, stderr io.Writer) error {
 	case bundle.Identity != (pki.Identity{Site: cfg.Site, Node: cfg.Node}):
 		bad("tls.cert", "%s is the certificate of %s, but this node is %s/%s", cfg.TLS.Cert, bundle.Identity, cfg.Site, cfg.Node)
 	}
+	keys, err := loadSiteKeys(cfg)
+	if err != nil {
+		if ce, ok := errors.AsType[*ConfigError](err); ok {
+			bad(ce.Key, "%s%s", ce.Msg, credentialHint(ce.Msg))
+		} else {
+			bad("trust", "%v", err)
+		}
+	}
 	for _, p := range problems {
 		fmt.Fprintln(stderr, p)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("check-config: %s: %d problem(s)", file, len(problems))
 	}
-	writeSummary(stdout, cfg, bundle, now)
+	writeSummary(stdout, cfg, bundle, keys, now)
 	return nil
 }
 
@@ -76,7 +86,7 @@ func tlsKeyOf(err error) string {
 	}
 }
 
-func writeSummary(w io.Writer, cfg *Config, b *pki.Bundle, now time.Time) {
+func writeSummary(w io.Writer, cfg *Config, b *pki.Bundle, keys *siteKeys, now time.Time) {
 	fmt.Fprintf(w, "OK %s\n", cfg.file)
 	row := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-12s %s\n", k, fmt.Sprintf(format, a...)) }
 	row("node", "%s/%s", cfg.Site, cfg.Node)
@@ -94,6 +104,9 @@ func writeSummary(w io.Writer, cfg *Config, b *pki.Bundle, now time.Time) {
 		sites = append(sites, d+")")
 	}
 	row("sites", "%s", strings.Join(sites, ", "))
+	for _, r := range keys.summary(cfg) {
+		row(r[0], "%s", r[1])
+	}
 	row("paths", "%s", strings.Join(cfg.Paths, ", "))
 	row("data_dir", "%s", cfg.DataDir)
 	group := cfg.SocketGroup

@@ -55,6 +55,10 @@ type Config struct {
 	// CertExpiryWarning is how long before the node's certificate or the
 	// CA expires an alarm is raised; 0 turns the alarm off.
 	CertExpiryWarning Duration `toml:"cert_expiry_warning"`
+	// AuditCheckpointInterval is how often, at most, the leader signs a
+	// checkpoint of the audit log when it grew, and offers its latest to
+	// the other sites (audit.go).
+	AuditCheckpointInterval Duration `toml:"audit_checkpoint_interval"`
 
 	TLS   TLSConfig    `toml:"tls"`
 	Trust TrustConfig  `toml:"trust"`
@@ -178,6 +182,8 @@ func DefaultConfig() *Config {
 			LinkTestInterval: Duration{time.Minute},
 			HandoffAfter:     Duration{2 * time.Second},
 		},
+		// A checkpoint a minute bounds what a rewritten history can hide.
+		AuditCheckpointInterval: Duration{time.Minute},
 	}
 }
 
@@ -280,6 +286,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention.Duration < time.Minute {
 		return bad("retention", "%v is too short (at least 1m)", c.Retention)
+	}
+	if d := c.AuditCheckpointInterval.Duration; d < 100*time.Millisecond || d > 24*time.Hour {
+		return bad("audit_checkpoint_interval", "%v is out of range (100ms to 24h)", c.AuditCheckpointInterval)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return bad("log_level", "%v", err)

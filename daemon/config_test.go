@@ -43,6 +43,10 @@ paths = ["fiber"]
 ca = "ca.crt"
 cert = "n.crt"
 key = "n.key"
+[trust]                      # LoadConfig names the files; Open and check-config read them
+sign_key = "alpha.sign.key"
+kem_key = "credential:alpha.kem.key"
+keys = "sites.pub"
 [[sites]]
 name = "alpha"
 [[sites.nodes]]
@@ -64,6 +68,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if c.Socket != "/run/hotline/hotline.sock" || c.SocketGroup != "" {
 		t.Fatalf("socket %q group %q", c.Socket, c.SocketGroup)
+	}
+	if c.Trust.SignKey != "credential:alpha.sign.key" || c.Trust.KEMKey != "credential:alpha.kem.key" || c.Trust.Keys != "/etc/hotline/sites.pub" {
+		t.Fatalf("trust %+v, want the keys as the unit's credentials", c.Trust)
 	}
 }
 
@@ -152,5 +159,31 @@ func TestValidateDeployment(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestTrustConfig: [trust] paths resolve next to the file except
+// credentials, and each key is required, named with its line.
+func TestTrustConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "n.toml")
+	if err := os.WriteFile(f, []byte(goodConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Trust.SignKey != filepath.Join(dir, "alpha.sign.key") || c.Trust.KEMKey != "credential:alpha.kem.key" || c.Trust.Keys != filepath.Join(dir, "sites.pub") {
+		t.Errorf("trust %+v: want relative paths resolved, credentials kept", c.Trust)
+	}
+	for key, line := range map[string]string{"sign_key": "sign_key = \"alpha.sign.key\"\n", "kem_key": "kem_key = \"credential:alpha.kem.key\"\n", "keys": "keys = \"sites.pub\"\n"} {
+		if err := os.WriteFile(f, []byte(strings.Replace(goodConfig, line, "", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The key is missing: its line is the [trust] table's, line 11.
+		if _, err := LoadConfig(f); err == nil || !strings.Contains(err.Error(), f+":11: trust."+key+": is required") {
+			t.Errorf("without %s: %v", key, err)
+		}
 	}
 }

@@ -85,7 +85,7 @@ func lineOfKey(data []byte, key string) int {
 			if table != "" {
 				full = table + "." + full
 			}
-			if full == key || strings.HasPrefix(key, full+".") {
+			if full == key || strings.HasPrefix(key, full+".") || strings.HasPrefix(key, full+"[") {
 				return i + 1
 			}
 			continue

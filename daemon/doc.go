@@ -14,17 +14,20 @@
 //  1. the keyring (transport/pki) and the metrics' instruments
 //     (newMetrics, metrics.go): Raft's state machine records its commits
 //     in them;
-//  2. the store (queue), then Raft (consensus, with the fsm adapter of
-//     node.go), then the link (transport): Raft needs nothing of the
-//     link, and the link's routing table (calls.go) reaches the parts
-//     below only once the node runs;
+//  2. the store (queue) and the sealer (seal.go: payload envelopes,
+//     sealed at submit and opened at inbox reads), then Raft (consensus,
+//     with the fsm adapter of node.go), then the link (transport): Raft
+//     needs nothing of the link, and the link's routing table (calls.go)
+//     reaches the parts below only once the node runs;
 //  3. the parts over them: committer (commit.go, propose.go, submit.go,
 //     readindex.go: propose, group commit, relay to the leader, read
 //     index), membership (member.go), linkHealth (linkhealth.go: link
 //     tests, what this node reaches, the leader's hand-off), admin
 //     (admin.go, adminops.go: the admin operations, relayed or not, and
 //     other sites' drill calls), health (health.go, storage.go, the
-//     resync alarms of backup.go: healthz, readyz, alarms, storage full);
+//     resync alarms of backup.go: healthz, readyz, alarms, storage full),
+//     auditor (audit.go, audit_exchange.go, audit_api.go: operator
+//     records, the leader's signed checkpoints and their exchange);
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
@@ -60,7 +63,8 @@
 // that owns them — lifecycle.mu (state transitions against enter),
 // linkTests.mu (the last link test per site and path), coalescer.mu
 // (the read-index round in flight), budget.mu (inbox reply bytes),
-// trustRefusals.mu (the latest refusal per site). The keyring
+// sealer.mu (inbox payloads that do not open), trustRefusals.mu (the
+// latest refusal per site). The keyring
 // (pki.Keyring) guards itself; reload replaces its contents, never the
 // pointer. The config is read-only once Open has it.
 //

@@ -43,6 +43,8 @@ type health struct {
 	link  *transport.Link
 	keys  *pki.Keyring // certificates, for expiry alarms
 	tests *linkTests   // the leader's link tests (linkHealth.tests)
+	audit *auditor     // audit forks (audit.go)
+	seals *sealer      // inbox payloads that do not open (seal.go)
 
 	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
 }
@@ -198,10 +200,10 @@ type alarm struct{ kind, text string }
 
 // alarmList is every alarm raised now: store corruption, a full disk, a
 // restored site still waiting to hear from another, paths down or
-// disabled, failed link tests, certificates near expiry, signatures
-// refused on the link. Status words
-// them (alarms), the metric counts them by kind (alarmCounts): one list,
-// so the two never disagree.
+// disabled, failed link tests, certificates near expiry, unread inbox
+// payloads that do not decrypt, signatures refused on the link. Status
+// words them (alarms), the metric counts them by kind (alarmCounts): one
+// list, so the two never disagree.
 func (h *health) alarmList() []alarm {
 	var out []alarm
 	add := func(kind, format string, args ...any) { out = append(out, alarm{kind, fmt.Sprintf(format, args...)}) }
@@ -243,6 +245,14 @@ func (h *health) alarmList() []alarm {
 	for _, t := range certAlarms(h.keys, h.cfg.CertExpiryWarning.Duration) {
 		add("cert_expiry", "%s", t)
 	}
+	for _, t := range h.audit.alarms() {
+		add("audit_fork", "%s", t)
+	}
+	if h.seals != nil {
+		for _, t := range h.seals.alarms() {
+			add("payload_undecryptable", "%s", t)
+		}
+	}
 	for _, t := range h.refusals.alarms(time.Now()) {
 		add("bad_signature", "%s", t)
 	}
@@ -259,7 +269,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "bad_signature"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

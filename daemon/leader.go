@@ -23,6 +23,7 @@ func startLeaderDuties(n *Node) *leaderDuties {
 	wg.Go(func() { n.purgeLoop(ctx) })
 	wg.Go(func() { n.linkHealth.testLoop(ctx) })
 	wg.Go(func() { n.linkHealth.handoffLoop(ctx) })
+	wg.Go(func() { n.audit.loop(ctx) }) // audit_exchange.go
 	return d
 }
 

@@ -85,10 +85,18 @@ func TestLinkSignatures(t *testing.T) {
 		}
 		return 1
 	}
+	toAlpha, err := ring.EncryptionKey("alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
 	batch := func(id string) *transport.Batch {
+		env, err := trust.Seal(toAlpha, trust.Binding{ID: id, Origin: "bravo", Dest: "alpha"}, []byte("forged? "+id))
+		if err != nil {
+			t.Fatal(err)
+		}
 		return &transport.Batch{Kind: transport.BatchMessages, From: "bravo", To: "alpha", Precedence: queue.Priority,
 			Messages: []queue.Message{{ID: id, Origin: "bravo", Dest: "alpha", Precedence: queue.Priority, Seq: next(),
-				SubmittedAt: time.Now().UnixNano(), Payload: []byte("forged? " + id)}}}
+				SubmittedAt: time.Now().UnixNano(), Flags: queue.FlagSealed, Payload: env}}}
 	}
 	sign := func(b *transport.Batch, key *trust.SigningKey) *transport.Batch {
 		if _, err := (&forward.Notary{Key: key, Ring: ring}).Sign(b, time.Now().UnixNano()); err != nil {

@@ -73,9 +73,9 @@ var (
 func (a *apiServer) memberRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+client.PathAdminRaft, a.admin(callAdminRaft, parseRaft))
 	mux.HandleFunc("GET "+client.PathAdminMembers, a.admin(callAdminMembers, parseMembers))
-	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.admin(callAdminMember, parseMember))
-	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.admin(callAdminMember, parseMember))
-	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.admin(callAdminMember, parseMember))
+	mux.HandleFunc("POST "+client.PathAdminMemberAdd, a.audited("member_add", a.admin(callAdminMember, parseMember)))
+	mux.HandleFunc("POST "+client.PathAdminMemberRemove, a.audited("member_remove", a.admin(callAdminMember, parseMember)))
+	mux.HandleFunc("POST "+client.PathAdminMemberReplace, a.audited("member_replace", a.admin(callAdminMember, parseMember)))
 }
 
 // raftRequest is GET /v1/admin/raft: this node's Raft progress.

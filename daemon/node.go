@@ -45,10 +45,12 @@ type Node struct {
 	linkHealth *linkHealth // link tests, reach, leader hand-off (linkhealth.go)
 	health     *health     // health, readiness, alarms (health.go)
 	admin      *admin      // admin operations and drill calls (admin.go, adminops.go)
+	audit      *auditor    // audit records, checkpoints and their exchange (audit.go)
 	metrics    *metrics
 	mserv      *metricsServer // nil unless metrics_listen is set
 	keys       *pki.Keyring   // replaced by reload
 	site       *siteKeys      // signing, decryption and pinned keys (sitekeys.go)
+	sealer     *sealer        // payload envelopes (seal.go)
 	start      time.Time
 
 	life   lifecycle
@@ -111,6 +113,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.sealer = newSealer(cfg, site, n.store, log, n.metrics.reg)
 	// Raft before the link: Raft needs nothing of the link, and peers that
 	// reach this node find it listening only once it can serve them (until
 	// the state is running they get a retryable ErrStarting).
@@ -134,8 +137,10 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.admin = &admin{cfg: cfg, log: log, store: n.store, raft: n.raft, link: n.link,
 		commit: n.commit, members: n.members, tests: &n.linkHealth.tests}
 	n.linkHealth.transfer = n.admin.transferLeader
+	n.audit = newAuditor(cfg, log, n.store, n.site, n.link, n.commit.propose, n.ctx)
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
-		keys: n.keys, tests: &n.linkHealth.tests, refusals: n.metrics.refusals}
+		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
+		refusals: n.metrics.refusals}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.api, err = newAPIServer(n)
 	if err != nil {
@@ -184,7 +189,7 @@ func (n *Node) linkConfig(b *pki.Keyring) transport.Config {
 		Handler:  transport.HandlerFunc(n.handleBatch),
 		Calls:    n.calls(),
 		Logger:   n.log.With("component", "link"),
-		MaxFrame: int(n.cfg.MaxMessageSize)*2 + n.cfg.Link.BatchBytes + (1 << 20),
+		MaxFrame: int(n.cfg.payloadLimit())*2 + n.cfg.Link.BatchBytes + (1 << 20),
 		// A peer that stops answering (killed, cut off) is found by the
 		// probes; QUIC itself gives up after this long without a packet.
 		IdleTimeout:   3 * time.Second,

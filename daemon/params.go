@@ -35,6 +35,10 @@ var routeParams = map[string][]string{
 	"POST " + client.PathAdminMemberRemove:             {"id", "force"},
 	"POST " + client.PathAdminMemberReplace:            {"old", "id", "raft", "force"},
 	"GET " + client.PathAdminBackup:                    {},
+	"GET " + client.PathAuditEntries:                   {"from", "limit", "id"},
+	"GET " + client.PathAuditCheckpoint:                {"site"},
+	"GET " + client.PathAuditCheckpoints:               {"site", "after", "limit", "forks"},
+	"GET " + client.PathAuditKeys:                      {},
 }
 
 // Limits of query parameter values.

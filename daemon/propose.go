@@ -11,6 +11,7 @@ import (
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // ErrNoQuorum is returned when the site could not commit a command before
@@ -258,8 +259,11 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 			if err := remote(it.Dest); err != nil {
 				return fmt.Errorf("submit of %s: destination %w", it.ID, err)
 			}
-			if int64(len(it.Payload)) > n.cfg.MaxMessageSize {
-				return fmt.Errorf("submit of %s: %d bytes, over max_message_size %d", it.ID, len(it.Payload), n.cfg.MaxMessageSize)
+			if it.Flags&queue.FlagSealed == 0 {
+				return fmt.Errorf("submit of %s: payload not sealed (every node of site %s seals what it accepts)", it.ID, n.cfg.Site)
+			}
+			if int64(len(it.Payload)) > n.cfg.payloadLimit() {
+				return fmt.Errorf("submit of %s: %d bytes sealed, over max_message_size %d plus the envelope's %d", it.ID, len(it.Payload), n.cfg.MaxMessageSize, trust.EnvelopeOverhead)
 			}
 		}
 	case queue.OpReceive:
@@ -314,6 +318,15 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 			return missing
 		}
 	case queue.OpExpire:
+	case queue.OpAudit:
+		if cmd.Audit == nil {
+			return missing
+		}
+	case queue.OpCheckpoint:
+		if cmd.Checkpoint == nil {
+			return missing
+		}
+		return n.audit.checkRelayed(cmd.Checkpoint) // audit_exchange.go
 	default:
 		return fmt.Errorf("unknown operation %q", cmd.Op)
 	}

@@ -43,6 +43,7 @@ func TestRelayedCommandsChecked(t *testing.T) {
 		{"receive without data", &queue.Command{Op: queue.OpReceive, Time: now}, "without its receive data"},
 		{"submit for another origin", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "bravo", Items: []queue.SubmitItem{{ID: "rc-4", Dest: "alpha", Payload: []byte("x")}}}}, `submit with origin "bravo"`},
 		{"submit to an unconfigured site", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "alpha", Items: []queue.SubmitItem{{ID: "rc-5", Dest: "charlie", Payload: []byte("x")}}}}, `destination "charlie"`},
+		{"submit not sealed", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "alpha", Items: []queue.SubmitItem{{ID: "rc-6", Dest: "bravo", Payload: []byte("x")}}}}, "payload not sealed"},
 		{"delivered to our own site", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "alpha", Precedence: queue.Flash, UpTo: 5}}, "delivered: destination"},
 		{"receipts acked without data", &queue.Command{Op: queue.OpReceiptsAcked, Time: now}, "without its receipts_acked data"},
 		{"receipts from an unconfigured site", &queue.Command{Op: queue.OpReceipts, Time: now, Receipts: &queue.Receipts{From: "charlie"}}, `"charlie" is not another configured site`},

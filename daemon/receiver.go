@@ -82,7 +82,10 @@ func (n *Node) otherLeader() string {
 func (n *Node) checkBatch(cmd *queue.Command) error {
 	switch {
 	case cmd.Receive != nil:
-		return cmd.Receive.Validate(n.cfg.Site, n.cfg.MaxMessageSize)
+		if err := cmd.Receive.Validate(n.cfg.Site, n.cfg.payloadLimit()); err != nil {
+			return err
+		}
+		return n.sealer.checkInbound(cmd.Receive.Messages)
 	case cmd.Receipts != nil:
 		return cmd.Receipts.Validate()
 	}

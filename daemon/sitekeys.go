@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/hotline-link/hotline/transport/trust"
 )
@@ -65,4 +67,56 @@ func loadSiteKeys(cfg *Config) (*siteKeys, error) {
 		}
 	}
 	return k, nil
+}
+
+// summary is check-config's rows about the keys: this site's key ids and
+// every pinned site's signing and current encryption key ids.
+func (k *siteKeys) summary(cfg *Config) [][2]string {
+	rows := [][2]string{
+		{"sign key", fmt.Sprintf("%s (%s)", k.sign.ID(), cfg.Trust.SignKey)},
+		{"kem key", fmt.Sprintf("%s (%s)", k.dec[0].ID(), cfg.Trust.KEMKey)},
+	}
+	if len(k.dec) > 1 {
+		var old []string
+		for i, d := range k.dec[1:] {
+			old = append(old, fmt.Sprintf("%s (%s)", d.ID(), cfg.Trust.OldKEMKeys[i]))
+		}
+		rows = append(rows, [2]string{"old kem keys", strings.Join(old, ", ")})
+	}
+	rows = append(rows, [2]string{"keyring", cfg.Trust.Keys + ", pinning:"})
+	var sites []string
+	for _, s := range cfg.Sites {
+		sites = append(sites, s.Name)
+	}
+	extra := k.ring.Sites()
+	slices.Sort(extra)
+	for _, s := range extra {
+		if !slices.Contains(sites, s) {
+			sites = append(sites, s)
+		}
+	}
+	for _, s := range sites {
+		var sign []string
+		for _, v := range k.ring.SigningKeys(s) {
+			sign = append(sign, v.ID.String())
+		}
+		d := "sign " + strings.Join(sign, " ")
+		if e, err := k.ring.EncryptionKey(s); err == nil {
+			d += ", kem " + e.ID.String()
+		}
+		if !slices.ContainsFunc(cfg.Sites, func(c SiteConfig) bool { return c.Name == s }) {
+			d += " (not a configured site)"
+		}
+		rows = append(rows, [2]string{"  " + s, d})
+	}
+	return rows
+}
+
+// credentialHint is added to a [trust] problem that is a systemd
+// credential named while check-config runs outside the unit.
+func credentialHint(msg string) string {
+	if !strings.Contains(msg, "$CREDENTIALS_DIRECTORY is not set") {
+		return ""
+	}
+	return "; to check the files outside the unit, run check-config with CREDENTIALS_DIRECTORY set to the directory holding them under those names"
 }

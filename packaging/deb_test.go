@@ -135,11 +135,14 @@ func TestDeb(t *testing.T) {
 			}
 		}
 	}
-	// The conffile is a valid config but for the certificates, which the
-	// operator provides.
-	out, err := exec.Command(filepath.Join(root, "usr/bin/hotlined"), "check-config", filepath.Join(root, "etc/hotline/hotline.toml")).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "hotline.toml:") || !strings.Contains(string(out), "tls.ca: pki: load CA: open /etc/hotline/pki/ca.crt") {
-		t.Errorf("check-config of the installed config: %v\n%s\nwant exit status 1 for the missing CA only", err, out)
+	// The conffile is a valid config but for the certificates and the
+	// site keys (credentials of the unit), which the operator provides.
+	cmd := exec.Command(filepath.Join(root, "usr/bin/hotlined"), "check-config", filepath.Join(root, "etc/hotline/hotline.toml"))
+	cmd.Env = append(os.Environ(), "CREDENTIALS_DIRECTORY=")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "hotline.toml:") || !strings.Contains(string(out), "tls.ca: pki: load CA: open /etc/hotline/pki/ca.crt") ||
+		!strings.Contains(string(out), `trust.sign_key: key file "credential:alpha.sign.key" is a systemd credential`) || !strings.Contains(string(out), "2 problem(s)") {
+		t.Errorf("check-config of the installed config: %v\n%s\nwant exit status 1 for the missing CA and keys only", err, out)
 	}
 
 	// Removing keeps the config and the data.

@@ -124,6 +124,7 @@ type applier struct {
 	rcptOut, rcptQueues, rcptIn            *bolt.Bucket
 	fin                                    *bolt.Bucket
 	fence                                  *bolt.Bucket // backup.go
+	aud                                    auditTx      // audit_apply.go
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {
@@ -136,6 +137,7 @@ func newApplier(tx *bolt.Tx, site string) *applier {
 		inbox: tx.Bucket(bucketInbox), inDups: tx.Bucket(bucketInDups),
 		rcptOut: tx.Bucket(bucketRcptOut), rcptQueues: tx.Bucket(bucketRcptQueues), rcptIn: tx.Bucket(bucketRcptIn),
 		fin: tx.Bucket(bucketFin), fence: tx.Bucket(bucketFence),
+		aud: openAuditTx(tx),
 	}
 	a.inbox.FillPercent = seqFill
 	return a
@@ -159,6 +161,9 @@ func (a *applier) applySafe(c *Command) (res Result, err error) {
 func (a *applier) apply(c *Command) (Result, error) {
 	var res Result
 	var err error
+	if f := c.evidenceFault(); f != nil { // evidence.go
+		return Result{Err: fmt.Sprintf("queue: %s: %v: %v", c.Op, ErrInvalid, f)}, nil
+	}
 	switch c.Op {
 	case OpSubmit:
 		if c.Submit == nil {
@@ -218,6 +223,16 @@ func (a *applier) apply(c *Command) (Result, error) {
 		}
 		res.Purge, err = a.purge(c.Purge)
 		return res, err
+	case OpAudit:
+		if c.Audit == nil {
+			break
+		}
+		return a.auditOp(c.Time, c.Audit)
+	case OpCheckpoint:
+		if c.Checkpoint == nil {
+			break
+		}
+		return a.checkpoint(c.Time, c.Checkpoint)
 	default:
 		return Result{Err: fmt.Sprintf("queue: %v: unknown command %q", ErrInvalid, c.Op)}, nil
 	}

@@ -13,6 +13,8 @@ const (
 	OpReceiptsAcked Op = "receipts_acked" // the origin site acked our receipts up to an RSeq
 	OpExpire        Op = "expire"         // expire queued messages whose TTL ran out
 	OpPurge         Op = "purge"          // delete finished messages older than the retention period
+	OpAudit         Op = "audit"          // record an operator action or a refusal in the audit log (audit.go)
+	OpCheckpoint    Op = "checkpoint"     // keep a signed audit checkpoint, ours or another site's (audit.go)
 )
 
 // Command is one state-machine command: exactly one of the pointer fields
@@ -28,6 +30,8 @@ type Command struct {
 	Receipts      *Receipts      `json:"receipts,omitempty"`
 	ReceiptsAcked *ReceiptsAcked `json:"receipts_acked,omitempty"`
 	Purge         *Purge         `json:"purge,omitempty"`
+	Audit         *AuditCmd      `json:"audit,omitempty"`
+	Checkpoint    *CheckpointCmd `json:"checkpoint,omitempty"`
 }
 
 // Submit enqueues messages on outbound channels. Origin is the local site.

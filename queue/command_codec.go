@@ -17,10 +17,13 @@ import (
 //	      2026-11-28; see command_legacy.go)
 //	0x02  binary version 2 (read only: logs written before version 3;
 //	      version 1's body and a checksum)
-//	0x03  binary version 3, written by Encode: the body below, then the
-//	      CRC32C (Castagnoli) of every byte before it, 4 bytes big-endian
+//	0x03  binary version 3 (read only: logs written before version 4,
+//	      which lacks the evidence; the body below and a checksum)
+//	0x04  binary version 4, written by Encode: the evidence section
+//	      (evidence.go), the body below, then the CRC32C (Castagnoli) of
+//	      every byte before it, 4 bytes big-endian
 //
-// DecodeCommand checks the checksum of versions 2 and 3: a damaged entry
+// DecodeCommand checks the checksum of versions 2, 3 and 4: a damaged entry
 // (a flipped byte in raft.db, on the wire or in memory) is an error
 // wrapping [ErrCorrupt], and Apply stops rather than skip it. Entries of
 // the JSON format and version 1 carry no checksum: they are decoded
@@ -28,15 +31,17 @@ import (
 // formats to the same command, so a log mixing them replays the same
 // everywhere.
 //
-// The body of version 3, after the version byte, in the encoding of
+// The body of versions 3 and 4, after the version byte (and version 4's
+// evidence section), in the encoding of
 // messages and receipts (encoding.go: uvarints, zig-zag varints for
 // times and signed numbers, length-prefixed strings and bytes, lists as
 // a count and the elements, nil and empty alike):
 //
-//	command  = op:string time:varint bodies:byte body...
-//	bodies   = bit set of the bodies present, each then encoded in bit
-//	           order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
-//	           4 Receipts, 5 ReceiptsAcked, 6 Purge
+//	command  = op:string time:varint bodies:uvarint body...
+//	bodies   = uvarint bit set of the bodies present, each then encoded in
+//	           bit order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
+//	           4 Receipts, 5 ReceiptsAcked, 6 Purge, 7 Audit, 8 Checkpoint
+//	           (audit.go; below bit 7 the uvarint is the one byte it was)
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
@@ -59,6 +64,7 @@ const (
 	cmdVersion1 = 0x01
 	cmdVersion2 = 0x02
 	cmdVersion3 = 0x03
+	cmdVersion4 = 0x04
 	cmdSumLen   = 4
 )
 
@@ -80,24 +86,30 @@ const (
 	minInMessageLen = 3 + minMessageLen // channel, then the message
 )
 
-// Encode returns the command's log representation (binary version 3). It
-// fails only for an invalid precedence.
+// Encode returns the command's log representation (binary version 4). It
+// fails only for an invalid precedence or malformed evidence (wrapping
+// ErrInvalid).
 func (c *Command) Encode() ([]byte, error) {
 	if err := c.checkPrecedences(); err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, err)
 	}
+	if err := c.evidenceFault(); err != nil {
+		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
+	}
 	b := make([]byte, 0, c.sizeHint())
-	b = append(b, cmdVersion3)
+	b = append(b, cmdVersion4)
+	b = c.appendEvidence(b) // evidence.go
 	b = AppendString(b, string(c.Op))
 	b = binary.AppendVarint(b, c.Time)
-	var bodies byte
+	var bodies uint64
 	for i, present := range []bool{c.Submit != nil, c.Delivered != nil, c.Receive != nil,
-		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil} {
+		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil,
+		c.Audit != nil, c.Checkpoint != nil} {
 		if present {
 			bodies |= 1 << i
 		}
 	}
-	b = append(b, bodies)
+	b = binary.AppendUvarint(b, bodies)
 	if s := c.Submit; s != nil {
 		b = AppendString(b, s.Origin)
 		b = binary.AppendUvarint(b, uint64(len(s.Items)))
@@ -147,6 +159,7 @@ func (c *Command) Encode() ([]byte, error) {
 		b = binary.AppendVarint(b, p.Before)
 		b = binary.AppendVarint(b, int64(p.Max))
 	}
+	b = appendAudit(b, c)
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -196,7 +209,8 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 1 + cmdSumLen // version, op, time, bodies, checksum
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) // version, op, time, bodies, checksum, audit bodies
+	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
 		for i := range s.Items {
@@ -255,7 +269,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
 		return c, nil
-	case cmdVersion3, cmdVersion2:
+	case cmdVersion4, cmdVersion3, cmdVersion2:
 		if len(b) < 1+cmdSumLen {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("entry of %d bytes", len(b)), entry: true}
 		}
@@ -264,9 +278,12 @@ func DecodeCommand(b []byte) (*Command, error) {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("checksum %08x, stored %08x", got, want), entry: true}
 		}
 		d := &Decoder{b: bytes.Clone(body[1:]), n: len(body)}
-		if b[0] == cmdVersion3 {
+		switch b[0] {
+		case cmdVersion4:
+			c, err = decodeCommand4(d) // evidence.go
+		case cmdVersion3:
 			c, err = decodeCommand3(d)
-		} else {
+		default:
 			c, err = decodeCommand1(d)
 		}
 	case cmdVersion1:
@@ -280,12 +297,13 @@ func DecodeCommand(b []byte) (*Command, error) {
 	return c, nil
 }
 
-// decodeCommand3 reads the body of version 3.
+// decodeCommand3 reads the body of version 3 (and of version 4, after
+// its evidence section).
 func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
-	bodies := d.Byte()
-	if bodies&^bodyAll != 0 {
+	bodies := d.Uvarint()
+	if bodies&^bodyAllAudit != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -342,6 +360,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	if bodies&bodyPurge != 0 {
 		c.Purge = &Purge{Before: d.Varint(), Max: d.int()}
 	}
+	decodeAudit(d, c, bodies)
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}
@@ -349,7 +368,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 }
 
 // ops are the known command names, returned without allocating.
-var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge}
+var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint}
 
 // op reads a command's name.
 func (d *Decoder) op() Op {

@@ -50,6 +50,12 @@ func codecCommands() []Command {
 		{Op: "launch", Time: 1},
 		{},
 		{Op: OpExpire, Time: t1, Delivered: &DeliveredCmd{}, ReceiptsAcked: &ReceiptsAcked{}, Purge: &Purge{}}, // several bodies
+		// Evidence (version 4): evidence_test.go.
+		evReceiveCmd(t2, "statement", 5, 2),
+		evReceiptsCmd(t3, "receipt statement", 1, 3, 4),
+		{Op: OpDelivered, Time: t4, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Flash, UpTo: 7,
+			Evidence: testEvidence("delivered", 3, 5), Sent: testEvidence("sent", math.MaxUint64, 1)}},
+		{Op: OpDelivered, Delivered: &DeliveredCmd{Dest: "bravo", Sent: testEvidence(string(bytes.Repeat([]byte{0xee}, MaxStatementLen)), 1, 1)}},
 	}
 }
 
@@ -59,7 +65,7 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("command %d (%s): encode: %v", i, c.Op, err)
 		}
-		if enc[0] != cmdVersion3 {
+		if enc[0] != cmdVersion4 {
 			t.Fatalf("command %d: version byte %#x", i, enc[0])
 		}
 		got, err := DecodeCommand(enc)
@@ -84,7 +90,7 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err = DecodeCommand(v2)
-		if err != nil || !reflect.DeepEqual(*got, c) {
+		if c := withoutEvidence(c); err != nil || !reflect.DeepEqual(*got, c) {
 			t.Fatalf("command %d: version 2 round trip: %v\n got %+v\nwant %+v", i, err, got, c)
 		}
 	}
@@ -216,7 +222,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty entry"},
-		{"unknown version", []byte{4, 0}, "unknown format version 0x04"},
+		{"unknown version", []byte{5, 0}, "unknown format version 0x05"},
 		{"version 2 too short", []byte{cmdVersion2, 0, 0, 0}, "entry of 4 bytes"},
 		{"op longer than input", v1(50, 'x'), "beyond the end"},
 		{"non-minimal varint", v1(0x81, 0x00, 'x'), "non-minimal"},
@@ -231,7 +237,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		// Version 3 (with a valid checksum, added below).
 		{"v3 op longer than input", v3(50, 'x'), "beyond the end"},
 		{"v3 non-minimal varint", v3(1, 'x', 0x80, 0x00, 0), "non-minimal"},
-		{"v3 unknown body", v3(1, 'x', 0, 0x80), "unknown bodies"},
+		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x04), "unknown bodies"},
 		{"v3 bad precedence", v3(1, 'x', 0, bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
 		{"v3 forged item count", v3(1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f), "list longer"},
 		{"v3 forged payload length", append(v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},
@@ -332,7 +338,7 @@ func TestDecodeCommandJSON(t *testing.T) {
 
 // FuzzDecodeCommand: decoding never panics, and whatever decodes encodes
 // again to a command that decodes equal (nil and empty alike); an entry of
-// version 3 re-encodes to the same bytes (the encoding is canonical).
+// version 4 re-encodes to the same bytes (the encoding is canonical).
 func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range codecCommands() {
 		enc, err := c.Encode()
@@ -343,6 +349,9 @@ func FuzzDecodeCommand(f *testing.F) {
 		if v2, err := encodeV2(&c); err == nil {
 			f.Add(v2)
 		}
+	}
+	for _, tc := range badEvidence() { // evidence_test.go
+		f.Add(encodeUnchecked(f, tc.cmd))
 	}
 	f.Add([]byte(`{"op":"receive","receive":{"origin":"a","precedence":"routine","messages":[{"id":"m","seq":1,"payload":""}]}}`))
 	f.Add([]byte{})
@@ -366,7 +375,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if want := normalized(*c); !reflect.DeepEqual(&want, c2) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
 		}
-		if data[0] == cmdVersion3 && !bytes.Equal(enc, data) {
+		if data[0] == cmdVersion4 && !bytes.Equal(enc, data) {
 			t.Fatalf("binary entry re-encodes differently:\n%x\n%x", data, enc)
 		}
 	})
@@ -391,7 +400,7 @@ func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
 				}
 			}
 		}
-		for _, v := range []byte{0, cmdVersion1, cmdVersion2, 4, 0x82, '{'} {
+		for _, v := range []byte{0, cmdVersion1, cmdVersion2, cmdVersion3, 5, 0x82, '{'} {
 			b := bytes.Clone(enc)
 			b[0] = v
 			if v == cmdVersion1 {

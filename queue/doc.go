@@ -41,17 +41,37 @@
 //     [AppendReceipt], [Decoder]): canonical, bounded, varint times, nil
 //     and empty alike. The log entries use it and package transport's
 //     batch frames use it, so a message has one encoding on the wire and
-//     in the log. Log entries ([Command.Encode], format version 3) begin
+//     in the log. Log entries ([Command.Encode], format version 4) begin
 //     with their format version and end with a CRC32C; entries of the
-//     earlier formats still decode: version 2 (checked), version 1 and
-//     JSON (unchecked; logs begun before 2026-11-28 and 2026-11-24, whose
-//     state files, formats 2 and 1, Open still upgrades). Stored records
+//     earlier formats still decode: version 3 (checked, without
+//     evidence), version 2 (checked), version 1 and JSON (unchecked; logs
+//     begun before 2026-11-28 and 2026-11-24, whose state files, formats
+//     2 and 1, Open still upgrades); an entry of a newer version is
+//     refused ("unknown format version"). Stored records
 //     hold the same fields in a fixed layout (codec.go) so that a state
 //     change patches bytes in place: message records and queued
 //     receipts keep times as 8-byte integers, and a stored receipt is
 //     the wire receipt's fields with its RSeq and origin in its key. The
 //     store file carries its own format version and is upgraded in place
 //     when opened or restored.
+//   - Evidence (evidence.go, evidence_store.go). OpReceive, OpReceipts
+//     and OpDelivered may carry signed statements ([Evidence]: opaque
+//     bytes made and checked by package transport/trust, and their
+//     leaves), at most [MaxStatementLen] bytes and [MaxEvidenceLeaves]
+//     leaves each; a Receive's or Receipts' evidence has exactly one leaf
+//     per item, the first about the first item, or the command is
+//     refused (ErrInvalid: by Validate, Encode, DecodeCommand and Apply)
+//     and changes nothing. Apply never interprets a statement. For each
+//     item it applies or already holds it keeps one reference per
+//     (message, kind): "received" (the origin's statement of an inbound
+//     batch), "read" (the reader site's statement of its receipts),
+//     "sent" and "delivered" (the origin's and the destination's
+//     statements of the outbound messages up to the ack's UpTo); the
+//     first reference of a kind is kept, a later statement (a resend
+//     signed again) adds nothing. A statement is stored once (keyed by
+//     its SHA-256) with a reference count; purging a message drops its
+//     references and a statement goes with its last, so evidence is
+//     bounded by the messages kept. [Store.Proofs] reads them.
 //   - Backup and restore ([Store.Backup], [RestoreBackup]): a backup is one
 //     read transaction framed with a header and a SHA-256 trailer. A
 //     restored state starts a new Raft log (applied index 0) and is
@@ -62,8 +82,18 @@
 //     old state, so the channel's records have a hole there, below
 //     Acked); an OpReceiptsAcked renumbers receipts past the origin's;
 //     the first receipts from a site are taken from where they start.
-//   - Integrity. Message records and queued receipts carry CRC32C
-//     checksums bound to their location, checked wherever they are read,
+//   - Audit log (audit.go): apply appends a record for every event that
+//     matters (a message submitted, received, delivered, read or expired;
+//     OpAudit's operator actions and refusals) to an append-only Merkle
+//     tree (golang.org/x/mod/sumdb/tlog), with the command's time, so
+//     every node holds the same log. OpCheckpoint keeps signed
+//     checkpoints (opaque notes): ours only if their root is the tree's
+//     at their size; another site's as held while each extends the last
+//     (a consistency proof apply checks), else apart as a fork. Purge
+//     never deletes audit records; they go with backups and snapshots.
+//   - Integrity. Message records, queued receipts and evidence records
+//     carry CRC32C checksums bound to their location (a stored statement
+//     is also checked against its SHA-256), checked wherever they are read,
 //     applied, served or forwarded; index entries are checked against the
 //     record they name. Damage is an error wrapping [ErrCorrupt] (a
 //     [*CorruptError] naming file and record) and is counted

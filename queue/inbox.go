@@ -71,8 +71,14 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		if err := a.indexInbound(m.ID, rf); err != nil {
 			return nil, err
 		}
+		if err := a.auditMsg(AuditReceived, false, now, ck, m.Seq, m.ID, m.Flags, m.Payload); err != nil {
+			return nil, err
+		}
 		last = m.Seq
 		res.Applied++
+	}
+	if err := a.receiveEvidence(r, ck, last); err != nil { // evidence_store.go
+		return nil, err
 	}
 	if res.Applied == 0 {
 		return res, nil
@@ -181,6 +187,9 @@ func (a *applier) markOneRead(now int64, id string, r []byte, unread *uint64) (b
 		return false, err
 	}
 	*unread--
+	if err := a.auditMsg(AuditRead, false, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+		return false, err
+	}
 	return true, a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now})
 }
 

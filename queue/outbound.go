@@ -45,7 +45,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	}
 	var hash []byte
 	if it.Key != "" {
-		hash = payloadSum(it.Payload)
+		hash = it.plaintextSum()
 		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
 			return a.existingKey(r, it, hash)
 		}
@@ -90,7 +90,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 		}
 	}
 	res.Seq = seq
-	return res, nil
+	return res, a.auditMsg(AuditSubmitted, true, now, ck, seq, it.ID, it.Flags, it.Payload) // audit_apply.go
 }
 
 // existingKey answers an item whose idempotency key is stored at ref r:
@@ -123,16 +123,17 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 // SameSubmission is the idempotency rule: it reports whether item,
 // submitted with the idempotency key of the stored outbound message st
 // (from [Store.LookupKey]), repeats that message: the same destination,
-// precedence and payload, the payload compared by its SHA-256, which the
-// store keeps after expiry removes the payload. A repeat is answered with
-// st's ID and enqueues nothing; anything else under the same key is
-// [ErrKeyConflict]. OpSubmit applies the same rule, so a caller may answer
+// precedence and payload, the payload compared by its plaintext's SHA-256
+// (a sealed payload's from its header: two seals of one plaintext differ),
+// which the store keeps after expiry removes the payload. A repeat is
+// answered with st's ID and enqueues nothing; anything else under the
+// same key is [ErrKeyConflict]. OpSubmit applies the same rule, so a caller may answer
 // a repeat without proposing it.
 func SameSubmission(st *Status, it *SubmitItem) bool {
 	if st.Direction != Outbound || st.Message.Key != it.Key || it.Key == "" {
 		return false
 	}
-	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, payloadSum(it.Payload))
+	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, it.plaintextSum())
 }
 
 // sameSubmission is SameSubmission on the stored message's channel and
@@ -182,7 +183,10 @@ func (a *applier) delivered(now int64, d *DeliveredCmd) error {
 	if err := a.deliver(now, ck, d.UpTo); err != nil {
 		return err
 	}
-	return a.resyncOut(ck, d.UpTo) // backup.go
+	if err := a.resyncOut(ck, d.UpTo); err != nil { // backup.go
+		return err
+	}
+	return a.deliveredEvidence(d, ck) // evidence_store.go
 }
 
 // deliver marks the messages of channel ck up to upTo delivered.
@@ -206,6 +210,9 @@ func (a *applier) deliver(now int64, ck []byte, upTo uint64) error {
 		}
 		rec, err := decodeMeta(v, l)
 		if err != nil {
+			return err
+		}
+		if err := a.auditMsg(AuditDelivered, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
 			return err
 		}
 		// Above the old Acked nothing was purgeable; up to upTo it is.
@@ -287,6 +294,9 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 			return nil, err
 		}
 		res.Expired++
+		if err := a.auditMsg(AuditExpired, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

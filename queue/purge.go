@@ -171,6 +171,9 @@ func (a *applier) purgeMessage(kind byte, r []byte) error {
 			return err
 		}
 	}
+	if err := a.dropEvidence(kind, r); err != nil { // evidence_store.go
+		return err
+	}
 	return msgs.Delete(k)
 }
 

@@ -45,6 +45,9 @@ func (a *applier) receipts(now int64, r *Receipts) (*ReceiptsResult, error) {
 			return nil, err
 		}
 	}
+	if err := a.receiptsEvidence(r, last); err != nil { // evidence_store.go
+		return nil, err
+	}
 	if last != start {
 		if err := a.rcptIn.Put(from, u64(last)); err != nil {
 			return nil, err
@@ -102,6 +105,9 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 		return err
 	}
 	msgs.FillPercent = seqFill
+	if err := a.auditMsg(AuditRead, true, now, ck, rc.Seq, rec.id, rec.flags, nil); err != nil {
+		return err
+	}
 	return msgs.Put(k, nv)
 }
 

@@ -16,9 +16,13 @@ var ErrClosed = errors.New("queue: store closed")
 // formatVersion is the layout version stored in the meta bucket. Version
 // 1 lacked the finalized index (bucketFin); version 2 lacked checksums in
 // message records and receipts and the duplicate inbound ID index
-// (bucketInDups). Open and Restore upgrade older files (see migrate).
+// (bucketInDups); version 3 lacked the evidence buckets
+// (evidence_store.go), whose reference counts every writer must keep
+// (an older version would purge messages without releasing their
+// statements, so it must refuse the file). Open and Restore upgrade older
+// files (see migrate).
 const (
-	formatVersion    = 3
+	formatVersion    = 4
 	minFormatVersion = 1
 )
 
@@ -57,6 +61,8 @@ var (
 
 	bucketFin = []byte("fin") // time(8) kind(1) ref -> nil, purgeable messages (purge.go)
 
+	// bucketEvStmts, bucketEvCount, bucketEvRefs: evidence (evidence_store.go)
+
 	allBuckets = [][]byte{
 		bucketMeta,
 		bucketOut, bucketOutChans, bucketOutIDs, bucketOutKeys, bucketExpiry,
@@ -64,6 +70,8 @@ var (
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
 		bucketFin,
 		bucketFence,
+		bucketEvStmts, bucketEvCount, bucketEvRefs,
+		bucketAudit, bucketAuditHashes, bucketAuditIDs, bucketAuditCPs, // audit_apply.go
 	}
 
 	metaVersion   = []byte("version")

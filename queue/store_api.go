@@ -30,6 +30,7 @@ type Result struct {
 	Receipts *ReceiptsResult `json:"receipts,omitempty"`
 	Expire   *ExpireResult   `json:"expire,omitempty"`
 	Purge    *PurgeResult    `json:"purge,omitempty"`
+	Audit    *AuditResult    `json:"audit,omitempty"` // OpAudit, OpCheckpoint
 	Err      string          `json:"err,omitempty"`
 	// Skipped is true when the entry's index was at or below the store's
 	// applied index (a replay after restart) and nothing was done.

@@ -88,6 +88,9 @@ func (it *SubmitItem) Validate() error {
 	if it.Flags&FlagTombstone != 0 {
 		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
 	}
+	if it.Flags&FlagSealed != 0 {
+		return validSealed(it.Payload)
+	}
 	return nil
 }
 
@@ -95,7 +98,8 @@ func (it *SubmitItem) Validate() error {
 // why site should refuse r (wrapping [ErrInvalid]), or nil. It refuses
 // what the state machine refuses when applying r (a bad origin or
 // precedence, a message of another channel or without a valid ID, key
-// or Seq) and, before anything is proposed, a batch whose sequence
+// or Seq, evidence whose leaves are not one per message) and, before
+// anything is proposed, a batch whose sequence
 // numbers are not consecutive or with a payload over maxPayload bytes
 // (maxPayload <= 0: no limit), a limit of this site's configuration.
 func (r *Receive) Validate(site string, maxPayload int64) error {
@@ -124,6 +128,9 @@ func (r *Receive) valid(site string) error {
 	if err := validPrecedence(r.Precedence); err != nil {
 		return err
 	}
+	if err := r.evidenceFault(); err != nil { // evidence.go
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	want := Channel{r.Origin, site, r.Precedence}
 	for i := range r.Messages {
 		m := &r.Messages[i]
@@ -147,11 +154,14 @@ func (r *Receive) valid(site string) error {
 // Validate is the one check of an inbound batch of receipts: it reports
 // why the site should refuse r (wrapping [ErrInvalid]), or nil: a bad
 // sender name, RSeqs that are zero or not consecutive, an invalid
-// precedence, or an ID (which may be empty) that is too long or not
-// printable.
+// precedence, an ID (which may be empty) that is too long or not
+// printable, or evidence whose leaves are not one per receipt.
 func (r *Receipts) Validate() error {
 	if err := validName(r.From); err != nil {
 		return fmt.Errorf("from: %w", err)
+	}
+	if err := r.evidenceFault(); err != nil { // evidence.go
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var prev uint64
 	for i := range r.Receipts {

@@ -63,7 +63,7 @@ type Message struct {
 	To          string     `json:"to"`        // destination site
 	Precedence  string     `json:"precedence"`
 	Seq         uint64     `json:"seq"`
-	Size        int        `json:"size"`
+	Size        int        `json:"size"`  // the plaintext's bytes (0 once expired)
 	State       string     `json:"state"` // queued | delivered | read | expired
 	Existing    bool       `json:"existing,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
@@ -75,6 +75,11 @@ type Message struct {
 	// WaitTimedOut: the message is committed but had not reached the
 	// submit's wait state when its timeout passed (HTTP 202).
 	WaitTimedOut bool `json:"wait_timed_out,omitempty"`
+
+	// PayloadSHA256 is the plaintext's SHA-256 (hex), read from the
+	// payload's envelope: a site keeps payloads sealed, and `get` never
+	// shows one. Empty once the message expired.
+	PayloadSHA256 string `json:"payload_sha256,omitempty"`
 }
 
 // Inbox query parameters: after (position, default 0), max (default 100,
@@ -91,9 +96,14 @@ type InboxMessage struct {
 	Precedence  string    `json:"precedence"`
 	Seq         uint64    `json:"seq"`
 	Pos         uint64    `json:"pos"`     // position in this site's inbox; pass as `after` to continue
-	Payload     []byte    `json:"payload"` // base64 in JSON
+	Payload     []byte    `json:"payload"` // base64 in JSON; empty when Error is set
 	SubmittedAt time.Time `json:"submitted_at"`
 	ReceivedAt  time.Time `json:"received_at"`
+
+	// Error says why the payload is not served: its envelope does not
+	// open with this site's keys (tampered, or sealed to a key the site
+	// does not hold).
+	Error string `json:"error,omitempty"`
 }
 
 // Inbox is the reply of GET /v1/inbox.

@@ -72,6 +72,9 @@ func printMessage(w io.Writer, m *client.Message) error {
 	add("precedence", safe(m.Precedence))
 	add("seq", strconv.FormatUint(m.Seq, 10))
 	add("size", strconv.Itoa(m.Size))
+	if m.PayloadSHA256 != "" {
+		add("sha256", safe(m.PayloadSHA256))
+	}
 	add("submitted", fmtTime(m.SubmittedAt))
 	addTime("delivered", m.DeliveredAt)
 	addTime("read", m.ReadAt)

@@ -12,14 +12,22 @@ import (
 func newPKICmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pki",
-		Short: "Create the deployment's CA and node certificates",
+		Short: "Create the deployment's CA, node certificates and site keys",
 		Long: `pki writes the certificate files hotline nodes authenticate each other
 with: "pki init" creates the CA (ca.crt, ca.key) in a directory, "pki issue"
-signs a node's certificate and key with it. Existing files are never
-overwritten. Keep ca.key offline; give each node ca.crt and its own pair.`,
+signs a node's certificate and key with it. Keep ca.key offline; give each
+node ca.crt and its own pair.
+
+It also writes the site keys that sign what a site states and open the
+payloads sealed to it: "pki keys" creates a site's signing and KEM keys
+(SITE.sign.key, SITE.kem.key, 0600) and their public lines (SITE.pub), on
+that site, for its three nodes; "pki keyring" merges every site's SITE.pub
+into the keyring file (sites.pub) each node's config pins. Only .pub files
+are exchanged between sites. Existing key and certificate files are never
+overwritten.`,
 	}
 	groupCommand(cmd)
-	cmd.AddCommand(newPKIInitCmd(e), newPKIIssueCmd(e))
+	cmd.AddCommand(newPKIInitCmd(e), newPKIIssueCmd(e), newPKIKeysCmd(e), newPKIKeyringCmd(e))
 	return cmd
 }
 

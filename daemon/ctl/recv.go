@@ -47,6 +47,11 @@ stdout is not a terminal; on a terminal, control characters (except
 newline and tab), invalid UTF-8 and the backslash are shown as escapes
 (\x1b, \u202e, \\). --json output is always exact (payload in base64).
 
+A message whose payload the daemon cannot open (its envelope does not
+decrypt with the site's keys) is named on stderr instead, is not
+acknowledged, and makes recv exit non-zero; with --json its object has
+an "error" field and no payload.
+
 --ack marks the printed messages read, which sends their read receipts.
 --follow keeps waiting for new messages until interrupted. --wait waits that
 long for a message when none is unread (default 0, or 30s with --follow).`,
@@ -95,6 +100,7 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 	after := o.after
 	raw := !isTerminal(e.stdout)
 	var retry backoff
+	unopened := 0 // messages whose payload the daemon could not open
 	for {
 		in, err := c.ReadInbox(ctx, client.InboxRequest{After: after, Max: o.max, MaxBytes: o.maxBytes, Wait: o.wait})
 		if err != nil {
@@ -115,11 +121,20 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 		ids := make([]string, 0, len(in.Messages))
 		for i := range in.Messages {
 			m := &in.Messages[i]
+			after = max(after, m.Pos)
+			if m.Error != "" {
+				unopened++
+				if !o.json {
+					fmt.Fprintf(e.stderr, "hotlinectl: recv: #%d from=%s id=%s: %s (not printed, not acknowledged)\n", m.Pos, safe(m.From), safe(m.ID), safe(m.Error))
+					continue
+				}
+			}
 			if err := printInboxMessage(e.stdout, m, o.json, raw); err != nil {
 				return fmt.Errorf("recv: write output: %w", err)
 			}
-			ids = append(ids, m.ID)
-			after = max(after, m.Pos)
+			if m.Error == "" {
+				ids = append(ids, m.ID)
+			}
 		}
 		after = max(after, in.Next)
 		if o.ack && len(ids) > 0 {
@@ -131,6 +146,9 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 			}
 		}
 		if !o.follow {
+			if unopened > 0 {
+				return fmt.Errorf("recv: %d messages could not be opened (see above; the site raises an alarm)", unopened)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {

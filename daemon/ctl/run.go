@@ -148,6 +148,7 @@ else ` + DefaultSocket + `).`,
 		newManCmd(e),
 		newLabCmd(e),
 		newBackupCmd(e),
+		newAuditCmd(e),
 	)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hotline-link/hotline/internal/ctxsleep"
@@ -22,6 +23,11 @@ type Forwarder struct {
 	dest string
 	prec queue.Precedence
 	log  *slog.Logger
+
+	// held are proven deliveries of batches the window has not acked yet
+	// (their answer overtook an earlier batch's), oldest first; Run's
+	// goroutine only.
+	held []Delivery
 }
 
 // NewForwarder returns the forwarder of channel (c.Site, dest, prec).
@@ -158,13 +164,22 @@ func (f *Forwarder) take(w *Window, r result) (Step, *Delivery, error) {
 }
 
 // do carries out what a step asks, except cancelling the round, and
-// records a proven delivery: its proof, and the delivery up to no more
-// than the window acked (a proof of a batch whose predecessor is not yet
-// proven waits for it, as the window does).
+// records proven deliveries once the window acked them: a proof of a
+// batch whose predecessor is not yet acked waits for it, as the window
+// does (a delivery is recorded only up to the window's ack).
 func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReporter) {
 	if d != nil {
-		d.UpTo = min(d.UpTo, w.Acked())
-		rep.Prove(*d)
+		f.held = append(f.held, *d)
+	}
+	f.held = slices.DeleteFunc(f.held, func(h Delivery) bool {
+		if h.UpTo <= w.Acked() {
+			rep.Prove(h)
+			return true
+		}
+		return false
+	})
+	if n := len(f.held) - maxHeld(f.c); n > 0 { // a batch resent gets a new proof
+		f.held = slices.Delete(f.held, 0, n)
 	}
 	if s.Record > 0 {
 		rep.Report(s.Record)
@@ -192,6 +207,9 @@ func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReport
 		f.log.Warn("sending failed; will retry", "err", err, "acked", w.Acked())
 	}
 }
+
+// maxHeld bounds Forwarder.held: a few windows of batches.
+func maxHeld(c *Config) int { return 4 * max(c.Window, 1) }
 
 // acked is what the store records the destination acknowledged.
 func (f *Forwarder) acked() uint64 {

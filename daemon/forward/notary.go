@@ -81,8 +81,9 @@ func (n *Notary) check(proof []byte, c claim, leaves []trust.Hash) (*trust.Signe
 		return nil, fmt.Errorf("%s: %w: key %s signed a %s statement of %s about %s/%s %d..%d",
 			what, ErrMismatch, s.KeyID, s.Kind, s.Site, s.Peer, s.Precedence, s.First, s.Last)
 	}
-	if err := s.Covers(leaves); err != nil {
-		return nil, fmt.Errorf("%s: key %s: %w (%v)", what, s.KeyID, ErrMismatch, err)
+	if s.Covers(leaves) != nil {
+		return nil, fmt.Errorf("%s: key %s: %w: its Merkle root (of %d leaves) is not that of these %d items",
+			what, s.KeyID, ErrMismatch, s.Count, len(leaves))
 	}
 	if err := n.Ring.Verify(s); err != nil { // names the key
 		return nil, fmt.Errorf("%s: %w", what, err)

@@ -136,7 +136,7 @@ func TestNotaryMessages(t *testing.T) {
 		{"no proof", func(b *transport.Batch) { b.Proof = nil }, "missing", "no signed statement"},
 		{"a flipped signature byte", func(b *transport.Batch) { b.Proof = flip(b.Proof, len(b.Proof)-10) }, "bad_signature", "ML-DSA-65 half (key"},
 		{"a flipped Ed25519 byte", func(b *transport.Batch) { b.Proof = flip(b.Proof, len(b.Proof)-trust.SignatureSize+3) }, "bad_signature", "Ed25519 half"},
-		{"a changed payload", func(b *transport.Batch) { b.Messages[2].Payload = []byte("forged") }, "mismatch", "Merkle root differs"},
+		{"a changed payload", func(b *transport.Batch) { b.Messages[2].Payload = []byte("forged") }, "mismatch", "Merkle root"},
 		{"another precedence", func(b *transport.Batch) { b.Precedence = queue.Routine; setPrec(b) }, "mismatch", "not about these items"},
 		{"a truncated proof", func(b *transport.Batch) { b.Proof = b.Proof[:100] }, "malformed", "malformed"},
 		{"signed by another site", func(b *transport.Batch) { b.Proof = charlieSigned.Proof }, "mismatch", "signed a messages statement of charlie"},

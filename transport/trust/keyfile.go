@@ -107,13 +107,16 @@ func KeyPath(p string) (string, error) {
 	}
 	dir := os.Getenv("CREDENTIALS_DIRECTORY")
 	switch {
-	case name == "" || strings.Contains(name, "/"):
+	case name == "" || name == "." || name == ".." || strings.Contains(name, "/"):
 		return "", fmt.Errorf("key file %q: a credential name is one file name, without /", p)
 	case dir == "":
 		return "", fmt.Errorf("key file %q is a systemd credential, but $CREDENTIALS_DIRECTORY is not set: load it with LoadCredential=%s:/path in the unit, or name a path", p, name)
 	}
 	return filepath.Join(dir, name), nil
 }
+
+// maxKeyFileSize bounds a private key file (a PEM block of a few hundred bytes).
+const maxKeyFileSize = 64 << 10
 
 // readPrivate reads a private key file (through KeyPath), refusing one
 // that others than its owner may read.
@@ -125,6 +128,9 @@ func readPrivate(p, typ string) (*pem.Block, string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, path, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxKeyFileSize {
+		return nil, path, fmt.Errorf("%w: %s is not a key file (a regular file of at most %d bytes)", ErrMalformed, path, maxKeyFileSize)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, path, fmt.Errorf("%s is mode %04o: a private key must be readable by its owner only (chmod 600 %s)", path, fi.Mode().Perm(), path)
@@ -202,12 +208,18 @@ const MaxKeyringSize = 1 << 20
 
 // ParseKeyring reads keyring lines: "SITE sign|kem KEYID BASE64
 // [retired]"; blank lines and lines starting with # are ignored. A key id
-// that does not match its key is an error.
+// that does not match its key is an error; a line repeated is read once.
 func ParseKeyring(data []byte) (*Keyring, error) {
 	if len(data) > MaxKeyringSize {
 		return nil, fmt.Errorf("%w: keyring of %d bytes (at most %d)", ErrMalformed, len(data), MaxKeyringSize)
 	}
 	k := &Keyring{sign: map[string][]*VerifyKey{}, kem: map[string][]*EncryptionKey{}, cur: map[string]*EncryptionKey{}}
+	type seenKey struct {
+		line    int
+		raw     []byte
+		retired bool
+	}
+	seen := map[string]seenKey{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), MaxKeyringSize)
 	for ln := 1; sc.Scan(); ln++ {
@@ -228,30 +240,51 @@ func ParseKeyring(data []byte) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: key is not base64: %v", ErrMalformed, ln, err)
 		}
-		var got KeyID
+		var (
+			got  KeyID
+			v    *VerifyKey
+			e    *EncryptionKey
+			perr error
+		)
 		switch kind {
 		case "sign":
-			v, err := ParseVerifyKey(site, raw)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", ln, err)
+			if v, perr = ParseVerifyKey(site, raw); perr == nil {
+				got = v.ID
 			}
-			k.sign[site] = append(k.sign[site], v)
-			got = v.ID
 		case "kem":
-			e, err := ParseEncryptionKey(site, raw)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", ln, err)
+			if e, perr = ParseEncryptionKey(site, raw); perr == nil {
+				got = e.ID
 			}
+		default:
+			return nil, fmt.Errorf("%w: line %d: key kind %q (want sign or kem)", ErrMalformed, ln, kind)
+		}
+		if perr != nil {
+			return nil, fmt.Errorf("line %d: %w", ln, perr)
+		}
+		if want, err := strconv.ParseUint(id, 16, 32); err != nil || KeyID(want) != got {
+			return nil, fmt.Errorf("%w: line %d: key id %s does not match the key (its id is %s)", ErrMalformed, ln, id, got)
+		}
+		// A key listed twice is pinned once (note verifiers must be
+		// unambiguous); two keys of a site with one id, or a kem key both
+		// current and retired, are contradictions.
+		name := site + " " + kind + " " + got.String()
+		if prev, dup := seen[name]; dup {
+			if !bytes.Equal(prev.raw, raw) {
+				return nil, fmt.Errorf("%w: line %d: %s %s key id %s names two different keys (lines %d and %d)", ErrMalformed, ln, site, kind, got, prev.line, ln)
+			}
+			if kind == "kem" && prev.retired != retired {
+				return nil, fmt.Errorf("%w: line %d: %s kem key %s is listed twice, once retired (lines %d and %d): keep one line", ErrMalformed, ln, site, got, prev.line, ln)
+			}
+			continue
+		}
+		seen[name] = seenKey{line: ln, raw: raw, retired: retired}
+		if v != nil {
+			k.sign[site] = append(k.sign[site], v)
+		} else {
 			k.kem[site] = append(k.kem[site], e)
 			if !retired {
 				k.cur[site] = e
 			}
-			got = e.ID
-		default:
-			return nil, fmt.Errorf("%w: line %d: key kind %q (want sign or kem)", ErrMalformed, ln, kind)
-		}
-		if want, err := strconv.ParseUint(id, 16, 32); err != nil || KeyID(want) != got {
-			return nil, fmt.Errorf("%w: line %d: key id %s does not match the key (its id is %s)", ErrMalformed, ln, id, got)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -1,0 +1,131 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hotline-link/hotline/queue"
+	"github.com/hotline-link/hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/trust"
+)
+
+// TestNoteKeyHash: the key a checkpoint was signed with is read from its
+// note without verifying it, so a leader notices a new signing key even
+// when the old one is no longer pinned.
+func TestNoteKeyHash(t *testing.T) {
+	key, err := trust.GenerateSigningKey("alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := trust.SignCheckpoint(key, trust.Checkpoint{Site: "alpha", Size: 3, Root: trust.Hash{7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := noteKeyHash(msg, "alpha"); !ok || h != uint32(key.ID()) {
+		t.Fatalf("key hash = %08x, %v; want %s", h, ok, key.ID())
+	}
+	if _, ok := noteKeyHash(msg, "bravo"); ok {
+		t.Fatal("found a signature of bravo on alpha's checkpoint")
+	}
+	if _, ok := noteKeyHash([]byte("not a note"), "alpha"); ok {
+		t.Fatal("found a key in garbage")
+	}
+}
+
+// TestCheckRelayedCheckpoint: the leader takes a relayed checkpoint only
+// if its note is signed by a pinned key and states the command's fields.
+func TestCheckRelayedCheckpoint(t *testing.T) {
+	key, _ := trust.GenerateSigningKey("bravo")
+	other, _ := trust.GenerateSigningKey("bravo") // not pinned
+	dec, _ := trust.GenerateDecryptionKey("bravo")
+	ring, err := trust.ParseKeyring(trust.PublicLines(key.Public(), dec.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &auditor{ring: ring}
+	cp := trust.Checkpoint{Site: "bravo", Size: 5, Root: trust.Hash{1}}
+	good, _ := trust.SignCheckpoint(key, cp)
+	unpinned, _ := trust.SignCheckpoint(other, cp)
+	if err := a.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*queue.CheckpointCmd{
+		"unpinned key": {Site: "bravo", Size: 5, Root: cp.Root, Note: unpinned},
+		"other size":   {Site: "bravo", Size: 6, Root: cp.Root, Note: good},
+		"other root":   {Site: "bravo", Size: 5, Root: trust.Hash{2}, Note: good},
+		"no note":      {Site: "bravo", Size: 5, Root: cp.Root},
+	} {
+		if err := a.checkRelayed(k); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+	}
+}
+
+func TestActorOf(t *testing.T) {
+	if a := actorOf(nil); a != queue.NoActor {
+		t.Fatalf("unknown caller = %+v", a)
+	}
+	a := actorOf(&syscall.Ucred{Uid: 0, Pid: 42})
+	if a.UID != 0 || a.PID != 42 || a.User != "root" {
+		t.Fatalf("root's actor = %+v", a)
+	}
+	var nilAuditor *auditor
+	if nilAuditor.alarms() != nil {
+		t.Fatal("a node without an auditor has audit alarms")
+	}
+	if !strings.Contains(peerActor(pki.Identity{Site: "bravo", Node: "bravo-1"}).Peer, "bravo/bravo-1") {
+		t.Fatal("peer actor")
+	}
+}
+
+// TestCheckKeyRecordsAChange: a leader whose key differs from the one the
+// latest checkpoint was signed with records the change before it signs;
+// with the same key it records nothing.
+func TestCheckKeyRecordsAChange(t *testing.T) {
+	store, err := queue.Open(filepath.Join(t.TempDir(), "state.db"), "alpha", queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var index uint64
+	commit := func(_ context.Context, cmd *queue.Command) (*queue.Result, error) { // what Raft does with a proposal
+		b, err := cmd.Encode()
+		if err != nil {
+			return nil, err
+		}
+		index++
+		return &store.Apply([]queue.Entry{{Index: index, Data: b}})[0], nil
+	}
+	oldKey, _ := trust.GenerateSigningKey("alpha")
+	newKey, _ := trust.GenerateSigningKey("alpha")
+	cfg := &Config{Site: "alpha", Node: "alpha-1", SubmitTimeout: Duration{time.Second}}
+	a := &auditor{cfg: cfg, log: slog.New(slog.DiscardHandler), store: store, sign: oldKey, propose: commit}
+	ctx := context.Background()
+	if !a.checkKey(ctx) {
+		t.Fatal("no checkpoint yet: nothing to record")
+	}
+	if _, err := commit(ctx, &queue.Command{Op: queue.OpAudit, Time: 1, Audit: &queue.AuditCmd{Node: "alpha-1", Action: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.checkpoint(ctx)
+	if cp, err := store.AuditCheckpoint("alpha"); err != nil || cp.Size != 1 {
+		t.Fatalf("checkpoint = %+v, %v", cp, err)
+	}
+	if !a.checkKey(ctx) || store.AuditSize() != 1 {
+		t.Fatalf("same key: %d records, want 1", store.AuditSize())
+	}
+	a.sign = newKey
+	if !a.checkKey(ctx) || store.AuditSize() != 2 {
+		t.Fatalf("new key: %d records, want 2", store.AuditSize())
+	}
+	es, _, _ := store.AuditEntries(1, 1)
+	r, _ := queue.DecodeAuditRecord(es[0].Record)
+	if r.Action != "signing_key_changed" || !strings.Contains(r.Detail, newKey.ID().String()) || !strings.Contains(r.Detail, oldKey.ID().String()) {
+		t.Fatalf("record = %+v", r)
+	}
+}
