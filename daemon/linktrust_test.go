@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,9 @@ import (
 )
 
 // TestLinkSignatures runs the two-site lab: messages both ways are
-// delivered and read with every batch signed and checked; a batch from
+// delivered and read with every batch signed and checked, and each keeps
+// its proofs (received at its destination; sent, delivered and read at
+// its origin), which hold with the keyring; a batch from
 // bravo carries bravo's signature and alpha's ack a delivery proof signed
 // by alpha that holds with the keyring and covers the batch's messages;
 // a batch whose signature does not hold (a flipped byte, none, a key not
@@ -65,13 +68,63 @@ func TestLinkSignatures(t *testing.T) {
 			g.Add(clustertest.Sent{Key: fmt.Sprintf("sig-%s-%d", dir[0], i), ID: m.ID, From: dir[0], To: dir[1], Precedence: prec})
 		}
 	}
+	received := map[string][]queue.Message{} // by destination, as it holds them
 	for _, site := range []string{"alpha", "bravo"} {
 		node := daemon.LabNodes(site)[1]
 		msgs := clustertest.DrainInbox(t, lab.Client(node), each, time.Minute)
 		g.CheckArrivals(t, site, msgs)
+		items, err := daemon.StoreOf(lab.Node(node)).Inbox(0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			received[site] = append(received[site], it.Message)
+		}
 		clustertest.AckAll(ctx, t, lab.Client(node), node, msgs)
 	}
 	g.WaitRead(ctx, t, func(site string) *client.Client { return lab.Client(daemon.LabNodes(site)[0]) }, daemon.Retryable)
+
+	// Every message has its proofs, each holding with the keyring and
+	// naming the message's leaf: received at its destination; sent,
+	// delivered and read at its origin.
+	notary := &forward.Notary{Key: bravoKey, Ring: ring}
+	for dest, msgs := range received {
+		for _, m := range msgs {
+			for _, side := range []struct {
+				node  string
+				kinds []string
+			}{{daemon.LabNodes(dest)[1], []string{queue.ProofReceived}},
+				{daemon.LabNodes(m.Origin)[0], []string{queue.ProofSent, queue.ProofDelivered, queue.ProofRead}}} {
+				clustertest.Eventually(t, 30*time.Second, fmt.Sprintf("%v proofs of %s at %s", side.kinds, m.ID, side.node), func() bool {
+					ps, err := daemon.StoreOf(lab.Node(side.node)).Proofs(m.ID)
+					if err != nil {
+						t.Fatalf("proofs of %s at %s: %v", m.ID, side.node, err)
+					}
+					var got []string
+					for _, p := range ps {
+						if _, err := notary.CheckStored(p, &m); err != nil {
+							t.Fatalf("at %s: %v", side.node, err)
+						}
+						got = append(got, p.Kind)
+					}
+					for _, k := range side.kinds {
+						if !slices.Contains(got, k) {
+							return false
+						}
+					}
+					return true
+				})
+			}
+		}
+	}
+	for _, n := range append(daemon.LabNodes("alpha"), daemon.LabNodes("bravo")...) {
+		if hasAlarm(lab, n, "signature on the link") {
+			t.Errorf("%s raised a signature alarm while all went well: %q", n, daemon.Alarms(lab.Node(n)))
+		}
+	}
+	if got := refusedBatches(t, lab, "bravo", ""); got != 0 {
+		t.Errorf("%v batches refused while all went well", got)
+	}
 
 	// A client holding bravo-1's certificate sends batches to alpha's
 	// leader on the priority channel, which nothing else uses.

@@ -362,3 +362,41 @@ func toLeaves(hs []trust.Hash) [][32]byte {
 	}
 	return out
 }
+
+// CheckStored checks a proof the state keeps of message m
+// (queue.Store.Proofs): a statement of its kind's signer (sent and
+// received: m's origin, KindMessages; delivered: m's destination,
+// KindDelivered; read: m's destination, KindRead) that holds with the
+// keyring, whose leaves have the signed root and a leaf Index that is
+// m's (for read, a receipt's, which only the reader knows: it is checked
+// to be in the tree, not recomputed).
+func (n *Notary) CheckStored(p queue.Proof, m *queue.Message) (*trust.Signed, error) {
+	what := fmt.Sprintf("%s proof of %s", p.Kind, m.ID)
+	c := claim{kind: trust.KindMessages, site: m.Origin, peer: m.Dest, prec: m.Precedence}
+	switch p.Kind {
+	case queue.ProofSent, queue.ProofReceived:
+	case queue.ProofDelivered:
+		c.kind, c.site, c.peer = trust.KindDelivered, m.Dest, m.Origin
+	case queue.ProofRead:
+		c.kind, c.site, c.peer, c.prec = trust.KindRead, m.Dest, m.Origin, readPrecedence
+	default:
+		return nil, fmt.Errorf("%s: unknown kind: %w", what, ErrMismatch)
+	}
+	if p.Index < 0 || p.Index >= len(p.Leaves) {
+		return nil, fmt.Errorf("%s: leaf %d of %d: %w", what, p.Index, len(p.Leaves), ErrMismatch)
+	}
+	s, err := trust.DecodeSigned(p.Statement)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	c.first, c.last = s.First, s.Last
+	if c.kind != trust.KindRead {
+		if m.Seq < s.First || m.Seq-s.First != uint64(p.Index) {
+			return nil, fmt.Errorf("%s: leaf %d of a statement from %d is not sequence %d: %w", what, p.Index, s.First, m.Seq, ErrMismatch)
+		}
+		if p.Leaves[p.Index] != trust.MessageLeaf(m) {
+			return nil, fmt.Errorf("%s: leaf %d is not the message's: %w", what, p.Index, ErrMismatch)
+		}
+	}
+	return n.check(p.Statement, c, toHashes(p.Leaves))
+}

@@ -93,6 +93,29 @@ func TestNotaryMessages(t *testing.T) {
 		}
 	}
 
+	// A proof as the state keeps it holds for its message, and for no
+	// other, nor tampered with.
+	p := queue.Proof{Kind: queue.ProofReceived, Statement: ev.Statement, Index: 2, Leaves: ev.Leaves}
+	if _, err := bravo.CheckStored(p, &b.Messages[2]); err != nil {
+		t.Fatalf("stored proof: %v", err)
+	}
+	other := b.Messages[2]
+	other.Payload = []byte("another payload")
+	flipped := p
+	flipped.Statement = bytes.Clone(p.Statement)
+	flipped.Statement[len(flipped.Statement)-1] ^= 1
+	delivered := p
+	delivered.Kind = queue.ProofDelivered
+	for name, c := range map[string]struct {
+		p queue.Proof
+		m *queue.Message
+	}{"another message": {p, &b.Messages[1]}, "another payload": {p, &other}, "a flipped byte": {flipped, &b.Messages[2]},
+		"another kind": {delivered, &b.Messages[2]}} {
+		if _, err := bravo.CheckStored(c.p, c.m); Reason(err) == "" {
+			t.Errorf("stored proof with %s: %v, want a refusal", name, err)
+		}
+	}
+
 	// Bravo committed up to 13 of 11..15: its proof covers 11..13.
 	proof, err := bravo.SignDelivered(cmd, 13, now)
 	if err != nil || len(proof) == 0 {

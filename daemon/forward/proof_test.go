@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,23 +14,6 @@ import (
 	"github.com/hotline-link/hotline/transport/linktest"
 	"github.com/hotline-link/hotline/transport/trust"
 )
-
-// deliveredLog records the OpDelivered commands a site proposes, before
-// they change its store (so that a test that sees the change sees them).
-type deliveredLog struct {
-	Log
-	mu  sync.Mutex
-	cmd []queue.DeliveredCmd
-}
-
-func (l *deliveredLog) Propose(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
-	if cmd.Delivered != nil {
-		l.mu.Lock()
-		l.cmd = append(l.cmd, *cmd.Delivered)
-		l.mu.Unlock()
-	}
-	return l.Log.Propose(ctx, cmd)
-}
 
 // TestForwardDeliveryProofs: the origin records a delivery only with the
 // destination's signed proof of it. Acks whose proof does not hold (a
@@ -43,8 +27,6 @@ func TestForwardDeliveryProofs(t *testing.T) {
 	t.Cleanup(net.Close)
 	sites := []string{"alpha", "bravo"}
 	alpha, bravo := newSite(t, net, "alpha", sites), newSite(t, net, "bravo", sites)
-	log := &deliveredLog{Log: alpha.log}
-	alpha.cfg.Log = log
 	var badAcks, refusedOurs atomic.Int64
 	alpha.cfg.Hooks.Untrusted = func(site string, ack bool, err error) {
 		if site != "bravo" || Reason(err) == "" {
@@ -87,62 +69,54 @@ func TestForwardDeliveryProofs(t *testing.T) {
 		t.Errorf("Untrusted heard of %d bad acks and %d refusals of ours, want 3 and 1", badAcks.Load(), refusedOurs.Load())
 	}
 
-	// Every message bravo holds is covered by a delivery proof and a
-	// sent proof alpha recorded, each holding with the keyring.
-	checkProven(t, bravo.store, log, 40)
+	// Every message bravo holds has its received proof there, and its
+	// sent and delivered proofs at alpha.
+	checkProven(t, alpha.store, bravo.store, inbox(t, bravo.store, 40), queue.ProofSent, queue.ProofDelivered)
 }
 
-// checkProven checks that dest holds want messages and that each is
-// covered by a delivery proof and a sent proof the origin recorded (in
-// log), each holding with the keyring.
-func checkProven(t *testing.T, dest *queue.Store, log *deliveredLog, want int) {
+// inbox returns the messages of st's inbox, which must be want.
+func inbox(t *testing.T, st *queue.Store, want int) []queue.Message {
 	t.Helper()
-	items, err := dest.Inbox(0, 1000)
+	items, err := st.Inbox(0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(items) != want {
-		t.Fatalf("the destination holds %d messages, want %d", len(items), want)
+		t.Fatalf("the inbox holds %d messages, want %d", len(items), want)
 	}
-	ring := notaryOf(t, "alpha").Ring
-	log.mu.Lock()
-	defer log.mu.Unlock()
+	var out []queue.Message
 	for _, it := range items {
-		m := it.Message
-		leaf := trust.MessageLeaf(&m)
-		for _, kind := range []trust.Kind{trust.KindDelivered, trust.KindMessages} {
-			if !provenIn(t, ring, log.cmd, m.Precedence, m.Seq, leaf, kind) {
-				t.Fatalf("%s (%s, seq %d): no recorded %s proof covers it", m.ID, m.Precedence, m.Seq, kind)
+		out = append(out, it.Message)
+	}
+	return out
+}
+
+// checkProven checks that each of msgs (as dest holds them) has its
+// received proof at dest and the proofs of kinds at origin, every one
+// holding with the keyring and naming the message's leaf.
+func checkProven(t *testing.T, origin, dest *queue.Store, msgs []queue.Message, kinds ...string) {
+	t.Helper()
+	n := notaryOf(t, "alpha")
+	for _, m := range msgs {
+		for _, side := range []struct {
+			st    *queue.Store
+			kinds []string
+		}{{dest, []string{queue.ProofReceived}}, {origin, kinds}} {
+			ps, err := side.st.Proofs(m.ID)
+			if err != nil {
+				t.Fatalf("proofs of %s: %v", m.ID, err)
+			}
+			for _, kind := range side.kinds {
+				i := slices.IndexFunc(ps, func(p queue.Proof) bool { return p.Kind == kind })
+				if i < 0 {
+					t.Fatalf("%s (%s, seq %d): no %s proof among %d", m.ID, m.Precedence, m.Seq, kind, len(ps))
+				}
+				if _, err := n.CheckStored(ps[i], &m); err != nil {
+					t.Fatalf("%s: %v", m.ID, err)
+				}
 			}
 		}
 	}
-}
-
-// provenIn reports whether a recorded delivery of channel p holds a
-// statement of kind that covers leaf as sequence seq and verifies.
-func provenIn(t *testing.T, ring Verifier, cmds []queue.DeliveredCmd, p queue.Precedence, seq uint64, leaf trust.Hash, kind trust.Kind) bool {
-	for _, d := range cmds {
-		ev := d.Evidence
-		if kind == trust.KindMessages {
-			ev = d.Sent
-		}
-		if d.Precedence != p || ev == nil || seq < ev.First || seq-ev.First >= uint64(len(ev.Leaves)) {
-			continue
-		}
-		i := int(seq - ev.First)
-		s, err := trust.DecodeSigned(ev.Statement)
-		if err != nil || s.Kind != kind || ring.Verify(s) != nil {
-			t.Fatalf("recorded %s proof: %v", kind, err)
-		}
-		proof, err := trust.Prove(toHashes(ev.Leaves), i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Leaves[i] == leaf && trust.CheckInclusion(s.Root, int64(s.Count), int64(i), leaf, proof) == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // A delivery proof recorded late still counts once: Hooks.Delivered adds

@@ -215,8 +215,6 @@ func TestForwardTwoStores(t *testing.T) {
 	t.Cleanup(net.Close)
 	sites := []string{"alpha", "bravo"}
 	alpha, bravo := newSite(t, net, "alpha", sites), newSite(t, net, "bravo", sites)
-	log := &deliveredLog{Log: alpha.log}
-	alpha.cfg.Log = log
 	net.SetFaults(linktest.Faults{Drop: 0.1, DropAck: 0.1, Duplicate: 0.2, Reorder: 0.2, Delay: 2 * time.Millisecond})
 
 	// A refusal naming bravo's leader now and then: alpha prefers it.
@@ -298,8 +296,10 @@ func TestForwardTwoStores(t *testing.T) {
 	waitFor(t, alpha.store, func() bool { return alpha.delivered.Load() == 120 }, func() string {
 		return fmt.Sprintf("Hooks.Delivered counted %d messages, want 120", alpha.delivered.Load())
 	})
-	// Whatever the link did, every delivery is recorded with its proofs.
-	checkProven(t, bravo.store, log, 120)
+	// Whatever the link did, every message has its proofs: received at
+	// bravo, sent and delivered at alpha.
+	msgs := inbox(t, bravo.store, 120)
+	checkProven(t, alpha.store, bravo.store, msgs, queue.ProofSent, queue.ProofDelivered)
 
 	t.Logf("all acked after %v", time.Since(start))
 	// Read receipts flow back.
@@ -318,6 +318,8 @@ func TestForwardTwoStores(t *testing.T) {
 			t.Fatalf("alpha: %s is %v (%v), want read", id, st, err)
 		}
 	}
+	// Each read receipt came signed by bravo, and alpha keeps it.
+	checkProven(t, alpha.store, bravo.store, msgs, queue.ProofSent, queue.ProofDelivered, queue.ProofRead)
 	waitFor(t, bravo.store, func() bool {
 		q := bravo.store.ReceiptQueues()
 		return len(q) == 1 && q[0].Acked == q[0].Last
