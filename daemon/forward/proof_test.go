@@ -20,8 +20,8 @@ import (
 // flipped byte, none) and a refusal of the origin's own signature are
 // failures: nothing is recorded for them, the hook hears of each, and the
 // batch is sent again; its new ack proves the delivery. In the end every
-// message is covered by a recorded delivery proof and by the origin's own
-// statement of the batch it was sent in, both holding with the keyring.
+// message has its received proof at the destination and its sent and
+// delivered proofs at the origin, all holding with the keyring.
 func TestForwardDeliveryProofs(t *testing.T) {
 	net := linktest.NewNet[transport.Batch, transport.Ack](11, func(b *transport.Batch) string { return b.To })
 	t.Cleanup(net.Close)
