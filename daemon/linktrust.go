@@ -78,8 +78,9 @@ func newTrustRefusals(cfg *Config, reg *prometheus.Registry) *trustRefusals {
 
 // record counts a signature of site that did not hold (or our own that
 // site refused: refusedOurs) and raises the alarm. err names what failed;
-// the caller logs it.
-func (r *trustRefusals) record(site, what string, err error) {
+// the caller logs it. It reports whether this refusal raised the alarm
+// anew (the first of site and kind after refusalAlarmFor without one).
+func (r *trustRefusals) record(site, what string, err error) (fresh bool) {
 	reason := forward.Reason(err)
 	switch what {
 	case refusedBatch:
@@ -95,9 +96,11 @@ func (r *trustRefusals) record(site, what string, err error) {
 	if s == nil || now.Sub(s.at) > refusalAlarmFor {
 		s = &refusalSeen{since: now}
 		r.seen[k] = s
+		fresh = true
 	}
 	s.at, s.err = now, err.Error()
 	s.n++
+	return fresh
 }
 
 // alarms words the refusals of the last refusalAlarmFor, by site.
@@ -134,13 +137,24 @@ func (n *Node) untrustedHook(site string, ack bool, err error) {
 	if ack {
 		what = refusedAck
 	}
-	n.metrics.refusals.record(site, what, err)
+	n.auditRefusal(site, what, err, n.metrics.refusals.record(site, what, err))
+}
+
+// auditRefusal records a refusal in the audit log when it raised the
+// bad_signature alarm anew (fresh): one record per site and kind while
+// refusals go on, so a peer cannot flood the log; the metric counts each.
+func (n *Node) auditRefusal(site, what string, err error, fresh bool) {
+	if !fresh {
+		return
+	}
+	detail := fmt.Sprintf("%s: %s (%s); later refusals within %v are counted in the metrics, not recorded", site, what, forward.Reason(err), refusalAlarmFor)
+	n.auditRecord(n.ctx, "refused_signature", detail)
 }
 
 // refuseUntrusted counts, logs and alarms a batch (or a relayed command)
 // of site whose signature did not hold; err is what the sender is told.
 func (n *Node) refuseUntrusted(site string, from fmt.Stringer, err error) {
-	n.metrics.refusals.record(site, refusedBatch, err)
+	n.auditRefusal(site, refusedBatch, err, n.metrics.refusals.record(site, refusedBatch, err))
 	n.log.Error("refused a batch: its signature does not hold", "site", site, "from", from, "reason", forward.Reason(err), "err", err)
 }
 
@@ -153,7 +167,7 @@ func (n *Node) refuseUntrusted(site string, from fmt.Stringer, err error) {
 func (n *Node) checkRelayedProof(site string, cmd *queue.Command) error {
 	err := n.notary().CheckCommand(cmd)
 	if err != nil {
-		n.metrics.refusals.record(site, refusedBatch, err)
+		n.auditRefusal(site, refusedBatch, err, n.metrics.refusals.record(site, refusedBatch, err))
 	}
 	return err
 }

@@ -197,6 +197,10 @@ func TestLinkSignatures(t *testing.T) {
 	if !hasAlarm(lab, leader, "batches from bravo") {
 		t.Errorf("%s's alarms %q lack the refusals", leader, daemon.Alarms(lab.Node(leader)))
 	}
+	// The refusals are in alpha's audit log: one record while they go on.
+	clustertest.Eventually(t, 20*time.Second, "the refusal in alpha's audit log", func() bool {
+		return refusalRecords(t, daemon.StoreOf(lab.Node(leader))) == 1
+	})
 
 	// The same batch signed right is applied, and the ack proves it.
 	good := sign(batch("sig-good"), bravoKey)
@@ -423,4 +427,25 @@ func wrongKeyring(t *testing.T, keys, site string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// refusalRecords counts the refused_signature operator records in a
+// store's audit log.
+func refusalRecords(t *testing.T, st *queue.Store) int {
+	t.Helper()
+	entries, _, err := st.AuditEntries(0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		r, err := queue.DecodeAuditRecord(e.Record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Action == "refused_signature" {
+			n++
+		}
+	}
+	return n
 }
