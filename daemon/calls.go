@@ -6,9 +6,11 @@ import (
 	"strconv"
 
 	"github.com/hotline-link/hotline/consensus"
+	"github.com/hotline-link/hotline/daemon/forward"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // The calls a node serves over the link, by operation. Site-internal ones
@@ -67,6 +69,12 @@ var callCodes = func() *transport.Codes {
 		{"bad_checkpoint", errBadCheckpoint},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
+		// A signature on the link that does not hold (forward.Notary).
+		{"no_proof", forward.ErrNoProof},
+		{"proof_mismatch", forward.ErrMismatch},
+		{"unknown_key", trust.ErrUnknownKey},
+		{"bad_signature", trust.ErrBadSignature},
+		{"trust_malformed", trust.ErrMalformed},
 	} {
 		c.Add(e.code, e.err)
 	}

@@ -45,7 +45,10 @@
 // exported API (Status, Main, RestoreNode, CheckConfig, the lab), and thin
 // glue: the link's and Raft's configs, the routing table of calls (its
 // handlers reach the parts when called, after Open built them), the
-// receiver of batches (receiver.go) and the leader's duties (leader.go).
+// receiver of batches (receiver.go), the signatures on the link
+// (linktrust.go: a forward.Notary with the site's keys, and the refusals'
+// counters and bad_signature alarm, trustRefusals, held by the metrics)
+// and the leader's duties (leader.go).
 // The socket API (apiServer), the metrics listener and the leader's
 // duties are built from the Node's parts by newAPIServer,
 // startMetricsServer and startLeaderDuties; none keeps the Node. Reload
@@ -60,7 +63,8 @@
 // that owns them — lifecycle.mu (state transitions against enter),
 // linkTests.mu (the last link test per site and path), coalescer.mu
 // (the read-index round in flight), budget.mu (inbox reply bytes),
-// sealer.mu (inbox payloads that do not open). The keyring
+// sealer.mu (inbox payloads that do not open), trustRefusals.mu (the
+// latest refusal per site). The keyring
 // (pki.Keyring) guards itself; reload replaces its contents, never the
 // pointer. The config is read-only once Open has it.
 //
@@ -72,7 +76,9 @@
 //     in its own goroutine, pipelining batches, and resends from the last
 //     cumulative ack after any failure. The destination applies a batch
 //     only from last+1, so resending never duplicates.
-//   - A batch is acknowledged only after the destination site committed it.
+//   - A batch is acknowledged only after the destination site committed it,
+//     with its signed proof of the messages it holds; a batch's own
+//     signature is checked before anything of it is proposed.
 //   - Every command is idempotent, so a proposal whose outcome is unknown
 //     (leader change, timeout) is simply retried.
 package daemon

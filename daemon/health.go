@@ -45,6 +45,8 @@ type health struct {
 	tests *linkTests   // the leader's link tests (linkHealth.tests)
 	audit *auditor     // audit forks (audit.go)
 	seals *sealer      // inbox payloads that do not open (seal.go)
+
+	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -199,9 +201,9 @@ type alarm struct{ kind, text string }
 // alarmList is every alarm raised now: store corruption, a full disk, a
 // restored site still waiting to hear from another, paths down or
 // disabled, failed link tests, certificates near expiry, unread inbox
-// payloads that do not decrypt. Status words
-// them (alarms), the metric counts them by kind (alarmCounts): one list,
-// so the two never disagree.
+// payloads that do not decrypt, signatures refused on the link. Status
+// words them (alarms), the metric counts them by kind (alarmCounts): one
+// list, so the two never disagree.
 func (h *health) alarmList() []alarm {
 	var out []alarm
 	add := func(kind, format string, args ...any) { out = append(out, alarm{kind, fmt.Sprintf(format, args...)}) }
@@ -251,6 +253,9 @@ func (h *health) alarmList() []alarm {
 			add("payload_undecryptable", "%s", t)
 		}
 	}
+	for _, t := range h.refusals.alarms(time.Now()) {
+		add("bad_signature", "%s", t)
+	}
 	return out
 }
 
@@ -264,7 +269,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

@@ -44,6 +44,7 @@ func (n *Node) forwardConfig() *forward.Config {
 		Link:          n.link,
 		Log:           forward.ProposeFunc(n.propose),
 		State:         n.store,
+		Notary:        n.notary(),
 		Codes:         callCodes,
 		Retryable:     retryable,
 		Background:    n.ctx,
@@ -51,6 +52,7 @@ func (n *Node) forwardConfig() *forward.Config {
 		Hooks: forward.Hooks{
 			SendFailed: func(dest string) { n.metrics.sendFailures.WithLabelValues(dest).Inc() },
 			Delivered:  func(k uint64) { n.metrics.delivered.Add(float64(k)) },
+			Untrusted:  n.untrustedHook,
 		},
 	}
 }

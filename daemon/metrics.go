@@ -32,6 +32,7 @@ type metrics struct {
 
 	linkTestFailures *prometheus.CounterVec
 	linkTestRTT      *prometheus.GaugeVec
+	refusals         *trustRefusals // signatures on the link that did not hold (linktrust.go)
 
 	submitLatency *prometheus.HistogramVec // by dest
 	e2eLatency    *prometheus.HistogramVec // by origin, precedence
@@ -88,6 +89,7 @@ func newMetrics(cfg *Config) *metrics {
 		}
 	}
 	m.reg.MustRegister(m.linkTestFailures, m.linkTestRTT)
+	m.refusals = newTrustRefusals(cfg, m.reg)
 	m.reg.MustRegister(m.submitted, m.delivered, m.received, m.sendFailures,
 		m.submitLatency, m.e2eLatency, m.stateCommit, m.logWrite, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

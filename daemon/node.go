@@ -139,7 +139,8 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.linkHealth.transfer = n.admin.transferLeader
 	n.audit = newAuditor(cfg, log, n.store, n.site, n.link, n.commit.propose, n.ctx)
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
-		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer}
+		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
+		refusals: n.metrics.refusals}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.api, err = newAPIServer(n)
 	if err != nil {

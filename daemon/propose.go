@@ -236,8 +236,9 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 // no node of this site proposes: a command without its operation's data,
 // a submit for another origin or to a site that is not configured, a
 // receive, receipts or acks naming our own or an unconfigured site, an
-// inbound batch that checkBatch would refuse. Nothing of a refused command
-// is applied. The state machine checks the rest when it applies.
+// inbound batch that checkBatch would refuse, an inbound batch or an ack
+// whose evidence does not hold (checkRelayedProof). Nothing of a refused
+// command is applied. The state machine checks the rest when it applies.
 func (n *Node) checkRelayed(cmd *queue.Command) error {
 	remote := func(site string) error {
 		if site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
@@ -273,7 +274,10 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if err := remote(r.Origin); err != nil {
 			return fmt.Errorf("receive: origin %w", err)
 		}
-		return n.checkBatch(cmd)
+		if err := n.checkBatch(cmd); err != nil {
+			return err
+		}
+		return n.checkRelayedProof(r.Origin, cmd)
 	case queue.OpReceipts:
 		r := cmd.Receipts
 		if r == nil {
@@ -282,7 +286,10 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if err := remote(r.From); err != nil {
 			return fmt.Errorf("receipts: sender %w", err)
 		}
-		return n.checkBatch(cmd)
+		if err := n.checkBatch(cmd); err != nil {
+			return err
+		}
+		return n.checkRelayedProof(r.From, cmd)
 	case queue.OpDelivered:
 		d := cmd.Delivered
 		if d == nil {
@@ -294,6 +301,7 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if !d.Precedence.Valid() {
 			return fmt.Errorf("delivered: invalid precedence %d", d.Precedence)
 		}
+		return n.checkRelayedProof(d.Dest, cmd)
 	case queue.OpReceiptsAcked:
 		if cmd.ReceiptsAcked == nil {
 			return missing

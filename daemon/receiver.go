@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hotline-link/hotline/daemon/forward"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -12,7 +13,9 @@ import (
 
 // Batches from other sites. Any node accepts a batch; a follower relays it
 // to the leader, and the ack goes back only after the site committed it.
-// (Calls are served by the routing table in calls.go.)
+// The batch's signature is checked before anything is proposed, and the
+// ack of a messages batch carries this site's signed delivery proof
+// (linktrust.go). (Calls are served by the routing table in calls.go.)
 
 // handleBatch applies a batch from another site: the link's
 // transport.Handler. The transport has already checked that b.From is the
@@ -23,7 +26,12 @@ func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.
 	}
 	defer n.life.exit()
 	leader, _ := n.raft.Leader()
-	cmd, err := b.Command(time.Now().UnixNano())
+	notary := n.notary()
+	cmd, err := notary.Command(b, time.Now().UnixNano())
+	if forward.Reason(err) != "" {
+		n.refuseUntrusted(from.Site, from, err)
+		return callCodes.Refusal(err, leader), nil
+	}
 	if err == nil {
 		err = n.checkBatch(cmd)
 	}
@@ -42,6 +50,11 @@ func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.
 		ack.Last = res.Receive.Last
 		n.metrics.received.Add(float64(res.Receive.Applied))
 		n.metrics.observeReceived(b, res.Receive.Last, res.Receive.Applied, cmd.Time)
+		// The site holds the batch's messages up to Last: say so, signed.
+		if ack.Proof, err = notary.SignDelivered(cmd, res.Receive.Last, time.Now().UnixNano()); err != nil {
+			n.log.Error("signing a delivery proof failed", "from", from, "err", err)
+			return callCodes.Refusal(err, leader), nil
+		}
 	case res.Receipts != nil:
 		ack.Last = res.Receipts.Last
 	}

@@ -43,7 +43,7 @@ func TestAckCodeRoundTrip(t *testing.T) {
 			t.Fatalf("Refusal(%v) = %+v, want code %q", sentinel, a, code)
 		}
 		got, err := decodeAck(appendAck(nil, a))
-		if err != nil || *got != *a {
+		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Fatalf("ack %+v: decoded %+v, %v", a, got, err)
 		}
 		err = got.Err(codes)

@@ -29,6 +29,10 @@ var (
 // bounds what decoding a frame allocates besides the frame itself.
 const MaxBatchItems = 10000
 
+// MaxProof bounds a Batch's or an Ack's Proof (a signed statement is
+// about 3.5 KiB).
+const MaxProof = 16 << 10
+
 // BatchKind says what a Batch carries.
 type BatchKind uint8
 
@@ -60,6 +64,10 @@ type Batch struct {
 	Precedence queue.Precedence // for BatchMessages: the channel's precedence
 	Messages   []queue.Message  // BatchMessages only
 	Receipts   []queue.Receipt  // BatchReceipts only
+	// Proof is the sender's signature of the items (an encoded
+	// trust.Signed), at most MaxProof bytes, nil if none. The link
+	// carries it and checks only its size: the receiver verifies it.
+	Proof []byte
 }
 
 // Command is the command that applies b on the receiving site's log,
@@ -96,6 +104,10 @@ type Ack struct {
 	// receiver named none: an error outside its table, or a receiver of
 	// an earlier version.
 	Code string
+	// Proof is the receiver's signature of what it now holds of the
+	// batch (an encoded trust.Signed), at most MaxProof bytes, nil if
+	// none. The link carries it; the sender verifies it.
+	Proof []byte
 }
 
 // Err returns nil if a accepts the batch, else a *CallError with Op
@@ -178,8 +190,12 @@ func (b *Batch) check() error {
 }
 
 // checkShape reports whether the batch has a known kind, a valid
-// precedence and at most MaxBatchItems items, all of its kind.
+// precedence, at most MaxBatchItems items, all of its kind, and a proof
+// of at most MaxProof bytes.
 func (b *Batch) checkShape() error {
+	if len(b.Proof) > MaxProof {
+		return fmt.Errorf("%w: proof of %d bytes (at most %d)", ErrBadBatch, len(b.Proof), MaxProof)
+	}
 	if !b.Precedence.Valid() {
 		return fmt.Errorf("%w: invalid precedence %d", ErrBadBatch, b.Precedence)
 	}

@@ -12,10 +12,14 @@ import (
 // as one byte:
 //
 //	batch:   kind, from, to, precedence, list(message), list(receipt)
-//	         (a message's origin, dest and precedence are the batch's)
-//	ack:     last, leader, error [, code]
-//	         (code only when not empty, so that an ack without one reads
-//	         as it did before codes existed)
+//	         [, proof]
+//	         (a message's origin, dest and precedence are the batch's;
+//	         proof only when not empty, so that a batch without one reads
+//	         as it did before proofs existed)
+//	ack:     last, leader, error [, code [, proof]]
+//	         (code when it or a proof is not empty, proof only when not
+//	         empty, so that an ack without them reads as it did before
+//	         they existed)
 //	call:    op, body
 //	reply:   body, error [, code, leader]
 //	         (code and leader only when either is not empty, so that a
@@ -23,7 +27,8 @@ import (
 //
 // A decoder accepts exactly this: no trailing bytes, no truncation, counts
 // that fit the remaining bytes and MaxBatchItems, valid kinds and
-// precedences, only the items of the batch's kind. Counts are checked
+// precedences, only the items of the batch's kind, proofs of 1 to
+// MaxProof bytes. Counts are checked
 // before anything is allocated for them, so a batch body of n bytes
 // decodes into at most n bytes of strings (payloads alias the body) plus
 // MaxBatchItems × 128 bytes of structs. Whether the items are acceptable
@@ -37,12 +42,16 @@ func appendBatch(buf []byte, b *Batch) []byte {
 	buf = queue.AppendString(buf, b.To)
 	buf = append(buf, byte(b.Precedence))
 	buf = queue.AppendMessages(buf, b.Messages)
-	return queue.AppendReceipts(buf, b.Receipts)
+	buf = queue.AppendReceipts(buf, b.Receipts)
+	if len(b.Proof) > 0 {
+		buf = queue.AppendBytes(buf, b.Proof)
+	}
+	return buf
 }
 
 // batchSizeHint estimates the encoded size of b.
 func batchSizeHint(b *Batch) int {
-	n := 16 + len(b.From) + len(b.To)
+	n := 24 + len(b.From) + len(b.To) + len(b.Proof)
 	for i := range b.Messages {
 		n += queue.MessageLen(&b.Messages[i])
 	}
@@ -60,6 +69,11 @@ func decodeBatch(p []byte) (*Batch, error) {
 	b.Precedence = d.Precedence()
 	b.Messages = d.Messages(queue.Channel{Origin: b.From, Dest: b.To, Precedence: b.Precedence}, MaxBatchItems)
 	b.Receipts = d.Receipts(MaxBatchItems)
+	if d.Err() == nil && !d.Empty() {
+		if b.Proof = d.Bytes(); d.Err() == nil && len(b.Proof) == 0 {
+			return nil, protocolErr("malformed batch: empty proof (it is left out when empty)")
+		}
+	}
 	if err := d.Finish(); err != nil {
 		return nil, protocolErr("malformed batch: %v", err)
 	}
@@ -73,10 +87,18 @@ func appendAck(buf []byte, a *Ack) []byte {
 	buf = binary.AppendUvarint(buf, a.Last)
 	buf = queue.AppendString(buf, a.Leader)
 	buf = queue.AppendString(buf, a.Error)
-	if a.Code != "" {
+	if a.Code != "" || len(a.Proof) > 0 {
 		buf = queue.AppendString(buf, a.Code)
 	}
+	if len(a.Proof) > 0 {
+		buf = queue.AppendBytes(buf, a.Proof)
+	}
 	return buf
+}
+
+// ackSizeHint estimates the encoded size of a.
+func ackSizeHint(a *Ack) int {
+	return 24 + len(a.Leader) + len(a.Error) + len(a.Code) + len(a.Proof)
 }
 
 func decodeAck(p []byte) (*Ack, error) {
@@ -84,9 +106,17 @@ func decodeAck(p []byte) (*Ack, error) {
 	a := &Ack{Last: d.Uvarint(), Leader: d.Str(), Error: d.Str()}
 	if d.Err() == nil && !d.Empty() {
 		a.Code = d.Str()
-		if d.Err() == nil && a.Code == "" {
+		if d.Err() == nil && !d.Empty() {
+			if a.Proof = d.Bytes(); d.Err() == nil && len(a.Proof) == 0 {
+				return nil, protocolErr("malformed ack: empty proof (it is left out when empty)")
+			}
+		}
+		if d.Err() == nil && a.Code == "" && len(a.Proof) == 0 {
 			return nil, protocolErr("malformed ack: empty code (it is left out when empty)")
 		}
+	}
+	if len(a.Proof) > MaxProof {
+		return nil, protocolErr("malformed ack: proof of %d bytes (at most %d)", len(a.Proof), MaxProof)
 	}
 	if err := d.Finish(); err != nil {
 		return nil, protocolErr("malformed ack: %v", err)

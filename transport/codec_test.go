@@ -33,7 +33,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	for _, a := range []*Ack{{}, {Last: 1 << 63, Leader: "b2", Error: "no quorum"}, {Last: 7, Error: "no quorum", Code: "no_quorum"}} {
 		got, err := decodeAck(appendAck(nil, a))
-		if err != nil || *got != *a {
+		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Fatalf("ack %+v: %+v %v", a, got, err)
 		}
 	}

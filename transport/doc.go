@@ -67,6 +67,10 @@
 //     error wrapping the same sentinel (Ack.Err, Codes.Err) and branches
 //     with errors.Is, never on the text. An ack or reply without a code
 //     (an older peer) encodes as before codes existed.
+//   - A batch and its ack may carry a Proof (the sender's signature of
+//     its items; the receiver's of what it now holds: a trust.Signed,
+//     package transport/trust). The link bounds it (MaxProof) and carries
+//     it; it knows no keys, so verifying is the Handler's and the sender's.
 //
 // # Limits
 //
@@ -77,7 +81,8 @@
 // most Config.MaxStreams requests open and a peer at most two connections
 // per path; a request must arrive within Config.RequestTimeout plus 1s per
 // MiB and is served within Config.HandlerTimeout; a batch carries at most
-// MaxBatchItems items, checked before anything is allocated.
+// MaxBatchItems items and a proof of at most MaxProof bytes, checked
+// before anything is allocated.
 //
 // Stream error codes: 0x20 requester gave up, 0x21 request did not arrive
 // in time.

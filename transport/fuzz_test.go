@@ -79,6 +79,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(appendBatch(nil, &Batch{Kind: BatchReceipts, From: "bravo", To: "alpha", Receipts: []queue.Receipt{
 		{RSeq: 7, Precedence: queue.Immediate, Seq: 1 << 40, ID: "café", ReadAt: -5}}}))
 	f.Add(minimalBatch(BatchMessages, 3))
+	f.Add(appendBatch(nil, withProof(msgBatch("alpha", "bravo", queue.Flash, 1, 1, 3), []byte("signed"))))
+	f.Add(queue.AppendBytes(appendBatch(nil, msgBatch("alpha", "bravo", queue.Flash, 1, 1, 3)), nil)) // empty proof: refused
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := decodeBatch(p)
 		if err != nil {
@@ -97,6 +99,9 @@ func FuzzDecodeBatch(f *testing.F) {
 		// out of the body are no longer than the body.
 		if n := len(b.Messages) + len(b.Receipts); n > MaxBatchItems {
 			t.Fatalf("%d items", n)
+		}
+		if len(b.Proof) > MaxProof || (b.Proof != nil && len(b.Proof) == 0) {
+			t.Fatalf("proof of %d bytes", len(b.Proof))
 		}
 		copied := len(b.From) + len(b.To)
 		for _, m := range b.Messages {
@@ -125,6 +130,9 @@ func FuzzDecodeAck(f *testing.F) {
 	f.Add(appendAck(nil, &Ack{Last: 3, Leader: "b2", Error: "b1: node is starting", Code: "starting"}))
 	f.Add(appendAck(nil, &Ack{Error: "no quorum", Code: "no_quorum"}))
 	f.Add(queue.AppendString(appendAck(nil, &Ack{Error: "e"}), "")) // empty code: refused
+	f.Add(appendAck(nil, &Ack{Last: 4, Proof: []byte("signed")}))
+	f.Add(appendAck(nil, &Ack{Last: 4, Error: "e", Code: "c", Proof: []byte("signed")}))
+	f.Add(queue.AppendBytes(appendAck(nil, &Ack{Last: 4, Code: "c"}), nil)) // empty proof: refused
 	f.Fuzz(func(t *testing.T, p []byte) {
 		a, err := decodeAck(p)
 		if err != nil {
@@ -133,8 +141,11 @@ func FuzzDecodeAck(f *testing.F) {
 			}
 			return
 		}
-		if len(a.Leader)+len(a.Error)+len(a.Code) > len(p) {
-			t.Fatal("strings longer than the body")
+		if len(a.Leader)+len(a.Error)+len(a.Code)+len(a.Proof) > len(p) {
+			t.Fatal("fields longer than the body")
+		}
+		if len(a.Proof) > MaxProof {
+			t.Fatalf("proof of %d bytes", len(a.Proof))
 		}
 		if q := appendAck(nil, a); !bytes.Equal(p, q) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", p, q)

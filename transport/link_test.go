@@ -32,7 +32,7 @@ func TestBatchRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendBatch: %v", err)
 	}
-	if *ack != (Ack{Last: 42, Leader: "b1"}) {
+	if !reflect.DeepEqual(*ack, Ack{Last: 42, Leader: "b1"}) {
 		t.Fatalf("ack %+v", ack)
 	}
 

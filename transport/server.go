@@ -174,7 +174,10 @@ func (l *Link) serveBatch(ctx context.Context, id pki.Identity, body []byte) ([]
 	case ack == nil:
 		ack = &Ack{Error: "transport: handler returned no ack"}
 	}
-	frame, err := sealFrame(appendAck(newFrame(16+len(ack.Leader)+len(ack.Error)+len(ack.Code)), ack), frameAck, l.cfg.MaxFrame)
+	if len(ack.Proof) > MaxProof {
+		ack = &Ack{Error: fmt.Sprintf("transport: ack proof of %d bytes (at most %d)", len(ack.Proof), MaxProof)}
+	}
+	frame, err := sealFrame(appendAck(newFrame(ackSizeHint(ack)), ack), frameAck, l.cfg.MaxFrame)
 	if err != nil {
 		frame, _ = sealFrame(appendAck(newFrame(64), &Ack{Error: "transport: ack larger than MaxFrame"}), frameAck, l.cfg.MaxFrame)
 	}

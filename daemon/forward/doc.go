@@ -33,9 +33,10 @@
 //	}
 //
 // A round sends batches from the last ack, up to Window batches in flight.
-// An ack below a batch's last is a gap (the destination has not seen an
-// earlier batch): the round ends and the next resends from the ack at
-// once. A failure or a refusal ends the round too, and the next starts
+// An ack counts for its own batch (its proof covers no other): one that
+// overtook an earlier batch's waits for it. An ack below a batch's last
+// is a gap (the destination has not seen an earlier batch): the round
+// ends and the next resends from the window's ack at once. A failure or a refusal ends the round too, and the next starts
 // after a backoff (RetryMin doubling to RetryMax, reset by an ack). An ack
 // below what the destination had acknowledged means it was restored from
 // a backup and lost messages: the window resends from its new ack, and
@@ -57,11 +58,29 @@
 // and so on (ACP 121 precedence). Each channel has its own Forwarder, so a
 // higher precedence never waits behind a lower one.
 //
+// # Proofs
+//
+// Every batch is signed and every delivery proven, with the site keys of
+// package transport/trust, through a Notary (Config.Notary). A forwarder
+// signs each messages batch it sends (a KindMessages statement: Batch.Proof)
+// and checks the destination's delivery proof in each ack (KindDelivered,
+// Ack.Proof, covering the batch's messages up to Ack.Last); only an ack
+// whose proof holds counts, and the AckReporter records it with both
+// statements as evidence (queue.DeliveredCmd's Evidence and Sent). An ack
+// whose proof does not hold, or a refusal of our own signature, is a
+// failure like any other (sent again: a key mismatch while keys rotate
+// heals) and is told to Hooks.Untrusted (an alarm). The ReceiptSender
+// signs its receipts (KindRead). The receiving end (the daemon) checks a
+// batch with Notary.Command before it proposes anything and signs the
+// delivery proof with Notary.SignDelivered once it committed; its leader
+// checks every relayed inbound command again (Notary.CheckCommand).
+//
 // # The other drivers
 //
-// AckReporter commits a channel's acks (OpDelivered) in the background,
-// coalescing: only the newest matters. ReceiptSender sends the read
-// receipts queued for one origin site, one batch at a time, and drops them
+// AckReporter commits a channel's acks (OpDelivered) in the background:
+// each proven delivery with its evidence, in order; plain acks coalesce
+// (only the newest matters). ReceiptSender sends the read receipts
+// queued for one origin site, one batch at a time, and drops them
 // (OpReceiptsAcked) once acknowledged. A site restored from a backup has
 // its channels and receipt queues fenced; before sending, each first asks
 // the other site for its last (an empty batch) and commits it (resync).
@@ -83,9 +102,10 @@
 // # What it needs
 //
 // The package declares what it uses as small interfaces: Link (send a
-// batch, prefer a node), Log (commit a command) and State (read the
-// committed queue state). *transport.Link and *queue.Store satisfy them;
-// so does linktest.Net's Link, an in-memory network that drops, delays,
-// reorders and duplicates batches, which the tests use to forward between
-// two real stores. Metrics go through Hooks, logs through a *slog.Logger.
+// batch, prefer a node), Log (commit a command), State (read the
+// committed queue state) and Verifier (check a statement's signature with
+// the pinned keys). *transport.Link, *queue.Store and *trust.Keyring
+// satisfy them; so does linktest.Net's Link, an in-memory network that
+// drops, delays, reorders and duplicates batches, which the tests use to
+// forward between two real stores. Metrics go through Hooks, logs through a *slog.Logger.
 package forward

@@ -59,6 +59,12 @@ type Hooks struct {
 	SendFailed func(dest string)
 	// Delivered: n more outbound messages were recorded acknowledged.
 	Delivered func(n uint64)
+	// Untrusted: a signature on the link with site did not hold (err
+	// wraps the Notary's errors; Reason names why): site's delivery proof
+	// in an ack did not hold here (ack true), or site refused the
+	// signature of our batch (ack false). The batch is sent again
+	// either way: a key mismatch while keys rotate heals.
+	Untrusted func(site string, ack bool, err error)
 }
 
 // Config is one site's forwarding: its tuning and what it works with.
@@ -78,6 +84,9 @@ type Config struct {
 	Link  Link
 	Log   Log
 	State State
+	// Notary signs each batch sent and checks each delivery proof
+	// received; required.
+	Notary *Notary
 	// Codes names the errors of refusals (transport.Ack.Code): the
 	// receiving site's table, which serves its calls too. Nil: the
 	// transport's own.
@@ -129,6 +138,14 @@ func (c *Config) refused(site string, ack *transport.Ack) error {
 		c.Link.SetPreferred(site, "")
 	}
 	return err
+}
+
+// untrusted tells Hooks.Untrusted of a signature on the link with site
+// that did not hold, if err is one (Reason).
+func (c *Config) untrusted(site string, ack bool, err error) {
+	if h := c.Hooks.Untrusted; h != nil && Reason(err) != "" {
+		h(site, ack, err)
+	}
 }
 
 func (c *Config) logger() *slog.Logger {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/linktest"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // The far sites' errors in these tests, with their codes: what the
@@ -21,6 +22,11 @@ var (
 		c.Add("starting", errTestStarting)
 		c.Add("not_leader", errTestNotLeader)
 		c.Add("no_quorum", errTestNoQuorum)
+		c.Add("no_proof", ErrNoProof)
+		c.Add("proof_mismatch", ErrMismatch)
+		c.Add("unknown_key", trust.ErrUnknownKey)
+		c.Add("bad_signature", trust.ErrBadSignature)
+		c.Add("trust_malformed", trust.ErrMalformed)
 		return c
 	}()
 )

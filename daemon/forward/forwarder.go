@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/hotline-link/hotline/internal/ctxsleep"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // Forwarder sends one outbound channel's committed messages to the
@@ -20,6 +23,11 @@ type Forwarder struct {
 	dest string
 	prec queue.Precedence
 	log  *slog.Logger
+
+	// held are proven deliveries of batches the window has not acked yet
+	// (their answer overtook an earlier batch's), oldest first; Run's
+	// goroutine only.
+	held []Delivery
 }
 
 // NewForwarder returns the forwarder of channel (c.Site, dest, prec).
@@ -30,9 +38,11 @@ func NewForwarder(c *Config, dest string, prec queue.Precedence) *Forwarder {
 
 // result is a sent batch's outcome.
 type result struct {
-	f   Flight
-	ack *transport.Ack
-	err error
+	f      Flight
+	b      *transport.Batch // as sent, with its proof
+	leaves []trust.Hash     // of its messages, as signed
+	ack    *transport.Ack
+	err    error
 }
 
 // Run forwards until ctx ends. A restored channel first learns the
@@ -64,6 +74,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 		}
 		observe = true
 		var s Step
+		var d *Delivery
 		var err error
 		switch op := w.Next(); op.Action {
 		case Send:
@@ -81,7 +92,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 				observe = false
 			}
 		case Await:
-			s, err = f.take(w, <-results)
+			s, d, err = f.take(w, <-results)
 		case Idle:
 			select {
 			case <-changed:
@@ -93,7 +104,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 			}
 			w.Retry()
 		}
-		f.do(s, err, w, rep)
+		f.do(s, d, err, w, rep)
 		if s.Abort {
 			round.cancel()
 			round = newRound(ctx)
@@ -113,33 +124,63 @@ func newRound(parent context.Context) round {
 	return round{ctx, cancel}
 }
 
-// send sends b within SendTimeout and reports its outcome on results.
+// send signs b, sends it within SendTimeout and reports its outcome on
+// results.
 func (f *Forwarder) send(ctx context.Context, b *transport.Batch, fl Flight, results chan<- result) {
-	sctx, cancel := context.WithTimeout(ctx, f.c.SendTimeout)
-	defer cancel()
-	ack, err := f.c.Link.SendBatch(sctx, b)
-	if err == nil && ack == nil {
-		err = errors.New("link returned neither an ack nor an error")
+	r := result{f: fl, b: b}
+	r.leaves, r.err = f.c.Notary.Sign(b, time.Now().UnixNano())
+	if r.err == nil {
+		sctx, cancel := context.WithTimeout(ctx, f.c.SendTimeout)
+		r.ack, r.err = f.c.Link.SendBatch(sctx, b)
+		cancel()
+		if r.err == nil && r.ack == nil {
+			r.err = errors.New("link returned neither an ack nor an error")
+		}
 	}
-	results <- result{f: fl, ack: ack, err: err}
+	results <- r
 }
 
-// take feeds one batch's outcome to the window.
-func (f *Forwarder) take(w *Window, r result) (Step, error) {
+// take feeds one batch's outcome to the window, and returns the delivery
+// its ack proves (nil if none), which is recorded even when the window
+// ignores the ack (a round that ended). An ack whose delivery proof does
+// not hold is a failure: the batch is sent again.
+func (f *Forwarder) take(w *Window, r result) (Step, *Delivery, error) {
 	if r.err != nil {
-		return w.OnFailure(r.f), r.err
+		return w.OnFailure(r.f), nil, r.err
 	}
 	if err := f.c.refused(f.dest, r.ack); err != nil {
-		return w.OnFailure(r.f), fmt.Errorf("%s refused batch: %w", f.dest, err)
+		f.c.untrusted(f.dest, false, err)
+		return w.OnFailure(r.f), nil, fmt.Errorf("%s refused batch: %w", f.dest, err)
+	}
+	d, err := f.c.Notary.CheckDelivered(r.b, r.leaves, r.ack)
+	if err != nil {
+		f.c.untrusted(f.dest, true, err)
+		return w.OnFailure(r.f), nil, fmt.Errorf("%s acked up to %d but its delivery proof does not hold: %w", f.dest, r.ack.Last, err)
 	}
 	if r.ack.Leader != "" {
 		f.c.Link.SetPreferred(f.dest, r.ack.Leader)
 	}
-	return w.OnAck(r.f, r.ack.Last), nil
+	return w.OnAck(r.f, r.ack.Last), d, nil
 }
 
-// do carries out what a step asks, except cancelling the round.
-func (f *Forwarder) do(s Step, err error, w *Window, rep *AckReporter) {
+// do carries out what a step asks, except cancelling the round, and
+// records proven deliveries once the window acked them: a proof of a
+// batch whose predecessor is not yet acked waits for it, as the window
+// does (a delivery is recorded only up to the window's ack).
+func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReporter) {
+	if d != nil {
+		f.held = append(f.held, *d)
+	}
+	f.held = slices.DeleteFunc(f.held, func(h Delivery) bool {
+		if h.UpTo <= w.Acked() {
+			rep.Prove(h)
+			return true
+		}
+		return false
+	})
+	if n := len(f.held) - maxHeld(f.c); n > 0 { // a batch resent gets a new proof
+		f.held = slices.Delete(f.held, 0, n)
+	}
 	if s.Record > 0 {
 		rep.Report(s.Record)
 	}
@@ -157,12 +198,18 @@ func (f *Forwarder) do(s Step, err error, w *Window, rep *AckReporter) {
 	if h := f.c.Hooks.SendFailed; h != nil {
 		h(f.dest)
 	}
-	if s.Again {
+	switch {
+	case Reason(err) != "" && !s.Again:
+		f.log.Error("a signature on the link did not hold; will retry", "err", err, "reason", Reason(err), "acked", w.Acked())
+	case s.Again:
 		f.log.Debug("sending failed again", "err", err, "backoff", w.Backoff())
-	} else {
+	default:
 		f.log.Warn("sending failed; will retry", "err", err, "acked", w.Acked())
 	}
 }
+
+// maxHeld bounds Forwarder.held: a few windows of batches.
+func maxHeld(c *Config) int { return 4 * max(c.Window, 1) }
 
 // acked is what the store records the destination acknowledged.
 func (f *Forwarder) acked() uint64 {

@@ -60,7 +60,11 @@ func (s *ReceiptSender) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.logger().Debug("sending receipts failed; will retry", "origin", s.origin, "err", err)
+		if Reason(err) != "" && backoff == c.RetryMin {
+			c.logger().Error("a signature on the link did not hold; will retry", "origin", s.origin, "err", err, "reason", Reason(err))
+		} else {
+			c.logger().Debug("sending receipts failed; will retry", "origin", s.origin, "err", err)
+		}
 		if ctxsleep.Sleep(ctx, backoff) != nil {
 			return
 		}
@@ -72,11 +76,16 @@ func (s *ReceiptSender) send(ctx context.Context, rs []queue.Receipt) error {
 	c := s.c
 	sctx, cancel := context.WithTimeout(ctx, c.SendTimeout)
 	defer cancel()
-	ack, err := c.Link.SendBatch(sctx, &transport.Batch{Kind: transport.BatchReceipts, From: c.Site, To: s.origin, Receipts: rs})
+	b := &transport.Batch{Kind: transport.BatchReceipts, From: c.Site, To: s.origin, Receipts: rs}
+	if _, err := c.Notary.Sign(b, time.Now().UnixNano()); err != nil {
+		return err
+	}
+	ack, err := c.Link.SendBatch(sctx, b)
 	if err != nil {
 		return err
 	}
 	if err := c.refused(s.origin, ack); err != nil {
+		c.untrusted(s.origin, false, err)
 		return fmt.Errorf("%s refused receipts: %w", s.origin, err)
 	}
 	if ack.Last < rs[0].RSeq {

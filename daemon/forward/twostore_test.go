@@ -65,6 +65,20 @@ func newSite(t *testing.T, net *memNet, name string, sites []string) *site {
 	return openSite(t, net, name, sites, filepath.Join(t.TempDir(), "state.db"))
 }
 
+// notaries are the keys of the test's sites, made once for the package.
+var notaries = sync.OnceValues(func() (map[string]*Notary, error) {
+	return newNotaries("alpha", "bravo", "charlie")
+})
+
+func notaryOf(t testing.TB, site string) *Notary {
+	t.Helper()
+	ns, err := notaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns[site]
+}
+
 // openSite is newSite on the store at path (a new one if there is none).
 func openSite(t *testing.T, net *memNet, name string, sites []string, path string) *site {
 	t.Helper()
@@ -84,7 +98,7 @@ func openSite(t *testing.T, net *memNet, name string, sites []string, path strin
 		Window: 4, BatchMessages: 5, BatchBytes: 1 << 20,
 		RetryMin: time.Millisecond, RetryMax: 4 * time.Millisecond,
 		SendTimeout: time.Second, SubmitTimeout: time.Second,
-		Link: net.Link(name), Log: s.log, State: st, Logger: quiet,
+		Link: net.Link(name), Log: s.log, State: st, Logger: quiet, Notary: notaryOf(t, name),
 		Codes: testCodes, Retryable: testRetryable,
 		Hooks: Hooks{
 			SendFailed: func(string) { s.failures.Add(1) },
@@ -100,7 +114,8 @@ func (s *site) receive(ctx context.Context, from string, b *transport.Batch) (*t
 	if b.From != from || b.To != s.name {
 		return &transport.Ack{Error: fmt.Sprintf("batch from %s names sites %s->%s", from, b.From, b.To)}, nil
 	}
-	cmd, err := b.Command(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	cmd, err := s.cfg.Notary.Command(b, now)
 	if err != nil {
 		return testCodes.Refusal(err, ""), nil
 	}
@@ -109,7 +124,11 @@ func (s *site) receive(ctx context.Context, from string, b *transport.Batch) (*t
 		return testCodes.Refusal(err, ""), nil
 	}
 	if res.Receive != nil {
-		return &transport.Ack{Last: res.Receive.Last}, nil
+		proof, err := s.cfg.Notary.SignDelivered(cmd, res.Receive.Last, now)
+		if err != nil {
+			return testCodes.Refusal(err, ""), nil
+		}
+		return &transport.Ack{Last: res.Receive.Last, Proof: proof}, nil
 	}
 	return &transport.Ack{Last: res.Receipts.Last}, nil
 }
@@ -189,8 +208,8 @@ func allAcked(st *queue.Store) bool {
 // TestForwardTwoStores forwards messages from alpha to bravo over a link
 // that drops, delays, reorders and duplicates batches and loses acks, on
 // two real stores: every message arrives exactly once and in order per
-// channel, alpha records the acks (OpDelivered), and the read receipts
-// come back to alpha.
+// channel, alpha records the acks (OpDelivered) with bravo's signed proof
+// of each message, and the read receipts come back to alpha.
 func TestForwardTwoStores(t *testing.T) {
 	net := linktest.NewNet[transport.Batch, transport.Ack](7, func(b *transport.Batch) string { return b.To })
 	t.Cleanup(net.Close)
@@ -273,9 +292,14 @@ func TestForwardTwoStores(t *testing.T) {
 			t.Fatalf("alpha: %s is %v (%v), want delivered", id, st, err)
 		}
 	}
-	if d := alpha.delivered.Load(); d != 120 {
-		t.Errorf("Hooks.Delivered counted %d messages, want 120", d)
-	}
+	// Counted once each (the count follows the commit).
+	waitFor(t, alpha.store, func() bool { return alpha.delivered.Load() == 120 }, func() string {
+		return fmt.Sprintf("Hooks.Delivered counted %d messages, want 120", alpha.delivered.Load())
+	})
+	// Whatever the link did, every message has its proofs: received at
+	// bravo, sent and delivered at alpha.
+	msgs := inbox(t, bravo.store, 120)
+	checkProven(t, alpha.store, bravo.store, msgs, queue.ProofSent, queue.ProofDelivered)
 
 	t.Logf("all acked after %v", time.Since(start))
 	// Read receipts flow back.
@@ -294,6 +318,8 @@ func TestForwardTwoStores(t *testing.T) {
 			t.Fatalf("alpha: %s is %v (%v), want read", id, st, err)
 		}
 	}
+	// Each read receipt came signed by bravo, and alpha keeps it.
+	checkProven(t, alpha.store, bravo.store, msgs, queue.ProofSent, queue.ProofDelivered, queue.ProofRead)
 	waitFor(t, bravo.store, func() bool {
 		q := bravo.store.ReceiptQueues()
 		return len(q) == 1 && q[0].Acked == q[0].Last

@@ -33,7 +33,9 @@ type Window struct {
 	next     uint64   // first sequence not yet sent in this round
 	last     uint64   // highest sequence the channel holds (OnNew)
 	inflight []uint64 // last sequence of each batch in flight, in send order
+	firsts   []uint64 // first sequence of each batch in flight
 	sentAt   []uint64 // acked when each batch in flight was sent
+	ahead    []span   // batches of this round acked before one sent earlier
 	held     bool
 	phase    phase
 	backOff  bool // draining: back off once drained (a failure, not a gap)
@@ -41,6 +43,11 @@ type Window struct {
 	backoff  time.Duration
 	min, max time.Duration
 }
+
+// span is a range of sequences, first..last.
+type span struct{ first, last uint64 }
+
+func (s span) String() string { return fmt.Sprintf("%d..%d", s.first, s.last) }
 
 type phase uint8
 
@@ -124,6 +131,7 @@ type Flight struct {
 // including last, is now in flight.
 func (w *Window) Sent(last uint64) Flight {
 	w.inflight = append(w.inflight, last)
+	w.firsts = append(w.firsts, w.next)
 	w.sentAt = append(w.sentAt, w.acked)
 	w.next = max(w.next, last+1)
 	return Flight{Last: last}
@@ -185,26 +193,49 @@ func (s Step) String() string {
 }
 
 // take removes f from the batches in flight and reports whether it was
-// there and what was acked when it was sent.
-func (w *Window) take(f Flight) (sentAt uint64, ok bool) {
+// there, its first sequence and what was acked when it was sent.
+func (w *Window) take(f Flight) (first, sentAt uint64, ok bool) {
 	i := slices.Index(w.inflight, f.Last)
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	sentAt = w.sentAt[i]
+	first, sentAt = w.firsts[i], w.sentAt[i]
 	w.inflight = slices.Delete(w.inflight, i, i+1)
+	w.firsts = slices.Delete(w.firsts, i, i+1)
 	w.sentAt = slices.Delete(w.sentAt, i, i+1)
-	return sentAt, true
+	return first, sentAt, true
+}
+
+// advance moves acked over the batches acked ahead that now follow it.
+func (w *Window) advance() {
+	for moved := true; moved; {
+		moved = false
+		for i, a := range w.ahead {
+			if a.first <= w.acked+1 {
+				w.acked = max(w.acked, a.last)
+				w.ahead = slices.Delete(w.ahead, i, i+1)
+				moved = true
+				break
+			}
+		}
+	}
 }
 
 // OnAck takes the destination's answer to batch f: it has applied its
-// channel up to ackLast (cumulative). An ack below what the destination
-// had acknowledged when f was sent means it was restored; an ack below
-// f.Last means it stopped at a gap (a batch it has not seen yet). Either
-// ends the round and the next one resends from ackLast+1 at once. An ack
-// for a batch not in flight (or while draining) changes nothing.
+// channel up to ackLast (cumulative). The ack counts for f's own messages
+// only, up to ackLast: its delivery proof covers no others, and every
+// message is recorded delivered with its proof. So the window acks a
+// batch once the batches before it are acked too (an answer that
+// overtook an earlier one waits for it), and a round that ends before
+// then resends the batches whose own answer did not count.
+//
+// An ack below what the destination had acknowledged when f was sent
+// means it was restored; an ack below f.Last means it stopped at a gap (a
+// batch it has not seen yet). Either ends the round and the next one
+// resends from the window's ack at once. An ack for a batch not in flight
+// (or while draining) changes nothing.
 func (w *Window) OnAck(f Flight, ackLast uint64) Step {
-	sentAt, ok := w.take(f)
+	first, sentAt, ok := w.take(f)
 	if !ok {
 		return Step{}
 	}
@@ -217,9 +248,13 @@ func (w *Window) OnAck(f Flight, ackLast uint64) Step {
 		return w.abort(false, Step{Restored: true, HadAcked: sentAt})
 	}
 	var s Step
-	if ackLast > w.acked {
-		w.acked = ackLast
-		s.Record = ackLast
+	if held := min(ackLast, f.Last); held >= first {
+		w.ahead = append(w.ahead, span{first, held})
+	}
+	before := w.acked
+	w.advance()
+	if w.acked > before {
+		s.Record = w.acked
 	}
 	if w.failing {
 		w.failing = false
@@ -235,7 +270,7 @@ func (w *Window) OnAck(f Flight, ackLast uint64) Step {
 // OnFailure takes a failed send of batch f (an error or a refusal): the
 // round ends and the next one starts after a backoff.
 func (w *Window) OnFailure(f Flight) Step {
-	if _, ok := w.take(f); !ok {
+	if _, _, ok := w.take(f); !ok {
 		return Step{}
 	}
 	if w.phase == draining {
@@ -290,6 +325,7 @@ func (w *Window) Retry() {
 func (w *Window) restart() {
 	w.phase = sending
 	w.next = w.acked + 1
+	w.ahead = nil
 }
 
 // Acked is the highest sequence the destination acknowledged.
@@ -304,6 +340,9 @@ func (w *Window) InFlight() int { return len(w.inflight) }
 // String shows the state, for transcripts and logs.
 func (w *Window) String() string {
 	s := fmt.Sprintf("%s acked=%d next=%d last=%d inflight=%v", w.phase, w.acked, w.next, w.last, w.inflight)
+	if len(w.ahead) > 0 {
+		s += fmt.Sprintf(" ahead=%v", w.ahead)
+	}
 	if w.held {
 		s += " held"
 	}
