@@ -61,6 +61,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
 	mux.HandleFunc("GET "+client.PathMessages+"/{id}", a.get)
+	mux.HandleFunc("GET "+client.PathMessages+"/{id}/proof", a.proof)
 	mux.HandleFunc("GET "+client.PathInbox, a.inbox)
 	mux.HandleFunc("POST "+client.PathAck, a.ack)
 	mux.HandleFunc("GET "+client.PathStatus, a.status)

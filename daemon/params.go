@@ -20,6 +20,7 @@ import (
 var routeParams = map[string][]string{
 	"POST " + client.PathMessages:                      {"to", "precedence", "id", "ttl", "wait", "timeout", "drill"},
 	"GET " + client.PathMessages + "/{id}":             {},
+	"GET " + client.PathMessages + "/{id}/proof":       {},
 	"GET " + client.PathInbox:                          {"after", "max", "max_bytes", "wait"},
 	"POST " + client.PathAck:                           {},
 	"GET " + client.PathStatus:                         {},

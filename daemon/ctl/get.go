@@ -14,9 +14,17 @@ import (
 
 func newGetCmd(e *env) *cobra.Command {
 	var asJSON bool
+	var proof string
 	cmd := &cobra.Command{
-		Use:   "get ID [--json]",
-		Short: "Show a message's state and timestamps",
+		Use:   "get ID [--json] [--proof FILE]",
+		Short: "Show a message's state and timestamps, or write its evidence bundle",
+		Long: `get shows a message's state and timestamps.
+
+With --proof FILE it writes instead the message's evidence bundle (JSON):
+its metadata and payload hash, the signed statements that cover it (sent,
+received, delivered, read) with their inclusion paths, and its audit
+records under signed checkpoints, as this site holds them. "-" writes it
+to stdout. "hotlinectl verify FILE --keys sites.pub" checks it offline.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("get takes exactly one message ID (got %d arguments)", len(args))
@@ -24,13 +32,20 @@ func newGetCmd(e *env) *cobra.Command {
 			if args[0] == "" {
 				return usagef("get: message ID is empty")
 			}
+			if proof != "" && asJSON {
+				return usagef("get: --proof writes the evidence bundle, which is JSON already; drop --json")
+			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			if proof != "" {
+				return e.getProof(c.Context(), args[0], proof)
+			}
 			return e.get(c.Context(), args[0], asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the message status as JSON")
+	cmd.Flags().StringVar(&proof, "proof", "", "write the message's evidence bundle to `FILE` (- for stdout)")
 	return cmd
 }
 

@@ -39,4 +39,11 @@
 //
 // An audit log's size and root are signed as a C2SP signed note
 // ([SignCheckpoint], [OpenCheckpoint]).
+//
+// # Evidence
+//
+// A [Bundle] gathers, for one message, its metadata and payload hash, the
+// statements covering it (sent, received, delivered, read) with their
+// inclusion paths, and its audit records with their signed checkpoints,
+// as JSON; [VerifyBundle] checks all of it with only a [Keyring].
 package trust

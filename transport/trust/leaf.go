@@ -19,6 +19,13 @@ import (
 // statement (KindMessages) and a delivered receipt (KindDelivered) both
 // sign these leaves.
 func MessageLeaf(m *queue.Message) Hash {
+	return MessageLeafOfHash(m, sha256.Sum256(m.Payload))
+}
+
+// MessageLeafOfHash is MessageLeaf of the message whose metadata is m's
+// and whose payload (as carried) has SHA-256 payloadSum; m.Payload is not
+// read, so a verifier that holds only the hash recomputes the leaf.
+func MessageLeafOfHash(m *queue.Message, payloadSum [sha256.Size]byte) Hash {
 	b := make([]byte, 0, 128+len(m.ID)+len(m.Origin)+len(m.Dest))
 	b = append(b, "hotline/message/v1\x00"...)
 	b = appendString(b, m.ID)
@@ -29,8 +36,7 @@ func MessageLeaf(m *queue.Message) Hash {
 	b = binary.BigEndian.AppendUint32(b, m.Flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.SubmittedAt))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
-	sum := sha256.Sum256(m.Payload)
-	b = append(b, sum[:]...)
+	b = append(b, payloadSum[:]...)
 	return tlog.RecordHash(b)
 }
 

@@ -1,0 +1,137 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hotline-link/hotline/transport/trust"
+)
+
+func newVerifyCmd(e *env) *cobra.Command {
+	var keys string
+	cmd := &cobra.Command{
+		Use:   "verify FILE --keys FILE",
+		Short: "Check a message's evidence bundle offline against the pinned public keys",
+		Long: `verify checks an evidence bundle (written by "hotlinectl get ID --proof
+FILE"; "-" reads stdin) offline, with nothing but the public keys of the
+keyring file given by --keys (a sites.pub as every site pins it): each
+signed statement's hybrid signature, that it is of the right kind, by the
+right site, about the message's channel and sequence, and that the leaf
+recomputed from the bundle's fields is in its Merkle tree; each audit
+record's inclusion in the log its signed checkpoint states.
+
+It prints one line per part, "ok" or "FAIL" and what it shows, and exits
+0 only if every part verifies and the bundle holds at least one signed
+statement; otherwise 1, naming what failed. It never uses the socket.
+
+--keys is required: which keys to trust is the verifier's choice, not the
+bundle's nor a daemon's.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || args[0] == "" {
+				return usagef("verify takes one argument, the bundle FILE (- for stdin)")
+			}
+			if keys == "" {
+				return usagef("verify needs --keys FILE: the keyring (sites.pub) of the public keys to check the bundle with")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return e.verify(args[0], keys)
+		},
+	}
+	cmd.Flags().StringVar(&keys, "keys", "", "the keyring `FILE` pinning every site's public keys (sites.pub)")
+	return cmd
+}
+
+func (e *env) verify(file, keys string) error {
+	ring, err := trust.LoadKeyring(keys)
+	if err != nil {
+		return fmt.Errorf("verify: keys: %w", err)
+	}
+	data, err := e.readBundle(file)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	b, err := trust.ParseBundle(data)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", file, err)
+	}
+	m := &b.Message
+	r, verr := trust.VerifyBundle(b, ring)
+	fmt.Fprintf(e.stdout, "message %s: %s -> %s, %s, seq %d, submitted %s, payload sha256 %x\n",
+		safe(m.ID), safe(m.Origin), safe(m.Dest), m.Precedence, m.Seq, fmtTime(time.Unix(0, m.SubmittedAt).UTC()), m.PayloadSHA256[:])
+	if r != nil {
+		for _, c := range r.Checks {
+			status, text := "ok  ", c.Detail
+			if c.Err != nil {
+				status, text = "FAIL", strings.TrimPrefix(c.Detail+": ", ": ")+c.Err.Error()
+			}
+			fmt.Fprintf(e.stdout, "%s %-9s %s\n", status, c.What, text)
+		}
+	}
+	if verr != nil {
+		return fmt.Errorf("verify %s: message %s: %w", file, safe(m.ID), verr)
+	}
+	_, err = fmt.Fprintf(e.stdout, "verified: %d parts of the evidence of %s, with the keys of %s\n", len(r.Checks), safe(m.ID), keys)
+	return err
+}
+
+// readBundle reads a bundle file (or stdin for "-"), at most
+// trust.MaxBundleSize bytes.
+func (e *env) readBundle(file string) ([]byte, error) {
+	var in io.Reader = e.stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		in = f
+	}
+	data, err := io.ReadAll(io.LimitReader(in, trust.MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	if len(data) > trust.MaxBundleSize {
+		return nil, fmt.Errorf("%s is larger than a bundle can be (%d bytes)", file, trust.MaxBundleSize)
+	}
+	return data, nil
+}
+
+// getProof writes message id's evidence bundle to file ("-": stdout),
+// through file.tmp and a rename so that a failure leaves no partial file.
+func (e *env) getProof(ctx context.Context, id, file string) (err error) {
+	data, err := e.client().Proof(ctx, id)
+	if err != nil {
+		return fmt.Errorf("get %s --proof: %w", id, err)
+	}
+	b, err := trust.ParseBundle(data)
+	if err != nil {
+		return fmt.Errorf("get %s --proof: the daemon's bundle: %w", id, err)
+	}
+	data = append(data, '\n')
+	if file == "-" {
+		_, err = e.stdout.Write(data)
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("get %s --proof: %w", id, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("get %s --proof: %w", id, err)
+	}
+	var kinds []string
+	for _, p := range b.Proofs {
+		kinds = append(kinds, p.Kind)
+	}
+	_, err = fmt.Fprintf(e.stdout, "evidence of %s written to %s: %s, %d audit records\n", safe(id), file, strings.Join(kinds, ", "), len(b.Audit))
+	return err
+}

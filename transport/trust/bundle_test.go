@@ -1,0 +1,338 @@
+package trust
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/hotline-link/hotline/queue"
+)
+
+// TestMessageLeafPinned pins MessageLeaf's encoding (statements already
+// signed depend on it) and checks that MessageLeafOfHash, which reads the
+// payload's hash instead of the payload, gives the same leaf.
+func TestMessageLeafPinned(t *testing.T) {
+	for _, tc := range []struct {
+		m    queue.Message
+		want string
+	}{
+		{queue.Message{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: queue.Immediate, Seq: 7, Key: "k",
+			Payload: []byte("sealed"), Flags: queue.FlagSealed, SubmittedAt: 1700000000123456789, ExpiresAt: 1700003600000000000},
+			"6a9ef880eab3b870833ad2410dcb1d8037736596dca1d7e43380f757c943ad9f"},
+		{queue.Message{ID: "t", Origin: "alpha", Dest: "bravo", Seq: 1, Flags: queue.FlagTombstone},
+			"67490bb06e008803af4db20b286e6092f725cf458b0711f4f9e811c8c7c0eeb7"},
+	} {
+		got := MessageLeaf(&tc.m)
+		if hex.EncodeToString(got[:]) != tc.want {
+			t.Errorf("MessageLeaf(%s) = %x, want %s", tc.m.ID, got[:], tc.want)
+		}
+		sum := sha256.Sum256(tc.m.Payload)
+		m := tc.m
+		m.Payload = nil
+		if MessageLeafOfHash(&m, sum) != got {
+			t.Errorf("MessageLeafOfHash(%s) differs from MessageLeaf", tc.m.ID)
+		}
+	}
+}
+
+// labEvidence is a message of alpha to bravo (seq 2 of a batch 1..3,
+// sealed), the statements alpha and bravo signed about it, and alpha's
+// audit log of five records, records 1 and 3 about it.
+type labEvidence struct {
+	ring   *Keyring
+	status *queue.Status
+	proofs []queue.Proof
+	audit  []StoredAudit
+}
+
+func newLabEvidence(t *testing.T) *labEvidence {
+	t.Helper()
+	dir := t.TempDir()
+	ask, _ := siteKeys(t, dir, "alpha")
+	bsk, _ := siteKeys(t, dir, "bravo")
+	ring := keyring(t, dir, "alpha", "bravo")
+	to, err := ring.EncryptionKey("bravo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const t0 = int64(1754000000000000000)
+	ms := make([]queue.Message, 3)
+	for i := range ms {
+		id := fmt.Sprintf("m%d", i+1)
+		env, err := Seal(to, Binding{ID: id, Origin: "alpha", Dest: "bravo"}, []byte("report "+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = queue.Message{ID: id, Origin: "alpha", Dest: "bravo", Precedence: queue.Priority, Seq: uint64(i + 1),
+			Payload: env, Flags: queue.FlagSealed, SubmittedAt: t0 + int64(i), ExpiresAt: t0 + 3600e9}
+	}
+	leaves := MessageLeaves(ms)
+	// A KindRead statement names no precedence of its own (the daemon's
+	// is flash): its receipts are of any.
+	sign := func(key *SigningKey, kind Kind, peer string, first, last uint64, ls []Hash) []byte {
+		prec := queue.Priority
+		if kind == KindRead {
+			prec = queue.Flash
+		}
+		st, err := NewStatement(kind, peer, prec, first, last, ls, t0+1e9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := SignStatement(key, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Encode()
+	}
+	sent := sign(ask, KindMessages, "bravo", 1, 3, leaves)
+	readAt := t0 + 5e9
+	rs := []queue.Receipt{
+		{RSeq: 4, Precedence: queue.Routine, Seq: 9, ID: "other", ReadAt: readAt},
+		{RSeq: 5, Precedence: queue.Priority, Seq: 2, ID: "m2", ReadAt: readAt},
+	}
+	rleaves := ReceiptLeaves("bravo", "alpha", rs)
+	stored := []queue.Proof{
+		{Kind: ProofSent, Statement: sent, Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofReceived, Statement: sent, Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofDelivered, Statement: sign(bsk, KindDelivered, "alpha", 1, 3, leaves), Index: 1, Leaves: raw(leaves)},
+		{Kind: ProofRead, Statement: sign(bsk, KindRead, "alpha", 4, 5, rleaves), Index: 1, Leaves: raw(rleaves)},
+	}
+
+	// alpha's audit log: an operator record, m2 submitted, m1 submitted,
+	// m2 delivered, m2 read.
+	about := func(kind queue.AuditKind, m *queue.Message, at int64) *queue.AuditRecord {
+		r := &queue.AuditRecord{Kind: kind, Time: at, ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence,
+			Seq: m.Seq, Flags: m.Flags, Actor: queue.NoActor}
+		if kind == queue.AuditSubmitted {
+			sum := sha256.Sum256(m.Payload)
+			r.PayloadHash = sum[:]
+		}
+		return r
+	}
+	var records [][]byte
+	var rh []Hash
+	for _, r := range []*queue.AuditRecord{
+		{Kind: queue.AuditOperator, Time: t0, Node: "alpha-1", Actor: queue.NoActor, Action: "path_down", Detail: "fiber"},
+		about(queue.AuditSubmitted, &ms[1], t0+1), about(queue.AuditSubmitted, &ms[0], t0+2),
+		about(queue.AuditDelivered, &ms[1], t0+3e9), about(queue.AuditRead, &ms[1], readAt),
+	} {
+		rec := r.Encode()
+		records = append(records, rec)
+		rh = append(rh, tlog.RecordHash(rec))
+	}
+	root, err := Root(rh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := SignCheckpoint(ask, Checkpoint{Site: "alpha", Size: int64(len(rh)), Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audit []StoredAudit
+	for _, i := range []int{0, 1, 2, 3, 4} { // NewBundle keeps 1, 3 and 4
+		p, err := Prove(rh, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		audit = append(audit, StoredAudit{Record: records[i], Index: int64(i), Proof: p, Checkpoint: note})
+	}
+	return &labEvidence{ring: ring, status: &queue.Status{Message: ms[1], ReadAt: readAt}, proofs: stored, audit: audit}
+}
+
+func raw(hs []Hash) [][32]byte {
+	out := make([][32]byte, len(hs))
+	for i, h := range hs {
+		out[i] = h
+	}
+	return out
+}
+
+func (e *labEvidence) bundle(t *testing.T) *Bundle {
+	t.Helper()
+	b, err := NewBundle(e.status, e.proofs, e.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBundleVerifies builds a bundle from stored proofs, writes and reads
+// it as JSON, and verifies every part of it offline.
+func TestBundleVerifies(t *testing.T) {
+	e := newLabEvidence(t)
+	// A stored proof about another message with the same id is left out.
+	other := e.proofs[0]
+	other.Index = 0
+	e.proofs = append(e.proofs, other)
+	data, err := e.bundle(t).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := VerifyBundle(b, e.ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range r.Checks {
+		got = append(got, c.What)
+	}
+	want := "envelope sent received delivered read audit 0 audit 1 audit 2"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("checks %q, want %q", got, want)
+	}
+	if !strings.Contains(r.Checks[4].Detail, "receipt 5") || !strings.Contains(r.Checks[1].Detail, "alpha (key") ||
+		!strings.HasPrefix(r.Checks[5].Detail, "submitted at ") || !strings.HasPrefix(r.Checks[7].Detail, "read at ") {
+		t.Fatalf("details: %+v", r.Checks)
+	}
+	t.Logf("%s", data)
+}
+
+// TestBundleTamper changes each value of a bundle's JSON in turn (a
+// character of every string at its start, middle and end, every number
+// by one, the last hash of every path dropped) and checks that the bundle no
+// longer parses or no longer verifies, naming the part.
+func TestBundleTamper(t *testing.T) {
+	e := newLabEvidence(t)
+	data, err := e.bundle(t).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	// The plaintext hash is what the envelope states; the bundle holds
+	// the envelope's hash only, so it cannot be checked (the report says so).
+	unproven := map[string]bool{"message.envelope.plaintext_sha256": true}
+	n, parsed := 0, 0
+	for _, m := range mutations(doc, "") {
+		if unproven[m.path] {
+			continue
+		}
+		n++
+		out, err := json.Marshal(m.doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ParseBundle(out)
+		if err != nil {
+			continue
+		}
+		parsed++
+		if _, err := VerifyBundle(b, e.ring); err == nil {
+			t.Errorf("%s: tampered bundle (%s) verifies", m.path, m.how)
+		}
+	}
+	// Most changes must reach the verifier (not only the parser).
+	if n < 100 || parsed < n/2 {
+		t.Fatalf("%d mutations, %d of them parsed", n, parsed)
+	}
+	t.Logf("%d mutations, %d parsed, none verifies", n, parsed)
+}
+
+type mutation struct {
+	path, how string
+	doc       any
+}
+
+// mutations returns copies of doc, each with one value changed.
+func mutations(doc any, path string) []mutation {
+	var out []mutation
+	switch v := doc.(type) {
+	case map[string]any:
+		for k, x := range v {
+			p := strings.TrimPrefix(path+"."+k, ".")
+			for _, m := range mutations(x, p) {
+				c := make(map[string]any, len(v))
+				for k2, x2 := range v {
+					c[k2] = x2
+				}
+				c[k] = m.doc
+				out = append(out, mutation{m.path, m.how, c})
+			}
+		}
+	case []any:
+		if len(v) > 0 && strings.HasSuffix(path, "path") {
+			out = append(out, mutation{path, "last element dropped", append([]any(nil), v[:len(v)-1]...)})
+		}
+		for i, x := range v {
+			for _, m := range mutations(x, fmt.Sprintf("%s[%d]", path, i)) {
+				c := append([]any(nil), v...)
+				c[i] = m.doc
+				out = append(out, mutation{m.path, m.how, c})
+			}
+		}
+	case json.Number:
+		i, _ := v.Int64()
+		out = append(out, mutation{path, "plus one", json.Number(fmt.Sprint(i + 1))})
+	case string:
+		for _, at := range []int{0, len(v) / 2, len(v) - 1} {
+			if at < 0 {
+				continue
+			}
+			s := []byte(v)
+			if s[at] == 'A' || s[at] == 'a' {
+				s[at] = 'B' // not a case variant: "flash" and "flAsh" are one precedence
+			} else {
+				s[at] = 'A'
+			}
+			out = append(out, mutation{path, fmt.Sprintf("character %d changed", at), string(s)})
+		}
+	}
+	return out
+}
+
+// TestBundleRefused checks what a verifier refuses outright.
+func TestBundleRefused(t *testing.T) {
+	e := newLabEvidence(t)
+	b := e.bundle(t)
+
+	none := *b
+	none.Proofs = nil
+	if _, err := VerifyBundle(&none, e.ring); !errors.Is(err, ErrNoEvidence) {
+		t.Fatalf("bundle without statements: %v", err)
+	}
+
+	other := keyringOf(t, "alpha", "bravo") // the same sites, other keys
+	if _, err := VerifyBundle(b, other); !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "sent: ") {
+		t.Fatalf("bundle against another keyring: %v", err)
+	}
+
+	data, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string][]byte{
+		"unknown field":   bytes.Replace(data, []byte(`"version"`), []byte(`"versions"`), 1),
+		"trailing data":   append(append([]byte(nil), data...), "{}"...),
+		"uppercase hex":   bytes.Replace(data, []byte(hex.EncodeToString(b.Message.PayloadSHA256[:])), []byte(strings.ToUpper(hex.EncodeToString(b.Message.PayloadSHA256[:]))), 1),
+		"too large":       bytes.Repeat([]byte(" "), MaxBundleSize+1),
+		"not json":        []byte("hello"),
+		"too many proofs": []byte(`{"version":1,"proofs":[` + strings.TrimSuffix(strings.Repeat(`{},`, MaxBundleProofs+1), ",") + `]}`),
+	} {
+		if _, err := ParseBundle(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: ParseBundle = %v", name, err)
+		}
+	}
+}
+
+func keyringOf(t *testing.T, sites ...string) *Keyring {
+	dir := t.TempDir()
+	for _, s := range sites {
+		siteKeys(t, dir, s)
+	}
+	return keyring(t, dir, sites...)
+}
