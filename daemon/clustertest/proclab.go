@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/transport/trust"
 	"github.com/hotline-link/hotline/daemon/client"
 )
 
@@ -78,6 +79,12 @@ func StartProcLab(t testing.TB) *ProcLab {
 			l.Ctl("pki", "issue", "--dir", "pki", "--site", s, "--node", n)
 		}
 	}
+	pubs := []string{"keyring", "--out", filepath.Join("pki", trust.KeyringFile)}
+	for _, s := range daemon.LabSites {
+		l.Ctl("pki", "keys", "--dir", "pki", "--site", s)
+		pubs = append(pubs, filepath.Join("pki", trust.PublicKeysFile(s)))
+	}
+	l.Ctl(append([]string{"pki"}, pubs...)...)
 	t.Cleanup(l.stopAll)
 	for _, n := range allNodes() {
 		l.StartNode(n)
