@@ -6,8 +6,9 @@ import (
 	"sync"
 )
 
-// budget is a weighted semaphore of bytes: the inbox replies of all
-// readers together hold at most its capacity in memory. Grants are FIFO,
+// budget is a weighted semaphore of bytes: the inbox replies (and
+// evidence bundles, which hold an envelope) of all readers together hold
+// at most its capacity in memory. Grants are FIFO,
 // so a large request is not starved by small ones.
 type budget struct {
 	capacity int64

@@ -68,12 +68,23 @@ func auditProofs(s *queue.Store, site, id string) ([]trust.StoredAudit, error) {
 	return out, nil
 }
 
+// proofReplyCopies is how many times a bundle reply holds its envelope at
+// most: as read, in base64, in the JSON encoder's buffer and indented.
+const proofReplyCopies = 5
+
 // proof serves GET /v1/messages/{id}/proof: the message's evidence bundle
-// (package transport/trust), for hotlinectl get --proof.
+// (package transport/trust), for hotlinectl get --proof. The bundle holds
+// the sealed payload, so a reply takes its share of the inbox reply
+// budget before it reads the message.
 func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
 	if !a.readBarrier(w, r) {
 		return
 	}
+	took, err := a.budget.acquire(r.Context(), proofReplyCopies*a.cfg.payloadLimit())
+	if err != nil {
+		return // the client went away
+	}
+	defer a.budget.release(took)
 	id := r.PathValue("id")
 	b, err := buildBundle(a.store, a.cfg.Site, id)
 	switch {

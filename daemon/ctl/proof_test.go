@@ -102,21 +102,34 @@ func TestEvidenceBundles(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &viaStdout); err != nil || viaStdout.Message.ID != id {
 		t.Fatalf("get --proof - printed %.200q: %v", stdout, err)
 	}
-	verify := func(file string) (string, error) {
+	verify := func(file string, more ...string) (string, error) {
 		// Offline: a socket that does not exist.
-		return lab.Hotlinectl(t, "alpha-1", "", "--socket", filepath.Join(dir, "no.sock"), "verify", file, "--keys", keys)
+		return lab.Hotlinectl(t, "alpha-1", "", append([]string{"--socket", filepath.Join(dir, "no.sock"), "verify", file, "--keys", keys}, more...)...)
 	}
-	for file, want := range map[string][]string{origin: {"sent", "delivered", "read"}, dest: {"received"}} {
-		out, err := verify(file)
+	// The plaintext a destination client read (or its sender kept), and
+	// another.
+	right, wrong := filepath.Join(dir, "read.txt"), filepath.Join(dir, "other.txt")
+	for file, text := range map[string]string{right: "evidence payload 1", wrong: "evidence payload 2"} {
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for file, want := range map[string][]string{origin: {"envelope", "sent", "delivered", "read"}, dest: {"envelope", "received"}} {
+		out, err := verify(file, "--plaintext", right)
 		if err != nil {
 			t.Fatalf("verify %s: %v\n%s", filepath.Base(file), err, out)
 		}
-		for _, kind := range want {
+		for _, kind := range append(want, "plaintext") {
 			if !strings.Contains(out, "\nok   "+kind+" ") {
 				t.Errorf("verify %s: no ok line for %s:\n%s", filepath.Base(file), kind, out)
 			}
 		}
-		t.Logf("verify %s:\n%s", filepath.Base(file), out)
+		t.Logf("verify %s --plaintext:\n%s", filepath.Base(file), out)
+		out, err = verify(file, "--plaintext", wrong)
+		if ctl.ExitCode(err) != 1 || !errors.Is(err, trust.ErrPlaintext) || !strings.Contains(err.Error(), "--plaintext "+wrong) ||
+			!strings.Contains(out, "FAIL plaintext ") {
+			t.Errorf("verify %s --plaintext (another text): exit %d, %v\n%s", filepath.Base(file), ctl.ExitCode(err), err, out)
+		}
 	}
 
 	// Tampered copies of the origin's bundle.
@@ -172,6 +185,14 @@ func TestEvidenceBundles(t *testing.T) {
 				t.Fatal("the delivered statement covers one message: no path to change")
 			}
 			path[0] = flipHex(path[0].(string))
+		}},
+		{"plaintext hash", "envelope", func(doc map[string]any) {
+			e := doc["message"].(map[string]any)["envelope"].(map[string]any)
+			e["plaintext_sha256"] = flipHex(e["plaintext_sha256"].(string))
+		}},
+		{"envelope", "envelope", func(doc map[string]any) {
+			e := doc["message"].(map[string]any)["envelope"].(map[string]any)
+			e["bytes"] = flipB64(e["bytes"].(string), -1)
 		}},
 		{"audit record", "audit 0", func(doc map[string]any) {
 			audit, _ := doc["audit"].([]any)

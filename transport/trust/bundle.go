@@ -20,8 +20,14 @@ import (
 // pinned public keys (VerifyBundle):
 //
 //   - the message's metadata and the SHA-256 of its payload as carried
-//     (the envelope), from which its MessageLeaf is recomputed; the key id
-//     and plaintext SHA-256 its envelope states;
+//     (the envelope), from which its MessageLeaf is recomputed;
+//   - the envelope itself (ciphertext, harmless to show) while the site
+//     holds it: its SHA-256 is the signed payload hash, so the key id and
+//     plaintext SHA-256 in its header are proven too, and whoever holds
+//     the plaintext can show that this exact text was sent, delivered and
+//     read (Report.CheckPlaintext). Without it (a tombstone, or a bundle
+//     whose envelope was left out) the rest still verifies and the report
+//     says that the plaintext is not proven;
 //   - for each signed statement about it ("sent": the origin's
 //     KindMessages statement as the origin keeps it; "received": the same
 //     statement as the destination stored it; "delivered": the
@@ -32,8 +38,10 @@ import (
 //     inclusion path and which of the bundle's signed checkpoints it is
 //     proven against (each checkpoint is held once).
 //
-// Every byte of it is checked: hashes are lowercase hex and binary fields
-// strict base64, so no two spellings decode to the same value.
+// Every byte of it is checked: hashes are lowercase hex, binary fields
+// strict base64, object keys and precedences spelled exactly as written
+// here (not in another case, as encoding/json and queue would accept) and
+// each key once, so no two spellings decode to the same value.
 
 // BundleVersion is the bundle format this package writes and reads.
 const BundleVersion = 1
@@ -46,9 +54,14 @@ const (
 	ProofRead      = "read"
 )
 
-// Bounds of a bundle a verifier reads (ParseBundle).
+// Bounds of a bundle a verifier reads (ParseBundle). A verifier does not
+// know the node's max_message_size, so an envelope may be as large as the
+// largest any node accepts (64 MiB of plaintext, sealed); the rest of a
+// bundle (statements, paths, audit records, checkpoints) fits in 4 MiB.
+// ParseBundle holds a few times MaxBundleSize at most.
 const (
-	MaxBundleSize   = 4 << 20
+	MaxEnvelopeSize = 64<<20 + EnvelopeOverhead
+	MaxBundleSize   = 4<<20 + (MaxEnvelopeSize+2)/3*4 // the envelope in base64
 	MaxBundleProofs = 16
 	MaxBundleAudit  = 256
 	maxCheckpoints  = 16
@@ -79,17 +92,19 @@ type BundleMessage struct {
 	SubmittedAt   int64            `json:"submitted_at"`
 	ExpiresAt     int64            `json:"expires_at"`
 	PayloadSHA256 Digest           `json:"payload_sha256"`
-	// Envelope is what the sealed payload's header states (nil for a
-	// payload that is not sealed, or a tombstone's). The bundle holds the
-	// envelope's hash, not the envelope, so these are reported, not proven.
-	Envelope *EnvelopeInfo `json:"envelope,omitempty"`
+	// Envelope is the sealed payload itself, when the message is sealed
+	// (not a tombstone) and the site still holds it; nil otherwise.
+	Envelope *BundleEnvelope `json:"envelope,omitempty"`
 }
 
-// EnvelopeInfo is a sealed payload's header: the destination key it is
-// sealed to and the plaintext's SHA-256.
-type EnvelopeInfo struct {
+// BundleEnvelope is a sealed payload: its header's destination key id and
+// plaintext SHA-256, stated for the reader, and its bytes, whose SHA-256
+// is the payload hash the statements sign. VerifyBundle checks the stated
+// copies against the header.
+type BundleEnvelope struct {
 	KeyID           string `json:"key_id"`
 	PlaintextSHA256 Digest `json:"plaintext_sha256"`
+	Bytes           Blob   `json:"bytes"`
 }
 
 // BundleProof is one signed statement covering the message (or, for
@@ -188,6 +203,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: bundle: data after the JSON object", ErrMalformed)
 	}
+	if err := exactSpelling(data); err != nil {
+		return nil, err
+	}
 	if err := b.checkBounds(); err != nil {
 		return nil, err
 	}
@@ -198,6 +216,9 @@ func (b *Bundle) checkBounds() error {
 	if len(b.Proofs) > MaxBundleProofs || len(b.Audit) > MaxBundleAudit || len(b.Checkpoints) > maxCheckpoints {
 		return fmt.Errorf("%w: bundle of %d proofs, %d audit records and %d checkpoints (at most %d, %d and %d)", ErrMalformed,
 			len(b.Proofs), len(b.Audit), len(b.Checkpoints), MaxBundleProofs, MaxBundleAudit, maxCheckpoints)
+	}
+	if e := b.Message.Envelope; e != nil && len(e.Bytes) > MaxEnvelopeSize {
+		return fmt.Errorf("%w: envelope of %d bytes (at most %d)", ErrMalformed, len(e.Bytes), MaxEnvelopeSize)
 	}
 	for i, p := range b.Proofs {
 		if len(p.Path) > maxPath {
@@ -242,9 +263,9 @@ func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bu
 		}
 		b.Audit = append(b.Audit, AuditProof{Record: a.Record, Index: a.Index, Path: digests(a.Proof), Checkpoint: c})
 	}
-	if m.Flags&queue.FlagSealed != 0 && !m.Tombstone() {
+	if m.Flags&queue.FlagSealed != 0 && !m.Tombstone() && len(m.Payload) <= MaxEnvelopeSize {
 		if e, err := ParseEnvelope(m.Payload); err == nil {
-			b.Message.Envelope = &EnvelopeInfo{KeyID: e.KeyID.String(), PlaintextSHA256: e.PlaintextHash}
+			b.Message.Envelope = &BundleEnvelope{KeyID: e.KeyID.String(), PlaintextSHA256: e.PlaintextHash, Bytes: m.Payload}
 		}
 	}
 	for _, p := range proofs {

@@ -52,7 +52,9 @@ type labEvidence struct {
 	audit  []StoredAudit
 }
 
-func newLabEvidence(t *testing.T) *labEvidence {
+// change, if given, is applied to the three messages before anything is
+// signed (to make them tombstones, or not sealed).
+func newLabEvidence(t testing.TB, change ...func(*queue.Message)) *labEvidence {
 	t.Helper()
 	dir := t.TempDir()
 	ask, _ := siteKeys(t, dir, "alpha")
@@ -72,6 +74,9 @@ func newLabEvidence(t *testing.T) *labEvidence {
 		}
 		ms[i] = queue.Message{ID: id, Origin: "alpha", Dest: "bravo", Precedence: queue.Priority, Seq: uint64(i + 1),
 			Payload: env, Flags: queue.FlagSealed, SubmittedAt: t0 + int64(i), ExpiresAt: t0 + 3600e9}
+		for _, c := range change {
+			c(&ms[i])
+		}
 	}
 	leaves := MessageLeaves(ms)
 	// A KindRead statement names no precedence of its own (the daemon's
@@ -154,7 +159,7 @@ func raw(hs []Hash) [][32]byte {
 	return out
 }
 
-func (e *labEvidence) bundle(t *testing.T) *Bundle {
+func (e *labEvidence) bundle(t testing.TB) *Bundle {
 	t.Helper()
 	b, err := NewBundle(e.status, e.proofs, e.audit)
 	if err != nil {
@@ -195,7 +200,74 @@ func TestBundleVerifies(t *testing.T) {
 		!strings.HasPrefix(r.Checks[5].Detail, "submitted at ") || !strings.HasPrefix(r.Checks[7].Detail, "read at ") {
 		t.Fatalf("details: %+v", r.Checks)
 	}
+	// The envelope proves the plaintext: its hash is what the sender and
+	// the reader hold, and nothing else is.
+	plain := sha256.Sum256([]byte("report m2"))
+	if r.Plaintext == nil || *r.Plaintext != plain || !strings.Contains(r.Checks[0].Detail, fmt.Sprintf("plaintext sha256 %x", plain)) {
+		t.Fatalf("plaintext %v, envelope check %q; want %x", r.Plaintext, r.Checks[0].Detail, plain)
+	}
+	if err := r.CheckPlaintext(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckPlaintext(sha256.Sum256([]byte("report m1"))); !errors.Is(err, ErrPlaintext) || !strings.Contains(err.Error(), hex.EncodeToString(plain[:])) {
+		t.Fatalf("another plaintext: %v", err)
+	}
+	if bytes.Contains(data, []byte("report m2")) {
+		t.Fatal("the bundle holds the plaintext")
+	}
 	t.Logf("%s", data)
+}
+
+// TestBundlePlaintextNotProven checks bundles that prove no plaintext: an
+// envelope left out, a tombstone. They verify, with a note saying so, and
+// no plaintext matches. A payload that is not sealed is its plaintext.
+func TestBundlePlaintextNotProven(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*queue.Message)
+		drop   bool
+		note   string // "" if the plaintext is proven
+	}{
+		{name: "envelope left out", drop: true, note: "not proven: the bundle holds the sealed payload's SHA-256, not the envelope"},
+		{name: "tombstone", change: func(m *queue.Message) { m.Flags, m.Payload = queue.FlagTombstone, nil }, note: "not proven: a tombstone"},
+		{name: "not sealed", change: func(m *queue.Message) { m.Flags, m.Payload = 0, []byte("report "+m.ID) }},
+	} {
+		var e *labEvidence
+		if tc.change != nil {
+			e = newLabEvidence(t, tc.change)
+		} else {
+			e = newLabEvidence(t)
+		}
+		b := e.bundle(t)
+		if tc.drop {
+			b.Message.Envelope = nil
+		}
+		if b.Message.Envelope != nil {
+			t.Fatalf("%s: bundle holds an envelope", tc.name)
+		}
+		data, err := b.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err = ParseBundle(data); err != nil {
+			t.Fatal(err)
+		}
+		r, err := VerifyBundle(b, e.ring)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		c := r.Checks[0]
+		plain := sha256.Sum256([]byte("report m2"))
+		perr := r.CheckPlaintext(plain)
+		if tc.note != "" {
+			if c.What != "plaintext" || !c.Note || !strings.HasPrefix(c.Detail, tc.note) || r.Plaintext != nil || !errors.Is(perr, ErrPlaintext) {
+				t.Errorf("%s: %+v, plaintext %v, CheckPlaintext %v", tc.name, c, r.Plaintext, perr)
+			}
+		} else if c.What != "plaintext" || c.Note || perr != nil {
+			t.Errorf("%s: %+v, CheckPlaintext %v", tc.name, c, perr)
+		}
+		t.Logf("%s: %s %s; CheckPlaintext: %v", tc.name, c.What, c.Detail, perr)
+	}
 }
 
 // TestBundleTamper changes each value of a bundle's JSON in turn (a
@@ -214,14 +286,10 @@ func TestBundleTamper(t *testing.T) {
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatal(err)
 	}
-	// The plaintext hash is what the envelope states; the bundle holds
-	// the envelope's hash only, so it cannot be checked (the report says so).
-	unproven := map[string]bool{"message.envelope.plaintext_sha256": true}
 	n, parsed := 0, 0
+	seen := map[string]bool{}
 	for _, m := range mutations(doc, "") {
-		if unproven[m.path] {
-			continue
-		}
+		seen[m.path] = true
 		n++
 		out, err := json.Marshal(m.doc)
 		if err != nil {
@@ -240,7 +308,64 @@ func TestBundleTamper(t *testing.T) {
 	if n < 100 || parsed < n/2 {
 		t.Fatalf("%d mutations, %d of them parsed", n, parsed)
 	}
+	for _, p := range []string{"message.envelope.plaintext_sha256", "message.envelope.key_id", "message.envelope.bytes", "message.flags"} {
+		if !seen[p] {
+			t.Errorf("%s was not changed", p)
+		}
+	}
 	t.Logf("%d mutations, %d parsed, none verifies", n, parsed)
+}
+
+// TestBundleByteFlips flips one bit (the case bit 0x20, which
+// encoding/json ignores in keys, and the low bit) of each byte of a
+// bundle's JSON in turn, and checks that no flipped bundle verifies. In a
+// run of base64 or hex it flips only the first and last four characters
+// (the last ones hold base64's padding bits): the bytes between are alike
+// and would take a minute.
+func TestBundleByteFlips(t *testing.T) {
+	e := newLabEvidence(t)
+	data, err := e.bundle(t).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inRun := func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/'
+	}
+	var at []int
+	for i := 0; i < len(data); {
+		j := i
+		for j < len(data) && inRun(data[j]) {
+			j++
+		}
+		if j == i {
+			at = append(at, i)
+			i++
+			continue
+		}
+		for k := i; k < j; k++ {
+			if k < i+4 || k >= j-4 {
+				at = append(at, k)
+			}
+		}
+		i = j
+	}
+	n, parsed := 0, 0
+	for _, i := range at {
+		for _, bit := range []byte{0x20, 0x01} {
+			out := bytes.Clone(data)
+			out[i] ^= bit
+			n++
+			b, err := ParseBundle(out)
+			if err != nil {
+				continue
+			}
+			parsed++
+			if _, err := VerifyBundle(b, e.ring); err == nil {
+				t.Fatalf("byte %d (%q in %q) ^ %#x: the bundle verifies", i, data[i], data[max(i-20, 0):min(i+20, len(data))], bit)
+			}
+		}
+	}
+	t.Logf("%d bytes, %d flipped, %d flips, %d parsed, none verifies", len(data), len(at), n, parsed)
 }
 
 type mutation struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -95,6 +96,13 @@ func OpenCheckpoint(msg []byte, k *Keyring) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The note package reads base64 leniently (padding bits ignored): a
+	// signature has one spelling only, as a bundle's every byte counts.
+	for _, s := range slices.Concat(n.Sigs, n.UnverifiedSigs) {
+		if !canonicalBase64(s.Base64) {
+			return nil, fmt.Errorf("%w: checkpoint signature of %s is not canonical base64", ErrMalformed, s.Name)
+		}
+	}
 	for _, s := range n.Sigs {
 		if s.Name == c.Site {
 			return c, nil
@@ -116,12 +124,19 @@ func ParseCheckpoint(text string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: checkpoint origin %q is not hotline/SITE/audit", ErrMalformed, origin)
 	}
 	size, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil || size < 0 {
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
 		return nil, fmt.Errorf("%w: checkpoint size %q", ErrMalformed, lines[1])
 	}
 	root, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(root) != len(Hash{}) {
+	if err != nil || len(root) != len(Hash{}) || !canonicalBase64(lines[2]) {
 		return nil, fmt.Errorf("%w: checkpoint root %q", ErrMalformed, lines[2])
 	}
 	return &Checkpoint{Site: site, Size: size, Root: Hash(root)}, nil
+}
+
+// canonicalBase64 reports whether s is standard padded base64 in its one
+// spelling (the unused bits of its last character zero).
+func canonicalBase64(s string) bool {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	return err == nil && base64.StdEncoding.EncodeToString(b) == s
 }

@@ -42,8 +42,10 @@
 //
 // # Evidence
 //
-// A [Bundle] gathers, for one message, its metadata and payload hash, the
-// statements covering it (sent, received, delivered, read) with their
-// inclusion paths, and its audit records with their signed checkpoints,
-// as JSON; [VerifyBundle] checks all of it with only a [Keyring].
+// A [Bundle] gathers, for one message, its metadata and payload hash, its
+// envelope (while the site holds it), the statements covering it (sent,
+// received, delivered, read) with their inclusion paths, and its audit
+// records with their signed checkpoints, as JSON; [VerifyBundle] checks
+// all of it with only a [Keyring], the envelope's plaintext hash included
+// ([Report.CheckPlaintext] then matches a plaintext against it).
 package trust

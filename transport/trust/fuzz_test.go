@@ -2,6 +2,7 @@ package trust
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -174,6 +175,42 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		again, err := ParseCheckpoint(c.Text())
 		if err != nil || *again != *c {
 			t.Fatalf("checkpoint text does not round-trip: %+v, %v", again, err)
+		}
+	})
+}
+
+// FuzzParseBundle checks that any document ParseBundle accepts verifies
+// without a panic, and that an accepted bundle reads back the same from
+// its own JSON (its one spelling).
+func FuzzParseBundle(f *testing.F) {
+	e := newLabEvidence(f)
+	data, err := e.bundle(f).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(bytes.Replace(data, []byte(`"version"`), []byte(`"Version"`), 1))
+	f.Add([]byte(`{"version":1,"version":1}`))
+	f.Add([]byte(`{"message":{"precedence":""},"proofs":[[{}]]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b, err := ParseBundle(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("ParseBundle error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		_, _ = VerifyBundle(b, e.ring) // must not panic
+		out, err := json.Marshal(b)
+		if err != nil {
+			return // a value Marshal refuses (an invalid precedence): VerifyBundle refused it too
+		}
+		again, err := ParseBundle(out)
+		if err != nil {
+			t.Fatalf("a parsed bundle's own JSON does not parse: %v", err)
+		}
+		if out2, _ := json.Marshal(again); !bytes.Equal(out, out2) {
+			t.Fatalf("a bundle does not read back the same")
 		}
 	})
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/hotline-link/hotline/queue"
 )
 
-func siteKeys(t *testing.T, dir, site string) (*SigningKey, *DecryptionKey) {
+func siteKeys(t testing.TB, dir, site string) (*SigningKey, *DecryptionKey) {
 	t.Helper()
 	if _, err := CreateSiteKeys(dir, site); err != nil {
 		t.Fatal(err)
@@ -26,7 +26,7 @@ func siteKeys(t *testing.T, dir, site string) (*SigningKey, *DecryptionKey) {
 	return sk, dk
 }
 
-func keyring(t *testing.T, dir string, sites ...string) *Keyring {
+func keyring(t testing.TB, dir string, sites ...string) *Keyring {
 	t.Helper()
 	var all []byte
 	for _, s := range sites {

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,23 +25,50 @@ var (
 	// checkpoint signs.
 	ErrNotCovered = errors.New("trust: not covered by the signature")
 	// ErrMismatch: a signed statement or an audit record is about
-	// something else than the bundle's message.
+	// something else than the bundle's message, or the key id or
+	// plaintext hash a bundle states is not its envelope's.
 	ErrMismatch = errors.New("trust: not about this message")
+	// ErrPlaintext: a plaintext is not the one a bundle proves, or the
+	// bundle proves none (Report.CheckPlaintext).
+	ErrPlaintext = errors.New("trust: not the plaintext the evidence proves")
 )
 
 // Report is what VerifyBundle checked: one Check per part of the bundle
-// (the envelope's key, each proof, each audit record), in its order.
+// (the payload: "envelope", or else a "plaintext" note; each proof; each
+// audit record), in its order.
 type Report struct {
 	Checks []Check
+	// Plaintext is the plaintext's SHA-256 as the bundle proves it: its
+	// envelope's header (the envelope hashing to the signed payload
+	// hash), or the signed payload hash itself for a payload that is not
+	// sealed. Nil if the bundle proves none; noPlaintext says why.
+	Plaintext   *Digest
+	noPlaintext string
 }
 
 // Check is the outcome of one proof: What names it ("sent", "read",
 // "audit 2", "envelope"), Detail says what it shows, Err why it fails
-// (nil if it verified).
+// (nil if it verified). A Note is a remark, not a proof: what the bundle
+// does not prove (Err is nil).
 type Check struct {
 	What   string
 	Detail string
 	Err    error
+	Note   bool
+}
+
+// CheckPlaintext checks that sum is the SHA-256 of the plaintext the
+// verified bundle proves (Plaintext): ErrPlaintext, naming both hashes,
+// if it is not or the bundle proves none. Only meaningful after
+// VerifyBundle returned no error.
+func (r *Report) CheckPlaintext(sum [sha256.Size]byte) error {
+	switch {
+	case r.Plaintext == nil:
+		return fmt.Errorf("%w: the bundle proves no plaintext (%s)", ErrPlaintext, r.noPlaintext)
+	case *r.Plaintext != Digest(sum):
+		return fmt.Errorf("%w: its sha256 is %x, the evidence proves plaintext sha256 %x", ErrPlaintext, sum[:], r.Plaintext[:])
+	}
+	return nil
 }
 
 // Failed is the checks that failed.
@@ -55,13 +83,15 @@ func (r *Report) Failed() []Check {
 }
 
 // VerifyBundle checks every part of b offline against the pinned keys of
-// ring: each statement's signature, its kind, sites, precedence and range
-// against the message, the inclusion of the leaf recomputed from the
-// bundle's fields; each audit record's inclusion in the log its signed
-// checkpoint states. It returns the report and, if anything failed (or
-// the bundle has no signed statement, ErrNoEvidence), an error naming
-// every failed part. A nil report means the message's metadata itself is
-// invalid.
+// ring: the envelope (it is the signed payload, its header is what the
+// bundle states, its key is the destination's) and so the plaintext hash
+// (Report.Plaintext); each statement's signature, its kind, sites,
+// precedence and range against the message, the inclusion of the leaf
+// recomputed from the bundle's fields; each audit record's inclusion in
+// the log its signed checkpoint states. It returns the report and, if
+// anything failed (or the bundle has no signed statement, ErrNoEvidence),
+// an error naming every failed part. A nil report means the message's
+// metadata itself is invalid.
 func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 	if err := b.checkMessage(); err != nil {
 		return nil, err
@@ -69,13 +99,8 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 	if err := b.checkBounds(); err != nil {
 		return nil, err
 	}
-	m := &b.Message
 	r := &Report{}
-	if m.Envelope != nil {
-		c := Check{What: "envelope"}
-		c.Detail, c.Err = b.checkEnvelope(ring)
-		r.Checks = append(r.Checks, c)
-	}
+	r.Checks = append(r.Checks, b.checkPayload(r, ring))
 	for i := range b.Proofs {
 		p := &b.Proofs[i]
 		c := Check{What: p.Kind}
@@ -159,23 +184,66 @@ func (b *Bundle) checkMessage() error {
 	return nil
 }
 
-// checkEnvelope checks that the stated key is one of the destination's
-// pinned encryption keys. The plaintext hash cannot be checked without the
-// envelope.
-func (b *Bundle) checkEnvelope(ring *Keyring) (string, error) {
-	e := b.Message.Envelope
-	id, err := parseKeyID(e.KeyID)
-	if err != nil {
-		return "", err
+// checkPayload checks the envelope, if the bundle holds one, and sets
+// r.Plaintext to what the bundle proves of the plaintext.
+func (b *Bundle) checkPayload(r *Report, ring *Keyring) Check {
+	m := &b.Message
+	switch {
+	case m.Envelope != nil:
+		c := Check{What: "envelope"}
+		var sum Digest
+		sum, c.Detail, c.Err = b.checkEnvelope(ring)
+		if c.Err == nil {
+			r.Plaintext = &sum
+		}
+		return c
+	case m.Flags&queue.FlagTombstone != 0:
+		r.noPlaintext = "a tombstone: the message expired before delivery, its payload is gone"
+	case m.Flags&queue.FlagSealed == 0:
+		// Sent before payloads were sealed: the payload is the plaintext.
+		r.Plaintext = &m.PayloadSHA256
+		return Check{What: "plaintext", Detail: fmt.Sprintf("sha256 %x: the payload is not sealed, the signed payload hash is the plaintext's", m.PayloadSHA256[:])}
+	default:
+		r.noPlaintext = "the bundle holds the sealed payload's SHA-256, not the envelope"
 	}
-	detail := fmt.Sprintf("sealed to %s's key %s; plaintext sha256 %x (as the envelope states: the bundle holds the envelope's hash, not the envelope)",
-		b.Message.Dest, id, e.PlaintextSHA256[:])
-	for _, k := range ring.kem[b.Message.Dest] {
+	return Check{What: "plaintext", Note: true, Detail: "not proven: " + r.noPlaintext}
+}
+
+// checkEnvelope checks the bundle's envelope: that it is the payload the
+// statements sign (its SHA-256 is the payload hash), that its header is
+// what the bundle states, and that it is sealed to one of the
+// destination's pinned encryption keys. It returns the plaintext hash the
+// header states.
+func (b *Bundle) checkEnvelope(ring *Keyring) (Digest, string, error) {
+	m := &b.Message
+	be := m.Envelope
+	if m.Flags&queue.FlagSealed == 0 || m.Flags&queue.FlagTombstone != 0 {
+		return Digest{}, "", fmt.Errorf("%w: an envelope, but the message's flags (%d) say its payload is not sealed or gone", ErrMalformed, m.Flags)
+	}
+	if sum := sha256.Sum256(be.Bytes); sum != m.PayloadSHA256 {
+		return Digest{}, "", fmt.Errorf("%w: the envelope's sha256 %x is not the payload hash the statements sign", ErrNotCovered, sum[:])
+	}
+	e, err := ParseEnvelope(be.Bytes)
+	if err != nil {
+		return Digest{}, "", err
+	}
+	detail := fmt.Sprintf("sealed to %s's key %s, %d bytes, is the signed payload: plaintext sha256 %x",
+		m.Dest, e.KeyID, len(be.Bytes), e.PlaintextHash[:])
+	id, err := parseKeyID(be.KeyID)
+	switch {
+	case err != nil:
+		return Digest{}, detail, err
+	case id != e.KeyID:
+		return Digest{}, detail, fmt.Errorf("%w: the bundle states key id %s, the envelope is sealed to %s", ErrMismatch, id, e.KeyID)
+	case Digest(e.PlaintextHash) != be.PlaintextSHA256:
+		return Digest{}, detail, fmt.Errorf("%w: the bundle states plaintext sha256 %x, the envelope %x", ErrMismatch, be.PlaintextSHA256[:], e.PlaintextHash[:])
+	}
+	for _, k := range ring.kem[m.Dest] {
 		if k.ID == id {
-			return detail, nil
+			return Digest(e.PlaintextHash), detail, nil
 		}
 	}
-	return detail, fmt.Errorf("%w: key %s is not one of %s's pinned encryption keys", ErrUnknownKey, id, b.Message.Dest)
+	return Digest{}, detail, fmt.Errorf("%w: key %s is not one of %s's pinned encryption keys", ErrUnknownKey, id, m.Dest)
 }
 
 // checkProof verifies one statement proof.
