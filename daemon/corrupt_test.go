@@ -60,6 +60,13 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 		return err == nil
 	})
 
+	// The payload is stored sealed: the bytes to damage are the envelope's.
+	st, err := daemon.StoreOf(lab.Node(victim)).Lookup(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := bytes.Clone(st.Message.Payload)
+
 	// Stop the victim, flip one payload byte in its state.db, start it.
 	lab.Node(victim).Close()
 	dbPath := filepath.Join(lab.Configs[victim].DataDir, "state.db")
@@ -67,12 +74,12 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(b, payload)
-	if i < 0 || bytes.Contains(b[i+1:], payload) {
-		t.Fatalf("payload found %d times in %s", bytes.Count(b, payload), dbPath)
+	i := bytes.Index(b, stored)
+	if i < 0 || bytes.Contains(b[i+1:], stored) {
+		t.Fatalf("payload found %d times in %s", bytes.Count(b, stored), dbPath)
 	}
-	b[i+4] ^= 0x01
-	flipped := bytes.Clone(b[i : i+len(payload)])
+	b[i+len(stored)-4] ^= 0x01 // in the ciphertext
+	flipped := bytes.Clone(b[i : i+len(stored)])
 	if err := os.WriteFile(dbPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +138,7 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 	lab.StartNode(victim)
 	clustertest.Eventually(t, 60*time.Second, "the rebuilt node to hold the true message", func() bool {
 		st, err := daemon.StoreOf(lab.Node(victim)).Lookup(m.ID)
-		return err == nil && bytes.Equal(st.Message.Payload, payload)
+		return err == nil && bytes.Equal(st.Message.Payload, stored)
 	})
 	if n, _ := daemon.StoreOf(lab.Node(victim)).Corruption(); n != 0 {
 		t.Fatalf("rebuilt node reports %d damaged records", n)
@@ -141,9 +148,9 @@ func TestCorruptFollowerNeverForwards(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].ID != m.ID || !bytes.Equal(msgs[0].Payload, payload) {
 		t.Fatalf("bravo's inbox: %+v; want %s with the true payload", msgs, m.ID)
 	}
-	for _, msg := range msgs {
-		if bytes.Equal(msg.Payload, flipped) {
-			t.Fatal("bravo received the flipped bytes")
+	for _, n := range daemon.LabNodes("bravo") {
+		if st, err := daemon.StoreOf(lab.Node(n)).LookupInbound(m.ID); err != nil || bytes.Equal(st.Message.Payload, flipped) || !bytes.Equal(st.Message.Payload, stored) {
+			t.Fatalf("%s holds %v, %v; want the intact envelope", n, st, err)
 		}
 	}
 }
