@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/hotline-link/hotline/daemon"
-	"github.com/hotline-link/hotline/transport/trust"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // ProcLab is the six-process lab from configs/lab, run from a copy: one
