@@ -38,6 +38,10 @@ type sealer struct {
 	keys  *siteKeys
 	store *queue.Store
 	log   *slog.Logger
+	// seals and opens amortize the KEM: one encapsulation per destination
+	// key and window, one decapsulation per window read.
+	seals *trust.Sealer
+	opens *trust.Opener
 	// failures is hotline_decrypt_failures_total{stage}: "read", an inbox
 	// payload that does not open (counted once per message); "receive", an
 	// inbound message refused because this site could not open it
@@ -53,6 +57,7 @@ const maxUndecryptable = 1000
 
 func newSealer(cfg *Config, keys *siteKeys, store *queue.Store, log *slog.Logger, reg prometheus.Registerer) *sealer {
 	s := &sealer{site: cfg.Site, keys: keys, store: store, log: log, bad: map[string]string{},
+		seals: trust.NewSealer(), opens: trust.NewOpener(keys.dec),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotline_decrypt_failures_total",
 			Help: "Payloads this node could not open, by stage: read (an inbox message whose envelope does not decrypt with this site's keys: tampered, or sealed to a key it does not hold; counted once per message, an alarm while it is unread), receive (an inbound batch refused because a payload is not sealed to a key of this site)."},
 			[]string{"stage"})}
@@ -69,7 +74,7 @@ func (s *sealer) seal(it *queue.SubmitItem) error {
 	if err != nil {
 		return fmt.Errorf("seal payload of %s: %w", it.ID, err)
 	}
-	env, err := trust.Seal(to, trust.Binding{ID: it.ID, Origin: s.site, Dest: it.Dest}, it.Payload)
+	env, err := s.seals.Seal(to, trust.Binding{ID: it.ID, Origin: s.site, Dest: it.Dest}, it.Payload)
 	if err != nil {
 		return fmt.Errorf("seal payload of %s: %w", it.ID, err)
 	}
@@ -86,7 +91,7 @@ func (s *sealer) open(m *queue.Message) ([]byte, error) {
 	if m.Flags&queue.FlagSealed == 0 {
 		return m.Payload, nil
 	}
-	pt, err := trust.Open(s.keys.dec, trust.Binding{ID: m.ID, Origin: m.Origin, Dest: m.Dest}, m.Payload)
+	pt, err := s.opens.Open(trust.Binding{ID: m.ID, Origin: m.Origin, Dest: m.Dest}, m.Payload)
 	if err == nil {
 		return pt, nil
 	}

@@ -33,7 +33,10 @@
 // [Seal] encrypts a payload to the destination site's key, bound to the
 // message's id, origin and destination; the envelope carries the
 // plaintext's SHA-256 in clear so that the origin keeps (and signs) the
-// hash and not the plaintext. [Open] decrypts and checks that hash.
+// hash and not the plaintext. [Open] decrypts and checks that hash. A
+// node seals with a [Sealer], which reuses one KEM encapsulation per
+// destination key for a short window (each message still gets its own
+// key), and opens with an [Opener], which caches decapsulated windows.
 //
 // # Checkpoints
 //
