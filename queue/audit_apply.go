@@ -109,8 +109,12 @@ func (a *applier) auditAppend(r *AuditRecord) (int64, error) {
 
 // auditMsg appends the record of a message's event: the message at seq of
 // channel ck, outbound (out: origin is this site) or inbound. payload, if
-// not nil, is hashed into the record.
+// not nil, is hashed into the record. Entries of older formats append
+// nothing (Command.audited).
 func (a *applier) auditMsg(kind AuditKind, out bool, now int64, ck []byte, seq uint64, id string, flags uint32, payload []byte) error {
+	if !a.audited {
+		return nil
+	}
 	site, p, ok := parseChanKey(ck)
 	if !ok {
 		return corruptf(channelName(ck), "malformed channel key")

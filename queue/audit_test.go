@@ -2,7 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"hash/crc32"
 	"reflect"
 	"strings"
 	"testing"
@@ -284,7 +286,7 @@ func TestAuditCommandsEncodeAndRefuse(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.Op, err)
 		}
-		if !reflect.DeepEqual(*got, c) {
+		if !reflect.DeepEqual(plain(got), c) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 		}
 	}
@@ -326,5 +328,56 @@ func TestDecodeAuditRecordRejects(t *testing.T) {
 		if _, err := DecodeAuditRecord(b); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestOldEntriesAppendNoAuditRecords: entries of format 3 (kept as the
+// previous version wrote them) apply without audit records, as they did
+// on the nodes that applied them before the upgrade; the same command as
+// a version 4 entry appends its record. A version 3 entry cannot carry
+// the audit bodies, which version 4 brought.
+func TestOldEntriesAppendNoAuditRecords(t *testing.T) {
+	old, _ := openStore(t, "bravo")
+	cur, _ := openStore(t, "bravo")
+	for i, e := range v3Entries {
+		b, _ := hex.DecodeString(e.hex)
+		if res := old.Apply([]Entry{{Index: old.AppliedIndex() + 1, Data: b}}); res[0].Err != "" {
+			t.Fatalf("v3 entry %d: %s", i, res[0].Err)
+		}
+		c, err := DecodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v4, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := cur.Apply([]Entry{{Index: cur.AppliedIndex() + 1, Data: v4}}); res[0].Err != "" {
+			t.Fatalf("entry %d as v4: %s", i, res[0].Err)
+		}
+	}
+	if _, err := old.Lookup("m1"); err != nil {
+		t.Fatalf("the v3 receive was not applied: %v", err)
+	}
+	if n := old.AuditSize(); n != 0 {
+		t.Fatalf("v3 entries appended %d audit records; want none", n)
+	}
+	if got := auditKinds(t, cur); !reflect.DeepEqual(got, []string{"received m1"}) {
+		t.Fatalf("v4 entries appended %q; want the receive's record", got)
+	}
+	// An audit body in a version 3 entry does not decode, as it did not
+	// before the upgrade; an OpAudit of the JSON format is refused.
+	enc, err := (&Command{Op: OpAudit, Time: t1, Audit: auditCmd(t1, "x", "").Audit}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := append([]byte{cmdVersion3}, enc[2:len(enc)-cmdSumLen]...) // without the empty evidence section
+	v3 = be.AppendUint32(v3, crc32.Checksum(v3, castagnoli))
+	if _, err := DecodeCommand(v3); err == nil || !strings.Contains(err.Error(), "audit bodies in an entry of version 3") {
+		t.Fatalf("v3 audit entry: %v", err)
+	}
+	js := []byte(`{"op":"audit","time":1,"audit":{"node":"bravo-1","actor":{"uid":0,"pid":1},"action":"x"}}`)
+	if res := old.Apply([]Entry{{Index: old.AppliedIndex() + 1, Data: js}}); !strings.Contains(res[0].Err, "older format") || old.AuditSize() != 0 {
+		t.Fatalf("JSON audit entry: %+v, %d records", res[0], old.AuditSize())
 	}
 }
