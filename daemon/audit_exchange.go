@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -123,7 +124,7 @@ func (a *auditor) offer(ctx context.Context, site string, cp *queue.AuditCheckpo
 	if !known {
 		from = -1
 	}
-	for range 2 { // a wrong guess of what site holds costs one more call
+	for range 3 { // a follower answering, or a wrong guess of what site holds, costs one more call each
 		o := checkpointOffer{Note: cp.Note, From: from}
 		if from > 0 && from < cp.Size {
 			p, err := a.store.AuditProveTree(cp.Size, from)
@@ -134,6 +135,9 @@ func (a *auditor) offer(ctx context.Context, site string, cp *queue.AuditCheckpo
 			o.Proof = p
 		}
 		held, err := a.callOffer(ctx, site, &o)
+		if errors.Is(err, consensus.ErrNotLeader) {
+			continue // callOffer made the leader it names the one to call
+		}
 		if err != nil {
 			return
 		}
@@ -165,6 +169,9 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 	if err == nil {
 		err = callCodes.Err(callAuditCheckpoint, rep)
 	}
+	if errors.Is(err, consensus.ErrNotLeader) && rep != nil && rep.Leader != "" {
+		a.link.SetPreferred(site, rep.Leader) // as an ack naming the leader does
+	}
 	if err != nil {
 		if errors.Is(err, errAuditFork) {
 			a.mu.Lock()
@@ -188,9 +195,15 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 
 // serveOffer takes another site's checkpoint (callAuditCheckpoint): it
 // must be signed by a pinned key of the calling site; it is committed as
-// held when it extends the one held (checked with the offer's proof), and
-// as a fork, answered with errAuditFork, when it does not.
+// held when it extends the one held (apply checks the offer's proof), and
+// as a fork, answered with errAuditFork, when it does not. Only the
+// leader answers (a follower refuses with ErrNotLeader, naming the
+// leader), so that what it holds is current; if the held checkpoint moved
+// before the command applied, the reply asks for a proof from the new one.
 func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+	if a.isLeader != nil && !a.isLeader() {
+		return nil, fmt.Errorf("%s: %w: offer audit checkpoints to the leader", a.cfg.Node, consensus.ErrNotLeader)
+	}
 	var o checkpointOffer
 	if len(body) > maxOfferSize {
 		return nil, fmt.Errorf("%w: offer of %d bytes (at most %d)", errBadCheckpoint, len(body), maxOfferSize)
@@ -226,13 +239,12 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 		return reply(held.Size, false) // stale; the sender learns what we hold
 	case c.Size == held.Size && c.Root == held.Root:
 		return reply(held.Size, false)
-	case c.Size == held.Size:
-		cmd.Fork = true
+	case c.Size == held.Size: // apply finds the fork
+		cmd.From = held.Size
 	case o.From != held.Size:
 		return reply(held.Size, true)
-	default:
-		cmd.Proof = o.Proof
-		cmd.Fork = tlog.CheckTree(o.Proof, c.Size, c.Root, held.Size, held.Root) != nil
+	default: // apply checks the proof from From
+		cmd.From, cmd.Proof = held.Size, o.Proof
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.SubmitTimeout.Duration)
 	defer cancel()
@@ -240,10 +252,13 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if err != nil {
 		return nil, err
 	}
+	if res.Audit != nil && res.Audit.Moved { // another offer landed first: nothing kept
+		return reply(res.Audit.Held, res.Audit.Held < c.Size)
+	}
 	if res.Err != "" {
 		return nil, fmt.Errorf("%w: %s", errBadCheckpoint, res.Err)
 	}
-	if cmd.Fork || (res.Audit != nil && res.Audit.Fork) {
+	if res.Audit != nil && res.Audit.Fork {
 		heldSize := int64(0)
 		if held != nil {
 			heldSize = held.Size

@@ -92,7 +92,10 @@
 //     before an upgrade did (Command.audited). OpCheckpoint keeps signed
 //     checkpoints (opaque notes): ours only if their root is the tree's
 //     at their size; another site's as held while each extends the last
-//     (a consistency proof apply checks), else apart as a fork. Purge
+//     (a consistency proof apply checks from the held checkpoint of the
+//     command's From: if the held one is no longer there the command
+//     fails, ErrCheckpointMoved, and changes nothing), else apart as a
+//     fork; apply alone decides which. Purge
 //     never deletes audit records; they go with backups and snapshots.
 //   - Integrity. Message records, queued receipts and evidence records
 //     carry CRC32C checksums bound to their location (a stored statement
