@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -214,7 +215,7 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if len(o.Proof) > queue.MaxCheckpointProof {
 		return nil, fmt.Errorf("%w: proof of %d hashes (at most %d)", errBadCheckpoint, len(o.Proof), queue.MaxCheckpointProof)
 	}
-	c, err := trust.OpenCheckpoint(o.Note, a.ring)
+	note, c, err := trust.CanonicalCheckpoint(o.Note, a.ring) // what we keep: only what the site signed
 	if err != nil {
 		a.log.Warn("refused an audit checkpoint", "from", from, "err", err)
 		return nil, fmt.Errorf("%w from %s: %v", errBadCheckpoint, from, err)
@@ -232,7 +233,7 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	case err != nil:
 		return nil, err
 	}
-	cmd := &queue.CheckpointCmd{Site: c.Site, Size: c.Size, Root: c.Root, Note: o.Note}
+	cmd := &queue.CheckpointCmd{Site: c.Site, Size: c.Size, Root: c.Root, Note: note}
 	switch {
 	case held == nil:
 	case c.Size < held.Size:
@@ -272,13 +273,17 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 }
 
 // checkRelayed checks a checkpoint another node of the site relayed to the
-// leader: its note must be signed by a pinned key of its site and state
-// its size and root, so that a node's stolen key cannot make the site hold
-// a checkpoint nobody signed.
+// leader: its note must be signed by a pinned key of its site, in its
+// canonical encoding (trust.CanonicalCheckpoint), and state its size and
+// root, so that a node's stolen key cannot make the site hold a
+// checkpoint nobody signed, nor bytes of its own in one.
 func (a *auditor) checkRelayed(k *queue.CheckpointCmd) error {
-	c, err := trust.OpenCheckpoint(k.Note, a.ring)
+	note, c, err := trust.CanonicalCheckpoint(k.Note, a.ring)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if !bytes.Equal(note, k.Note) {
+		return fmt.Errorf("checkpoint of %s at %d: its note is not in its canonical encoding (only the site's own signature)", k.Site, k.Size)
 	}
 	if c.Site != k.Site || c.Size != k.Size || c.Root != k.Root {
 		return fmt.Errorf("checkpoint of %s at %d: its note says %s at %d with another root", k.Site, k.Size, c.Site, c.Size)
