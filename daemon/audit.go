@@ -70,6 +70,8 @@ type auditor struct {
 	propose func(context.Context, *queue.Command) (*queue.Result, error)
 	stop    context.Context // the node's: ends background records
 
+	isLeader func() bool // whether this node leads: only the leader serves offers (nil: always)
+
 	slots chan struct{} // records in flight
 
 	mu      sync.Mutex

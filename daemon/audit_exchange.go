@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -123,7 +125,7 @@ func (a *auditor) offer(ctx context.Context, site string, cp *queue.AuditCheckpo
 	if !known {
 		from = -1
 	}
-	for range 2 { // a wrong guess of what site holds costs one more call
+	for range 3 { // a follower answering, or a wrong guess of what site holds, costs one more call each
 		o := checkpointOffer{Note: cp.Note, From: from}
 		if from > 0 && from < cp.Size {
 			p, err := a.store.AuditProveTree(cp.Size, from)
@@ -134,6 +136,9 @@ func (a *auditor) offer(ctx context.Context, site string, cp *queue.AuditCheckpo
 			o.Proof = p
 		}
 		held, err := a.callOffer(ctx, site, &o)
+		if errors.Is(err, consensus.ErrNotLeader) {
+			continue // callOffer made the leader it names the one to call
+		}
 		if err != nil {
 			return
 		}
@@ -165,6 +170,9 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 	if err == nil {
 		err = callCodes.Err(callAuditCheckpoint, rep)
 	}
+	if errors.Is(err, consensus.ErrNotLeader) && rep != nil && rep.Leader != "" {
+		a.link.SetPreferred(site, rep.Leader) // as an ack naming the leader does
+	}
 	if err != nil {
 		if errors.Is(err, errAuditFork) {
 			a.mu.Lock()
@@ -188,9 +196,15 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 
 // serveOffer takes another site's checkpoint (callAuditCheckpoint): it
 // must be signed by a pinned key of the calling site; it is committed as
-// held when it extends the one held (checked with the offer's proof), and
-// as a fork, answered with errAuditFork, when it does not.
+// held when it extends the one held (apply checks the offer's proof), and
+// as a fork, answered with errAuditFork, when it does not. Only the
+// leader answers (a follower refuses with ErrNotLeader, naming the
+// leader), so that what it holds is current; if the held checkpoint moved
+// before the command applied, the reply asks for a proof from the new one.
 func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+	if a.isLeader != nil && !a.isLeader() {
+		return nil, fmt.Errorf("%s: %w: offer audit checkpoints to the leader", a.cfg.Node, consensus.ErrNotLeader)
+	}
 	var o checkpointOffer
 	if len(body) > maxOfferSize {
 		return nil, fmt.Errorf("%w: offer of %d bytes (at most %d)", errBadCheckpoint, len(body), maxOfferSize)
@@ -201,7 +215,7 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if len(o.Proof) > queue.MaxCheckpointProof {
 		return nil, fmt.Errorf("%w: proof of %d hashes (at most %d)", errBadCheckpoint, len(o.Proof), queue.MaxCheckpointProof)
 	}
-	c, err := trust.OpenCheckpoint(o.Note, a.ring)
+	note, c, err := trust.CanonicalCheckpoint(o.Note, a.ring) // what we keep: only what the site signed
 	if err != nil {
 		a.log.Warn("refused an audit checkpoint", "from", from, "err", err)
 		return nil, fmt.Errorf("%w from %s: %v", errBadCheckpoint, from, err)
@@ -219,20 +233,19 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	case err != nil:
 		return nil, err
 	}
-	cmd := &queue.CheckpointCmd{Site: c.Site, Size: c.Size, Root: c.Root, Note: o.Note}
+	cmd := &queue.CheckpointCmd{Site: c.Site, Size: c.Size, Root: c.Root, Note: note}
 	switch {
 	case held == nil:
 	case c.Size < held.Size:
 		return reply(held.Size, false) // stale; the sender learns what we hold
 	case c.Size == held.Size && c.Root == held.Root:
 		return reply(held.Size, false)
-	case c.Size == held.Size:
-		cmd.Fork = true
+	case c.Size == held.Size: // apply finds the fork
+		cmd.From = held.Size
 	case o.From != held.Size:
 		return reply(held.Size, true)
-	default:
-		cmd.Proof = o.Proof
-		cmd.Fork = tlog.CheckTree(o.Proof, c.Size, c.Root, held.Size, held.Root) != nil
+	default: // apply checks the proof from From
+		cmd.From, cmd.Proof = held.Size, o.Proof
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.SubmitTimeout.Duration)
 	defer cancel()
@@ -240,10 +253,13 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if err != nil {
 		return nil, err
 	}
+	if res.Audit != nil && res.Audit.Moved { // another offer landed first: nothing kept
+		return reply(res.Audit.Held, res.Audit.Held < c.Size)
+	}
 	if res.Err != "" {
 		return nil, fmt.Errorf("%w: %s", errBadCheckpoint, res.Err)
 	}
-	if cmd.Fork || (res.Audit != nil && res.Audit.Fork) {
+	if res.Audit != nil && res.Audit.Fork {
 		heldSize := int64(0)
 		if held != nil {
 			heldSize = held.Size
@@ -257,13 +273,17 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 }
 
 // checkRelayed checks a checkpoint another node of the site relayed to the
-// leader: its note must be signed by a pinned key of its site and state
-// its size and root, so that a node's stolen key cannot make the site hold
-// a checkpoint nobody signed.
+// leader: its note must be signed by a pinned key of its site, in its
+// canonical encoding (trust.CanonicalCheckpoint), and state its size and
+// root, so that a node's stolen key cannot make the site hold a
+// checkpoint nobody signed, nor bytes of its own in one.
 func (a *auditor) checkRelayed(k *queue.CheckpointCmd) error {
-	c, err := trust.OpenCheckpoint(k.Note, a.ring)
+	note, c, err := trust.CanonicalCheckpoint(k.Note, a.ring)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if !bytes.Equal(note, k.Note) {
+		return fmt.Errorf("checkpoint of %s at %d: its note is not in its canonical encoding (only the site's own signature)", k.Site, k.Size)
 	}
 	if c.Site != k.Site || c.Size != k.Size || c.Root != k.Root {
 		return fmt.Errorf("checkpoint of %s at %d: its note says %s at %d with another root", k.Site, k.Size, c.Site, c.Size)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/pki"
@@ -53,6 +56,38 @@ func TestCheckRelayedCheckpoint(t *testing.T) {
 	unpinned, _ := trust.SignCheckpoint(other, cp)
 	if err := a.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err != nil {
 		t.Fatal(err)
+	}
+	// A cosignature of another pinned site, or an extension line: bytes
+	// the site did not sign alone.
+	alphaKey, _ := trust.GenerateSigningKey("alpha")
+	alphaDec, _ := trust.GenerateDecryptionKey("alpha")
+	ring2, err := trust.ParseKeyring(append(trust.PublicLines(key.Public(), dec.Public()), trust.PublicLines(alphaKey.Public(), alphaDec.Public())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2 := &auditor{ring: ring2}
+	cosigned, err := note.Sign(&note.Note{Text: cp.Text()}, trust.NoteSigner(key), trust.NoteSigner(alphaKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	extended, _ := note.Sign(&note.Note{Text: cp.Text() + "extra line\n"}, trust.NoteSigner(key))
+	if err := a2.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*queue.CheckpointCmd{
+		"cosigned": {Site: "bravo", Size: 5, Root: cp.Root, Note: cosigned},
+		"extended": {Site: "bravo", Size: 5, Root: cp.Root, Note: extended},
+	} {
+		if err := a2.checkRelayed(k); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+	}
+	canon, _, err := trust.CanonicalCheckpoint(cosigned, ring2)
+	if err != nil || !bytes.HasPrefix(cosigned, canon[:len(canon)-1]) || bytes.Contains(canon, []byte("alpha")) {
+		t.Fatalf("canonical of the cosigned note = %q, %v; want it with bravo's signature only", canon, err)
+	}
+	if err := a2.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: canon}); err != nil {
+		t.Fatalf("the canonical note refused: %v", err)
 	}
 	for name, k := range map[string]*queue.CheckpointCmd{
 		"unpinned key": {Site: "bravo", Size: 5, Root: cp.Root, Note: unpinned},

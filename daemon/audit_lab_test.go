@@ -131,7 +131,19 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"note": msg, "from": held.Size})
-	rep, _, err := daemon.LinkOf(lab.Node("bravo-3")).CallSite(ctx, "alpha", "", &transport.Call{Op: "audit.checkpoint", Body: body})
+	// Only alpha's leader answers an offer (what it holds is current): a
+	// follower refuses, naming the leader.
+	link := daemon.LinkOf(lab.Node("bravo-3"))
+	link.SetPreferred("alpha", lab.Follower("alpha"))
+	rep, _, err := link.CallSite(ctx, "alpha", "", &transport.Call{Op: "audit.checkpoint", Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Code != "not_leader" || rep.Leader != lab.Leader("alpha") {
+		t.Fatalf("a follower answered an offer: %+v (leader %s)", rep, lab.Leader("alpha"))
+	}
+	link.SetPreferred("alpha", rep.Leader)
+	rep, _, err = link.CallSite(ctx, "alpha", "", &transport.Call{Op: "audit.checkpoint", Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		commit: n.commit, members: n.members, tests: &n.linkHealth.tests}
 	n.linkHealth.transfer = n.admin.transferLeader
 	n.audit = newAuditor(cfg, log, n.store, n.site, n.link, n.commit.propose, n.ctx)
+	n.audit.isLeader = n.raft.IsLeader // audit_exchange.go: only the leader answers offers
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
 		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
 		refusals: n.metrics.refusals}

@@ -125,6 +125,7 @@ type applier struct {
 	fin                                    *bolt.Bucket
 	fence                                  *bolt.Bucket // backup.go
 	aud                                    auditTx      // audit_apply.go
+	audited                                bool         // the command being applied appends audit records (Command.audited)
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {
@@ -163,6 +164,9 @@ func (a *applier) apply(c *Command) (Result, error) {
 	var err error
 	if f := c.evidenceFault(); f != nil { // evidence.go
 		return Result{Err: fmt.Sprintf("queue: %s: %v: %v", c.Op, ErrInvalid, f)}, nil
+	}
+	if a.audited = c.audited(); !a.audited && (c.Op == OpAudit || c.Op == OpCheckpoint) {
+		return Result{Err: fmt.Sprintf("queue: %v: %s command in a log entry of an older format", ErrInvalid, c.Op)}, nil
 	}
 	switch c.Op {
 	case OpSubmit:

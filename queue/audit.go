@@ -3,6 +3,7 @@ package queue
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -229,20 +230,29 @@ func (c *AuditCmd) valid() error {
 // and keeps the note; a checkpoint at a size already signed is kept once.
 //
 // For another site, the note is kept as held, with Proof, the consistency
-// proof (tlog.ProveTree) from the last checkpoint held of that site to
-// this one. Apply checks the proof itself (tlog.CheckTree): a checkpoint
-// that does not extend the last one held (or that the proposer marks
-// Fork) is kept apart as a fork, evidence that Site rewrote its history
-// (Result.Audit.Fork), and the held chain does not move. A checkpoint no
-// larger than the last held one with the same root changes nothing.
+// proof (tlog.ProveTree) from From, the size of the last checkpoint held
+// of that site when the proposer looked (0: none), to this one. If the
+// last one held is no longer at From when the command applies (another
+// offer, or a node that served the offer from a state that lagged), the
+// command fails (Result.Err, ErrCheckpointMoved's text; Result.Audit.Moved)
+// and changes nothing: the offerer offers again. Otherwise apply alone
+// decides, with the proof (tlog.CheckTree): a checkpoint that does not
+// extend the last one held is kept apart as a fork, evidence that Site
+// rewrote its history (Result.Audit.Fork), and the held chain does not
+// move. A checkpoint no larger than the last held one with the same root
+// changes nothing.
 type CheckpointCmd struct {
 	Site  string      `json:"site"`
 	Size  int64       `json:"size"`
 	Root  tlog.Hash   `json:"root"`
 	Note  []byte      `json:"note"`
+	From  int64       `json:"from,omitempty"`
 	Proof []tlog.Hash `json:"proof,omitempty"`
-	Fork  bool        `json:"fork,omitempty"`
 }
+
+// ErrCheckpointMoved is the text of an OpCheckpoint's Result.Err when the
+// checkpoint held of its site is no longer the one its proof starts from.
+var ErrCheckpointMoved = errors.New("held checkpoint moved; offer again")
 
 // Limits of a checkpoint command.
 const (
@@ -251,10 +261,13 @@ const (
 )
 
 // AuditResult is the outcome of OpAudit (the record's index) and
-// OpCheckpoint (Fork: kept as a fork, not held).
+// OpCheckpoint (Fork: kept as a fork, not held; Moved: refused, the held
+// checkpoint is not at the command's From but at Held).
 type AuditResult struct {
 	Index int64 `json:"index,omitempty"`
 	Fork  bool  `json:"fork,omitempty"`
+	Moved bool  `json:"moved,omitempty"`
+	Held  int64 `json:"held,omitempty"`
 }
 
 // appendAudit encodes the OpAudit and OpCheckpoint bodies of the log entry
@@ -263,7 +276,7 @@ type AuditResult struct {
 //	Audit      = node:string uid:varint user:string pid:varint peer:string
 //	             action:string detail:string
 //	Checkpoint = site:string size:varint root:bytes(32) note:bytes
-//	             proof:list(bytes(32)) fork:byte(0|1)
+//	             proof:list(bytes(32)) from:uvarint
 func appendAudit(b []byte, c *Command) []byte {
 	if a := c.Audit; a != nil {
 		b = appendOperator(b, a.Node, a.Actor, a.Action, a.Detail)
@@ -277,11 +290,7 @@ func appendAudit(b []byte, c *Command) []byte {
 		for _, h := range k.Proof {
 			b = AppendBytes(b, h[:])
 		}
-		fork := byte(0)
-		if k.Fork {
-			fork = 1
-		}
-		b = append(b, fork)
+		b = binary.AppendUvarint(b, uint64(k.From))
 	}
 	return b
 }
@@ -295,7 +304,7 @@ func auditSizeHint(c *Command) int {
 	}
 	if k := c.Checkpoint; k != nil {
 		n += stringLen(len(k.Site)) + binary.MaxVarintLen64 + 33 + stringLen(len(k.Note)) +
-			uvarintLen(uint64(len(k.Proof))) + 33*len(k.Proof) + 1
+			uvarintLen(uint64(len(k.Proof))) + 33*len(k.Proof) + binary.MaxVarintLen64
 	}
 	return n
 }
@@ -320,12 +329,8 @@ func decodeAudit(d *Decoder, c *Command, bodies uint64) {
 				k.Proof[i] = d.hash()
 			}
 		}
-		switch d.Byte() {
-		case 0:
-		case 1:
-			k.Fork = true
-		default:
-			d.fail("checkpoint fork flag is not 0 or 1")
+		if k.From = int64(d.Uvarint()); k.From < 0 {
+			d.fail("checkpoint from %d out of range", uint64(k.From))
 		}
 		c.Checkpoint = k
 	}

@@ -109,8 +109,12 @@ func (a *applier) auditAppend(r *AuditRecord) (int64, error) {
 
 // auditMsg appends the record of a message's event: the message at seq of
 // channel ck, outbound (out: origin is this site) or inbound. payload, if
-// not nil, is hashed into the record.
+// not nil, is hashed into the record. Entries of older formats append
+// nothing (Command.audited).
 func (a *applier) auditMsg(kind AuditKind, out bool, now int64, ck []byte, seq uint64, id string, flags uint32, payload []byte) error {
+	if !a.audited {
+		return nil
+	}
 	site, p, ok := parseChanKey(ck)
 	if !ok {
 		return corruptf(channelName(ck), "malformed channel key")
@@ -176,8 +180,16 @@ func (a *applier) checkpoint(now int64, k *CheckpointCmd) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	fork := k.Fork
-	if !fork && ok {
+	prev := int64(0)
+	if ok {
+		prev = held.Size
+	}
+	if k.From != prev {
+		return Result{Err: fmt.Sprintf("queue: checkpoint of %s at %d: %v (the proof starts at size %d, the checkpoint held is of size %d)", k.Site, k.Size, ErrCheckpointMoved, k.From, prev),
+			Audit: &AuditResult{Moved: true, Held: prev}}, nil
+	}
+	fork := false
+	if ok {
 		switch {
 		case k.Size < held.Size:
 			return refuse("older than the last one held (size %d)", held.Size)
@@ -189,10 +201,6 @@ func (a *applier) checkpoint(now int64, k *CheckpointCmd) (Result, error) {
 		default:
 			fork = tlog.CheckTree(k.Proof, k.Size, k.Root, held.Size, held.Root) != nil
 		}
-	}
-	prev := int64(0)
-	if ok {
-		prev = held.Size
 	}
 	v := cpValue(now, k.Root, prev, k.Proof, k.Note)
 	if !fork {

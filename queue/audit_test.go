@@ -2,7 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"hash/crc32"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +18,14 @@ func auditCmd(now int64, action, detail string) Command {
 
 func checkpointCmd(now int64, site string, size int64, root tlog.Hash, proof []tlog.Hash) Command {
 	return Command{Op: OpCheckpoint, Time: now, Checkpoint: &CheckpointCmd{Site: site, Size: size, Root: root, Note: []byte("note of " + site), Proof: proof}}
+}
+
+// heldCmd is checkpointCmd of another site's checkpoint whose proof starts
+// at the held checkpoint of size from.
+func heldCmd(now int64, site string, size int64, root tlog.Hash, from int64, proof []tlog.Hash) Command {
+	c := checkpointCmd(now, site, size, root, proof)
+	c.Checkpoint.From = from
+	return c
 }
 
 // auditKinds decodes every record of s and returns "kind id" per record.
@@ -225,7 +235,7 @@ func TestAuditHeldCheckpoints(t *testing.T) {
 
 	s, _ := openStore(t, "alpha")
 	var l cmdLog
-	res := l.apply(t, s, checkpointCmd(t1, "bravo", 4, h4, nil), checkpointCmd(t2, "bravo", 9, h9, p49))
+	res := l.apply(t, s, heldCmd(t1, "bravo", 4, h4, 0, nil), heldCmd(t2, "bravo", 9, h9, 4, p49))
 	if res[0].Audit.Fork || res[1].Audit.Fork {
 		t.Fatal("consistent checkpoints taken as forks")
 	}
@@ -234,16 +244,16 @@ func TestAuditHeldCheckpoints(t *testing.T) {
 		t.Fatalf("held = %+v, %v", held, err)
 	}
 	// A fork at the same size, another with a bogus proof, and an old one.
-	res = l.apply(t, s, checkpointCmd(t3, "bravo", 9, f9, nil))
+	res = l.apply(t, s, heldCmd(t3, "bravo", 9, f9, 9, nil))
 	if !res[0].Audit.Fork {
 		t.Fatal("a different root at the held size is not a fork")
 	}
 	fo, _ := other.AuditProveTree(9, 4)
-	res = l.apply(t, s, checkpointCmd(t3, "bravo", 9, f9, fo))
+	res = l.apply(t, s, heldCmd(t3, "bravo", 9, f9, 9, fo))
 	if !res[0].Audit.Fork {
 		t.Fatal("a fork with a proof of another tree was held")
 	}
-	if r := s.Apply(l.add(t, checkpointCmd(t3, "bravo", 2, h4, nil))); r[0].Err == "" {
+	if r := s.Apply(l.add(t, heldCmd(t3, "bravo", 2, h4, 9, nil))); r[0].Err == "" {
 		t.Fatal("a checkpoint older than the held one was applied")
 	}
 	if held, _ := s.AuditCheckpoint("bravo"); held.Size != 9 || held.Root != h9 {
@@ -253,16 +263,8 @@ func TestAuditHeldCheckpoints(t *testing.T) {
 	if err != nil || n != 1 || latest.Root != f9 || !latest.Fork || latest.Prev != 9 {
 		t.Fatalf("forks = %d, %+v, %v (one fork: both were of one size and root)", n, latest, err)
 	}
-	// The proposer's Fork flag keeps it apart even when consistent.
-	cmd := checkpointCmd(t4, "bravo", 9, h9, nil)
-	cmd.Checkpoint.Fork = true
-	if res := l.apply(t, s, cmd); !res[0].Audit.Fork {
-		t.Fatal("Fork flag ignored")
-	}
 	for i := range 2 * maxForksPerSite {
-		cmd := checkpointCmd(t4, "bravo", 20+int64(i), f9, nil)
-		cmd.Checkpoint.Fork = true
-		l.apply(t, s, cmd)
+		l.apply(t, s, heldCmd(t4, "bravo", 20+int64(i), f9, 9, nil))
 	}
 	if n, _, _ := s.AuditForks(); n != maxForksPerSite {
 		t.Fatalf("%d forks kept, want at most %d", n, maxForksPerSite)
@@ -273,7 +275,7 @@ func TestAuditCommandsEncodeAndRefuse(t *testing.T) {
 	cmds := []Command{
 		auditCmd(t0, "leader_transfer", "to alpha-2"),
 		checkpointCmd(t1, "bravo", 9, tlog.Hash{1}, []tlog.Hash{{2}, {3}}),
-		{Op: OpCheckpoint, Time: t1, Checkpoint: &CheckpointCmd{Site: "x", Size: 1, Note: []byte("n"), Fork: true}},
+		{Op: OpCheckpoint, Time: t1, Checkpoint: &CheckpointCmd{Site: "x", Size: 1, Note: []byte("n"), From: 1 << 40}},
 	}
 	for _, c := range cmds {
 		b, err := c.Encode()
@@ -284,7 +286,7 @@ func TestAuditCommandsEncodeAndRefuse(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.Op, err)
 		}
-		if !reflect.DeepEqual(*got, c) {
+		if !reflect.DeepEqual(plain(got), c) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 		}
 	}
@@ -327,4 +329,109 @@ func TestDecodeAuditRecordRejects(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestOldEntriesAppendNoAuditRecords: entries of format 3 (kept as the
+// previous version wrote them) apply without audit records, as they did
+// on the nodes that applied them before the upgrade; the same command as
+// a version 4 entry appends its record. A version 3 entry cannot carry
+// the audit bodies, which version 4 brought.
+func TestOldEntriesAppendNoAuditRecords(t *testing.T) {
+	old, _ := openStore(t, "bravo")
+	cur, _ := openStore(t, "bravo")
+	for i, e := range v3Entries {
+		b, _ := hex.DecodeString(e.hex)
+		if res := old.Apply([]Entry{{Index: old.AppliedIndex() + 1, Data: b}}); res[0].Err != "" {
+			t.Fatalf("v3 entry %d: %s", i, res[0].Err)
+		}
+		c, err := DecodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v4, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := cur.Apply([]Entry{{Index: cur.AppliedIndex() + 1, Data: v4}}); res[0].Err != "" {
+			t.Fatalf("entry %d as v4: %s", i, res[0].Err)
+		}
+	}
+	if _, err := old.Lookup("m1"); err != nil {
+		t.Fatalf("the v3 receive was not applied: %v", err)
+	}
+	if n := old.AuditSize(); n != 0 {
+		t.Fatalf("v3 entries appended %d audit records; want none", n)
+	}
+	if got := auditKinds(t, cur); !reflect.DeepEqual(got, []string{"received m1"}) {
+		t.Fatalf("v4 entries appended %q; want the receive's record", got)
+	}
+	// An audit body in a version 3 entry does not decode, as it did not
+	// before the upgrade; an OpAudit of the JSON format is refused.
+	enc, err := (&Command{Op: OpAudit, Time: t1, Audit: auditCmd(t1, "x", "").Audit}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := append([]byte{cmdVersion3}, enc[2:len(enc)-cmdSumLen]...) // without the empty evidence section
+	v3 = be.AppendUint32(v3, crc32.Checksum(v3, castagnoli))
+	if _, err := DecodeCommand(v3); err == nil || !strings.Contains(err.Error(), "audit bodies in an entry of version 3") {
+		t.Fatalf("v3 audit entry: %v", err)
+	}
+	js := []byte(`{"op":"audit","time":1,"audit":{"node":"bravo-1","actor":{"uid":0,"pid":1},"action":"x"}}`)
+	if res := old.Apply([]Entry{{Index: old.AppliedIndex() + 1, Data: js}}); !strings.Contains(res[0].Err, "older format") || old.AuditSize() != 0 {
+		t.Fatalf("JSON audit entry: %+v, %d records", res[0], old.AuditSize())
+	}
+}
+
+// TestAuditCheckpointMoved: a checkpoint whose proof starts at another
+// size than the held one's (the offer was answered from a lagging state,
+// or another offer moved the held one since) is refused with
+// ErrCheckpointMoved and changes nothing: no fork, nothing held. An
+// honest checkpoint offered again from the right size is held.
+func TestAuditCheckpointMoved(t *testing.T) {
+	bravo, _ := openStore(t, "bravo")
+	var lb cmdLog
+	for i := range 9 {
+		lb.apply(t, bravo, auditCmd(t0+int64(i), "act", "real"))
+	}
+	h4, _ := bravo.AuditTreeHash(4)
+	h9, _ := bravo.AuditTreeHash(9)
+	p49, _ := bravo.AuditProveTree(9, 4)
+
+	s, _ := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, heldCmd(t1, "bravo", 4, h4, 0, nil))
+	before := rawDump(t, s)
+	for _, c := range []Command{
+		heldCmd(t2, "bravo", 9, h9, 0, nil), // answered from a state that held nothing yet
+		heldCmd(t2, "bravo", 9, h9, 2, nil), // a proof from an older checkpoint
+		heldCmd(t2, "bravo", 4, h9, 0, nil), // a different root at the held size, from the wrong size: not a fork either
+	} {
+		res := s.Apply(l.add(t, c))
+		if !strings.Contains(res[0].Err, ErrCheckpointMoved.Error()) || res[0].Audit == nil || !res[0].Audit.Moved || res[0].Audit.Held != 4 {
+			t.Fatalf("from %d: %+v", c.Checkpoint.From, res[0])
+		}
+	}
+	after := rawDump(t, s)
+	assertSameRaw(t, withoutApplied(before), withoutApplied(after))
+	if n, _, _ := s.AuditForks(); n != 0 {
+		t.Fatalf("%d forks kept of an honest site", n)
+	}
+	if res := l.apply(t, s, heldCmd(t3, "bravo", 9, h9, 4, p49)); res[0].Audit.Fork {
+		t.Fatal("offered again: a fork")
+	}
+	if held, _ := s.AuditCheckpoint("bravo"); held.Size != 9 {
+		t.Fatalf("held = %+v", held)
+	}
+}
+
+// withoutApplied drops the applied index from a rawDump.
+func withoutApplied(dump []string) []string {
+	var out []string
+	applied := string(bucketMeta) + "/" + hex.EncodeToString(metaApplied) + "="
+	for _, l := range dump {
+		if !strings.HasPrefix(l, applied) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

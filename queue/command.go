@@ -32,7 +32,19 @@ type Command struct {
 	Purge         *Purge         `json:"purge,omitempty"`
 	Audit         *AuditCmd      `json:"audit,omitempty"`
 	Checkpoint    *CheckpointCmd `json:"checkpoint,omitempty"`
+
+	// format is the log entry format the command was decoded from
+	// (command_codec.go: '{' for JSON, else the version byte); 0 for a
+	// command built in memory, which counts as the current format. Apply
+	// appends audit records only for the current format (audited).
+	format byte
 }
+
+// audited reports whether applying c appends audit records: only entries
+// of version 4 (or built in memory) do, so that a node that applies old
+// entries after an upgrade appends what its peers, which applied them
+// with the old build, appended: nothing.
+func (c *Command) audited() bool { return c.format == 0 || c.format == cmdVersion4 }
 
 // Submit enqueues messages on outbound channels. Origin is the local site.
 type Submit struct {

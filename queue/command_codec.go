@@ -268,6 +268,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 		if err := json.Unmarshal(b, c); err != nil {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
+		c.format = '{'
 		return c, nil
 	case cmdVersion4, cmdVersion3, cmdVersion2:
 		if len(b) < 1+cmdSumLen {
@@ -291,9 +292,13 @@ func DecodeCommand(b []byte) (*Command, error) {
 	default:
 		return nil, fmt.Errorf("queue: decode command: %w: unknown format version 0x%02x", ErrInvalid, b[0])
 	}
+	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil) {
+		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: decode command: %w: %w", ErrInvalid, err)
 	}
+	c.format = b[0]
 	return c, nil
 }
 

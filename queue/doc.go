@@ -86,10 +86,16 @@
 //     matters (a message submitted, received, delivered, read or expired;
 //     OpAudit's operator actions and refusals) to an append-only Merkle
 //     tree (golang.org/x/mod/sumdb/tlog), with the command's time, so
-//     every node holds the same log. OpCheckpoint keeps signed
+//     every node holds the same log. Only entries of log format 4 (or
+//     commands built in memory) append records: an entry of an older
+//     format appends none, as it did not when the nodes that applied it
+//     before an upgrade did (Command.audited). OpCheckpoint keeps signed
 //     checkpoints (opaque notes): ours only if their root is the tree's
 //     at their size; another site's as held while each extends the last
-//     (a consistency proof apply checks), else apart as a fork. Purge
+//     (a consistency proof apply checks from the held checkpoint of the
+//     command's From: if the held one is no longer there the command
+//     fails, ErrCheckpointMoved, and changes nothing), else apart as a
+//     fork; apply alone decides which. Purge
 //     never deletes audit records; they go with backups and snapshots.
 //   - Integrity. Message records, queued receipts and evidence records
 //     carry CRC32C checksums bound to their location (a stored statement

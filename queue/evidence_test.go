@@ -107,7 +107,7 @@ func TestDecodeVersion3Entries(t *testing.T) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		if !reflect.DeepEqual(*c, e.want) {
+		if !reflect.DeepEqual(plain(c), e.want) {
 			t.Fatalf("entry %d:\n got %+v\nwant %+v", i, *c, e.want)
 		}
 		// Re-encoded, it is a version 4 entry of the same command.
@@ -115,7 +115,7 @@ func TestDecodeVersion3Entries(t *testing.T) {
 		if err != nil || enc[0] != cmdVersion4 {
 			t.Fatalf("entry %d re-encoded: %x, %v", i, enc, err)
 		}
-		if again, err := DecodeCommand(enc); err != nil || !reflect.DeepEqual(*again, e.want) {
+		if again, err := DecodeCommand(enc); err != nil || !reflect.DeepEqual(plain(again), e.want) {
 			t.Fatalf("entry %d as version 4: %+v, %v", i, again, err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestEvidenceRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
-		if !reflect.DeepEqual(*got, c) {
+		if !reflect.DeepEqual(plain(got), c) {
 			t.Fatalf("command %d: round trip\n got %+v\nwant %+v", i, *got, c)
 		}
 	}

@@ -300,3 +300,11 @@ func countKeys(t testing.TB, s *Store, bucket []byte) int {
 	}
 	return n
 }
+
+// plain returns a decoded command without the format it was decoded from,
+// to compare with a command built in memory.
+func plain(c *Command) Command {
+	p := *c
+	p.format = 0
+	return p
+}

@@ -81,34 +81,57 @@ const MaxCheckpointSize = 16 << 10
 // OpenCheckpoint verifies a signed checkpoint note against the keyring and
 // parses it. It must be signed by the site its origin line names.
 func OpenCheckpoint(msg []byte, k *Keyring) (*Checkpoint, error) {
+	c, _, err := openCheckpoint(msg, k)
+	return c, err
+}
+
+// CanonicalCheckpoint verifies msg as OpenCheckpoint does and returns it
+// in its canonical encoding: the text exactly Checkpoint.Text (a note
+// with extension lines is refused, ErrMalformed: its signature covers
+// them) and only the checkpoint site's own signature. What a site keeps
+// of another's checkpoints is then what that site signed, not bytes a
+// relay or a cosigner added.
+func CanonicalCheckpoint(msg []byte, k *Keyring) ([]byte, *Checkpoint, error) {
+	c, sig, err := openCheckpoint(msg, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !strings.HasPrefix(string(msg), c.Text()+"\n") {
+		return nil, nil, fmt.Errorf("%w: checkpoint of %s has lines besides its origin, size and root", ErrMalformed, c.Site)
+	}
+	return []byte(c.Text() + "\n\u2014 " + sig.Name + " " + sig.Base64 + "\n"), c, nil
+}
+
+// openCheckpoint is OpenCheckpoint, also returning the site's signature.
+func openCheckpoint(msg []byte, k *Keyring) (*Checkpoint, *note.Signature, error) {
 	if len(msg) > MaxCheckpointSize {
-		return nil, fmt.Errorf("%w: checkpoint of %d bytes (at most %d)", ErrMalformed, len(msg), MaxCheckpointSize)
+		return nil, nil, fmt.Errorf("%w: checkpoint of %d bytes (at most %d)", ErrMalformed, len(msg), MaxCheckpointSize)
 	}
 	n, err := note.Open(msg, k.Verifiers())
 	if err != nil {
 		var unk *note.UnverifiedNoteError
 		if errors.As(err, &unk) {
-			return nil, fmt.Errorf("%w: checkpoint signed by no pinned key", ErrUnknownKey)
+			return nil, nil, fmt.Errorf("%w: checkpoint signed by no pinned key", ErrUnknownKey)
 		}
-		return nil, fmt.Errorf("%w: checkpoint: %v", ErrBadSignature, err)
+		return nil, nil, fmt.Errorf("%w: checkpoint: %v", ErrBadSignature, err)
 	}
 	c, err := ParseCheckpoint(n.Text)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The note package reads base64 leniently (padding bits ignored): a
 	// signature has one spelling only, as a bundle's every byte counts.
 	for _, s := range slices.Concat(n.Sigs, n.UnverifiedSigs) {
 		if !canonicalBase64(s.Base64) {
-			return nil, fmt.Errorf("%w: checkpoint signature of %s is not canonical base64", ErrMalformed, s.Name)
+			return nil, nil, fmt.Errorf("%w: checkpoint signature of %s is not canonical base64", ErrMalformed, s.Name)
 		}
 	}
-	for _, s := range n.Sigs {
+	for i, s := range n.Sigs {
 		if s.Name == c.Site {
-			return c, nil
+			return c, &n.Sigs[i], nil
 		}
 	}
-	return nil, fmt.Errorf("%w: checkpoint of %s is not signed by %s", ErrBadSignature, c.Site, c.Site)
+	return nil, nil, fmt.Errorf("%w: checkpoint of %s is not signed by %s", ErrBadSignature, c.Site, c.Site)
 }
 
 // ParseCheckpoint reads a checkpoint's text (not its signatures).
