@@ -129,7 +129,7 @@ func TestNotaryMessages(t *testing.T) {
 		t.Fatalf("delivery %+v", d)
 	}
 	if err := alpha.CheckCommand(&queue.Command{Op: queue.OpDelivered, Delivered: &queue.DeliveredCmd{
-		Dest: "bravo", Precedence: queue.Immediate, UpTo: 13, Evidence: d.Evidence, Sent: d.Sent}}); err != nil {
+		Dest: "bravo", Precedence: queue.Immediate, UpTo: 13, Proofs: []queue.DeliveredProof{{Evidence: d.Evidence, Sent: d.Sent}}}}); err != nil {
 		t.Fatalf("the delivered command: %v", err)
 	}
 	// An ack below the batch proves nothing and needs no proof.
