@@ -237,7 +237,8 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 // a submit for another origin or to a site that is not configured, a
 // receive, receipts or acks naming our own or an unconfigured site, an
 // inbound batch that checkBatch would refuse, an inbound batch or an ack
-// whose evidence does not hold (checkRelayedProof). Nothing of a refused
+// whose evidence does not hold (checkRelayedProof), a delivery without
+// proofs that continue what the state records (checkRelayedDelivered). Nothing of a refused
 // command is applied. The state machine checks the rest when it applies.
 func (n *Node) checkRelayed(cmd *queue.Command) error {
 	remote := func(site string) error {
@@ -301,7 +302,7 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if !d.Precedence.Valid() {
 			return fmt.Errorf("delivered: invalid precedence %d", d.Precedence)
 		}
-		return n.checkRelayedProof(d.Dest, cmd)
+		return n.checkRelayedDelivered(cmd) // linktrust.go
 	case queue.OpReceiptsAcked:
 		if cmd.ReceiptsAcked == nil {
 			return missing
