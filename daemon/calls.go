@@ -62,6 +62,15 @@ var callCodes = func() *transport.Codes {
 		{"raft_closed", consensus.ErrClosed},
 		{"no_quorum", ErrNoQuorum},
 		{"read_index", errReadIndex},
+		// A signature on the link that does not hold (forward.Notary):
+		// before "invalid", which a leader's refusal of a relayed
+		// command wraps too, so that the relaying node (and the site
+		// that sent it the batch) learns why.
+		{"no_proof", forward.ErrNoProof},
+		{"proof_mismatch", forward.ErrMismatch},
+		{"unknown_key", trust.ErrUnknownKey},
+		{"bad_signature", trust.ErrBadSignature},
+		{"trust_malformed", trust.ErrMalformed},
 		{"invalid", queue.ErrInvalid},
 		{"bad_relay", errBadRelay},
 		{"transfer_conflict", errTransferConflict},
@@ -69,12 +78,6 @@ var callCodes = func() *transport.Codes {
 		{"bad_checkpoint", errBadCheckpoint},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
-		// A signature on the link that does not hold (forward.Notary).
-		{"no_proof", forward.ErrNoProof},
-		{"proof_mismatch", forward.ErrMismatch},
-		{"unknown_key", trust.ErrUnknownKey},
-		{"bad_signature", trust.ErrBadSignature},
-		{"trust_malformed", trust.ErrMalformed},
 	} {
 		c.Add(e.code, e.err)
 	}

@@ -259,8 +259,8 @@ func TestLinkSignatures(t *testing.T) {
 		}
 		before := refusedBatches(t, lab, "bravo", "")
 		err = daemon.Relay(lab.Node(follower), ctx, leader, data)
-		if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "proof of bravo") {
-			t.Errorf("relayed receive %s: %v; want it refused naming bravo's proof", tc.id, err)
+		if !errors.Is(err, trust.ErrBadSignature) || !strings.Contains(err.Error(), "proof of bravo") {
+			t.Errorf("relayed receive %s: %v; want it refused (its signature's code) naming bravo's proof", tc.id, err)
 		}
 		if got := refusedBatches(t, lab, "bravo", ""); got != before+1 {
 			t.Errorf("relayed receive %s: refusals went from %v to %v", tc.id, before, got)

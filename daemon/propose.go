@@ -209,7 +209,8 @@ func (c *committer) relay(ctx context.Context, leader string, data []byte) (*app
 // servePropose serves a follower's relayed command on the leader. Its
 // errors travel back with their codes (callCodes): ErrNotLeader,
 // queue.ErrInvalid for a command that does not decode or that
-// checkRelayed refuses, and Raft's own.
+// checkRelayed refuses (a refused signature keeps its own code: the
+// relaying node tells the sending site why), and Raft's own.
 func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, error) {
 	if !c.raft.IsLeader() {
 		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
@@ -223,7 +224,7 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 	}
 	if err := c.check(cmd); err != nil {
 		c.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
-		return nil, fmt.Errorf("refused: %v (%w)", err, queue.ErrInvalid)
+		return nil, fmt.Errorf("refused: %w (%w)", err, queue.ErrInvalid) // a trust code wins (callCodes)
 	}
 	res, err := c.applyLocal(ctx, cmd, body)
 	if err != nil {
