@@ -102,7 +102,11 @@ func TestLinkSignatures(t *testing.T) {
 					}
 					var got []string
 					for _, p := range ps {
-						if _, err := notary.CheckStored(p, &m); err != nil {
+						var readAt int64 // a read proof is of the read the origin records
+						if st, err := daemon.StoreOf(lab.Node(side.node)).Lookup(m.ID); err == nil && p.Kind == queue.ProofRead {
+							readAt = st.ReadAt
+						}
+						if _, err := notary.CheckStored(p, &m, readAt); err != nil {
 							t.Fatalf("at %s: %v", side.node, err)
 						}
 						got = append(got, p.Kind)

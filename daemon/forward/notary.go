@@ -374,9 +374,11 @@ func toLeaves(hs []trust.Hash) [][32]byte {
 // received: m's origin, KindMessages; delivered: m's destination,
 // KindDelivered; read: m's destination, KindRead) that holds with the
 // keyring, whose leaves have the signed root and a leaf Index that is
-// m's (for read, a receipt's, which only the reader knows: it is checked
-// to be in the tree, not recomputed).
-func (n *Notary) CheckStored(p queue.Proof, m *queue.Message) (*trust.Signed, error) {
+// m's. For read, the leaf is the receipt's, recomputed as
+// trust.VerifyBundle does: m's read at readAt (the origin's record of
+// it, queue.Status.ReadAt), with the RSeq the leaf's place gives it;
+// readAt is unused for the other kinds.
+func (n *Notary) CheckStored(p queue.Proof, m *queue.Message, readAt int64) (*trust.Signed, error) {
 	what := fmt.Sprintf("%s proof of %s", p.Kind, m.ID)
 	c := claim{kind: trust.KindMessages, site: m.Origin, peer: m.Dest, prec: m.Precedence}
 	switch p.Kind {
@@ -396,13 +398,18 @@ func (n *Notary) CheckStored(p queue.Proof, m *queue.Message) (*trust.Signed, er
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	c.first, c.last = s.First, s.Last
-	if c.kind != trust.KindRead {
-		if m.Seq < s.First || m.Seq-s.First != uint64(p.Index) {
-			return nil, fmt.Errorf("%s: leaf %d of a statement from %d is not sequence %d: %w", what, p.Index, s.First, m.Seq, ErrMismatch)
+	if c.kind == trust.KindRead {
+		r := queue.Receipt{RSeq: s.First + uint64(p.Index), Precedence: m.Precedence, Seq: m.Seq, ID: m.ID, ReadAt: readAt}
+		if p.Leaves[p.Index] != trust.ReceiptLeaf(m.Dest, m.Origin, &r) {
+			return nil, fmt.Errorf("%s: leaf %d is not the receipt of the message read at %d: %w", what, p.Index, readAt, ErrMismatch)
 		}
-		if p.Leaves[p.Index] != trust.MessageLeaf(m) {
-			return nil, fmt.Errorf("%s: leaf %d is not the message's: %w", what, p.Index, ErrMismatch)
-		}
+		return n.check(p.Statement, c, toHashes(p.Leaves))
+	}
+	if m.Seq < s.First || m.Seq-s.First != uint64(p.Index) {
+		return nil, fmt.Errorf("%s: leaf %d of a statement from %d is not sequence %d: %w", what, p.Index, s.First, m.Seq, ErrMismatch)
+	}
+	if p.Leaves[p.Index] != trust.MessageLeaf(m) {
+		return nil, fmt.Errorf("%s: leaf %d is not the message's: %w", what, p.Index, ErrMismatch)
 	}
 	return n.check(p.Statement, c, toHashes(p.Leaves))
 }

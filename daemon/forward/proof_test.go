@@ -111,7 +111,11 @@ func checkProven(t *testing.T, origin, dest *queue.Store, msgs []queue.Message, 
 				if i < 0 {
 					t.Fatalf("%s (%s, seq %d): no %s proof among %d", m.ID, m.Precedence, m.Seq, kind, len(ps))
 				}
-				if _, err := n.CheckStored(ps[i], &m); err != nil {
+				var readAt int64 // a read proof is of the read the origin records
+				if st, err := side.st.Lookup(m.ID); err == nil && kind == queue.ProofRead {
+					readAt = st.ReadAt
+				}
+				if _, err := n.CheckStored(ps[i], &m, readAt); err != nil {
 					t.Fatalf("%s: %v", m.ID, err)
 				}
 			}
