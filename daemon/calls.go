@@ -41,6 +41,12 @@ const (
 	callDrillTransfer = "drill.transfer" // move our leadership (allow_remote_drills)
 )
 
+// ErrUnsealable: an inbound payload is sealed to a KEM key this site does
+// not hold (daemon/seal.go). The batch is refused (it wraps
+// queue.ErrInvalid) with its own code, so the origin does not take it
+// for a refusal of its signature.
+var ErrUnsealable = fmt.Errorf("%w: payload sealed to a key this site does not hold", queue.ErrInvalid)
+
 // callCodes are the errors that keep their identity across a call or a
 // batch: the serving node sends the code of its error (a call's reply,
 // or a batch's refusal: handleBatch), and the caller rebuilds an error
@@ -62,6 +68,16 @@ var callCodes = func() *transport.Codes {
 		{"raft_closed", consensus.ErrClosed},
 		{"no_quorum", ErrNoQuorum},
 		{"read_index", errReadIndex},
+		{"unsealable", ErrUnsealable},
+		// A signature on the link that does not hold (forward.Notary):
+		// before "invalid", which a leader's refusal of a relayed
+		// command wraps too, so that the relaying node (and the site
+		// that sent it the batch) learns why.
+		{"no_proof", forward.ErrNoProof},
+		{"proof_mismatch", forward.ErrMismatch},
+		{"unknown_key", trust.ErrUnknownKey},
+		{"bad_signature", trust.ErrBadSignature},
+		{"trust_malformed", trust.ErrMalformed},
 		{"invalid", queue.ErrInvalid},
 		{"bad_relay", errBadRelay},
 		{"transfer_conflict", errTransferConflict},
@@ -69,12 +85,6 @@ var callCodes = func() *transport.Codes {
 		{"bad_checkpoint", errBadCheckpoint},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
-		// A signature on the link that does not hold (forward.Notary).
-		{"no_proof", forward.ErrNoProof},
-		{"proof_mismatch", forward.ErrMismatch},
-		{"unknown_key", trust.ErrUnknownKey},
-		{"bad_signature", trust.ErrBadSignature},
-		{"trust_malformed", trust.ErrMalformed},
 	} {
 		c.Add(e.code, e.err)
 	}

@@ -32,6 +32,9 @@ const (
 	refusedBatch = "batch" // we refused a site's batch (or a follower's relayed command)
 	refusedAck   = "ack"   // a site's delivery proof in an ack did not hold here
 	refusedOurs  = "ours"  // a site refused the signature of our batch
+	// A delivery of ours to the site, relayed by a node of this site,
+	// whose proofs did not hold (checkRelayedDelivered).
+	refusedRelayed = "relayed"
 )
 
 // trustRefusals counts the signatures on the link that did not hold
@@ -83,7 +86,7 @@ func newTrustRefusals(cfg *Config, reg *prometheus.Registry) *trustRefusals {
 func (r *trustRefusals) record(site, what string, err error) (fresh bool) {
 	reason := forward.Reason(err)
 	switch what {
-	case refusedBatch:
+	case refusedBatch, refusedRelayed:
 		r.batches.WithLabelValues(site, reason).Inc()
 	case refusedAck:
 		r.acks.WithLabelValues(site, reason).Inc()
@@ -121,6 +124,8 @@ func (r *trustRefusals) alarms(now time.Time) []string {
 			what = fmt.Sprintf("refused %d batches from %s", s.n, k.site)
 		case refusedAck:
 			what = fmt.Sprintf("refused %d acks from %s (their delivery proof)", s.n, k.site)
+		case refusedRelayed:
+			what = fmt.Sprintf("refused %d records of delivery to %s relayed by a node of this site", s.n, k.site)
 		default:
 			what = fmt.Sprintf("%s refused the signature of %d of our batches", k.site, s.n)
 		}
@@ -168,6 +173,44 @@ func (n *Node) checkRelayedProof(site string, cmd *queue.Command) error {
 	err := n.notary().CheckCommand(cmd)
 	if err != nil {
 		n.auditRefusal(site, refusedBatch, err, n.metrics.refusals.record(site, refusedBatch, err))
+	}
+	return err
+}
+
+// checkRelayedDelivered checks a Delivered a follower relayed: a node
+// records a delivery only with the destination's proofs (package
+// forward's AckReporter), so a stolen node key must not be enough to
+// mark a channel delivered. Its proofs must hold (checkRelayedProof) and
+// start at most at the sequence after what the state records delivered
+// (queue's checks, when it decoded, already tie UpTo to the end of the
+// run they cover, each continuing the one before). Only a fenced
+// channel's resync (forward/resync.go: the destination's last, after a
+// restore) carries none. A refusal is counted and alarmed as a relayed
+// command (refusedRelayed), not as the destination's.
+func (n *Node) checkRelayedDelivered(cmd *queue.Command) error {
+	d := cmd.Delivered
+	var err error
+	switch {
+	case len(d.Proofs) == 0 && n.store.OutFenced(d.Dest, d.Precedence):
+		return nil
+	case len(d.Proofs) == 0:
+		err = fmt.Errorf("delivered to %s (%s) up to %d: %w (only a fenced channel's resync has none)", d.Dest, d.Precedence, d.UpTo, forward.ErrNoProof)
+	default:
+		var acked uint64
+		for _, ch := range n.store.Outbound() {
+			if ch.Dest == d.Dest && ch.Precedence == d.Precedence {
+				acked = ch.Acked
+			}
+		}
+		if first := d.Proofs[0].Evidence.First; first > acked+1 {
+			err = fmt.Errorf("delivered to %s (%s) up to %d: %w: its proofs start at %d, after a gap (recorded delivered up to %d)",
+				d.Dest, d.Precedence, d.UpTo, forward.ErrMismatch, first, acked)
+		} else {
+			err = n.notary().CheckCommand(cmd)
+		}
+	}
+	if err != nil {
+		n.auditRefusal(d.Dest, refusedRelayed, err, n.metrics.refusals.record(d.Dest, refusedRelayed, err))
 	}
 	return err
 }

@@ -102,7 +102,11 @@ func TestLinkSignatures(t *testing.T) {
 					}
 					var got []string
 					for _, p := range ps {
-						if _, err := notary.CheckStored(p, &m); err != nil {
+						var readAt int64 // a read proof is of the read the origin records
+						if st, err := daemon.StoreOf(lab.Node(side.node)).Lookup(m.ID); err == nil && p.Kind == queue.ProofRead {
+							readAt = st.ReadAt
+						}
+						if _, err := notary.CheckStored(p, &m, readAt); err != nil {
 							t.Fatalf("at %s: %v", side.node, err)
 						}
 						got = append(got, p.Kind)
@@ -259,8 +263,8 @@ func TestLinkSignatures(t *testing.T) {
 		}
 		before := refusedBatches(t, lab, "bravo", "")
 		err = daemon.Relay(lab.Node(follower), ctx, leader, data)
-		if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "proof of bravo") {
-			t.Errorf("relayed receive %s: %v; want it refused naming bravo's proof", tc.id, err)
+		if !errors.Is(err, trust.ErrBadSignature) || !strings.Contains(err.Error(), "proof of bravo") {
+			t.Errorf("relayed receive %s: %v; want it refused (its signature's code) naming bravo's proof", tc.id, err)
 		}
 		if got := refusedBatches(t, lab, "bravo", ""); got != before+1 {
 			t.Errorf("relayed receive %s: refusals went from %v to %v", tc.id, before, got)

@@ -209,7 +209,8 @@ func (c *committer) relay(ctx context.Context, leader string, data []byte) (*app
 // servePropose serves a follower's relayed command on the leader. Its
 // errors travel back with their codes (callCodes): ErrNotLeader,
 // queue.ErrInvalid for a command that does not decode or that
-// checkRelayed refuses, and Raft's own.
+// checkRelayed refuses (a refused signature keeps its own code: the
+// relaying node tells the sending site why), and Raft's own.
 func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, error) {
 	if !c.raft.IsLeader() {
 		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
@@ -223,7 +224,7 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 	}
 	if err := c.check(cmd); err != nil {
 		c.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
-		return nil, fmt.Errorf("refused: %v (%w)", err, queue.ErrInvalid)
+		return nil, fmt.Errorf("refused: %w (%w)", err, queue.ErrInvalid) // a trust code wins (callCodes)
 	}
 	res, err := c.applyLocal(ctx, cmd, body)
 	if err != nil {
@@ -237,7 +238,8 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 // a submit for another origin or to a site that is not configured, a
 // receive, receipts or acks naming our own or an unconfigured site, an
 // inbound batch that checkBatch would refuse, an inbound batch or an ack
-// whose evidence does not hold (checkRelayedProof). Nothing of a refused
+// whose evidence does not hold (checkRelayedProof), a delivery without
+// proofs that continue what the state records (checkRelayedDelivered). Nothing of a refused
 // command is applied. The state machine checks the rest when it applies.
 func (n *Node) checkRelayed(cmd *queue.Command) error {
 	remote := func(site string) error {
@@ -301,7 +303,7 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 		if !d.Precedence.Valid() {
 			return fmt.Errorf("delivered: invalid precedence %d", d.Precedence)
 		}
-		return n.checkRelayedProof(d.Dest, cmd)
+		return n.checkRelayedDelivered(cmd) // linktrust.go
 	case queue.OpReceiptsAcked:
 		if cmd.ReceiptsAcked == nil {
 			return missing

@@ -45,6 +45,12 @@ func TestRelayedCommandsChecked(t *testing.T) {
 		{"submit to an unconfigured site", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "alpha", Items: []queue.SubmitItem{{ID: "rc-5", Dest: "charlie", Payload: []byte("x")}}}}, `destination "charlie"`},
 		{"submit not sealed", &queue.Command{Op: queue.OpSubmit, Time: now, Submit: &queue.Submit{Origin: "alpha", Items: []queue.SubmitItem{{ID: "rc-6", Dest: "bravo", Payload: []byte("x")}}}}, "payload not sealed"},
 		{"delivered to our own site", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "alpha", Precedence: queue.Flash, UpTo: 5}}, "delivered: destination"},
+		// A stolen node key must not be enough to mark a channel delivered.
+		{"delivered without a proof", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "bravo", Precedence: queue.Flash, UpTo: 5}}, "no signed statement"},
+		{"delivered with a forged proof", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "bravo", Precedence: queue.Flash, UpTo: 5,
+			Proofs: []queue.DeliveredProof{{Evidence: forgedEvidence(1, 5)}}}}, "delivered proof of bravo"},
+		{"delivered with proofs after a gap", &queue.Command{Op: queue.OpDelivered, Time: now, Delivered: &queue.DeliveredCmd{Dest: "bravo", Precedence: queue.Flash, UpTo: 1004,
+			Proofs: []queue.DeliveredProof{{Evidence: forgedEvidence(1000, 5)}}}}, "after a gap"},
 		{"receipts acked without data", &queue.Command{Op: queue.OpReceiptsAcked, Time: now}, "without its receipts_acked data"},
 		{"receipts from an unconfigured site", &queue.Command{Op: queue.OpReceipts, Time: now, Receipts: &queue.Receipts{From: "charlie"}}, `"charlie" is not another configured site`},
 	}
@@ -80,4 +86,10 @@ func TestRelayedCommandsChecked(t *testing.T) {
 			t.Errorf("%s: %d unread inbox messages after refused commands", name, u)
 		}
 	}
+}
+
+// forgedEvidence is evidence of n leaves from first whose statement is
+// not a signed one.
+func forgedEvidence(first uint64, n int) *queue.Evidence {
+	return &queue.Evidence{Statement: []byte("trust me"), First: first, Leaves: make([][32]byte, n)}
 }

@@ -12,8 +12,10 @@ import (
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
+	"github.com/hotline-link/hotline/daemon/forward"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // TestRelayKeepsErrorIdentity: errors keep their identity across a real
@@ -60,6 +62,19 @@ func TestRelayKeepsErrorIdentity(t *testing.T) {
 	err = daemon.Relay(f1, ctx, leader, bad)
 	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), `submit with origin "bravo"`) {
 		t.Fatalf("relay of a refused command: %v; want queue.ErrInvalid naming the origin", err)
+	}
+
+	// A relayed command whose signature the leader refuses keeps the
+	// refusal's code, not just "invalid": the relaying node (and the
+	// site whose batch it relayed) learns why.
+	unproven, err := (&queue.Command{Op: queue.OpDelivered, Time: time.Now().UnixNano(),
+		Delivered: &queue.DeliveredCmd{Dest: "bravo", Precedence: queue.Routine, UpTo: 3}}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = daemon.Relay(f1, ctx, leader, unproven)
+	if !errors.Is(err, trust.ErrBadSignature) || !errors.Is(err, forward.ErrNoProof) || forward.Reason(err) != "missing" {
+		t.Fatalf("relay of a delivery without proof: %v; want trust.ErrBadSignature (no proof)", err)
 	}
 
 	// A node that is stopping answers a retryable ErrStopping: over the

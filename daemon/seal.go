@@ -125,7 +125,11 @@ func (s *sealer) checkInbound(msgs []queue.Message) error {
 		}
 		s.failures.WithLabelValues("receive").Inc()
 		s.log.Error("ALARM: refusing an inbound batch: a payload this site cannot open", "from", m.Origin, "id", m.ID, "seq", m.Seq, "err", err)
-		return fmt.Errorf("%w: message %q (seq %d): %v", queue.ErrInvalid, m.ID, m.Seq, err)
+		kind := queue.ErrInvalid
+		if errors.Is(err, ErrUnsealable) { // its own code: not a refused signature
+			kind = ErrUnsealable
+		}
+		return fmt.Errorf("%w: message %q (seq %d): %v", kind, m.ID, m.Seq, err)
 	}
 	return nil
 }
@@ -143,7 +147,7 @@ func (s *sealer) inboundErr(m *queue.Message) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: payload is sealed to key %s, which site %s does not hold (kem_key, old_kem_keys)", trust.ErrUnknownKey, e.KeyID, s.site)
+	return fmt.Errorf("%w: payload is sealed to key %s, which site %s does not hold (kem_key, old_kem_keys)", ErrUnsealable, e.KeyID, s.site)
 }
 
 // alarms words the unread inbox messages whose payloads do not open; a

@@ -89,10 +89,19 @@ type DeliveredCmd struct {
 	Dest       string     `json:"dest"`
 	Precedence Precedence `json:"precedence"`
 	UpTo       uint64     `json:"up_to"`
-	// Evidence is the destination's signed statement that it holds the
-	// messages (KindDelivered); Sent is this site's own statement of the
-	// batch it sent them in (KindMessages). Either may be nil.
-	Evidence *Evidence `json:"evidence,omitempty"`
+	// Proofs are the destination's proofs of delivery, one per batch, in
+	// ascending order of their first message, each continuing the one
+	// before (they may overlap), the last ending at UpTo. None: a fenced
+	// channel's resync, which lifts the fence (see Store.OutFenced).
+	Proofs []DeliveredProof `json:"proofs,omitempty"`
+}
+
+// DeliveredProof is the proof that the destination holds the messages of
+// one batch: its signed statement (KindDelivered) of the messages it
+// covers, and Sent, this site's own statement of the batch it sent them
+// in (KindMessages; may be nil).
+type DeliveredProof struct {
+	Evidence *Evidence `json:"evidence"`
 	Sent     *Evidence `json:"sent,omitempty"`
 }
 

@@ -54,8 +54,9 @@ func codecCommands() []Command {
 		evReceiveCmd(t2, "statement", 5, 2),
 		evReceiptsCmd(t3, "receipt statement", 1, 3, 4),
 		{Op: OpDelivered, Time: t4, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Flash, UpTo: 7,
-			Evidence: testEvidence("delivered", 3, 5), Sent: testEvidence("sent", math.MaxUint64, 1)}},
-		{Op: OpDelivered, Delivered: &DeliveredCmd{Dest: "bravo", Sent: testEvidence(string(bytes.Repeat([]byte{0xee}, MaxStatementLen)), 1, 1)}},
+			Proofs: []DeliveredProof{{Evidence: testEvidence("delivered", 3, 5), Sent: testEvidence("sent", math.MaxUint64, 1)}}}},
+		{Op: OpDelivered, Delivered: &DeliveredCmd{Dest: "bravo", UpTo: 1, Proofs: []DeliveredProof{
+			{Evidence: testEvidence(string(bytes.Repeat([]byte{0xee}, MaxStatementLen)), 1, 1)}}}},
 	}
 }
 

@@ -59,7 +59,11 @@
 //     bytes made and checked by package transport/trust, and their
 //     leaves), at most [MaxStatementLen] bytes and [MaxEvidenceLeaves]
 //     leaves each; a Receive's or Receipts' evidence has exactly one leaf
-//     per item, the first about the first item, or the command is
+//     per item, the first about the first item; an OpDelivered carries
+//     up to [MaxDeliveredProofs] proofs ([DeliveredProof]: the
+//     destination's statement and our own of one batch), ordered by
+//     their first message, each continuing the run before it, the run
+//     ending at UpTo (none: a resync's); otherwise the command is
 //     refused (ErrInvalid: by Validate, Encode, DecodeCommand and Apply)
 //     and changes nothing. Apply never interprets a statement. For each
 //     item it applies or already holds it keeps one reference per

@@ -17,6 +17,9 @@ const (
 	// batch's items (package transport's MaxBatchItems, which this
 	// package cannot import).
 	MaxEvidenceLeaves = 10000
+	// MaxDeliveredProofs is the most proofs a DeliveredCmd may carry:
+	// a committer with more waiting commits them in several commands.
+	MaxDeliveredProofs = 64
 )
 
 // Proof kinds (Proof.Kind), in the order Store.Proofs returns them.
@@ -90,21 +93,42 @@ func (r *Receipts) evidenceFault() error {
 	return itemsFault(r.Evidence, len(r.Receipts), first)
 }
 
-// evidenceFault: a Delivered's statements cover ranges of the channel,
-// which need not match UpTo (the messages above it are not referenced).
+// evidenceFault: a Delivered's proofs (at most MaxDeliveredProofs) each
+// have the destination's evidence; ordered by their first message, each
+// continues the run before it (First at most its end + 1) and extends it,
+// and the run ends at UpTo: a Delivered records no message without its
+// proof. A batch's own statement (Sent) covers a range of its own.
 func (d *DeliveredCmd) evidenceFault() error {
-	if d.Evidence != nil {
-		if err := d.Evidence.fault(-1, 0); err != nil {
-			return fmt.Errorf("evidence: %w", err)
-		}
+	if len(d.Proofs) > MaxDeliveredProofs {
+		return fmt.Errorf("%d proofs (at most %d)", len(d.Proofs), MaxDeliveredProofs)
 	}
-	if d.Sent != nil {
-		if err := d.Sent.fault(-1, 0); err != nil {
-			return fmt.Errorf("sent evidence: %w", err)
+	var end uint64
+	for i, p := range d.Proofs {
+		if p.Evidence == nil {
+			return fmt.Errorf("proof %d: no evidence", i)
 		}
+		if err := p.Evidence.fault(-1, 0); err != nil {
+			return fmt.Errorf("proof %d evidence: %w", i, err)
+		}
+		if p.Sent != nil {
+			if err := p.Sent.fault(-1, 0); err != nil {
+				return fmt.Errorf("proof %d sent evidence: %w", i, err)
+			}
+		}
+		first, last := p.Evidence.First, p.Evidence.last()
+		if i > 0 && (first > end+1 || last <= end) {
+			return fmt.Errorf("proof %d covers %d..%d, which does not continue the run ending at %d", i, first, last, end)
+		}
+		end = last
+	}
+	if len(d.Proofs) > 0 && end != d.UpTo {
+		return fmt.Errorf("proofs end at %d, not at up_to %d", end, d.UpTo)
 	}
 	return nil
 }
+
+// last is the sequence of e's last leaf (e passed fault).
+func (e *Evidence) last() uint64 { return e.First + uint64(len(e.Leaves)) - 1 }
 
 // evidenceFault says why the evidence of one of c's bodies is malformed
 // (nil if none is). Encode, DecodeCommand and Apply refuse such a
@@ -131,9 +155,11 @@ func (c *Command) evidenceFault() error {
 // The evidence section of a version 4 log entry, before version 3's
 // body (so that the two versions share the body's code):
 //
-//	evidence = present:byte, then each present evidence in bit order:
-//	           0 Receive.Evidence, 1 Receipts.Evidence,
-//	           2 Delivered.Evidence, 3 Delivered.Sent
+//	evidence = present:byte, then each present part in bit order:
+//	           0 Receive.Evidence:one, 1 Receipts.Evidence:one,
+//	           2 Delivered.Proofs:proofs
+//	proofs   = count:uvarint (1 to MaxDeliveredProofs), then each:
+//	           sent:byte (0 or 1) evidence:one [sent:one]
 //	one      = statement:bytes first:uvarint leaves:list(32 bytes)
 //
 // A bit may be set only when its body is present; statements and leaf
@@ -143,23 +169,28 @@ const (
 	evBitReceive = 1 << iota
 	evBitReceipts
 	evBitDelivered
-	evBitSent
 	evBitAll = 1<<iota - 1
 )
 
-// evidences returns c's evidence in bit order, nil where absent.
-func (c *Command) evidences() [4]*Evidence {
-	var e [4]*Evidence
+// evidences returns c's single evidences (Receive's, Receipts') in bit
+// order, nil where absent.
+func (c *Command) evidences() [2]*Evidence {
+	var e [2]*Evidence
 	if c.Receive != nil {
 		e[0] = c.Receive.Evidence
 	}
 	if c.Receipts != nil {
 		e[1] = c.Receipts.Evidence
 	}
-	if c.Delivered != nil {
-		e[2], e[3] = c.Delivered.Evidence, c.Delivered.Sent
-	}
 	return e
+}
+
+// proofs is c's Delivered proofs (nil: none).
+func (c *Command) proofs() []DeliveredProof {
+	if c.Delivered == nil {
+		return nil
+	}
+	return c.Delivered.Proofs
 }
 
 // appendEvidence appends c's evidence section.
@@ -171,19 +202,41 @@ func (c *Command) appendEvidence(b []byte) []byte {
 			present |= 1 << i
 		}
 	}
+	ps := c.proofs()
+	if len(ps) > 0 {
+		present |= evBitDelivered
+	}
 	b = append(b, present)
 	for _, e := range evs {
-		if e == nil {
-			continue
+		if e != nil {
+			b = appendOneEvidence(b, e)
 		}
-		b = AppendBytes(b, e.Statement)
-		b = binary.AppendUvarint(b, e.First)
-		b = binary.AppendUvarint(b, uint64(len(e.Leaves)))
-		for i := range e.Leaves {
-			b = append(b, e.Leaves[i][:]...)
+	}
+	if len(ps) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(ps)))
+		for _, p := range ps {
+			if p.Sent == nil {
+				b = appendOneEvidence(append(b, 0), p.Evidence)
+			} else {
+				b = appendOneEvidence(appendOneEvidence(append(b, 1), p.Evidence), p.Sent)
+			}
 		}
 	}
 	return b
+}
+
+func appendOneEvidence(b []byte, e *Evidence) []byte {
+	b = AppendBytes(b, e.Statement)
+	b = binary.AppendUvarint(b, e.First)
+	b = binary.AppendUvarint(b, uint64(len(e.Leaves)))
+	for i := range e.Leaves {
+		b = append(b, e.Leaves[i][:]...)
+	}
+	return b
+}
+
+func oneEvidenceLen(e *Evidence) int {
+	return stringLen(len(e.Statement)) + uvarintLen(e.First) + uvarintLen(uint64(len(e.Leaves))) + 32*len(e.Leaves)
 }
 
 // evidenceLen is the size of c's evidence section.
@@ -191,7 +244,16 @@ func (c *Command) evidenceLen() int {
 	n := 1
 	for _, e := range c.evidences() {
 		if e != nil {
-			n += stringLen(len(e.Statement)) + uvarintLen(e.First) + uvarintLen(uint64(len(e.Leaves))) + 32*len(e.Leaves)
+			n += oneEvidenceLen(e)
+		}
+	}
+	if ps := c.proofs(); len(ps) > 0 {
+		n += uvarintLen(uint64(len(ps)))
+		for _, p := range ps {
+			n += 1 + oneEvidenceLen(p.Evidence)
+			if p.Sent != nil {
+				n += oneEvidenceLen(p.Sent)
+			}
 		}
 	}
 	return n
@@ -204,11 +266,15 @@ func decodeCommand4(d *Decoder) (*Command, error) {
 	if d.err == nil && present&^evBitAll != 0 {
 		d.fail("unknown evidence 0x%02x", present)
 	}
-	var evs [4]*Evidence
+	var evs [2]*Evidence
 	for i := range evs {
 		if present&(1<<i) != 0 {
 			evs[i] = d.oneEvidence()
 		}
+	}
+	var ps []DeliveredProof
+	if present&evBitDelivered != 0 {
+		ps = d.deliveredProofs()
 	}
 	if d.err != nil {
 		return nil, d.err
@@ -224,15 +290,44 @@ func decodeCommand4(d *Decoder) (*Command, error) {
 			c.Receive.Evidence = e
 		case i == 1 && c.Receipts != nil:
 			c.Receipts.Evidence = e
-		case i == 2 && c.Delivered != nil:
-			c.Delivered.Evidence = e
-		case i == 3 && c.Delivered != nil:
-			c.Delivered.Sent = e
 		default:
 			return nil, fmt.Errorf("evidence 0x%02x for an absent body", 1<<i)
 		}
 	}
+	if ps != nil {
+		if c.Delivered == nil {
+			return nil, fmt.Errorf("evidence 0x%02x for an absent body", evBitDelivered)
+		}
+		c.Delivered.Proofs = ps
+	}
 	return c, c.evidenceFault()
+}
+
+// deliveredProofs reads a Delivered's proofs, checking their count
+// before it allocates.
+func (d *Decoder) deliveredProofs() []DeliveredProof {
+	n := d.Uvarint()
+	if d.err == nil && (n == 0 || n > MaxDeliveredProofs) {
+		d.fail("%d proofs (at most %d)", n, MaxDeliveredProofs)
+	}
+	if d.err != nil {
+		return nil
+	}
+	ps := make([]DeliveredProof, n)
+	for i := range ps {
+		sent := d.Byte()
+		if d.err == nil && sent > 1 {
+			d.fail("delivery proof %d: sent flag %d", i, sent)
+		}
+		ps[i].Evidence = d.oneEvidence()
+		if sent == 1 {
+			ps[i].Sent = d.oneEvidence()
+		}
+		if d.err != nil {
+			return nil
+		}
+	}
+	return ps
 }
 
 // oneEvidence reads one evidence, checking the bounds before it

@@ -327,25 +327,35 @@ func (a *applier) receiveEvidence(r *Receive, ck []byte, last uint64) error {
 	return a.addEvidence(e, items)
 }
 
-// deliveredEvidence refers the outbound messages of channel ck that d's
-// statements cover, up to d.UpTo, to them: Sent as sent, Evidence as
-// delivered.
+// deliveredEvidence refers the outbound messages of channel ck that each
+// of d's proofs covers, up to d.UpTo, to its statements: Sent as sent,
+// Evidence as delivered (the first reference of a kind is kept where
+// proofs overlap).
 func (a *applier) deliveredEvidence(d *DeliveredCmd, ck []byte) error {
 	msgs := a.out.Bucket(ck)
 	if msgs == nil {
 		return nil
 	}
+	for _, p := range d.Proofs {
+		if err := a.proofEvidence(d.UpTo, msgs, ck, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) proofEvidence(upTo uint64, msgs *bolt.Bucket, ck []byte, p DeliveredProof) error {
 	for _, x := range []struct {
 		e    *Evidence
 		kind evKind
-	}{{d.Sent, evSent}, {d.Evidence, evDelivered}} {
+	}{{p.Sent, evSent}, {p.Evidence, evDelivered}} {
 		if x.e == nil {
 			continue
 		}
 		var items []evItem
 		for i := range x.e.Leaves {
 			seq := x.e.First + uint64(i)
-			if seq > d.UpTo {
+			if seq > upTo {
 				break
 			}
 			if msgs.Get(u64(seq)) != nil {

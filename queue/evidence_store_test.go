@@ -29,7 +29,7 @@ func evidenceStore(t *testing.T) (*Store, string, *cmdLog) {
 	}
 	l.apply(t, s, submitCmd(t1, items...))
 	l.apply(t, s, Command{Op: OpDelivered, Time: t2, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Routine, UpTo: 3,
-		Sent: testEvidence("sent-A", 1, 4), Evidence: testEvidence("deliv-A", 1, 4)}})
+		Proofs: []DeliveredProof{{Sent: testEvidence("sent-A", 1, 4), Evidence: testEvidence("deliv-A", 1, 3)}}}})
 	l.apply(t, s, evReceiptsCmd(t2, "read-A", 1, 2, 3))
 	l.apply(t, s, evReceiveCmd(t2, "recv-A", 1, 3))
 	return s, path, l
@@ -71,7 +71,7 @@ func TestProofsOfEveryKind(t *testing.T) {
 	// The next ack, with the same sent statement: stored once, one more
 	// reference.
 	l.apply(t, s, Command{Op: OpDelivered, Time: t3, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Routine, UpTo: 4,
-		Sent: testEvidence("sent-A", 1, 4), Evidence: testEvidence("deliv-B", 4, 1)}})
+		Proofs: []DeliveredProof{{Sent: testEvidence("sent-A", 1, 4), Evidence: testEvidence("deliv-B", 4, 1)}}}})
 	wantProofs(t, s, "out-4", "sent:sent-A:3", "delivered:deliv-B:0")
 	wantProofs(t, s, "out-1", "sent:sent-A:0", "delivered:deliv-A:0")
 	if n := countKeys(t, s, bucketEvStmts); n != 5 {
@@ -368,11 +368,15 @@ func evidenceScript(t testing.TB, seed uint64, n int) []Entry {
 			}
 			l.add(t, submitCmd(now, items...))
 		case 1:
-			first := uint64(1 + rng.IntN(max(out, 1)))
-			c := deliveredCmd(now, "bravo", Routine, uint64(rng.IntN(out+2)))
-			c.Delivered.Sent = testEvidence(stmt+"-sent", first, 1+rng.IntN(5))
-			if rng.IntN(3) > 0 {
-				c.Delivered.Evidence = testEvidence(stmt+"-held", first, 1+rng.IntN(5))
+			upTo := uint64(1 + rng.IntN(out+2))
+			c := deliveredCmd(now, "bravo", Routine, upTo)
+			if rng.IntN(3) > 0 { // else a resync's, without proofs
+				first := uint64(1 + rng.IntN(int(upTo)))
+				p := DeliveredProof{Evidence: testEvidence(stmt+"-held", first, int(upTo-first+1))}
+				if rng.IntN(3) > 0 {
+					p.Sent = testEvidence(stmt+"-sent", first, 1+rng.IntN(5))
+				}
+				c.Delivered.Proofs = []DeliveredProof{p}
 			}
 			l.add(t, c)
 		case 2:

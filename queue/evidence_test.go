@@ -63,7 +63,7 @@ func withoutEvidence(c Command) Command {
 	}
 	if d := c.Delivered; d != nil {
 		n := *d
-		n.Evidence, n.Sent = nil, nil
+		n.Proofs = nil
 		c.Delivered = &n
 	}
 	return c
@@ -125,8 +125,9 @@ func TestEvidenceRoundTrip(t *testing.T) {
 	for i, c := range []Command{
 		evReceiveCmd(t1, "statement of a batch", 3, 4),
 		evReceiptsCmd(t2, "receipts", 9, 4, 5, 6),
-		{Op: OpDelivered, Time: t3, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Routine, UpTo: 3,
-			Evidence: testEvidence("held", 1, MaxEvidenceLeaves), Sent: testEvidence(strings.Repeat("s", MaxStatementLen), 2, 2)}},
+		{Op: OpDelivered, Time: t3, Delivered: &DeliveredCmd{Dest: "bravo", Precedence: Routine, UpTo: MaxEvidenceLeaves + 2,
+			Proofs: []DeliveredProof{{Evidence: testEvidence("held", 1, MaxEvidenceLeaves), Sent: testEvidence(strings.Repeat("s", MaxStatementLen), 2, 2)},
+				{Evidence: testEvidence("next", MaxEvidenceLeaves, 3)}}}},
 	} {
 		enc, err := c.Encode()
 		if err != nil {
@@ -161,9 +162,15 @@ func badEvidence() []struct {
 	}
 	deliv := func(e *Evidence) Command {
 		c := deliveredCmd(t1, "bravo", Routine, 3)
-		c.Delivered.Sent = e
+		c.Delivered.Proofs = []DeliveredProof{{Evidence: testEvidence("d", 1, 3), Sent: e}}
 		return c
 	}
+	proofs := func(upTo uint64, ps ...DeliveredProof) Command {
+		c := deliveredCmd(t1, "bravo", Routine, upTo)
+		c.Delivered.Proofs = ps
+		return c
+	}
+	pr := func(first uint64, n int) DeliveredProof { return DeliveredProof{Evidence: testEvidence("d", first, n)} }
 	return []struct {
 		name string
 		cmd  Command
@@ -185,6 +192,17 @@ func badEvidence() []struct {
 		{"delivered: too many leaves", deliv(testEvidence("s", 1, MaxEvidenceLeaves+1)), "10001 leaves"},
 		{"delivered: first 0", deliv(testEvidence("s", 0, 1)), "out of range"},
 		{"delivered: past the last sequence", deliv(testEvidence("s", 1<<64-1, 2)), "out of range"},
+		{"delivered: up_to beyond the proofs", proofs(9, pr(1, 3)), "proofs end at 3, not at up_to 9"},
+		{"delivered: up_to below the proofs", proofs(2, pr(1, 3)), "proofs end at 3, not at up_to 2"},
+		{"delivered: a gap between proofs", proofs(9, pr(1, 3), pr(5, 5)), "does not continue the run ending at 3"},
+		{"delivered: proofs out of order", proofs(3, pr(4, 3), pr(1, 3)), "does not continue the run ending at 6"},
+		{"delivered: too many proofs", proofs(MaxDeliveredProofs+1, func() []DeliveredProof {
+			var ps []DeliveredProof
+			for i := range MaxDeliveredProofs + 1 {
+				ps = append(ps, pr(uint64(i+1), 1))
+			}
+			return ps
+		}()...), "65 proofs (at most 64)"},
 	}
 }
 
@@ -278,5 +296,29 @@ func TestDecodeEvidenceMalformed(t *testing.T) {
 				t.Fatalf("DecodeCommand = %+v, %v; want ErrInvalid containing %q", c, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDeliveredProofWithoutEvidence: a proof without the destination's
+// statement cannot be encoded (version 4 has no way to write it) and a
+// JSON entry carrying one is refused by Apply.
+func TestDeliveredProofWithoutEvidence(t *testing.T) {
+	c := deliveredCmd(t1, "bravo", Routine, 1)
+	c.Delivered.Proofs = []DeliveredProof{{Sent: testEvidence("s", 1, 1)}}
+	if _, err := c.Encode(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "proof 0: no evidence") {
+		t.Fatalf("Encode: %v", err)
+	}
+	s, _ := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t0, item("out-1", "bravo", Routine, "x")))
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := s.Apply([]Entry{{Index: 2, Data: js}}); !strings.Contains(res[0].Err, "no evidence") {
+		t.Fatalf("applied: %+v", res[0])
+	}
+	if ch := s.Outbound(); len(ch) != 1 || ch[0].Acked != 0 {
+		t.Fatalf("channel after a refused delivery: %+v", ch)
 	}
 }

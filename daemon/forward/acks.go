@@ -1,29 +1,40 @@
 package forward
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hotline-link/hotline/queue"
 )
 
-// AckReporter commits a channel's acks (OpDelivered) in the background,
-// so that a slow commit never holds the Forwarder up. Each proven
-// delivery (Prove: the destination's signed proof and our own statement
-// of the batch) is committed as it came, in order, so that every message
-// keeps its proofs; plain acks (Report) coalesce: only the newest
-// matters. At most maxProofs proven deliveries wait; beyond that the
-// oldest is dropped, with a warning (its messages are recorded delivered
-// by the newer ack, without their proof).
+// AckReporter commits a channel's proofs of delivery (OpDelivered) in the
+// background, so that a slow commit never holds the Forwarder up. Each
+// commit is ONE command with every waiting proof that continues the
+// delivered run recorded on the site's log, sorted by their first
+// message (the first starts at most at the recorded sequence + 1, each
+// next at most one past the end of the one before), up to
+// queue.MaxDeliveredProofs, with UpTo the end of that run. So no message
+// is ever recorded delivered without its proof, proofs are committed in
+// order however their acks arrived, and however many arrive during one
+// commit the next takes them all (one Raft round trip, not one per
+// proof). A proof that does not continue the run waits for the one
+// before it; one the recorded run already covers is dropped (its
+// messages hold their proof). No other proof is ever dropped.
+//
+// What waits is bounded by the forwarder: it hands a proof over only
+// once its window acknowledged the batch and every batch before it, so
+// the waiting proofs continue one another, and it sends no new batch
+// while maxBacklog of them wait (Backlog).
 type AckReporter struct {
 	c    *Config
 	dest string
 	prec queue.Precedence
 
 	mu     sync.Mutex
-	want   uint64     // the highest ack reported; guarded by mu
-	proofs []Delivery // proven deliveries not yet committed, oldest first; guarded by mu
+	proofs []Delivery // proven deliveries not yet committed; guarded by mu
 
 	wake chan struct{}
 	quit chan struct{}
@@ -33,9 +44,9 @@ type AckReporter struct {
 // ackRetry is the pause after a failed proposal of an ack.
 const ackRetry = 200 * time.Millisecond
 
-// maxProofs bounds the proven deliveries waiting to be committed: a few
-// windows' worth of batches.
-const maxProofs = 64
+// maxBacklog is how many proofs may wait before the forwarder sends no
+// new batch: one command's worth.
+const maxBacklog = queue.MaxDeliveredProofs
 
 // NewAckReporter starts the reporter of channel (c.Site, dest, prec).
 // Call Stop when done.
@@ -46,29 +57,20 @@ func NewAckReporter(c *Config, dest string, prec queue.Precedence) *AckReporter 
 	return r
 }
 
-// Report asks for the destination's ack up to upTo to be recorded. It
-// never blocks.
-func (r *AckReporter) Report(upTo uint64) {
-	r.mu.Lock()
-	r.want = max(r.want, upTo)
-	r.mu.Unlock()
-	r.poke()
-}
-
 // Prove asks for a proven delivery to be recorded with its evidence. It
 // never blocks.
 func (r *AckReporter) Prove(d Delivery) {
 	r.mu.Lock()
-	if len(r.proofs) == maxProofs {
-		old := r.proofs[0]
-		r.proofs = r.proofs[1:]
-		r.c.logger().Warn("recording delivery proofs falls behind; dropped the oldest (its messages stay recorded delivered, without their proof)",
-			"dest", r.dest, "precedence", r.prec, "up_to", old.UpTo)
-	}
 	r.proofs = append(r.proofs, d)
-	r.want = max(r.want, d.UpTo)
 	r.mu.Unlock()
 	r.poke()
+}
+
+// Backlog is the number of proofs waiting to be committed.
+func (r *AckReporter) Backlog() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.proofs)
 }
 
 func (r *AckReporter) poke() {
@@ -78,30 +80,42 @@ func (r *AckReporter) poke() {
 	}
 }
 
-// next is the command to commit next: the oldest proven delivery, else
-// the newest ack if it is beyond done; ok is false if there is none.
-func (r *AckReporter) next(done uint64) (d Delivery, proven, ok bool) {
+// run drops the proofs the recorded run (up to done) covers and returns
+// those that continue it, in order, at most queue.MaxDeliveredProofs
+// (none: nothing to commit now), and the end of the run they make.
+func (r *AckReporter) run(done uint64) ([]queue.DeliveredProof, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.proofs) > 0 {
-		return r.proofs[0], true, true
+	r.proofs = slices.DeleteFunc(r.proofs, func(d Delivery) bool { return d.UpTo <= done })
+	slices.SortStableFunc(r.proofs, func(a, b Delivery) int {
+		return cmp.Or(cmp.Compare(a.Evidence.First, b.Evidence.First), cmp.Compare(b.UpTo, a.UpTo))
+	})
+	var out []queue.DeliveredProof
+	end := done
+	for _, d := range r.proofs {
+		switch {
+		case len(out) == queue.MaxDeliveredProofs || d.Evidence.First > end+1:
+			return out, end
+		case d.UpTo > end: // else the run's proofs cover it: it goes next time
+			out = append(out, queue.DeliveredProof{Evidence: d.Evidence, Sent: d.Sent})
+			end = d.UpTo
+		}
 	}
-	return Delivery{UpTo: r.want}, false, r.want > done
+	return out, end
 }
 
-// committed drops d, the oldest proven delivery unless Prove dropped it
-// meanwhile.
-func (r *AckReporter) committed(d Delivery) {
-	r.mu.Lock()
-	if len(r.proofs) > 0 && r.proofs[0].Evidence == d.Evidence {
-		r.proofs = r.proofs[1:]
+// recorded is what the log records the destination holds: done, or more
+// if the state says so.
+func (r *AckReporter) recorded(done uint64) uint64 {
+	if r.c.State == nil {
+		return done
 	}
-	r.mu.Unlock()
+	return max(done, r.c.acked(r.dest, r.prec))
 }
 
 func (r *AckReporter) loop() {
 	defer close(r.done)
-	var done uint64
+	done := r.recorded(0)
 	for {
 		select {
 		case <-r.wake:
@@ -109,8 +123,9 @@ func (r *AckReporter) loop() {
 			return
 		}
 		for {
-			d, proven, ok := r.next(done)
-			if !ok {
+			done = r.recorded(done)
+			ps, upTo := r.run(done)
+			if len(ps) == 0 {
 				break
 			}
 			select {
@@ -120,10 +135,10 @@ func (r *AckReporter) loop() {
 			}
 			ctx, cancel := context.WithTimeout(r.c.background(), r.c.SubmitTimeout)
 			_, err := r.c.Log.Propose(ctx, &queue.Command{Op: queue.OpDelivered, Time: time.Now().UnixNano(),
-				Delivered: &queue.DeliveredCmd{Dest: r.dest, Precedence: r.prec, UpTo: d.UpTo, Evidence: d.Evidence, Sent: d.Sent}})
+				Delivered: &queue.DeliveredCmd{Dest: r.dest, Precedence: r.prec, UpTo: upTo, Proofs: ps}})
 			cancel()
 			if err != nil {
-				r.c.logger().Warn("recording delivery failed", "dest", r.dest, "precedence", r.prec, "up_to", d.UpTo, "err", err)
+				r.c.logger().Warn("recording delivery failed", "dest", r.dest, "precedence", r.prec, "up_to", upTo, "err", err)
 				select {
 				case <-time.After(ackRetry):
 					continue
@@ -131,23 +146,18 @@ func (r *AckReporter) loop() {
 					return
 				}
 			}
-			if proven {
-				r.committed(d)
+			if h := r.c.Hooks.Delivered; h != nil {
+				h(upTo - done)
 			}
-			if d.UpTo > done {
-				if h := r.c.Hooks.Delivered; h != nil {
-					h(d.UpTo - done)
-				}
-				done = d.UpTo
-			}
+			done = upTo
 		}
 	}
 }
 
-// Stop waits for the reporter to finish its current proposal; acks
-// reported but not yet proposed are dropped (the next leader resends
-// those messages, and the destination drops what it has, proving again
-// that it holds them).
+// Stop waits for the reporter to finish its current proposal; proofs
+// not yet proposed are dropped (the next leader resends those messages,
+// and the destination drops what it has, proving again that it holds
+// them).
 func (r *AckReporter) Stop() {
 	close(r.quit)
 	<-r.done

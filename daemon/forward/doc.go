@@ -29,7 +29,7 @@
 //		case Idle:    wait for the store to change
 //		case Backoff: sleep op.Wait; w.Retry()
 //		}
-//		do what step says: record an ack, cancel the round, log
+//		do what step says: hand proofs over, cancel the round, log
 //	}
 //
 // A round sends batches from the last ack, up to Window batches in flight.
@@ -66,7 +66,8 @@
 // and checks the destination's delivery proof in each ack (KindDelivered,
 // Ack.Proof, covering the batch's messages up to Ack.Last); only an ack
 // whose proof holds counts, and the AckReporter records it with both
-// statements as evidence (queue.DeliveredCmd's Evidence and Sent). An ack
+// statements as evidence (a queue.DeliveredProof). A message is recorded
+// delivered only with its proof: an ack without one records nothing. An ack
 // whose proof does not hold, or a refusal of our own signature, is a
 // failure like any other (sent again: a key mismatch while keys rotate
 // heals) and is told to Hooks.Untrusted (an alarm). The ReceiptSender
@@ -77,9 +78,14 @@
 //
 // # The other drivers
 //
-// AckReporter commits a channel's acks (OpDelivered) in the background:
-// each proven delivery with its evidence, in order; plain acks coalesce
-// (only the newest matters). ReceiptSender sends the read receipts
+// AckReporter commits a channel's proofs of delivery (OpDelivered) in
+// the background: the forwarder hands each over once its window acked
+// the batch and those before it; the reporter commits, in one command,
+// every waiting proof that continues the delivered run the log records,
+// in order of their first message (UpTo is the end of that run), so
+// proofs that arrive during a commit coalesce into the next. A proof
+// beyond a gap waits; none is dropped; the forwarder sends no new batch
+// while a command's worth wait. ReceiptSender sends the read receipts
 // queued for one origin site, one batch at a time, and drops them
 // (OpReceiptsAcked) once acknowledged. A site restored from a backup has
 // its channels and receipt queues fenced; before sending, each first asks

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,8 +26,7 @@ type Forwarder struct {
 	log  *slog.Logger
 
 	// held are proven deliveries of batches the window has not acked yet
-	// (their answer overtook an earlier batch's), oldest first; Run's
-	// goroutine only.
+	// (their answer overtook an earlier batch's); Run's goroutine only.
 	held []Delivery
 }
 
@@ -54,7 +54,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 	if !f.resync(ctx) {
 		return
 	}
-	w := NewWindow(c.Window, f.acked(), c.RetryMin, c.RetryMax)
+	w := NewWindow(c.Window, c.acked(f.dest, f.prec), c.RetryMin, c.RetryMax)
 	results := make(chan result, max(c.Window, 1))
 	round := newRound(ctx)
 	defer func() {
@@ -78,6 +78,13 @@ func (f *Forwarder) Run(ctx context.Context) {
 		var err error
 		switch op := w.Next(); op.Action {
 		case Send:
+			if rep.Backlog() >= maxBacklog { // the proofs' commits fall behind: wait for them
+				if ctxsleep.Sleep(ctx, c.RetryMin) != nil {
+					return
+				}
+				observe = false
+				continue
+			}
 			msgs, rerr := c.State.Resend(f.dest, f.prec, op.After, c.BatchMessages, c.BatchBytes)
 			switch {
 			case rerr != nil:
@@ -164,13 +171,18 @@ func (f *Forwarder) take(w *Window, r result) (Step, *Delivery, error) {
 }
 
 // do carries out what a step asks, except cancelling the round, and
-// records proven deliveries once the window acked them: a proof of a
-// batch whose predecessor is not yet acked waits for it, as the window
-// does (a delivery is recorded only up to the window's ack).
+// hands proven deliveries to the reporter, in order of their first
+// message, once the window acked them: a proof of a batch whose
+// predecessor is not yet acked waits for it, as the window does. A
+// round that ends drops the proofs still waiting: the window acks
+// nothing of it, so the next round resends those batches and gets new
+// proofs (every sequence the window acks comes with a proof of its own
+// round), and at most a window of batches' proofs wait here.
 func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReporter) {
 	if d != nil {
 		f.held = append(f.held, *d)
 	}
+	slices.SortStableFunc(f.held, func(a, b Delivery) int { return cmp.Compare(a.Evidence.First, b.Evidence.First) })
 	f.held = slices.DeleteFunc(f.held, func(h Delivery) bool {
 		if h.UpTo <= w.Acked() {
 			rep.Prove(h)
@@ -178,11 +190,8 @@ func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReport
 		}
 		return false
 	})
-	if n := len(f.held) - maxHeld(f.c); n > 0 { // a batch resent gets a new proof
-		f.held = slices.Delete(f.held, 0, n)
-	}
-	if s.Record > 0 {
-		rep.Report(s.Record)
+	if s.Abort {
+		f.held = nil
 	}
 	if s.Restored {
 		// Resend from its last; Resend gives what we still keep.
@@ -208,13 +217,11 @@ func (f *Forwarder) do(s Step, d *Delivery, err error, w *Window, rep *AckReport
 	}
 }
 
-// maxHeld bounds Forwarder.held: a few windows of batches.
-func maxHeld(c *Config) int { return 4 * max(c.Window, 1) }
-
-// acked is what the store records the destination acknowledged.
-func (f *Forwarder) acked() uint64 {
-	for _, ch := range f.c.State.Outbound() {
-		if ch.Dest == f.dest && ch.Precedence == f.prec {
+// acked is what the store records channel (c.Site, dest, p)'s
+// destination acknowledged.
+func (c *Config) acked(dest string, p queue.Precedence) uint64 {
+	for _, ch := range c.State.Outbound() {
+		if ch.Dest == dest && ch.Precedence == p {
 			return ch.Acked
 		}
 	}

@@ -213,10 +213,11 @@ func receiptsEvidence(proof []byte, reader, origin string, rs []queue.Receipt) *
 // CheckCommand checks the evidence of an inbound command (OpReceive,
 // OpReceipts) as Evidence checked its batch: it is there unless the
 // command has no items, its leaves are those of the command's items, and
-// its statement says so and holds. The evidence a DeliveredCmd carries
-// (optional: a resync has none) must hold too: the destination's
-// KindDelivered statement and this site's own KindMessages statement,
-// each about the leaves it names. Commands of other operations carry
+// its statement says so and holds. Each proof a DeliveredCmd carries
+// must hold too: the destination's KindDelivered statement (required)
+// and this site's own KindMessages statement (if any), each about the
+// leaves it names. (Whether a Delivered needs proofs at all, and that
+// they continue what the state records, is the caller's to check.) Commands of other operations carry
 // none: nil.
 func (n *Notary) CheckCommand(cmd *queue.Command) error {
 	switch {
@@ -238,21 +239,26 @@ func (n *Notary) CheckCommand(cmd *queue.Command) error {
 			want.First, r.Receipts[len(r.Receipts)-1].RSeq})
 	case cmd.Delivered != nil:
 		d := cmd.Delivered
-		for _, e := range []struct {
-			ev   *queue.Evidence
-			kind trust.Kind
-			site string
-			peer string
-		}{{d.Evidence, trust.KindDelivered, d.Dest, n.Key.Site}, {d.Sent, trust.KindMessages, n.Key.Site, d.Dest}} {
-			if e.ev == nil {
-				continue
-			}
-			if len(e.ev.Leaves) == 0 {
-				return fmt.Errorf("%s evidence of %s without leaves: %w", e.kind, e.site, ErrMismatch)
-			}
-			last := e.ev.First + uint64(len(e.ev.Leaves)) - 1
-			if _, err := n.check(e.ev.Statement, claim{e.kind, e.site, e.peer, d.Precedence, e.ev.First, last}, toHashes(e.ev.Leaves)); err != nil {
-				return err
+		for _, p := range d.Proofs {
+			for _, e := range []struct {
+				ev   *queue.Evidence
+				kind trust.Kind
+				site string
+				peer string
+			}{{p.Evidence, trust.KindDelivered, d.Dest, n.Key.Site}, {p.Sent, trust.KindMessages, n.Key.Site, d.Dest}} {
+				if e.ev == nil {
+					if e.kind == trust.KindDelivered {
+						return fmt.Errorf("delivery proof of %s: %w", d.Dest, ErrNoProof)
+					}
+					continue
+				}
+				if len(e.ev.Leaves) == 0 {
+					return fmt.Errorf("%s evidence of %s without leaves: %w", e.kind, e.site, ErrMismatch)
+				}
+				last := e.ev.First + uint64(len(e.ev.Leaves)) - 1
+				if _, err := n.check(e.ev.Statement, claim{e.kind, e.site, e.peer, d.Precedence, e.ev.First, last}, toHashes(e.ev.Leaves)); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -325,8 +331,8 @@ func held(ms []queue.Message, last uint64) int {
 }
 
 // Delivery is a destination's proof that it holds messages of a batch
-// this site sent, as recorded on the site's log (queue.DeliveredCmd's
-// Evidence and Sent).
+// this site sent, as recorded on the site's log (a
+// queue.DeliveredProof).
 type Delivery struct {
 	UpTo     uint64          // the last message the proof covers
 	Evidence *queue.Evidence // its KindDelivered statement and the leaves it covers
@@ -368,9 +374,11 @@ func toLeaves(hs []trust.Hash) [][32]byte {
 // received: m's origin, KindMessages; delivered: m's destination,
 // KindDelivered; read: m's destination, KindRead) that holds with the
 // keyring, whose leaves have the signed root and a leaf Index that is
-// m's (for read, a receipt's, which only the reader knows: it is checked
-// to be in the tree, not recomputed).
-func (n *Notary) CheckStored(p queue.Proof, m *queue.Message) (*trust.Signed, error) {
+// m's. For read, the leaf is the receipt's, recomputed as
+// trust.VerifyBundle does: m's read at readAt (the origin's record of
+// it, queue.Status.ReadAt), with the RSeq the leaf's place gives it;
+// readAt is unused for the other kinds.
+func (n *Notary) CheckStored(p queue.Proof, m *queue.Message, readAt int64) (*trust.Signed, error) {
 	what := fmt.Sprintf("%s proof of %s", p.Kind, m.ID)
 	c := claim{kind: trust.KindMessages, site: m.Origin, peer: m.Dest, prec: m.Precedence}
 	switch p.Kind {
@@ -390,13 +398,18 @@ func (n *Notary) CheckStored(p queue.Proof, m *queue.Message) (*trust.Signed, er
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	c.first, c.last = s.First, s.Last
-	if c.kind != trust.KindRead {
-		if m.Seq < s.First || m.Seq-s.First != uint64(p.Index) {
-			return nil, fmt.Errorf("%s: leaf %d of a statement from %d is not sequence %d: %w", what, p.Index, s.First, m.Seq, ErrMismatch)
+	if c.kind == trust.KindRead {
+		r := queue.Receipt{RSeq: s.First + uint64(p.Index), Precedence: m.Precedence, Seq: m.Seq, ID: m.ID, ReadAt: readAt}
+		if p.Leaves[p.Index] != trust.ReceiptLeaf(m.Dest, m.Origin, &r) {
+			return nil, fmt.Errorf("%s: leaf %d is not the receipt of the message read at %d: %w", what, p.Index, readAt, ErrMismatch)
 		}
-		if p.Leaves[p.Index] != trust.MessageLeaf(m) {
-			return nil, fmt.Errorf("%s: leaf %d is not the message's: %w", what, p.Index, ErrMismatch)
-		}
+		return n.check(p.Statement, c, toHashes(p.Leaves))
+	}
+	if m.Seq < s.First || m.Seq-s.First != uint64(p.Index) {
+		return nil, fmt.Errorf("%s: leaf %d of a statement from %d is not sequence %d: %w", what, p.Index, s.First, m.Seq, ErrMismatch)
+	}
+	if p.Leaves[p.Index] != trust.MessageLeaf(m) {
+		return nil, fmt.Errorf("%s: leaf %d is not the message's: %w", what, p.Index, ErrMismatch)
 	}
 	return n.check(p.Statement, c, toHashes(p.Leaves))
 }

@@ -96,7 +96,7 @@ func TestNotaryMessages(t *testing.T) {
 	// A proof as the state keeps it holds for its message, and for no
 	// other, nor tampered with.
 	p := queue.Proof{Kind: queue.ProofReceived, Statement: ev.Statement, Index: 2, Leaves: ev.Leaves}
-	if _, err := bravo.CheckStored(p, &b.Messages[2]); err != nil {
+	if _, err := bravo.CheckStored(p, &b.Messages[2], 0); err != nil {
 		t.Fatalf("stored proof: %v", err)
 	}
 	other := b.Messages[2]
@@ -111,7 +111,7 @@ func TestNotaryMessages(t *testing.T) {
 		m *queue.Message
 	}{"another message": {p, &b.Messages[1]}, "another payload": {p, &other}, "a flipped byte": {flipped, &b.Messages[2]},
 		"another kind": {delivered, &b.Messages[2]}} {
-		if _, err := bravo.CheckStored(c.p, c.m); Reason(err) == "" {
+		if _, err := bravo.CheckStored(c.p, c.m, 0); Reason(err) == "" {
 			t.Errorf("stored proof with %s: %v, want a refusal", name, err)
 		}
 	}
@@ -129,7 +129,7 @@ func TestNotaryMessages(t *testing.T) {
 		t.Fatalf("delivery %+v", d)
 	}
 	if err := alpha.CheckCommand(&queue.Command{Op: queue.OpDelivered, Delivered: &queue.DeliveredCmd{
-		Dest: "bravo", Precedence: queue.Immediate, UpTo: 13, Evidence: d.Evidence, Sent: d.Sent}}); err != nil {
+		Dest: "bravo", Precedence: queue.Immediate, UpTo: 13, Proofs: []queue.DeliveredProof{{Evidence: d.Evidence, Sent: d.Sent}}}}); err != nil {
 		t.Fatalf("the delivered command: %v", err)
 	}
 	// An ack below the batch proves nothing and needs no proof.
@@ -236,6 +236,24 @@ func TestNotaryReceiptsAndRelayedCommands(t *testing.T) {
 	forged.Receipts[1].ReadAt = 1 // claims it was read earlier
 	if err := alpha.CheckCommand(&queue.Command{Op: queue.OpReceipts, Receipts: &forged}); Reason(err) != "mismatch" {
 		t.Fatalf("a receipt changed after the check: %v", err)
+	}
+
+	// A stored read proof holds for its message read at its time, and for
+	// no other message or time.
+	ev := cmd.Receipts.Evidence
+	m7 := queue.Message{ID: "m7", Origin: "alpha", Dest: "bravo", Precedence: queue.Routine, Seq: 7}
+	read := queue.Proof{Kind: queue.ProofRead, Statement: ev.Statement, Index: 1, Leaves: ev.Leaves}
+	if _, err := alpha.CheckStored(read, &m7, 100); err != nil {
+		t.Fatalf("stored read proof: %v", err)
+	}
+	m1 := queue.Message{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: queue.Flash, Seq: 1}
+	for name, c := range map[string]struct {
+		m      *queue.Message
+		readAt int64
+	}{"another message": {&m1, 100}, "another read time": {&m7, 1}} {
+		if _, err := alpha.CheckStored(read, c.m, c.readAt); Reason(err) != "mismatch" {
+			t.Errorf("stored read proof of %s: %v, want a mismatch", name, err)
+		}
 	}
 
 	// Empty batches (resync probes) carry no proof and need none.

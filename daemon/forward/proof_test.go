@@ -111,7 +111,11 @@ func checkProven(t *testing.T, origin, dest *queue.Store, msgs []queue.Message, 
 				if i < 0 {
 					t.Fatalf("%s (%s, seq %d): no %s proof among %d", m.ID, m.Precedence, m.Seq, kind, len(ps))
 				}
-				if _, err := n.CheckStored(ps[i], &m); err != nil {
+				var readAt int64 // a read proof is of the read the origin records
+				if st, err := side.st.Lookup(m.ID); err == nil && kind == queue.ProofRead {
+					readAt = st.ReadAt
+				}
+				if _, err := n.CheckStored(ps[i], &m, readAt); err != nil {
 					t.Fatalf("%s: %v", m.ID, err)
 				}
 			}
@@ -119,40 +123,71 @@ func checkProven(t *testing.T, origin, dest *queue.Store, msgs []queue.Message, 
 	}
 }
 
-// A delivery proof recorded late still counts once: Hooks.Delivered adds
-// up to the channel's last sequence however the acks were recorded.
+// TestAckReporterProofsInOrder: proofs are committed in order of their
+// first message whatever order they came in, all that continue the
+// recorded run in one command (UpTo its end), none dropped; one beyond a
+// gap waits for the proof before it, and one the run covers adds nothing.
+// Hooks.Delivered counts each message once.
 func TestAckReporterProofsInOrder(t *testing.T) {
 	var mu sync.Mutex
-	var got []uint64
+	var got []string
 	var counted atomic.Uint64
 	block := make(chan struct{})
-	c := &Config{SubmitTimeout: time.Second, Logger: quiet,
+	var calls atomic.Int64
+	c := &Config{SubmitTimeout: 5 * time.Second, Logger: quiet,
 		Log: ProposeFunc(func(ctx context.Context, cmd *queue.Command) (*queue.Result, error) {
-			<-block
+			if calls.Add(1) == 1 {
+				<-block
+			}
+			if _, err := cmd.Encode(); err != nil { // queue's checks: ordered, contiguous, ending at UpTo
+				t.Errorf("proposed a command queue refuses: %v", err)
+			}
+			d := cmd.Delivered
+			s := fmt.Sprint(d.UpTo, ":")
+			for _, p := range d.Proofs {
+				s += fmt.Sprintf(" %d+%d", p.Evidence.First, len(p.Evidence.Leaves))
+			}
 			mu.Lock()
-			got = append(got, cmd.Delivered.UpTo)
+			got = append(got, s)
 			mu.Unlock()
 			return &queue.Result{}, nil
 		}),
 		Hooks: Hooks{Delivered: func(n uint64) { counted.Add(n) }}}
 	r := NewAckReporter(c, "bravo", queue.Flash)
-	ev := func() *queue.Evidence { return &queue.Evidence{First: 1, Leaves: make([][32]byte, 1)} }
-	r.Prove(Delivery{UpTo: 5, Evidence: ev()})
-	r.Report(9)
-	r.Prove(Delivery{UpTo: 3, Evidence: ev()}) // a late ack of an earlier batch
-	r.Prove(Delivery{UpTo: 9, Evidence: ev()})
-	close(block)
-	deadline := time.Now().Add(5 * time.Second)
-	for counted.Load() < 9 && time.Now().Before(deadline) {
+	defer r.Stop()
+	proof := func(first uint64, n int) Delivery {
+		ev := &queue.Evidence{Statement: fmt.Appendf(nil, "d%d", first), First: first, Leaves: make([][32]byte, n)}
+		return Delivery{UpTo: first + uint64(n) - 1, Evidence: ev, Sent: ev}
+	}
+	wait := func(n uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for counted.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if counted.Load() != n {
+			t.Fatalf("counted %d, want %d", counted.Load(), n)
+		}
+	}
+	r.Prove(proof(1, 5)) // committed at once; its proposal blocks
+	for calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	r.Stop()
+	r.Prove(proof(11, 10)) // acked before the batch before it
+	r.Prove(proof(6, 5))
+	r.Prove(proof(31, 10)) // beyond a gap: waits
+	r.Prove(proof(21, 5))
+	r.Prove(proof(2, 3)) // covered by the recorded run
+	close(block)
+	wait(25)
+	if n := r.Backlog(); n != 1 {
+		t.Fatalf("%d proofs waiting, want 1 (31..40)", n)
+	}
+	r.Prove(proof(26, 5))
+	wait(40)
 	mu.Lock()
 	defer mu.Unlock()
-	// The first proposal may have started before the others were
-	// reported; after it, every proof in order, and no plain ack is
-	// needed once the proofs reached 9.
-	if fmt.Sprint(got) != "[5 3 9]" || counted.Load() != 9 {
-		t.Fatalf("proposed %v, counted %d; want [5 3 9] and 9", got, counted.Load())
+	if want := "[5: 1+5 25: 6+5 11+10 21+5 40: 26+5 31+10]"; fmt.Sprint(got) != want {
+		t.Fatalf("proposed %v, want %s", got, want)
 	}
 }
