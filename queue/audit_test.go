@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -434,4 +435,38 @@ func withoutApplied(dump []string) []string {
 		}
 	}
 	return out
+}
+
+// TestAuditDamagedRecord: a stored record changed after it was appended no
+// longer matches its leaf hash: reading it is a CorruptError naming it,
+// counted once, and never returns the record.
+func TestAuditDamagedRecord(t *testing.T) {
+	s, path := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t0, item("m1", "bravo", Routine, "one")), auditCmd(t1, "path_down", "path fiber"))
+	editClosed(t, s, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		v := bytes.Clone(b.Get(u64(0)))
+		v[len(v)-1] ^= 1
+		return b.Put(u64(0), v)
+	})
+	s, err := Open(path, "alpha", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ce *CorruptError
+	es, _, err := s.AuditEntries(0, 0)
+	if !errors.As(err, &ce) || ce.Record != "audit record 0" || es != nil {
+		t.Fatalf("entries of a damaged log = %v, %v; want a CorruptError of audit record 0", es, err)
+	}
+	if es, err := s.AuditEntriesOf("m1"); !errors.Is(err, ErrCorrupt) || es != nil {
+		t.Fatalf("entries of m1 = %v, %v; want ErrCorrupt", es, err)
+	}
+	if es, _, err := s.AuditEntries(1, 1); err != nil || len(es) != 1 {
+		t.Fatalf("the undamaged record 1 = %v, %v", es, err)
+	}
+	if n, last := s.Corruption(); n != 1 || !errors.Is(last, ErrCorrupt) {
+		t.Fatalf("corruption = %d, %v; want 1", n, last)
+	}
 }
