@@ -223,6 +223,9 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if c.Site != from.Site || c.Size <= 0 {
 		return nil, fmt.Errorf("%w: a checkpoint of site %s (size %d) offered by %s", errBadCheckpoint, c.Site, c.Size, from)
 	}
+	if c.Site == a.cfg.Site || a.cfg.siteConfig(c.Site) == nil {
+		return nil, fmt.Errorf("%w: site %s (offered by %s) is not another configured site", errBadCheckpoint, c.Site, from)
+	}
 	reply := func(held int64, need bool) ([]byte, error) {
 		return json.Marshal(checkpointHeld{Held: held, NeedProof: need})
 	}
@@ -276,8 +279,12 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 // leader: its note must be signed by a pinned key of its site, in its
 // canonical encoding (trust.CanonicalCheckpoint), and state its size and
 // root, so that a node's stolen key cannot make the site hold a
-// checkpoint nobody signed, nor bytes of its own in one.
+// checkpoint nobody signed, nor bytes of its own in one. Its site must be
+// ours or a configured one: apply does not read the configuration.
 func (a *auditor) checkRelayed(k *queue.CheckpointCmd) error {
+	if k.Site != a.cfg.Site && a.cfg.siteConfig(k.Site) == nil {
+		return fmt.Errorf("checkpoint of %s at %d: not a configured site", k.Site, k.Size)
+	}
 	note, c, err := trust.CanonicalCheckpoint(k.Note, a.ring)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)

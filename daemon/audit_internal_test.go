@@ -50,12 +50,18 @@ func TestCheckRelayedCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &auditor{ring: ring}
+	cfg := &Config{Site: "alpha", Sites: []SiteConfig{{Name: "alpha"}, {Name: "bravo"}}}
+	a := &auditor{cfg: cfg, ring: ring}
 	cp := trust.Checkpoint{Site: "bravo", Size: 5, Root: trust.Hash{1}}
 	good, _ := trust.SignCheckpoint(key, cp)
 	unpinned, _ := trust.SignCheckpoint(other, cp)
 	if err := a.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err != nil {
 		t.Fatal(err)
+	}
+	// apply no longer reads the configured sites: checkRelayed does.
+	if err := (&auditor{cfg: &Config{Site: "alpha", Sites: []SiteConfig{{Name: "alpha"}}}, ring: ring}).checkRelayed(
+		&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err == nil || !strings.Contains(err.Error(), "not a configured site") {
+		t.Fatalf("a checkpoint of an unconfigured site: %v", err)
 	}
 	// A cosignature of another pinned site, or an extension line: bytes
 	// the site did not sign alone.
@@ -65,7 +71,7 @@ func TestCheckRelayedCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2 := &auditor{ring: ring2}
+	a2 := &auditor{cfg: cfg, ring: ring2}
 	cosigned, err := note.Sign(&note.Note{Text: cp.Text()}, trust.NoteSigner(key), trust.NoteSigner(alphaKey))
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash/crc32"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -468,5 +469,30 @@ func TestAuditDamagedRecord(t *testing.T) {
 	}
 	if n, last := s.Corruption(); n != 1 || !errors.Is(last, ErrCorrupt) {
 		t.Fatalf("corruption = %d, %v; want 1", n, last)
+	}
+}
+
+// TestCheckpointApplyIgnoresSites: apply depends only on the state and the
+// command: a store opened without site bravo in its Options applies a held
+// checkpoint of bravo as one with it does (the daemon checks the site
+// before it proposes).
+func TestCheckpointApplyIgnoresSites(t *testing.T) {
+	var got []*AuditCheckpoint
+	for _, sites := range [][]string{{"alpha", "bravo"}, {"alpha"}} {
+		s, err := Open(filepath.Join(t.TempDir(), "state.db"), "alpha", Options{Sites: sites})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var l cmdLog
+		l.apply(t, s, heldCmd(t1, "bravo", 3, tlog.Hash{9}, 0, nil))
+		cp, err := s.AuditCheckpoint("bravo")
+		if err != nil {
+			t.Fatalf("sites %q: %v", sites, err)
+		}
+		got = append(got, cp)
+	}
+	if !reflect.DeepEqual(got[0], got[1]) {
+		t.Fatalf("held checkpoints differ: %+v and %+v", got[0], got[1])
 	}
 }
