@@ -197,7 +197,8 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 // serveOffer takes another site's checkpoint (callAuditCheckpoint): it
 // must be signed by a pinned key of the calling site; it is committed as
 // held when it extends the one held (apply checks the offer's proof), and
-// as a fork, answered with errAuditFork, when it does not. Only the
+// as a fork, answered with errAuditFork, when it does not; at most one is
+// committed per site and half interval (offerSlot). Only the
 // leader answers (a follower refuses with ErrNotLeader, naming the
 // leader), so that what it holds is current; if the held checkpoint moved
 // before the command applied, the reply asks for a proof from the new one.
@@ -250,6 +251,9 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	default: // apply checks the proof from From
 		cmd.From, cmd.Proof = held.Size, o.Proof
 	}
+	if err := a.offerSlot(c.Site); err != nil {
+		return nil, err
+	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.SubmitTimeout.Duration)
 	defer cancel()
 	res, err := a.propose(pctx, &queue.Command{Op: queue.OpCheckpoint, Time: time.Now().UnixNano(), Checkpoint: cmd})
@@ -273,6 +277,25 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 			errAuditFork, c.Site, c.Size, heldSize, a.cfg.Site)
 	}
 	return reply(c.Size, false)
+}
+
+// offerSlot takes site's turn to have a checkpoint committed: at most one
+// per half audit_checkpoint_interval, so that another site cannot fill
+// the log with checkpoints. Too soon is errRetryLater: the offerer waits
+// for its next interval.
+func (a *auditor) offerSlot(site string) error {
+	gap := a.cfg.AuditCheckpointInterval.Duration / 2
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.offered[site]; ok && now.Sub(last) < gap {
+		return fmt.Errorf("%w: one of site %s was committed %s ago (at most one per %s)", errRetryLater, site, now.Sub(last).Round(time.Millisecond), gap)
+	}
+	if a.offered == nil {
+		a.offered = map[string]time.Time{}
+	}
+	a.offered[site] = now
+	return nil
 }
 
 // checkRelayed checks a checkpoint another node of the site relayed to the

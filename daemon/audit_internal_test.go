@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -168,5 +170,60 @@ func TestCheckKeyRecordsAChange(t *testing.T) {
 	r, _ := queue.DecodeAuditRecord(es[0].Record)
 	if r.Action != "signing_key_changed" || !strings.Contains(r.Detail, newKey.ID().String()) || !strings.Contains(r.Detail, oldKey.ID().String()) {
 		t.Fatalf("record = %+v", r)
+	}
+}
+
+// TestServeOfferRateLimit: at most one checkpoint of a site is committed
+// per half audit_checkpoint_interval; an offer too soon after it is
+// refused with the retryable code retry_later and changes nothing.
+func TestServeOfferRateLimit(t *testing.T) {
+	store, err := queue.Open(filepath.Join(t.TempDir(), "state.db"), "alpha", queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var index uint64
+	commit := func(_ context.Context, cmd *queue.Command) (*queue.Result, error) {
+		b, err := cmd.Encode()
+		if err != nil {
+			return nil, err
+		}
+		index++
+		return &store.Apply([]queue.Entry{{Index: index, Data: b}})[0], nil
+	}
+	key, _ := trust.GenerateSigningKey("bravo")
+	dec, _ := trust.GenerateDecryptionKey("bravo")
+	ring, err := trust.ParseKeyring(trust.PublicLines(key.Public(), dec.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Site: "alpha", Node: "alpha-1", Sites: []SiteConfig{{Name: "alpha"}, {Name: "bravo"}},
+		SubmitTimeout: Duration{time.Second}, AuditCheckpointInterval: Duration{time.Minute}}
+	a := &auditor{cfg: cfg, log: slog.New(slog.DiscardHandler), store: store, ring: ring, propose: commit}
+	offer := func(root trust.Hash, from int64) ([]byte, error) {
+		msg, err := trust.SignCheckpoint(key, trust.Checkpoint{Site: "bravo", Size: 1, Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(checkpointOffer{Note: msg, From: from})
+		return a.serveOffer(context.Background(), pki.Identity{Site: "bravo", Node: "bravo-1"}, body)
+	}
+	if _, err := offer(trust.Hash{1}, -1); err != nil {
+		t.Fatal(err)
+	}
+	// A fork of it, at once: refused for the rate, nothing kept.
+	_, err = offer(trust.Hash{2}, 1)
+	if !errors.Is(err, errRetryLater) || callCodes.Code(err) != "retry_later" {
+		t.Fatalf("second offer at once: %v; want retry_later", err)
+	}
+	if n, _, _ := store.AuditForks(); n != 0 || index != 1 {
+		t.Fatalf("the refused offer changed the state: %d forks, %d commands", n, index)
+	}
+	// Half an interval later it is taken (and found a fork).
+	a.mu.Lock()
+	a.offered["bravo"] = time.Now().Add(-cfg.AuditCheckpointInterval.Duration / 2)
+	a.mu.Unlock()
+	if _, err := offer(trust.Hash{2}, 1); !errors.Is(err, errAuditFork) {
+		t.Fatalf("offer after half an interval: %v; want audit_fork", err)
 	}
 }

@@ -67,6 +67,7 @@ var callCodes = func() *transport.Codes {
 		{"transfer_conflict", errTransferConflict},
 		{"audit_fork", errAuditFork},
 		{"bad_checkpoint", errBadCheckpoint},
+		{"retry_later", errRetryLater},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
 		// A signature on the link that does not hold (forward.Notary).
