@@ -22,19 +22,7 @@ import (
 // it was appended is neither served by the API nor put into a bundle.
 func TestDamagedAuditRecordNotServed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	store, err := queue.Open(path, "alpha", queue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var index uint64
-	commit := func(_ context.Context, cmd *queue.Command) (*queue.Result, error) {
-		b, err := cmd.Encode()
-		if err != nil {
-			return nil, err
-		}
-		index++
-		return &store.Apply([]queue.Entry{{Index: index, Data: b}})[0], nil
-	}
+	store, commit := applyDirect(t, path)
 	ctx := context.Background()
 	sub := &queue.Command{Op: queue.OpSubmit, Time: 1, Submit: &queue.Submit{Origin: "alpha",
 		Items: []queue.SubmitItem{{ID: "m1", Dest: "bravo", Precedence: queue.Routine, Payload: []byte("one")}}}}
