@@ -54,6 +54,9 @@ var (
 	// errBadCheckpoint: the offer does not decode, is not signed by a
 	// pinned key of the calling site, or its proof is malformed.
 	errBadCheckpoint = errors.New("bad audit checkpoint")
+	// errRetryLater: a checkpoint of the offering site was committed less
+	// than half an audit_checkpoint_interval ago; offer again later.
+	errRetryLater = errors.New("audit checkpoint offered too soon after the last one")
 )
 
 // auditor moves this node's audit log along: operator records, the
@@ -77,6 +80,8 @@ type auditor struct {
 	mu      sync.Mutex
 	held    map[string]int64  // other site -> the size of our log it said it holds
 	refused map[string]string // other site -> its refusal of our checkpoint as a fork
+
+	offered map[string]time.Time // other site -> when serveOffer last proposed one of its checkpoints (under mu)
 }
 
 func newAuditor(cfg *Config, log *slog.Logger, store *queue.Store, site *siteKeys, link *transport.Link,

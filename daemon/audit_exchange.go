@@ -197,7 +197,8 @@ func (a *auditor) callOffer(ctx context.Context, site string, o *checkpointOffer
 // serveOffer takes another site's checkpoint (callAuditCheckpoint): it
 // must be signed by a pinned key of the calling site; it is committed as
 // held when it extends the one held (apply checks the offer's proof), and
-// as a fork, answered with errAuditFork, when it does not. Only the
+// as a fork, answered with errAuditFork, when it does not; at most one is
+// committed per site and half interval (offerSlot). Only the
 // leader answers (a follower refuses with ErrNotLeader, naming the
 // leader), so that what it holds is current; if the held checkpoint moved
 // before the command applied, the reply asks for a proof from the new one.
@@ -223,6 +224,9 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	if c.Site != from.Site || c.Size <= 0 {
 		return nil, fmt.Errorf("%w: a checkpoint of site %s (size %d) offered by %s", errBadCheckpoint, c.Site, c.Size, from)
 	}
+	if c.Site == a.cfg.Site || a.cfg.siteConfig(c.Site) == nil {
+		return nil, fmt.Errorf("%w: site %s (offered by %s) is not another configured site", errBadCheckpoint, c.Site, from)
+	}
 	reply := func(held int64, need bool) ([]byte, error) {
 		return json.Marshal(checkpointHeld{Held: held, NeedProof: need})
 	}
@@ -246,6 +250,9 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 		return reply(held.Size, true)
 	default: // apply checks the proof from From
 		cmd.From, cmd.Proof = held.Size, o.Proof
+	}
+	if err := a.offerSlot(c.Site); err != nil {
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.SubmitTimeout.Duration)
 	defer cancel()
@@ -272,12 +279,35 @@ func (a *auditor) serveOffer(ctx context.Context, from pki.Identity, body []byte
 	return reply(c.Size, false)
 }
 
+// offerSlot takes site's turn to have a checkpoint committed: at most one
+// per half audit_checkpoint_interval, so that another site cannot fill
+// the log with checkpoints. Too soon is errRetryLater: the offerer waits
+// for its next interval.
+func (a *auditor) offerSlot(site string) error {
+	gap := a.cfg.AuditCheckpointInterval.Duration / 2
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last, ok := a.offered[site]; ok && now.Sub(last) < gap {
+		return fmt.Errorf("%w: one of site %s was committed %s ago (at most one per %s)", errRetryLater, site, now.Sub(last).Round(time.Millisecond), gap)
+	}
+	if a.offered == nil {
+		a.offered = map[string]time.Time{}
+	}
+	a.offered[site] = now
+	return nil
+}
+
 // checkRelayed checks a checkpoint another node of the site relayed to the
 // leader: its note must be signed by a pinned key of its site, in its
 // canonical encoding (trust.CanonicalCheckpoint), and state its size and
 // root, so that a node's stolen key cannot make the site hold a
-// checkpoint nobody signed, nor bytes of its own in one.
+// checkpoint nobody signed, nor bytes of its own in one. Its site must be
+// ours or a configured one: apply does not read the configuration.
 func (a *auditor) checkRelayed(k *queue.CheckpointCmd) error {
+	if k.Site != a.cfg.Site && a.cfg.siteConfig(k.Site) == nil {
+		return fmt.Errorf("checkpoint of %s at %d: not a configured site", k.Site, k.Size)
+	}
 	note, c, err := trust.CanonicalCheckpoint(k.Note, a.ring)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)

@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -50,12 +52,18 @@ func TestCheckRelayedCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &auditor{ring: ring}
+	cfg := &Config{Site: "alpha", Sites: []SiteConfig{{Name: "alpha"}, {Name: "bravo"}}}
+	a := &auditor{cfg: cfg, ring: ring}
 	cp := trust.Checkpoint{Site: "bravo", Size: 5, Root: trust.Hash{1}}
 	good, _ := trust.SignCheckpoint(key, cp)
 	unpinned, _ := trust.SignCheckpoint(other, cp)
 	if err := a.checkRelayed(&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err != nil {
 		t.Fatal(err)
+	}
+	// apply no longer reads the configured sites: checkRelayed does.
+	if err := (&auditor{cfg: &Config{Site: "alpha", Sites: []SiteConfig{{Name: "alpha"}}}, ring: ring}).checkRelayed(
+		&queue.CheckpointCmd{Site: "bravo", Size: 5, Root: cp.Root, Note: good}); err == nil || !strings.Contains(err.Error(), "not a configured site") {
+		t.Fatalf("a checkpoint of an unconfigured site: %v", err)
 	}
 	// A cosignature of another pinned site, or an extension line: bytes
 	// the site did not sign alone.
@@ -65,7 +73,7 @@ func TestCheckRelayedCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2 := &auditor{ring: ring2}
+	a2 := &auditor{cfg: cfg, ring: ring2}
 	cosigned, err := note.Sign(&note.Note{Text: cp.Text()}, trust.NoteSigner(key), trust.NoteSigner(alphaKey))
 	if err != nil {
 		t.Fatal(err)
@@ -122,20 +130,8 @@ func TestActorOf(t *testing.T) {
 // latest checkpoint was signed with records the change before it signs;
 // with the same key it records nothing.
 func TestCheckKeyRecordsAChange(t *testing.T) {
-	store, err := queue.Open(filepath.Join(t.TempDir(), "state.db"), "alpha", queue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, commit := applyDirect(t, filepath.Join(t.TempDir(), "state.db"))
 	defer store.Close()
-	var index uint64
-	commit := func(_ context.Context, cmd *queue.Command) (*queue.Result, error) { // what Raft does with a proposal
-		b, err := cmd.Encode()
-		if err != nil {
-			return nil, err
-		}
-		index++
-		return &store.Apply([]queue.Entry{{Index: index, Data: b}})[0], nil
-	}
 	oldKey, _ := trust.GenerateSigningKey("alpha")
 	newKey, _ := trust.GenerateSigningKey("alpha")
 	cfg := &Config{Site: "alpha", Node: "alpha-1", SubmitTimeout: Duration{time.Second}}
@@ -162,5 +158,70 @@ func TestCheckKeyRecordsAChange(t *testing.T) {
 	r, _ := queue.DecodeAuditRecord(es[0].Record)
 	if r.Action != "signing_key_changed" || !strings.Contains(r.Detail, newKey.ID().String()) || !strings.Contains(r.Detail, oldKey.ID().String()) {
 		t.Fatalf("record = %+v", r)
+	}
+}
+
+// TestServeOfferRateLimit: at most one checkpoint of a site is committed
+// per half audit_checkpoint_interval; an offer too soon after it is
+// refused with the retryable code retry_later and changes nothing.
+func TestServeOfferRateLimit(t *testing.T) {
+	store, commit := applyDirect(t, filepath.Join(t.TempDir(), "state.db"))
+	defer store.Close()
+	key, _ := trust.GenerateSigningKey("bravo")
+	dec, _ := trust.GenerateDecryptionKey("bravo")
+	ring, err := trust.ParseKeyring(trust.PublicLines(key.Public(), dec.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Site: "alpha", Node: "alpha-1", Sites: []SiteConfig{{Name: "alpha"}, {Name: "bravo"}},
+		SubmitTimeout: Duration{time.Second}, AuditCheckpointInterval: Duration{time.Minute}}
+	a := &auditor{cfg: cfg, log: slog.New(slog.DiscardHandler), store: store, ring: ring, propose: commit}
+	offer := func(root trust.Hash, from int64) ([]byte, error) {
+		msg, err := trust.SignCheckpoint(key, trust.Checkpoint{Site: "bravo", Size: 1, Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(checkpointOffer{Note: msg, From: from})
+		return a.serveOffer(context.Background(), pki.Identity{Site: "bravo", Node: "bravo-1"}, body)
+	}
+	if _, err := offer(trust.Hash{1}, -1); err != nil {
+		t.Fatal(err)
+	}
+	// A fork of it, at once: refused for the rate, nothing kept.
+	_, err = offer(trust.Hash{2}, 1)
+	if !errors.Is(err, errRetryLater) || callCodes.Code(err) != "retry_later" {
+		t.Fatalf("second offer at once: %v; want retry_later", err)
+	}
+	if n, _, _ := store.AuditForks(); n != 0 {
+		t.Fatalf("the refused offer changed the state: %d forks", n)
+	}
+	if cp, err := store.AuditCheckpoint("bravo"); err != nil || cp.Root != (trust.Hash{1}) {
+		t.Fatalf("held checkpoint after the refused offer = %+v, %v", cp, err)
+	}
+	// Half an interval later it is taken (and found a fork).
+	a.mu.Lock()
+	a.offered["bravo"] = time.Now().Add(-cfg.AuditCheckpointInterval.Duration / 2)
+	a.mu.Unlock()
+	if _, err := offer(trust.Hash{2}, 1); !errors.Is(err, errAuditFork) {
+		t.Fatalf("offer after half an interval: %v; want audit_fork", err)
+	}
+}
+
+// applyDirect opens a store at path and returns it with a propose function
+// that applies each command at once, as Raft does with a proposal.
+func applyDirect(t *testing.T, path string) (*queue.Store, func(context.Context, *queue.Command) (*queue.Result, error)) {
+	t.Helper()
+	store, err := queue.Open(path, "alpha", queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index uint64
+	return store, func(_ context.Context, cmd *queue.Command) (*queue.Result, error) {
+		b, err := cmd.Encode()
+		if err != nil {
+			return nil, err
+		}
+		index++
+		return &store.Apply([]queue.Entry{{Index: index, Data: b}})[0], nil
 	}
 }

@@ -83,6 +83,7 @@ var callCodes = func() *transport.Codes {
 		{"transfer_conflict", errTransferConflict},
 		{"audit_fork", errAuditFork},
 		{"bad_checkpoint", errBadCheckpoint},
+		{"retry_later", errRetryLater},
 		{"timeout", context.DeadlineExceeded},
 		{"cancelled", context.Canceled},
 	} {
@@ -110,8 +111,8 @@ func (n *Node) calls() *transport.Routes {
 	site := func(op string, h transport.CallHandler) { handle(op, transport.SiteInternal, h) }
 	other := func(op string, h transport.CallHandler) { handle(op, transport.InterSite, h) }
 
-	site(callPropose, func(ctx context.Context, _ pki.Identity, body []byte) ([]byte, error) {
-		return n.commit.servePropose(ctx, body)
+	site(callPropose, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
+		return n.commit.servePropose(ctx, from, body)
 	})
 	site(callReadIndex, func(ctx context.Context, _ pki.Identity, _ []byte) ([]byte, error) {
 		return n.commit.serveReadIndex(ctx)

@@ -8,6 +8,7 @@ import (
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 )
 
 // committer is this node's commit path into the site's Raft log. It
@@ -36,8 +37,9 @@ type committer struct {
 	stop    context.Context // ends when the node stops
 
 	// check refuses a command relayed by another node of the site that no
-	// node of the site proposes (Node.checkRelayed).
-	check func(*queue.Command) error
+	// node of the site proposes (Node.checkRelayed); from is the
+	// relaying node.
+	check func(from pki.Identity, cmd *queue.Command) error
 
 	subs  *submitter // group commit of submissions
 	reads readIndex  // coalesced read-index rounds
@@ -52,7 +54,7 @@ type committerDeps struct {
 	link       *transport.Link
 	log        *slog.Logger
 	stop       context.Context
-	check      func(*queue.Command) error
+	check      func(pki.Identity, *queue.Command) error
 	submitted  func(n int) // counts committed submissions (metrics)
 }
 

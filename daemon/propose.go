@@ -11,6 +11,7 @@ import (
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
+	"github.com/hotline-link/hotline/transport/pki"
 	"github.com/hotline-link/hotline/transport/trust"
 )
 
@@ -210,8 +211,9 @@ func (c *committer) relay(ctx context.Context, leader string, data []byte) (*app
 // errors travel back with their codes (callCodes): ErrNotLeader,
 // queue.ErrInvalid for a command that does not decode or that
 // checkRelayed refuses (a refused signature keeps its own code: the
-// relaying node tells the sending site why), and Raft's own.
-func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, error) {
+// relaying node tells the sending site why), and Raft's own. from is the
+// relaying node, as its certificate names it.
+func (c *committer) servePropose(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
 	if !c.raft.IsLeader() {
 		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
 	}
@@ -222,8 +224,8 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 		}
 		return nil, err
 	}
-	if err := c.check(cmd); err != nil {
-		c.log.Warn("refused a relayed command", "op", cmd.Op, "err", err)
+	if err := c.check(from, cmd); err != nil {
+		c.log.Warn("refused a relayed command", "op", cmd.Op, "from", from, "err", err)
 		return nil, fmt.Errorf("refused: %w (%w)", err, queue.ErrInvalid) // a trust code wins (callCodes)
 	}
 	res, err := c.applyLocal(ctx, cmd, body)
@@ -239,9 +241,12 @@ func (c *committer) servePropose(ctx context.Context, body []byte) ([]byte, erro
 // receive, receipts or acks naming our own or an unconfigured site, an
 // inbound batch that checkBatch would refuse, an inbound batch or an ack
 // whose evidence does not hold (checkRelayedProof), a delivery without
-// proofs that continue what the state records (checkRelayedDelivered). Nothing of a refused
+// proofs that continue what the state records (checkRelayedDelivered), an
+// operator record in the name of another node than from, the relaying
+// node (so a node's stolen key records actions in its own name only).
+// Nothing of a refused
 // command is applied. The state machine checks the rest when it applies.
-func (n *Node) checkRelayed(cmd *queue.Command) error {
+func (n *Node) checkRelayed(from pki.Identity, cmd *queue.Command) error {
 	remote := func(site string) error {
 		if site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
 			return fmt.Errorf("%q is not another configured site (%s)", site, strings.Join(n.cfg.remoteSites(), ", "))
@@ -323,6 +328,9 @@ func (n *Node) checkRelayed(cmd *queue.Command) error {
 	case queue.OpAudit:
 		if cmd.Audit == nil {
 			return missing
+		}
+		if cmd.Audit.Node != from.Node {
+			return fmt.Errorf("audit record in the name of node %q relayed by %s", cmd.Audit.Node, from)
 		}
 	case queue.OpCheckpoint:
 		if cmd.Checkpoint == nil {

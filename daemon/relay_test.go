@@ -77,6 +77,38 @@ func TestRelayKeepsErrorIdentity(t *testing.T) {
 		t.Fatalf("relay of a delivery without proof: %v; want trust.ErrBadSignature (no proof)", err)
 	}
 
+	// An operator record relayed in the name of another node of the site:
+	// refused (a stolen node key records in its own name only); in the
+	// relaying node's own name, taken.
+	audit := func(node string) []byte {
+		b, err := (&queue.Command{Op: queue.OpAudit, Time: time.Now().UnixNano(),
+			Audit: &queue.AuditCmd{Node: node, Actor: queue.NoActor, Action: "relay_test"}}).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	err = daemon.Relay(f1, ctx, leader, audit(followers[1]))
+	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "relayed by alpha/"+followers[0]) {
+		t.Fatalf("relay of an audit record in %s's name by %s: %v; want queue.ErrInvalid", followers[1], followers[0], err)
+	}
+	if err := daemon.Relay(f1, ctx, leader, audit(followers[0])); err != nil {
+		t.Fatalf("relay of an audit record in its own name by %s: %v", followers[0], err)
+	}
+	es, _, err := daemon.StoreOf(lab.Node(leader)).AuditEntries(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, e := range es {
+		if r, err := queue.DecodeAuditRecord(e.Record); err == nil && r.Action == "relay_test" {
+			nodes = append(nodes, r.Node)
+		}
+	}
+	if len(nodes) != 1 || nodes[0] != followers[0] {
+		t.Fatalf("relay_test records in the name of %q; want only %s", nodes, followers[0])
+	}
+
 	// A node that is stopping answers a retryable ErrStopping: over the
 	// relay, and to an admin request relayed to it through the socket API
 	// (503 with Retry-After).

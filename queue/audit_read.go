@@ -18,9 +18,9 @@ const MaxAuditPage = 10000
 
 // AuditEntry is one record of the audit log as stored: its index, its
 // encoding (AuditRecord.Encode, the bytes the tree hashes) and the leaf
-// hash stored for it when it was appended. A record changed after it was
-// appended no longer matches its Hash (tlog.RecordHash); serving it as it
-// is lets a verifier name it.
+// hash stored for it when it was appended. A record read back is checked
+// against its Hash (tlog.RecordHash): one changed after it was appended is
+// an error wrapping ErrCorrupt, never returned.
 type AuditEntry struct {
 	Index  int64     `json:"index"`
 	Record []byte    `json:"record"`
@@ -104,6 +104,9 @@ func auditEntry(log, hashes *bolt.Bucket, i int64) (AuditEntry, error) {
 	hs, err := hashReader(hashes).ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
 	if err != nil {
 		return AuditEntry{}, err
+	}
+	if h := tlog.RecordHash(v); h != hs[0] {
+		return AuditEntry{}, corruptf(fmt.Sprintf("audit record %d", i), "record hashes to %x, stored leaf hash %x", h[:8], hs[0][:8])
 	}
 	return AuditEntry{Index: i, Record: bytes.Clone(v), Hash: hs[0]}, nil
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash/crc32"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -434,4 +436,63 @@ func withoutApplied(dump []string) []string {
 		}
 	}
 	return out
+}
+
+// TestAuditDamagedRecord: a stored record changed after it was appended no
+// longer matches its leaf hash: reading it is a CorruptError naming it,
+// counted once, and never returns the record.
+func TestAuditDamagedRecord(t *testing.T) {
+	s, path := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t0, item("m1", "bravo", Routine, "one")), auditCmd(t1, "path_down", "path fiber"))
+	editClosed(t, s, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAudit)
+		v := bytes.Clone(b.Get(u64(0)))
+		v[len(v)-1] ^= 1
+		return b.Put(u64(0), v)
+	})
+	s, err := Open(path, "alpha", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ce *CorruptError
+	es, _, err := s.AuditEntries(0, 0)
+	if !errors.As(err, &ce) || ce.Record != "audit record 0" || es != nil {
+		t.Fatalf("entries of a damaged log = %v, %v; want a CorruptError of audit record 0", es, err)
+	}
+	if es, err := s.AuditEntriesOf("m1"); !errors.Is(err, ErrCorrupt) || es != nil {
+		t.Fatalf("entries of m1 = %v, %v; want ErrCorrupt", es, err)
+	}
+	if es, _, err := s.AuditEntries(1, 1); err != nil || len(es) != 1 {
+		t.Fatalf("the undamaged record 1 = %v, %v", es, err)
+	}
+	if n, last := s.Corruption(); n != 1 || !errors.Is(last, ErrCorrupt) {
+		t.Fatalf("corruption = %d, %v; want 1", n, last)
+	}
+}
+
+// TestCheckpointApplyIgnoresSites: apply depends only on the state and the
+// command: a store opened without site bravo in its Options applies a held
+// checkpoint of bravo as one with it does (the daemon checks the site
+// before it proposes).
+func TestCheckpointApplyIgnoresSites(t *testing.T) {
+	var got []*AuditCheckpoint
+	for _, sites := range [][]string{{"alpha", "bravo"}, {"alpha"}} {
+		s, err := Open(filepath.Join(t.TempDir(), "state.db"), "alpha", Options{Sites: sites})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var l cmdLog
+		l.apply(t, s, heldCmd(t1, "bravo", 3, tlog.Hash{9}, 0, nil))
+		cp, err := s.AuditCheckpoint("bravo")
+		if err != nil {
+			t.Fatalf("sites %q: %v", sites, err)
+		}
+		got = append(got, cp)
+	}
+	if !reflect.DeepEqual(got[0], got[1]) {
+		t.Fatalf("held checkpoints differ: %+v and %+v", got[0], got[1])
+	}
 }

@@ -461,3 +461,73 @@ func keyringOf(t *testing.T, sites ...string) *Keyring {
 	}
 	return keyring(t, dir, sites...)
 }
+
+// TestBundleRelabelGainsNothing: "sent" and "received" are the same
+// statement, the origin's: relabelling one as the other verifies only as
+// the origin's signature over the message, never as proof of receipt;
+// relabelling it as "delivered" (or "delivered" as "received") fails.
+func TestBundleRelabelGainsNothing(t *testing.T) {
+	e := newLabEvidence(t)
+	b := e.bundle(t)
+	r, err := VerifyBundle(b, e.ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Checks {
+		switch c.What {
+		case ProofSent, ProofReceived:
+			if !strings.Contains(c.Detail, "the origin's signature over the message") || strings.Contains(c.Proves, "(proof of receipt)") ||
+				!strings.HasSuffix(c.Detail, c.Proves) {
+				t.Errorf("%s: %q (proves %q); want the origin's signature, not proof of receipt", c.What, c.Detail, c.Proves)
+			}
+		case ProofDelivered:
+			if !strings.Contains(c.Proves, "proof of receipt") {
+				t.Errorf("delivered proves %q", c.Proves)
+			}
+		}
+		if strings.Contains(c.Detail, " 1 leaves") {
+			t.Errorf("%s: %q", c.What, c.Detail)
+		}
+	}
+	if !strings.Contains(r.Checks[2].Proves, "not proof of receipt") {
+		t.Errorf("received proves %q; want it to say it is not proof of receipt", r.Checks[2].Proves)
+	}
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{ProofSent, ProofReceived, true}, {ProofReceived, ProofSent, true},
+		{ProofSent, ProofDelivered, false}, {ProofDelivered, ProofReceived, false}, {ProofDelivered, ProofSent, false},
+	} {
+		b := e.bundle(t)
+		var kept []BundleProof
+		for _, p := range b.Proofs {
+			if p.Kind == tc.from {
+				p.Kind = tc.to
+				kept = append(kept, p)
+			}
+		}
+		b.Proofs = kept
+		r, err := VerifyBundle(b, e.ring)
+		if !tc.ok {
+			if !errors.Is(err, ErrMismatch) {
+				t.Errorf("%s relabelled %s: %v; want ErrMismatch", tc.from, tc.to, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s relabelled %s: %v", tc.from, tc.to, err)
+		}
+		c := r.Checks[1]
+		if !strings.Contains(c.Proves, "the origin's signature over the message") || strings.Contains(c.Proves, "(proof of receipt)") {
+			t.Errorf("%s relabelled %s proves %q", tc.from, tc.to, c.Proves)
+		}
+	}
+}
+
+// TestLeavesWording: one leaf, not "1 leaves".
+func TestLeavesWording(t *testing.T) {
+	if leaves(1) != "1 leaf" || leaves(3) != "3 leaves" {
+		t.Fatalf("%q, %q", leaves(1), leaves(3))
+	}
+}

@@ -49,12 +49,16 @@ type Report struct {
 // Check is the outcome of one proof: What names it ("sent", "read",
 // "audit 2", "envelope"), Detail says what it shows, Err why it fails
 // (nil if it verified). A Note is a remark, not a proof: what the bundle
-// does not prove (Err is nil).
+// does not prove (Err is nil). For a statement that verified, Proves says
+// what its signature shows (the end of Detail too): a "received" proof is
+// the origin's signature over the message, as the destination holds it,
+// the same evidence as "sent"; only "delivered" proves receipt.
 type Check struct {
 	What   string
 	Detail string
 	Err    error
 	Note   bool
+	Proves string
 }
 
 // CheckPlaintext checks that sum is the SHA-256 of the plaintext the
@@ -105,6 +109,10 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		p := &b.Proofs[i]
 		c := Check{What: p.Kind}
 		c.Detail, c.Err = b.checkProof(p, ring)
+		if c.Err == nil {
+			c.Proves = proves[p.Kind]
+			c.Detail += ": " + c.Proves
+		}
 		r.Checks = append(r.Checks, c)
 	}
 	for i := range b.Audit {
@@ -246,6 +254,24 @@ func (b *Bundle) checkEnvelope(ring *Keyring) (Digest, string, error) {
 	return Digest{}, detail, fmt.Errorf("%w: key %s is not one of %s's pinned encryption keys", ErrUnknownKey, id, m.Dest)
 }
 
+// proves is what each kind of proof shows once it verifies. "sent" and
+// "received" are the same statement (the origin's), kept at either end:
+// neither shows that the destination got the message.
+var proves = map[string]string{
+	ProofSent:      "the origin's signature over the message it sent",
+	ProofReceived:  "the origin's signature over the message as the destination holds it (the origin's statement, not proof of receipt: only delivered proves receipt)",
+	ProofDelivered: "the destination's signature that it holds the message (proof of receipt)",
+	ProofRead:      "the reader site's signature that the message was read",
+}
+
+// leaves words a statement's leaf count: "1 leaf", "3 leaves".
+func leaves(n uint32) string {
+	if n == 1 {
+		return "1 leaf"
+	}
+	return fmt.Sprintf("%d leaves", n)
+}
+
 // checkProof verifies one statement proof.
 func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 	m := &b.Message
@@ -268,7 +294,7 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 	if err := ring.Verify(s); err != nil {
 		return "", err
 	}
-	detail := fmt.Sprintf("%s (key %s) signed %s, %d leaves, at %s", s.Site, s.KeyID, describe(s), s.Count, fmtNanos(s.Time))
+	detail := fmt.Sprintf("%s (key %s) signed %s, %s, at %s", s.Site, s.KeyID, describe(s), leaves(s.Count), fmtNanos(s.Time))
 	switch {
 	case s.Kind != want:
 		return detail, fmt.Errorf("%w: a %s proof needs a %s statement, this is %s", ErrMismatch, p.Kind, want, s.Kind)
