@@ -244,8 +244,8 @@ func (c *committer) servePropose(ctx context.Context, from pki.Identity, body []
 // proofs that continue what the state records (checkRelayedDelivered), an
 // operator record in the name of another node than from, the relaying
 // node (so a node's stolen key records actions in its own name only).
-// Nothing of a refused
-// command is applied. The state machine checks the rest when it applies.
+// Nothing of a refused command is applied. The state machine checks the
+// rest when it applies.
 func (n *Node) checkRelayed(from pki.Identity, cmd *queue.Command) error {
 	remote := func(site string) error {
 		if site == n.cfg.Site || n.cfg.siteConfig(site) == nil {
