@@ -231,6 +231,28 @@ func TestLinkSignatures(t *testing.T) {
 		t.Fatalf("the good batch is not applied: %v", err)
 	}
 
+	// Another message resent under that sequence, signed right: a
+	// duplicate, acknowledged, but alpha signs no delivery of it (it holds
+	// sig-good there, not this one).
+	other := batch("sig-other")
+	other.Messages[0].Seq = seq
+	ack, err = send.SendBatch(ctx, sign(other, bravoKey))
+	if err != nil || daemon.AckErr(ack) != nil || ack.Last != seq {
+		t.Fatalf("another message under seq %d: %+v, %v, %v", seq, ack, err, daemon.AckErr(ack))
+	}
+	if len(ack.Proof) != 0 {
+		s, _ := trust.DecodeSigned(ack.Proof)
+		t.Fatalf("alpha signed delivery of a message it does not hold: %+v", s)
+	}
+	// The same batch again: alpha holds it as sent, and proves it again.
+	ack, err = send.SendBatch(ctx, good)
+	if err != nil || daemon.AckErr(ack) != nil {
+		t.Fatalf("the good batch again: %+v, %v, %v", ack, err, daemon.AckErr(ack))
+	}
+	if s, err := trust.DecodeSigned(ack.Proof); err != nil || s.Covers(trust.MessageLeaves(good.Messages)) != nil {
+		t.Fatalf("the good batch again: proof %v", err)
+	}
+
 	// A follower relays forged receives, as a stolen node key would: it
 	// can sign as alpha, never as bravo. The leader refuses each.
 	var follower string

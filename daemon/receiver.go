@@ -50,8 +50,10 @@ func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.
 		ack.Last = res.Receive.Last
 		n.metrics.received.Add(float64(res.Receive.Applied))
 		n.metrics.observeReceived(b, res.Receive.Last, res.Receive.Applied, cmd.Time)
-		// The site holds the batch's messages up to Last: say so, signed.
-		if ack.Proof, err = notary.SignDelivered(cmd, res.Receive.Last, time.Now().UnixNano()); err != nil {
+		// The site holds the batch's messages up to Last: say so, signed;
+		// only of those it holds as the batch carries them (Held: not of
+		// a different message resent under a sequence already used).
+		if ack.Proof, err = notary.SignDelivered(cmd, heldUpTo(cmd.Receive, res.Receive), time.Now().UnixNano()); err != nil {
 			n.log.Error("signing a delivery proof failed", "from", from, "err", err)
 			return callCodes.Refusal(err, leader), nil
 		}
@@ -59,6 +61,16 @@ func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.
 		ack.Last = res.Receipts.Last
 	}
 	return ack, nil
+}
+
+// heldUpTo is the last sequence of r's messages that the site holds as r
+// carries them (res.Held of them, from the first), at most res.Last; 0 if
+// none.
+func heldUpTo(r *queue.Receive, res *queue.ReceiveResult) uint64 {
+	if res.Held == 0 || res.Held > len(r.Messages) {
+		return 0
+	}
+	return min(r.Messages[res.Held-1].Seq, res.Last)
 }
 
 // otherLeader is the site's leader as this node knows it, if that is

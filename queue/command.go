@@ -132,10 +132,16 @@ type Evidence struct {
 }
 
 // ReceiveResult is the channel's last applied sequence after the command
-// (the cumulative ack to send back) and how many messages were new.
+// (the cumulative ack to send back) and how many messages were new. Held
+// is how many of the command's leading messages the state now holds
+// exactly as the command carries them (applied now, or held from before
+// with the same id, flags, times and payload); it stops at the first that
+// is not, so a destination signs delivery only of what it holds, never of
+// a different message an origin resends under a sequence already used.
 type ReceiveResult struct {
 	Last    uint64 `json:"last"`
 	Applied int    `json:"applied"`
+	Held    int    `json:"held,omitempty"`
 }
 
 // MarkRead marks inbox messages read and queues a read receipt for each to

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 
@@ -25,9 +26,19 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 	inboxLast := getU64(a.meta, metaInboxLast)
 	unread := getU64(a.meta, metaUnread)
 	var msgs *bolt.Bucket
+	holding := true // every message so far is held as the command carries it
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		if m.Seq <= last {
+			if holding {
+				same, err := a.holdsAsSent(ck, m)
+				if err != nil {
+					return nil, err
+				}
+				if holding = same; same {
+					res.Held++
+				}
+			}
 			continue // duplicate
 		}
 		if m.Seq > last+1 {
@@ -76,6 +87,9 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		}
 		last = m.Seq
 		res.Applied++
+		if holding {
+			res.Held++
+		}
 	}
 	if err := a.receiveEvidence(r, ck, last); err != nil { // evidence_store.go
 		return nil, err
@@ -91,6 +105,31 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		return nil, err
 	}
 	return res, a.meta.Put(metaUnread, u64(unread))
+}
+
+// holdsAsSent reports whether the inbound record at m's sequence of
+// channel ck is m as it was received: same id, flags, times and payload
+// (a tombstone holds none). A purged record is not held.
+func (a *applier) holdsAsSent(ck []byte, m *Message) (bool, error) {
+	msgs := a.in.Bucket(ck)
+	if msgs == nil {
+		return false, nil
+	}
+	l := loc{finIn, ck, m.Seq}
+	v := msgs.Get(u64(m.Seq))
+	if v == nil {
+		return false, nil
+	}
+	rec, err := decodeRecord(v, l)
+	if err != nil {
+		return false, err
+	}
+	payload := m.Payload
+	if m.Tombstone() {
+		payload = nil
+	}
+	return rec.id == m.ID && rec.flags == m.Flags && rec.submittedAt == m.SubmittedAt &&
+		rec.expiresAt == m.ExpiresAt && bytes.Equal(rec.payload, payload), nil
 }
 
 // markRead marks inbox messages read and queues their receipts. An ID

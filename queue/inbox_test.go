@@ -16,18 +16,19 @@ func TestReceiveSequencing(t *testing.T) {
 		batches     [][]uint64 // sequences of each Receive command, in order
 		wantLast    []uint64   // ReceiveResult.Last after each batch
 		wantApplied []int
+		wantHeld    []int    // ReceiveResult.Held: every message here is held as sent
 		wantInbox   []uint64 // sequences in the inbox, in Pos order
 	}{
-		{"in order", [][]uint64{{1, 2, 3}}, []uint64{3}, []int{3}, []uint64{1, 2, 3}},
-		{"duplicate batch", [][]uint64{{1, 2}, {1, 2}}, []uint64{2, 2}, []int{2, 0}, []uint64{1, 2}},
-		{"overlapping batch", [][]uint64{{1, 2}, {2, 3, 4}}, []uint64{2, 4}, []int{2, 2}, []uint64{1, 2, 3, 4}},
-		{"gap stops", [][]uint64{{1, 2}, {4, 5}}, []uint64{2, 2}, []int{2, 0}, []uint64{1, 2}},
-		{"gap inside batch", [][]uint64{{1, 2, 4, 5}}, []uint64{2}, []int{2}, []uint64{1, 2}},
-		{"gap then fill", [][]uint64{{1}, {3}, {2, 3}}, []uint64{1, 1, 3}, []int{1, 0, 2}, []uint64{1, 2, 3}},
-		{"out of order batch", [][]uint64{{2, 1}, {1, 2}}, []uint64{0, 2}, []int{0, 2}, []uint64{1, 2}},
-		{"repeated in batch", [][]uint64{{1, 1, 2, 2}}, []uint64{2}, []int{2}, []uint64{1, 2}},
-		{"not from 1", [][]uint64{{5}}, []uint64{0}, []int{0}, nil},
-		{"empty batch", [][]uint64{{}}, []uint64{0}, []int{0}, nil},
+		{"in order", [][]uint64{{1, 2, 3}}, []uint64{3}, []int{3}, []int{3}, []uint64{1, 2, 3}},
+		{"duplicate batch", [][]uint64{{1, 2}, {1, 2}}, []uint64{2, 2}, []int{2, 0}, []int{2, 2}, []uint64{1, 2}},
+		{"overlapping batch", [][]uint64{{1, 2}, {2, 3, 4}}, []uint64{2, 4}, []int{2, 2}, []int{2, 3}, []uint64{1, 2, 3, 4}},
+		{"gap stops", [][]uint64{{1, 2}, {4, 5}}, []uint64{2, 2}, []int{2, 0}, []int{2, 0}, []uint64{1, 2}},
+		{"gap inside batch", [][]uint64{{1, 2, 4, 5}}, []uint64{2}, []int{2}, []int{2}, []uint64{1, 2}},
+		{"gap then fill", [][]uint64{{1}, {3}, {2, 3}}, []uint64{1, 1, 3}, []int{1, 0, 2}, []int{1, 0, 2}, []uint64{1, 2, 3}},
+		{"out of order batch", [][]uint64{{2, 1}, {1, 2}}, []uint64{0, 2}, []int{0, 2}, []int{0, 2}, []uint64{1, 2}},
+		{"repeated in batch", [][]uint64{{1, 1, 2, 2}}, []uint64{2}, []int{2}, []int{4}, []uint64{1, 2}},
+		{"not from 1", [][]uint64{{5}}, []uint64{0}, []int{0}, []int{0}, nil},
+		{"empty batch", [][]uint64{{}}, []uint64{0}, []int{0}, []int{0}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,8 +40,8 @@ func TestReceiveSequencing(t *testing.T) {
 					msgs = append(msgs, m(seq))
 				}
 				res := l.apply(t, s, receiveCmd(t1+int64(i), "alpha", Routine, msgs...))
-				if got := *res[0].Receive; got != (ReceiveResult{Last: tc.wantLast[i], Applied: tc.wantApplied[i]}) {
-					t.Fatalf("batch %d: result %+v, want last %d applied %d", i, got, tc.wantLast[i], tc.wantApplied[i])
+				if got := *res[0].Receive; got != (ReceiveResult{Last: tc.wantLast[i], Applied: tc.wantApplied[i], Held: tc.wantHeld[i]}) {
+					t.Fatalf("batch %d: result %+v, want last %d applied %d held %d", i, got, tc.wantLast[i], tc.wantApplied[i], tc.wantHeld[i])
 				}
 			}
 			inbox, err := s.Inbox(0, 0)
@@ -93,7 +94,7 @@ func TestReceiveSpecialMessagesSkipInbox(t *testing.T) {
 	s, _ := openStore(t, "bravo")
 	var l cmdLog
 	res := l.apply(t, s, receiveCmd(t1, "alpha", Routine, specialBatch()...))
-	if got := *res[0].Receive; got != (ReceiveResult{Last: 5, Applied: 5}) {
+	if got := *res[0].Receive; got != (ReceiveResult{Last: 5, Applied: 5, Held: 5}) {
 		t.Fatalf("result = %+v", got)
 	}
 	inbox, _ := s.Inbox(0, 0)
@@ -273,5 +274,45 @@ func TestArrivals(t *testing.T) {
 	// An unknown channel is empty, not an error.
 	if got, next, last, err := s.Arrivals("charlie", Flash, 0, FlagDrill, 10, 10); err != nil || len(got) != 0 || next != 0 || last != 0 {
 		t.Fatalf("unknown channel: %v %d %d %v", got, next, last, err)
+	}
+}
+
+// TestReceiveHeld checks ReceiveResult.Held, what a destination signs
+// delivery of: the leading messages it holds exactly as the command
+// carries them, new or duplicate; it stops at a duplicate that differs
+// from what is held (another id, another payload) or that purge removed.
+func TestReceiveHeld(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	m1 := inMsg("alpha", Routine, 1, "m1", "one")
+	m2 := inMsg("alpha", Routine, 2, "m2", "two")
+	m3 := inMsg("alpha", Routine, 3, "m3", "three")
+	held := func(msgs ...Message) (int, uint64) {
+		t.Helper()
+		r := l.apply(t, s, receiveCmd(t1, "alpha", Routine, msgs...))[0].Receive
+		return r.Held, r.Last
+	}
+	if h, last := held(m1, m2); h != 2 || last != 2 {
+		t.Fatalf("new messages: held %d, last %d; want 2, 2", h, last)
+	}
+	// Duplicates as received, then a new one: all held.
+	if h, last := held(m1, m2, m3); h != 3 || last != 3 {
+		t.Fatalf("duplicates and a new message: held %d, last %d; want 3, 3", h, last)
+	}
+	// A different message under sequence 2 (another payload, then
+	// another id): held stops before it, although Last covers it.
+	evil := m2
+	evil.Payload = []byte("not two")
+	if h, last := held(m1, evil, m3); h != 1 || last != 3 {
+		t.Fatalf("another payload under seq 2: held %d, last %d; want 1, 3", h, last)
+	}
+	evil = m2
+	evil.ID = "m2-forged"
+	if h, _ := held(evil, m3); h != 0 {
+		t.Fatalf("another id under seq 2: held %d; want 0", h)
+	}
+	// What is held is unchanged.
+	if st := mustStatus(t, s, "m2"); string(st.Message.Payload) != "two" {
+		t.Fatalf("m2 now holds %q", st.Message.Payload)
 	}
 }
