@@ -85,9 +85,9 @@ func TestLinkSignatures(t *testing.T) {
 	g.WaitRead(ctx, t, func(site string) *client.Client { return lab.Client(daemon.LabNodes(site)[0]) }, daemon.Retryable)
 
 	// Every message has its proofs, each holding with the keyring and
-	// naming the message's leaf: received at its destination; sent,
-	// delivered and read at its origin.
-	notary := &forward.Notary{Key: bravoKey, Ring: ring}
+	// naming the message's leaf (the offline verifier's check of it as the
+	// one proof of the message's bundle): received at its destination;
+	// sent, delivered and read at its origin.
 	for dest, msgs := range received {
 		for _, m := range msgs {
 			for _, side := range []struct {
@@ -106,7 +106,11 @@ func TestLinkSignatures(t *testing.T) {
 						if st, err := daemon.StoreOf(lab.Node(side.node)).Lookup(m.ID); err == nil && p.Kind == queue.ProofRead {
 							readAt = st.ReadAt
 						}
-						if _, err := notary.CheckStored(p, &m, readAt); err != nil {
+						b, err := trust.NewBundle(&queue.Status{Message: m, ReadAt: readAt}, []queue.Proof{p}, nil)
+						if err == nil {
+							_, err = trust.VerifyBundle(b, ring)
+						}
+						if err != nil {
 							t.Fatalf("at %s: %v", side.node, err)
 						}
 						got = append(got, p.Kind)

@@ -96,7 +96,7 @@ func TestNotaryMessages(t *testing.T) {
 	// A proof as the state keeps it holds for its message, and for no
 	// other, nor tampered with.
 	p := queue.Proof{Kind: queue.ProofReceived, Statement: ev.Statement, Index: 2, Leaves: ev.Leaves}
-	if _, err := bravo.CheckStored(p, &b.Messages[2], 0); err != nil {
+	if err := verifyStored(bravo, p, &b.Messages[2], 0); err != nil {
 		t.Fatalf("stored proof: %v", err)
 	}
 	other := b.Messages[2]
@@ -107,12 +107,13 @@ func TestNotaryMessages(t *testing.T) {
 	delivered := p
 	delivered.Kind = queue.ProofDelivered
 	for name, c := range map[string]struct {
-		p queue.Proof
-		m *queue.Message
-	}{"another message": {p, &b.Messages[1]}, "another payload": {p, &other}, "a flipped byte": {flipped, &b.Messages[2]},
-		"another kind": {delivered, &b.Messages[2]}} {
-		if _, err := bravo.CheckStored(c.p, c.m, 0); Reason(err) == "" {
-			t.Errorf("stored proof with %s: %v, want a refusal", name, err)
+		p    queue.Proof
+		m    *queue.Message
+		want error
+	}{"another message": {p, &b.Messages[1], trust.ErrNoEvidence}, "another payload": {p, &other, trust.ErrNoEvidence},
+		"a flipped byte": {flipped, &b.Messages[2], trust.ErrBadSignature}, "another kind": {delivered, &b.Messages[2], trust.ErrMismatch}} {
+		if err := verifyStored(bravo, c.p, c.m, 0); !errors.Is(err, c.want) {
+			t.Errorf("stored proof with %s: %v, want %v", name, err, c.want)
 		}
 	}
 
@@ -243,7 +244,7 @@ func TestNotaryReceiptsAndRelayedCommands(t *testing.T) {
 	ev := cmd.Receipts.Evidence
 	m7 := queue.Message{ID: "m7", Origin: "alpha", Dest: "bravo", Precedence: queue.Routine, Seq: 7}
 	read := queue.Proof{Kind: queue.ProofRead, Statement: ev.Statement, Index: 1, Leaves: ev.Leaves}
-	if _, err := alpha.CheckStored(read, &m7, 100); err != nil {
+	if err := verifyStored(alpha, read, &m7, 100); err != nil {
 		t.Fatalf("stored read proof: %v", err)
 	}
 	m1 := queue.Message{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: queue.Flash, Seq: 1}
@@ -251,8 +252,8 @@ func TestNotaryReceiptsAndRelayedCommands(t *testing.T) {
 		m      *queue.Message
 		readAt int64
 	}{"another message": {&m1, 100}, "another read time": {&m7, 1}} {
-		if _, err := alpha.CheckStored(read, c.m, c.readAt); Reason(err) != "mismatch" {
-			t.Errorf("stored read proof of %s: %v, want a mismatch", name, err)
+		if err := verifyStored(alpha, read, c.m, c.readAt); !errors.Is(err, trust.ErrNoEvidence) {
+			t.Errorf("stored read proof of %s: %v, want no evidence of it", name, err)
 		}
 	}
 
@@ -295,4 +296,17 @@ func TestNotaryReceiptsAndRelayedCommands(t *testing.T) {
 			t.Errorf("relayed receive with %s: %v, want a refusal", name, err)
 		}
 	}
+}
+
+// verifyStored checks a proof the state keeps of message m (read at
+// readAt) as an auditor does: as the one proof of m's evidence bundle,
+// with trust.VerifyBundle and n's keyring. A proof whose leaf is not m's
+// is left out of the bundle, which then holds no evidence.
+func verifyStored(n *Notary, p queue.Proof, m *queue.Message, readAt int64) error {
+	b, err := trust.NewBundle(&queue.Status{Message: *m, ReadAt: readAt}, []queue.Proof{p}, nil)
+	if err != nil {
+		return err
+	}
+	_, err = trust.VerifyBundle(b, n.Ring.(*trust.Keyring))
+	return err
 }

@@ -115,7 +115,7 @@ func checkProven(t *testing.T, origin, dest *queue.Store, msgs []queue.Message, 
 				if st, err := side.st.Lookup(m.ID); err == nil && kind == queue.ProofRead {
 					readAt = st.ReadAt
 				}
-				if _, err := n.CheckStored(ps[i], &m, readAt); err != nil {
+				if err := verifyStored(n, ps[i], &m, readAt); err != nil {
 					t.Fatalf("%s: %v", m.ID, err)
 				}
 			}
