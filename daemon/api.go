@@ -48,6 +48,8 @@ type apiServer struct {
 
 type credKey struct{}
 
+type callerKey struct{}
+
 // newAPIServer listens on n's socket and serves the API with n's parts.
 func newAPIServer(n *Node) (*apiServer, error) {
 	ln, err := listenSocket(n.cfg.Socket, n.cfg.SocketMode, n.cfg.SocketGroup)
@@ -76,10 +78,13 @@ func newAPIServer(n *Node) (*apiServer, error) {
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if cred, err := peerCred(c); err == nil {
-				return context.WithValue(ctx, credKey{}, cred)
+			cred, err := peerCred(c)
+			if err != nil {
+				return ctx
 			}
-			return ctx
+			id := &callerID{cred: cred}
+			id.groups, _ = peerGroups(c) // mailbox.go; without them, the primary group counts
+			return context.WithValue(context.WithValue(ctx, credKey{}, cred), callerKey{}, id)
 		},
 	}
 	go func() {
@@ -93,6 +98,15 @@ func newAPIServer(n *Node) (*apiServer, error) {
 // caller returns the peer credentials of the request's connection.
 func caller(r *http.Request) *syscall.Ucred {
 	c, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
+	return c
+}
+
+// callerOf returns who called: credentials and groups (mailbox.go).
+func callerOf(r *http.Request) *callerID {
+	c, _ := r.Context().Value(callerKey{}).(*callerID)
+	if c == nil {
+		return &callerID{}
+	}
 	return c
 }
 
@@ -225,7 +239,11 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := queryOf(r.URL.RawQuery)
-	to := q["to"]
+	to, toBox, err := parseAddress(q["to"]) // mailbox.go
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+		return
+	}
 	switch {
 	case to == "":
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "missing destination: set to=SITE")
@@ -236,6 +254,23 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	case a.cfg.siteConfig(to) == nil:
 		writeError(w, http.StatusBadRequest, client.CodeUnknownSite, fmt.Sprintf("unknown destination site %q (configured: %s)", to, strings.Join(a.cfg.remoteSites(), ", ")))
 		return
+	}
+	fromBox, err := parseMailbox(q["from"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "from: "+err.Error())
+		return
+	}
+	if msg, ok := a.cfg.mailboxes().check(callerOf(r), fromBox, RightSend); !ok {
+		writeError(w, http.StatusForbidden, client.CodeForbidden, msg)
+		return
+	}
+	mtype := q["type"]
+	if err := queue.ValidType(mtype); err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "type: "+strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+		return
+	}
+	if sameMediaType(mtype, "application/octet-stream") {
+		mtype = "" // the default, stored as ""
 	}
 	prec, err := queue.ParsePrecedence(q["precedence"])
 	if err != nil {
@@ -308,7 +343,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	submitted := time.Now()
 	if key != "" {
 		if st, err := a.store.LookupKey(key); err == nil &&
-			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload}) {
+			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload, Mailbox: toBox, From: fromBox, Type: mtype}) {
 			res = queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}
 		}
 	}
@@ -318,7 +353,8 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 			return
 		}
-		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags}
+		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags,
+			Mailbox: toBox, From: fromBox, Type: mtype}
 		if ttl > 0 {
 			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 		}
@@ -360,7 +396,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		m = messageView(st)
 	} else {
 		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: a.cfg.Site, To: to,
-			Precedence: prec.String(), Seq: res.Seq, Size: len(payload), PayloadSHA256: plainSum(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
+			Mailbox: queue.MailboxName(toBox), FromMailbox: queue.MailboxName(fromBox), Type: typeName(mtype), Precedence: prec.String(), Seq: res.Seq, Size: len(payload), PayloadSHA256: plainSum(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
 	}
 	m.Existing = res.Existing
 	code := http.StatusCreated
@@ -424,10 +460,19 @@ func messageView(st *queue.Status) *client.Message {
 	size, sum := payloadInfo(&m)
 	return &client.Message{
 		ID: m.ID, Key: m.Key, Direction: string(st.Direction), From: m.Origin, To: m.Dest,
+		Mailbox: queue.MailboxName(m.Mailbox), FromMailbox: queue.MailboxName(m.From), Type: typeName(m.Type),
 		Precedence: m.Precedence.String(), Seq: m.Seq, Size: size, PayloadSHA256: sum, State: st.State.String(),
 		SubmittedAt: time.Unix(0, st.SubmittedAt).UTC(),
 		DeliveredAt: tptr(st.DeliveredAt), ReadAt: tptr(st.ReadAt), ExpiredAt: tptr(st.ExpiredAt), ExpiresAt: tptr(m.ExpiresAt),
 	}
+}
+
+// typeName is a message's media type as the API shows it.
+func typeName(t string) string {
+	if t == "" {
+		return "application/octet-stream"
+	}
+	return t
 }
 
 func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
@@ -469,6 +514,10 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
 		return
 	}
+	boxes, ok := a.readableBoxes(w, r, q["mailbox"])
+	if !ok {
+		return
+	}
 	if !a.readBarrier(w, r) {
 		return
 	}
@@ -485,7 +534,7 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 		// store only if a message may have arrived after `after`.
 		changed := a.store.InboxChanged()
 		if a.store.InboxLast() > after {
-			if a.serveInbox(w, r, after, int(maxN), int64(maxBytes), wait == 0) {
+			if a.serveInbox(w, r, boxes, after, int(maxN), int64(maxBytes), wait == 0) {
 				return
 			}
 		}
@@ -516,7 +565,33 @@ func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {
 // serveInbox reads unread messages after `after` within the node's inbox
 // budget and writes them; it reports whether it answered (always when
 // final, else only when there was something to send).
-func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uint64, maxN int, maxBytes int64, final bool) bool {
+// readableBoxes returns the mailboxes an inbox read covers (stored names;
+// nil: all, for root): the one named, if the caller may read it, else all
+// it may read. It answers the request itself (403, 400) when it returns
+// false.
+func (a *apiServer) readableBoxes(w http.ResponseWriter, r *http.Request, name string) ([]string, bool) {
+	mbox, who := a.cfg.mailboxes(), callerOf(r)
+	if name != "" {
+		mb, err := parseMailbox(name)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, client.CodeBadRequest, "mailbox: "+err.Error())
+			return nil, false
+		}
+		if msg, ok := mbox.check(who, mb, RightRead); !ok {
+			writeError(w, http.StatusForbidden, client.CodeForbidden, msg)
+			return nil, false
+		}
+		return []string{mb}, true
+	}
+	boxes := mbox.allowed(who, RightRead)
+	if boxes != nil && len(boxes) == 0 {
+		writeError(w, http.StatusForbidden, client.CodeForbidden, fmt.Sprintf("%s may read no mailbox of site %s", who, a.cfg.Site))
+		return nil, false
+	}
+	return boxes, true
+}
+
+func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, boxes []string, after uint64, maxN int, maxBytes int64, final bool) bool {
 	// A reply holds at most maxBytes, or one message over it, and one
 	// opened payload at a time: take enough for either before reading.
 	took, err := a.budget.acquire(r.Context(), maxBytes+a.cfg.payloadLimit()+a.cfg.MaxMessageSize)
@@ -524,15 +599,15 @@ func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uin
 		return true // the client went away
 	}
 	defer a.budget.release(took)
-	items, err := a.store.InboxBytes(after, maxN, maxBytes)
+	page, err := a.store.InboxOf(queue.InboxQuery{Mailboxes: boxes, After: after, Max: maxN, MaxBytes: maxBytes}) // queue/mailbox.go
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return true
 	}
-	if len(items) == 0 && !final {
+	if len(page.Items) == 0 && !final {
 		return false
 	}
-	a.writeInbox(w, items, after)
+	a.writeInbox(w, page.Items, page.Next)
 	return true
 }
 
@@ -540,11 +615,12 @@ func (a *apiServer) serveInbox(w http.ResponseWriter, r *http.Request, after uin
 // payload base64-encoded straight into the connection, so the reply costs
 // no memory beyond the messages already read. A client that does not read
 // it is cut off after WriteTimeout.
-func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, after uint64) {
+// writeInbox writes items; next is where the reader continues (the last
+// item's position, or past positions scanned for other mailboxes).
+func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, next uint64) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.lim.WriteTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	next := after
 	io.WriteString(w, "{\n  \"messages\": [")
 	for i, it := range items {
 		m := it.Message
@@ -553,7 +629,8 @@ func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, a
 		}
 		io.WriteString(w, "\n    ")
 		im := client.InboxMessage{
-			ID: m.ID, Key: m.Key, From: m.Origin, Precedence: m.Precedence.String(), Seq: m.Seq, Pos: it.Pos,
+			ID: m.ID, Key: m.Key, From: m.Origin, Mailbox: queue.MailboxName(m.Mailbox), FromMailbox: queue.MailboxName(m.From),
+			Type: typeName(m.Type), Precedence: m.Precedence.String(), Seq: m.Seq, Pos: it.Pos,
 			SubmittedAt: time.Unix(0, m.SubmittedAt).UTC(), ReceivedAt: time.Unix(0, it.ReceivedAt).UTC(),
 		}
 		var err error
@@ -563,7 +640,6 @@ func (a *apiServer) writeInbox(w http.ResponseWriter, items []queue.InboxItem, a
 		if err := writeInboxMessage(w, im); err != nil {
 			return // the connection failed; the client sees a truncated reply
 		}
-		next = it.Pos
 	}
 	if len(items) > 0 {
 		io.WriteString(w, "\n  ")
@@ -622,6 +698,7 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 	if !a.readBarrier(w, r) {
 		return
 	}
+	who, mbox := callerOf(r), a.cfg.mailboxes()
 	for _, id := range req.IDs {
 		st, err := a.store.LookupInbound(id)
 		if errors.Is(err, queue.ErrCorrupt) {
@@ -632,10 +709,16 @@ func (a *apiServer) ack(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, client.CodeNotFound, fmt.Sprintf("no inbox message with id %q at site %s; nothing was acknowledged", id, a.cfg.Site))
 			return
 		}
+		if msg, ok := mbox.check(who, st.Message.Mailbox, RightAck); !ok {
+			writeError(w, http.StatusForbidden, client.CodeForbidden, fmt.Sprintf("message %q: %s; nothing was acknowledged", id, msg))
+			return
+		}
 	}
+	by := actorOf(who.cred) // audit.go: the audit log names who acknowledged
+	mr := &queue.MarkRead{IDs: req.IDs, By: &by, Node: a.cfg.Node, Mailboxes: mbox.allowed(who, RightAck)}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
 	defer cancel()
-	res, err := a.commit.proposeRYW(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: &queue.MarkRead{IDs: req.IDs}})
+	res, err := a.commit.proposeRYW(ctx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(), MarkRead: mr})
 	if err != nil {
 		a.writeProposeError(w, err)
 		return

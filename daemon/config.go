@@ -65,9 +65,15 @@ type Config struct {
 	Raft  RaftConfig   `toml:"raft"`
 	Link  LinkConfig   `toml:"link"`
 	Sites []SiteConfig `toml:"sites"`
+	// Mailboxes are this site's mailboxes (mailbox.go); without one named
+	// "default", the default mailbox is open to every caller.
+	Mailboxes []MailboxConfig `toml:"mailboxes"`
 
 	// file is the config file's path, for error messages.
 	file string
+	// mbox is Mailboxes resolved (user and group names looked up), set
+	// by Validate.
+	mbox *mailboxes
 }
 
 // TLSConfig names the PEM files of the node's identity.
@@ -256,6 +262,10 @@ func (c *Config) resolve(dir string) {
 		absKey(&c.Trust.OldKEMKeys[i])
 	}
 	abs(&c.Trust.Keys)
+	for i := range c.Mailboxes {
+		abs(&c.Mailboxes[i].SpoolOut)
+		abs(&c.Mailboxes[i].SpoolIn)
+	}
 }
 
 // Validate checks the config and returns the first problem, naming the key.
@@ -411,6 +421,26 @@ func (c *Config) Validate() error {
 	if c.nodeConfig(c.Node) == nil || !slices.ContainsFunc(self.Nodes, func(n NodeConfig) bool { return n.Name == c.Node }) {
 		return bad("node", "node %q is not listed under site %q", c.Node, c.Site)
 	}
+	mbox, err := newMailboxes(c.Mailboxes) // mailbox.go
+	if err != nil {
+		if ce, ok := errors.AsType[*ConfigError](err); ok {
+			ce.File = c.file
+		}
+		return err
+	}
+	for i, m := range c.Mailboxes {
+		if m.SpoolTo == "" {
+			continue
+		}
+		site, _, err := parseAddress(m.SpoolTo)
+		switch {
+		case err != nil:
+			return bad(fmt.Sprintf("mailboxes[%d].spool_to", i), "%v", err)
+		case site == c.Site || c.siteConfig(site) == nil:
+			return bad(fmt.Sprintf("mailboxes[%d].spool_to", i), "%q is not another configured site (%s)", site, strings.Join(c.remoteSites(), ", "))
+		}
+	}
+	c.mbox = mbox
 	return nil
 }
 

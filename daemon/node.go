@@ -89,6 +89,11 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.mbox == nil { // a Config not validated (tests build them)
+		if cfg.mbox, err = newMailboxes(cfg.Mailboxes); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

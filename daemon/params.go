@@ -18,10 +18,10 @@ import (
 // accepts, by ServeMux pattern; any other parameter is refused. Routes not
 // listed (/metrics) take any names, but still well-formed.
 var routeParams = map[string][]string{
-	"POST " + client.PathMessages:                      {"to", "precedence", "id", "ttl", "wait", "timeout", "drill"},
+	"POST " + client.PathMessages:                      {"to", "from", "type", "precedence", "id", "ttl", "wait", "timeout", "drill"},
 	"GET " + client.PathMessages + "/{id}":             {},
 	"GET " + client.PathMessages + "/{id}/proof":       {},
-	"GET " + client.PathInbox:                          {"after", "max", "max_bytes", "wait"},
+	"GET " + client.PathInbox:                          {"after", "max", "max_bytes", "wait", "mailbox"},
 	"POST " + client.PathAck:                           {},
 	"GET " + client.PathStatus:                         {},
 	"GET /healthz":                                     {},

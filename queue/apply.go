@@ -126,6 +126,10 @@ type applier struct {
 	fence                                  *bolt.Bucket // backup.go
 	aud                                    auditTx      // audit_apply.go
 	audited                                bool         // the command being applied appends audit records (Command.audited)
+	// actor and actorNode, while set, are who asked for the message
+	// events auditMsg records (a MarkRead's By and Node).
+	actor     *Actor
+	actorNode string
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {

@@ -119,7 +119,10 @@ func (a *applier) auditMsg(kind AuditKind, out bool, now int64, ck []byte, seq u
 	if !ok {
 		return corruptf(channelName(ck), "malformed channel key")
 	}
-	r := &AuditRecord{Kind: kind, Time: now, ID: id, Origin: site, Dest: a.site, Precedence: p, Seq: seq, Flags: flags, Actor: NoActor}
+	r := &AuditRecord{Kind: kind, Time: now, ID: id, Origin: site, Dest: a.site, Precedence: p, Seq: seq, Flags: flags, Actor: NoActor, Node: a.actorNode}
+	if a.actor != nil {
+		r.Actor = *a.actor
+	}
 	if out {
 		r.Origin, r.Dest = a.site, site
 	}

@@ -104,6 +104,9 @@ type record struct {
 	inboxPos    uint64 // inbound only, 0 when never in the inbox
 	id          string
 	key         string
+	mailbox     string // the message's attributes (Message); present
+	from        string // in the encoding when flags has flagAttrs
+	mtype       string
 	hash        []byte // SHA-256 of the payload, outbound messages with a key
 	payload     []byte
 }
@@ -115,7 +118,13 @@ type record struct {
 //
 //	version(1) state(1) flags(4) submitted(8) expires(8) delivered(8)
 //	read(8) expired(8) inbox_pos(8) payload_sum(4) sum(4)
-//	id_len(uvarint) id key_len(uvarint) key hash_len(1) hash payload
+//	id_len(uvarint) id key_len(uvarint) key
+//	[mailbox_len(uvarint) mailbox from_len(uvarint) from type_len(uvarint) type]
+//	hash_len(1) hash payload
+//
+// The bracketed attributes are there exactly when flags has bit 31 set
+// (flagAttrs, encoding.go), so records of messages without attributes are
+// laid out as before mailboxes existed.
 //
 // payload_sum is the CRC32C of the payload; sum is the CRC32C of the
 // record's location (direction, channel key, seq) and every byte of the
@@ -158,11 +167,16 @@ func (l loc) String() string { return recordName(l.kind, l.ck, l.seq) }
 // encode returns a new buffer (bbolt keeps the slice until commit, so
 // buffers are never reused within a transaction).
 func (r *record) encode(l loc) []byte {
-	n := recHeader + 2*binary.MaxVarintLen64 + len(r.id) + len(r.key) + 1 + len(r.hash) + len(r.payload)
+	n := recHeader + 5*binary.MaxVarintLen64 + len(r.id) + len(r.key) + len(r.mailbox) + len(r.from) + len(r.mtype) + 1 + len(r.hash) + len(r.payload)
 	b := make([]byte, recHeader, n)
 	b[offVersion] = recVersion
 	b[offState] = byte(r.state)
-	be.PutUint32(b[offFlags:], r.flags)
+	attrs := r.mailbox != "" || r.from != "" || r.mtype != ""
+	if attrs {
+		be.PutUint32(b[offFlags:], r.flags|flagAttrs)
+	} else {
+		be.PutUint32(b[offFlags:], r.flags&^flagAttrs)
+	}
 	be.PutUint64(b[offSubmitted:], uint64(r.submittedAt))
 	be.PutUint64(b[offExpires:], uint64(r.expiresAt))
 	be.PutUint64(b[offDelivered:], uint64(r.deliveredAt))
@@ -174,6 +188,12 @@ func (r *record) encode(l loc) []byte {
 	b = append(b, r.id...)
 	b = binary.AppendUvarint(b, uint64(len(r.key)))
 	b = append(b, r.key...)
+	if attrs {
+		for _, a := range [...]string{r.mailbox, r.from, r.mtype} {
+			b = binary.AppendUvarint(b, uint64(len(a)))
+			b = append(b, a...)
+		}
+	}
 	b = append(b, byte(len(r.hash)))
 	b = append(b, r.hash...)
 	be.PutUint32(b[offSum:], recordSum(l, b, len(b)))
@@ -213,6 +233,13 @@ func parseRecord(v []byte, l loc, payload, copyBytes bool) (record, error) {
 	if r.key, rest, ok = readString(rest); !ok {
 		return r, corruptf(l.String(), "bad key length")
 	}
+	if be.Uint32(v[offFlags:])&flagAttrs != 0 {
+		for _, a := range [...]*string{&r.mailbox, &r.from, &r.mtype} {
+			if *a, rest, ok = readString(rest); !ok {
+				return r, corruptf(l.String(), "bad attribute length")
+			}
+		}
+	}
 	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
 		return r, corruptf(l.String(), "bad hash length")
 	}
@@ -230,7 +257,7 @@ func parseRecord(v []byte, l loc, payload, copyBytes bool) (record, error) {
 		}
 	}
 	r.state = State(v[offState])
-	r.flags = be.Uint32(v[offFlags:])
+	r.flags = be.Uint32(v[offFlags:]) &^ flagAttrs
 	r.submittedAt = int64(be.Uint64(v[offSubmitted:]))
 	r.expiresAt = int64(be.Uint64(v[offExpires:]))
 	r.deliveredAt = int64(be.Uint64(v[offDelivered:]))
@@ -324,6 +351,7 @@ func (r *record) message(origin, dest string, p Precedence, seq uint64) Message 
 	return Message{
 		ID: r.id, Origin: origin, Dest: dest, Precedence: p, Seq: seq, Key: r.key,
 		Payload: r.payload, Flags: r.flags, SubmittedAt: r.submittedAt, ExpiresAt: r.expiresAt,
+		Mailbox: r.mailbox, From: r.from, Type: r.mtype,
 	}
 }
 

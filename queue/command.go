@@ -68,6 +68,16 @@ type SubmitItem struct {
 	Payload    []byte     `json:"payload"`
 	Flags      uint32     `json:"flags,omitempty"`
 	ExpiresAt  int64      `json:"expires_at,omitempty"`
+	// Mailbox, From and Type are the message's (Message): the
+	// destination's mailbox, the sending mailbox, the media type.
+	Mailbox string `json:"mailbox,omitempty"`
+	From    string `json:"from,omitempty"`
+	Type    string `json:"type,omitempty"`
+}
+
+// attrs is a message holding only its attributes, for the codec.
+func (it *SubmitItem) attrs() Message {
+	return Message{Flags: it.Flags, Mailbox: it.Mailbox, From: it.From, Type: it.Type}
 }
 
 // SubmitResult is the outcome of one SubmitItem, in the same order.
@@ -148,6 +158,15 @@ type ReceiveResult struct {
 // its origin site. Unknown IDs are reported; already-read IDs are no-ops.
 type MarkRead struct {
 	IDs []string `json:"ids"`
+	// By is who acknowledged (the caller's credentials, recorded with
+	// each message's read record in the audit log; nil: nobody known) and
+	// Node the node that took the ack. Mailboxes, when not nil, limits
+	// the ack to messages of those mailboxes ("" the default): a message
+	// with one of IDs in another mailbox is left unread and reported as
+	// errNotMailbox (the caller may acknowledge only these).
+	By        *Actor   `json:"by,omitempty"`
+	Node      string   `json:"node,omitempty"`
+	Mailboxes []string `json:"mailboxes,omitempty"`
 }
 
 // MarkReadResult has one entry per ID: "" for success, else the reason.

@@ -45,6 +45,9 @@ import (
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
+//	           [mailbox:string from:string type:string]
+//	           (the attribute section as in a message: present exactly
+//	           when flags has bit 31 set, encoding.go)
 //	Delivered= dest:string precedence:byte up_to:uvarint
 //	Receive  = origin:string precedence:byte
 //	           messages:list(origin:string dest:string precedence:byte message)
@@ -104,7 +107,7 @@ func (c *Command) Encode() ([]byte, error) {
 	var bodies uint64
 	for i, present := range []bool{c.Submit != nil, c.Delivered != nil, c.Receive != nil,
 		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil,
-		c.Audit != nil, c.Checkpoint != nil} {
+		c.Audit != nil, c.Checkpoint != nil, c.MarkRead.hasBy()} {
 		if present {
 			bodies |= 1 << i
 		}
@@ -120,8 +123,14 @@ func (c *Command) Encode() ([]byte, error) {
 			b = AppendString(b, it.Dest)
 			b = append(b, byte(it.Precedence))
 			b = AppendBytes(b, it.Payload)
-			b = binary.AppendUvarint(b, uint64(it.Flags))
+			m := it.attrs()
+			b = binary.AppendUvarint(b, uint64(m.encFlags()))
 			b = binary.AppendVarint(b, it.ExpiresAt)
+			if m.HasAttrs() {
+				b = AppendString(b, m.Mailbox)
+				b = AppendString(b, m.From)
+				b = AppendString(b, m.Type)
+			}
 		}
 	}
 	if d := c.Delivered; d != nil {
@@ -160,6 +169,7 @@ func (c *Command) Encode() ([]byte, error) {
 		b = binary.AppendVarint(b, int64(p.Max))
 	}
 	b = appendAudit(b, c)
+	b = appendMarkReadBy(b, c.MarkRead) // mailbox.go
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -209,14 +219,16 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) // version, op, time, bodies, checksum, audit bodies
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) // version, op, time, bodies, checksum, audit bodies
 	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
 		for i := range s.Items {
 			it := &s.Items[i]
 			n += stringLen(len(it.ID)) + stringLen(len(it.Key)) + stringLen(len(it.Dest)) + 1 +
-				stringLen(len(it.Payload)) + uvarintLen(uint64(it.Flags)) + varintLen(it.ExpiresAt)
+				stringLen(len(it.Payload)) + varintLen(it.ExpiresAt)
+			m := it.attrs()
+			n += uvarintLen(uint64(m.encFlags())) + attrsLen(&m)
 		}
 	}
 	if r := c.Receive; r != nil {
@@ -292,7 +304,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	default:
 		return nil, fmt.Errorf("queue: decode command: %w: unknown format version 0x%02x", ErrInvalid, b[0])
 	}
-	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil) {
+	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy()) {
 		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
 	}
 	if err != nil {
@@ -308,7 +320,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
 	bodies := d.Uvarint()
-	if bodies&^bodyAllAudit != 0 {
+	if bodies&^(bodyAllAudit|bodyMarkReadBy) != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -326,6 +338,13 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 				it.Payload = d.Bytes()
 				it.Flags = d.flags()
 				it.ExpiresAt = d.Varint()
+				if it.Flags&flagAttrs != 0 {
+					it.Flags &^= flagAttrs
+					it.Mailbox, it.From, it.Type = d.Str(), d.Str(), d.Str()
+					if m := it.attrs(); d.err == nil && !m.HasAttrs() {
+						d.fail("submit item %q: attribute section with no attribute", it.ID)
+					}
+				}
 			}
 		}
 	}
@@ -366,6 +385,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 		c.Purge = &Purge{Before: d.Varint(), Max: d.int()}
 	}
 	decodeAudit(d, c, bodies)
+	decodeMarkReadBy(d, c, bodies) // mailbox.go
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}

@@ -19,8 +19,10 @@ func codecCommands() []Command {
 		submitCmd(t1,
 			SubmitItem{ID: "0190c6a2-7b3e-7000-8a1b-4c2d3e4f5a6b", Key: "k1", Dest: "bravo", Precedence: Flash, Payload: payload, Flags: FlagDrill, ExpiresAt: t4},
 			SubmitItem{ID: "b", Dest: "bravo", Precedence: Routine, Payload: []byte{}},
-			SubmitItem{ID: "c", Dest: "charlie", Precedence: Immediate, Flags: math.MaxUint32, ExpiresAt: -1},
+			SubmitItem{ID: "c", Dest: "charlie", Precedence: Immediate, Flags: math.MaxUint32 >> 1, ExpiresAt: -1},
 			SubmitItem{},
+			SubmitItem{ID: "d", Dest: "bravo", Precedence: Flash, Payload: []byte("x"), Mailbox: "cert", From: "watch", Type: "application/stix+json;version=2.1"},
+			SubmitItem{ID: "e", Dest: "bravo", Precedence: Flash, Payload: []byte("x"), Type: "text/plain"},
 		),
 		{Op: OpSubmit, Time: math.MinInt64, Submit: &Submit{}},
 		{Op: OpSubmit, Time: math.MaxInt64, Submit: &Submit{Origin: "alpha", Items: []SubmitItem{}}},
@@ -85,7 +87,11 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 			t.Fatalf("command %d: re-encoding differs (%v)", i, err)
 		}
 		// Entries of version 2, written by the previous version, still
-		// decode to exactly what was encoded, nil and empty apart.
+		// decode to exactly what was encoded, nil and empty apart (version
+		// 2 had no mailboxes or types).
+		if cmdHasAttrs(&c) {
+			continue
+		}
 		v2, err := encodeV2(&c)
 		if err != nil {
 			t.Fatal(err)
@@ -238,7 +244,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		// Version 3 (with a valid checksum, added below).
 		{"v3 op longer than input", v3(50, 'x'), "beyond the end"},
 		{"v3 non-minimal varint", v3(1, 'x', 0x80, 0x00, 0), "non-minimal"},
-		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x04), "unknown bodies"},
+		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x08), "unknown bodies"},
 		{"v3 bad precedence", v3(1, 'x', 0, bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
 		{"v3 forged item count", v3(1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f), "list longer"},
 		{"v3 forged payload length", append(v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},
@@ -416,4 +422,24 @@ func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// cmdHasAttrs reports whether c has a message or item with a mailbox,
+// sender mailbox or type, which formats before mailboxes cannot hold.
+func cmdHasAttrs(c *Command) bool {
+	if c.Submit != nil {
+		for i := range c.Submit.Items {
+			if m := c.Submit.Items[i].attrs(); m.HasAttrs() {
+				return true
+			}
+		}
+	}
+	if c.Receive != nil {
+		for i := range c.Receive.Messages {
+			if c.Receive.Messages[i].HasAttrs() {
+				return true
+			}
+		}
+	}
+	return false
 }

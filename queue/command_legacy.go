@@ -84,7 +84,7 @@ func (d *Decoder) submit1() *Submit {
 		it.Dest = dest
 		it.Precedence = d.Precedence()
 		it.Payload = d.bytes1()
-		it.Flags = d.flags()
+		it.Flags = d.legacyFlags()
 		it.ExpiresAt = d.i64()
 	}
 	return s
@@ -108,7 +108,7 @@ func (d *Decoder) receive1() *Receive {
 		m.Seq = d.Uvarint()
 		m.Key = d.Str()
 		m.Payload = d.bytes1()
-		m.Flags = d.flags()
+		m.Flags = d.legacyFlags()
 		m.SubmittedAt = d.i64()
 		m.ExpiresAt = d.i64()
 	}

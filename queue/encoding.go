@@ -12,9 +12,14 @@ import (
 //
 //	message = id:string seq:uvarint key:string payload:bytes
 //	          flags:uvarint submitted_at:varint expires_at:varint
+//	          [mailbox:string from:string type:string]
 //	receipt = rseq:uvarint precedence:byte seq:uvarint id:string
 //	          read_at:varint
 //	list    = n:uvarint, then n elements
+//
+// The bracketed attribute section is present exactly when flags has bit
+// 31 (flagAttrs) set, which it is when any of the three is not empty; a
+// message without attributes encodes as before mailboxes existed.
 //
 // A uvarint is minimal (encoding/binary's, with no redundant 0x80
 // bytes); a varint is a zig-zag uvarint (times, which may be negative);
@@ -60,9 +65,25 @@ func AppendMessage(b []byte, m *Message) []byte {
 	b = binary.AppendUvarint(b, m.Seq)
 	b = AppendString(b, m.Key)
 	b = AppendBytes(b, m.Payload)
-	b = binary.AppendUvarint(b, uint64(m.Flags))
+	if !m.HasAttrs() {
+		b = binary.AppendUvarint(b, uint64(m.Flags&^flagAttrs))
+		b = binary.AppendVarint(b, m.SubmittedAt)
+		return binary.AppendVarint(b, m.ExpiresAt)
+	}
+	b = binary.AppendUvarint(b, uint64(m.Flags|flagAttrs))
 	b = binary.AppendVarint(b, m.SubmittedAt)
-	return binary.AppendVarint(b, m.ExpiresAt)
+	b = binary.AppendVarint(b, m.ExpiresAt)
+	b = AppendString(b, m.Mailbox)
+	b = AppendString(b, m.From)
+	return AppendString(b, m.Type)
+}
+
+// attrsLen is the size of m's attribute section.
+func attrsLen(m *Message) int {
+	if !m.HasAttrs() {
+		return 0
+	}
+	return stringLen(len(m.Mailbox)) + stringLen(len(m.From)) + stringLen(len(m.Type))
 }
 
 // AppendMessages appends a list of messages, each without its channel.
@@ -96,7 +117,15 @@ func AppendReceipts(b []byte, rs []Receipt) []byte {
 // MessageLen is the size of m's encoding by AppendMessage.
 func MessageLen(m *Message) int {
 	return stringLen(len(m.ID)) + uvarintLen(m.Seq) + stringLen(len(m.Key)) + stringLen(len(m.Payload)) +
-		uvarintLen(uint64(m.Flags)) + varintLen(m.SubmittedAt) + varintLen(m.ExpiresAt)
+		uvarintLen(uint64(m.encFlags())) + varintLen(m.SubmittedAt) + varintLen(m.ExpiresAt) + attrsLen(m)
+}
+
+// encFlags is m's flags as encoded: with flagAttrs when it has attributes.
+func (m *Message) encFlags() uint32 {
+	if m.HasAttrs() {
+		return m.Flags | flagAttrs
+	}
+	return m.Flags &^ flagAttrs
 }
 
 // ReceiptLen is the size of r's encoding by AppendReceipt.
@@ -193,6 +222,17 @@ func (d *Decoder) flags() uint32 {
 	return uint32(v)
 }
 
+// legacyFlags reads the flags of a format that had no attribute section:
+// bit 31 (flagAttrs) was never set then, so it is refused.
+func (d *Decoder) legacyFlags() uint32 {
+	v := d.flags()
+	if v&flagAttrs != 0 {
+		d.fail("flags %#x: bit 31 is not used in this format", v)
+		return 0
+	}
+	return v
+}
+
 // Precedence reads a precedence byte, which must be valid.
 func (d *Decoder) Precedence() Precedence {
 	if d.err != nil {
@@ -269,6 +309,14 @@ func (d *Decoder) Message(m *Message) {
 	m.Flags = d.flags()
 	m.SubmittedAt = d.Varint()
 	m.ExpiresAt = d.Varint()
+	m.Mailbox, m.From, m.Type = "", "", ""
+	if m.Flags&flagAttrs != 0 {
+		m.Flags &^= flagAttrs
+		m.Mailbox, m.From, m.Type = d.Str(), d.Str(), d.Str()
+		if d.err == nil && !m.HasAttrs() {
+			d.fail("message %q: attribute section with no attribute", m.ID)
+		}
+	}
 }
 
 // Messages reads a list of at most max (when max > 0) messages of

@@ -12,8 +12,10 @@ func encodingSamples() ([]Message, []Receipt) {
 	ch := Channel{"alpha", "bravo", Priority}
 	msgs := []Message{
 		{ID: "0190c6a2-7b3e-7000-8a1b-4c2d3e4f5a6b", Seq: 1, Key: "k", Payload: bytes.Repeat([]byte{0, 0xff}, 100), Flags: FlagDrill, SubmittedAt: t1, ExpiresAt: t4},
-		{ID: "m2", Seq: math.MaxUint64, Flags: math.MaxUint32, SubmittedAt: math.MinInt64, ExpiresAt: math.MaxInt64},
+		{ID: "m2", Seq: math.MaxUint64, Flags: math.MaxUint32 >> 1, SubmittedAt: math.MinInt64, ExpiresAt: math.MaxInt64},
 		{},
+		{ID: "m3", Seq: 3, Payload: []byte("x"), Mailbox: "cert", From: "watch", Type: "application/stix+json;version=2.1"},
+		{ID: "m4", Seq: 4, Type: "text/plain"},
 	}
 	for i := range msgs {
 		msgs[i].Origin, msgs[i].Dest, msgs[i].Precedence = ch.Origin, ch.Dest, ch.Precedence
@@ -65,7 +67,7 @@ func TestDecoderLimits(t *testing.T) {
 	msgs, _ := encodingSamples()
 	b := AppendMessages(nil, msgs)
 	d := NewDecoder(b)
-	if got := d.Messages(Channel{}, 2); got != nil || d.Err() == nil || !strings.Contains(d.Err().Error(), "count 3 exceeds the limit of 2 items") {
+	if got := d.Messages(Channel{}, 2); got != nil || d.Err() == nil || !strings.Contains(d.Err().Error(), "count 5 exceeds the limit of 2 items") {
 		t.Fatalf("over the limit: %v, %v", got, d.Err())
 	}
 	forged := append([]byte{0xff, 0xff, 0x03}, make([]byte, 100)...) // 65535 messages claimed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -12,6 +13,9 @@ import (
 const (
 	errUnknownMessage = "unknown message"
 	errNotInbox       = "not an inbox message"
+	// ErrNotMailbox: the message is in a mailbox the MarkRead's
+	// Mailboxes do not name; it is left unread.
+	errNotMailbox = "in a mailbox this caller may not acknowledge"
 )
 
 // receive applies an inbound batch from its channel's last+1; see
@@ -53,6 +57,7 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		rec := record{
 			state: Delivered, flags: m.Flags, submittedAt: m.SubmittedAt, expiresAt: m.ExpiresAt,
 			deliveredAt: now, id: m.ID, key: m.Key, payload: m.Payload,
+			mailbox: m.Mailbox, from: m.From, mtype: m.Type,
 		}
 		rf := ref(m.Seq, ck)
 		switch {
@@ -65,6 +70,9 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 			unread++
 			rec.inboxPos = inboxLast
 			if err := a.inbox.Put(u64(inboxLast), rf); err != nil {
+				return nil, err
+			}
+			if err := a.inboxAdd(m.Mailbox, inboxLast, rf); err != nil { // mailbox.go
 				return nil, err
 			}
 		}
@@ -129,7 +137,8 @@ func (a *applier) holdsAsSent(ck []byte, m *Message) (bool, error) {
 		payload = nil
 	}
 	return rec.id == m.ID && rec.flags == m.Flags && rec.submittedAt == m.SubmittedAt &&
-		rec.expiresAt == m.ExpiresAt && bytes.Equal(rec.payload, payload), nil
+		rec.expiresAt == m.ExpiresAt && rec.mailbox == m.Mailbox && rec.from == m.From && rec.mtype == m.Type &&
+		bytes.Equal(rec.payload, payload), nil
 }
 
 // markRead marks inbox messages read and queues their receipts. An ID
@@ -163,15 +172,19 @@ func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
 			}
 			continue
 		}
-		inbox := false
+		inbox, outside := false, false
 		for _, r := range refs {
-			in, err := a.markOneRead(now, id, r, &unread)
+			in, out, err := a.markOneRead(now, mr, id, r, &unread)
 			if err != nil {
 				return nil, err
 			}
 			inbox = inbox || in
+			outside = outside || out
 		}
-		if !inbox {
+		switch {
+		case !inbox && outside:
+			res.Errs[i] = errNotMailbox
+		case !inbox:
 			res.Errs[i] = errNotInbox
 		}
 	}
@@ -182,54 +195,63 @@ func (a *applier) markRead(now int64, mr *MarkRead) (*MarkReadResult, error) {
 }
 
 // markOneRead marks the inbound message at ref r, which carries id, read
-// if it is in the inbox and unread, and reports whether it ever entered
-// the inbox.
-func (a *applier) markOneRead(now int64, id string, r []byte, unread *uint64) (bool, error) {
+// if it is in the inbox and unread and in one of mr's mailboxes, and
+// reports whether it ever entered the inbox (in) and whether it was left
+// alone because it is in another mailbox (outside).
+func (a *applier) markOneRead(now int64, mr *MarkRead, id string, r []byte, unread *uint64) (in, outside bool, err error) {
 	seq, ck, ok := parseRef(r)
 	origin, p, ok2 := parseChanKey(ck)
 	if !ok || !ok2 {
-		return false, badRef(bucketInIDs, id, r)
+		return false, false, badRef(bucketInIDs, id, r)
 	}
 	l := loc{finIn, ck, seq}
 	msgs := a.in.Bucket(ck)
 	if msgs == nil {
-		return false, badRef(bucketInIDs, id, r)
+		return false, false, badRef(bucketInIDs, id, r)
 	}
 	v := msgs.Get(u64(seq))
 	if v == nil {
-		return false, corruptf(l.String(), "missing, but %s refers to it", bucketInIDs)
+		return false, false, corruptf(l.String(), "missing, but %s refers to it", bucketInIDs)
 	}
 	rec, err := decodeMeta(v, l)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	switch {
 	case rec.id != id:
-		return false, badRef(bucketInIDs, id, r)
+		return false, false, badRef(bucketInIDs, id, r)
 	case rec.inboxPos == 0:
-		return false, nil
+		return false, false, nil
+	case mr.Mailboxes != nil && !slices.Contains(mr.Mailboxes, rec.mailbox):
+		return false, true, nil
 	case rec.state == Read:
-		return true, nil
+		return true, false, nil
 	}
 	nv, err := patchRecord(v, l, Read, offRead, now)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if err := a.reindex(finIn, ck, seq, 0, v, nv); err != nil {
-		return false, err
+		return false, false, err
 	}
 	msgs.FillPercent = seqFill
 	if err := msgs.Put(u64(seq), nv); err != nil {
-		return false, err
+		return false, false, err
 	}
 	if err := a.inbox.Delete(u64(rec.inboxPos)); err != nil {
-		return false, err
+		return false, false, err
+	}
+	if err := a.inboxRemove(rec.mailbox, rec.inboxPos); err != nil { // mailbox.go
+		return false, false, err
 	}
 	*unread--
-	if err := a.auditMsg(AuditRead, false, now, ck, seq, rec.id, rec.flags, nil); err != nil {
-		return false, err
+	a.actor, a.actorNode = mr.By, mr.Node
+	err = a.auditMsg(AuditRead, false, now, ck, seq, rec.id, rec.flags, nil)
+	a.actor, a.actorNode = nil, ""
+	if err != nil {
+		return false, false, err
 	}
-	return true, a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now})
+	return true, false, a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now})
 }
 
 // Inbox returns unread inbox messages with Pos greater than after, in

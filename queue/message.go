@@ -162,7 +162,37 @@ type Message struct {
 	Flags       uint32     `json:"flags,omitempty"`
 	SubmittedAt int64      `json:"submitted_at"`
 	ExpiresAt   int64      `json:"expires_at,omitempty"`
+	// Mailbox is the destination site's mailbox it is addressed to, From
+	// the origin site's mailbox it was sent from ("" for both: the
+	// default mailbox, DefaultMailbox), Type its media type (""
+	// application/octet-stream). They travel with the message and are
+	// signed with it.
+	Mailbox string `json:"mailbox,omitempty"`
+	From    string `json:"from,omitempty"`
+	Type    string `json:"type,omitempty"`
 }
+
+// DefaultMailbox is the name of a site's default mailbox, the one a
+// message addressed to a site alone goes to. Messages store it as "".
+const DefaultMailbox = "default"
+
+// MailboxName returns mb, or DefaultMailbox for "".
+func MailboxName(mb string) string {
+	if mb == "" {
+		return DefaultMailbox
+	}
+	return mb
+}
+
+// HasAttrs reports whether m carries a mailbox, sender mailbox or type:
+// its encodings then hold an attribute section (flagAttrs).
+func (m *Message) HasAttrs() bool { return m.Mailbox != "" || m.From != "" || m.Type != "" }
+
+// flagAttrs is set in a message's encoded flags (log, link, stored
+// record) when an attribute section (mailbox, from, type) follows; it is
+// never set in Message.Flags. Messages without attributes encode as they
+// did before mailboxes existed.
+const flagAttrs uint32 = 1 << 31
 
 // Tombstone reports whether m is an expired placeholder without payload.
 func (m *Message) Tombstone() bool { return m.Flags&FlagTombstone != 0 }

@@ -23,7 +23,9 @@ const (
 //     checksum; inbound messages whose ID another one had are listed in
 //     bucketInDups;
 //   - formats 1 to 3 lacked the evidence buckets: they are created empty
-//     (entries applied before held no evidence).
+//     (entries applied before held no evidence);
+//   - formats 1 to 4 lacked the inbox by mailbox: it is built from the
+//     inbox (every message then was in the default mailbox).
 //
 // Records are rewritten in transactions of at most migrateBatch records;
 // an interrupted upgrade resumes at the next Open (records already at
@@ -73,6 +75,11 @@ func migrate(db *bolt.DB, site string) error {
 				return err
 			}
 			if err := buildDupIndex(tx); err != nil {
+				return err
+			}
+		}
+		if from < 5 {
+			if err := buildMailboxIndex(tx); err != nil { // mailbox.go
 				return err
 			}
 		}

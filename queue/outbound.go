@@ -64,6 +64,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	rec := record{
 		state: Queued, flags: it.Flags, submittedAt: now, expiresAt: it.ExpiresAt,
 		id: it.ID, key: it.Key, hash: hash, payload: it.Payload,
+		mailbox: it.Mailbox, from: it.From, mtype: it.Type,
 	}
 	rf := ref(seq, ck)
 	l := loc{finOut, ck, seq}
@@ -112,7 +113,7 @@ func (a *applier) existingKey(r []byte, it *SubmitItem, hash []byte) (SubmitResu
 	if !ok {
 		return res, badRef(bucketOutKeys, it.Key, r)
 	}
-	if !sameSubmission(dest, p, rec.hash, it, hash) {
+	if !sameSubmission(&Message{Dest: dest, Precedence: p, Mailbox: rec.mailbox, From: rec.from, Type: rec.mtype}, rec.hash, it, hash) {
 		res.Err = ErrKeyConflict.Error()
 		return res, nil
 	}
@@ -133,13 +134,14 @@ func SameSubmission(st *Status, it *SubmitItem) bool {
 	if st.Direction != Outbound || st.Message.Key != it.Key || it.Key == "" {
 		return false
 	}
-	return sameSubmission(st.Message.Dest, st.Message.Precedence, st.payloadSum, it, it.plaintextSum())
+	return sameSubmission(&st.Message, st.payloadSum, it, it.plaintextSum())
 }
 
 // sameSubmission is SameSubmission on the stored message's channel and
-// payload digest and the item's digest.
-func sameSubmission(dest string, p Precedence, sum []byte, it *SubmitItem, itSum []byte) bool {
-	return dest == it.Dest && p == it.Precedence && bytes.Equal(sum, itSum)
+// attributes (m) and payload digest, and the item's digest.
+func sameSubmission(m *Message, sum []byte, it *SubmitItem, itSum []byte) bool {
+	return m.Dest == it.Dest && m.Precedence == it.Precedence && m.Mailbox == it.Mailbox && m.From == it.From &&
+		m.Type == it.Type && bytes.Equal(sum, itSum)
 }
 
 // payloadSum is the digest the idempotency rule compares (stored with

@@ -19,10 +19,11 @@ var ErrClosed = errors.New("queue: store closed")
 // (bucketInDups); version 3 lacked the evidence buckets
 // (evidence_store.go), whose reference counts every writer must keep
 // (an older version would purge messages without releasing their
-// statements, so it must refuse the file). Open and Restore upgrade older
-// files (see migrate).
+// statements, so it must refuse the file); version 4 lacked the inbox by
+// mailbox (mailbox.go), which every writer must keep. Open and Restore
+// upgrade older files (see migrate).
 const (
-	formatVersion    = 4
+	formatVersion    = 5
 	minFormatVersion = 1
 )
 
@@ -66,7 +67,7 @@ var (
 	allBuckets = [][]byte{
 		bucketMeta,
 		bucketOut, bucketOutChans, bucketOutIDs, bucketOutKeys, bucketExpiry,
-		bucketIn, bucketInChans, bucketInIDs, bucketInbox, bucketInDups,
+		bucketIn, bucketInChans, bucketInIDs, bucketInbox, bucketInDups, bucketMboxInbox, bucketMboxUnread,
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
 		bucketFin,
 		bucketFence,

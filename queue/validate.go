@@ -17,7 +17,72 @@ const (
 	MaxIDLen = 255
 	// MaxKeyLen is the longest idempotency key.
 	MaxKeyLen = 1024
+	// MaxMailboxLen is the longest mailbox name.
+	MaxMailboxLen = 64
+	// MaxTypeLen is the longest media type.
+	MaxTypeLen = 255
 )
+
+// ValidMailbox reports why mb is not a mailbox name: 1 to 64 bytes of
+// lowercase letters, digits, '-' and '_', starting with a letter or
+// digit. "" is the default mailbox and valid.
+func ValidMailbox(mb string) error {
+	if mb == "" {
+		return nil
+	}
+	if len(mb) > MaxMailboxLen {
+		return fmt.Errorf("%w: mailbox name longer than %d bytes", ErrInvalid, MaxMailboxLen)
+	}
+	for i := 0; i < len(mb); i++ {
+		c := mb[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return fmt.Errorf("%w: mailbox name %q: byte %d (%q) is not a lowercase letter, digit, '-' or '_' (a name starts with a letter or digit)", ErrInvalid, mb, i, c)
+		}
+	}
+	return nil
+}
+
+// ValidType reports why t is not a media type a message may carry:
+// type/subtype with optional ;parameters, printable ASCII, at most 255
+// bytes (RFC 6838's restricted names are not enforced beyond that). ""
+// (application/octet-stream) is valid.
+func ValidType(t string) error {
+	if t == "" {
+		return nil
+	}
+	if len(t) > MaxTypeLen {
+		return fmt.Errorf("%w: media type longer than %d bytes", ErrInvalid, MaxTypeLen)
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("%w: media type has byte %#x at %d (printable ASCII only)", ErrInvalid, c, i)
+		}
+	}
+	main, _, _ := strings.Cut(t, ";")
+	typ, sub, ok := strings.Cut(strings.TrimSpace(main), "/")
+	if !ok || typ == "" || sub == "" || strings.ContainsAny(typ+sub, " /") {
+		return fmt.Errorf("%w: media type %q is not type/subtype", ErrInvalid, t)
+	}
+	return nil
+}
+
+// validAttrs checks a message's flags (bit 31 is the encoding's, never a
+// message's), mailbox, sender mailbox and type.
+func validAttrs(flags uint32, mailbox, from, typ string) error {
+	if flags&flagAttrs != 0 {
+		return fmt.Errorf("%w: flags %#x: bit 31 is reserved", ErrInvalid, flags)
+	}
+	if err := ValidMailbox(mailbox); err != nil {
+		return err
+	}
+	if err := ValidMailbox(from); err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	return ValidType(typ)
+}
 
 // ErrInvalid is wrapped by every validation error: a command, submit item
 // or inbound message the state machine rejects without storing anything.
@@ -88,6 +153,9 @@ func (it *SubmitItem) Validate() error {
 	if it.Flags&FlagTombstone != 0 {
 		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
 	}
+	if err := validAttrs(it.Flags, it.Mailbox, it.From, it.Type); err != nil {
+		return err
+	}
 	if it.Flags&FlagSealed != 0 {
 		return validSealed(it.Payload)
 	}
@@ -145,6 +213,9 @@ func (r *Receive) valid(site string) error {
 			return fmt.Errorf("message %d (seq %d): %w", i, m.Seq, err)
 		}
 		if err := validKey(m.Key); err != nil {
+			return fmt.Errorf("message %d (seq %d): %w", i, m.Seq, err)
+		}
+		if err := validAttrs(m.Flags, m.Mailbox, m.From, m.Type); err != nil {
 			return fmt.Errorf("message %d (seq %d): %w", i, m.Seq, err)
 		}
 	}

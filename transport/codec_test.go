@@ -20,8 +20,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			{RSeq: 7, Precedence: queue.Immediate, Seq: 1 << 40, ID: "x", ReadAt: -5},
 		}},
 	}
-	batches[1].Messages[0].Flags = 1<<32 - 1
-	batches[1].Messages[0].Payload = nil // empty payloads decode as nil
+	batches[1].Messages[0].Flags = 1<<31 - 1 // bit 31 is the encoding's attribute flag
+	batches[1].Messages[0].Payload = nil     // empty payloads decode as nil
 	for i, b := range batches {
 		got, err := decodeBatch(appendBatch(nil, b))
 		if err != nil {

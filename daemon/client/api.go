@@ -61,6 +61,9 @@ type Message struct {
 	Direction   string     `json:"direction"` // outbound | inbound
 	From        string     `json:"from"`      // origin site
 	To          string     `json:"to"`        // destination site
+	Mailbox     string     `json:"mailbox"`   // the destination's mailbox ("default" for the default one)
+	FromMailbox string     `json:"from_mailbox"`
+	Type        string     `json:"type"` // media type
 	Precedence  string     `json:"precedence"`
 	Seq         uint64     `json:"seq"`
 	Size        int        `json:"size"`  // the plaintext's bytes (0 once expired)
@@ -93,6 +96,9 @@ type InboxMessage struct {
 	ID          string    `json:"id"`
 	Key         string    `json:"key,omitempty"`
 	From        string    `json:"from"`
+	Mailbox     string    `json:"mailbox"`      // the mailbox it arrived in
+	FromMailbox string    `json:"from_mailbox"` // the origin's mailbox it was sent from
+	Type        string    `json:"type"`         // media type
 	Precedence  string    `json:"precedence"`
 	Seq         uint64    `json:"seq"`
 	Pos         uint64    `json:"pos"`     // position in this site's inbox; pass as `after` to continue

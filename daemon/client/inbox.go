@@ -24,12 +24,16 @@ type InboxRequest struct {
 	Max      int           // at most this many messages (1-1000, default 100)
 	MaxBytes int64         // at most this many payload, id and key bytes (default 4 MiB, at most 16 MiB); the first message always
 	Wait     time.Duration // long-poll this long when none is unread
+	Mailbox  string        // only this mailbox ("": every mailbox the caller may read)
 }
 
 // ReadInbox is Inbox with every parameter.
 func (c *Client) ReadInbox(ctx context.Context, req InboxRequest) (*Inbox, error) {
 	q := url.Values{}
 	q.Set("after", strconv.FormatUint(req.After, 10))
+	if req.Mailbox != "" {
+		q.Set("mailbox", req.Mailbox)
+	}
 	if req.Max > 0 {
 		q.Set("max", strconv.Itoa(req.Max))
 	}

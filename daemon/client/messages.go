@@ -11,7 +11,9 @@ import (
 // SubmitRequest is one message to submit. Zero values take the daemon's
 // defaults: precedence routine, no key, no TTL, wait queued, timeout 30s.
 type SubmitRequest struct {
-	To         string        // destination site (required)
+	To         string        // destination: SITE or SITE/MAILBOX (required)
+	From       string        // the mailbox it is sent from (default: "default")
+	Type       string        // media type (default application/octet-stream)
 	Precedence string        // flash | immediate | priority | routine
 	Key        string        // idempotency key: resubmitting it returns the stored message
 	TTL        time.Duration // expire if not delivered within TTL; 0 = never
@@ -32,6 +34,12 @@ type SubmitRequest struct {
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Message, error) {
 	q := url.Values{}
 	q.Set("to", req.To)
+	if req.From != "" {
+		q.Set("from", req.From)
+	}
+	if req.Type != "" {
+		q.Set("type", req.Type)
+	}
 	if req.Precedence != "" {
 		q.Set("precedence", req.Precedence)
 	}

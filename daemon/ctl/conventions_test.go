@@ -120,7 +120,7 @@ func contains(list []string, s string) bool {
 var placeholders = map[string]bool{
 	"FILE": true, "DIR": true, "NODE": true, "SITE": true, "DUR": true, "N": true, "BYTES": true,
 	// a choice among fixed values (completed by completion.go), or a name
-	"LEVEL": true, "STATE": true, "MODE": true, "SCENARIO": true, "KEY": true,
+	"LEVEL": true, "STATE": true, "MODE": true, "SCENARIO": true, "KEY": true, "MAILBOX": true, "TYPE": true,
 	// a host:port; the two nodes of `member replace OLD NEW`
 	"ADDR": true, "OLD": true, "NEW": true,
 }

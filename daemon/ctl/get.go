@@ -82,8 +82,18 @@ func printMessage(w io.Writer, m *client.Message) error {
 	}
 	add("state", safe(m.State))
 	add("direction", safe(m.Direction))
-	add("from", safe(m.From))
-	add("to", safe(m.To))
+	from, to := m.From, m.To
+	if m.FromMailbox != "" {
+		from += "/" + m.FromMailbox
+	}
+	if m.Mailbox != "" {
+		to += "/" + m.Mailbox
+	}
+	add("from", safe(from))
+	add("to", safe(to))
+	if m.Type != "" {
+		add("type", safe(m.Type))
+	}
 	add("precedence", safe(m.Precedence))
 	add("seq", strconv.FormatUint(m.Seq, 10))
 	add("size", strconv.Itoa(m.Size))

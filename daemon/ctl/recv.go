@@ -10,6 +10,7 @@ import (
 
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/internal/ctxsleep"
+	"github.com/hotline-link/hotline/queue"
 )
 
 // Inbox limits of the local API.
@@ -29,6 +30,7 @@ type recvOpts struct {
 	wait              time.Duration
 	waitSet           bool
 	after             uint64
+	mailbox           string
 }
 
 func newRecvCmd(e *env) *cobra.Command {
@@ -37,8 +39,9 @@ func newRecvCmd(e *env) *cobra.Command {
 		Use:   "recv [--ack] [--follow] [--max N] [--max-bytes BYTES] [--wait DUR] [--after N] [--json]",
 		Short: "Print unread messages of this site's inbox",
 		Long: `recv prints the unread messages of this site's inbox, oldest first: a
-header line per message (#pos from=... precedence=... seq=... id=...
-submitted=...) followed by its payload, or with --json one JSON object per
+header line per message (#pos from=SITE[/MAILBOX] precedence=... seq=...
+id=... submitted=... [mailbox=...] [type=...]; mailbox and type only when
+not the default ones) followed by its payload, or with --json one JSON object per
 line (payload in base64).
 
 Header fields that are not plainly printable (they come from the sending
@@ -71,6 +74,7 @@ long for a message when none is unread (default 0, or 30s with --follow).`,
 	f.Int64Var(&o.maxBytes, "max-bytes", 0, "at most `BYTES` of messages per request (0 = the daemon's default, 4 MiB; at most 16 MiB); the first message always")
 	f.DurationVar(&o.wait, "wait", 0, "wait up to `DUR` for a message when none is unread (at most 5m)")
 	f.Uint64Var(&o.after, "after", 0, "print only messages after inbox position `N`")
+	f.StringVar(&o.mailbox, "mailbox", "", "read only `MAILBOX` (default: every mailbox this user may read)")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per message")
 	return cmd
 }
@@ -102,7 +106,7 @@ func (e *env) recv(ctx context.Context, o recvOpts) error {
 	var retry backoff
 	unopened := 0 // messages whose payload the daemon could not open
 	for {
-		in, err := c.ReadInbox(ctx, client.InboxRequest{After: after, Max: o.max, MaxBytes: o.maxBytes, Wait: o.wait})
+		in, err := c.ReadInbox(ctx, client.InboxRequest{After: after, Max: o.max, MaxBytes: o.maxBytes, Wait: o.wait, Mailbox: o.mailbox})
 		if err != nil {
 			if o.follow && ctx.Err() != nil {
 				return nil
@@ -168,8 +172,19 @@ func printInboxMessage(w io.Writer, m *client.InboxMessage, asJSON, raw bool) er
 	if m.Key != "" {
 		key = " key=" + safe(m.Key)
 	}
-	if _, err := fmt.Fprintf(w, "#%d from=%s precedence=%s seq=%d id=%s%s submitted=%s\n",
-		m.Pos, safe(m.From), safe(m.Precedence), m.Seq, safe(m.ID), key, fmtTime(m.SubmittedAt)); err != nil {
+	from := m.From
+	if m.FromMailbox != "" && m.FromMailbox != queue.DefaultMailbox {
+		from += "/" + m.FromMailbox
+	}
+	extra := ""
+	if m.Mailbox != "" && m.Mailbox != queue.DefaultMailbox {
+		extra += " mailbox=" + safe(m.Mailbox)
+	}
+	if m.Type != "" && m.Type != "application/octet-stream" {
+		extra += " type=" + safe(m.Type)
+	}
+	if _, err := fmt.Fprintf(w, "#%d from=%s precedence=%s seq=%d id=%s%s submitted=%s%s\n",
+		m.Pos, safe(from), safe(m.Precedence), m.Seq, safe(m.ID), key, fmtTime(m.SubmittedAt), extra); err != nil {
 		return err
 	}
 	payload := m.Payload

@@ -27,6 +27,7 @@ var waitStates = []string{"queued", "delivered", "read"}
 
 type sendOpts struct {
 	to, precedence, key, wait string
+	from, mtype               string
 	ttl, timeout              time.Duration
 	json                      bool
 }
@@ -34,7 +35,7 @@ type sendOpts struct {
 func newSendCmd(e *env) *cobra.Command {
 	var o sendOpts
 	cmd := &cobra.Command{
-		Use:   "send --to SITE [flags] [FILE|-]",
+		Use:   "send --to SITE[/MAILBOX] [flags] [FILE|-]",
 		Short: "Submit a message read from FILE or stdin",
 		Long: `send submits one message, read from FILE or from stdin (no FILE or -),
 and prints its id (the whole message status with --json).
@@ -68,7 +69,9 @@ errors; 1 any other error (nothing was stored).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.to, "to", "", "destination `SITE` (required)")
+	f.StringVar(&o.to, "to", "", "destination `SITE` or SITE/MAILBOX (required; SITE alone: its default mailbox)")
+	f.StringVar(&o.from, "from", "", "send from `MAILBOX` of this site (default: the default mailbox)")
+	f.StringVar(&o.mtype, "type", "", "the payload's media `TYPE` (default application/octet-stream; application/stix+json;version=2.1 is validated)")
 	f.StringVar(&o.precedence, "precedence", "routine", "`LEVEL`: flash, immediate, priority or routine")
 	f.StringVar(&o.key, "id", "", "idempotency `KEY`: resubmitting it never stores a second message")
 	f.DurationVar(&o.ttl, "ttl", 0, "expire the message if not delivered within `DUR` (0 = never)")
@@ -82,8 +85,19 @@ func (o *sendOpts) validate() error {
 	if o.to == "" {
 		return usagef("send: --to SITE is required")
 	}
-	if err := pki.ValidName(o.to); err != nil {
+	site, box, hasBox := strings.Cut(o.to, "/")
+	if err := pki.ValidName(site); err != nil {
 		return usagef("send: --to: %v", err)
+	}
+	if hasBox {
+		if err := queue.ValidMailbox(box); err != nil || box == "" {
+			return usagef("send: --to %q: the mailbox must be 1 to 64 lowercase letters, digits, '-' or '_'", o.to)
+		}
+	}
+	if o.from != "" {
+		if err := queue.ValidMailbox(o.from); err != nil {
+			return usagef("send: --from %q: a mailbox is 1 to 64 lowercase letters, digits, '-' or '_'", o.from)
+		}
 	}
 	if err := checkPrecedence(o.precedence); err != nil {
 		return fmt.Errorf("send: %w", err)
@@ -125,6 +139,8 @@ func (e *env) send(ctx context.Context, o sendOpts, file string) error {
 	defer cancel()
 	m, err := e.client().Submit(ctx, client.SubmitRequest{
 		To:         o.to,
+		From:       o.from,
+		Type:       o.mtype,
 		Precedence: o.precedence,
 		Key:        o.key,
 		TTL:        o.ttl,

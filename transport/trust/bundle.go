@@ -83,15 +83,21 @@ type Bundle struct {
 // BundleMessage is the message a bundle is about: what MessageLeaf covers,
 // with the payload's hash in place of the payload.
 type BundleMessage struct {
-	ID            string           `json:"id"`
-	Origin        string           `json:"origin"`
-	Dest          string           `json:"dest"`
-	Precedence    queue.Precedence `json:"precedence"`
-	Seq           uint64           `json:"seq"`
-	Flags         uint32           `json:"flags"`
-	SubmittedAt   int64            `json:"submitted_at"`
-	ExpiresAt     int64            `json:"expires_at"`
-	PayloadSHA256 Digest           `json:"payload_sha256"`
+	ID          string           `json:"id"`
+	Origin      string           `json:"origin"`
+	Dest        string           `json:"dest"`
+	Precedence  queue.Precedence `json:"precedence"`
+	Seq         uint64           `json:"seq"`
+	Flags       uint32           `json:"flags"`
+	SubmittedAt int64            `json:"submitted_at"`
+	ExpiresAt   int64            `json:"expires_at"`
+	// Mailbox (the destination's), From (the sending mailbox) and Type
+	// (media type): "" for the default mailboxes and
+	// application/octet-stream.
+	Mailbox       string `json:"mailbox,omitempty"`
+	From          string `json:"from,omitempty"`
+	Type          string `json:"type,omitempty"`
+	PayloadSHA256 Digest `json:"payload_sha256"`
 	// Envelope is the sealed payload itself, when the message is sealed
 	// (not a tombstone) and the site still holds it; nil otherwise.
 	Envelope *BundleEnvelope `json:"envelope,omitempty"`
@@ -248,6 +254,7 @@ func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bu
 	b := &Bundle{Version: BundleVersion, Message: BundleMessage{
 		ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence, Seq: m.Seq,
 		Flags: m.Flags, SubmittedAt: m.SubmittedAt, ExpiresAt: m.ExpiresAt,
+		Mailbox: m.Mailbox, From: m.From, Type: m.Type,
 		PayloadSHA256: sha256.Sum256(m.Payload),
 	}}
 	for _, a := range audit {
@@ -305,7 +312,8 @@ func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bu
 func (b *Bundle) messageLeaf() Hash {
 	m := &b.Message
 	return MessageLeafOfHash(&queue.Message{ID: m.ID, Origin: m.Origin, Dest: m.Dest, Precedence: m.Precedence,
-		Seq: m.Seq, Flags: m.Flags, SubmittedAt: m.SubmittedAt, ExpiresAt: m.ExpiresAt}, m.PayloadSHA256)
+		Seq: m.Seq, Flags: m.Flags, SubmittedAt: m.SubmittedAt, ExpiresAt: m.ExpiresAt,
+		Mailbox: m.Mailbox, From: m.From, Type: m.Type}, m.PayloadSHA256)
 }
 
 // receiptLeaf is the ReceiptLeaf of r, a receipt of the bundle's message

@@ -14,8 +14,11 @@ import (
 // so a leaf of one kind never reads as another's.
 
 // MessageLeaf is the leaf of a message: its id, channel, sequence, flags,
-// times and the SHA-256 of its payload as carried (the sealed envelope,
-// which holds the plaintext's hash; empty for a tombstone). A message
+// times, the SHA-256 of its payload as carried (the sealed envelope,
+// which holds the plaintext's hash; empty for a tombstone) and, when it
+// has any, its attributes (destination mailbox, sending mailbox, media
+// type; a message without them has the leaf it had before mailboxes
+// existed, and the flag bit 31 in the leaf tells the two apart). A message
 // statement (KindMessages) and a delivered receipt (KindDelivered) both
 // sign these leaves.
 func MessageLeaf(m *queue.Message) Hash {
@@ -33,12 +36,25 @@ func MessageLeafOfHash(m *queue.Message, payloadSum [sha256.Size]byte) Hash {
 	b = appendString(b, m.Dest)
 	b = append(b, byte(m.Precedence))
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
-	b = binary.BigEndian.AppendUint32(b, m.Flags)
+	flags := m.Flags &^ leafAttrs
+	if m.HasAttrs() {
+		flags |= leafAttrs
+	}
+	b = binary.BigEndian.AppendUint32(b, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.SubmittedAt))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.ExpiresAt))
 	b = append(b, payloadSum[:]...)
+	if m.HasAttrs() {
+		b = appendString(b, m.Mailbox)
+		b = appendString(b, m.From)
+		b = appendString(b, m.Type)
+	}
 	return tlog.RecordHash(b)
 }
+
+// leafAttrs is the flag bit set in a message leaf that ends with the
+// message's attributes.
+const leafAttrs uint32 = 1 << 31
 
 // ReceiptLeaf is the leaf of a read receipt that site reader sends to
 // site origin (the message's origin): the receipt's RSeq, the message's
