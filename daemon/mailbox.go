@@ -2,17 +2,20 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os/user"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -428,3 +431,89 @@ func peerGroups(c net.Conn) ([]uint32, error) {
 }
 
 const numPrecedences = 4 // queue.Precedences
+
+// mailboxStatus lists this site's mailboxes: the configured ones and
+// those holding unread messages without being configured (a mailbox
+// removed from the config while messages waited for it).
+func (n *Node) mailboxStatus() []client.MailboxStatus {
+	unread := n.store.MailboxUnread()
+	m := n.cfg.mailboxes()
+	var out []client.MailboxStatus
+	for _, name := range m.names {
+		mb := m.get(storedMailbox(name))
+		ms := client.MailboxStatus{Name: name, Configured: true, Unread: unread[name], Objectives: map[string]string{}}
+		for _, p := range queue.Precedences {
+			ms.Objectives[p.String()] = mb.objectives[p].String()
+		}
+		out = append(out, ms)
+		delete(unread, name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(unread)) {
+		out = append(out, client.MailboxStatus{Name: name, Unread: unread[name]})
+	}
+	return out
+}
+
+// storedMailbox is the stored form of a mailbox's display name.
+func storedMailbox(name string) string {
+	if name == queue.DefaultMailbox {
+		return ""
+	}
+	return name
+}
+
+// remoteMailbox is what another site told this one of one of its
+// mailboxes.
+type remoteMailbox struct {
+	Name       string // stored form ("" default)
+	Types      []string
+	Objectives [numPrecedences]time.Duration
+}
+
+// remoteMailboxes holds the other sites' mailbox lists, as they last
+// sent them (the mailbox exchange fills it). A site not heard from is
+// unknown: its mailboxes are checked at the destination only, and its
+// objectives are the defaults.
+type remoteMailboxes struct {
+	mu    sync.Mutex
+	sites map[string]map[string]*remoteMailbox // site -> stored name -> mailbox
+}
+
+func newRemoteMailboxes() *remoteMailboxes {
+	return &remoteMailboxes{sites: map[string]map[string]*remoteMailbox{}}
+}
+
+// set replaces site's list.
+func (r *remoteMailboxes) set(site string, boxes []remoteMailbox) {
+	m := make(map[string]*remoteMailbox, len(boxes))
+	for i := range boxes {
+		m[boxes[i].Name] = &boxes[i]
+	}
+	r.mu.Lock()
+	r.sites[site] = m
+	r.mu.Unlock()
+}
+
+// lookup returns site's mailbox (stored name) and whether site's list is
+// known at all (known && mb == nil: site has no such mailbox).
+func (r *remoteMailboxes) lookup(site, name string) (mb *remoteMailbox, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, known := r.sites[site]
+	if !known {
+		return nil, false
+	}
+	return m[name], true
+}
+
+// objective is the read objective of a message of precedence p sent to
+// site's mailbox name: as that site stated it, else the default.
+func (r *remoteMailboxes) objective(site, name string, p queue.Precedence) time.Duration {
+	if mb, _ := r.lookup(site, name); mb != nil && p.Valid() && mb.Objectives[p] > 0 {
+		return mb.Objectives[p]
+	}
+	if !p.Valid() {
+		return defaultObjectives[queue.Routine]
+	}
+	return defaultObjectives[p]
+}

@@ -40,12 +40,13 @@ type Node struct {
 	raft       *consensus.Node
 	link       *transport.Link
 	api        *apiServer
-	commit     *committer  // propose, group commit, relay, read index (commit.go)
-	members    *membership // membership changes (member.go)
-	linkHealth *linkHealth // link tests, reach, leader hand-off (linkhealth.go)
-	health     *health     // health, readiness, alarms (health.go)
-	admin      *admin      // admin operations and drill calls (admin.go, adminops.go)
-	audit      *auditor    // audit records, checkpoints and their exchange (audit.go)
+	commit     *committer       // propose, group commit, relay, read index (commit.go)
+	members    *membership      // membership changes (member.go)
+	linkHealth *linkHealth      // link tests, reach, leader hand-off (linkhealth.go)
+	health     *health          // health, readiness, alarms (health.go)
+	admin      *admin           // admin operations and drill calls (admin.go, adminops.go)
+	audit      *auditor         // audit records, checkpoints and their exchange (audit.go)
+	remote     *remoteMailboxes // the other sites' mailbox lists (mailbox.go)
 	metrics    *metrics
 	mserv      *metricsServer // nil unless metrics_listen is set
 	keys       *pki.Keyring   // replaced by reload
@@ -101,6 +102,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: log, start: time.Now(), ctx: ctx, cancel: cancel, done: make(chan struct{}), opened: make(chan struct{})}
 	n.keys = pki.NewKeyring(bundle)
 	n.site = site
+	n.remote = newRemoteMailboxes()
 	n.metrics = newMetrics(cfg)
 	self := n // the return statements below set n to nil
 	defer func() {

@@ -21,6 +21,7 @@ func (n *Node) Status() *client.Status {
 		Site: n.cfg.Site, Node: n.cfg.Node, PID: os.Getpid(), Version: Version(),
 		Role: n.raft.State(), Leader: leader, Term: st.Term, AppliedIndex: n.store.AppliedIndex(),
 		InboxUnread: n.store.InboxUnread(), Uptime: time.Since(n.start).Round(time.Second).String(),
+		Mailboxes: n.mailboxStatus(), // mailbox.go
 	}
 	type linkState struct {
 		connected bool

@@ -147,6 +147,11 @@ type Status struct {
 	InboxUnread     int        `json:"inbox_unread"`
 	ReceiptsPending int        `json:"receipts_pending"`
 	Uptime          string     `json:"uptime"`
+	// Mailboxes are this site's mailboxes (configured, or holding unread
+	// messages), by name; Overdue lists messages past their read
+	// objective (at most 100, oldest due first).
+	Mailboxes []MailboxStatus `json:"mailboxes,omitempty"`
+	Overdue   []Overdue       `json:"overdue,omitempty"`
 }
 
 // Peer is a node this node knows from its config.
