@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/internal/stix"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -328,6 +329,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	if len(payload) == 0 {
 		writeError(w, http.StatusBadRequest, client.CodeEmpty, "message is empty")
 		return
+	}
+	if stix.IsMediaType(mtype) {
+		if err := stix.Validate(payload); err != nil {
+			writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err))
+			return
+		}
 	}
 	if wait > queue.Queued {
 		if !a.park() {

@@ -13,15 +13,19 @@ const (
 
 // Error codes in Error.Code. Clients branch on these, not on the text.
 const (
-	CodeBadRequest  = "bad_request"  // 400: malformed parameter
-	CodeEmpty       = "empty"        // 400: empty message
-	CodeUnknownSite = "unknown_site" // 400: destination site not configured
-	CodeTooLarge    = "too_large"    // 413: message over the configured limit
-	CodeKeyConflict = "key_conflict" // 409: idempotency key reused for a different message
-	CodeNotFound    = "not_found"    // 404: no such message
-	CodeNoQuorum    = "no_quorum"    // 503: the site could not commit in time; retrying with the same id is safe
-	CodeUnavailable = "unavailable"  // 503: node starting or shutting down
-	CodeInternal    = "internal"     // 500
+	CodeBadRequest = "bad_request" // 400: malformed parameter
+	CodeEmpty      = "empty"       // 400: empty message
+	// CodeInvalidPayload (400): the payload is not what its type says
+	// (a STIX 2.1 bundle that does not validate); the message names the
+	// object and the property.
+	CodeInvalidPayload = "invalid_payload"
+	CodeUnknownSite    = "unknown_site" // 400: destination site not configured
+	CodeTooLarge       = "too_large"    // 413: message over the configured limit
+	CodeKeyConflict    = "key_conflict" // 409: idempotency key reused for a different message
+	CodeNotFound       = "not_found"    // 404: no such message
+	CodeNoQuorum       = "no_quorum"    // 503: the site could not commit in time; retrying with the same id is safe
+	CodeUnavailable    = "unavailable"  // 503: node starting or shutting down
+	CodeInternal       = "internal"     // 500
 	// CodeStorageFull (507): this node's disk is full; it stores nothing
 	// until space is freed. Nothing was stored: submit through another
 	// node of the site (same id), or retry once space is back.
