@@ -38,6 +38,9 @@ func codecCommands() []Command {
 		markReadCmd(t4, "a", "", "0190c6a2-7b3e-7000-8a1b-4c2d3e4f5a6b"),
 		{Op: OpMarkRead, MarkRead: &MarkRead{}},
 		{Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{}}},
+		{Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{"a", "b"}, By: &Actor{UID: 1001, User: "alice", PID: 42}, Node: "bravo-1", Mailboxes: []string{"", "cert"}}},
+		{Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{"x"}, Mailboxes: []string{}}},
+		{Op: OpMarkRead, MarkRead: &MarkRead{IDs: []string{"y"}, Node: "alpha-2"}},
 		receiptsCmd(t1, "bravo",
 			Receipt{RSeq: 1, Precedence: Flash, Seq: 7, ID: "m7", ReadAt: t1},
 			Receipt{RSeq: math.MaxUint64, Precedence: Routine, Seq: 0, ReadAt: math.MinInt64}),
@@ -131,7 +134,7 @@ func normalized(c Command) Command {
 		c.Receive = &n
 	}
 	if mr := c.MarkRead; mr != nil && len(mr.IDs) == 0 {
-		c.MarkRead = &MarkRead{}
+		c.MarkRead = &MarkRead{By: mr.By, Node: mr.Node, Mailboxes: mr.Mailboxes}
 	}
 	if r := c.Receipts; r != nil && len(r.Receipts) == 0 {
 		c.Receipts = &Receipts{From: r.From}
@@ -425,8 +428,12 @@ func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
 }
 
 // cmdHasAttrs reports whether c has a message or item with a mailbox,
-// sender mailbox or type, which formats before mailboxes cannot hold.
+// sender mailbox or type, or a MarkRead's who and scope, which formats
+// before mailboxes cannot hold.
 func cmdHasAttrs(c *Command) bool {
+	if c.MarkRead.hasBy() {
+		return true
+	}
 	if c.Submit != nil {
 		for i := range c.Submit.Items {
 			if m := c.Submit.Items[i].attrs(); m.HasAttrs() {

@@ -68,10 +68,12 @@ func markReadBySize(mr *MarkRead) int {
 	if !mr.hasBy() {
 		return 0
 	}
-	n := 3*binary.MaxVarintLen64 + 32 + len(mr.Node)
+	by := NoActor
 	if mr.By != nil {
-		n += len(mr.By.User) + len(mr.By.Peer)
+		by = *mr.By
 	}
+	n := stringLen(len(mr.Node)) + varintLen(by.UID) + stringLen(len(by.User)) + varintLen(by.PID) + stringLen(len(by.Peer)) +
+		1 + uvarintLen(uint64(len(mr.Mailboxes)))
 	for _, mb := range mr.Mailboxes {
 		n += stringLen(len(mb))
 	}
