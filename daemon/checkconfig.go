@@ -119,6 +119,9 @@ func writeSummary(w io.Writer, cfg *Config, b *pki.Bundle, keys *siteKeys, now t
 	} else {
 		row("admin API", "root and group %s", cfg.AdminGroup)
 	}
+	for _, line := range cfg.mailboxes().summary() { // mailbox.go
+		row("mailbox", "%s", line)
+	}
 	ips, names := peerHosts(cfg)
 	fmt.Fprintf(w, "  %-12s %s\n", "peers", "the unit's IP address allow list for them (a drop-in, see the README):")
 	fmt.Fprintf(w, "    IPAddressAllow=%s\n", strings.Join(ips, " "))

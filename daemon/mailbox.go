@@ -135,8 +135,9 @@ type mailbox struct {
 // named "default", the default mailbox exists with every right for
 // every caller, so a first look needs no configuration.
 type mailboxes struct {
-	byName map[string]*mailbox // by stored name ("" default)
-	names  []string            // display names, sorted
+	byName            map[string]*mailbox // by stored name ("" default)
+	names             []string            // display names, sorted
+	defaultConfigured bool                // a [[mailboxes]] table names "default"
 }
 
 func newMailboxes(cfgs []MailboxConfig) (*mailboxes, error) {
@@ -153,7 +154,8 @@ func newMailboxes(cfgs []MailboxConfig) (*mailboxes, error) {
 		}
 		m.byName[mb.name] = mb
 	}
-	if m.byName[""] == nil {
+	m.defaultConfigured = m.byName[""] != nil
+	if !m.defaultConfigured {
 		mb, err := newMailbox(MailboxConfig{Name: queue.DefaultMailbox, Send: []string{"*"}, Read: []string{"*"}, Ack: []string{"*"}})
 		if err != nil {
 			return nil, err
@@ -231,6 +233,31 @@ func newMailbox(c MailboxConfig) (*mailbox, error) {
 // mailboxes returns the config's mailbox policy, which Validate (or
 // Open, for a Config built in memory) resolved.
 func (c *Config) mailboxes() *mailboxes { return c.mbox }
+
+// summary describes each mailbox in a line, for check-config: its name
+// and who may do what ("root" alone when a right lists nobody).
+func (m *mailboxes) summary() []string {
+	var out []string
+	for _, name := range m.names {
+		mb := m.get(storedMailbox(name))
+		parts := []string{name + ":"}
+		for _, r := range []Right{RightSend, RightRead, RightAck} {
+			who := "root"
+			for _, p := range mb.rights[r] {
+				who += "," + p.text
+			}
+			parts = append(parts, fmt.Sprintf("%s=%s", r, who))
+		}
+		if len(mb.cfg.Types) > 0 {
+			parts = append(parts, "types="+strings.Join(mb.cfg.Types, ","))
+		}
+		if name == queue.DefaultMailbox && !m.defaultConfigured {
+			parts = append(parts, "(not configured: open to every caller of the socket)")
+		}
+		out = append(out, strings.Join(parts, " "))
+	}
+	return out
+}
 
 // get returns the mailbox stored as name ("" default), or nil.
 func (m *mailboxes) get(name string) *mailbox { return m.byName[name] }
