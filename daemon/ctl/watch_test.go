@@ -164,6 +164,11 @@ func TestWatchKeysAndErrors(t *testing.T) {
 	if cmd := key("a"); cmd != nil || !strings.Contains(m.note, "held here for release") {
 		t.Errorf("a on a held message: note %q", m.note)
 	}
+	if cmd := key("R"); cmd == nil {
+		t.Errorf("R on a held message started nothing (note %q)", m.note)
+	} else if m.Update(cmd()); !m.noteErr || !strings.Contains(m.note, "release 01a2-h1") || !strings.Contains(m.note, "cannot reach hotlined") {
+		t.Errorf("failed release: note %q", m.note)
+	}
 	// An action the daemon does not answer: the error is shown, nothing
 	// crashes, and the message stays listed.
 	key("up")
