@@ -105,6 +105,9 @@ func readUnread(ctx context.Context, c *client.Client, mailbox string) ([]watchM
 // err is the refresh's error for the status line, nil when every part
 // answered.
 func (d *watchData) err() error {
+	if errors.Is(d.statusErr, client.ErrUnreachable) {
+		return fmt.Errorf("refresh: %w", d.statusErr) // and so was everything else
+	}
 	var errs []error
 	for _, e := range []struct {
 		what string
@@ -117,7 +120,10 @@ func (d *watchData) err() error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("refresh: %w", errors.Join(errs...))
+	if len(errs) == 1 {
+		return fmt.Errorf("refresh: %w", errs[0])
+	}
+	return fmt.Errorf("refresh: %w; %w", errs[0], errors.Join(errs[1:]...))
 }
 
 // dropUnread removes an acknowledged message until the next refresh

@@ -185,7 +185,7 @@ func TestWatchKeysAndErrors(t *testing.T) {
 	}
 	// A refresh that fails keeps the last data and says why.
 	m.Update(watchFetched{gen: m.gen, data: fetchWatchData(context.Background(), m.c, m.mailbox)})
-	if m.data.status == nil || len(m.data.unread) != 3 || !strings.HasPrefix(m.note, "refresh: status:") {
+	if m.data.status == nil || len(m.data.unread) != 3 || !strings.HasPrefix(m.note, "refresh: cannot reach hotlined") {
 		t.Errorf("failed refresh: status kept %v, unread %d, note %q", m.data.status != nil, len(m.data.unread), m.note)
 	}
 	if q := key("q"); q == nil || fmt.Sprint(q()) != fmt.Sprint(tea.Quit()) {

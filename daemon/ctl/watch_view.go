@@ -40,6 +40,7 @@ const (
 	watchMaxQueueSites = 2
 	watchMaxAlarmLines = 3
 	watchPreviewBytes  = 256 // of a payload, for its row
+	watchMaxErrorLines = 3
 )
 
 // watchStyles are the console's styles, from a renderer that knows the
@@ -250,6 +251,18 @@ func (m *watchModel) messageLines(now time.Time, h int) []string {
 			nOverdue++
 		}
 	}
+	if st := m.data.status; st != nil {
+		// The daemon's count covers messages past the ones listed.
+		for _, mb := range st.Mailboxes {
+			if mb.Name == m.mailbox {
+				n := 0
+				for _, c := range mb.Overdue {
+					n += c
+				}
+				nOverdue = max(nOverdue, n)
+			}
+		}
+	}
 	unread := len(m.data.unread)
 	head := fmt.Sprintf("UNREAD %d", unread)
 	if m.data.more {
@@ -452,7 +465,20 @@ func (m *watchModel) footer(keys string) []string {
 	case m.fetched:
 		status = "ok " + m.data.at.UTC().Format("15:04:05Z")
 	}
-	return []string{m.fit(st, status), m.fit(m.st.dim, keys)}
+	// An error may take up to watchMaxErrorLines lines, wrapped.
+	lines := []string{status}
+	if m.noteErr && m.width > 0 {
+		lines = strings.Split(ansi.Wrap(status, m.width, ""), "\n")
+		if len(lines) > watchMaxErrorLines {
+			lines = lines[:watchMaxErrorLines]
+			lines[len(lines)-1] += "…"
+		}
+	}
+	out := make([]string, 0, len(lines)+1)
+	for _, l := range lines {
+		out = append(out, m.fit(st, l))
+	}
+	return append(out, m.fit(m.st.dim, keys))
 }
 
 // addr is "SITE" or "SITE/MAILBOX" (the default mailbox left out).
