@@ -124,6 +124,11 @@ func TestMailboxWatchConsole(t *testing.T) {
 		return strings.Contains(s, "late ") && !strings.Contains(s, "late 0s") && !strings.Contains(s, "late 1s")
 	})
 	t.Logf("console:\n%s", screen)
+	// NO_COLOR: no cell of the pane has a colour or an attribute
+	// (capture-pane -e would show them as escapes).
+	if attrs := pane.run("capture-pane", "-p", "-e", "-t", "watch"); strings.Contains(attrs, "\x1b[") {
+		t.Errorf("with NO_COLOR the pane has attributes:\n%q", attrs)
+	}
 	for i, l := range strings.Split(strings.TrimRight(screen, "\n"), "\n") {
 		if n := len([]rune(l)); n > 80 {
 			t.Errorf("line %d is %d wide: %q", i, n, l)
