@@ -15,12 +15,13 @@ import (
 	"github.com/hotline-link/hotline/daemon/clustertest"
 )
 
-// tmuxPane is one 80x24 tmux pane on a tmux server of its own (-L), so
-// the test neither sees nor touches the user's sessions. The server is
-// killed when the test ends.
+// tmuxPane is one 80x24 tmux pane on a tmux server of its own (its
+// socket in the test's temporary directory), so the test neither sees
+// nor touches the user's sessions. The server is killed when the test
+// ends.
 type tmuxPane struct {
 	t      *testing.T
-	server string
+	socket string
 }
 
 func startTmux(t *testing.T, command string, env ...string) *tmuxPane {
@@ -28,7 +29,7 @@ func startTmux(t *testing.T, command string, env ...string) *tmuxPane {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed: the watch console's terminal test needs it")
 	}
-	p := &tmuxPane{t: t, server: fmt.Sprintf("hotline-watch-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	p := &tmuxPane{t: t, socket: filepath.Join(t.TempDir(), "tmux.sock")}
 	args := []string{"new-session", "-d", "-x", "80", "-y", "24", "-s", "watch"}
 	for _, e := range env {
 		args = append(args, "-e", e)
@@ -36,13 +37,13 @@ func startTmux(t *testing.T, command string, env ...string) *tmuxPane {
 	// The shell keeps the pane open after hotlinectl exits, with its
 	// exit status on screen.
 	p.run(append(args, command+`; echo "hotlinectl exited: $?"; sleep 600`)...)
-	t.Cleanup(func() { exec.Command("tmux", "-L", p.server, "kill-server").Run() })
+	t.Cleanup(func() { exec.Command("tmux", "-S", p.socket, "kill-server").Run() })
 	return p
 }
 
 func (p *tmuxPane) run(args ...string) string {
 	p.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", p.server, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	out, err := exec.Command("tmux", append([]string{"-S", p.socket, "-f", "/dev/null"}, args...)...).CombinedOutput()
 	if err != nil {
 		p.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
