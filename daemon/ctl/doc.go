@@ -19,8 +19,9 @@
 //     engine is package github.com/hotline-link/hotline/daemon/bench),
 //     paths (paths, path), leader, drill (its engine is package
 //     github.com/hotline-link/hotline/daemon/drill), lab (lab init: an
-//     N-site process lab's configs), version, completion, man (hidden:
-//     the man pages).
+//     N-site process lab's configs), watch (a live console, built on
+//     bubbletea: watch.go, its data watch_data.go, its screen
+//     watch_view.go), version, completion, man (hidden: the man pages).
 //   - Flags name their values with one set of placeholders (FILE, DIR,
 //     NODE, SITE, DUR, N, BYTES, and LEVEL, STATE, MODE, SCENARIO for
 //     fixed choices), backquoted in the usage; completion derives flag

@@ -150,6 +150,7 @@ else ` + DefaultSocket + `).`,
 		newLabCmd(e),
 		newBackupCmd(e),
 		newAuditCmd(e),
+		newWatchCmd(e),
 	)
 	return root
 }
