@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/internal/stix"
@@ -34,7 +32,8 @@ type apiServer struct {
 	ops        *admin // admin operations
 	audit      *auditor
 	metrics    *metrics
-	seal       *sealer               // seals submits, opens inbox reads
+	seal       *sealer               // opens inbox reads
+	send       *sender               // seals and commits submits (sender.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -59,7 +58,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	lim := apiLimits
 	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
-		metrics: n.metrics, seal: n.sealer, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+		metrics: n.metrics, seal: n.sealer, send: n.sender, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -232,6 +231,26 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 	}
 }
 
+// writeSendError maps a failed sender.send to a reply.
+func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error) {
+	var ce *commitError
+	switch {
+	case errors.As(err, &ce):
+		// It may have committed after all: name the id it would have.
+		w.Header().Set(client.HeaderMessageID, ce.ID)
+		a.writeProposeError(w, ce.err)
+	case errors.Is(err, queue.ErrKeyConflict):
+		writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
+	case errors.Is(err, queue.ErrResyncing): // backup.go
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+	case errors.Is(err, errRefused):
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+	}
+}
+
 const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
@@ -344,54 +363,16 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		defer a.unpark()
 	}
 
-	// A known key with the same content is answered without a commit, so a
-	// retry succeeds even while the site has no quorum.
-	var res queue.SubmitResult
-	submitted := time.Now()
-	if key != "" {
-		if st, err := a.store.LookupKey(key); err == nil &&
-			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload, Mailbox: toBox, From: fromBox, Type: mtype}) {
-			res = queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}
-		}
+	item := queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags,
+		Mailbox: toBox, From: fromBox, Type: mtype}
+	if ttl > 0 {
+		item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 	}
-	if res.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-			return
-		}
-		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags,
-			Mailbox: toBox, From: fromBox, Type: mtype}
-		if ttl > 0 {
-			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
-		}
-		if err := a.seal.seal(&item); err != nil {
-			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
-		res, err = a.commit.submit(ctx, item)
-		cancel()
-		if err != nil {
-			// It may have committed after all: name the id it would have.
-			w.Header().Set(client.HeaderMessageID, item.ID)
-			a.writeProposeError(w, err)
-			return
-		}
-		if res.Err != "" {
-			if res.Err == queue.ErrKeyConflict.Error() {
-				writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
-				return
-			}
-			if strings.HasPrefix(res.Err, queue.ErrResyncing.Error()) { // backup.go
-				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, res.Err)
-				return
-			}
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, res.Err)
-			return
-		}
-		a.metrics.submitLatency.WithLabelValues(to).Observe(time.Since(submitted).Seconds())
+	submitted := time.Now()
+	res, err := a.send.send(r.Context(), item) // sender.go, shared with the spool directories
+	if err != nil {
+		a.writeSendError(w, key, err)
+		return
 	}
 	// The message is committed: from here on the reply is never an
 	// error. If the wanted state was not reached it is 202 with the state

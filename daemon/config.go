@@ -248,6 +248,10 @@ func (c *Config) resolve(dir string) {
 	}
 	abs(&c.DataDir)
 	abs(&c.Socket)
+	for i := range c.Mailboxes {
+		abs(&c.Mailboxes[i].SpoolOut)
+		abs(&c.Mailboxes[i].SpoolIn)
+	}
 	abs(&c.TLS.CA)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)

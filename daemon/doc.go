@@ -31,8 +31,12 @@
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
-//  4. the socket API (api.go, socket.go, status.go, backup.go) and the
-//     metrics listener (metricsserver.go), then the leadership loop.
+//  4. the sender (sender.go: a submission's key check, seal and commit,
+//     shared by the API's submit and the spool directories), the socket
+//     API (api.go, socket.go, status.go, backup.go) and the metrics
+//     listener (metricsserver.go), then the leadership loop and the
+//     mailboxes' spool directories (spool.go, spool_out.go, spool_in.go;
+//     on n.wg, until the node's context ends).
 //
 // The wiring between parts is by value, not through the Node: linkHealth
 // proposes its barriers through the committer and hands the leadership
@@ -64,7 +68,8 @@
 // linkTests.mu (the last link test per site and path), coalescer.mu
 // (the read-index round in flight), budget.mu (inbox reply bytes),
 // sealer.mu (inbox payloads that do not open), trustRefusals.mu (the
-// latest refusal per site). The keyring
+// latest refusal per site), spoolOut.mu (the files being submitted and
+// the pause after a failure). The keyring
 // (pki.Keyring) guards itself; reload replaces its contents, never the
 // pointer. The config is read-only once Open has it.
 //

@@ -52,6 +52,7 @@ type Node struct {
 	keys       *pki.Keyring   // replaced by reload
 	site       *siteKeys      // signing, decryption and pinned keys (sitekeys.go)
 	sealer     *sealer        // payload envelopes (seal.go)
+	sender     *sender        // the core of a submission (sender.go)
 	start      time.Time
 
 	life   lifecycle
@@ -150,6 +151,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
 		refusals: n.metrics.refusals}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
+	n.sender = &sender{timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer, commit: n.commit, latency: n.metrics.submitLatency}
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err
@@ -162,6 +164,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}
+	n.startSpools() // spool.go
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
 	return n, nil

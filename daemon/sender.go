@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hotline-link/hotline/queue"
+)
+
+// sender is the core of a submission, shared by the socket API's submit
+// and the spool directories (spool_out.go): it answers a known
+// idempotency key without a commit, else gives the item an id, seals its
+// payload to the destination and commits it through the site's group
+// commit. Checks that every submission must pass, whoever makes it, belong
+// in send. Safe for concurrent use.
+type sender struct {
+	timeout time.Duration // submit_timeout: a commit's bound
+	store   *queue.Store
+	seal    *sealer
+	commit  *committer
+	latency *prometheus.HistogramVec // hotline_submit_duration_seconds by destination
+}
+
+// errRefused is the kind of a submission the site's state machine refused
+// (a *refusal; errors.Is also matches queue.ErrKeyConflict and
+// queue.ErrResyncing when it is one of those).
+var errRefused = errors.New("submission refused")
+
+// refusal is the state machine's reason for refusing a submission
+// (queue.SubmitResult.Err). Nothing was stored.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return r.reason }
+
+func (r *refusal) Is(target error) bool {
+	switch target {
+	case errRefused:
+		return true
+	case queue.ErrKeyConflict:
+		return r.reason == queue.ErrKeyConflict.Error()
+	case queue.ErrResyncing:
+		return strings.HasPrefix(r.reason, queue.ErrResyncing.Error())
+	}
+	return false
+}
+
+// commitError is a commit that failed or whose outcome is unknown (no
+// quorum, deadline, shutting down): the message may have been stored
+// under ID after all; a retry with the same key is safe. Unwrap gives the
+// commit path's error.
+type commitError struct {
+	ID  string
+	err error
+}
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// send commits item (its ID is set here; Payload is the plaintext, which
+// send replaces with its envelope) and returns the result: Existing when
+// item.Key names the same submission already. ctx bounds the wait
+// together with submit_timeout. Errors: a *refusal (errRefused), a
+// *commitError, or the sealer's error.
+func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitResult, error) {
+	// A known key with the same content is answered without a commit, so a
+	// retry succeeds even while the site has no quorum.
+	if item.Key != "" {
+		if st, err := s.store.LookupKey(item.Key); err == nil && queue.SameSubmission(st, &item) {
+			return queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}, nil
+		}
+	}
+	start := time.Now()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return queue.SubmitResult{}, err
+	}
+	item.ID = id.String()
+	if err := s.seal.seal(&item); err != nil {
+		return queue.SubmitResult{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	res, err := s.commit.submit(cctx, item)
+	cancel()
+	if err != nil {
+		return res, &commitError{ID: item.ID, err: err}
+	}
+	if res.Err != "" {
+		return res, &refusal{reason: res.Err}
+	}
+	s.latency.WithLabelValues(item.Dest).Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// sendErrorText names a failed send for a person (a spool's .error file,
+// a log line).
+func sendErrorText(err error) string {
+	var ce *commitError
+	switch {
+	case errors.Is(err, queue.ErrKeyConflict):
+		return "the idempotency key was already used for a different message (destination, precedence, type or content differ)"
+	case errors.As(err, &ce):
+		return fmt.Sprintf("not committed (may be stored as %s): %v", ce.ID, ce.err)
+	}
+	return err.Error()
+}
