@@ -444,6 +444,9 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("mailboxes[%d].spool_to", i), "%q is not another configured site (%s)", site, strings.Join(c.remoteSites(), ", "))
 		}
 	}
+	if key, msg := spoolDirConflict(c.Mailboxes); key != "" { // spool.go
+		return bad(key, "%s", msg)
+	}
 	c.mbox = mbox
 	return nil
 }

@@ -1,5 +1,10 @@
 package daemon
 
+import (
+	"fmt"
+	"path/filepath"
+)
+
 // Spool directories (config [[mailboxes]] spool_out, spool_in): a program
 // that cannot speak HTTP over the socket hands files to a mailbox and
 // takes its messages as files. spool_out.go submits an outgoing
@@ -28,4 +33,25 @@ func (n *Node) startSpools() {
 			n.wg.Go(func() { s.run(n.ctx) })
 		}
 	}
+}
+
+// spoolDirConflict finds a spool directory configured twice (two
+// mailboxes', or one mailbox's spool_out and spool_in): it returns the
+// key of the second use and why, or "".
+func spoolDirConflict(cfgs []MailboxConfig) (key, msg string) {
+	used := map[string]string{} // clean path -> the key that named it first
+	for i, c := range cfgs {
+		for _, d := range []struct{ key, dir string }{{"spool_out", c.SpoolOut}, {"spool_in", c.SpoolIn}} {
+			if d.dir == "" {
+				continue
+			}
+			k := fmt.Sprintf("mailboxes[%d].%s", i, d.key)
+			p := filepath.Clean(d.dir)
+			if first, ok := used[p]; ok {
+				return k, fmt.Sprintf("%q is already %s; each spool directory serves one mailbox and one direction", d.dir, first)
+			}
+			used[p] = k
+		}
+	}
+	return "", ""
 }

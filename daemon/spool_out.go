@@ -71,6 +71,7 @@ type observation struct {
 
 const (
 	spoolWorkers     = 4
+	spoolQueued      = 64    // settled names waiting for a worker
 	spoolMaxTracked  = 10000 // files watched for settling at once; more wait for a later scan
 	spoolMaxBackoff  = 30 * time.Second
 	spoolErrorSuffix = ".error"
@@ -119,7 +120,7 @@ func (s *spoolOut) run(ctx context.Context) {
 		}
 		events, errs = w.Events, w.Errors
 	}
-	jobs := make(chan string)
+	jobs := make(chan string, spoolQueued)
 	var wg sync.WaitGroup
 	for range spoolWorkers {
 		wg.Go(func() {
@@ -182,9 +183,9 @@ func (s *spoolOut) run(ctx context.Context) {
 	}
 }
 
-// scan lists the directory once: it records what it sees in seen, hands
-// settled files to the workers (as many as are free) and reports whether
-// files are waiting to settle or for a worker.
+// scan lists the directory once: it records what it sees in seen, queues
+// settled files for the workers (up to spoolQueued waiting) and reports
+// whether files are waiting to settle or for a place in the queue.
 func (s *spoolOut) scan(ctx context.Context, seen map[string]observation, jobs chan<- string) (waiting bool) {
 	d, err := os.Open(s.dir)
 	if err != nil {
@@ -248,7 +249,7 @@ func (s *spoolOut) scan(ctx context.Context, seen map[string]observation, jobs c
 			delete(seen, n)
 		case <-ctx.Done():
 			return false
-		default: // every worker is busy: the next scan offers it again
+		default: // the queue is full: the next scan offers it again
 			s.mu.Lock()
 			delete(s.busy, n)
 			s.mu.Unlock()
@@ -302,7 +303,9 @@ func (s *spoolOut) take(ctx context.Context, name string) {
 	res, err := s.send(ctx, item)
 	switch {
 	case err == nil:
-	case errors.Is(err, queue.ErrResyncing), errors.As(err, new(*commitError)), ctx.Err() != nil:
+	case ctx.Err() != nil:
+		return // stopping: the next start takes it
+	case errors.Is(err, queue.ErrResyncing), errors.As(err, new(*commitError)):
 		s.pause(name, err)
 		return
 	default:

@@ -16,9 +16,15 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hotline-link/hotline/daemon"
+	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/queue"
 )
+
+// spoolWait bounds each wait of the spool tests: generous, because a
+// loaded machine slows elections and commits (a wait ends as soon as its
+// condition holds).
+const spoolWait = 3 * time.Minute
 
 // spoolDirs are a test's spool directories: alpha-1's outgoing one and
 // bravo-2's incoming Maildir.
@@ -113,7 +119,7 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	write("report-1.txt", []byte("indicators of the day\n"))
 
 	lab := clustertest.Start(t, spoolConfig(dirs, maxSize))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*spoolWait)
 	defer cancel()
 
 	wantErr := map[string]string{
@@ -124,7 +130,7 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		"bad\x01name": "control character",
 	}
 	for name, want := range wantErr {
-		clustertest.Eventually(t, 30*time.Second, name+".error", func() bool {
+		clustertest.Eventually(t, spoolWait, name+".error", func() bool {
 			_, err := os.Stat(filepath.Join(dirs.out, name+".error"))
 			return err == nil
 		})
@@ -141,7 +147,7 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	}
 
 	var id string
-	clustertest.Eventually(t, 30*time.Second, "report-1.txt in bravo's new/", func() bool {
+	clustertest.Eventually(t, spoolWait, "report-1.txt in bravo's new/", func() bool {
 		for i, b := range maildir(t, dirs.in) {
 			if string(b) == "indicators of the day\n" {
 				id = i
@@ -150,11 +156,11 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		}
 		return false
 	})
-	clustertest.Eventually(t, 30*time.Second, "report-1.txt removed from spool_out", func() bool {
+	clustertest.Eventually(t, spoolWait, "report-1.txt removed from spool_out", func() bool {
 		_, err := os.Stat(filepath.Join(dirs.out, "report-1.txt"))
 		return os.IsNotExist(err)
 	})
-	clustertest.Eventually(t, 30*time.Second, "the message read at alpha", func() bool {
+	clustertest.Eventually(t, spoolWait, "the message read at alpha", func() bool {
 		m, err := lab.Client("alpha-2").Get(ctx, id)
 		return err == nil && m.State == "read"
 	})
@@ -166,23 +172,29 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		t.Errorf("spooled message: key %q, mailbox %q, from %q, type %q, precedence %q; want spool:cert/report-1.txt, cert, cert, text/plain, priority",
 			m.Key, m.Mailbox, m.FromMailbox, m.Type, m.Precedence)
 	}
-	audit, err := lab.Client("bravo-1").AuditEntriesOf(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var by []string // the API shows the actor of operator records only: decode the record
-	for _, e := range audit.Entries {
-		if rec, err := queue.DecodeAuditRecord(e.Record); err == nil && rec.Kind == queue.AuditRead {
-			by = append(by, fmt.Sprintf("%s on %s", rec.Actor.User, rec.Node))
+	// bravo's audit log names the spool as who acknowledged (asked until
+	// the node asked has applied the ack).
+	var by []string
+	clustertest.Eventually(t, spoolWait, "bravo's audit read record of "+id, func() bool {
+		audit, err := lab.Client("bravo-1").AuditEntriesOf(ctx, id)
+		if err != nil {
+			return false
 		}
-	}
+		by = by[:0] // the API shows the actor of operator records only: decode the record
+		for _, e := range audit.Entries {
+			if rec, err := queue.DecodeAuditRecord(e.Record); err == nil && rec.Kind == queue.AuditRead {
+				by = append(by, fmt.Sprintf("%s on %s", rec.Actor.User, rec.Node))
+			}
+		}
+		return len(by) > 0
+	})
 	if len(by) != 1 || by[0] != "spool:cert on bravo-2" {
 		t.Errorf("bravo's audit read records of %s name %q; want one, by spool:cert on bravo-2", id, by)
 	}
 
 	// The same name again with other content: a key conflict.
 	write("report-1.txt", []byte("other indicators\n"))
-	clustertest.Eventually(t, 30*time.Second, "report-1.txt.error", func() bool {
+	clustertest.Eventually(t, spoolWait, "report-1.txt.error", func() bool {
 		b, err := os.ReadFile(filepath.Join(dirs.out, "report-1.txt.error"))
 		return err == nil && strings.Contains(string(b), "already used for a different message")
 	})
@@ -191,11 +203,11 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	if err := os.Remove(filepath.Join(dirs.out, "empty.error")); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.Eventually(t, 30*time.Second, "empty sent once its .error was removed", func() bool {
+	clustertest.Eventually(t, spoolWait, "empty sent once its .error was removed", func() bool {
 		_, err := os.Stat(filepath.Join(dirs.out, "empty"))
 		return os.IsNotExist(err)
 	})
-	clustertest.Eventually(t, 30*time.Second, "late content in bravo's new/", func() bool {
+	clustertest.Eventually(t, spoolWait, "late content in bravo's new/", func() bool {
 		for _, b := range maildir(t, dirs.in) {
 			if string(b) == "late content\n" {
 				return true
@@ -203,6 +215,45 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		}
 		return false
 	})
+	// The crash between the commit and the removal: the file's message is
+	// stored already (here by the API, with the spool's key and
+	// attributes); the file is removed and not sent again.
+	before := len(maildir(t, dirs.in))
+	m, err = lab.Client("alpha-2").Submit(ctx, client.SubmitRequest{To: "bravo/cert", From: "cert", Type: "text/plain", Precedence: "priority",
+		Key: "spool:cert/committed.txt", Payload: []byte("committed before the crash\n"), Wait: "read", Timeout: spoolWait})
+	if err != nil || m.State != "read" {
+		t.Fatalf("submit as the spool would: %+v, %v", m, err)
+	}
+	write("committed.txt", []byte("committed before the crash\n"))
+	clustertest.Eventually(t, spoolWait, "committed.txt removed", func() bool {
+		_, err := os.Stat(filepath.Join(dirs.out, "committed.txt"))
+		return os.IsNotExist(err)
+	})
+	if got := len(maildir(t, dirs.in)); got != before+1 {
+		t.Errorf("bravo's Maildir holds %d messages after a resubmitted file; want %d", got, before+1)
+	}
+
+	// The crash between the rename and the ack: a message whose file a
+	// reader moved to cur/ already is acknowledged, not written again.
+	if err := lab.StopNode("bravo-2"); err != nil {
+		t.Fatal(err)
+	}
+	m, err = lab.Client("alpha-2").Submit(ctx, client.SubmitRequest{To: "bravo/cert", From: "cert", Payload: []byte("written before the crash\n"), Wait: "delivered", Timeout: spoolWait})
+	if err != nil || m.State != "delivered" {
+		t.Fatalf("submit while bravo-2 is down: %+v, %v", m, err)
+	}
+	if err := os.WriteFile(filepath.Join(dirs.in, "cur", m.ID+":2,S"), []byte("written before the crash\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	lab.StartNode("bravo-2")
+	clustertest.Eventually(t, spoolWait, "the message in cur/ acknowledged", func() bool {
+		got, err := lab.Client("alpha-2").Get(ctx, m.ID)
+		return err == nil && got.State == "read"
+	})
+	if _, err := os.Stat(filepath.Join(dirs.in, "new", m.ID)); err == nil {
+		t.Errorf("%s was written again to new/ although cur/ holds it", m.ID)
+	}
+
 	for _, name := range []string{".partial", "sub/inner", "old.error"} {
 		if _, err := os.Stat(filepath.Join(dirs.out, name)); err != nil {
 			t.Errorf("%s should be left alone: %v", name, err)
@@ -211,8 +262,8 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dirs.out, ".partial.error")); err == nil {
 		t.Error("a dot-file got a .error file")
 	}
-	if got := len(maildir(t, dirs.in)); got != 2 {
-		t.Errorf("bravo's Maildir holds %d messages; want 2", got)
+	if got := len(maildir(t, dirs.in)); got != 4 {
+		t.Errorf("bravo's Maildir holds %d messages; want 4", got)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dirs.in, "tmp")); len(ents) != 0 {
 		t.Errorf("bravo's tmp/ holds %d files after the writes", len(ents))
@@ -340,6 +391,7 @@ func TestMailboxSpoolKill9(t *testing.T) {
 		c.LogLevel = "warn"
 		lab.Add(c, spoolConfig(dirs, maxSize))
 		if procNodes[c.Node] {
+			c.LogLevel = "info" // the spools' lines, for the summary below
 			procs.writeConfig(c)
 			procs.start(c.Node)
 		} else {
@@ -347,7 +399,24 @@ func TestMailboxSpoolKill9(t *testing.T) {
 		}
 	}
 	for _, s := range daemon.LabSites {
-		lab.Settled(s)
+		// Lab.Settled knows only the nodes in this process: ask every
+		// node's socket until all name the same leader, which leads.
+		clustertest.Eventually(t, spoolWait, "site "+s+" settled", func() bool {
+			leaders, leading := map[string]bool{}, ""
+			for _, n := range daemon.LabNodes(s) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				st, err := lab.Client(n).Status(ctx)
+				cancel()
+				if err != nil || st.Leader == "" {
+					return false
+				}
+				leaders[st.Leader] = true
+				if st.Role == "leader" {
+					leading = n
+				}
+			}
+			return len(leaders) == 1 && leaders[leading]
+		})
 	}
 
 	want := map[string][]byte{} // first line -> content
@@ -379,7 +448,7 @@ func TestMailboxSpoolKill9(t *testing.T) {
 					return
 				}
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 
@@ -416,12 +485,12 @@ func TestMailboxSpoolKill9(t *testing.T) {
 		return len(ents)
 	}
 	arrived := func() int { return len(maildir(t, dirs.in)) }
-	clustertest.Eventually(t, time.Minute, "80 files arrived", func() bool { return arrived() >= 80 })
+	clustertest.Eventually(t, spoolWait, "80 files arrived", func() bool { return arrived() >= 80 })
 	t.Logf("kill -9 alpha-1 with %d files in spool_out, %d arrived", count(dirs.out), arrived())
 	procs.kill9("alpha-1")
 	time.Sleep(time.Second)
 	procs.start("alpha-1")
-	clustertest.Eventually(t, time.Minute, "160 files arrived", func() bool { return arrived() >= 160 })
+	clustertest.Eventually(t, spoolWait, "160 files arrived", func() bool { return arrived() >= 160 })
 	t.Logf("kill -9 bravo-2 with %d files in spool_out, %d arrived", count(dirs.out), arrived())
 	procs.kill9("bravo-2")
 	time.Sleep(time.Second)
@@ -429,8 +498,8 @@ func TestMailboxSpoolKill9(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	clustertest.Eventually(t, 2*time.Minute, "every file arrived", func() bool { return arrived() >= files })
-	clustertest.Eventually(t, time.Minute, "spool_out emptied but for the refused files", func() bool {
+	clustertest.Eventually(t, spoolWait, "every file arrived", func() bool { return arrived() >= files })
+	clustertest.Eventually(t, spoolWait, "spool_out emptied but for the refused files", func() bool {
 		ents, _ := os.ReadDir(dirs.out)
 		var names []string
 		for _, e := range ents {
@@ -438,9 +507,9 @@ func TestMailboxSpoolKill9(t *testing.T) {
 		}
 		return strings.Join(names, " ") == "fifo fifo.error huge huge.error"
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), spoolWait)
 	defer cancel()
-	clustertest.Eventually(t, time.Minute, "bravo's cert mailbox read", func() bool {
+	clustertest.Eventually(t, spoolWait, "bravo's cert mailbox read", func() bool {
 		st, err := lab.Client("bravo-1").Status(ctx)
 		if err != nil {
 			return false
@@ -473,5 +542,54 @@ func TestMailboxSpoolKill9(t *testing.T) {
 	for _, f := range []string{"fifo.error", "huge.error"} {
 		b, _ := os.ReadFile(filepath.Join(dirs.out, f))
 		t.Logf("%s: %s", f, strings.TrimSpace(string(b)))
+	}
+	alog, _ := os.ReadFile(filepath.Join(dir, "alpha-1.log"))
+	t.Logf("alpha-1 logged %d files submitted, %d of them found committed already (resubmitted after the kill)",
+		bytes.Count(alog, []byte("spool_out: submitted")), bytes.Count(alog, []byte("existing=true")))
+}
+
+// TestMailboxSpoolConfig: each bad spool key is refused naming the key.
+func TestMailboxSpoolConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := daemon.EnsureLabPKIFor(dir, daemon.LabSites); err != nil {
+		t.Fatal(err)
+	}
+	out, in := filepath.Join(dir, "out"), filepath.Join(dir, "in")
+	cert := func(f func(*daemon.MailboxConfig)) daemon.MailboxConfig {
+		mb := daemon.MailboxConfig{Name: "cert", SpoolOut: out, SpoolTo: "bravo/cert"}
+		f(&mb)
+		return mb
+	}
+	for _, tc := range []struct {
+		name  string
+		boxes []daemon.MailboxConfig
+		want  string // "" valid
+	}{
+		{"valid", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolIn = in })}, ""},
+		{"no destination", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolTo = "" })}, "mailboxes[0].spool_to"},
+		{"own site", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolTo = "alpha/cert" })}, "mailboxes[0].spool_to"},
+		{"empty mailbox", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolTo = "bravo/" })}, "mailboxes[0].spool_to"},
+		{"bad type", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolType = "not a type" })}, "mailboxes[0].spool_type"},
+		{"bad precedence", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolPrecedence = "urgent" })}, "mailboxes[0].spool_precedence"},
+		{"in is out", []daemon.MailboxConfig{cert(func(m *daemon.MailboxConfig) { m.SpoolIn = out + "/" })}, "mailboxes[0].spool_in"},
+		{"shared", []daemon.MailboxConfig{cert(func(*daemon.MailboxConfig) {}),
+			{Name: "watch", SpoolOut: out, SpoolTo: "bravo/watch"}}, "mailboxes[1].spool_out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := daemon.LabConfigsFor(dir, daemon.LabSites, []string{"fiber"}, func(s, i int) (string, map[string]string) {
+				return clustertest.FreeAddr(t, "127.0.0.1"), map[string]string{"fiber": clustertest.FreeAddr(t, "127.0.0.1")}
+			})[0] // validated only, never started
+			c.Mailboxes = tc.boxes
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v; want one naming %s", err, tc.want)
+			}
+			if err != nil {
+				t.Logf("%v", err)
+			}
+		})
 	}
 }
