@@ -18,7 +18,6 @@ import (
 
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
-	"github.com/hotline-link/hotline/internal/stix"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -239,6 +238,8 @@ func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error)
 		// It may have committed after all: name the id it would have.
 		w.Header().Set(client.HeaderMessageID, ce.ID)
 		a.writeProposeError(w, ce.err)
+	case errors.Is(err, errInvalidPayload): // sender.go: the STIX check
+		writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, err.Error())
 	case errors.Is(err, queue.ErrKeyConflict):
 		writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
 	case errors.Is(err, queue.ErrResyncing): // backup.go
@@ -348,12 +349,6 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	if len(payload) == 0 {
 		writeError(w, http.StatusBadRequest, client.CodeEmpty, "message is empty")
 		return
-	}
-	if stix.IsMediaType(mtype) {
-		if err := stix.Validate(payload); err != nil {
-			writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err))
-			return
-		}
 	}
 	if wait > queue.Queued {
 		if !a.park() {

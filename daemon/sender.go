@@ -10,14 +10,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hotline-link/hotline/internal/stix"
 	"github.com/hotline-link/hotline/queue"
 )
 
 // sender is the core of a submission, shared by the socket API's submit
-// and the spool directories (spool_out.go): it answers a known
-// idempotency key without a commit, else gives the item an id, seals its
-// payload to the destination and commits it through the site's group
-// commit. Checks that every submission must pass, whoever makes it, belong
+// and the spool directories (spool_out.go): it checks the payload against
+// its type (checkPayload), answers a known idempotency key without a
+// commit, else gives the item an id, seals its payload to the destination
+// and commits it through the site's group commit. Checks that every submission must pass, whoever makes it, belong
 // in send. Safe for concurrent use.
 type sender struct {
 	timeout time.Duration // submit_timeout: a commit's bound
@@ -50,6 +51,28 @@ func (r *refusal) Is(target error) bool {
 	return false
 }
 
+// errInvalidPayload is the kind of a payload that is not what its type
+// says (a *payloadError, checkPayload). Nothing was stored.
+var errInvalidPayload = errors.New("invalid payload")
+
+// payloadError is why a payload is not what its type says.
+type payloadError struct{ msg string }
+
+func (e *payloadError) Error() string        { return e.msg }
+func (e *payloadError) Is(target error) bool { return target == errInvalidPayload }
+
+// checkPayload refuses a payload its media type's validator refuses (a
+// STIX 2.1 bundle, internal/stix) with a *payloadError naming the object
+// and property.
+func checkPayload(mtype string, payload []byte) error {
+	if stix.IsMediaType(mtype) {
+		if err := stix.Validate(payload); err != nil {
+			return &payloadError{fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err)}
+		}
+	}
+	return nil
+}
+
 // commitError is a commit that failed or whose outcome is unknown (no
 // quorum, deadline, shutting down): the message may have been stored
 // under ID after all; a retry with the same key is safe. Unwrap gives the
@@ -65,9 +88,12 @@ func (e *commitError) Unwrap() error { return e.err }
 // send commits item (its ID is set here; Payload is the plaintext, which
 // send replaces with its envelope) and returns the result: Existing when
 // item.Key names the same submission already. ctx bounds the wait
-// together with submit_timeout. Errors: a *refusal (errRefused), a
-// *commitError, or the sealer's error.
+// together with submit_timeout. Errors: errInvalidPayload (wrapped), a
+// *refusal (errRefused), a *commitError, or the sealer's error.
 func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitResult, error) {
+	if err := checkPayload(item.Type, item.Payload); err != nil {
+		return queue.SubmitResult{}, err
+	}
 	// A known key with the same content is answered without a commit, so a
 	// retry succeeds even while the site has no quorum.
 	if item.Key != "" {

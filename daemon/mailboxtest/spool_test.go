@@ -26,13 +26,14 @@ import (
 // condition holds).
 const spoolWait = 3 * time.Minute
 
-// spoolDirs are a test's spool directories: alpha-1's outgoing one and
-// bravo-2's incoming Maildir.
-type spoolDirs struct{ out, in string }
+// spoolDirs are a test's spool directories: alpha-1's outgoing ones
+// (out: text/plain, stix: STIX bundles, "" none) and bravo-2's incoming
+// Maildir.
+type spoolDirs struct{ out, stix, in string }
 
 func newSpoolDirs(t *testing.T) spoolDirs {
 	d := t.TempDir()
-	return spoolDirs{out: filepath.Join(d, "alpha-out"), in: filepath.Join(d, "bravo-in")}
+	return spoolDirs{out: filepath.Join(d, "alpha-out"), stix: filepath.Join(d, "alpha-stix"), in: filepath.Join(d, "bravo-in")}
 }
 
 // spoolConfig gives every node a mailbox "cert"; alpha-1 spools dirs.out
@@ -47,6 +48,9 @@ func spoolConfig(dirs spoolDirs, maxSize int64) clustertest.Option {
 			mb.SpoolIn = dirs.in
 		}
 		c.Mailboxes = []daemon.MailboxConfig{mb}
+		if c.Node == "alpha-1" && dirs.stix != "" {
+			c.Mailboxes = append(c.Mailboxes, daemon.MailboxConfig{Name: "intel", SpoolOut: dirs.stix, SpoolTo: "bravo/cert", SpoolType: stixType})
+		}
 		if maxSize > 0 {
 			c.MaxMessageSize = maxSize
 		}
@@ -117,6 +121,17 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	}
 	write("bad\x01name", []byte("a control character in the name"))
 	write("report-1.txt", []byte("indicators of the day\n"))
+	// A bundle whose object lacks spec_version: refused by the submit's
+	// STIX check, named in its .error file.
+	if err := os.MkdirAll(dirs.stix, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	badBundle := `{"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[{"type":"indicator",` +
+		`"id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2016-04-06T20:03:48.000Z","modified":"2016-04-06T20:03:48.000Z",` +
+		`"pattern":"[ file:name = 'x' ]","pattern_type":"stix","valid_from":"2016-01-01T00:00:00Z"}]}`
+	if err := os.WriteFile(filepath.Join(dirs.stix, "bundle.json"), []byte(badBundle), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	lab := clustertest.Start(t, spoolConfig(dirs, maxSize))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*spoolWait)
@@ -144,6 +159,14 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dirs.out, name)); err != nil {
 			t.Errorf("%s was not left in place: %v", name, err)
 		}
+	}
+
+	clustertest.Eventually(t, spoolWait, "bundle.json.error", func() bool {
+		_, err := os.Stat(filepath.Join(dirs.stix, "bundle.json.error"))
+		return err == nil
+	})
+	if b, _ := os.ReadFile(filepath.Join(dirs.stix, "bundle.json.error")); !strings.Contains(string(b), `not a valid STIX 2.1 bundle: objects[0] (indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f): "spec_version"`) {
+		t.Errorf("bundle.json.error says %q; want it to name the object and spec_version", b)
 	}
 
 	var id string
