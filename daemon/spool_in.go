@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -54,8 +55,8 @@ func (s *spoolIn) actor() *queue.Actor {
 
 // run writes the mailbox's messages until ctx ends.
 func (s *spoolIn) run(ctx context.Context) {
-	for _, d := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o750); err != nil {
+	for _, d := range []string{"", "tmp", "new", "cur"} {
+		if err := makeSpoolDir(filepath.Join(s.dir, d)); err != nil {
 			s.log.Error("spool_in: cannot create the Maildir; not spooling", "err", err)
 			return
 		}
@@ -180,25 +181,37 @@ func (s *spoolIn) skip(id string) bool {
 // A file already at tmp/id (left by a crash) is replaced, never followed.
 func (s *spoolIn) write(id string, payload []byte) error {
 	tmp := filepath.Join(s.dir, "tmp", id)
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(payload)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := writeNewFile(tmp, payload, 0o640, true) // the directory's group reads it
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(s.dir, "new", id))
 	}
 	if err != nil {
 		os.Remove(tmp)
+	}
+	return err
+}
+
+// writeNewFile writes data to a new file at path, with mode whatever the
+// umask (the unit's is 0077), synced if sync. Whatever is at path is
+// removed first and never followed (O_EXCL): a symbolic link planted
+// there by a writer of the directory is replaced, not written through.
+func writeNewFile(path string, data []byte, mode os.FileMode, sync bool) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }
@@ -257,6 +270,37 @@ func safeName(id string) bool {
 		}
 	}
 	return true
+}
+
+// makeSpoolDir creates dir, mode 0750 whatever the umask, if it does not
+// exist; an existing directory keeps its owner and mode.
+func makeSpoolDir(dir string) error {
+	err := os.Mkdir(dir, 0o750)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", dir)
+		}
+		return nil
+	case errors.Is(err, fs.ErrNotExist): // its parent is missing
+		if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
+			return err
+		}
+		return makeSpoolDir(dir)
+	case err != nil:
+		return err
+	}
+	// Mode 0750 whatever the umask, keeping the set-group-ID bit a
+	// directory inherits from a set-group-ID parent (its files then take
+	// the parent's group).
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if want := fi.Mode()&os.ModeSetgid | 0o750; fi.Mode().Perm() != 0o750 {
+		return os.Chmod(dir, want)
+	}
+	return nil
 }
 
 // syncDir fsyncs a directory, making the renames into it durable.

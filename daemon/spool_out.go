@@ -105,7 +105,7 @@ func (s *spoolOut) key(name string) string { return "spool:" + s.mailbox + "/" +
 
 // run watches the directory until ctx ends, then waits for its workers.
 func (s *spoolOut) run(ctx context.Context) {
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+	if err := makeSpoolDir(s.dir); err != nil { // spool_in.go
 		s.log.Error("spool_out: cannot create the directory; not spooling", "err", err)
 		return
 	}
@@ -391,7 +391,7 @@ func (s *spoolOut) refuse(name, problem string) {
 	s.log.Warn("spool_out: file not submitted; see its .error file", "file", name, "problem", problem)
 	text := fmt.Sprintf("hotline spool_out: %q was not sent: %s.\nRemove this file to try again.\n", name, problem)
 	tmp := filepath.Join(s.dir, "."+name+spoolErrorSuffix+".tmp")
-	err := os.WriteFile(tmp, []byte(text), 0o640)
+	err := writeNewFile(tmp, []byte(text), 0o644, false) // spool_in.go; the file's writer reads it
 	if err == nil {
 		err = os.Rename(tmp, filepath.Join(s.dir, name+spoolErrorSuffix))
 	}

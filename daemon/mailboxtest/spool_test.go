@@ -96,6 +96,10 @@ func readMaildir(dir string) (map[string][]byte, error) {
 // left alone; removing a .error file retries its file; a name used again
 // with other content is a key conflict.
 func TestMailboxSpoolErrors(t *testing.T) {
+	// The appliance's unit runs with UMask=0077: the modes the spool
+	// promises must not depend on it.
+	umask := syscall.Umask(0o077)
+	t.Cleanup(func() { syscall.Umask(umask) })
 	dirs := newSpoolDirs(t)
 	const maxSize = 4096
 	if err := os.MkdirAll(filepath.Join(dirs.out, "sub"), 0o750); err != nil {
@@ -287,6 +291,22 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	}
 	if got := len(maildir(t, dirs.in)); got != 4 {
 		t.Errorf("bravo's Maildir holds %d messages; want 4", got)
+	}
+	modes := map[string]os.FileMode{dirs.in: 0o750 | os.ModeDir, filepath.Join(dirs.out, "big.error"): 0o644}
+	for _, d := range []string{"tmp", "new", "cur"} {
+		modes[filepath.Join(dirs.in, d)] = 0o750 | os.ModeDir
+	}
+	news, _ := os.ReadDir(filepath.Join(dirs.in, "new"))
+	for _, e := range news {
+		modes[filepath.Join(dirs.in, "new", e.Name())] = 0o640
+	}
+	for p, want := range modes {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Error(err)
+		} else if fi.Mode() != want {
+			t.Errorf("%s: mode %v; want %v", p, fi.Mode(), want)
+		}
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dirs.in, "tmp")); len(ents) != 0 {
 		t.Errorf("bravo's tmp/ holds %d files after the writes", len(ents))
