@@ -26,9 +26,9 @@ import (
 // and a message is acknowledged only when its file survives a crash. After
 // a crash between the rename and the ack the message is still unread: its
 // new/ID, or cur/ID or cur/ID:FLAGS (where a Maildir reader moves it), is
-// found and it is acknowledged without being written again. A message
-// whose payload does not open is not written (the sealer logs it and
-// raises its alarm) and stays unread.
+// found, new/ (and cur/) fsynced, and it is acknowledged without being
+// written again. A message whose payload does not open is not written
+// (the sealer logs it and raises its alarm) and stays unread.
 type spoolIn struct {
 	dir     string
 	mailbox string // stored name
@@ -108,7 +108,7 @@ func (s *spoolIn) page(ctx context.Context, after uint64) (uint64, int, error) {
 		return after, 0, err
 	}
 	var ack []string
-	wrote := false
+	cur := false // an ack of a message found in cur/
 	for _, it := range page.Items {
 		id := it.Message.ID
 		if !safeName(id) {
@@ -118,7 +118,7 @@ func (s *spoolIn) page(ctx context.Context, after uint64) (uint64, int, error) {
 			continue
 		}
 		if inCur[id] {
-			ack = append(ack, id)
+			ack, cur = append(ack, id), true
 			continue
 		}
 		switch _, err := os.Lstat(filepath.Join(s.dir, "new", id)); {
@@ -139,15 +139,20 @@ func (s *spoolIn) page(ctx context.Context, after uint64) (uint64, int, error) {
 		if err := s.write(id, payload); err != nil {
 			return after, 0, err
 		}
-		wrote = true
 		ack = append(ack, id)
 	}
-	if wrote {
+	if len(ack) > 0 {
+		// The renames must be durable before the acks: also those found
+		// in new/ or cur/ (a killed process's rename may still be in the
+		// page cache only).
 		if err := syncDir(filepath.Join(s.dir, "new")); err != nil {
 			return after, 0, err
 		}
-	}
-	if len(ack) > 0 {
+		if cur {
+			if err := syncDir(filepath.Join(s.dir, "cur")); err != nil {
+				return after, 0, err
+			}
+		}
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		res, err := s.propose(actx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(),

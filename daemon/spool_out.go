@@ -125,7 +125,9 @@ func (s *spoolOut) run(ctx context.Context) {
 	for range spoolWorkers {
 		wg.Go(func() {
 			for name := range jobs {
-				s.take(ctx, name)
+				if ctx.Err() == nil { // stopping: leave the queued files to the next start
+					s.take(ctx, name)
+				}
 			}
 		})
 	}
@@ -197,8 +199,9 @@ func (s *spoolOut) scan(ctx context.Context, seen map[string]observation, jobs c
 	s.mu.Lock()
 	paused := now.Before(s.retryAt)
 	s.mu.Unlock()
-	present := map[string]bool{}
-	errFiles := map[string]bool{}
+	present := map[string]bool{}  // the names looked at in this scan
+	errFiles := map[string]bool{} // NAME of each NAME.error
+	listed := map[string]bool{}   // every candidate name listed
 	var names []string
 	for {
 		ents, err := d.ReadDir(1024)
@@ -210,6 +213,7 @@ func (s *spoolOut) scan(ctx context.Context, seen map[string]observation, jobs c
 				errFiles[strings.TrimSuffix(n, spoolErrorSuffix)] = true
 			default:
 				names = append(names, n)
+				listed[n] = true
 			}
 		}
 		if err != nil || len(ents) == 0 {
@@ -263,7 +267,7 @@ func (s *spoolOut) scan(ctx context.Context, seen map[string]observation, jobs c
 	}
 	s.mu.Lock()
 	for n := range s.noError {
-		if !present[n] && !errFiles[n] {
+		if !listed[n] {
 			delete(s.noError, n) // the file went away: forget it
 		}
 	}
@@ -298,6 +302,12 @@ func (s *spoolOut) take(ctx context.Context, name string) {
 		s.refuse(name, problem)
 		return
 	}
+	// Removed or replaced while read: skipped (a file renamed over it is
+	// taken once it has settled).
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(now, fi) {
+		s.log.Info("spool_out: file disappeared or was replaced while read; skipped", "file", name)
+		return
+	}
 	item := s.item
 	item.Key, item.Payload = s.key(name), payload
 	res, err := s.send(ctx, item)
@@ -320,7 +330,7 @@ func (s *spoolOut) take(ctx context.Context, name string) {
 	// same key and other content, is then refused as a key conflict).
 	if now, err := os.Lstat(path); err == nil && os.SameFile(now, fi) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Error("spool_out: submitted, but cannot remove the file (it will be submitted again, as the same message)", "file", name, "id", res.ID, "err", err)
+			s.refuse(name, fmt.Sprintf("it was sent (message %s) but cannot be removed (%v); remove it yourself", res.ID, err))
 			return
 		}
 	}
