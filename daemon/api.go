@@ -34,6 +34,7 @@ type apiServer struct {
 	audit      *auditor
 	metrics    *metrics
 	seal       *sealer               // seals submits, opens inbox reads
+	remote     *remoteMailboxes      // the other sites' mailbox lists (mailbox_exchange.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -58,7 +59,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	lim := apiLimits
 	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
-		metrics: n.metrics, seal: n.sealer, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+		metrics: n.metrics, seal: n.sealer, remote: n.remote, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -271,6 +272,10 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	if sameMediaType(mtype, "application/octet-stream") {
 		mtype = "" // the default, stored as ""
+	}
+	if code, msg := a.remote.refuse(to, toBox, mtype); code != "" { // mailbox_exchange.go
+		writeError(w, http.StatusBadRequest, code, msg)
+		return
 	}
 	prec, err := queue.ParsePrecedence(q["precedence"])
 	if err != nil {
