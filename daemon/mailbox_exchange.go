@@ -175,7 +175,8 @@ func serveMailboxes(cfg *Config) ([]byte, error) {
 
 // decodeMailboxList checks another site's list and turns it into
 // remoteMailboxes. Every name, type and objective must be valid, and the
-// list within bounds: nothing of a list that is not is kept.
+// list within bounds, and name the default mailbox, which every site
+// has: nothing of a list that is not is kept.
 func decodeMailboxList(body []byte) ([]remoteMailbox, error) {
 	if len(body) > maxMailboxListSize {
 		return nil, fmt.Errorf("list of %d bytes (at most %d)", len(body), maxMailboxListSize)
@@ -223,6 +224,9 @@ func decodeMailboxList(body []byte) ([]remoteMailbox, error) {
 			rb.Objectives[p] = d
 		}
 		out = append(out, rb)
+	}
+	if !seen[""] { // every site has it (newMailboxes)
+		return nil, fmt.Errorf("no mailbox %q", queue.DefaultMailbox)
 	}
 	return out, nil
 }
