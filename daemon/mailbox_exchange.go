@@ -49,9 +49,14 @@ const (
 )
 
 // mailboxExchangeInterval is how often a node asks the other sites for
-// their lists once it knows them all; a site not heard from yet is asked
-// again sooner (from 1s, doubling up to the interval).
-const mailboxExchangeInterval = 30 * time.Second
+// their lists once it knows them all; while a site has not answered yet
+// they are asked again sooner (from 1s, doubling up to
+// mailboxExchangeRetry), so that a node learns a site's list soon after
+// that site starts.
+const (
+	mailboxExchangeInterval = 30 * time.Second
+	mailboxExchangeRetry    = 5 * time.Second
+)
 
 // mailboxCallTimeout bounds one call of the exchange.
 const mailboxCallTimeout = 10 * time.Second
@@ -89,7 +94,7 @@ func (x *mailboxExchange) run(ctx context.Context) {
 	for {
 		next := mailboxExchangeInterval
 		if !x.askAll(ctx) {
-			next, retry = retry, min(2*retry, mailboxExchangeInterval)
+			next, retry = retry, min(2*retry, mailboxExchangeRetry)
 		}
 		t := time.NewTimer(next)
 		select {
