@@ -132,14 +132,23 @@ func (l *accessLab) ctl(t *testing.T, u osUser, node, stdin string, args ...stri
 }
 
 // send sends payload as u from mailbox from to "to", waits until it is
-// delivered, and returns its id.
+// delivered, and returns its id. It sends with an idempotency key and
+// sends again when the outcome is unknown or the wait timed out (exit 4
+// or 3: a busy machine), as a careful client does.
 func (l *accessLab) send(t *testing.T, u osUser, node, from, to, typ, payload string) string {
 	t.Helper()
-	out, errOut, code := l.ctl(t, u, node, payload, "send", "--to", to, "--from", from, "--type", typ, "--wait", "delivered", "--timeout", "45s")
-	if code != 0 {
-		t.Fatalf("%s: send --to %s --from %s: exit %d: %s", u.name, to, from, code, errOut)
+	key := fmt.Sprintf("mbx-%s-%d", from, time.Now().UnixNano())
+	for try := 1; ; try++ {
+		out, errOut, code := l.ctl(t, u, node, payload, "send", "--to", to, "--from", from, "--type", typ, "--id", key, "--wait", "delivered", "--timeout", "45s")
+		switch {
+		case code == 0:
+			return strings.TrimSpace(out)
+		case (code == 3 || code == 4) && try < 4:
+			t.Logf("%s: send --to %s --id %s: exit %d, sending again: %s", u.name, to, key, code, errOut)
+		default:
+			t.Fatalf("%s: send --to %s --from %s: exit %d: %s", u.name, to, from, code, errOut)
+		}
 	}
-	return strings.TrimSpace(out)
 }
 
 // recvIDs runs recv --json as u (with args) and returns the ids read.
@@ -264,119 +273,126 @@ func (l *accessLab) outLast(t *testing.T, node, site string) uint64 {
 // waits for it raises an alarm, and root still reads it.
 func TestMailboxAccess(t *testing.T) {
 	l := startAccessLab(t)
+	t.Run("both_ways", func(t *testing.T) {
+		for _, dir := range [][2]string{{"alpha", "bravo"}, {"bravo", "alpha"}} {
+			t.Run(dir[0]+"_to_"+dir[1], func(t *testing.T) {
+				t.Parallel() // each reads and acknowledges at its own destination only
+				l.checkDirection(t, dir[0], dir[1])
+			})
+		}
+	})
+	t.Run("unconfigured", l.checkUnconfigured)
+}
+
+// checkDirection checks access with messages from site src to site dst.
+func (l *accessLab) checkDirection(t *testing.T, src, dst string) {
 	ctx := context.Background()
-	for _, dir := range [][2]string{{"alpha", "bravo"}, {"bravo", "alpha"}} {
-		src, dst := dir[0], dir[1]
-		t.Run(src+"_to_"+dst, func(t *testing.T) {
-			sn, dn := daemon.LabNodes(src)[0], daemon.LabNodes(dst)[1]
-			l.waitExchanged(t, sn, dst)
+	sn, dn := daemon.LabNodes(src)[0], daemon.LabNodes(dst)[1]
+	l.waitExchanged(t, sn, dst)
 
-			// Sending: each from its own mailbox only.
-			certID := l.send(t, l.cert, sn, "cert", dst+"/cert", certTypes, "indicators from "+src)
-			watchID := l.send(t, l.watch, sn, "watch", dst+"/watch", "application/octet-stream", "flash from "+src)
-			before := l.outLast(t, sn, dst)
-			_, errOut, code := l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/watch", "--from", "watch")
-			if code == 0 || !strings.Contains(errOut, `mailbox "watch"`) || !strings.Contains(errOut, "lacks the send right") || !strings.Contains(errOut, "(forbidden)") {
-				t.Errorf("%s sending from watch: exit %d, %s; want 403 naming the mailbox and the send right", certUser, code, errOut)
-			}
+	// Sending: each from its own mailbox only.
+	certID := l.send(t, l.cert, sn, "cert", dst+"/cert", certTypes, "indicators from "+src)
+	watchID := l.send(t, l.watch, sn, "watch", dst+"/watch", "application/octet-stream", "flash from "+src)
+	before := l.outLast(t, sn, dst)
+	_, errOut, code := l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/watch", "--from", "watch")
+	if code == 0 || !strings.Contains(errOut, `mailbox "watch"`) || !strings.Contains(errOut, "lacks the send right") || !strings.Contains(errOut, "(forbidden)") {
+		t.Errorf("%s sending from watch: exit %d, %s; want 403 naming the mailbox and the send right", certUser, code, errOut)
+	}
 
-			// The origin's refusals, once it knows the destination's list.
-			_, errOut, code = l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/nosuch", "--from", "cert")
-			if code == 0 || !strings.Contains(errOut, "(unknown_mailbox)") || !strings.Contains(errOut, `no mailbox "nosuch"`) || !strings.Contains(errOut, "cert, default, watch") {
-				t.Errorf("send to %s/nosuch: exit %d, %s; want unknown_mailbox naming the site's mailboxes", dst, code, errOut)
-			}
-			_, errOut, code = l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/cert", "--from", "cert", "--type", "application/json")
-			if code == 0 || !strings.Contains(errOut, "(type_not_allowed)") || !strings.Contains(errOut, certTypes) {
-				t.Errorf("send of application/json to %s/cert: exit %d, %s; want type_not_allowed naming the types", dst, code, errOut)
-			}
-			if after := l.outLast(t, sn, dst); after != before {
-				t.Errorf("refused sends stored messages: outbound to %s went from %d to %d", dst, before, after)
-			}
+	// The origin's refusals, once it knows the destination's list.
+	_, errOut, code = l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/nosuch", "--from", "cert")
+	if code == 0 || !strings.Contains(errOut, "(unknown_mailbox)") || !strings.Contains(errOut, `no mailbox "nosuch"`) || !strings.Contains(errOut, "cert, default, watch") {
+		t.Errorf("send to %s/nosuch: exit %d, %s; want unknown_mailbox naming the site's mailboxes", dst, code, errOut)
+	}
+	_, errOut, code = l.ctl(t, l.cert, sn, "x", "send", "--to", dst+"/cert", "--from", "cert", "--type", "application/json")
+	if code == 0 || !strings.Contains(errOut, "(type_not_allowed)") || !strings.Contains(errOut, certTypes) {
+		t.Errorf("send of application/json to %s/cert: exit %d, %s; want type_not_allowed naming the types", dst, code, errOut)
+	}
+	if after := l.outLast(t, sn, dst); after != before {
+		t.Errorf("refused sends stored messages: outbound to %s went from %d to %d", dst, before, after)
+	}
 
-			// Reading: each its own; root every mailbox.
-			if got := l.recvIDs(t, l.cert, dn); !slices.Equal(got, []string{certID}) {
-				t.Errorf("%s reads %v; want only its cert message %s", certUser, got, certID)
-			}
-			if got := l.recvIDs(t, l.watch, dn); !slices.Equal(got, []string{watchID}) {
-				t.Errorf("%s reads %v; want only its watch message %s", watchUser, got, watchID)
-			}
-			for _, c := range []struct {
-				u   osUser
-				box string
-			}{{l.cert, "watch"}, {l.watch, "cert"}} {
-				_, errOut, code := l.ctl(t, c.u, dn, "", "recv", "--mailbox", c.box)
-				if code == 0 || !strings.Contains(errOut, fmt.Sprintf("mailbox %q", c.box)) || !strings.Contains(errOut, "lacks the read right") {
-					t.Errorf("%s: recv --mailbox %s: exit %d, %s; want 403 naming the mailbox and the read right", c.u.name, c.box, code, errOut)
+	// Reading: each its own; root every mailbox.
+	if got := l.recvIDs(t, l.cert, dn); !slices.Equal(got, []string{certID}) {
+		t.Errorf("%s reads %v; want only its cert message %s", certUser, got, certID)
+	}
+	if got := l.recvIDs(t, l.watch, dn); !slices.Equal(got, []string{watchID}) {
+		t.Errorf("%s reads %v; want only its watch message %s", watchUser, got, watchID)
+	}
+	for _, c := range []struct {
+		u   osUser
+		box string
+	}{{l.cert, "watch"}, {l.watch, "cert"}} {
+		_, errOut, code := l.ctl(t, c.u, dn, "", "recv", "--mailbox", c.box)
+		if code == 0 || !strings.Contains(errOut, fmt.Sprintf("mailbox %q", c.box)) || !strings.Contains(errOut, "lacks the read right") {
+			t.Errorf("%s: recv --mailbox %s: exit %d, %s; want 403 naming the mailbox and the read right", c.u.name, c.box, code, errOut)
+		}
+	}
+	out, err := l.Hotlinectl(t, dn, "", "recv", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{certID, watchID}
+	slices.Sort(want)
+	if got := jsonIDs(t, out); !slices.Equal(got, want) {
+		t.Errorf("root reads %v; want both %v", got, want)
+	}
+
+	// Acknowledging: an ack naming the other's message is refused
+	// as a whole.
+	body := fmt.Sprintf(`{"ids":[%q,%q]}`, certID, watchID)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	out, _, _ = run(t, l.cert.command(cctx, "curl", "-s", "--unix-socket", l.Configs[dn].Socket,
+		"-X", "POST", "-H", "Content-Type: application/json", "--data", body, "-w", "\n%{http_code}", "http://hotline"+client.PathAck), "")
+	cancel()
+	if !strings.HasSuffix(out, "\n403") || !strings.Contains(out, `"forbidden"`) || !strings.Contains(out, "lacks the ack right") || !strings.Contains(out, "nothing was acknowledged") {
+		t.Errorf("%s acknowledging %s and %s: %s; want 403 naming the ack right", certUser, certID, watchID, out)
+	}
+	out, err = l.Hotlinectl(t, dn, "", "recv", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jsonIDs(t, out); !slices.Equal(got, want) {
+		t.Errorf("after the refused ack, unread %v; want both %v", got, want)
+	}
+	for _, c := range []struct {
+		u   osUser
+		box string
+	}{{l.cert, "cert"}, {l.watch, "watch"}} {
+		if _, errOut, code := l.ctl(t, c.u, dn, "", "recv", "--mailbox", c.box, "--ack"); code != 0 {
+			t.Fatalf("%s: recv --mailbox %s --ack: exit %d: %s", c.u.name, c.box, code, errOut)
+		}
+	}
+
+	// The audit log names who acknowledged each.
+	for _, c := range []struct {
+		u  osUser
+		id string
+	}{{l.cert, certID}, {l.watch, watchID}} {
+		ents, err := l.Client(dn).AuditEntriesOf(ctx, c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range ents.Entries {
+			if e.Kind == "read" {
+				found = true
+				if e.UID == nil || *e.UID != int64(c.u.uid) || e.User != c.u.name {
+					t.Errorf("read record of %s: uid %v user %q; want %d %s", c.id, e.UID, e.User, c.u.uid, c.u.name)
 				}
 			}
-			out, err := l.Hotlinectl(t, dn, "", "recv", "--json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []string{certID, watchID}
-			slices.Sort(want)
-			if got := jsonIDs(t, out); !slices.Equal(got, want) {
-				t.Errorf("root reads %v; want both %v", got, want)
-			}
-
-			// Acknowledging: an ack naming the other's message is refused
-			// as a whole.
-			body := fmt.Sprintf(`{"ids":[%q,%q]}`, certID, watchID)
-			cctx, cancel := context.WithTimeout(ctx, time.Minute)
-			out, _, _ = run(t, l.cert.command(cctx, "curl", "-s", "--unix-socket", l.Configs[dn].Socket,
-				"-X", "POST", "-H", "Content-Type: application/json", "--data", body, "-w", "\n%{http_code}", "http://hotline"+client.PathAck), "")
-			cancel()
-			if !strings.HasSuffix(out, "\n403") || !strings.Contains(out, `"forbidden"`) || !strings.Contains(out, "lacks the ack right") || !strings.Contains(out, "nothing was acknowledged") {
-				t.Errorf("%s acknowledging %s and %s: %s; want 403 naming the ack right", certUser, certID, watchID, out)
-			}
-			out, err = l.Hotlinectl(t, dn, "", "recv", "--json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := jsonIDs(t, out); !slices.Equal(got, want) {
-				t.Errorf("after the refused ack, unread %v; want both %v", got, want)
-			}
-			for _, c := range []struct {
-				u   osUser
-				box string
-			}{{l.cert, "cert"}, {l.watch, "watch"}} {
-				if _, errOut, code := l.ctl(t, c.u, dn, "", "recv", "--mailbox", c.box, "--ack"); code != 0 {
-					t.Fatalf("%s: recv --mailbox %s --ack: exit %d: %s", c.u.name, c.box, code, errOut)
-				}
-			}
-
-			// The audit log names who acknowledged each.
-			for _, c := range []struct {
-				u  osUser
-				id string
-			}{{l.cert, certID}, {l.watch, watchID}} {
-				ents, err := l.Client(dn).AuditEntriesOf(ctx, c.id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				found := false
-				for _, e := range ents.Entries {
-					if e.Kind == "read" {
-						found = true
-						if e.UID == nil || *e.UID != int64(c.u.uid) || e.User != c.u.name {
-							t.Errorf("read record of %s: uid %v user %q; want %d %s", c.id, e.UID, e.User, c.u.uid, c.u.name)
-						}
-					}
-				}
-				if !found {
-					t.Errorf("no read record of %s in %s's audit log", c.id, dst)
-				}
-			}
-			// The read receipts reach the origin.
-			for _, id := range []string{certID, watchID} {
-				clustertest.Eventually(t, 30*time.Second, id+" read at "+src, func() bool {
-					m, err := l.Client(sn).Get(ctx, id)
-					return err == nil && m.State == "read"
-				})
-			}
+		}
+		if !found {
+			t.Errorf("no read record of %s in %s's audit log", c.id, dst)
+		}
+	}
+	// The read receipts reach the origin.
+	for _, id := range []string{certID, watchID} {
+		clustertest.Eventually(t, 30*time.Second, id+" read at "+src, func() bool {
+			m, err := l.Client(sn).Get(ctx, id)
+			return err == nil && m.State == "read"
 		})
 	}
-	t.Run("unconfigured", l.checkUnconfigured)
 }
 
 // checkUnconfigured: a node whose config no longer names a mailbox
