@@ -273,10 +273,6 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	if sameMediaType(mtype, "application/octet-stream") {
 		mtype = "" // the default, stored as ""
 	}
-	if code, msg := a.remote.refuse(to, toBox, mtype); code != "" { // mailbox_exchange.go
-		writeError(w, http.StatusBadRequest, code, msg)
-		return
-	}
 	prec, err := queue.ParsePrecedence(q["precedence"])
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "precedence "+err.Error())
@@ -353,6 +349,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if res.ID == "" {
+		// A new message must fit the destination's mailbox list, when
+		// known (a stored one, retried, is answered as stored).
+		if code, msg := a.remote.refuse(to, toBox, mtype); code != "" { // mailbox_exchange.go
+			writeError(w, http.StatusBadRequest, code, msg)
+			return
+		}
 		id, err := uuid.NewV7()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
