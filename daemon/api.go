@@ -35,6 +35,7 @@ type apiServer struct {
 	audit      *auditor
 	metrics    *metrics
 	seal       *sealer               // seals submits, opens inbox reads
+	remote     *remoteMailboxes      // the other sites' mailbox lists (mailbox_exchange.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -59,7 +60,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	lim := apiLimits
 	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
-		metrics: n.metrics, seal: n.sealer, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+		metrics: n.metrics, seal: n.sealer, remote: n.remote, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -355,6 +356,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if res.ID == "" {
+		// A new message must fit the destination's mailbox list, when
+		// known (a stored one, retried, is answered as stored).
+		if code, msg := a.remote.refuse(to, toBox, mtype); code != "" { // mailbox_exchange.go
+			writeError(w, http.StatusBadRequest, code, msg)
+			return
+		}
 		id, err := uuid.NewV7()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())

@@ -32,7 +32,10 @@
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
 //  4. the socket API (api.go, socket.go, status.go, backup.go) and the
-//     metrics listener (metricsserver.go), then the leadership loop.
+//     metrics listener (metricsserver.go), then the leadership loop and,
+//     on every node, the mailbox exchange (mailbox_exchange.go: asks the
+//     other sites for their mailbox lists into remoteMailboxes, which the
+//     API's submit checks).
 //
 // The wiring between parts is by value, not through the Node: linkHealth
 // proposes its barriers through the committer and hands the leadership
@@ -64,7 +67,8 @@
 // linkTests.mu (the last link test per site and path), coalescer.mu
 // (the read-index round in flight), budget.mu (inbox reply bytes),
 // sealer.mu (inbox payloads that do not open), trustRefusals.mu (the
-// latest refusal per site). The keyring
+// latest refusal per site), remoteMailboxes.mu (the other sites' mailbox
+// lists), mailboxExchange.mu (what it last logged of each). The keyring
 // (pki.Keyring) guards itself; reload replaces its contents, never the
 // pointer. The config is read-only once Open has it.
 //

@@ -164,6 +164,9 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
+	reportUnconfiguredMailboxes(log, n.store.MailboxUnread(), cfg.mailboxes()) // mailbox_unconfigured.go
+	x := newMailboxExchange(cfg, n.link, n.remote, log)                        // mailbox_exchange.go
+	n.wg.Go(func() { x.run(n.ctx) })
 	return n, nil
 }
 
