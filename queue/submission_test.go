@@ -61,11 +61,11 @@ func TestStateAtLeast(t *testing.T) {
 	states := []State{Queued, Delivered, Read, Expired, Held}
 	// want[i][j]: states[i].AtLeast(states[j])
 	want := [5][5]bool{
-		{true, false, false, false, true},   // queued
-		{true, true, false, false, true},    // delivered
-		{true, true, true, false, true},     // read
-		{true, false, false, true, true},    // expired
-		{false, false, false, false, true},  // held
+		{true, false, false, false, true},  // queued
+		{true, true, false, false, true},   // delivered
+		{true, true, true, false, true},    // read
+		{true, false, false, true, true},   // expired
+		{false, false, false, false, true}, // held
 	}
 	for i, s := range states {
 		for j, w := range states {
