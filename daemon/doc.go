@@ -31,8 +31,9 @@
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
-//  4. the socket API (api.go, socket.go, status.go, backup.go) and the
-//     metrics listener (metricsserver.go), then the leadership loop.
+//  4. the socket API (api.go, socket.go, status.go, backup.go, release.go:
+//     two-person release) and the metrics listener (metricsserver.go),
+//     then the leadership loop.
 //
 // The wiring between parts is by value, not through the Node: linkHealth
 // proposes its barriers through the committer and hands the leadership
