@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -60,7 +61,7 @@ func printHeld(w io.Writer, r *client.HeldReply) error {
 	fmt.Fprintln(tw, "ID\tFROM\tTO\tPRECEDENCE\tSIZE\tSUBMITTED\tBY")
 	for _, m := range r.Messages {
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d\t%s\t%s\n", safe(m.ID), safe(m.FromMailbox), safe(m.To), safe(m.Mailbox),
-			safe(m.Precedence), m.Size, fmtTime(m.SubmittedAt), safe(m.SubmittedBy))
+			safe(m.Precedence), m.Size, fmtTime(m.SubmittedAt), byText(m.SubmittedBy))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -70,6 +71,12 @@ func printHeld(w io.Writer, r *client.HeldReply) error {
 		return err
 	}
 	return nil
+}
+
+// byText is who submitted, "user alice (uid 1001)", as the last column:
+// spaces kept, anything a terminal would act on escaped.
+func byText(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(string(escapeText([]byte(s))))
 }
 
 func newReleaseCmd(e *env) *cobra.Command {
