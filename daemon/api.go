@@ -73,7 +73,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
 	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
-	a.auditRoutes(mux) // audit_api.go
+	a.auditRoutes(mux)   // audit_api.go
+	a.releaseRoutes(mux) // release.go
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
 		ReadHeaderTimeout: lim.HeaderTimeout,
@@ -291,7 +292,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := queue.Queued
 	if s := q["wait"]; s != "" {
-		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired {
+		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired || wait == queue.Held {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("wait=%q is not queued, delivered or read", s))
 			return
 		}
@@ -377,7 +378,11 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
-		res, err = a.commit.submit(ctx, item)
+		if a.cfg.holds(fromBox) {
+			res, err = a.hold(ctx, item, callerOf(r)) // release.go
+		} else {
+			res, err = a.commit.submit(ctx, item)
+		}
 		cancel()
 		if err != nil {
 			// It may have committed after all: name the id it would have.
@@ -411,6 +416,9 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	} else {
 		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: a.cfg.Site, To: to,
 			Mailbox: queue.MailboxName(toBox), FromMailbox: queue.MailboxName(fromBox), Type: typeName(mtype), Precedence: prec.String(), Seq: res.Seq, Size: len(payload), PayloadSHA256: plainSum(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
+		if res.Seq == 0 {
+			m.State = queue.Held.String() // held for release: no sequence yet
+		}
 	}
 	m.Existing = res.Existing
 	code := http.StatusCreated
@@ -426,9 +434,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 
 // stateReached reports whether have satisfies a wait for want: have is
 // at least want (read implies delivered), or expired, which never moves
-// on.
+// on. A held message (release.go) satisfies a wait for queued, the
+// default: it is stored at the origin, and waits for a person; a wait
+// for delivered or read waits for its release too, and ends with 202
+// and state held if nobody releases it within the timeout.
 func stateReached(have, want queue.State) bool {
-	return have == queue.Expired || have.AtLeast(want)
+	return have == queue.Expired || have.AtLeast(want) || have == queue.Held && want == queue.Queued
 }
 
 // waitState waits until the message reaches want in this node's copy of

@@ -31,11 +31,11 @@
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
-//  4. the socket API (api.go, socket.go, status.go, backup.go) and the
-//     metrics listener (metricsserver.go), then the leadership loop and,
-//     on every node, the mailbox exchange (mailbox_exchange.go: asks the
-//     other sites for their mailbox lists into remoteMailboxes, which the
-//     API's submit checks).
+//  4. the socket API (api.go, socket.go, status.go, backup.go, release.go:
+//     two-person release) and the metrics listener (metricsserver.go),
+//     then the leadership loop and, on every node, the mailbox exchange
+//     (mailbox_exchange.go: asks the other sites for their mailbox lists
+//     into remoteMailboxes, which the API's submit checks).
 //
 // The wiring between parts is by value, not through the Node: linkHealth
 // proposes its barriers through the committer and hands the leadership

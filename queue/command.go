@@ -15,6 +15,7 @@ const (
 	OpPurge         Op = "purge"          // delete finished messages older than the retention period
 	OpAudit         Op = "audit"          // record an operator action or a refusal in the audit log (audit.go)
 	OpCheckpoint    Op = "checkpoint"     // keep a signed audit checkpoint, ours or another site's (audit.go)
+	OpRelease       Op = "release"        // release a held message into its channel (held.go)
 )
 
 // Command is one state-machine command: exactly one of the pointer fields
@@ -32,6 +33,9 @@ type Command struct {
 	Purge         *Purge         `json:"purge,omitempty"`
 	Audit         *AuditCmd      `json:"audit,omitempty"`
 	Checkpoint    *CheckpointCmd `json:"checkpoint,omitempty"`
+	// Release is OpRelease's body; on an OpSubmit it holds the items
+	// for two-person release (held.go).
+	Release *Release `json:"release,omitempty"`
 
 	// format is the log entry format the command was decoded from
 	// (command_codec.go: '{' for JSON, else the version byte); 0 for a

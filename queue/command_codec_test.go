@@ -247,7 +247,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		// Version 3 (with a valid checksum, added below).
 		{"v3 op longer than input", v3(50, 'x'), "beyond the end"},
 		{"v3 non-minimal varint", v3(1, 'x', 0x80, 0x00, 0), "non-minimal"},
-		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x08), "unknown bodies"},
+		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x80, 0x40), "unknown bodies"}, // bit 20: bits 9 and up are taken
 		{"v3 bad precedence", v3(1, 'x', 0, bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
 		{"v3 forged item count", v3(1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f), "list longer"},
 		{"v3 forged payload length", append(v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},

@@ -25,6 +25,11 @@
 //     from 1. Outbound messages are assigned Seq at commit; inbound ones are
 //     applied only at last+1 (duplicates skipped, stop at a gap). Acks and
 //     receipt acks are cumulative and idempotent.
+//   - Two-person release (held.go): an OpSubmit with a Release body holds
+//     its items (state Held, outside every channel, no sequence number,
+//     never expired or purged while held); OpRelease by another UID than
+//     the submitter's moves one into its channel. IDs and idempotency
+//     keys are shared between held and outbound messages.
 //   - Messages are kept after delivery so their status can be queried,
 //     until an OpPurge command (the retention) deletes those whose life
 //     ended before its cutoff: acknowledged outbound messages that are

@@ -74,25 +74,34 @@ type State uint8
 
 // Message states. Queued: durable at the origin. Delivered: durable at the
 // destination. Read: acknowledged by a destination client. Expired: its TTL
-// ran out before delivery; a tombstone keeps the channel gap-free.
+// ran out before delivery; a tombstone keeps the channel gap-free. Held:
+// durable at the origin but not in its channel, waiting for two-person
+// release (held.go); it has no sequence number until released, when it
+// becomes Queued. (The numbers are stored: Held came last.)
 const (
 	Queued State = iota + 1
 	Delivered
 	Read
 	Expired
+	Held
 )
 
-var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired"}
+var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired", Held: "held"}
 
 // AtLeast reports whether a message in state s has got as far as want:
-// the states are ordered queued, delivered, read (read implies
-// delivered), and expired branches off after queued (an expired message
-// was queued, and is never delivered or read).
+// the states are ordered held, queued, delivered, read (read implies
+// delivered; a message need not have been held), and expired branches
+// off after queued (an expired message was queued, and is never
+// delivered or read).
 func (s State) AtLeast(want State) bool {
 	switch {
-	case s < Queued || s > Expired || want < Queued || want > Expired:
+	case s < Queued || s > Held || want < Queued || want > Held:
 		return false // unknown states are not ordered
 	case s == want:
+		return true
+	case s == Held:
+		return false
+	case want == Held:
 		return true
 	case s == Expired:
 		return want == Queued
@@ -109,14 +118,14 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// ParseState parses "queued", "delivered", "read" or "expired".
+// ParseState parses "queued", "delivered", "read", "expired" or "held".
 func ParseState(s string) (State, error) {
 	for k, v := range stateNames {
 		if strings.EqualFold(s, v) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown state %q (want queued, delivered, read or expired)", s)
+	return 0, fmt.Errorf("unknown state %q (want queued, delivered, read, expired or held)", s)
 }
 
 // MarshalText encodes s as its name.

@@ -7,15 +7,22 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Lookup returns the status of the outbound or inbound message with that
-// ID (outbound first, should both exist), or ErrNotFound. When several
-// inbound messages share an ID, the one indexed first is returned.
+// Lookup returns the status of the outbound (queued or after, or held:
+// held.go) or inbound message with that ID (outbound first, should both
+// exist), or ErrNotFound. When several inbound messages share an ID, the
+// one indexed first is returned.
 func (s *Store) Lookup(id string) (*Status, error) {
 	var st *Status
 	err := s.view(func(tx *bolt.Tx) error {
 		if r := tx.Bucket(bucketOutIDs).Get([]byte(id)); r != nil {
 			var err error
 			st, err = s.status(tx, Outbound, bucketOutIDs, id, r)
+			return err
+		}
+		if h, ok, err := getHeld(tx, id); err != nil || ok {
+			if ok {
+				st = h.status(s.site, true)
+			}
 			return err
 		}
 		if r := tx.Bucket(bucketInIDs).Get([]byte(id)); r != nil {
@@ -52,14 +59,20 @@ func (s *Store) LookupInbound(id string) (*Status, error) {
 	return st, nil
 }
 
-// LookupKey returns the status of the outbound message submitted with the
-// idempotency key, or ErrNotFound.
+// LookupKey returns the status of the outbound message (held or not)
+// submitted with the idempotency key, or ErrNotFound.
 func (s *Store) LookupKey(key string) (*Status, error) {
 	var st *Status
 	err := s.view(func(tx *bolt.Tx) error {
 		r := tx.Bucket(bucketOutKeys).Get([]byte(key))
 		if r == nil {
-			return ErrNotFound
+			h, ok, err := heldByKey(tx, key)
+			if ok {
+				st = h.status(s.site, true)
+			} else if err == nil {
+				err = ErrNotFound
+			}
+			return err
 		}
 		var err error
 		st, err = s.status(tx, Outbound, bucketOutKeys, key, r)

@@ -31,6 +31,7 @@ type Result struct {
 	Expire   *ExpireResult   `json:"expire,omitempty"`
 	Purge    *PurgeResult    `json:"purge,omitempty"`
 	Audit    *AuditResult    `json:"audit,omitempty"` // OpAudit, OpCheckpoint
+	Release  *ReleaseResult  `json:"release,omitempty"`
 	Err      string          `json:"err,omitempty"`
 	// Skipped is true when the entry's index was at or below the store's
 	// applied index (a replay after restart) and nothing was done.

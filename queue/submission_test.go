@@ -58,13 +58,14 @@ func TestSameSubmissionIsOpSubmitsRule(t *testing.T) {
 }
 
 func TestStateAtLeast(t *testing.T) {
-	states := []State{Queued, Delivered, Read, Expired}
+	states := []State{Queued, Delivered, Read, Expired, Held}
 	// want[i][j]: states[i].AtLeast(states[j])
-	want := [4][4]bool{
-		{true, false, false, false}, // queued
-		{true, true, false, false},  // delivered
-		{true, true, true, false},   // read
-		{true, false, false, true},  // expired
+	want := [5][5]bool{
+		{true, false, false, false, true},  // queued
+		{true, true, false, false, true},   // delivered
+		{true, true, true, false, true},    // read
+		{true, false, false, true, true},   // expired
+		{false, false, false, false, true}, // held
 	}
 	for i, s := range states {
 		for j, w := range states {

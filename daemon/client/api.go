@@ -76,7 +76,7 @@ type Message struct {
 	Precedence  string     `json:"precedence"`
 	Seq         uint64     `json:"seq"`
 	Size        int        `json:"size"`  // the plaintext's bytes (0 once expired)
-	State       string     `json:"state"` // queued | delivered | read | expired
+	State       string     `json:"state"` // queued | delivered | read | expired | held (two-person release)
 	Existing    bool       `json:"existing,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`

@@ -340,8 +340,9 @@ func hashes(ds []Digest) []Hash {
 }
 
 // aboutMessage checks that an audit record is a message event of the
-// bundle's message: its id, channel and sequence, and the payload's hash
-// if it states one.
+// bundle's message: its id, channel and sequence (none, 0, in the
+// submitted record of a message held for release, which got its
+// sequence when released), and the payload's hash if it states one.
 func (b *Bundle) aboutMessage(record []byte) error {
 	r, err := queue.DecodeAuditRecord(record)
 	if err != nil {
@@ -351,7 +352,8 @@ func (b *Bundle) aboutMessage(record []byte) error {
 	switch {
 	case r.Kind == queue.AuditOperator:
 		return fmt.Errorf("%w: an operator record, not about the message", ErrMismatch)
-	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence || r.Seq != m.Seq:
+	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence ||
+		r.Seq != m.Seq && !(r.Seq == 0 && r.Kind == queue.AuditSubmitted):
 		return fmt.Errorf("%w: a %s record of message %q, %s -> %s/%s seq %d, not of this one", ErrMismatch, r.Kind, r.ID, r.Origin, r.Dest, r.Precedence, r.Seq)
 	case len(r.PayloadHash) != 0 && !bytes.Equal(r.PayloadHash, m.PayloadSHA256[:]):
 		return fmt.Errorf("%w: the %s record states payload sha256 %x, not the bundle's", ErrMismatch, r.Kind, r.PayloadHash)

@@ -351,7 +351,23 @@ func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
 		return detail, err
 	}
 	r, _ := queue.DecodeAuditRecord(a.Record)
-	return fmt.Sprintf("%s at %s: %s", r.Kind, fmtNanos(r.Time), detail), nil
+	return fmt.Sprintf("%s at %s%s: %s", r.Kind, fmtNanos(r.Time), byWhom(r), detail), nil
+}
+
+// byWhom is " by user NAME (uid N)" (or " by uid N", " by node
+// SITE/NODE") when the record names who asked for it (a held message's
+// submitter and releaser, a reader), else "".
+func byWhom(r *queue.AuditRecord) string {
+	a := r.Actor
+	switch {
+	case a.Peer != "":
+		return " by node " + a.Peer
+	case a.UID < 0:
+		return ""
+	case a.User != "":
+		return fmt.Sprintf(" by user %s (uid %d)", a.User, a.UID)
+	}
+	return fmt.Sprintf(" by uid %d", a.UID)
 }
 
 // describe says what a statement states: "messages 15..18 of
