@@ -289,7 +289,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := queue.Queued
 	if s := q["wait"]; s != "" {
-		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired {
+		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired || wait == queue.Refused {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("wait=%q is not queued, delivered or read", s))
 			return
 		}
@@ -411,10 +411,10 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // stateReached reports whether have satisfies a wait for want: have is
-// at least want (read implies delivered), or expired, which never moves
-// on.
+// at least want (read implies delivered), or final (expired, refused),
+// never to move on.
 func stateReached(have, want queue.State) bool {
-	return have == queue.Expired || have.AtLeast(want)
+	return have.Final() || have.AtLeast(want)
 }
 
 // waitState waits until the message reaches want in this node's copy of
@@ -464,6 +464,7 @@ func messageView(st *queue.Status) *client.Message {
 		Precedence: m.Precedence.String(), Seq: m.Seq, Size: size, PayloadSHA256: sum, State: st.State.String(),
 		SubmittedAt: time.Unix(0, st.SubmittedAt).UTC(),
 		DeliveredAt: tptr(st.DeliveredAt), ReadAt: tptr(st.ReadAt), ExpiredAt: tptr(st.ExpiredAt), ExpiresAt: tptr(m.ExpiresAt),
+		RefusedAt: tptr(st.RefusedAt), RefusedReason: st.RefusedReason,
 	}
 }
 

@@ -39,9 +39,10 @@ const (
 	AuditRead                           // read: marked read here (destination), or its receipt applied (origin)
 	AuditExpired                        // an outbound message expired before delivery (OpExpire)
 	AuditOperator                       // an operator's action or a refusal (OpAudit)
+	AuditRefused                        // refused by the destination: there (OpReceive), or its receipt applied (origin); Detail is the reason
 )
 
-var auditKindNames = [...]string{"", "submitted", "received", "delivered", "read", "expired", "operator"}
+var auditKindNames = [...]string{"", "submitted", "received", "delivered", "read", "expired", "operator", "refused"}
 
 // Valid reports whether k is a known kind.
 func (k AuditKind) Valid() bool { return k > 0 && int(k) < len(auditKindNames) }

@@ -58,13 +58,14 @@ func TestSameSubmissionIsOpSubmitsRule(t *testing.T) {
 }
 
 func TestStateAtLeast(t *testing.T) {
-	states := []State{Queued, Delivered, Read, Expired}
+	states := []State{Queued, Delivered, Read, Expired, Refused}
 	// want[i][j]: states[i].AtLeast(states[j])
-	want := [4][4]bool{
-		{true, false, false, false}, // queued
-		{true, true, false, false},  // delivered
-		{true, true, true, false},   // read
-		{true, false, false, true},  // expired
+	want := [5][5]bool{
+		{true, false, false, false, false}, // queued
+		{true, true, false, false, false},  // delivered
+		{true, true, true, false, false},   // read
+		{true, false, false, true, false},  // expired
+		{true, true, false, false, true},   // refused
 	}
 	for i, s := range states {
 		for j, w := range states {

@@ -314,6 +314,9 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 		}
 		item, leaf = p.Receipt.RSeq, b.receiptLeaf(p.Receipt)
 		what = fmt.Sprintf("receipt %d (read at %s)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt))
+		if p.Receipt.Refused != "" {
+			what = fmt.Sprintf("receipt %d (refused at %s: %q)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt), p.Receipt.Refused)
+		}
 	} else if p.Receipt != nil {
 		return detail, fmt.Errorf("%w: a %s proof carries a receipt", ErrMalformed, p.Kind)
 	}
