@@ -38,9 +38,9 @@ func (m *mailboxes) refusal(mb, t string) string {
 	var reason string
 	switch box := m.get(mb); {
 	case box == nil:
-		reason = fmt.Sprintf("no mailbox %q here", queue.MailboxName(mb))
+		reason = fmt.Sprintf("mailbox %s does not exist", queue.MailboxName(mb))
 	case !box.typeAllowed(t):
-		reason = fmt.Sprintf("mailbox %q does not accept type %q", queue.MailboxName(mb), typeName(t))
+		reason = fmt.Sprintf("mailbox %s does not accept type %s", queue.MailboxName(mb), typeName(t))
 	default:
 		return ""
 	}

@@ -10,8 +10,8 @@ import (
 )
 
 // The audit log: an append-only list of records, one per event that
-// matters (a message submitted, received, delivered, read or expired; an
-// operator's action or a refusal the daemon proposes with OpAudit), kept
+// matters (a message submitted, received, delivered, read, refused or
+// expired; an operator's action or a refusal the daemon proposes with OpAudit), kept
 // as a Merkle tree (golang.org/x/mod/sumdb/tlog, RFC 6962 hashing) whose
 // size and root the site signs as checkpoints (OpCheckpoint; package
 // transport/trust makes and checks the signatures). Apply appends the

@@ -9,8 +9,8 @@ import (
 )
 
 const (
-	reasonNoSuch = `no mailbox "nosuch" here`
-	reasonType   = `mailbox "cert" does not accept type "text/plain"`
+	reasonNoSuch = "mailbox nosuch does not exist"
+	reasonType   = "mailbox cert does not accept type text/plain"
 )
 
 // refusedBatch is a batch of channel (alpha -> bravo, Routine): m1 for a
