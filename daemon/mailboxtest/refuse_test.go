@@ -2,8 +2,11 @@ package mailboxtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
 	"github.com/hotline-link/hotline/daemon/ctl"
+	"github.com/hotline-link/hotline/transport/trust"
 )
 
 // startOriginFirst is clustertest.Start with bravo's nodes configured but
@@ -147,6 +151,43 @@ func TestMailboxRefused(t *testing.T) {
 	out, err := lab.Hotlinectl(t, lab.Leader("alpha"), "", "get", m1.ID)
 	if err != nil || !strings.Contains(out, `refused reason: "`+reason+`"`) || !strings.Contains(out, "state:          refused") {
 		t.Fatalf("hotlinectl get: %v\n%s", err, out)
+	}
+
+	// The evidence bundle's read proof is bravo's signed refusal receipt,
+	// and it verifies offline.
+	proof := filepath.Join(t.TempDir(), "m1.json")
+	if _, err := lab.Hotlinectl(t, lab.Leader("alpha"), "", "get", m1.ID, "--proof", proof); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(lab.Dir, "pki", trust.KeyringFile)
+	out, err = lab.Hotlinectl(t, lab.Leader("alpha"), "", "--socket", filepath.Join(t.TempDir(), "no.sock"), "verify", proof, "--keys", keys)
+	if err != nil || !strings.Contains(out, "\nok   read ") || !strings.Contains(out, reason) {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	t.Logf("verify %s:\n%s", filepath.Base(proof), out)
+	// Another reason is not what bravo signed.
+	data, err := os.ReadFile(proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := trust.ParseBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.Proofs {
+		if r := b.Proofs[i].Receipt; r != nil {
+			r.Refused = "mailbox nosuch is full"
+		}
+	}
+	if data, err = json.Marshal(b); err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(t.TempDir(), "forged.json")
+	if err := os.WriteFile(forged, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Hotlinectl(t, lab.Leader("alpha"), "", "--socket", filepath.Join(t.TempDir(), "no.sock"), "verify", forged, "--keys", keys); !errors.Is(err, trust.ErrNotCovered) {
+		t.Fatalf("verify of another reason: %v, want %v", err, trust.ErrNotCovered)
 	}
 
 	// The channel is not stuck: the next message to cert is delivered.

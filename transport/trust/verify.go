@@ -111,6 +111,9 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		c.Detail, c.Err = b.checkProof(p, ring)
 		if c.Err == nil {
 			c.Proves = proves[p.Kind]
+			if p.Receipt != nil && p.Receipt.Refused != "" {
+				c.Proves = provesRefused
+			}
 			c.Detail += ": " + c.Proves
 		}
 		r.Checks = append(r.Checks, c)
@@ -263,6 +266,9 @@ var proves = map[string]string{
 	ProofDelivered: "the destination's signature that it holds the message (proof of receipt)",
 	ProofRead:      "the reader site's signature that the message was read",
 }
+
+// provesRefused is what a read proof of a refusal receipt shows.
+const provesRefused = "the destination site's signature that it refused the message, for the reason stated"
 
 // leaves words a statement's leaf count: "1 leaf", "3 leaves".
 func leaves(n uint32) string {
