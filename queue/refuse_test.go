@@ -109,10 +109,28 @@ func TestReceiveRefused(t *testing.T) {
 	}
 	assertSameRaw(t, before, withoutApplied(rawDump(t, bravo)))
 
-	// The sequence is not stuck: message 4, to cert, goes to the inbox.
+	// A resend that overlaps new messages: only the new one's refusal
+	// counts (index 3, m4), with its receipt, the third.
+	overlap := refusedBatch()
 	m4 := inMsg("alpha", Routine, 4, "m4", "four")
-	m4.Mailbox = "cert"
-	if res := l.apply(t, bravo, receiveCmd(t3, "alpha", Routine, m4))[0].Receive; res.Last != 4 || res.Applied != 1 {
+	m4.Mailbox = "nosuch"
+	overlap.Time = t3
+	overlap.Receive.Messages = append(overlap.Receive.Messages, m4)
+	overlap.Receive.Refused = append(overlap.Receive.Refused, Refusal{3, reasonNoSuch})
+	if res := l.apply(t, bravo, overlap)[0].Receive; res.Last != 4 || res.Applied != 1 || res.Held != 4 {
+		t.Fatalf("overlapping resend = %+v", res)
+	}
+	if st := mustStatus(t, bravo, "m4"); st.State != Refused || st.RefusedAt != t3 {
+		t.Fatalf("m4 = %+v", st)
+	}
+	if rcs, _ := bravo.PendingReceipts("alpha", 0, 0); len(rcs) != 3 || rcs[2].ID != "m4" || rcs[2].Refused != reasonNoSuch {
+		t.Fatalf("receipts = %+v", rcs)
+	}
+
+	// The sequence is not stuck: message 5, to cert, goes to the inbox.
+	m5 := inMsg("alpha", Routine, 5, "m5", "five")
+	m5.Mailbox = "cert"
+	if res := l.apply(t, bravo, receiveCmd(t3, "alpha", Routine, m5))[0].Receive; res.Last != 5 || res.Applied != 1 {
 		t.Fatalf("next message = %+v", res)
 	}
 	if bravo.InboxUnread() != 2 {
