@@ -292,7 +292,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := queue.Queued
 	if s := q["wait"]; s != "" {
-		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired || wait == queue.Held {
+		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired || wait == queue.Held || wait == queue.Refused {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("wait=%q is not queued, delivered or read", s))
 			return
 		}
@@ -433,13 +433,13 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // stateReached reports whether have satisfies a wait for want: have is
-// at least want (read implies delivered), or expired, which never moves
-// on. A held message (release.go) satisfies a wait for queued, the
-// default: it is stored at the origin, and waits for a person; a wait
-// for delivered or read waits for its release too, and ends with 202
-// and state held if nobody releases it within the timeout.
+// at least want (read implies delivered), or final (expired, refused),
+// never to move on. A held message (release.go) satisfies a wait for
+// queued, the default: it is stored at the origin, and waits for a
+// person; a wait for delivered or read waits for its release too, and
+// ends with 202 and state held if nobody releases it within the timeout.
 func stateReached(have, want queue.State) bool {
-	return have == queue.Expired || have.AtLeast(want) || have == queue.Held && want == queue.Queued
+	return have.Final() || have.AtLeast(want) || have == queue.Held && want == queue.Queued
 }
 
 // waitState waits until the message reaches want in this node's copy of
@@ -489,6 +489,7 @@ func messageView(st *queue.Status) *client.Message {
 		Precedence: m.Precedence.String(), Seq: m.Seq, Size: size, PayloadSHA256: sum, State: st.State.String(),
 		SubmittedAt: time.Unix(0, st.SubmittedAt).UTC(),
 		DeliveredAt: tptr(st.DeliveredAt), ReadAt: tptr(st.ReadAt), ExpiredAt: tptr(st.ExpiredAt), ExpiresAt: tptr(m.ExpiresAt),
+		RefusedAt: tptr(st.RefusedAt), RefusedReason: st.RefusedReason,
 	}
 }
 

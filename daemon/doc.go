@@ -48,7 +48,9 @@
 // exported API (Status, Main, RestoreNode, CheckConfig, the lab), and thin
 // glue: the link's and Raft's configs, the routing table of calls (its
 // handlers reach the parts when called, after Open built them), the
-// receiver of batches (receiver.go), the signatures on the link
+// receiver of batches (receiver.go; it decides which inbound messages
+// the site refuses by its mailboxes, refuse.go, in the command it
+// proposes), the signatures on the link
 // (linktrust.go: a forward.Notary with the site's keys, and the refusals'
 // counters and bad_signature alarm, trustRefusals, held by the metrics)
 // and the leader's duties (leader.go).

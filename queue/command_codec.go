@@ -41,8 +41,9 @@ import (
 //	bodies   = uvarint bit set of the bodies present, each then encoded in
 //	           bit order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
 //	           4 Receipts, 5 ReceiptsAcked, 6 Purge, 7 Audit, 8 Checkpoint
-//	           (audit.go), 9 MarkReadBy (mailbox.go), 10 Release (held.go;
-//	           below bit 7 the uvarint is the one byte it was)
+//	           (audit.go; below bit 7 the uvarint is the one byte it was),
+//	           9 MarkReadBy (mailbox.go), 10 Release (held.go), 12 Refused
+//	           (refuse.go)
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
@@ -100,6 +101,9 @@ func (c *Command) Encode() ([]byte, error) {
 	if err := c.evidenceFault(); err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
 	}
+	if err := c.Receive.refusalsFault(); err != nil { // refuse.go
+		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
+	}
 	b := make([]byte, 0, c.sizeHint())
 	b = append(b, cmdVersion4)
 	b = c.appendEvidence(b) // evidence.go
@@ -112,6 +116,9 @@ func (c *Command) Encode() ([]byte, error) {
 		if present {
 			bodies |= 1 << i
 		}
+	}
+	if c.Receive.hasRefused() {
+		bodies |= bodyRefused // refuse.go
 	}
 	b = binary.AppendUvarint(b, bodies)
 	if s := c.Submit; s != nil {
@@ -159,6 +166,7 @@ func (c *Command) Encode() ([]byte, error) {
 	b = appendAudit(b, c)
 	b = appendMarkReadBy(b, c.MarkRead) // mailbox.go
 	b = appendRelease(b, c.Release)     // held.go
+	b = appendRefused(b, c.Receive)     // refuse.go
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -208,7 +216,7 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) + releaseSize(c.Release) // version, op, time, bodies, checksum, audit bodies
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) + releaseSize(c.Release) + refusedSize(c.Receive) // version, op, time, bodies, checksum, audit bodies
 	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
@@ -293,7 +301,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	default:
 		return nil, fmt.Errorf("queue: decode command: %w: unknown format version 0x%02x", ErrInvalid, b[0])
 	}
-	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy() || c.Release != nil) {
+	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy() || c.Release != nil || c.Receive.hasRefused()) {
 		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
 	}
 	if err != nil {
@@ -309,7 +317,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
 	bodies := d.Uvarint()
-	if bodies&^(bodyAllAudit|bodyMarkReadBy|bodyRelease) != 0 {
+	if bodies&^(bodyAllAudit|bodyMarkReadBy|bodyRelease|bodyRefused) != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -362,6 +370,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	decodeAudit(d, c, bodies)
 	decodeMarkReadBy(d, c, bodies) // mailbox.go
 	decodeRelease(d, c, bodies)    // held.go
+	decodeRefused(d, c, bodies)    // refuse.go
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}

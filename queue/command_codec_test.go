@@ -45,6 +45,16 @@ func codecCommands() []Command {
 			Receipt{RSeq: 1, Precedence: Flash, Seq: 7, ID: "m7", ReadAt: t1},
 			Receipt{RSeq: math.MaxUint64, Precedence: Routine, Seq: 0, ReadAt: math.MinInt64}),
 		receiptsCmd(0, "", Receipt{}),
+		// Refusals (refuse.go): a refusal receipt, refused messages.
+		receiptsCmd(t2, "bravo",
+			Receipt{RSeq: 2, Precedence: Priority, Seq: 3, ID: "m3", ReadAt: t2, Refused: `no mailbox "nosuch" here`},
+			Receipt{RSeq: 3, Precedence: Flash, Seq: 4, ID: "m4", ReadAt: t2}),
+		{Op: OpReceive, Time: t3, Receive: &Receive{Origin: "alpha", Precedence: Routine, Messages: []Message{
+			{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 1, Mailbox: "nosuch"},
+			{ID: "m2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Mailbox: "cert"},
+			{ID: "m3", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 3, Mailbox: "cert", Type: "text/plain"},
+		}, Refused: []Refusal{{0, `no mailbox "nosuch" here`}, {2, `mailbox "cert" does not accept type "text/plain"`}}}},
+		{Op: OpReceive, Receive: &Receive{Refused: []Refusal{{7, "index beyond the batch: the apply refuses it"}}}},
 		submitCmd(0, SubmitItem{}),
 		{Op: OpReceipts, Receipts: &Receipts{}},
 		receiptsAckedCmd(t2, "charlie", 300),
@@ -442,8 +452,18 @@ func cmdHasAttrs(c *Command) bool {
 		}
 	}
 	if c.Receive != nil {
+		if len(c.Receive.Refused) > 0 {
+			return true
+		}
 		for i := range c.Receive.Messages {
 			if c.Receive.Messages[i].HasAttrs() {
+				return true
+			}
+		}
+	}
+	if c.Receipts != nil {
+		for i := range c.Receipts.Receipts {
+			if c.Receipts.Receipts[i].Refused != "" {
 				return true
 			}
 		}

@@ -117,7 +117,7 @@ func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r 
 		return nil, badRef(index, name, r)
 	}
 	rec.payload = clone(rec.payload)
-	return &Status{
+	st := &Status{
 		Message:     rec.message(origin, dest, p, seq),
 		Direction:   dir,
 		State:       rec.state,
@@ -127,5 +127,9 @@ func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r 
 		ExpiredAt:   rec.expiredAt,
 		InboxPos:    rec.inboxPos,
 		payloadSum:  clone(rec.hash),
-	}, nil
+	}
+	if rec.state == Refused { // a refused record's read time is its refusal's
+		st.RefusedAt, st.RefusedReason, st.ReadAt = rec.readAt, rec.refused, 0
+	}
+	return st, nil
 }

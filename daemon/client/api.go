@@ -76,13 +76,18 @@ type Message struct {
 	Precedence  string     `json:"precedence"`
 	Seq         uint64     `json:"seq"`
 	Size        int        `json:"size"`  // the plaintext's bytes (0 once expired)
-	State       string     `json:"state"` // queued | delivered | read | expired | held (two-person release)
+	State       string     `json:"state"` // queued | delivered | read | expired | held (two-person release) | refused
 	Existing    bool       `json:"existing,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 	ReadAt      *time.Time `json:"read_at,omitempty"`
 	ExpiredAt   *time.Time `json:"expired_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	// RefusedAt and RefusedReason: when and why the destination refused
+	// the message (state refused: a mailbox it does not have, or a type
+	// the mailbox does not take).
+	RefusedAt     *time.Time `json:"refused_at,omitempty"`
+	RefusedReason string     `json:"refused_reason,omitempty"`
 
 	// WaitTimedOut: the message is committed but had not reached the
 	// submit's wait state when its timeout passed (HTTP 202).

@@ -16,7 +16,7 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "audit",
 		Short: "Read, verify and export the site's audit log",
 		Long: `audit reads the site's audit log: an append-only Merkle tree of every
-message event (submitted, received, delivered, read, expired) and every
+message event (submitted, received, delivered, read, refused, expired) and every
 operator action, with checkpoints of its size and root signed by the site
 and exchanged with the other sites. Any caller of the socket may read it.`,
 	}

@@ -178,6 +178,9 @@ func checkReached(m *client.Message, wait string, timeout time.Duration) error {
 	if m.State == "expired" && wait != "queued" {
 		return &notReached{fmt.Sprintf("message %s expired before it was %s", safe(m.ID), wait)}
 	}
+	if m.State == "refused" && wait != "queued" {
+		return &notReached{fmt.Sprintf("message %s was refused by %s: %s", safe(m.ID), safe(m.To), safe(m.RefusedReason))}
+	}
 	have, err := queue.ParseState(m.State)
 	want, ok := waitState(wait)
 	if have == queue.Held && want == queue.Queued {

@@ -111,6 +111,9 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		c.Detail, c.Err = b.checkProof(p, ring)
 		if c.Err == nil {
 			c.Proves = proves[p.Kind]
+			if p.Receipt != nil && p.Receipt.Refused != "" {
+				c.Proves = provesRefused
+			}
 			c.Detail += ": " + c.Proves
 		}
 		r.Checks = append(r.Checks, c)
@@ -264,6 +267,9 @@ var proves = map[string]string{
 	ProofRead:      "the reader site's signature that the message was read",
 }
 
+// provesRefused is what a read proof of a refusal receipt shows.
+const provesRefused = "the destination site's signature that it refused the message, for the reason stated"
+
 // leaves words a statement's leaf count: "1 leaf", "3 leaves".
 func leaves(n uint32) string {
 	if n == 1 {
@@ -314,6 +320,9 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 		}
 		item, leaf = p.Receipt.RSeq, b.receiptLeaf(p.Receipt)
 		what = fmt.Sprintf("receipt %d (read at %s)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt))
+		if p.Receipt.Refused != "" {
+			what = fmt.Sprintf("receipt %d (refused at %s: %q)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt), p.Receipt.Refused)
+		}
 	} else if p.Receipt != nil {
 		return detail, fmt.Errorf("%w: a %s proof carries a receipt", ErrMalformed, p.Kind)
 	}
