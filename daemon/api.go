@@ -32,7 +32,7 @@ type apiServer struct {
 	audit      *auditor
 	metrics    *metrics
 	seal       *sealer               // opens inbox reads
-	send       *sender               // seals and commits submits (sender.go)
+	send       *sender               // checks, seals and commits submits (sender.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -70,7 +70,8 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	mux.Handle("GET /healthz", healthHandler(n.health.healthz))
 	mux.Handle("GET /readyz", healthHandler(n.health.readyz))
 	a.adminRoutes(mux)
-	a.auditRoutes(mux) // audit_api.go
+	a.auditRoutes(mux)   // audit_api.go
+	a.releaseRoutes(mux) // release.go
 	a.srv = &http.Server{
 		Handler:           n.guard(http.HandlerFunc(a.route)),
 		ReadHeaderTimeout: lim.HeaderTimeout,
@@ -233,6 +234,7 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 // writeSendError maps a failed sender.send to a reply.
 func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error) {
 	var ce *commitError
+	var mr *mailboxRefusal
 	switch {
 	case errors.As(err, &ce):
 		// It may have committed after all: name the id it would have.
@@ -240,6 +242,8 @@ func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error)
 		a.writeProposeError(w, ce.err)
 	case errors.Is(err, errInvalidPayload): // sender.go: the STIX check
 		writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, err.Error())
+	case errors.As(err, &mr): // the destination's mailbox list
+		writeError(w, http.StatusBadRequest, mr.code, mr.msg)
 	case errors.Is(err, queue.ErrKeyConflict):
 		writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
 	case errors.Is(err, queue.ErrResyncing): // backup.go
@@ -310,7 +314,7 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := queue.Queued
 	if s := q["wait"]; s != "" {
-		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired {
+		if wait, err = queue.ParseState(s); err != nil || wait == queue.Expired || wait == queue.Held || wait == queue.Refused {
 			writeError(w, http.StatusBadRequest, client.CodeBadRequest, fmt.Sprintf("wait=%q is not queued, delivered or read", s))
 			return
 		}
@@ -364,7 +368,9 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 	}
 	submitted := time.Now()
-	res, err := a.send.send(r.Context(), item) // sender.go, shared with the spool directories
+	// sender.go, shared with the spool directories: the checks of every
+	// submission, then seal and commit (or hold, for two-person release).
+	res, err := a.send.send(r.Context(), item, actorOf(callerOf(r).cred))
 	if err != nil {
 		a.writeSendError(w, key, err)
 		return
@@ -380,6 +386,9 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 	} else {
 		m = &client.Message{ID: res.ID, Key: key, Direction: string(queue.Outbound), From: a.cfg.Site, To: to,
 			Mailbox: queue.MailboxName(toBox), FromMailbox: queue.MailboxName(fromBox), Type: typeName(mtype), Precedence: prec.String(), Seq: res.Seq, Size: len(payload), PayloadSHA256: plainSum(payload), State: queue.Queued.String(), SubmittedAt: submitted.UTC()}
+		if res.Seq == 0 {
+			m.State = queue.Held.String() // held for release: no sequence yet
+		}
 	}
 	m.Existing = res.Existing
 	code := http.StatusCreated
@@ -394,10 +403,13 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // stateReached reports whether have satisfies a wait for want: have is
-// at least want (read implies delivered), or expired, which never moves
-// on.
+// at least want (read implies delivered), or final (expired, refused),
+// never to move on. A held message (release.go) satisfies a wait for
+// queued, the default: it is stored at the origin, and waits for a
+// person; a wait for delivered or read waits for its release too, and
+// ends with 202 and state held if nobody releases it within the timeout.
 func stateReached(have, want queue.State) bool {
-	return have == queue.Expired || have.AtLeast(want)
+	return have.Final() || have.AtLeast(want) || have == queue.Held && want == queue.Queued
 }
 
 // waitState waits until the message reaches want in this node's copy of
@@ -447,6 +459,7 @@ func messageView(st *queue.Status) *client.Message {
 		Precedence: m.Precedence.String(), Seq: m.Seq, Size: size, PayloadSHA256: sum, State: st.State.String(),
 		SubmittedAt: time.Unix(0, st.SubmittedAt).UTC(),
 		DeliveredAt: tptr(st.DeliveredAt), ReadAt: tptr(st.ReadAt), ExpiredAt: tptr(st.ExpiredAt), ExpiresAt: tptr(m.ExpiresAt),
+		RefusedAt: tptr(st.RefusedAt), RefusedReason: st.RefusedReason,
 	}
 }
 

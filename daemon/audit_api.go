@@ -76,7 +76,6 @@ func auditEntryJSON(e queue.AuditEntry) client.AuditEntry {
 	out.Kind, out.Time, out.ID, out.Origin, out.Dest = rec.Kind.String(), time.Unix(0, rec.Time).UTC(), rec.ID, rec.Origin, rec.Dest
 	if rec.Kind != queue.AuditOperator {
 		out.Precedence, out.Seq, out.PayloadHash = rec.Precedence.String(), rec.Seq, rec.PayloadHash
-		return out
 	}
 	out.Node, out.User, out.Peer, out.Action, out.Detail = rec.Node, rec.Actor.User, rec.Actor.Peer, rec.Action, rec.Detail
 	if rec.Actor.UID >= 0 {

@@ -147,5 +147,8 @@ func (n *Node) calls() *transport.Routes {
 	other(callAuditCheckpoint, func(ctx context.Context, from pki.Identity, body []byte) ([]byte, error) {
 		return n.audit.serveOffer(ctx, from, body) // audit_exchange.go
 	})
+	other(callMailboxes, func(context.Context, pki.Identity, []byte) ([]byte, error) {
+		return serveMailboxes(n.cfg) // mailbox_exchange.go
+	})
 	return rt
 }

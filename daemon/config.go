@@ -32,7 +32,7 @@ type Config struct {
 	MaxMessageSize int64    `toml:"max_message_size"`
 	SubmitTimeout  Duration `toml:"submit_timeout"`
 	// Retention is how long a message is kept after it reached a final
-	// state (delivered, read, expired); its idempotency key is honoured
+	// state (delivered, read, refused, expired); its idempotency key is honoured
 	// for that long.
 	Retention Duration `toml:"retention"`
 	LogLevel  string   `toml:"log_level"`

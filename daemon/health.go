@@ -201,7 +201,8 @@ type alarm struct{ kind, text string }
 // alarmList is every alarm raised now: store corruption, a full disk, a
 // restored site still waiting to hear from another, paths down or
 // disabled, failed link tests, certificates near expiry, unread inbox
-// payloads that do not decrypt, signatures refused on the link. Status
+// payloads that do not decrypt, signatures refused on the link, unread
+// messages waiting for a mailbox not configured here. Status
 // words them (alarms), the metric counts them by kind (alarmCounts): one
 // list, so the two never disagree.
 func (h *health) alarmList() []alarm {
@@ -256,6 +257,12 @@ func (h *health) alarmList() []alarm {
 	for _, t := range h.refusals.alarms(time.Now()) {
 		add("bad_signature", "%s", t)
 	}
+	if h.store != nil {
+		unread := h.store.MailboxUnread()
+		for _, name := range unconfiguredMailboxes(unread, h.cfg.mailboxes()) { // mailbox_unconfigured.go
+			add("mailbox_unconfigured", "%s", unconfiguredWords(name, unread[name]))
+		}
+	}
 	return out
 }
 
@@ -269,7 +276,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "mailbox_unconfigured"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

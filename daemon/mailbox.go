@@ -469,12 +469,12 @@ const numPrecedences = 4 // queue.Precedences
 // those holding unread messages without being configured (a mailbox
 // removed from the config while messages waited for it).
 func (n *Node) mailboxStatus() []client.MailboxStatus {
-	unread := n.store.MailboxUnread()
+	unread, held := n.store.MailboxUnread(), n.store.HeldCount()
 	m := n.cfg.mailboxes()
 	var out []client.MailboxStatus
 	for _, name := range m.names {
 		mb := m.get(storedMailbox(name))
-		ms := client.MailboxStatus{Name: name, Configured: true, Unread: unread[name], Objectives: map[string]string{}}
+		ms := client.MailboxStatus{Name: name, Configured: true, Unread: unread[name], Objectives: map[string]string{}, Held: held[name]}
 		for _, p := range queue.Precedences {
 			ms.Objectives[p.String()] = mb.objectives[p].String()
 		}

@@ -151,7 +151,8 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
 		refusals: n.metrics.refusals}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
-	n.sender = &sender{timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer, commit: n.commit, latency: n.metrics.submitLatency}
+	n.sender = &sender{site: cfg.Site, node: cfg.Node, timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer,
+		commit: n.commit, remote: n.remote, holds: cfg.holds, latency: n.metrics.submitLatency}
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err
@@ -167,6 +168,9 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.startSpools() // spool.go
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
+	reportUnconfiguredMailboxes(log, n.store.MailboxUnread(), cfg.mailboxes()) // mailbox_unconfigured.go
+	x := newMailboxExchange(cfg, n.link, n.remote, log)                        // mailbox_exchange.go
+	n.wg.Go(func() { x.run(n.ctx) })
 	return n, nil
 }
 

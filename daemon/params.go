@@ -40,6 +40,10 @@ var routeParams = map[string][]string{
 	"GET " + client.PathAuditCheckpoint:                {"site"},
 	"GET " + client.PathAuditCheckpoints:               {"site", "after", "limit", "forks"},
 	"GET " + client.PathAuditKeys:                      {},
+
+	// release.go
+	"POST " + client.PathMessages + "/{id}" + client.PathReleaseSuffix: {},
+	"GET " + client.PathHeld: {"mailbox"},
 }
 
 // Limits of query parameter values.

@@ -337,8 +337,15 @@ func (n *Node) checkRelayed(from pki.Identity, cmd *queue.Command) error {
 			return missing
 		}
 		return n.audit.checkRelayed(cmd.Checkpoint) // audit_exchange.go
+	case queue.OpRelease:
+		if cmd.Release == nil {
+			return missing
+		}
 	default:
 		return fmt.Errorf("unknown operation %q", cmd.Op)
+	}
+	if rel := cmd.Release; rel != nil && rel.Node != from.Node { // release.go
+		return fmt.Errorf("%s naming node %q as the one that took it, relayed by %s", cmd.Op, rel.Node, from)
 	}
 	return nil
 }

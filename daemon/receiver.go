@@ -39,6 +39,10 @@ func (n *Node) handleBatch(ctx context.Context, from pki.Identity, b *transport.
 		n.log.Warn("rejected batch", "from", from, "err", err)
 		return callCodes.Refusal(err, leader), nil
 	}
+	if r := cmd.Receive; r != nil {
+		// This node's decision, carried in the command (refuse.go).
+		r.Refused = n.cfg.mailboxes().refusals(r.Messages)
+	}
 	res, err := n.propose(ctx, cmd)
 	leader, _ = n.raft.Leader()
 	if err != nil {

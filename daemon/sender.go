@@ -21,11 +21,14 @@ import (
 // and commits it through the site's group commit. Checks that every submission must pass, whoever makes it, belong
 // in send. Safe for concurrent use.
 type sender struct {
-	timeout time.Duration // submit_timeout: a commit's bound
-	store   *queue.Store
-	seal    *sealer
-	commit  *committer
-	latency *prometheus.HistogramVec // hotline_submit_duration_seconds by destination
+	site, node string
+	timeout    time.Duration // submit_timeout: a commit's bound
+	store      *queue.Store
+	seal       *sealer
+	commit     *committer
+	remote     *remoteMailboxes         // the other sites' mailbox lists (mailbox_exchange.go)
+	holds      func(string) bool        // Config.holds: the sending mailbox holds for release (release.go)
+	latency    *prometheus.HistogramVec // hotline_submit_duration_seconds by destination
 }
 
 // errRefused is the kind of a submission the site's state machine refused
@@ -73,6 +76,14 @@ func checkPayload(mtype string, payload []byte) error {
 	return nil
 }
 
+// mailboxRefusal is a submission refused at the origin because the
+// destination's mailbox list (as that site last sent it) has no such
+// mailbox or does not take the type: code is the API's error code.
+// Nothing was stored.
+type mailboxRefusal struct{ code, msg string }
+
+func (e *mailboxRefusal) Error() string { return e.msg }
+
 // commitError is a commit that failed or whose outcome is unknown (no
 // quorum, deadline, shutting down): the message may have been stored
 // under ID after all; a retry with the same key is safe. Unwrap gives the
@@ -86,11 +97,13 @@ func (e *commitError) Error() string { return e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
 // send commits item (its ID is set here; Payload is the plaintext, which
-// send replaces with its envelope) and returns the result: Existing when
-// item.Key names the same submission already. ctx bounds the wait
-// together with submit_timeout. Errors: errInvalidPayload (wrapped), a
-// *refusal (errRefused), a *commitError, or the sealer's error.
-func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitResult, error) {
+// send replaces with its envelope), submitted by `by` (the audit actor a
+// held message records), and returns the result: Existing when item.Key
+// names the same submission already; Seq 0 when it is held for release.
+// ctx bounds the wait together with submit_timeout. Errors:
+// errInvalidPayload (wrapped), a *mailboxRefusal, a *refusal
+// (errRefused), a *commitError, or the sealer's error.
+func (s *sender) send(ctx context.Context, item queue.SubmitItem, by queue.Actor) (queue.SubmitResult, error) {
 	if err := checkPayload(item.Type, item.Payload); err != nil {
 		return queue.SubmitResult{}, err
 	}
@@ -100,6 +113,11 @@ func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitR
 		if st, err := s.store.LookupKey(item.Key); err == nil && queue.SameSubmission(st, &item) {
 			return queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}, nil
 		}
+	}
+	// A new message must fit the destination's mailbox list, when known
+	// (a stored one, retried, is answered as stored).
+	if code, msg := s.remote.refuse(item.Dest, item.Mailbox, item.Type); code != "" { // mailbox_exchange.go
+		return queue.SubmitResult{}, &mailboxRefusal{code: code, msg: msg}
 	}
 	start := time.Now()
 	id, err := uuid.NewV7()
@@ -111,8 +129,16 @@ func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitR
 		return queue.SubmitResult{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	res, err := s.commit.submit(cctx, item)
+	var res queue.SubmitResult
+	if s.holds(item.From) {
+		res, err = s.hold(cctx, item, by)
+	} else {
+		res, err = s.commit.submit(cctx, item)
+	}
 	cancel()
+	if errors.Is(err, errRefused) {
+		return res, err
+	}
 	if err != nil {
 		return res, &commitError{ID: item.ID, err: err}
 	}
@@ -121,6 +147,23 @@ func (s *sender) send(ctx context.Context, item queue.SubmitItem) (queue.SubmitR
 	}
 	s.latency.WithLabelValues(item.Dest).Observe(time.Since(start).Seconds())
 	return res, nil
+}
+
+// hold commits item as held, submitted by `by` (two-person release,
+// release.go). It bypasses group commit: held messages are few, and the
+// command carries its submitter.
+func (s *sender) hold(ctx context.Context, item queue.SubmitItem, by queue.Actor) (queue.SubmitResult, error) {
+	cmd := &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(),
+		Submit:  &queue.Submit{Origin: s.site, Items: []queue.SubmitItem{item}},
+		Release: &queue.Release{By: by, Node: s.node}}
+	res, err := s.commit.propose(ctx, cmd)
+	if err != nil {
+		return queue.SubmitResult{}, err
+	}
+	if res.Err != "" || len(res.Submit) != 1 {
+		return queue.SubmitResult{}, &refusal{reason: "hold: " + res.Err}
+	}
+	return res.Submit[0], nil
 }
 
 // sendErrorText names a failed send for a person (a spool's .error file,

@@ -48,9 +48,11 @@ const (
 	spoolInRescan    = 30 * time.Second
 )
 
-// actor is who acknowledges the spool's messages in the audit log.
-func (s *spoolIn) actor() *queue.Actor {
-	return &queue.Actor{UID: -1, PID: -1, User: "spool:" + queue.MailboxName(s.mailbox)}
+// spoolActor is a mailbox's spool as the audit log names it: who
+// acknowledged what spool_in wrote, who submitted what spool_out sent
+// (for a held message). name is the mailbox's display name.
+func spoolActor(name string) queue.Actor {
+	return queue.Actor{UID: -1, PID: -1, User: "spool:" + name}
 }
 
 // run writes the mailbox's messages until ctx ends.
@@ -153,10 +155,11 @@ func (s *spoolIn) page(ctx context.Context, after uint64) (uint64, int, error) {
 				return after, 0, err
 			}
 		}
+		by := spoolActor(queue.MailboxName(s.mailbox))
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		res, err := s.propose(actx, &queue.Command{Op: queue.OpMarkRead, Time: time.Now().UnixNano(),
-			MarkRead: &queue.MarkRead{IDs: ack, By: s.actor(), Node: s.node, Mailboxes: []string{s.mailbox}}})
+			MarkRead: &queue.MarkRead{IDs: ack, By: &by, Node: s.node, Mailboxes: []string{s.mailbox}}})
 		if err != nil {
 			return after, 0, err
 		}

@@ -48,7 +48,7 @@ type spoolOut struct {
 	mailbox string // display name (the key's)
 	item    queue.SubmitItem
 	maxSize int64
-	send    func(context.Context, queue.SubmitItem) (queue.SubmitResult, error) // sender.send
+	send    func(context.Context, queue.SubmitItem, queue.Actor) (queue.SubmitResult, error) // sender.send
 	log     *slog.Logger
 
 	settle time.Duration // unchanged this long before a file is taken
@@ -77,7 +77,7 @@ const (
 	spoolErrorSuffix = ".error"
 )
 
-func newSpoolOut(mb *mailbox, maxSize int64, send func(context.Context, queue.SubmitItem) (queue.SubmitResult, error), log *slog.Logger) (*spoolOut, error) {
+func newSpoolOut(mb *mailbox, maxSize int64, send func(context.Context, queue.SubmitItem, queue.Actor) (queue.SubmitResult, error), log *slog.Logger) (*spoolOut, error) {
 	c := mb.cfg
 	site, box, err := parseAddress(c.SpoolTo)
 	if err != nil {
@@ -310,7 +310,7 @@ func (s *spoolOut) take(ctx context.Context, name string) {
 	}
 	item := s.item
 	item.Key, item.Payload = s.key(name), payload
-	res, err := s.send(ctx, item)
+	res, err := s.send(ctx, item, spoolActor(s.mailbox))
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

@@ -87,7 +87,7 @@ func (n *Node) Status() *client.Status {
 		s.Inbound = append(s.Inbound, client.InQueue{From: c.Origin, Precedence: c.Precedence.String(), Last: c.Last})
 	}
 	for _, site := range n.cfg.remoteSites() {
-		sl := client.SiteLink{Site: site}
+		sl := client.SiteLink{Site: site, Mailboxes: n.remote.names(site)} // mailbox_exchange.go
 		sl.ActiveNode, sl.ActivePath = n.link.Active(site)
 		for _, p := range n.link.Paths() {
 			if p.Site == site {

@@ -172,12 +172,15 @@ func (a *applier) apply(c *Command) (Result, error) {
 	if a.audited = c.audited(); !a.audited && (c.Op == OpAudit || c.Op == OpCheckpoint) {
 		return Result{Err: fmt.Sprintf("queue: %v: %s command in a log entry of an older format", ErrInvalid, c.Op)}, nil
 	}
+	if c.Release != nil && (c.Op != OpSubmit && c.Op != OpRelease || c.Op == OpSubmit && c.Release.ID != "") {
+		return Result{Err: fmt.Sprintf("queue: %v: release body on a %s command", ErrInvalid, c.Op)}, nil
+	}
 	switch c.Op {
 	case OpSubmit:
 		if c.Submit == nil {
 			break
 		}
-		res.Submit, err = a.submit(c.Time, c.Submit)
+		res.Submit, err = a.submit(c.Time, c.Submit, c.Release)
 		return res, err
 	case OpDelivered:
 		if c.Delivered == nil {
@@ -241,6 +244,11 @@ func (a *applier) apply(c *Command) (Result, error) {
 			break
 		}
 		return a.checkpoint(c.Time, c.Checkpoint)
+	case OpRelease:
+		if c.Release == nil || c.Release.ID == "" {
+			break
+		}
+		return a.release(c.Time, c.Release) // held.go
 	default:
 		return Result{Err: fmt.Sprintf("queue: %v: unknown command %q", ErrInvalid, c.Op)}, nil
 	}

@@ -10,8 +10,9 @@ import (
 )
 
 // The audit log: an append-only list of records, one per event that
-// matters (a message submitted, received, delivered, read or expired; an
-// operator's action or a refusal the daemon proposes with OpAudit), kept
+// matters (a message submitted, released, received, delivered, read,
+// refused or expired; an operator's action or a refusal the daemon
+// proposes with OpAudit), kept
 // as a Merkle tree (golang.org/x/mod/sumdb/tlog, RFC 6962 hashing) whose
 // size and root the site signs as checkpoints (OpCheckpoint; package
 // transport/trust makes and checks the signatures). Apply appends the
@@ -39,9 +40,11 @@ const (
 	AuditRead                           // read: marked read here (destination), or its receipt applied (origin)
 	AuditExpired                        // an outbound message expired before delivery (OpExpire)
 	AuditOperator                       // an operator's action or a refusal (OpAudit)
+	AuditReleased                       // a held message released into its channel (OpRelease, held.go)
+	AuditRefused                        // refused by the destination: there (OpReceive), or its receipt applied (origin); Detail is the reason
 )
 
-var auditKindNames = [...]string{"", "submitted", "received", "delivered", "read", "expired", "operator"}
+var auditKindNames = [...]string{"", "submitted", "received", "delivered", "read", "expired", "operator", "released", "refused"}
 
 // Valid reports whether k is a known kind.
 func (k AuditKind) Valid() bool { return k > 0 && int(k) < len(auditKindNames) }

@@ -112,6 +112,11 @@ func (a *applier) auditAppend(r *AuditRecord) (int64, error) {
 // not nil, is hashed into the record. Entries of older formats append
 // nothing (Command.audited).
 func (a *applier) auditMsg(kind AuditKind, out bool, now int64, ck []byte, seq uint64, id string, flags uint32, payload []byte) error {
+	return a.auditMsgDetail(kind, out, now, ck, seq, id, flags, payload, "")
+}
+
+// auditMsgDetail is auditMsg with the record's Detail (a refusal's reason).
+func (a *applier) auditMsgDetail(kind AuditKind, out bool, now int64, ck []byte, seq uint64, id string, flags uint32, payload []byte, detail string) error {
 	if !a.audited {
 		return nil
 	}
@@ -119,7 +124,7 @@ func (a *applier) auditMsg(kind AuditKind, out bool, now int64, ck []byte, seq u
 	if !ok {
 		return corruptf(channelName(ck), "malformed channel key")
 	}
-	r := &AuditRecord{Kind: kind, Time: now, ID: id, Origin: site, Dest: a.site, Precedence: p, Seq: seq, Flags: flags, Actor: NoActor, Node: a.actorNode}
+	r := &AuditRecord{Kind: kind, Time: now, ID: id, Origin: site, Dest: a.site, Precedence: p, Seq: seq, Flags: flags, Actor: NoActor, Node: a.actorNode, Detail: detail}
 	if a.actor != nil {
 		r.Actor = *a.actor
 	}

@@ -107,6 +107,7 @@ type record struct {
 	mailbox     string // the message's attributes (Message); present
 	from        string // in the encoding when flags has flagAttrs
 	mtype       string
+	refused     string // the refusal reason of a Refused message (version 3)
 	hash        []byte // SHA-256 of the payload, outbound messages with a key
 	payload     []byte
 }
@@ -124,7 +125,11 @@ type record struct {
 //
 // The bracketed attributes are there exactly when flags has bit 31 set
 // (flagAttrs, encoding.go), so records of messages without attributes are
-// laid out as before mailboxes existed.
+// laid out as before mailboxes existed. A record of version 3 is one of
+// version 2 with the refusal reason of a refused message (State Refused,
+// refuse.go) after the attributes: reason_len(uvarint) reason; every
+// other record stays version 2. A refused record's read time is the time
+// of the refusal.
 //
 // payload_sum is the CRC32C of the payload; sum is the CRC32C of the
 // record's location (direction, channel key, seq) and every byte of the
@@ -136,8 +141,9 @@ type record struct {
 // Version 1 records (files of format 2 and earlier) had no payload_sum and
 // sum (a 54-byte header); Open rewrites them as version 2.
 const (
-	recVersion1 = 1
-	recVersion  = 2
+	recVersion1       = 1
+	recVersion        = 2
+	recVersionRefused = 3 // version 2 and a refusal reason
 
 	offVersion    = 0
 	offState      = 1
@@ -167,9 +173,12 @@ func (l loc) String() string { return recordName(l.kind, l.ck, l.seq) }
 // encode returns a new buffer (bbolt keeps the slice until commit, so
 // buffers are never reused within a transaction).
 func (r *record) encode(l loc) []byte {
-	n := recHeader + 5*binary.MaxVarintLen64 + len(r.id) + len(r.key) + len(r.mailbox) + len(r.from) + len(r.mtype) + 1 + len(r.hash) + len(r.payload)
+	n := recHeader + 6*binary.MaxVarintLen64 + len(r.id) + len(r.key) + len(r.mailbox) + len(r.from) + len(r.mtype) + len(r.refused) + 1 + len(r.hash) + len(r.payload)
 	b := make([]byte, recHeader, n)
 	b[offVersion] = recVersion
+	if r.refused != "" {
+		b[offVersion] = recVersionRefused
+	}
 	b[offState] = byte(r.state)
 	attrs := r.mailbox != "" || r.from != "" || r.mtype != ""
 	if attrs {
@@ -193,6 +202,10 @@ func (r *record) encode(l loc) []byte {
 			b = binary.AppendUvarint(b, uint64(len(a)))
 			b = append(b, a...)
 		}
+	}
+	if r.refused != "" {
+		b = binary.AppendUvarint(b, uint64(len(r.refused)))
+		b = append(b, r.refused...)
 	}
 	b = append(b, byte(len(r.hash)))
 	b = append(b, r.hash...)
@@ -222,7 +235,7 @@ func parseRecord(v []byte, l loc, payload, copyBytes bool) (record, error) {
 	switch {
 	case len(v) < recHeader:
 		return r, corruptf(l.String(), "record of %d bytes", len(v))
-	case v[offVersion] != recVersion:
+	case v[offVersion] != recVersion && v[offVersion] != recVersionRefused:
 		return r, corruptf(l.String(), "record version %d", v[offVersion])
 	}
 	rest := v[recHeader:]
@@ -238,6 +251,11 @@ func parseRecord(v []byte, l loc, payload, copyBytes bool) (record, error) {
 			if *a, rest, ok = readString(rest); !ok {
 				return r, corruptf(l.String(), "bad attribute length")
 			}
+		}
+	}
+	if v[offVersion] == recVersionRefused {
+		if r.refused, rest, ok = readString(rest); !ok || r.refused == "" {
+			return r, corruptf(l.String(), "bad refusal reason length")
 		}
 	}
 	if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
@@ -361,14 +379,25 @@ func (r *record) message(origin, dest string, p Precedence, seq uint64) Message 
 // the CRC32C of the origin it is queued to, its RSeq and the bytes before
 // the sum. Version 1 (files of format 2 and earlier) had no sum; Open adds
 // it.
+//
+// A refusal receipt has bit 7 of the precedence byte set (rcptRefused) and
+// the id as id_len(uvarint) id, then the reason: precedence(1) seq(8)
+// readAt(8) id_len id reason sum(4). Read receipts are stored as before.
 const rcptSumLen = 4
 
 func encodeReceipt(origin []byte, rc Receipt) []byte {
-	b := make([]byte, 17+len(rc.ID), 17+len(rc.ID)+rcptSumLen)
+	b := make([]byte, 17, 17+binary.MaxVarintLen64+len(rc.ID)+len(rc.Refused)+rcptSumLen)
 	b[0] = byte(rc.Precedence)
 	be.PutUint64(b[1:], rc.Seq)
 	be.PutUint64(b[9:], uint64(rc.ReadAt))
-	copy(b[17:], rc.ID)
+	if rc.Refused != "" {
+		b[0] |= rcptRefused
+		b = binary.AppendUvarint(b, uint64(len(rc.ID)))
+		b = append(b, rc.ID...)
+		b = append(b, rc.Refused...)
+	} else {
+		b = append(b, rc.ID...)
+	}
 	return be.AppendUint32(b, receiptSum(origin, rc.RSeq, b))
 }
 
@@ -390,8 +419,16 @@ func decodeReceipt(origin []byte, rseq uint64, v []byte) (Receipt, error) {
 	if got, want := receiptSum(origin, rseq, body), be.Uint32(v[len(body):]); got != want {
 		return Receipt{}, corruptf(receiptName(origin, rseq), "receipt checksum %08x, stored %08x", got, want)
 	}
-	return Receipt{
-		RSeq: rseq, Precedence: Precedence(body[0]), Seq: be.Uint64(body[1:]),
+	rc := Receipt{
+		RSeq: rseq, Precedence: Precedence(body[0] &^ rcptRefused), Seq: be.Uint64(body[1:]),
 		ReadAt: int64(be.Uint64(body[9:])), ID: string(body[17:]),
-	}, nil
+	}
+	if body[0]&rcptRefused != 0 {
+		id, rest, ok := readString(body[17:])
+		if !ok || len(rest) == 0 {
+			return Receipt{}, corruptf(receiptName(origin, rseq), "refusal receipt without an id and a reason")
+		}
+		rc.ID, rc.Refused = id, string(rest)
+	}
+	return rc, nil
 }

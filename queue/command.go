@@ -15,6 +15,7 @@ const (
 	OpPurge         Op = "purge"          // delete finished messages older than the retention period
 	OpAudit         Op = "audit"          // record an operator action or a refusal in the audit log (audit.go)
 	OpCheckpoint    Op = "checkpoint"     // keep a signed audit checkpoint, ours or another site's (audit.go)
+	OpRelease       Op = "release"        // release a held message into its channel (held.go)
 )
 
 // Command is one state-machine command: exactly one of the pointer fields
@@ -32,6 +33,9 @@ type Command struct {
 	Purge         *Purge         `json:"purge,omitempty"`
 	Audit         *AuditCmd      `json:"audit,omitempty"`
 	Checkpoint    *CheckpointCmd `json:"checkpoint,omitempty"`
+	// Release is OpRelease's body; on an OpSubmit it holds the items
+	// for two-person release (held.go).
+	Release *Release `json:"release,omitempty"`
 
 	// format is the log entry format the command was decoded from
 	// (command_codec.go: '{' for JSON, else the version byte); 0 for a
@@ -127,6 +131,12 @@ type Receive struct {
 	// Evidence is the origin's signed statement of the batch (package
 	// transport/trust, KindMessages): leaf i is Messages[i]'s.
 	Evidence *Evidence `json:"evidence,omitempty"`
+	// Refused are the messages this site refuses, by index in Messages,
+	// ascending (refuse.go): decided by the node that took the batch, so
+	// that every node applies the same. A refused message is stored in
+	// state Refused, never enters the inbox, and a receipt with the
+	// reason goes back to its origin; a duplicate stays as it was.
+	Refused []Refusal `json:"refused,omitempty"`
 }
 
 // Evidence is a signed statement, opaque here (package transport/trust
@@ -209,14 +219,15 @@ const DefaultPurgeMax = 10000
 // Before (Unix nanoseconds), at most Max of them (0: DefaultPurgeMax) per
 // command, oldest final time first:
 //
-//   - outbound messages that are Read, Expired or Delivered, whose ReadAt,
-//     ExpiredAt or DeliveredAt (by state) is before Before, and that the
+//   - outbound messages that are Read, Refused, Expired or Delivered,
+//     whose ReadAt (a Refused one's refusal time), ExpiredAt or
+//     DeliveredAt (by state) is before Before, and that the
 //     destination has acknowledged (Seq <= the channel's Acked), so the
 //     channel's Last and Acked and the gap-free unsent tail are untouched;
 //     a message delivered but never read is purged after the retention
 //     too (a receipt arriving later is skipped, its RSeq still counts);
 //   - inbound messages that are Read (by ReadAt) or never entered the inbox
-//     (tombstones, link-test and drill messages, by DeliveredAt); channel
+//     (tombstones, link-test, drill and refused messages, by DeliveredAt); channel
 //     cursors and inbox positions are kept, so duplicates are still
 //     recognised and positions are never reused;
 //   - their ID and idempotency-key index entries: Lookup and LookupKey then

@@ -41,7 +41,9 @@ import (
 //	bodies   = uvarint bit set of the bodies present, each then encoded in
 //	           bit order: 0 Submit, 1 Delivered, 2 Receive, 3 MarkRead,
 //	           4 Receipts, 5 ReceiptsAcked, 6 Purge, 7 Audit, 8 Checkpoint
-//	           (audit.go; below bit 7 the uvarint is the one byte it was)
+//	           (audit.go; below bit 7 the uvarint is the one byte it was),
+//	           9 MarkReadBy (mailbox.go), 10 Release (held.go), 12 Refused
+//	           (refuse.go)
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
@@ -99,6 +101,9 @@ func (c *Command) Encode() ([]byte, error) {
 	if err := c.evidenceFault(); err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
 	}
+	if err := c.Receive.refusalsFault(); err != nil { // refuse.go
+		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
+	}
 	b := make([]byte, 0, c.sizeHint())
 	b = append(b, cmdVersion4)
 	b = c.appendEvidence(b) // evidence.go
@@ -107,30 +112,20 @@ func (c *Command) Encode() ([]byte, error) {
 	var bodies uint64
 	for i, present := range []bool{c.Submit != nil, c.Delivered != nil, c.Receive != nil,
 		c.MarkRead != nil, c.Receipts != nil, c.ReceiptsAcked != nil, c.Purge != nil,
-		c.Audit != nil, c.Checkpoint != nil, c.MarkRead.hasBy()} {
+		c.Audit != nil, c.Checkpoint != nil, c.MarkRead.hasBy(), c.Release != nil} {
 		if present {
 			bodies |= 1 << i
 		}
+	}
+	if c.Receive.hasRefused() {
+		bodies |= bodyRefused // refuse.go
 	}
 	b = binary.AppendUvarint(b, bodies)
 	if s := c.Submit; s != nil {
 		b = AppendString(b, s.Origin)
 		b = binary.AppendUvarint(b, uint64(len(s.Items)))
 		for i := range s.Items {
-			it := &s.Items[i]
-			b = AppendString(b, it.ID)
-			b = AppendString(b, it.Key)
-			b = AppendString(b, it.Dest)
-			b = append(b, byte(it.Precedence))
-			b = AppendBytes(b, it.Payload)
-			m := it.attrs()
-			b = binary.AppendUvarint(b, uint64(m.encFlags()))
-			b = binary.AppendVarint(b, it.ExpiresAt)
-			if m.HasAttrs() {
-				b = AppendString(b, m.Mailbox)
-				b = AppendString(b, m.From)
-				b = AppendString(b, m.Type)
-			}
+			b = appendSubmitItem(b, &s.Items[i])
 		}
 	}
 	if d := c.Delivered; d != nil {
@@ -170,6 +165,8 @@ func (c *Command) Encode() ([]byte, error) {
 	}
 	b = appendAudit(b, c)
 	b = appendMarkReadBy(b, c.MarkRead) // mailbox.go
+	b = appendRelease(b, c.Release)     // held.go
+	b = appendRefused(b, c.Receive)     // refuse.go
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -219,7 +216,7 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) // version, op, time, bodies, checksum, audit bodies
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) + releaseSize(c.Release) + refusedSize(c.Receive) // version, op, time, bodies, checksum, audit bodies
 	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
@@ -304,7 +301,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	default:
 		return nil, fmt.Errorf("queue: decode command: %w: unknown format version 0x%02x", ErrInvalid, b[0])
 	}
-	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy()) {
+	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy() || c.Release != nil || c.Receive.hasRefused()) {
 		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
 	}
 	if err != nil {
@@ -320,7 +317,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
 	bodies := d.Uvarint()
-	if bodies&^(bodyAllAudit|bodyMarkReadBy) != 0 {
+	if bodies&^(bodyAllAudit|bodyMarkReadBy|bodyRelease|bodyRefused) != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -329,22 +326,8 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 			c.Submit.Items = make([]SubmitItem, n)
 			dest := ""
 			for i := range c.Submit.Items {
-				it := &c.Submit.Items[i]
-				it.ID = d.Str()
-				it.Key = d.Str()
-				dest = d.strLike(dest)
-				it.Dest = dest
-				it.Precedence = d.Precedence()
-				it.Payload = d.Bytes()
-				it.Flags = d.flags()
-				it.ExpiresAt = d.Varint()
-				if it.Flags&flagAttrs != 0 {
-					it.Flags &^= flagAttrs
-					it.Mailbox, it.From, it.Type = d.Str(), d.Str(), d.Str()
-					if m := it.attrs(); d.err == nil && !m.HasAttrs() {
-						d.fail("submit item %q: attribute section with no attribute", it.ID)
-					}
-				}
+				d.submitItem(&c.Submit.Items[i], dest)
+				dest = c.Submit.Items[i].Dest
 			}
 		}
 	}
@@ -386,14 +369,54 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	}
 	decodeAudit(d, c, bodies)
 	decodeMarkReadBy(d, c, bodies) // mailbox.go
+	decodeRelease(d, c, bodies)    // held.go
+	decodeRefused(d, c, bodies)    // refuse.go
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
+// appendSubmitItem appends one Submit item (item above); the held
+// messages' records hold the same bytes (held.go).
+func appendSubmitItem(b []byte, it *SubmitItem) []byte {
+	b = AppendString(b, it.ID)
+	b = AppendString(b, it.Key)
+	b = AppendString(b, it.Dest)
+	b = append(b, byte(it.Precedence))
+	b = AppendBytes(b, it.Payload)
+	m := it.attrs()
+	b = binary.AppendUvarint(b, uint64(m.encFlags()))
+	b = binary.AppendVarint(b, it.ExpiresAt)
+	if m.HasAttrs() {
+		b = AppendString(b, m.Mailbox)
+		b = AppendString(b, m.From)
+		b = AppendString(b, m.Type)
+	}
+	return b
+}
+
+// submitItem reads what appendSubmitItem wrote into it; dest is the
+// previous item's destination, shared when equal.
+func (d *Decoder) submitItem(it *SubmitItem, dest string) {
+	it.ID = d.Str()
+	it.Key = d.Str()
+	it.Dest = d.strLike(dest)
+	it.Precedence = d.Precedence()
+	it.Payload = d.Bytes()
+	it.Flags = d.flags()
+	it.ExpiresAt = d.Varint()
+	if it.Flags&flagAttrs != 0 {
+		it.Flags &^= flagAttrs
+		it.Mailbox, it.From, it.Type = d.Str(), d.Str(), d.Str()
+		if m := it.attrs(); d.err == nil && !m.HasAttrs() {
+			d.fail("submit item %q: attribute section with no attribute", it.ID)
+		}
+	}
+}
+
 // ops are the known command names, returned without allocating.
-var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint}
+var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint, OpRelease}
 
 // op reads a command's name.
 func (d *Decoder) op() Op {

@@ -45,6 +45,16 @@ func codecCommands() []Command {
 			Receipt{RSeq: 1, Precedence: Flash, Seq: 7, ID: "m7", ReadAt: t1},
 			Receipt{RSeq: math.MaxUint64, Precedence: Routine, Seq: 0, ReadAt: math.MinInt64}),
 		receiptsCmd(0, "", Receipt{}),
+		// Refusals (refuse.go): a refusal receipt, refused messages.
+		receiptsCmd(t2, "bravo",
+			Receipt{RSeq: 2, Precedence: Priority, Seq: 3, ID: "m3", ReadAt: t2, Refused: `no mailbox "nosuch" here`},
+			Receipt{RSeq: 3, Precedence: Flash, Seq: 4, ID: "m4", ReadAt: t2}),
+		{Op: OpReceive, Time: t3, Receive: &Receive{Origin: "alpha", Precedence: Routine, Messages: []Message{
+			{ID: "m1", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 1, Mailbox: "nosuch"},
+			{ID: "m2", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 2, Mailbox: "cert"},
+			{ID: "m3", Origin: "alpha", Dest: "bravo", Precedence: Routine, Seq: 3, Mailbox: "cert", Type: "text/plain"},
+		}, Refused: []Refusal{{0, `no mailbox "nosuch" here`}, {2, `mailbox "cert" does not accept type "text/plain"`}}}},
+		{Op: OpReceive, Receive: &Receive{Refused: []Refusal{{7, "index beyond the batch: the apply refuses it"}}}},
 		submitCmd(0, SubmitItem{}),
 		{Op: OpReceipts, Receipts: &Receipts{}},
 		receiptsAckedCmd(t2, "charlie", 300),
@@ -247,7 +257,7 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		// Version 3 (with a valid checksum, added below).
 		{"v3 op longer than input", v3(50, 'x'), "beyond the end"},
 		{"v3 non-minimal varint", v3(1, 'x', 0x80, 0x00, 0), "non-minimal"},
-		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x08), "unknown bodies"},
+		{"v3 unknown body", v3(1, 'x', 0, 0x80, 0x80, 0x40), "unknown bodies"}, // bit 20: bits 9 and up are taken
 		{"v3 bad precedence", v3(1, 'x', 0, bodyDelivered, 1, 'b', 4, 0), "invalid precedence 4"},
 		{"v3 forged item count", v3(1, 'x', 0, bodySubmit, 0, 0xff, 0xff, 0xff, 0xff, 0x0f), "list longer"},
 		{"v3 forged payload length", append(v3(1, 'x', 0, bodySubmit, 0, 1, 1, 'a', 0, 1, 'b', 0, 0xff, 0xff, 0xff, 0xff, 0x0f), make([]byte, 20)...), "length beyond the end"},
@@ -442,8 +452,18 @@ func cmdHasAttrs(c *Command) bool {
 		}
 	}
 	if c.Receive != nil {
+		if len(c.Receive.Refused) > 0 {
+			return true
+		}
 		for i := range c.Receive.Messages {
 			if c.Receive.Messages[i].HasAttrs() {
+				return true
+			}
+		}
+	}
+	if c.Receipts != nil {
+		for i := range c.Receipts.Receipts {
+			if c.Receipts.Receipts[i].Refused != "" {
 				return true
 			}
 		}

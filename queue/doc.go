@@ -25,13 +25,23 @@
 //     from 1. Outbound messages are assigned Seq at commit; inbound ones are
 //     applied only at last+1 (duplicates skipped, stop at a gap). Acks and
 //     receipt acks are cumulative and idempotent.
+//   - Two-person release (held.go): an OpSubmit with a Release body holds
+//     its items (state Held, outside every channel, no sequence number,
+//     never expired or purged while held); OpRelease by another UID than
+//     the submitter's moves one into its channel. IDs and idempotency
+//     keys are shared between held and outbound messages.
 //   - Messages are kept after delivery so their status can be queried,
 //     until an OpPurge command (the retention) deletes those whose life
 //     ended before its cutoff: acknowledged outbound messages that are
-//     delivered, read or expired, and inbound ones that are read or never
-//     entered the inbox. Channel cursors and inbox positions stay, so
-//     sequencing and duplicate detection are unaffected; IDs and
-//     idempotency keys are remembered for the retention period only.
+//     delivered, read, refused or expired, and inbound ones that are read
+//     or never entered the inbox (refused ones included). Channel cursors
+//     and inbox positions stay, so sequencing and duplicate detection are
+//     unaffected; IDs and idempotency keys are remembered for the
+//     retention period only.
+//   - Refusals (refuse.go): an OpReceive names the messages its proposer
+//     refused (Receive.Refused); apply stores them as Refused, outside
+//     the inbox, and queues a refusal receipt (Receipt.Refused) to the
+//     origin, whose apply makes the outbound message Refused.
 //     A purge reads an index ordered by that end time and deletes at most
 //     Purge.Max messages, so its cost is bounded.
 //   - Expiry removes the payload of an undelivered message and leaves a
@@ -87,8 +97,8 @@
 //     Acked); an OpReceiptsAcked renumbers receipts past the origin's;
 //     the first receipts from a site are taken from where they start.
 //   - Audit log (audit.go): apply appends a record for every event that
-//     matters (a message submitted, received, delivered, read or expired;
-//     OpAudit's operator actions and refusals) to an append-only Merkle
+//     matters (a message submitted, received, delivered, read, refused
+//     or expired; OpAudit's operator actions and refusals) to an append-only Merkle
 //     tree (golang.org/x/mod/sumdb/tlog), with the command's time, so
 //     every node holds the same log. Only entries of log format 4 (or
 //     commands built in memory) append records: an entry of an older

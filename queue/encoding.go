@@ -97,13 +97,29 @@ func AppendMessages(b []byte, ms []Message) []byte {
 
 // AppendReceipt appends r. Its precedence must be valid (a Decoder
 // refuses it otherwise).
+//
+// A refusal receipt (Refused set) has bit 7 of the precedence byte set
+// (rcptRefused) and its reason after the time; a read receipt is encoded
+// as before refusals existed.
 func AppendReceipt(b []byte, r *Receipt) []byte {
 	b = binary.AppendUvarint(b, r.RSeq)
-	b = append(b, byte(r.Precedence))
+	if r.Refused != "" {
+		b = append(b, byte(r.Precedence)|rcptRefused)
+	} else {
+		b = append(b, byte(r.Precedence))
+	}
 	b = binary.AppendUvarint(b, r.Seq)
 	b = AppendString(b, r.ID)
-	return binary.AppendVarint(b, r.ReadAt)
+	b = binary.AppendVarint(b, r.ReadAt)
+	if r.Refused != "" {
+		b = AppendString(b, r.Refused)
+	}
+	return b
 }
+
+// rcptRefused is the bit of a receipt's encoded precedence byte (wire,
+// log and stored) that announces a refusal reason.
+const rcptRefused = 0x80
 
 // AppendReceipts appends a list of receipts.
 func AppendReceipts(b []byte, rs []Receipt) []byte {
@@ -130,7 +146,11 @@ func (m *Message) encFlags() uint32 {
 
 // ReceiptLen is the size of r's encoding by AppendReceipt.
 func ReceiptLen(r *Receipt) int {
-	return uvarintLen(r.RSeq) + 1 + uvarintLen(r.Seq) + stringLen(len(r.ID)) + varintLen(r.ReadAt)
+	n := uvarintLen(r.RSeq) + 1 + uvarintLen(r.Seq) + stringLen(len(r.ID)) + varintLen(r.ReadAt)
+	if r.Refused != "" {
+		n += stringLen(len(r.Refused))
+	}
+	return n
 }
 
 // stringLen is the encoded size of a string or bytes of n bytes.
@@ -341,10 +361,22 @@ func (d *Decoder) Messages(ch Channel, max int) []Message {
 // Receipt reads a receipt into r.
 func (d *Decoder) Receipt(r *Receipt) {
 	r.RSeq = d.Uvarint()
-	r.Precedence = d.Precedence()
+	p := d.Byte()
+	refused := p&rcptRefused != 0
+	r.Precedence = Precedence(p &^ rcptRefused)
+	if d.err == nil && !r.Precedence.Valid() {
+		d.fail("invalid precedence %d", p)
+	}
 	r.Seq = d.Uvarint()
 	r.ID = d.Str()
 	r.ReadAt = d.Varint()
+	r.Refused = ""
+	if refused {
+		r.Refused = d.limited("refusal reason", MaxRefusalLen)
+		if d.err == nil && r.Refused == "" {
+			d.fail("receipt %d: refusal without a reason", r.RSeq)
+		}
+	}
 }
 
 // Receipts reads a list of at most max (when max > 0) receipts: nil when

@@ -15,6 +15,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		{state: Queued, id: "a", payload: []byte("payload")},
 		{state: Read, flags: FlagDrill, submittedAt: t1, readAt: t2, inboxPos: 7, id: "0190c6a2-7b3e", key: "k", hash: make([]byte, 32), payload: bytes.Repeat([]byte{0xff}, 100)},
 		{state: Expired, flags: FlagTombstone, id: "x"},
+		{state: Refused, readAt: t2, id: "r", mailbox: "nosuch", refused: `no mailbox "nosuch" here`, payload: []byte("p")},
 	} {
 		f.Add(r.encode(loc{finIn, ck, 3}), uint64(3))
 	}
@@ -43,6 +44,7 @@ func FuzzDecodeReceipt(f *testing.F) {
 	origin := []byte("alpha")
 	f.Add(encodeReceipt(origin, Receipt{RSeq: 4, Precedence: Flash, Seq: 9, ID: "m9", ReadAt: t2}), uint64(4))
 	f.Add(encodeReceipt(origin, Receipt{RSeq: 1}), uint64(1))
+	f.Add(encodeReceipt(origin, Receipt{RSeq: 5, Precedence: Routine, Seq: 3, ID: "m3", ReadAt: t2, Refused: "no mailbox"}), uint64(5))
 	f.Add([]byte{}, uint64(0))
 	f.Fuzz(func(t *testing.T, v []byte, rseq uint64) {
 		rc, err := decodeReceipt(origin, rseq, v)

@@ -31,8 +31,10 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 	unread := getU64(a.meta, metaUnread)
 	var msgs *bolt.Bucket
 	holding := true // every message so far is held as the command carries it
+	nextRefusal := 0
 	for i := range r.Messages {
 		m := &r.Messages[i]
+		refused := r.refusal(i, &nextRefusal) // refuse.go
 		if m.Seq <= last {
 			if holding {
 				same, err := a.holdsAsSent(ck, m)
@@ -65,6 +67,9 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 			rec.state, rec.expiredAt, rec.payload = Expired, now, nil
 		case m.Flags&(FlagLinkTest|FlagDrill) != 0:
 			// delivered, never shown to clients
+		case refused != "":
+			// held, never shown to clients; its origin learns why
+			rec.state, rec.readAt, rec.refused = Refused, now, refused
 		default:
 			inboxLast++
 			unread++
@@ -92,6 +97,14 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 		}
 		if err := a.auditMsg(AuditReceived, false, now, ck, m.Seq, m.ID, m.Flags, m.Payload); err != nil {
 			return nil, err
+		}
+		if refused != "" {
+			if err := a.auditMsgDetail(AuditRefused, false, now, ck, m.Seq, m.ID, m.Flags, nil, refused); err != nil {
+				return nil, err
+			}
+			if err := a.queueReceipt(r.Origin, Receipt{Precedence: r.Precedence, Seq: m.Seq, ID: m.ID, ReadAt: now, Refused: refused}); err != nil {
+				return nil, err
+			}
 		}
 		last = m.Seq
 		res.Applied++

@@ -74,33 +74,53 @@ type State uint8
 
 // Message states. Queued: durable at the origin. Delivered: durable at the
 // destination. Read: acknowledged by a destination client. Expired: its TTL
-// ran out before delivery; a tombstone keeps the channel gap-free.
+// ran out before delivery; a tombstone keeps the channel gap-free. Held:
+// durable at the origin but not in its channel, waiting for two-person
+// release (held.go); it has no sequence number until released, when it
+// becomes Queued. Refused: the destination holds it but refused it (a
+// mailbox it does not have, or a type the mailbox does not accept;
+// Receive.Refused): it never enters the inbox, and its origin learns the
+// reason from a receipt. Read, Expired and Refused are final. (The
+// numbers are stored: Held and Refused came last.)
 const (
 	Queued State = iota + 1
 	Delivered
 	Read
 	Expired
+	Held
+	Refused
 )
 
-var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired"}
+var stateNames = map[State]string{Queued: "queued", Delivered: "delivered", Read: "read", Expired: "expired", Held: "held", Refused: "refused"}
 
 // AtLeast reports whether a message in state s has got as far as want:
-// the states are ordered queued, delivered, read (read implies
-// delivered), and expired branches off after queued (an expired message
-// was queued, and is never delivered or read).
+// the states are ordered held, queued, delivered, read (read implies
+// delivered; a message need not have been held); expired branches off
+// after queued (an expired message was queued, and is never delivered or
+// read) and refused after delivered (a refused message is held by the
+// destination, and is never read).
 func (s State) AtLeast(want State) bool {
 	switch {
-	case s < Queued || s > Expired || want < Queued || want > Expired:
+	case s < Queued || s > Refused || want < Queued || want > Refused:
 		return false // unknown states are not ordered
 	case s == want:
 		return true
+	case s == Held:
+		return false
+	case want == Held:
+		return true
 	case s == Expired:
 		return want == Queued
-	case want == Expired:
+	case s == Refused:
+		return want == Queued || want == Delivered
+	case want == Expired || want == Refused:
 		return false
 	}
 	return s > want
 }
+
+// Final reports whether no state follows s: read, expired or refused.
+func (s State) Final() bool { return s == Read || s == Expired || s == Refused }
 
 func (s State) String() string {
 	if n, ok := stateNames[s]; ok {
@@ -109,14 +129,15 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// ParseState parses "queued", "delivered", "read" or "expired".
+// ParseState parses "queued", "delivered", "read", "expired", "held" or
+// "refused".
 func ParseState(s string) (State, error) {
 	for k, v := range stateNames {
 		if strings.EqualFold(s, v) {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown state %q (want queued, delivered, read or expired)", s)
+	return 0, fmt.Errorf("unknown state %q (want queued, delivered, read, expired, held or refused)", s)
 }
 
 // MarshalText encodes s as its name.
@@ -208,12 +229,15 @@ type Channel struct {
 func (c Channel) String() string { return c.Origin + "->" + c.Dest + "/" + c.Precedence.String() }
 
 // Receipt says that a destination client read message Seq of channel
-// (origin, dest=the receipt's sender, Precedence). RSeq numbers receipts
-// gap-free per (reader site, origin site) so they can be acked cumulatively.
+// (origin, dest=the receipt's sender, Precedence), or, with Refused set,
+// that the destination refused it for that reason (at ReadAt). RSeq
+// numbers receipts gap-free per (reader site, origin site) so they can be
+// acked cumulatively.
 type Receipt struct {
 	RSeq       uint64     `json:"rseq"`
 	Precedence Precedence `json:"precedence"`
 	Seq        uint64     `json:"seq"`
 	ID         string     `json:"id"`
 	ReadAt     int64      `json:"read_at"`
+	Refused    string     `json:"refused,omitempty"`
 }

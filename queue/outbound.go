@@ -8,8 +8,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// submit enqueues the items in order; see OpSubmit.
-func (a *applier) submit(now int64, sub *Submit) ([]SubmitResult, error) {
+// submit enqueues the items in order; see OpSubmit. With hold (a
+// Release body) it holds them instead (held.go).
+func (a *applier) submit(now int64, sub *Submit, hold *Release) ([]SubmitResult, error) {
 	res := make([]SubmitResult, len(sub.Items))
 	if sub.Origin != "" && sub.Origin != a.site {
 		err := fmt.Sprintf("queue: submit: %v: origin %q is not the local site %q", ErrInvalid, sub.Origin, a.site)
@@ -20,7 +21,7 @@ func (a *applier) submit(now int64, sub *Submit) ([]SubmitResult, error) {
 	}
 	for i := range sub.Items {
 		it := &sub.Items[i]
-		r, err := a.submitItem(now, it)
+		r, err := a.submitItem(now, it, hold)
 		if err != nil {
 			return nil, fmt.Errorf("submit %q: %w", it.ID, err)
 		}
@@ -29,7 +30,7 @@ func (a *applier) submit(now int64, sub *Submit) ([]SubmitResult, error) {
 	return res, nil
 }
 
-func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
+func (a *applier) submitItem(now int64, it *SubmitItem, hold *Release) (SubmitResult, error) {
 	res := SubmitResult{ID: it.ID}
 	if err := it.Validate(); err != nil {
 		res.Err = "queue: submit: " + err.Error()
@@ -43,23 +44,45 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 		res.Seq, res.Existing = seq, true
 		return res, nil
 	}
+	if h, ok, err := getHeld(a.tx, it.ID); err != nil || ok {
+		return existingHeld(&h, it, nil), err // held.go
+	}
 	var hash []byte
 	if it.Key != "" {
 		hash = it.plaintextSum()
 		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
 			return a.existingKey(r, it, hash)
 		}
+		if h, ok, err := heldByKey(a.tx, it.Key); err != nil || ok {
+			return existingHeld(&h, it, hash), err
+		}
+	}
+	if hold != nil {
+		return a.holdItem(now, it, hold)
 	}
 	ck := chanKey(it.Dest, it.Precedence)
 	if a.fenced(fenceOut, ck) {
 		res.Err = fmt.Sprintf("%v %s (retry later)", ErrResyncing, it.Dest)
 		return res, nil
 	}
+	seq, err := a.enqueue(now, it, hash)
+	if err != nil {
+		return res, err
+	}
+	res.Seq = seq
+	return res, a.auditMsg(AuditSubmitted, true, now, ck, seq, it.ID, it.Flags, it.Payload) // audit_apply.go
+}
+
+// enqueue stores it, submitted at now, as the next message of its
+// channel (not fenced) and returns its sequence number. hash is the
+// digest the idempotency rule compares, with a key.
+func (a *applier) enqueue(now int64, it *SubmitItem, hash []byte) (uint64, error) {
+	ck := chanKey(it.Dest, it.Precedence)
 	last, acked := getPair(a.outChans.Get(ck))
 	seq := last + 1
 	msgs, err := seqBucket(a.out, ck)
 	if err != nil {
-		return res, err
+		return 0, err
 	}
 	rec := record{
 		state: Queued, flags: it.Flags, submittedAt: now, expiresAt: it.ExpiresAt,
@@ -69,29 +92,28 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 	rf := ref(seq, ck)
 	l := loc{finOut, ck, seq}
 	if msgs.Get(u64(seq)) != nil {
-		return res, corruptf(l.String(), "already stored, but channel cursor %s says last is %d", bucketOutChans, last)
+		return 0, corruptf(l.String(), "already stored, but channel cursor %s says last is %d", bucketOutChans, last)
 	}
 	if err := msgs.Put(u64(seq), rec.encode(l)); err != nil {
-		return res, err
+		return 0, err
 	}
 	if err := a.outChans.Put(ck, pair(seq, acked)); err != nil {
-		return res, err
+		return 0, err
 	}
 	if err := a.outIDs.Put([]byte(it.ID), rf); err != nil {
-		return res, err
+		return 0, err
 	}
 	if it.Key != "" {
 		if err := a.outKeys.Put([]byte(it.Key), rf); err != nil {
-			return res, err
+			return 0, err
 		}
 	}
 	if it.ExpiresAt > 0 {
 		if err := a.expiry.Put(expiryKey(it.ExpiresAt, seq, ck), nil); err != nil {
-			return res, err
+			return 0, err
 		}
 	}
-	res.Seq = seq
-	return res, a.auditMsg(AuditSubmitted, true, now, ck, seq, it.ID, it.Flags, it.Payload) // audit_apply.go
+	return seq, nil
 }
 
 // existingKey answers an item whose idempotency key is stored at ref r:

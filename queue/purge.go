@@ -14,11 +14,13 @@ import (
 // rebuilt from the records when an older file is opened (buildFinIndex):
 //
 //   - an outbound message is listed once the destination acknowledged it
-//     (Seq <= Acked) and it is Delivered, Read or Expired, at its
-//     DeliveredAt, ReadAt or ExpiredAt; a Queued message always has
-//     Seq > Acked, and a Delivered one that becomes Read moves to ReadAt;
+//     (Seq <= Acked) and it is Delivered, Read, Refused or Expired, at its
+//     DeliveredAt, ReadAt (a Refused one's refusal time) or ExpiredAt; a
+//     Queued message always has Seq > Acked, and a Delivered one that
+//     becomes Read or Refused moves to ReadAt;
 //   - an inbound message is listed when Read, at ReadAt, or, if it never
-//     entered the inbox (tombstone, link test, drill), at DeliveredAt.
+//     entered the inbox (tombstone, link test, drill, refused), at
+//     DeliveredAt.
 //
 // Key: time(8, sign bit flipped so that negative times sort first)
 // kind(1) ref (seq(8) channel key).
@@ -68,6 +70,8 @@ func finKey(kind byte, v []byte, seq uint64, ck []byte, acked uint64) []byte {
 	case kind == finOut && st == Delivered:
 		off = offDelivered
 	case st == Read:
+		off = offRead
+	case kind == finOut && st == Refused: // at its refusal (refuse.go)
 		off = offRead
 	case kind == finOut && st == Expired:
 		off = offExpired

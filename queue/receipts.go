@@ -78,7 +78,7 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	if err != nil {
 		return err
 	}
-	if (rc.ID != "" && rc.ID != rec.id) || rec.state == Read {
+	if (rc.ID != "" && rc.ID != rec.id) || rec.state == Read || rec.state == Refused {
 		return nil
 	}
 	if rec.state == Queued {
@@ -89,6 +89,9 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	readAt := rc.ReadAt
 	if readAt == 0 {
 		readAt = now
+	}
+	if rc.Refused != "" {
+		return a.applyRefusal(now, ck, rc, v, readAt)
 	}
 	nv, err := patchRecord(v, l, Read, offRead, readAt)
 	if err != nil {

@@ -7,15 +7,22 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Lookup returns the status of the outbound or inbound message with that
-// ID (outbound first, should both exist), or ErrNotFound. When several
-// inbound messages share an ID, the one indexed first is returned.
+// Lookup returns the status of the outbound (queued or after, or held:
+// held.go) or inbound message with that ID (outbound first, should both
+// exist), or ErrNotFound. When several inbound messages share an ID, the
+// one indexed first is returned.
 func (s *Store) Lookup(id string) (*Status, error) {
 	var st *Status
 	err := s.view(func(tx *bolt.Tx) error {
 		if r := tx.Bucket(bucketOutIDs).Get([]byte(id)); r != nil {
 			var err error
 			st, err = s.status(tx, Outbound, bucketOutIDs, id, r)
+			return err
+		}
+		if h, ok, err := getHeld(tx, id); err != nil || ok {
+			if ok {
+				st = h.status(s.site, true)
+			}
 			return err
 		}
 		if r := tx.Bucket(bucketInIDs).Get([]byte(id)); r != nil {
@@ -52,14 +59,20 @@ func (s *Store) LookupInbound(id string) (*Status, error) {
 	return st, nil
 }
 
-// LookupKey returns the status of the outbound message submitted with the
-// idempotency key, or ErrNotFound.
+// LookupKey returns the status of the outbound message (held or not)
+// submitted with the idempotency key, or ErrNotFound.
 func (s *Store) LookupKey(key string) (*Status, error) {
 	var st *Status
 	err := s.view(func(tx *bolt.Tx) error {
 		r := tx.Bucket(bucketOutKeys).Get([]byte(key))
 		if r == nil {
-			return ErrNotFound
+			h, ok, err := heldByKey(tx, key)
+			if ok {
+				st = h.status(s.site, true)
+			} else if err == nil {
+				err = ErrNotFound
+			}
+			return err
 		}
 		var err error
 		st, err = s.status(tx, Outbound, bucketOutKeys, key, r)
@@ -104,7 +117,7 @@ func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r 
 		return nil, badRef(index, name, r)
 	}
 	rec.payload = clone(rec.payload)
-	return &Status{
+	st := &Status{
 		Message:     rec.message(origin, dest, p, seq),
 		Direction:   dir,
 		State:       rec.state,
@@ -114,5 +127,9 @@ func (s *Store) status(tx *bolt.Tx, dir Direction, index []byte, name string, r 
 		ExpiredAt:   rec.expiredAt,
 		InboxPos:    rec.inboxPos,
 		payloadSum:  clone(rec.hash),
-	}, nil
+	}
+	if rec.state == Refused { // a refused record's read time is its refusal's
+		st.RefusedAt, st.RefusedReason, st.ReadAt = rec.readAt, rec.refused, 0
+	}
+	return st, nil
 }

@@ -62,6 +62,8 @@ var (
 
 	bucketFin = []byte("fin") // time(8) kind(1) ref -> nil, purgeable messages (purge.go)
 
+	// bucketHeld, bucketHeldKeys: messages held for release (held.go)
+
 	// bucketEvStmts, bucketEvCount, bucketEvRefs: evidence (evidence_store.go)
 
 	allBuckets = [][]byte{
@@ -73,6 +75,7 @@ var (
 		bucketFence,
 		bucketEvStmts, bucketEvCount, bucketEvRefs,
 		bucketAudit, bucketAuditHashes, bucketAuditIDs, bucketAuditCPs, // audit_apply.go
+		bucketHeld, bucketHeldKeys, // held.go
 	}
 
 	metaVersion   = []byte("version")

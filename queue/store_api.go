@@ -31,6 +31,7 @@ type Result struct {
 	Expire   *ExpireResult   `json:"expire,omitempty"`
 	Purge    *PurgeResult    `json:"purge,omitempty"`
 	Audit    *AuditResult    `json:"audit,omitempty"` // OpAudit, OpCheckpoint
+	Release  *ReleaseResult  `json:"release,omitempty"`
 	Err      string          `json:"err,omitempty"`
 	// Skipped is true when the entry's index was at or below the store's
 	// applied index (a replay after restart) and nothing was done.
@@ -57,6 +58,11 @@ type Status struct {
 	ReadAt      int64     `json:"read_at,omitempty"`
 	ExpiredAt   int64     `json:"expired_at,omitempty"`
 	InboxPos    uint64    `json:"inbox_pos,omitempty"` // inbound only
+	// RefusedAt and RefusedReason are when and why the destination
+	// refused the message (State Refused): at the destination, when it
+	// applied the message; at the origin, as its refusal receipt says.
+	RefusedAt     int64  `json:"refused_at,omitempty"`
+	RefusedReason string `json:"refused_reason,omitempty"`
 
 	payloadSum []byte // outbound with a key: the SHA-256 of the payload (SameSubmission)
 }

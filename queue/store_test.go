@@ -16,6 +16,16 @@ import (
 // talking to bravo and charlie.
 func script(t testing.TB, seed uint64, n int) []Entry {
 	t.Helper()
+	return scriptWith(t, seed, n, false)
+}
+
+// scriptWith is script, with refusals (refuse.go) when refuse is set: the
+// inbound messages of sequence 4 mod 7 are refused, and the receipts of
+// even RSeq are refusal receipts. The random draws are the same either way.
+// (A store of an older format never holds refusals: the format upgrade
+// tests use script.)
+func scriptWith(t testing.TB, seed uint64, n int, refuse bool) []Entry {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed))
 	var l cmdLog
 	now := t0
@@ -64,7 +74,13 @@ func script(t testing.TB, seed uint64, n int) []Entry {
 				inIDs = append(inIDs, id)
 				inLast[ck] = max(inLast[ck], seq)
 			}
-			l.add(t, Command{Op: OpReceive, Time: now, Receive: &Receive{Origin: site, Precedence: p, Messages: msgs}})
+			var refused []Refusal
+			for i := range msgs {
+				if refuse && msgs[i].Seq%7 == 4 {
+					refused = append(refused, Refusal{Index: i, Reason: "mailbox nosuch does not exist"})
+				}
+			}
+			l.add(t, Command{Op: OpReceive, Time: now, Receive: &Receive{Origin: site, Precedence: p, Messages: msgs, Refused: refused}})
 		case 5:
 			var read []string
 			for range 1 + rng.IntN(4) {
@@ -80,6 +96,9 @@ func script(t testing.TB, seed uint64, n int) []Entry {
 			lo := uint64(1 + rng.IntN(8))
 			for rs := lo; rs < lo+uint64(rng.IntN(4)); rs++ {
 				rcs = append(rcs, Receipt{RSeq: rs, Precedence: p, Seq: uint64(1 + rng.IntN(8)), ReadAt: now - 1})
+				if refuse && rs%2 == 0 {
+					rcs[len(rcs)-1].Refused = "mailbox cert does not accept type text/plain"
+				}
 			}
 			l.add(t, receiptsCmd(now, site, rcs...))
 		case 7:
@@ -111,7 +130,32 @@ func applyInBatches(s *Store, entries []Entry, sizes ...int) []Result {
 }
 
 func TestApplyIsDeterministicAndReplaySafe(t *testing.T) {
-	entries := script(t, 7, 400)
+	testDeterministic(t, script(t, 7, 400))
+}
+
+// TestApplyRefusalsDeterministic: the same with refused messages and
+// refusal receipts.
+func TestApplyRefusalsDeterministic(t *testing.T) {
+	entries := scriptWith(t, 7, 400, true)
+	testDeterministic(t, entries)
+	s, _ := openStore(t, "alpha")
+	s.Apply(entries)
+	refused := map[string]int{} // by origin: alpha's were refused elsewhere
+	es, _, err := s.AuditEntries(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if r, err := DecodeAuditRecord(e.Record); err == nil && r.Kind == AuditRefused {
+			refused[r.Origin]++
+		}
+	}
+	if refused["alpha"] == 0 || len(refused) < 2 {
+		t.Fatalf("the script refused %v: want some of both directions", refused)
+	}
+}
+
+func testDeterministic(t *testing.T, entries []Entry) {
 	a, pathA := openStore(t, "alpha")
 	b, _ := openStore(t, "alpha")
 	c, _ := openStore(t, "alpha")

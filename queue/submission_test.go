@@ -58,13 +58,15 @@ func TestSameSubmissionIsOpSubmitsRule(t *testing.T) {
 }
 
 func TestStateAtLeast(t *testing.T) {
-	states := []State{Queued, Delivered, Read, Expired}
+	states := []State{Queued, Delivered, Read, Expired, Held, Refused}
 	// want[i][j]: states[i].AtLeast(states[j])
-	want := [4][4]bool{
-		{true, false, false, false}, // queued
-		{true, true, false, false},  // delivered
-		{true, true, true, false},   // read
-		{true, false, false, true},  // expired
+	want := [6][6]bool{
+		{true, false, false, false, true, false},  // queued
+		{true, true, false, false, true, false},   // delivered
+		{true, true, true, false, true, false},    // read
+		{true, false, false, true, true, false},   // expired
+		{false, false, false, false, true, false}, // held
+		{true, true, false, false, true, true},    // refused
 	}
 	for i, s := range states {
 		for j, w := range states {

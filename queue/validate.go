@@ -219,14 +219,14 @@ func (r *Receive) valid(site string) error {
 			return fmt.Errorf("message %d (seq %d): %w", i, m.Seq, err)
 		}
 	}
-	return nil
+	return r.validRefusals() // refuse.go
 }
 
 // Validate is the one check of an inbound batch of receipts: it reports
 // why the site should refuse r (wrapping [ErrInvalid]), or nil: a bad
 // sender name, RSeqs that are zero or not consecutive, an invalid
-// precedence, an ID (which may be empty) that is too long or not
-// printable, or evidence whose leaves are not one per receipt.
+// precedence, an ID (which may be empty) or a refusal reason that is too
+// long or not printable, or evidence whose leaves are not one per receipt.
 func (r *Receipts) Validate() error {
 	if err := validName(r.From); err != nil {
 		return fmt.Errorf("from: %w", err)
@@ -244,6 +244,9 @@ func (r *Receipts) Validate() error {
 			return fmt.Errorf("%w: receipt %d (rseq %d) has invalid precedence %d", ErrInvalid, i, rc.RSeq, uint8(rc.Precedence))
 		}
 		if err := validText("message id", rc.ID, MaxIDLen); err != nil {
+			return fmt.Errorf("receipt %d (rseq %d): %w", i, rc.RSeq, err)
+		}
+		if err := validText("refusal reason", rc.Refused, MaxRefusalLen); err != nil {
 			return fmt.Errorf("receipt %d (rseq %d): %w", i, rc.RSeq, err)
 		}
 		prev = rc.RSeq

@@ -33,6 +33,11 @@ const (
 
 	CodeMethodNotAllowed = "method_not_allowed" // 405: the path takes other methods (the Allow header lists them)
 	CodeBusy             = "busy"               // 503: too many requests already waiting on the node (long-polls, submit waits); retry later
+
+	// The origin knows the destination site's mailbox list (the sites
+	// exchange them) and the message does not fit it; nothing is stored.
+	CodeUnknownMailbox = "unknown_mailbox"  // 400: the destination site has no such mailbox (the message names its mailboxes)
+	CodeTypeNotAllowed = "type_not_allowed" // 400: the destination mailbox does not take the media type (the message names those it takes)
 )
 
 // HeaderMessageID is set on a failed submit's error reply (no_quorum,
@@ -71,13 +76,18 @@ type Message struct {
 	Precedence  string     `json:"precedence"`
 	Seq         uint64     `json:"seq"`
 	Size        int        `json:"size"`  // the plaintext's bytes (0 once expired)
-	State       string     `json:"state"` // queued | delivered | read | expired
+	State       string     `json:"state"` // queued | delivered | read | expired | held (two-person release) | refused
 	Existing    bool       `json:"existing,omitempty"`
 	SubmittedAt time.Time  `json:"submitted_at"`
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 	ReadAt      *time.Time `json:"read_at,omitempty"`
 	ExpiredAt   *time.Time `json:"expired_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	// RefusedAt and RefusedReason: when and why the destination refused
+	// the message (state refused: a mailbox it does not have, or a type
+	// the mailbox does not take).
+	RefusedAt     *time.Time `json:"refused_at,omitempty"`
+	RefusedReason string     `json:"refused_reason,omitempty"`
 
 	// WaitTimedOut: the message is committed but had not reached the
 	// submit's wait state when its timeout passed (HTTP 202).
@@ -301,4 +311,7 @@ type SiteLink struct {
 	ActivePath string `json:"active_path,omitempty"`
 	PathsUp    int    `json:"paths_up"`    // (node, path) pairs up
 	PathsTotal int    `json:"paths_total"` // (node, path) pairs configured
+	// Mailboxes are the site's mailboxes as it last stated them (the
+	// mailbox exchange); absent until this node has heard from it.
+	Mailboxes []string `json:"mailboxes,omitempty"`
 }

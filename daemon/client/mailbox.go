@@ -43,15 +43,19 @@ type Overdue struct {
 	Due        time.Time `json:"due"`
 }
 
-// HeldMessage is a message waiting for two-person release.
+// HeldMessage is a message waiting for two-person release (State
+// "held", Seq 0).
 type HeldMessage struct {
 	Message
-	SubmittedBy string `json:"submitted_by"` // user (uid) of the submitter
+	SubmittedBy string `json:"submitted_by"`   // "user NAME (uid N)" of the submitter
+	Node        string `json:"node,omitempty"` // the node that took the submission
 }
 
-// HeldReply is the reply of GET PathHeld.
+// HeldReply is the reply of GET PathHeld: at most 1000 messages, in ID
+// order (submission order), More set when there were more.
 type HeldReply struct {
 	Messages []HeldMessage `json:"messages"`
+	More     bool          `json:"more,omitempty"`
 }
 
 // Held lists the messages held for release (of mailbox, or of every

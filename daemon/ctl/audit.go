@@ -16,7 +16,7 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "audit",
 		Short: "Read, verify and export the site's audit log",
 		Long: `audit reads the site's audit log: an append-only Merkle tree of every
-message event (submitted, received, delivered, read, expired) and every
+message event (submitted, received, delivered, read, refused, expired) and every
 operator action, with checkpoints of its size and root signed by the site
 and exchanged with the other sites. Any caller of the socket may read it.`,
 	}
@@ -83,9 +83,6 @@ func auditLine(en *client.AuditEntry) string {
 		return fmt.Sprintf("%d  %s", en.Index, safe("undecodable record: "+en.Error))
 	}
 	head := fmt.Sprintf("%d  %s  %-9s", en.Index, fmtTime(en.Time), safe(en.Kind))
-	if en.Kind != "operator" {
-		return fmt.Sprintf("%s %s %s->%s/%s seq %d", head, safe(en.ID), safe(en.Origin), safe(en.Dest), safe(en.Precedence), en.Seq)
-	}
 	var who []string
 	if en.UID != nil {
 		w := fmt.Sprintf("uid=%d", *en.UID)
@@ -99,6 +96,16 @@ func auditLine(en *client.AuditEntry) string {
 	}
 	if en.Peer != "" {
 		who = append(who, "site node "+safe(en.Peer))
+	}
+	if en.Kind != "operator" {
+		line := fmt.Sprintf("%s %s %s->%s/%s seq %d", head, safe(en.ID), safe(en.Origin), safe(en.Dest), safe(en.Precedence), en.Seq)
+		if len(who) > 0 { // who asked: a held message's submitter and releaser, a reader
+			line += " by " + strings.Join(who, " ")
+			if en.Node != "" {
+				line += " on " + safe(en.Node)
+			}
+		}
+		return line
 	}
 	if len(who) == 0 {
 		who = append(who, "the node")

@@ -105,6 +105,10 @@ func printMessage(w io.Writer, m *client.Message) error {
 	addTime("read", m.ReadAt)
 	addTime("expires", m.ExpiresAt)
 	addTime("expired", m.ExpiredAt)
+	addTime("refused", m.RefusedAt)
+	if m.RefusedReason != "" {
+		add("refused reason", safe(m.RefusedReason))
+	}
 	return writeKV(w, kv)
 }
 

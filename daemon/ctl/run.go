@@ -135,6 +135,8 @@ else ` + DefaultSocket + `).`,
 		newSendCmd(e),
 		newRecvCmd(e),
 		newGetCmd(e),
+		newHeldCmd(e),    // release.go
+		newReleaseCmd(e), // release.go
 		newVerifyCmd(e),
 		newStatusCmd(e),
 		newPKICmd(e),

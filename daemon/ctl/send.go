@@ -166,6 +166,9 @@ func (e *env) send(ctx context.Context, o sendOpts, file string) error {
 	if m.Existing && !o.json {
 		fmt.Fprintf(e.stderr, "hotlinectl: note: --id %s was already submitted; this is the stored message\n", o.key)
 	}
+	if m.State == queue.Held.String() && !o.json {
+		fmt.Fprintf(e.stderr, "hotlinectl: note: %s is held for two-person release: another releaser of mailbox %s runs \"hotlinectl release %s\"\n", safe(m.ID), safe(m.FromMailbox), safe(m.ID))
+	}
 	return checkReached(m, o.wait, o.timeout)
 }
 
@@ -175,8 +178,14 @@ func checkReached(m *client.Message, wait string, timeout time.Duration) error {
 	if m.State == "expired" && wait != "queued" {
 		return &notReached{fmt.Sprintf("message %s expired before it was %s", safe(m.ID), wait)}
 	}
+	if m.State == "refused" && wait != "queued" {
+		return &notReached{fmt.Sprintf("message %s was refused by %s: %s", safe(m.ID), safe(m.To), safe(m.RefusedReason))}
+	}
 	have, err := queue.ParseState(m.State)
 	want, ok := waitState(wait)
+	if have == queue.Held && want == queue.Queued {
+		return nil // stored, waiting for its release (the note above)
+	}
 	if m.WaitTimedOut || (err == nil && ok && !have.AtLeast(want)) {
 		return &notReached{fmt.Sprintf("message %s is still %s after %s (it is stored: do not send it again)", safe(m.ID), safe(m.State), timeout)}
 	}

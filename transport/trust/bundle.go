@@ -126,9 +126,12 @@ type BundleProof struct {
 }
 
 // BundleReceipt is what a read receipt adds to the message's fields.
+// A refusal receipt (the destination refused the message) has Refused,
+// the reason, and ReadAt is when it refused it.
 type BundleReceipt struct {
-	RSeq   uint64 `json:"rseq"`
-	ReadAt int64  `json:"read_at"`
+	RSeq    uint64 `json:"rseq"`
+	ReadAt  int64  `json:"read_at"`
+	Refused string `json:"refused,omitempty"`
 }
 
 // AuditProof is one audit record and its inclusion, at Index, in the log
@@ -248,7 +251,8 @@ func (b *Bundle) checkBounds() error {
 // stores (queue.Store.Proofs) and its audit records' proofs. A proof or
 // an audit record about another message with the same id is left out, and
 // audit records beyond MaxBundleAudit; for "read", the receipt's RSeq is
-// the statement's First plus the leaf index and its ReadAt the message's.
+// the statement's First plus the leaf index and its ReadAt the message's
+// (a refused message's: its RefusedAt and RefusedReason).
 func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bundle, error) {
 	m := &st.Message
 	b := &Bundle{Version: BundleVersion, Message: BundleMessage{
@@ -287,6 +291,9 @@ func NewBundle(st *queue.Status, proofs []queue.Proof, audit []StoredAudit) (*Bu
 		var leaf [sha256.Size]byte
 		if p.Kind == ProofRead {
 			bp.Receipt = &BundleReceipt{RSeq: s.First + uint64(p.Index), ReadAt: st.ReadAt}
+			if st.State == queue.Refused {
+				bp.Receipt.ReadAt, bp.Receipt.Refused = st.RefusedAt, st.RefusedReason
+			}
 			leaf = b.receiptLeaf(bp.Receipt)
 		} else {
 			leaf = b.messageLeaf()
@@ -320,7 +327,7 @@ func (b *Bundle) messageLeaf() Hash {
 // sent by its destination.
 func (b *Bundle) receiptLeaf(r *BundleReceipt) Hash {
 	m := &b.Message
-	return ReceiptLeaf(m.Dest, m.Origin, &queue.Receipt{RSeq: r.RSeq, Precedence: m.Precedence, Seq: m.Seq, ID: m.ID, ReadAt: r.ReadAt})
+	return ReceiptLeaf(m.Dest, m.Origin, &queue.Receipt{RSeq: r.RSeq, Precedence: m.Precedence, Seq: m.Seq, ID: m.ID, ReadAt: r.ReadAt, Refused: r.Refused})
 }
 
 func digests(hs []Hash) []Digest {
@@ -340,8 +347,9 @@ func hashes(ds []Digest) []Hash {
 }
 
 // aboutMessage checks that an audit record is a message event of the
-// bundle's message: its id, channel and sequence, and the payload's hash
-// if it states one.
+// bundle's message: its id, channel and sequence (none, 0, in the
+// submitted record of a message held for release, which got its
+// sequence when released), and the payload's hash if it states one.
 func (b *Bundle) aboutMessage(record []byte) error {
 	r, err := queue.DecodeAuditRecord(record)
 	if err != nil {
@@ -351,7 +359,8 @@ func (b *Bundle) aboutMessage(record []byte) error {
 	switch {
 	case r.Kind == queue.AuditOperator:
 		return fmt.Errorf("%w: an operator record, not about the message", ErrMismatch)
-	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence || r.Seq != m.Seq:
+	case r.ID != m.ID || r.Origin != m.Origin || r.Dest != m.Dest || r.Precedence != m.Precedence ||
+		r.Seq != m.Seq && !(r.Seq == 0 && r.Kind == queue.AuditSubmitted):
 		return fmt.Errorf("%w: a %s record of message %q, %s -> %s/%s seq %d, not of this one", ErrMismatch, r.Kind, r.ID, r.Origin, r.Dest, r.Precedence, r.Seq)
 	case len(r.PayloadHash) != 0 && !bytes.Equal(r.PayloadHash, m.PayloadSHA256[:]):
 		return fmt.Errorf("%w: the %s record states payload sha256 %x, not the bundle's", ErrMismatch, r.Kind, r.PayloadHash)

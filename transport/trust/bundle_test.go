@@ -42,6 +42,26 @@ func TestMessageLeafPinned(t *testing.T) {
 	}
 }
 
+// TestReceiptLeafPinned pins ReceiptLeaf: a read receipt has the leaf it
+// had before refusals existed (statements already signed depend on it); a
+// refusal receipt's leaf covers its reason.
+func TestReceiptLeafPinned(t *testing.T) {
+	r := queue.Receipt{RSeq: 3, Precedence: queue.Flash, Seq: 9, ID: "m9", ReadAt: 1700000000123456789}
+	refused := r
+	refused.Refused = `no mailbox "nosuch" here`
+	for _, tc := range []struct {
+		r    queue.Receipt
+		want string
+	}{
+		{r, "2e9aa92368394f8fad229ae14bc7bf7840d8fd5453eab303752ae4f33c7a29bf"},
+		{refused, "04d7cbb763b3c71791fdb53a18cd7b30e62320932139cab6083d56c85ba5d6b5"},
+	} {
+		if got := ReceiptLeaf("bravo", "alpha", &tc.r); hex.EncodeToString(got[:]) != tc.want {
+			t.Errorf("ReceiptLeaf(%+v) = %x, want %s", tc.r, got[:], tc.want)
+		}
+	}
+}
+
 // labEvidence is a message of alpha to bravo (seq 2 of a batch 1..3,
 // sealed), the statements alpha and bravo signed about it, and alpha's
 // audit log of five records, records 1 and 3 about it.

@@ -58,9 +58,12 @@ const leafAttrs uint32 = 1 << 31
 
 // ReceiptLeaf is the leaf of a read receipt that site reader sends to
 // site origin (the message's origin): the receipt's RSeq, the message's
-// id, precedence and sequence, and when it was read.
+// id, precedence and sequence, and when it was read. A refusal receipt's
+// leaf ends with the reason; a read receipt has the leaf it had before
+// refusals existed (the leaf's length tells the two apart: a reason is
+// never empty).
 func ReceiptLeaf(reader, origin string, r *queue.Receipt) Hash {
-	b := make([]byte, 0, 96+len(r.ID)+len(reader)+len(origin))
+	b := make([]byte, 0, 96+len(r.ID)+len(reader)+len(origin)+len(r.Refused))
 	b = append(b, "hotline/read/v1\x00"...)
 	b = appendString(b, reader)
 	b = appendString(b, origin)
@@ -69,6 +72,9 @@ func ReceiptLeaf(reader, origin string, r *queue.Receipt) Hash {
 	b = append(b, byte(r.Precedence))
 	b = binary.BigEndian.AppendUint64(b, r.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.ReadAt))
+	if r.Refused != "" {
+		b = appendString(b, r.Refused)
+	}
 	return tlog.RecordHash(b)
 }
 

@@ -111,6 +111,9 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 		c.Detail, c.Err = b.checkProof(p, ring)
 		if c.Err == nil {
 			c.Proves = proves[p.Kind]
+			if p.Receipt != nil && p.Receipt.Refused != "" {
+				c.Proves = provesRefused
+			}
 			c.Detail += ": " + c.Proves
 		}
 		r.Checks = append(r.Checks, c)
@@ -264,6 +267,9 @@ var proves = map[string]string{
 	ProofRead:      "the reader site's signature that the message was read",
 }
 
+// provesRefused is what a read proof of a refusal receipt shows.
+const provesRefused = "the destination site's signature that it refused the message, for the reason stated"
+
 // leaves words a statement's leaf count: "1 leaf", "3 leaves".
 func leaves(n uint32) string {
 	if n == 1 {
@@ -314,6 +320,9 @@ func (b *Bundle) checkProof(p *BundleProof, ring *Keyring) (string, error) {
 		}
 		item, leaf = p.Receipt.RSeq, b.receiptLeaf(p.Receipt)
 		what = fmt.Sprintf("receipt %d (read at %s)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt))
+		if p.Receipt.Refused != "" {
+			what = fmt.Sprintf("receipt %d (refused at %s: %q)", p.Receipt.RSeq, fmtNanos(p.Receipt.ReadAt), p.Receipt.Refused)
+		}
 	} else if p.Receipt != nil {
 		return detail, fmt.Errorf("%w: a %s proof carries a receipt", ErrMalformed, p.Kind)
 	}
@@ -351,7 +360,23 @@ func (b *Bundle) checkAudit(a *AuditProof, ring *Keyring) (string, error) {
 		return detail, err
 	}
 	r, _ := queue.DecodeAuditRecord(a.Record)
-	return fmt.Sprintf("%s at %s: %s", r.Kind, fmtNanos(r.Time), detail), nil
+	return fmt.Sprintf("%s at %s%s: %s", r.Kind, fmtNanos(r.Time), byWhom(r), detail), nil
+}
+
+// byWhom is " by user NAME (uid N)" (or " by uid N", " by node
+// SITE/NODE") when the record names who asked for it (a held message's
+// submitter and releaser, a reader), else "".
+func byWhom(r *queue.AuditRecord) string {
+	a := r.Actor
+	switch {
+	case a.Peer != "":
+		return " by node " + a.Peer
+	case a.UID < 0:
+		return ""
+	case a.User != "":
+		return fmt.Sprintf(" by user %s (uid %d)", a.User, a.UID)
+	}
+	return fmt.Sprintf(" by uid %d", a.UID)
 }
 
 // describe says what a statement states: "messages 15..18 of
