@@ -17,9 +17,12 @@ import (
 // sender is the core of a submission, shared by the socket API's submit
 // and the spool directories (spool_out.go): it checks the payload against
 // its type (checkPayload), answers a known idempotency key without a
-// commit, else gives the item an id, seals its payload to the destination
-// and commits it through the site's group commit. Checks that every submission must pass, whoever makes it, belong
-// in send. Safe for concurrent use.
+// commit, checks a new message against the destination's mailbox list
+// (when known), gives it an id, seals its payload to the destination and
+// commits it through the site's group commit, or holds it when its
+// mailbox waits for two-person release. Checks that every submission
+// must pass, whoever makes it, belong in send; the caller's rights and
+// the request's form are its caller's. Safe for concurrent use.
 type sender struct {
 	site, node string
 	timeout    time.Duration // submit_timeout: a commit's bound
