@@ -146,6 +146,8 @@ func actorName(a queue.Actor) string {
 	switch {
 	case a.Peer != "":
 		return "node " + a.Peer
+	case a.UID < 0 && a.User != "":
+		return a.User // the node's own, as "spool:MAILBOX" (spool_in.go)
 	case a.UID < 0:
 		return "an unidentified caller"
 	case a.User != "":

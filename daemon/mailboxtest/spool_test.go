@@ -27,13 +27,14 @@ import (
 const spoolWait = 3 * time.Minute
 
 // spoolDirs are a test's spool directories: alpha-1's outgoing ones
-// (out: text/plain, stix: STIX bundles, "" none) and bravo-2's incoming
-// Maildir.
-type spoolDirs struct{ out, stix, in string }
+// (out: text/plain; stix: STIX bundles and held: from a mailbox with
+// two-person release, "" none) and bravo-2's incoming Maildir.
+type spoolDirs struct{ out, stix, held, in string }
 
 func newSpoolDirs(t *testing.T) spoolDirs {
 	d := t.TempDir()
-	return spoolDirs{out: filepath.Join(d, "alpha-out"), stix: filepath.Join(d, "alpha-stix"), in: filepath.Join(d, "bravo-in")}
+	return spoolDirs{out: filepath.Join(d, "alpha-out"), stix: filepath.Join(d, "alpha-stix"),
+		held: filepath.Join(d, "alpha-held"), in: filepath.Join(d, "bravo-in")}
 }
 
 // spoolConfig gives every node a mailbox "cert"; alpha-1 spools dirs.out
@@ -50,6 +51,13 @@ func spoolConfig(dirs spoolDirs, maxSize int64) clustertest.Option {
 		c.Mailboxes = []daemon.MailboxConfig{mb}
 		if c.Node == "alpha-1" && dirs.stix != "" {
 			c.Mailboxes = append(c.Mailboxes, daemon.MailboxConfig{Name: "intel", SpoolOut: dirs.stix, SpoolTo: "bravo/cert", SpoolType: stixType})
+		}
+		if c.Site == "alpha" && dirs.held != "" {
+			held := daemon.MailboxConfig{Name: "held", Release: true, Releasers: []string{"uid:0"}}
+			if c.Node == "alpha-1" {
+				held.SpoolOut, held.SpoolTo = dirs.held, "bravo/cert"
+			}
+			c.Mailboxes = append(c.Mailboxes, held)
 		}
 		if maxSize > 0 {
 			c.MaxMessageSize = maxSize
@@ -173,6 +181,30 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		t.Errorf("bundle.json.error says %q; want it to name the object and spec_version", b)
 	}
 
+	// From a mailbox with two-person release: committed held, submitted by
+	// the spool (removed from the directory), sent once released.
+	if err := os.WriteFile(filepath.Join(dirs.held, "flash.txt"), []byte("held until released\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var held []client.HeldMessage
+	clustertest.Eventually(t, spoolWait, "flash.txt held", func() bool {
+		h, err := lab.Client("alpha-1").Held(ctx, "held")
+		if err != nil {
+			return false
+		}
+		held = h.Messages
+		return len(held) == 1
+	})
+	if _, err := os.Stat(filepath.Join(dirs.held, "flash.txt")); !os.IsNotExist(err) {
+		t.Errorf("flash.txt is still in its spool directory once held: %v", err)
+	}
+	if !strings.Contains(held[0].SubmittedBy, "spool:held") || held[0].Key != "spool:held/flash.txt" {
+		t.Errorf("held message: submitted by %q, key %q; want spool:held, spool:held/flash.txt", held[0].SubmittedBy, held[0].Key)
+	}
+	if _, err := lab.Client("alpha-1").Release(ctx, held[0].ID); err != nil {
+		t.Fatalf("release %s: %v", held[0].ID, err)
+	}
+
 	var id string
 	clustertest.Eventually(t, spoolWait, "report-1.txt in bravo's new/", func() bool {
 		for i, b := range maildir(t, dirs.in) {
@@ -289,8 +321,16 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dirs.out, ".partial.error")); err == nil {
 		t.Error("a dot-file got a .error file")
 	}
-	if got := len(maildir(t, dirs.in)); got != 4 {
-		t.Errorf("bravo's Maildir holds %d messages; want 4", got)
+	clustertest.Eventually(t, spoolWait, "the released flash.txt in bravo's new/", func() bool {
+		for _, b := range maildir(t, dirs.in) {
+			if string(b) == "held until released\n" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := len(maildir(t, dirs.in)); got != 5 {
+		t.Errorf("bravo's Maildir holds %d messages; want 5", got)
 	}
 	modes := map[string]os.FileMode{dirs.in: 0o750 | os.ModeDir, filepath.Join(dirs.out, "big.error"): 0o644}
 	for _, d := range []string{"tmp", "new", "cur"} {
