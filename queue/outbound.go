@@ -90,6 +90,9 @@ func (a *applier) submitItem(now int64, it *SubmitItem) (SubmitResult, error) {
 			return res, err
 		}
 	}
+	if err := a.unreadPut(true, finOut, ck, seq, &rec); err != nil { // unread.go
+		return res, err
+	}
 	res.Seq = seq
 	return res, a.auditMsg(AuditSubmitted, true, now, ck, seq, it.ID, it.Flags, it.Payload) // audit_apply.go
 }
@@ -297,6 +300,12 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		}
 		res.Expired++
 		if err := a.auditMsg(AuditExpired, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+			return nil, err
+		}
+		if err := a.unreadPut(false, finOut, ck, seq, &rec); err != nil { // unread.go
+			return nil, err
+		}
+		if err := a.expiryNotice(now, ck, seq, &rec); err != nil { // notice.go
 			return nil, err
 		}
 	}
