@@ -47,6 +47,7 @@ type health struct {
 	seals *sealer      // inbox payloads that do not open (seal.go)
 
 	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
+	overdue  *overdueWatch  // messages past their read objective (objectives.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -201,7 +202,8 @@ type alarm struct{ kind, text string }
 // alarmList is every alarm raised now: store corruption, a full disk, a
 // restored site still waiting to hear from another, paths down or
 // disabled, failed link tests, certificates near expiry, unread inbox
-// payloads that do not decrypt, signatures refused on the link. Status
+// payloads that do not decrypt, signatures refused on the link, messages
+// past their read objective (objectives.go). Status
 // words them (alarms), the metric counts them by kind (alarmCounts): one
 // list, so the two never disagree.
 func (h *health) alarmList() []alarm {
@@ -256,6 +258,9 @@ func (h *health) alarmList() []alarm {
 	for _, t := range h.refusals.alarms(time.Now()) {
 		add("bad_signature", "%s", t)
 	}
+	for _, t := range h.overdue.alarms() {
+		add("read_overdue", "%s", t)
+	}
 	return out
 }
 
@@ -269,7 +274,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "read_overdue"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {
