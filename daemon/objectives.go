@@ -122,6 +122,8 @@ type overdueWatch struct {
 	mu      sync.Mutex
 	rep     *queue.OverdueReport             // the last check's; nil before the first
 	tracked map[overdueKey]queue.OverdueItem // the overdue messages logged
+
+	lastErr string // the last check's error, logged once (run's goroutine only)
 }
 
 // overdueKey names one message of the unread index.
@@ -151,14 +153,18 @@ func (w *overdueWatch) run(ctx context.Context) {
 }
 
 // check asks the store which messages are overdue at now, keeps the
-// answer and logs the changes.
+// answer and logs the changes. Only run's goroutine (or a test) calls it.
 func (w *overdueWatch) check(now time.Time) {
 	rep, err := w.store.Overdue(queue.OverdueQuery{Now: now.UnixNano(), Max: overdueTracked, Scan: overdueScan,
 		Objective: func(g queue.UnreadGroup) int64 { return int64(w.obj.of(g)) }})
 	if err != nil {
-		w.log.Warn("read objectives: cannot read the unread messages", "err", err)
+		if err.Error() != w.lastErr {
+			w.log.Warn("read objectives: cannot read the unread messages; status keeps the last answer", "err", err)
+		}
+		w.lastErr = err.Error()
 		return
 	}
+	w.lastErr = ""
 	seen := make(map[overdueKey]queue.OverdueItem, len(rep.Items))
 	for _, it := range rep.Items {
 		seen[overdueKey{it.Direction, it.Site, it.Precedence, it.Seq}] = it
