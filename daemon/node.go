@@ -124,7 +124,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.sealer = newSealer(cfg, site, n.store, log, n.metrics.reg)
 	n.objectives = &objectives{local: cfg.mailboxes(), remote: n.remote}
-	n.overdue = newOverdueWatch(n.store, n.objectives, cfg.Site, log)
+	n.overdue = newOverdueWatch(n.store, n.objectives, log)
 	// Raft before the link: Raft needs nothing of the link, and peers that
 	// reach this node find it listening only once it can serve them (until
 	// the state is running they get a retryable ErrStarting).

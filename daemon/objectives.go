@@ -116,7 +116,6 @@ const (
 type overdueWatch struct {
 	store *queue.Store
 	obj   *objectives
-	site  string
 	log   *slog.Logger
 
 	mu      sync.Mutex
@@ -134,8 +133,8 @@ type overdueKey struct {
 	seq  uint64
 }
 
-func newOverdueWatch(store *queue.Store, obj *objectives, site string, log *slog.Logger) *overdueWatch {
-	return &overdueWatch{store: store, obj: obj, site: site, log: log.With("component", "objectives"), tracked: map[overdueKey]queue.OverdueItem{}}
+func newOverdueWatch(store *queue.Store, obj *objectives, log *slog.Logger) *overdueWatch {
+	return &overdueWatch{store: store, obj: obj, log: log.With("component", "objectives"), tracked: map[overdueKey]queue.OverdueItem{}}
 }
 
 // run checks every overdueEvery until ctx ends.

@@ -49,7 +49,7 @@ func TestOverdueWatch(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	w := newOverdueWatch(store, &objectives{local: mbs, remote: newRemoteMailboxes()}, "alpha", log)
+	w := newOverdueWatch(store, &objectives{local: mbs, remote: newRemoteMailboxes()}, log)
 
 	w.check(t0.Add(time.Second))
 	if len(w.list()) != 0 || len(w.alarms()) != 0 || logs.Len() != 0 {
