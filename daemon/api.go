@@ -33,6 +33,7 @@ type apiServer struct {
 	metrics    *metrics
 	seal       *sealer               // opens inbox reads
 	send       *sender               // checks, seals and commits submits (sender.go)
+	objectives *objectives           // read objectives (objectives.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
 
@@ -57,7 +58,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	lim := apiLimits
 	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
-		metrics: n.metrics, seal: n.sealer, send: n.sender, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+		metrics: n.metrics, seal: n.sealer, send: n.sender, objectives: n.objectives, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -485,7 +486,9 @@ func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, messageView(st))
+	v := messageView(st)
+	a.objectives.annotate(v, st) // objectives.go
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {

@@ -163,7 +163,7 @@ func TestAPIStrictParams(t *testing.T) {
 		{"inbox max_bytes 0", "GET", "/v1/inbox?max_bytes=0", "", 400, client.CodeBadRequest, `max_bytes="0" is not a number from 1 to 16777216`},
 		{"inbox max_bytes over", "GET", "/v1/inbox?max_bytes=16777217", "", 400, client.CodeBadRequest, `max_bytes="16777217"`},
 		{"inbox wait over", "GET", "/v1/inbox?wait=6m", "", 400, client.CodeBadRequest, `wait="6m" is over the limit of 5m0s`},
-		{"inbox unknown", "GET", "/v1/inbox?limit=5", "", 400, client.CodeBadRequest, `unknown query parameter "limit" (this endpoint takes: after, max, max_bytes, wait)`},
+		{"inbox unknown", "GET", "/v1/inbox?limit=5", "", 400, client.CodeBadRequest, `unknown query parameter "limit" (this endpoint takes: after, max, max_bytes, wait, mailbox)`},
 		{"status with parameter", "GET", "/v1/status?verbose=1", "", 400, client.CodeBadRequest, `unknown query parameter "verbose" (this endpoint takes: none)`},
 		{"admin repeated node", "GET", "/v1/admin/paths?node=alpha-1&node=alpha-2", "", 400, client.CodeBadRequest, "node is given more than once"},
 		{"ack trailing junk", "POST", "/v1/inbox/ack", `{"ids": ["in-1"]} junk`, 400, client.CodeBadRequest, "there is more after it"},

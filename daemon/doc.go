@@ -27,7 +27,9 @@
 //     other sites' drill calls), health (health.go, storage.go, the
 //     resync alarms of backup.go: healthz, readyz, alarms, storage full),
 //     auditor (audit.go, audit_exchange.go, audit_api.go: operator
-//     records, the leader's signed checkpoints and their exchange);
+//     records, the leader's signed checkpoints and their exchange),
+//     overdueWatch (objectives.go: read objectives, checked once a second
+//     on every node, for status, alarms and the metric);
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;

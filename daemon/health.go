@@ -47,6 +47,7 @@ type health struct {
 	seals *sealer      // inbox payloads that do not open (seal.go)
 
 	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
+	overdue  *overdueWatch  // messages past their read objective (objectives.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -202,7 +203,8 @@ type alarm struct{ kind, text string }
 // restored site still waiting to hear from another, paths down or
 // disabled, failed link tests, certificates near expiry, unread inbox
 // payloads that do not decrypt, signatures refused on the link, unread
-// messages waiting for a mailbox not configured here. Status
+// messages waiting for a mailbox not configured here, messages past their
+// read objective (objectives.go). Status
 // words them (alarms), the metric counts them by kind (alarmCounts): one
 // list, so the two never disagree.
 func (h *health) alarmList() []alarm {
@@ -263,6 +265,9 @@ func (h *health) alarmList() []alarm {
 			add("mailbox_unconfigured", "%s", unconfiguredWords(name, unread[name]))
 		}
 	}
+	for _, t := range h.overdue.alarms() {
+		add("read_overdue", "%s", t)
+	}
 	return out
 }
 
@@ -276,7 +281,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "mailbox_unconfigured"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "mailbox_unconfigured", "read_overdue"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

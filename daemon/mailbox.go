@@ -470,11 +470,12 @@ const numPrecedences = 4 // queue.Precedences
 // removed from the config while messages waited for it).
 func (n *Node) mailboxStatus() []client.MailboxStatus {
 	unread, held := n.store.MailboxUnread(), n.store.HeldCount()
+	overdue := n.overdue.inbound() // objectives.go
 	m := n.cfg.mailboxes()
 	var out []client.MailboxStatus
 	for _, name := range m.names {
 		mb := m.get(storedMailbox(name))
-		ms := client.MailboxStatus{Name: name, Configured: true, Unread: unread[name], Objectives: map[string]string{}, Held: held[name]}
+		ms := client.MailboxStatus{Name: name, Configured: true, Unread: unread[name], Overdue: overdue[name], Objectives: map[string]string{}, Held: held[name]}
 		for _, p := range queue.Precedences {
 			ms.Objectives[p.String()] = mb.objectives[p].String()
 		}
@@ -482,7 +483,7 @@ func (n *Node) mailboxStatus() []client.MailboxStatus {
 		delete(unread, name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(unread)) {
-		out = append(out, client.MailboxStatus{Name: name, Unread: unread[name]})
+		out = append(out, client.MailboxStatus{Name: name, Unread: unread[name], Overdue: overdue[name]})
 	}
 	return out
 }

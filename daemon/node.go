@@ -47,6 +47,8 @@ type Node struct {
 	admin      *admin           // admin operations and drill calls (admin.go, adminops.go)
 	audit      *auditor         // audit records, checkpoints and their exchange (audit.go)
 	remote     *remoteMailboxes // the other sites' mailbox lists (mailbox.go)
+	objectives *objectives      // read objectives (objectives.go)
+	overdue    *overdueWatch    // messages past their read objective (objectives.go)
 	metrics    *metrics
 	mserv      *metricsServer // nil unless metrics_listen is set
 	keys       *pki.Keyring   // replaced by reload
@@ -122,6 +124,8 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		return nil, err
 	}
 	n.sealer = newSealer(cfg, site, n.store, log, n.metrics.reg)
+	n.objectives = &objectives{local: cfg.mailboxes(), remote: n.remote}
+	n.overdue = newOverdueWatch(n.store, n.objectives, log)
 	// Raft before the link: Raft needs nothing of the link, and peers that
 	// reach this node find it listening only once it can serve them (until
 	// the state is running they get a retryable ErrStarting).
@@ -149,8 +153,9 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.audit.isLeader = n.raft.IsLeader // audit_exchange.go: only the leader answers offers
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
 		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
-		refusals: n.metrics.refusals}
+		refusals: n.metrics.refusals, overdue: n.overdue}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
+	n.metrics.reg.MustRegister(&overdueCollector{w: n.overdue, local: cfg.mailboxes()}) // objectives.go
 	n.sender = &sender{site: cfg.Site, node: cfg.Node, timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer,
 		commit: n.commit, remote: n.remote, holds: cfg.holds, latency: n.metrics.submitLatency}
 	n.api, err = newAPIServer(n)
@@ -162,6 +167,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.leadership()
+	n.wg.Go(func() { n.overdue.run(n.ctx) }) // objectives.go
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}

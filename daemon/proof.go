@@ -95,6 +95,9 @@ func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, fmt.Sprintf("evidence of %q: %v", id, err))
 	default:
+		if st, err := a.store.Lookup(id); err == nil && st.Message.Origin == b.Message.Origin && st.Message.Seq == b.Message.Seq {
+			b.Objective = a.objectives.bundle(st) // objectives.go
+		}
 		writeJSON(w, http.StatusOK, b)
 	}
 }

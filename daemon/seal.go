@@ -85,8 +85,9 @@ func (s *sealer) seal(it *queue.SubmitItem) error {
 
 // open returns the plaintext of inbox message m, or an error naming why
 // its envelope does not open (never the envelope's bytes). A message
-// without FlagSealed was received before payloads were sealed: its
-// payload is served as stored.
+// without FlagSealed was received before payloads were sealed, or is an
+// expiry notice this site put into its own inbox (queue.FlagNotice,
+// origin this site: it never travels): its payload is served as stored.
 func (s *sealer) open(m *queue.Message) ([]byte, error) {
 	if m.Flags&queue.FlagSealed == 0 {
 		return m.Payload, nil

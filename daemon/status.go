@@ -100,6 +100,7 @@ func (n *Node) Status() *client.Status {
 		s.Links = append(s.Links, sl)
 	}
 	s.Alarms = n.health.alarms()
+	s.Overdue = n.overdue.list() // objectives.go
 	for _, q := range n.store.ReceiptQueues() {
 		s.ReceiptsPending += int(q.Last - q.Acked)
 	}

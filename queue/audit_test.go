@@ -75,7 +75,7 @@ func TestAuditRecordsEveryEvent(t *testing.T) {
 		auditCmd(t4, "path_down", "path fiber"),
 		purgeCmd(t4+1e12, t4+1e12, 0),
 	)
-	want := []string{"submitted m1", "submitted m2", "delivered m1", "read m1", "expired m2", "received i1", "read i1", "operator path_down"}
+	want := []string{"submitted m1", "submitted m2", "delivered m1", "read m1", "expired m2", "received notice-m2", "received i1", "read i1", "operator path_down"}
 	if got := auditKinds(t, s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("records = %q\nwant      %q", got, want)
 	}
@@ -95,7 +95,7 @@ func TestAuditRecordsEveryEvent(t *testing.T) {
 	if r.Kind != AuditReceived || r.Origin != "bravo" || r.Dest != "alpha" || r.Precedence != Flash {
 		t.Fatalf("received record = %+v", r)
 	}
-	op, _, _ := s.AuditEntries(7, 1)
+	op, _, _ := s.AuditEntries(8, 1) // after the expiry notice's record
 	r, _ = DecodeAuditRecord(op[0].Record)
 	if r.Actor.User != "root" || r.Actor.PID != 42 || r.Node != "alpha-1" || r.Detail != "path fiber" {
 		t.Fatalf("operator record = %+v", r)

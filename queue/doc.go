@@ -46,7 +46,12 @@
 //     Purge.Max messages, so its cost is bounded.
 //   - Expiry removes the payload of an undelivered message and leaves a
 //     tombstone that keeps its channel gap-free. [Store.NextExpiry] says
-//     when an OpExpire can next do something.
+//     when an OpExpire can next do something. It also puts an expiry
+//     notice into the sending mailbox's inbox (notice.go), a local
+//     message that is never receipted.
+//   - The unread index (unread.go) lists unread outbound and inbox
+//     messages by group and submission time, so that [Store.Overdue]
+//     reads only the messages past their read objective.
 //   - One encoding of messages and receipts (encoding.go: [AppendMessage],
 //     [AppendReceipt], [Decoder]): canonical, bounded, varint times, nil
 //     and empty alike. The log entries use it and package transport's

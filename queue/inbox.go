@@ -80,6 +80,9 @@ func (a *applier) receive(now int64, r *Receive) (*ReceiveResult, error) {
 			if err := a.inboxAdd(m.Mailbox, inboxLast, rf); err != nil { // mailbox.go
 				return nil, err
 			}
+			if err := a.unreadPut(true, finIn, ck, m.Seq, &rec); err != nil { // unread.go
+				return nil, err
+			}
 		}
 		l := loc{finIn, ck, m.Seq}
 		if msgs.Get(u64(m.Seq)) != nil {
@@ -257,12 +260,18 @@ func (a *applier) markOneRead(now int64, mr *MarkRead, id string, r []byte, unre
 	if err := a.inboxRemove(rec.mailbox, rec.inboxPos); err != nil { // mailbox.go
 		return false, false, err
 	}
+	if err := a.unreadPut(false, finIn, ck, seq, &rec); err != nil { // unread.go
+		return false, false, err
+	}
 	*unread--
 	a.actor, a.actorNode = mr.By, mr.Node
 	err = a.auditMsg(AuditRead, false, now, ck, seq, rec.id, rec.flags, nil)
 	a.actor, a.actorNode = nil, ""
 	if err != nil {
 		return false, false, err
+	}
+	if origin == a.site {
+		return true, false, nil // an expiry notice (notice.go): nobody to receipt
 	}
 	return true, false, a.queueReceipt(origin, Receipt{Precedence: p, Seq: seq, ID: rec.id, ReadAt: now})
 }
@@ -339,7 +348,7 @@ func (s *Store) Inbound() []InChannel {
 	var out []InChannel
 	_ = s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInChans).ForEach(func(k, v []byte) error {
-			if origin, p, ok := parseChanKey(k); ok && len(v) >= 8 {
+			if origin, p, ok := parseChanKey(k); ok && len(v) >= 8 && origin != s.site { // not the notices' (notice.go)
 				out = append(out, InChannel{Origin: origin, Precedence: p, Last: be.Uint64(v)})
 			}
 			return nil

@@ -25,7 +25,9 @@ const (
 //   - formats 1 to 3 lacked the evidence buckets: they are created empty
 //     (entries applied before held no evidence);
 //   - formats 1 to 4 lacked the inbox by mailbox: it is built from the
-//     inbox (every message then was in the default mailbox).
+//     inbox (every message then was in the default mailbox);
+//   - formats 1 to 5 lacked the unread index (unread.go): it is built
+//     from the outbound records and the inbox.
 //
 // Records are rewritten in transactions of at most migrateBatch records;
 // an interrupted upgrade resumes at the next Open (records already at
@@ -80,6 +82,11 @@ func migrate(db *bolt.DB, site string) error {
 		}
 		if from < 5 {
 			if err := buildMailboxIndex(tx); err != nil { // mailbox.go
+				return err
+			}
+		}
+		if from < 6 {
+			if err := buildUnreadIndex(tx, site); err != nil { // unread.go
 				return err
 			}
 		}

@@ -113,6 +113,9 @@ func (a *applier) enqueue(now int64, it *SubmitItem, hash []byte) (uint64, error
 			return 0, err
 		}
 	}
+	if err := a.unreadPut(true, finOut, ck, seq, &rec); err != nil { // unread.go
+		return 0, err
+	}
 	return seq, nil
 }
 
@@ -319,6 +322,12 @@ func (a *applier) expire(now int64) (*ExpireResult, error) {
 		}
 		res.Expired++
 		if err := a.auditMsg(AuditExpired, true, now, ck, seq, rec.id, rec.flags, nil); err != nil {
+			return nil, err
+		}
+		if err := a.unreadPut(false, finOut, ck, seq, &rec); err != nil { // unread.go
+			return nil, err
+		}
+		if err := a.expiryNotice(now, ck, seq, &rec); err != nil { // notice.go
 			return nil, err
 		}
 	}

@@ -178,6 +178,11 @@ func (a *applier) purgeMessage(kind byte, r []byte) error {
 	if err := a.dropEvidence(kind, r); err != nil { // evidence_store.go
 		return err
 	}
+	if kind == finOut && rec.state == Delivered { // delivered, never read
+		if err := a.unreadPut(false, finOut, ck, seq, &rec); err != nil { // unread.go
+			return err
+		}
+	}
 	return msgs.Delete(k)
 }
 

@@ -111,6 +111,9 @@ func (a *applier) applyReceipt(now int64, reader string, rc Receipt) error {
 	if err := a.auditMsg(AuditRead, true, now, ck, rc.Seq, rec.id, rec.flags, nil); err != nil {
 		return err
 	}
+	if err := a.unreadPut(false, finOut, ck, rc.Seq, &rec); err != nil { // unread.go
+		return err
+	}
 	return msgs.Put(k, nv)
 }
 

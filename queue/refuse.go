@@ -163,6 +163,9 @@ func (a *applier) applyRefusal(now int64, ck []byte, rc Receipt, v []byte, refus
 	if err := a.auditMsgDetail(AuditRefused, true, now, ck, rc.Seq, rec.id, rec.flags, nil, rc.Refused); err != nil {
 		return err
 	}
+	if err := a.unreadPut(false, finOut, ck, rc.Seq, &rec); err != nil { // unread.go: refused is final
+		return err
+	}
 	msgs := a.out.Bucket(ck)
 	msgs.FillPercent = seqFill
 	return msgs.Put(u64(rc.Seq), nv)

@@ -181,6 +181,10 @@ func TestRefusalReceiptAtOrigin(t *testing.T) {
 	if at := alpha.NextExpiry(); at != 0 {
 		t.Errorf("next expiry %d: a refused message still expires", at)
 	}
+	// Refused is final: only m2 waits to be read, at both ends (unread.go).
+	if n, m := countKeys(t, alpha, bucketUnread), countKeys(t, bravo, bucketUnread); n != 1 || m != 1 {
+		t.Errorf("unread index: alpha %d, bravo %d entries; want m2's alone at each", n, m)
+	}
 	if got := auditKindsOf(t, alpha, "m3"); !reflect.DeepEqual(got, []string{"submitted", "refused:" + reasonType}) {
 		t.Errorf("audit of m3 = %q", got)
 	}

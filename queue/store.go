@@ -20,10 +20,11 @@ var ErrClosed = errors.New("queue: store closed")
 // (evidence_store.go), whose reference counts every writer must keep
 // (an older version would purge messages without releasing their
 // statements, so it must refuse the file); version 4 lacked the inbox by
-// mailbox (mailbox.go), which every writer must keep. Open and Restore
-// upgrade older files (see migrate).
+// mailbox (mailbox.go), which every writer must keep; version 5 lacked
+// the unread index (unread.go), which every writer must keep. Open and
+// Restore upgrade older files (see migrate).
 const (
-	formatVersion    = 5
+	formatVersion    = 6
 	minFormatVersion = 1
 )
 
@@ -70,6 +71,7 @@ var (
 		bucketMeta,
 		bucketOut, bucketOutChans, bucketOutIDs, bucketOutKeys, bucketExpiry,
 		bucketIn, bucketInChans, bucketInIDs, bucketInbox, bucketInDups, bucketMboxInbox, bucketMboxUnread,
+		bucketUnread, // unread.go
 		bucketRcptOut, bucketRcptQueues, bucketRcptIn,
 		bucketFin,
 		bucketFence,

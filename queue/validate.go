@@ -153,6 +153,9 @@ func (it *SubmitItem) Validate() error {
 	if it.Flags&FlagTombstone != 0 {
 		return fmt.Errorf("%w: a submitted message cannot be a tombstone", ErrInvalid)
 	}
+	if it.Flags&FlagNotice != 0 {
+		return fmt.Errorf("%w: a submitted message cannot be an expiry notice", ErrInvalid)
+	}
 	if err := validAttrs(it.Flags, it.Mailbox, it.From, it.Type); err != nil {
 		return err
 	}

@@ -97,6 +97,15 @@ type Message struct {
 	// payload's envelope: a site keeps payloads sealed, and `get` never
 	// shows one. Empty once the message expired.
 	PayloadSHA256 string `json:"payload_sha256,omitempty"`
+
+	// ReadObjective is the message's read objective (a Go duration: its
+	// mailbox's for its precedence) and ReadDue when it is due
+	// (submitted_at + ReadObjective); ObjectiveMet, once it is read,
+	// whether read_at was at or before ReadDue. Absent for link tests,
+	// drills and expiry notices. Set by get (GET /v1/messages/{id}).
+	ReadObjective string     `json:"read_objective,omitempty"`
+	ReadDue       *time.Time `json:"read_due,omitempty"`
+	ObjectiveMet  *bool      `json:"objective_met,omitempty"`
 }
 
 // Inbox query parameters: after (position, default 0), max (default 100,

@@ -109,6 +109,17 @@ func printMessage(w io.Writer, m *client.Message) error {
 	if m.RefusedReason != "" {
 		add("refused reason", safe(m.RefusedReason))
 	}
+	if m.ReadObjective != "" {
+		add("objective", "read within "+safe(m.ReadObjective))
+		addTime("due", m.ReadDue)
+	}
+	if m.ObjectiveMet != nil {
+		met := "yes"
+		if !*m.ObjectiveMet {
+			met = "no (read after it was due)"
+		}
+		add("met", met)
+	}
 	return writeKV(w, kv)
 }
 

@@ -78,6 +78,9 @@ type Bundle struct {
 	// Checkpoints are the signed checkpoint notes (SignCheckpoint) the
 	// audit records are proven against.
 	Checkpoints []string `json:"checkpoints,omitempty"`
+	// Objective is the message's read objective, as the site states it
+	// (not signed; objective.go).
+	Objective *BundleObjective `json:"objective,omitempty"`
 }
 
 // BundleMessage is the message a bundle is about: what MessageLeaf covers,

@@ -105,6 +105,8 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 	}
 	r := &Report{}
 	r.Checks = append(r.Checks, b.checkPayload(r, ring))
+	var readAt int64
+	var readProven bool
 	for i := range b.Proofs {
 		p := &b.Proofs[i]
 		c := Check{What: p.Kind}
@@ -115,8 +117,14 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 				c.Proves = provesRefused
 			}
 			c.Detail += ": " + c.Proves
+			if p.Kind == ProofRead && p.Receipt != nil && !readProven {
+				readAt, readProven = p.Receipt.ReadAt, true
+			}
 		}
 		r.Checks = append(r.Checks, c)
+	}
+	if b.Objective != nil {
+		r.Checks = append(r.Checks, b.checkObjective(readAt, readProven)) // objective.go
 	}
 	for i := range b.Audit {
 		c := Check{What: fmt.Sprintf("audit %d", i)}
