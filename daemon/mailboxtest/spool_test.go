@@ -195,15 +195,24 @@ func TestMailboxSpoolErrors(t *testing.T) {
 		held = h.Messages
 		return len(held) == 1
 	})
-	if _, err := os.Stat(filepath.Join(dirs.held, "flash.txt")); !os.IsNotExist(err) {
-		t.Errorf("flash.txt is still in its spool directory once held: %v", err)
-	}
+	clustertest.Eventually(t, spoolWait, "flash.txt removed once held", func() bool {
+		_, err := os.Stat(filepath.Join(dirs.held, "flash.txt"))
+		return os.IsNotExist(err)
+	})
 	if !strings.Contains(held[0].SubmittedBy, "spool:held") || held[0].Key != "spool:held/flash.txt" {
 		t.Errorf("held message: submitted by %q, key %q; want spool:held, spool:held/flash.txt", held[0].SubmittedBy, held[0].Key)
 	}
 	if _, err := lab.Client("alpha-1").Release(ctx, held[0].ID); err != nil {
 		t.Fatalf("release %s: %v", held[0].ID, err)
 	}
+	clustertest.Eventually(t, spoolWait, "the released flash.txt in bravo's new/", func() bool {
+		for _, b := range maildir(t, dirs.in) {
+			if string(b) == "held until released\n" {
+				return true
+			}
+		}
+		return false
+	})
 
 	var id string
 	clustertest.Eventually(t, spoolWait, "report-1.txt in bravo's new/", func() bool {
@@ -321,14 +330,6 @@ func TestMailboxSpoolErrors(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dirs.out, ".partial.error")); err == nil {
 		t.Error("a dot-file got a .error file")
 	}
-	clustertest.Eventually(t, spoolWait, "the released flash.txt in bravo's new/", func() bool {
-		for _, b := range maildir(t, dirs.in) {
-			if string(b) == "held until released\n" {
-				return true
-			}
-		}
-		return false
-	})
 	if got := len(maildir(t, dirs.in)); got != 5 {
 		t.Errorf("bravo's Maildir holds %d messages; want 5", got)
 	}
