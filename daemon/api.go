@@ -268,12 +268,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, client.CodeForbidden, msg)
 		return
 	}
-	mtype := q["type"]
-	if err := queue.ValidType(mtype); err != nil {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "type: "+strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+	mtype, err := canonicalType(q["type"]) // mailbox.go: one spelling for every check
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "type: "+err.Error())
 		return
 	}
-	if sameMediaType(mtype, "application/octet-stream") {
+	if mtype == "application/octet-stream" {
 		mtype = "" // the default, stored as ""
 	}
 	prec, err := queue.ParsePrecedence(q["precedence"])
@@ -334,7 +334,18 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if stix.IsMediaType(mtype) {
-		if err := stix.Validate(payload); err != nil {
+		if len(payload) > maxSTIXSize {
+			writeError(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, fmt.Sprintf("a %s payload is validated before it is stored, and may be at most %d bytes (this one is %d): split the bundle", stix.MediaType, maxSTIXSize, len(payload)))
+			return
+		}
+		select {
+		case stixSlots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		err := stix.Validate(payload)
+		<-stixSlots
+		if err != nil {
 			writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err))
 			return
 		}
@@ -493,6 +504,13 @@ func messageView(st *queue.Status) *client.Message {
 		RefusedAt: tptr(st.RefusedAt), RefusedReason: st.RefusedReason,
 	}
 }
+
+// STIX validation's bounds: a bundle's parse holds several times its size
+// in memory (internal/stix documents how much), so bundles are validated
+// one at a time per process and are at most maxSTIXSize bytes.
+const maxSTIXSize = 4 << 20
+
+var stixSlots = make(chan struct{}, 1)
 
 // typeName is a message's media type as the API shows it.
 func typeName(t string) string {
