@@ -236,11 +236,14 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error) {
 	var ce *commitError
 	var mr *mailboxRefusal
+	var pe *payloadError
 	switch {
 	case errors.As(err, &ce):
 		// It may have committed after all: name the id it would have.
 		w.Header().Set(client.HeaderMessageID, ce.ID)
 		a.writeProposeError(w, ce.err)
+	case errors.As(err, &pe) && pe.tooLarge: // sender.go: the STIX check's bound
+		writeError(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, err.Error())
 	case errors.Is(err, errInvalidPayload): // sender.go: the STIX check
 		writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, err.Error())
 	case errors.As(err, &mr): // the destination's mailbox list
@@ -290,12 +293,12 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, client.CodeForbidden, msg)
 		return
 	}
-	mtype := q["type"]
-	if err := queue.ValidType(mtype); err != nil {
-		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "type: "+strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+	mtype, err := canonicalType(q["type"]) // mailbox.go: one spelling for every check
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, "type: "+err.Error())
 		return
 	}
-	if sameMediaType(mtype, "application/octet-stream") {
+	if mtype == "application/octet-stream" {
 		mtype = "" // the default, stored as ""
 	}
 	prec, err := queue.ParsePrecedence(q["precedence"])

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"mime"
 	"net"
 	"os/user"
 	"slices"
@@ -193,13 +195,16 @@ func newMailbox(c MailboxConfig) (*mailbox, error) {
 			mb.rights[r] = append(mb.rights[r], p)
 		}
 	}
-	for _, t := range c.Types {
+	mb.cfg.Types = slices.Clone(c.Types)
+	for i, t := range c.Types {
 		if t == "" {
 			return nil, fmt.Errorf("types: an empty media type")
 		}
-		if err := queue.ValidType(t); err != nil {
-			return nil, fmt.Errorf("types: %v", strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+		ct, err := canonicalType(t)
+		if err != nil {
+			return nil, fmt.Errorf("types: %v", err)
 		}
+		mb.cfg.Types[i] = ct
 	}
 	for name, d := range c.Objectives {
 		p, err := queue.ParsePrecedence(name)
@@ -218,9 +223,11 @@ func newMailbox(c MailboxConfig) (*mailbox, error) {
 		return nil, fmt.Errorf("spool_to: spool_out needs a destination (SITE/MAILBOX)")
 	}
 	if c.SpoolType != "" {
-		if err := queue.ValidType(c.SpoolType); err != nil {
-			return nil, fmt.Errorf("spool_type: %v", strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+		ct, err := canonicalType(c.SpoolType)
+		if err != nil {
+			return nil, fmt.Errorf("spool_type: %v", err)
 		}
+		mb.cfg.SpoolType = ct
 	}
 	if c.SpoolPrecedence != "" {
 		if _, err := queue.ParsePrecedence(c.SpoolPrecedence); err != nil {
@@ -403,24 +410,38 @@ func (mb *mailbox) typeAllowed(t string) bool {
 	return slices.ContainsFunc(mb.cfg.Types, func(a string) bool { return sameMediaType(a, t) })
 }
 
-// sameMediaType compares media types as RFC 6838 does: case-insensitive
-// type and parameter names, spaces around ';' and '=' ignored, quoted
-// parameter values unquoted.
-func sameMediaType(a, b string) bool { return normMediaType(a) == normMediaType(b) }
+// sameMediaType compares media types as RFC 6838 and RFC 2045 do: type,
+// subtype and parameter names case-insensitive, spaces and quoting of
+// parameter values not significant. A type that does not parse equals
+// nothing.
+func sameMediaType(a, b string) bool {
+	ca, errA := canonicalType(a)
+	cb, errB := canonicalType(b)
+	return errA == nil && errB == nil && ca == cb
+}
 
-func normMediaType(t string) string {
-	parts := strings.Split(t, ";")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
-		if i > 0 {
-			k, v, _ := strings.Cut(p, "=")
-			p = strings.ToLower(strings.TrimSpace(k)) + "=" + strings.Trim(strings.TrimSpace(v), `"`)
-		} else {
-			p = strings.ToLower(p)
-		}
-		parts[i] = p
+// canonicalType returns media type t in one spelling (mime's: lowercase
+// type, subtype and parameter names, parameters sorted, values quoted
+// only where needed), so that every check — STIX validation, a mailbox's
+// types, the other site's — reads the type the same way; "" stays "".
+// A type mime cannot parse (an unbalanced quote, a parameter without a
+// value, a duplicate parameter) is an error.
+func canonicalType(t string) (string, error) {
+	if t == "" {
+		return "", nil
 	}
-	return strings.Join(parts, ";")
+	if err := queue.ValidType(t); err != nil {
+		return "", errors.New(strings.TrimPrefix(err.Error(), queue.ErrInvalid.Error()+": "))
+	}
+	mt, params, err := mime.ParseMediaType(t)
+	if err != nil {
+		return "", fmt.Errorf("media type %q: %v", t, err)
+	}
+	c := mime.FormatMediaType(mt, params)
+	if c == "" {
+		return "", fmt.Errorf("media type %q cannot be written canonically", t)
+	}
+	return c, nil
 }
 
 // peerGroups returns the groups of the process at the other end of a

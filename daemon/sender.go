@@ -61,20 +61,43 @@ func (r *refusal) Is(target error) bool {
 // says (a *payloadError, checkPayload). Nothing was stored.
 var errInvalidPayload = errors.New("invalid payload")
 
-// payloadError is why a payload is not what its type says.
-type payloadError struct{ msg string }
+// payloadError is why a payload is not what its type says, or is too
+// large to be validated (tooLarge).
+type payloadError struct {
+	msg      string
+	tooLarge bool
+}
 
 func (e *payloadError) Error() string        { return e.msg }
 func (e *payloadError) Is(target error) bool { return target == errInvalidPayload }
 
+// STIX validation's bounds: a bundle's parse holds several times its size
+// in memory (internal/stix documents how much), so bundles are validated
+// one at a time per process and are at most maxSTIXSize bytes.
+const maxSTIXSize = 4 << 20
+
+var stixSlots = make(chan struct{}, 1)
+
 // checkPayload refuses a payload its media type's validator refuses (a
 // STIX 2.1 bundle, internal/stix) with a *payloadError naming the object
-// and property.
-func checkPayload(mtype string, payload []byte) error {
-	if stix.IsMediaType(mtype) {
-		if err := stix.Validate(payload); err != nil {
-			return &payloadError{fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err)}
-		}
+// and property, or one too large to validate; ctx ends its wait for the
+// validator.
+func checkPayload(ctx context.Context, mtype string, payload []byte) error {
+	if !stix.IsMediaType(mtype) {
+		return nil
+	}
+	if len(payload) > maxSTIXSize {
+		return &payloadError{tooLarge: true, msg: fmt.Sprintf("a %s payload is validated before it is stored, and may be at most %d bytes (this one is %d): split the bundle", stix.MediaType, maxSTIXSize, len(payload))}
+	}
+	select {
+	case stixSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	err := stix.Validate(payload)
+	<-stixSlots
+	if err != nil {
+		return &payloadError{msg: fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err)}
 	}
 	return nil
 }
@@ -107,7 +130,7 @@ func (e *commitError) Unwrap() error { return e.err }
 // errInvalidPayload (wrapped), a *mailboxRefusal, a *refusal
 // (errRefused), a *commitError, or the sealer's error.
 func (s *sender) send(ctx context.Context, item queue.SubmitItem, by queue.Actor) (queue.SubmitResult, error) {
-	if err := checkPayload(item.Type, item.Payload); err != nil {
+	if err := checkPayload(ctx, item.Type, item.Payload); err != nil {
 		return queue.SubmitResult{}, err
 	}
 	// A known key with the same content is answered without a commit, so a

@@ -57,12 +57,20 @@ func TestMailboxSTIX(t *testing.T) {
 			t.Fatalf("%s: %q does not name the id property", tc.name, ae.Message)
 		}
 	}
+	// A spelling mime cannot parse is refused, not carried unvalidated.
+	for _, bad := range []string{`application/stix+json;version="2.1`, `application/stix+json;version=2.1"`, "application/stix+json;version"} {
+		_, err := alpha.Submit(ctx, client.SubmitRequest{To: "bravo", Type: bad, Payload: bundle(indicator)})
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != client.CodeBadRequest || !strings.Contains(ae.Message, "type:") {
+			t.Fatalf("type %q: submit = %v; want 400 bad_request naming the type", bad, err)
+		}
+	}
 	m, err := alpha.Submit(ctx, client.SubmitRequest{To: "bravo", Type: "application/STIX+json; version=\"2.1\"", Payload: valid, Wait: "delivered"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Seq != 1 || m.Type != "application/STIX+json; version=\"2.1\"" {
-		t.Fatalf("valid bundle stored as seq %d type %q; want seq 1 (the refused ones took none), its type as given", m.Seq, m.Type)
+	if m.Seq != 1 || m.Type != "application/stix+json; version=2.1" {
+		t.Fatalf("valid bundle stored as seq %d type %q; want seq 1 (the refused ones took none), its type in its one spelling", m.Seq, m.Type)
 	}
 	in, err := bravo.ReadInbox(ctx, client.InboxRequest{Wait: 30 * time.Second})
 	if err != nil {
