@@ -489,9 +489,30 @@ func (a *apiServer) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
 		return
 	}
+	if msg, ok := a.mayView(callerOf(r), st); !ok {
+		writeError(w, http.StatusForbidden, client.CodeForbidden, fmt.Sprintf("message %q: %s", id, msg))
+		return
+	}
 	v := messageView(st)
 	a.objectives.annotate(v, st) // objectives.go
 	writeJSON(w, http.StatusOK, v)
+}
+
+// mayView reports whether who may see message st's status and evidence:
+// an inbound one (a notice included) with the read or ack right on its
+// mailbox, an outbound one with the send or release right on the mailbox
+// it was sent from (root always). Otherwise it returns the 403 message,
+// naming the mailbox and the first right.
+func (a *apiServer) mayView(who *callerID, st *queue.Status) (string, bool) {
+	mbox, box, rights := a.cfg.mailboxes(), st.Message.From, []Right{RightSend, RightRelease}
+	if st.Direction == queue.Inbound {
+		box, rights = st.Message.Mailbox, []Right{RightRead, RightAck}
+	}
+	msg, ok := mbox.check(who, box, rights[0])
+	if !ok {
+		_, ok = mbox.check(who, box, rights[1])
+	}
+	return msg, ok
 }
 
 func (a *apiServer) inbox(w http.ResponseWriter, r *http.Request) {

@@ -29,7 +29,7 @@ func TestMailboxListRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decoding our own list %s: %v", body, err)
 	}
-	if got, want := describeMailboxes(boxes), "cert (types: text/plain, application/stix+json;version=2.1), default, watch (objectives: flash 2m0s)"; got != want {
+	if got, want := describeMailboxes(boxes), "cert (types: text/plain, application/stix+json; version=2.1), default, watch (objectives: flash 2m0s)"; got != want {
 		t.Errorf("list %q, want %q", got, want)
 	}
 	r := newRemoteMailboxes()
@@ -50,7 +50,7 @@ func TestMailboxListRoundTrip(t *testing.T) {
 		{"watch", "", "", ""},
 		{"cert", "TEXT/Plain", "", ""},
 		{"cert", `application/stix+json; version="2.1"`, "", ""},
-		{"cert", "", client.CodeTypeNotAllowed, `mailbox bravo/cert does not take type "application/octet-stream" (it takes: text/plain, application/stix+json;version=2.1)`},
+		{"cert", "", client.CodeTypeNotAllowed, `mailbox bravo/cert does not take type "application/octet-stream" (it takes: text/plain, application/stix+json; version=2.1)`},
 		{"cert", "application/json", client.CodeTypeNotAllowed, `does not take type "application/json"`},
 	} {
 		code, msg := r.refuse("bravo", tc.box, tc.typ)

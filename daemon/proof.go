@@ -80,12 +80,18 @@ func (a *apiServer) proof(w http.ResponseWriter, r *http.Request) {
 	if !a.readBarrier(w, r) {
 		return
 	}
+	id := r.PathValue("id")
+	if st, err := a.store.Lookup(id); err == nil {
+		if msg, ok := a.mayView(callerOf(r), st); !ok { // api.go
+			writeError(w, http.StatusForbidden, client.CodeForbidden, fmt.Sprintf("evidence of %q: %s", id, msg))
+			return
+		}
+	}
 	took, err := a.budget.acquire(r.Context(), proofReplyCopies*a.cfg.payloadLimit())
 	if err != nil {
 		return // the client went away
 	}
 	defer a.budget.release(took)
-	id := r.PathValue("id")
 	b, err := buildBundle(a.store, a.cfg.Site, id)
 	switch {
 	case errors.Is(err, queue.ErrNotFound):

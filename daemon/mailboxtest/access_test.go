@@ -312,6 +312,31 @@ func (l *accessLab) checkDirection(t *testing.T, src, dst string) {
 		t.Errorf("refused sends stored messages: outbound to %s went from %d to %d", dst, before, after)
 	}
 
+	// A message's status and evidence: only with a right on its
+	// mailbox, at the origin (send) and at the destination (read).
+	for _, c := range []struct {
+		u          osUser
+		node, id   string
+		box, right string
+	}{{l.watch, sn, certID, "cert", "send"}, {l.cert, sn, watchID, "watch", "send"}} {
+		if _, errOut, code := l.ctl(t, c.u, c.node, "", "get", c.id); code == 0 || !strings.Contains(errOut, fmt.Sprintf("mailbox %q", c.box)) || !strings.Contains(errOut, "lacks the "+c.right+" right") {
+			t.Errorf("%s: get %s at %s: exit %d, %s; want 403 naming mailbox %s", c.u.name, c.id, c.node, code, errOut, c.box)
+		}
+		if _, errOut, code := l.ctl(t, c.u, c.node, "", "get", c.id, "--proof", "-"); code == 0 || !strings.Contains(errOut, "(forbidden)") {
+			t.Errorf("%s: get %s --proof: exit %d, %s; want 403", c.u.name, c.id, code, errOut)
+		}
+	}
+	if _, errOut, code := l.ctl(t, l.cert, sn, "", "get", certID); code != 0 {
+		t.Errorf("%s: get of its own message: exit %d, %s", certUser, code, errOut)
+	}
+	clustertest.Eventually(t, 30*time.Second, watchID+" at "+dst, func() bool {
+		_, err := l.Client(dn).Get(ctx, watchID)
+		return err == nil
+	})
+	if _, errOut, code := l.ctl(t, l.cert, dn, "", "get", watchID); code == 0 || !strings.Contains(errOut, `mailbox "watch"`) || !strings.Contains(errOut, "lacks the read right") {
+		t.Errorf("%s: get %s at %s: exit %d, %s; want 403 naming the read right", certUser, watchID, dn, code, errOut)
+	}
+
 	// Reading: each its own; root every mailbox.
 	if got := l.recvIDs(t, l.cert, dn); !slices.Equal(got, []string{certID}) {
 		t.Errorf("%s reads %v; want only its cert message %s", certUser, got, certID)
