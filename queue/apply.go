@@ -95,6 +95,11 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 			ce.Record = fmt.Sprintf("raft log entry %d", e.Index)
 			return 0, ce
 		}
+		if nf, ok := errors.AsType[*NewerFormatError](err); ok {
+			// A newer build wrote it, and the nodes running it apply it:
+			// skipping it would diverge too.
+			return 0, fmt.Errorf("raft log entry %d: %w", e.Index, nf)
+		}
 		if err != nil {
 			res[i].Err = err.Error()
 			continue

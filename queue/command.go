@@ -45,10 +45,12 @@ type Command struct {
 }
 
 // audited reports whether applying c appends audit records: only entries
-// of version 4 (or built in memory) do, so that a node that applies old
+// of version 4 and 5 (or built in memory) do, so that a node that applies old
 // entries after an upgrade appends what its peers, which applied them
 // with the old build, appended: nothing.
-func (c *Command) audited() bool { return c.format == 0 || c.format == cmdVersion4 }
+func (c *Command) audited() bool {
+	return c.format == 0 || c.format == cmdVersion4 || c.format == cmdVersion5
+}
 
 // Submit enqueues messages on outbound channels. Origin is the local site.
 type Submit struct {

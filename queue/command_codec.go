@@ -19,9 +19,16 @@ import (
 //	      version 1's body and a checksum)
 //	0x03  binary version 3 (read only: logs written before version 4,
 //	      which lacks the evidence; the body below and a checksum)
-//	0x04  binary version 4, written by Encode: the evidence section
+//	0x04  binary version 4 (read only: logs written before version 5,
+//	      which lacks the mailbox bodies and message attributes)
+//	0x05  binary version 5, written by Encode: the evidence section
 //	      (evidence.go), the body below, then the CRC32C (Castagnoli) of
-//	      every byte before it, 4 bytes big-endian
+//	      every byte before it, 4 bytes big-endian; version 4's layout,
+//	      with the bodies of bits 9 and up and the attribute sections
+//
+// A version above 5 (below 0x20) is a log written by a newer build:
+// DecodeCommand returns a *NewerFormatError and Apply stops there rather
+// than skip an entry the other nodes apply.
 //
 // DecodeCommand checks the checksum of versions 2, 3 and 4: a damaged entry
 // (a flipped byte in raft.db, on the wire or in memory) is an error
@@ -70,8 +77,39 @@ const (
 	cmdVersion2 = 0x02
 	cmdVersion3 = 0x03
 	cmdVersion4 = 0x04
-	cmdSumLen   = 4
+	cmdVersion5 = 0x05
+	// cmdVersion is the format Encode writes.
+	cmdVersion = cmdVersion5
+	cmdSumLen  = 4
 )
+
+// NewerFormatError is DecodeCommand's error for an entry of a format
+// newer than this build reads.
+type NewerFormatError struct{ Version byte }
+
+func (e *NewerFormatError) Error() string {
+	return fmt.Sprintf("queue: decode command: log entry format %d is newer than this build reads (%d): run the build that wrote it, or a newer one", e.Version, cmdVersion)
+}
+
+// hasAttrs reports whether c holds a message or submit item with
+// attributes (a mailbox, sender mailbox or type).
+func (c *Command) hasAttrs() bool {
+	if c.Submit != nil {
+		for i := range c.Submit.Items {
+			if m := c.Submit.Items[i].attrs(); m.HasAttrs() {
+				return true
+			}
+		}
+	}
+	if c.Receive != nil {
+		for i := range c.Receive.Messages {
+			if c.Receive.Messages[i].HasAttrs() {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // Body bits (every binary version).
 const (
@@ -105,7 +143,7 @@ func (c *Command) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
 	}
 	b := make([]byte, 0, c.sizeHint())
-	b = append(b, cmdVersion4)
+	b = append(b, cmdVersion)
 	b = c.appendEvidence(b) // evidence.go
 	b = AppendString(b, string(c.Op))
 	b = binary.AppendVarint(b, c.Time)
@@ -279,7 +317,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 		}
 		c.format = '{'
 		return c, nil
-	case cmdVersion4, cmdVersion3, cmdVersion2:
+	case cmdVersion5, cmdVersion4, cmdVersion3, cmdVersion2:
 		if len(b) < 1+cmdSumLen {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("entry of %d bytes", len(b)), entry: true}
 		}
@@ -289,7 +327,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 		}
 		d := &Decoder{b: bytes.Clone(body[1:]), n: len(body)}
 		switch b[0] {
-		case cmdVersion4:
+		case cmdVersion5, cmdVersion4:
 			c, err = decodeCommand4(d) // evidence.go
 		case cmdVersion3:
 			c, err = decodeCommand3(d)
@@ -299,10 +337,17 @@ func DecodeCommand(b []byte) (*Command, error) {
 	case cmdVersion1:
 		c, err = decodeCommand1(&Decoder{b: bytes.Clone(b[1:]), n: len(b)})
 	default:
+		if b[0] > cmdVersion && b[0] < 0x20 {
+			return nil, &NewerFormatError{Version: b[0]}
+		}
 		return nil, fmt.Errorf("queue: decode command: %w: unknown format version 0x%02x", ErrInvalid, b[0])
 	}
-	if err == nil && b[0] != cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil || c.MarkRead.hasBy() || c.Release != nil || c.Receive.hasRefused()) {
+	switch {
+	case err != nil:
+	case b[0] < cmdVersion4 && (c.Audit != nil || c.Checkpoint != nil):
 		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
+	case b[0] < cmdVersion5 && (c.MarkRead.hasBy() || c.Release != nil || c.Receive.hasRefused() || c.hasAttrs()):
+		err = fmt.Errorf("mailbox bodies or message attributes in an entry of version %d", b[0]) // version 5 brought them
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: decode command: %w: %w", ErrInvalid, err)

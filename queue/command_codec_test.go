@@ -81,7 +81,7 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("command %d (%s): encode: %v", i, c.Op, err)
 		}
-		if enc[0] != cmdVersion4 {
+		if enc[0] != cmdVersion {
 			t.Fatalf("command %d: version byte %#x", i, enc[0])
 		}
 		got, err := DecodeCommand(enc)
@@ -242,7 +242,8 @@ func TestDecodeCommandRejectsMalformed(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "empty entry"},
-		{"unknown version", []byte{5, 0}, "unknown format version 0x05"},
+		{"unknown version", []byte{0x80, 0}, "unknown format version 0x80"},
+		{"newer version", []byte{6, 0}, "log entry format 6 is newer than this build reads (5)"},
 		{"version 2 too short", []byte{cmdVersion2, 0, 0, 0}, "entry of 4 bytes"},
 		{"op longer than input", v1(50, 'x'), "beyond the end"},
 		{"non-minimal varint", v1(0x81, 0x00, 'x'), "non-minimal"},
@@ -395,7 +396,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if want := normalized(plain(c)); !reflect.DeepEqual(want, plain(c2)) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
 		}
-		if data[0] == cmdVersion4 && !bytes.Equal(enc, data) {
+		if data[0] == cmdVersion && !bytes.Equal(enc, data) {
 			t.Fatalf("binary entry re-encodes differently:\n%x\n%x", data, enc)
 		}
 	})
@@ -420,7 +421,7 @@ func TestDecodeCommandRefusesFlippedBytes(t *testing.T) {
 				}
 			}
 		}
-		for _, v := range []byte{0, cmdVersion1, cmdVersion2, cmdVersion3, 5, 0x82, '{'} {
+		for _, v := range []byte{0, cmdVersion1, cmdVersion2, cmdVersion3, cmdVersion4, 6, 0x82, '{'} {
 			b := bytes.Clone(enc)
 			b[0] = v
 			if v == cmdVersion1 {

@@ -409,3 +409,21 @@ func TestStorageFailureIsSticky(t *testing.T) {
 		t.Fatalf("Apply after Restore: %+v", res)
 	}
 }
+
+// TestApplyStopsAtNewerFormat: an entry of a log format newer than this
+// build reads stops Apply with an error naming the entry and the format,
+// and nothing of its batch is applied: skipping it, as a malformed
+// entry is, would diverge from the nodes that run the newer build.
+func TestApplyStopsAtNewerFormat(t *testing.T) {
+	s, _ := openStore(t, "alpha")
+	var l cmdLog
+	entries := l.add(t, submitCmd(t1, item("m1", "bravo", Routine, "x")))
+	entries = append(entries, Entry{Index: 2, Data: []byte{cmdVersion + 1, 0, 0, 0, 0, 0}})
+	res := s.Apply(entries)
+	if len(res) != 2 || !strings.Contains(res[1].Err, "raft log entry 2") || !strings.Contains(res[1].Err, "newer than this build reads") {
+		t.Fatalf("results %+v; want entry 2 refused as a newer format", res)
+	}
+	if s.AppliedIndex() != 0 || s.Err() == nil {
+		t.Fatalf("applied %d, store error %v; want nothing applied and the store stopped", s.AppliedIndex(), s.Err())
+	}
+}
