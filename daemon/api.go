@@ -16,11 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/client"
-	"github.com/hotline-link/hotline/internal/stix"
 	"github.com/hotline-link/hotline/queue"
 )
 
@@ -34,8 +31,8 @@ type apiServer struct {
 	ops        *admin // admin operations
 	audit      *auditor
 	metrics    *metrics
-	seal       *sealer               // seals submits, opens inbox reads
-	remote     *remoteMailboxes      // the other sites' mailbox lists (mailbox_exchange.go)
+	seal       *sealer               // opens inbox reads
+	send       *sender               // checks, seals and commits submits (sender.go)
 	objectives *objectives           // read objectives (objectives.go)
 	stop       context.Context       // ends when the node stops
 	nodeStatus func() *client.Status // Node.Status
@@ -61,7 +58,7 @@ func newAPIServer(n *Node) (*apiServer, error) {
 	}
 	lim := apiLimits
 	a := &apiServer{cfg: n.cfg, log: n.log, store: n.store, commit: n.commit, health: n.health, ops: n.admin, audit: n.audit,
-		metrics: n.metrics, seal: n.sealer, remote: n.remote, objectives: n.objectives, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
+		metrics: n.metrics, seal: n.sealer, send: n.sender, objectives: n.objectives, stop: n.ctx, nodeStatus: n.Status, ln: ln, lim: lim, budget: newBudget(lim.InboxBudget), waiters: make(chan struct{}, lim.MaxWaiters)}
 	mux := http.NewServeMux()
 	a.mux = mux
 	mux.HandleFunc("POST "+client.PathMessages, a.submit)
@@ -235,6 +232,34 @@ func (a *apiServer) writeProposeError(w http.ResponseWriter, err error) {
 	}
 }
 
+// writeSendError maps a failed sender.send to a reply.
+func (a *apiServer) writeSendError(w http.ResponseWriter, key string, err error) {
+	var ce *commitError
+	var mr *mailboxRefusal
+	var pe *payloadError
+	switch {
+	case errors.As(err, &ce):
+		// It may have committed after all: name the id it would have.
+		w.Header().Set(client.HeaderMessageID, ce.ID)
+		a.writeProposeError(w, ce.err)
+	case errors.As(err, &pe) && pe.tooLarge: // sender.go: the STIX check's bound
+		writeError(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, err.Error())
+	case errors.Is(err, errInvalidPayload): // sender.go: the STIX check
+		writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, err.Error())
+	case errors.As(err, &mr): // the destination's mailbox list
+		writeError(w, http.StatusBadRequest, mr.code, mr.msg)
+	case errors.Is(err, queue.ErrKeyConflict):
+		writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
+	case errors.Is(err, queue.ErrResyncing): // backup.go
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, err.Error())
+	case errors.Is(err, errRefused):
+		writeError(w, http.StatusBadRequest, client.CodeBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
+	}
+}
+
 const maxKeyLen = 256
 
 func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
@@ -333,23 +358,6 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.CodeEmpty, "message is empty")
 		return
 	}
-	if stix.IsMediaType(mtype) {
-		if len(payload) > maxSTIXSize {
-			writeError(w, http.StatusRequestEntityTooLarge, client.CodeTooLarge, fmt.Sprintf("a %s payload is validated before it is stored, and may be at most %d bytes (this one is %d): split the bundle", stix.MediaType, maxSTIXSize, len(payload)))
-			return
-		}
-		select {
-		case stixSlots <- struct{}{}:
-		case <-r.Context().Done():
-			return
-		}
-		err := stix.Validate(payload)
-		<-stixSlots
-		if err != nil {
-			writeError(w, http.StatusBadRequest, client.CodeInvalidPayload, fmt.Sprintf("type %s: the payload is not a valid STIX 2.1 bundle: %v", stix.MediaType, err))
-			return
-		}
-	}
 	if wait > queue.Queued {
 		if !a.park() {
 			a.writeBusy(w) // before the commit: nothing is stored
@@ -358,64 +366,18 @@ func (a *apiServer) submit(w http.ResponseWriter, r *http.Request) {
 		defer a.unpark()
 	}
 
-	// A known key with the same content is answered without a commit, so a
-	// retry succeeds even while the site has no quorum.
-	var res queue.SubmitResult
-	submitted := time.Now()
-	if key != "" {
-		if st, err := a.store.LookupKey(key); err == nil &&
-			queue.SameSubmission(st, &queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload, Mailbox: toBox, From: fromBox, Type: mtype}) {
-			res = queue.SubmitResult{ID: st.Message.ID, Seq: st.Message.Seq, Existing: true}
-		}
+	item := queue.SubmitItem{Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags,
+		Mailbox: toBox, From: fromBox, Type: mtype}
+	if ttl > 0 {
+		item.ExpiresAt = time.Now().Add(ttl).UnixNano()
 	}
-	if res.ID == "" {
-		// A new message must fit the destination's mailbox list, when
-		// known (a stored one, retried, is answered as stored).
-		if code, msg := a.remote.refuse(to, toBox, mtype); code != "" { // mailbox_exchange.go
-			writeError(w, http.StatusBadRequest, code, msg)
-			return
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-			return
-		}
-		item := queue.SubmitItem{ID: id.String(), Key: key, Dest: to, Precedence: prec, Payload: payload, Flags: flags,
-			Mailbox: toBox, From: fromBox, Type: mtype}
-		if ttl > 0 {
-			item.ExpiresAt = time.Now().Add(ttl).UnixNano()
-		}
-		if err := a.seal.seal(&item); err != nil {
-			writeError(w, http.StatusInternalServerError, client.CodeInternal, err.Error())
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.SubmitTimeout.Duration)
-		if a.cfg.holds(fromBox) {
-			res, err = a.hold(ctx, item, callerOf(r)) // release.go
-		} else {
-			res, err = a.commit.submit(ctx, item)
-		}
-		cancel()
-		if err != nil {
-			// It may have committed after all: name the id it would have.
-			w.Header().Set(client.HeaderMessageID, item.ID)
-			a.writeProposeError(w, err)
-			return
-		}
-		if res.Err != "" {
-			if res.Err == queue.ErrKeyConflict.Error() {
-				writeError(w, http.StatusConflict, client.CodeKeyConflict, fmt.Sprintf("id %q was already used for a different message (destination, precedence or content differ)", key))
-				return
-			}
-			if strings.HasPrefix(res.Err, queue.ErrResyncing.Error()) { // backup.go
-				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, res.Err)
-				return
-			}
-			writeError(w, http.StatusBadRequest, client.CodeBadRequest, res.Err)
-			return
-		}
-		a.metrics.submitLatency.WithLabelValues(to).Observe(time.Since(submitted).Seconds())
+	submitted := time.Now()
+	// sender.go, shared with the spool directories: the checks of every
+	// submission, then seal and commit (or hold, for two-person release).
+	res, err := a.send.send(r.Context(), item, actorOf(callerOf(r).cred))
+	if err != nil {
+		a.writeSendError(w, key, err)
+		return
 	}
 	// The message is committed: from here on the reply is never an
 	// error. If the wanted state was not reached it is 202 with the state
@@ -504,13 +466,6 @@ func messageView(st *queue.Status) *client.Message {
 		RefusedAt: tptr(st.RefusedAt), RefusedReason: st.RefusedReason,
 	}
 }
-
-// STIX validation's bounds: a bundle's parse holds several times its size
-// in memory (internal/stix documents how much), so bundles are validated
-// one at a time per process and are at most maxSTIXSize bytes.
-const maxSTIXSize = 4 << 20
-
-var stixSlots = make(chan struct{}, 1)
 
 // typeName is a message's media type as the API shows it.
 func typeName(t string) string {

@@ -248,6 +248,10 @@ func (c *Config) resolve(dir string) {
 	}
 	abs(&c.DataDir)
 	abs(&c.Socket)
+	for i := range c.Mailboxes {
+		abs(&c.Mailboxes[i].SpoolOut)
+		abs(&c.Mailboxes[i].SpoolIn)
+	}
 	abs(&c.TLS.CA)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
@@ -439,6 +443,9 @@ func (c *Config) Validate() error {
 		case site == c.Site || c.siteConfig(site) == nil:
 			return bad(fmt.Sprintf("mailboxes[%d].spool_to", i), "%q is not another configured site (%s)", site, strings.Join(c.remoteSites(), ", "))
 		}
+	}
+	if key, msg := spoolDirConflict(c.Mailboxes); key != "" { // spool.go
+		return bad(key, "%s", msg)
 	}
 	c.mbox = mbox
 	return nil

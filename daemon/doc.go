@@ -33,11 +33,16 @@
 //     then metrics.watch registers the collectors that read the parts at
 //     scrape time (metrics.go, certs.go, health.go), each holding only
 //     what it reads;
-//  4. the socket API (api.go, socket.go, status.go, backup.go, release.go:
-//     two-person release) and the metrics listener (metricsserver.go),
-//     then the leadership loop and, on every node, the mailbox exchange
-//     (mailbox_exchange.go: asks the other sites for their mailbox lists
-//     into remoteMailboxes, which the API's submit checks).
+//  4. the sender (sender.go: a submission's checks, key lookup, seal and
+//     commit, or hold for two-person release, shared by the API's submit
+//     and the spool directories), the socket API (api.go, socket.go,
+//     status.go, backup.go, release.go: two-person release) and the
+//     metrics listener (metricsserver.go), then the leadership loop and,
+//     on every node, the mailbox exchange (mailbox_exchange.go: asks the
+//     other sites for their mailbox lists into remoteMailboxes, which
+//     the sender checks), and the mailboxes' spool directories
+//     (spool.go, spool_out.go, spool_in.go; on n.wg, until the node's
+//     context ends).
 //
 // The wiring between parts is by value, not through the Node: linkHealth
 // proposes its barriers through the committer and hands the leadership
@@ -72,7 +77,8 @@
 // (the read-index round in flight), budget.mu (inbox reply bytes),
 // sealer.mu (inbox payloads that do not open), trustRefusals.mu (the
 // latest refusal per site), remoteMailboxes.mu (the other sites' mailbox
-// lists), mailboxExchange.mu (what it last logged of each). The keyring
+// lists), mailboxExchange.mu (what it last logged of each), spoolOut.mu
+// (the files being submitted and the pause after a failure). The keyring
 // (pki.Keyring) guards itself; reload replaces its contents, never the
 // pointer. The config is read-only once Open has it.
 //

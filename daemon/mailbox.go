@@ -258,6 +258,12 @@ func (m *mailboxes) summary() []string {
 		if len(mb.cfg.Types) > 0 {
 			parts = append(parts, "types="+strings.Join(mb.cfg.Types, ","))
 		}
+		if c := mb.cfg; c.SpoolOut != "" { // spool.go
+			parts = append(parts, fmt.Sprintf("spool_out=%s->%s", c.SpoolOut, c.SpoolTo))
+		}
+		if c := mb.cfg; c.SpoolIn != "" {
+			parts = append(parts, "spool_in="+c.SpoolIn)
+		}
 		if name == queue.DefaultMailbox && !m.defaultConfigured {
 			parts = append(parts, "(not configured: open to every caller of the socket)")
 		}

@@ -54,6 +54,7 @@ type Node struct {
 	keys       *pki.Keyring   // replaced by reload
 	site       *siteKeys      // signing, decryption and pinned keys (sitekeys.go)
 	sealer     *sealer        // payload envelopes (seal.go)
+	sender     *sender        // the core of a submission (sender.go)
 	start      time.Time
 
 	life   lifecycle
@@ -155,6 +156,8 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		refusals: n.metrics.refusals, overdue: n.overdue}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.metrics.reg.MustRegister(&overdueCollector{w: n.overdue, local: cfg.mailboxes()}) // objectives.go
+	n.sender = &sender{site: cfg.Site, node: cfg.Node, timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer,
+		commit: n.commit, remote: n.remote, holds: cfg.holds, latency: n.metrics.submitLatency}
 	n.api, err = newAPIServer(n)
 	if err != nil {
 		return nil, err
@@ -168,6 +171,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}
+	n.startSpools() // spool.go
 	n.life.set(stateRunning)
 	log.Info("node started", "site", cfg.Site, "socket", cfg.Socket, "data_dir", cfg.DataDir)
 	reportUnconfiguredMailboxes(log, n.store.MailboxUnread(), cfg.mailboxes()) // mailbox_unconfigured.go

@@ -39,22 +39,6 @@ func (c *Config) holds(name string) bool {
 	return mb != nil && mb.cfg.Release
 }
 
-// hold commits item as held, submitted by who. It bypasses group commit:
-// held messages are few, and the command carries its submitter.
-func (a *apiServer) hold(ctx context.Context, item queue.SubmitItem, who *callerID) (queue.SubmitResult, error) {
-	cmd := &queue.Command{Op: queue.OpSubmit, Time: time.Now().UnixNano(),
-		Submit:  &queue.Submit{Origin: a.cfg.Site, Items: []queue.SubmitItem{item}},
-		Release: &queue.Release{By: actorOf(who.cred), Node: a.cfg.Node}}
-	res, err := a.commit.propose(ctx, cmd)
-	if err != nil {
-		return queue.SubmitResult{}, err
-	}
-	if res.Err != "" || len(res.Submit) != 1 {
-		return queue.SubmitResult{}, fmt.Errorf("hold: %s", res.Err)
-	}
-	return res.Submit[0], nil
-}
-
 // release serves POST /v1/messages/{id}/release.
 func (a *apiServer) release(w http.ResponseWriter, r *http.Request) {
 	if a.health.storageFull() != nil {
@@ -162,6 +146,8 @@ func actorName(a queue.Actor) string {
 	switch {
 	case a.Peer != "":
 		return "node " + a.Peer
+	case a.UID < 0 && a.User != "":
+		return a.User // the node's own, as "spool:MAILBOX" (spool_in.go)
 	case a.UID < 0:
 		return "an unidentified caller"
 	case a.User != "":
