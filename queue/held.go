@@ -4,9 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Two-person release. An OpSubmit carrying a Release body (its ID empty,
@@ -32,11 +29,23 @@ import (
 // as its actor, the payload's hash), the release a "released" record
 // (its Seq, the releaser as actor).
 //
-//	held:      id -> heldValue (below)
-//	held_keys: idempotency key -> id
+//	held:        id -> heldValue (held_store.go)
+//	held_keys:   idempotency key -> id
+//	held_mbox:   mailboxKey(from) submitted(8, sign bit flipped) id -> nil
+//	held_mbox_n: mailboxKey(from) -> count(8)
+//
+// held_mbox lists the held messages by the mailbox they are sent from
+// (SubmitItem.From, "" the default), in submission order (then by ID), and
+// held_mbox_n counts them, so that listing one mailbox's (Store.Held) or
+// counting them (Store.HeldCount) reads no other. Hold and release keep
+// both in the same transaction as held; they are a function of the held
+// records alone, built from them when a file of format 6 is opened
+// (buildHeldIndex).
 var (
-	bucketHeld     = []byte("held")
-	bucketHeldKeys = []byte("held_keys")
+	bucketHeld      = []byte("held")
+	bucketHeldKeys  = []byte("held_keys")
+	bucketHeldMbox  = []byte("held_mbox")
+	bucketHeldCount = []byte("held_mbox_n")
 )
 
 // Sentinels of OpRelease (Result.Err begins with their text).
@@ -63,18 +72,6 @@ type Release struct {
 type ReleaseResult struct {
 	ID  string `json:"id"`
 	Seq uint64 `json:"seq"`
-}
-
-// HeldMessage is one held message as Store.Held lists it: its status
-// (State Held, Seq 0, no payload), its stored payload's size and
-// plaintext SHA-256 (from a sealed payload's header), and who submitted
-// it on which node.
-type HeldMessage struct {
-	Status       Status
-	PayloadLen   int
-	PlaintextSum []byte
-	By           Actor
-	Node         string
 }
 
 // bodyRelease is the body bit of Release in the log entry format
@@ -128,101 +125,6 @@ func decodeRelease(d *Decoder, c *Command, bodies uint64) {
 	c.Release = r
 }
 
-// heldRec is a held message as stored.
-type heldRec struct {
-	item        SubmitItem
-	submittedAt int64
-	by          Actor
-	node        string
-	sum         []byte // the plaintext's SHA-256 (SubmitItem.plaintextSum)
-}
-
-// heldVersion is the first byte of a held value:
-//
-//	heldValue = version:byte(1) submitted:varint node:string actor
-//	            sum:bytes item sum:uint32
-//
-// actor as in Release, item as in a Submit (command_codec.go), and the
-// CRC32C of the ID (the key) and every byte before it, big-endian.
-const heldVersion = 1
-
-func (h *heldRec) encode() []byte {
-	it := &h.item
-	b := make([]byte, 0, 64+len(h.node)+len(h.by.User)+len(h.by.Peer)+len(h.sum)+len(it.ID)+len(it.Key)+len(it.Dest)+len(it.Payload)+len(it.Mailbox)+len(it.From)+len(it.Type)+8*binary.MaxVarintLen64)
-	b = append(b, heldVersion)
-	b = binary.AppendVarint(b, h.submittedAt)
-	b = AppendString(b, h.node)
-	b = appendActor(b, h.by)
-	b = AppendBytes(b, h.sum)
-	b = appendSubmitItem(b, it)
-	return be.AppendUint32(b, heldSum(it.ID, b))
-}
-
-func heldSum(id string, b []byte) uint32 {
-	return crc32.Update(crc32.Checksum([]byte(id), castagnoli), castagnoli, b)
-}
-
-// decodeHeld parses and checks the held value v stored under id. The
-// payload aliases v.
-func decodeHeld(id string, v []byte) (heldRec, error) {
-	var h heldRec
-	where := fmt.Sprintf("bucket %s, key %q", bucketHeld, id)
-	if len(v) < 1+4 || v[0] != heldVersion {
-		return h, corruptf(where, "malformed held record (%d bytes)", len(v))
-	}
-	body := v[:len(v)-4]
-	if got, want := heldSum(id, body), be.Uint32(v[len(body):]); got != want {
-		return h, corruptf(where, "held record checksum %08x, stored %08x", got, want)
-	}
-	d := NewDecoder(body[1:])
-	h.submittedAt = d.Varint()
-	h.node = d.Str()
-	h.by = d.actor()
-	h.sum = d.Bytes()
-	d.submitItem(&h.item, "")
-	if err := d.Finish(); err != nil {
-		return h, corruptf(where, "%v", err)
-	}
-	if h.item.ID != id {
-		return h, corruptf(where, "holds message %q", h.item.ID)
-	}
-	return h, nil
-}
-
-// status is the held message's Status (with its payload if payload).
-func (h *heldRec) status(site string, payload bool) *Status {
-	it := &h.item
-	m := Message{ID: it.ID, Origin: site, Dest: it.Dest, Precedence: it.Precedence, Key: it.Key, Flags: it.Flags,
-		SubmittedAt: h.submittedAt, ExpiresAt: it.ExpiresAt, Mailbox: it.Mailbox, From: it.From, Type: it.Type}
-	if payload {
-		m.Payload = clone(it.Payload)
-	}
-	return &Status{Message: m, Direction: Outbound, State: Held, SubmittedAt: h.submittedAt, payloadSum: clone(h.sum)}
-}
-
-// getHeld returns the held message id, ok false if there is none.
-func getHeld(tx *bolt.Tx, id string) (heldRec, bool, error) {
-	v := tx.Bucket(bucketHeld).Get([]byte(id))
-	if v == nil {
-		return heldRec{}, false, nil
-	}
-	h, err := decodeHeld(id, v)
-	return h, err == nil, err
-}
-
-// heldByKey returns the held message submitted with idempotency key key.
-func heldByKey(tx *bolt.Tx, key string) (heldRec, bool, error) {
-	id := tx.Bucket(bucketHeldKeys).Get([]byte(key))
-	if id == nil {
-		return heldRec{}, false, nil
-	}
-	h, ok, err := getHeld(tx, string(id))
-	if err == nil && (!ok || h.item.Key != key) {
-		return h, false, corruptf(fmt.Sprintf("bucket %s, key %q", bucketHeldKeys, key), "does not refer to a held message of that key (id %q)", id)
-	}
-	return h, ok, err
-}
-
 // existingHeld answers an item whose ID or key names the held message h:
 // the same message again (Existing, Seq 0), or a key conflict.
 func existingHeld(h *heldRec, it *SubmitItem, sum []byte) SubmitResult {
@@ -242,6 +144,9 @@ func existingHeld(h *heldRec, it *SubmitItem, sum []byte) SubmitResult {
 func (a *applier) holdItem(now int64, it *SubmitItem, hold *Release) (SubmitResult, error) {
 	h := heldRec{item: *it, submittedAt: now, by: hold.By, node: hold.Node, sum: it.plaintextSum()}
 	if err := a.tx.Bucket(bucketHeld).Put([]byte(it.ID), h.encode()); err != nil {
+		return SubmitResult{}, err
+	}
+	if err := heldIndexAdd(a.tx, &h); err != nil { // held_store.go
 		return SubmitResult{}, err
 	}
 	if it.Key != "" {
@@ -270,7 +175,7 @@ func (a *applier) release(now int64, r *Release) (Result, error) {
 	if err := validID(r.ID); err != nil {
 		return Result{Err: "queue: release: " + err.Error()}, nil
 	}
-	h, ok, err := getHeld(a.tx, r.ID)
+	h, ok, err := getHeld(a.tx, r.ID, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -299,6 +204,9 @@ func (a *applier) release(now int64, r *Release) (Result, error) {
 	if err := a.tx.Bucket(bucketHeld).Delete([]byte(it.ID)); err != nil {
 		return Result{}, err
 	}
+	if err := heldIndexRemove(a.tx, &h); err != nil {
+		return Result{}, err
+	}
 	if it.Key != "" {
 		if err := a.tx.Bucket(bucketHeldKeys).Delete([]byte(it.Key)); err != nil {
 			return Result{}, err
@@ -309,69 +217,3 @@ func (a *applier) release(now int64, r *Release) (Result, error) {
 	})
 	return Result{Release: &ReleaseResult{ID: it.ID, Seq: seq}}, err
 }
-
-// HeldQuery selects held messages: those sent from Mailboxes (stored
-// names, "" the default; nil: every mailbox), at most Max (<= 0: 1000).
-type HeldQuery struct {
-	Mailboxes []string
-	Max       int
-}
-
-// Held lists the held messages q selects, in ID order, and whether more
-// were left out by q.Max. It reads every held message (not their
-// payloads): held messages are few, waiting for a person.
-func (s *Store) Held(q HeldQuery) (out []HeldMessage, more bool, err error) {
-	max := q.Max
-	if max <= 0 {
-		max = 1000
-	}
-	var want map[string]bool
-	if q.Mailboxes != nil {
-		want = map[string]bool{}
-		for _, mb := range q.Mailboxes {
-			want[mb] = true
-		}
-	}
-	err = s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeld).ForEach(func(k, v []byte) error {
-			h, err := decodeHeld(string(k), v)
-			if err != nil {
-				return err
-			}
-			if want != nil && !want[h.item.From] {
-				return nil
-			}
-			if len(out) == max {
-				more = true
-				return errStopScan
-			}
-			out = append(out, HeldMessage{Status: *h.status(s.site, false), PayloadLen: len(h.item.Payload),
-				PlaintextSum: clone(h.sum), By: h.by, Node: h.node})
-			return nil
-		})
-	})
-	if errors.Is(err, errStopScan) {
-		err = nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("queue: held: %w", s.note(err))
-	}
-	return out, more, nil
-}
-
-// HeldCount returns the number of held messages sent from each mailbox
-// that has any ("" is reported as DefaultMailbox).
-func (s *Store) HeldCount() map[string]int {
-	out := map[string]int{}
-	_ = s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeld).ForEach(func(k, v []byte) error {
-			if h, err := decodeHeld(string(k), v); err == nil {
-				out[MailboxName(h.item.From)]++
-			}
-			return nil
-		})
-	})
-	return out
-}
-
-var errStopScan = errors.New("stop")

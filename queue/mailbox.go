@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -167,31 +166,34 @@ func (s *Store) MailboxUnread() map[string]int {
 }
 
 // InboxQuery selects unread inbox messages: those of Mailboxes (names as
-// stored: "" the default mailbox; nil: every mailbox) with positions
-// after After, at most Max (<= 0: no limit) and MaxBytes of payloads, IDs
-// and keys (<= 0: no budget; the first message is returned however
-// large). Scan bounds how many inbox positions a query of several
-// mailboxes may pass over without finding one of them (<= 0: 10000), so
-// that a reader of a quiet mailbox among busy ones gets a bounded answer
-// and continues from Next.
+// stored: "" the default mailbox; nil: every mailbox; a name given twice
+// counts once) with positions after After, at most Max (<= 0: no limit)
+// and MaxBytes of payloads, IDs and keys (<= 0: no budget; the first
+// message is returned however large).
 type InboxQuery struct {
 	Mailboxes []string
 	After     uint64
 	Max       int
 	MaxBytes  int64
-	Scan      int
 }
 
 // InboxPage is the answer to an InboxQuery: Items in position order and
-// Next, the position to continue after (the last item's, or the last
-// position scanned).
+// Next, the position to continue after. Next is the last item's position
+// (After if there is none) for one mailbox or every mailbox. For several
+// mailboxes it also passes over the positions of the other mailboxes'
+// messages that no later answer would return: up to the position before
+// the first message of theirs that Max or MaxBytes left out, or, when
+// none is left, up to the inbox's last unread position. A reader of a
+// quiet mailbox among busy ones so continues from past what it has seen.
 type InboxPage struct {
 	Items []InboxItem
 	Next  uint64
 }
 
-// InboxOf answers q. One mailbox is read through its index; several are
-// filtered from the inbox in position order.
+// InboxOf answers q. Each mailbox is read through its index
+// (inbox_mbox), several by merging their indexes in position order, so
+// the cost is that of the items returned and one index entry more per
+// mailbox, whatever the other mailboxes hold.
 func (s *Store) InboxOf(q InboxQuery) (*InboxPage, error) {
 	page := &InboxPage{Next: q.After}
 	if q.After == math.MaxUint64 {
@@ -208,73 +210,62 @@ func (s *Store) InboxOf(q InboxQuery) (*InboxPage, error) {
 		}
 		return page, nil
 	}
-	scan := q.Scan
-	if scan <= 0 {
-		scan = 10000
-	}
+	boxes := uniqueStrings(q.Mailboxes)
+	several := len(boxes) > 1
 	var size int64
-	take := func(in *bolt.Bucket, pos, r []byte) (bool, error) {
-		if q.Max > 0 && len(page.Items) >= q.Max {
-			return false, nil
-		}
-		seq, ck, ok := parseRef(r)
-		origin, p, ok2 := parseChanKey(ck)
-		if !ok || !ok2 {
-			return false, inboxRef(pos, r)
-		}
-		rec, err := inboxRecord(in, pos, r)
-		if err != nil {
-			return false, err
-		}
-		n := int64(len(rec.payload) + len(rec.id) + len(rec.key))
-		if q.MaxBytes > 0 && len(page.Items) > 0 && size+n > q.MaxBytes {
-			return false, nil
-		}
-		size += n
-		rec.payload = clone(rec.payload)
-		page.Items = append(page.Items, InboxItem{Pos: be.Uint64(pos), Message: rec.message(origin, s.site, p, seq), ReceivedAt: rec.deliveredAt})
-		page.Next = be.Uint64(pos)
-		return true, nil
-	}
 	err := s.view(func(tx *bolt.Tx) error {
 		in := tx.Bucket(bucketIn)
-		if len(q.Mailboxes) == 1 {
-			prefix := mailboxKey(q.Mailboxes[0])
-			c := tx.Bucket(bucketMboxInbox).Cursor()
-			for k, r := c.Seek(mboxPosKey(q.Mailboxes[0], q.After+1)); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, r = c.Next() {
-				if more, err := take(in, k[len(prefix):], r); err != nil || !more {
-					return err
+		prefixes := make([][]byte, len(boxes))
+		for i, mb := range boxes {
+			prefixes[i] = mailboxKey(mb)
+		}
+		m := newPrefixMerge(tx.Bucket(bucketMboxInbox), prefixes, u64(q.After+1))
+		for {
+			i, suffix, r, ok := m.peek()
+			if !ok {
+				if k, _ := tx.Bucket(bucketInbox).Cursor().Last(); several && len(k) == 8 {
+					page.Next = max(page.Next, be.Uint64(k))
 				}
+				return nil
 			}
-			return nil
-		}
-		want := make(map[string]bool, len(q.Mailboxes))
-		for _, mb := range q.Mailboxes {
-			want[mb] = true
-		}
-		c := tx.Bucket(bucketInbox).Cursor()
-		scanned := 0
-		for k, r := c.Seek(u64(q.After + 1)); k != nil; k, r = c.Next() {
-			if scanned++; scanned > scan && len(page.Items) == 0 {
-				break
+			where := func() string {
+				return fmt.Sprintf("bucket %s, mailbox %q, key %x", bucketMboxInbox, MailboxName(boxes[i]), suffix)
+			}
+			if len(suffix) != 8 {
+				return corruptf(where(), "malformed key")
+			}
+			pos := be.Uint64(suffix)
+			stop := func() error {
+				if several {
+					page.Next = pos - 1 // > After, >= the last item's
+				}
+				return nil
+			}
+			if q.Max > 0 && len(page.Items) >= q.Max {
+				return stop()
 			}
 			seq, ck, ok := parseRef(r)
-			if !ok {
-				return inboxRef(k, r)
+			origin, p, ok2 := parseChanKey(ck)
+			if !ok || !ok2 {
+				return corruptf(where(), "bad ref %x", r)
 			}
-			rec, err := getRecord(in, loc{finIn, ck, seq}, false)
+			rec, err := inboxRecord(in, suffix, r)
 			if err != nil {
 				return err
 			}
-			if !want[rec.mailbox] {
-				page.Next = be.Uint64(k)
-				continue
+			if rec.mailbox != boxes[i] {
+				return corruptf(where(), "lists a message of mailbox %q", MailboxName(rec.mailbox))
 			}
-			if more, err := take(in, k, r); err != nil || !more {
-				return err
+			n := int64(len(rec.payload) + len(rec.id) + len(rec.key))
+			if q.MaxBytes > 0 && len(page.Items) > 0 && size+n > q.MaxBytes {
+				return stop()
 			}
+			size += n
+			rec.payload = clone(rec.payload)
+			page.Items = append(page.Items, InboxItem{Pos: pos, Message: rec.message(origin, s.site, p, seq), ReceivedAt: rec.deliveredAt})
+			page.Next = pos
+			m.next()
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: inbox: %w", s.note(err))

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -38,7 +39,7 @@ func TestMailboxInboxOf(t *testing.T) {
 		name     string
 		q        InboxQuery
 		want     []uint64 // positions
-		wantNext uint64   // the last item's position, or the last one a query of several mailboxes passed over
+		wantNext uint64   // the last item's position, or the last one a query of several mailboxes passes over
 	}{
 		{"one", InboxQuery{Mailboxes: []string{"cert"}}, []uint64{1, 4, 6}, 6},
 		{"one after", InboxQuery{Mailboxes: []string{"cert"}, After: 1}, []uint64{4, 6}, 6},
@@ -51,7 +52,9 @@ func TestMailboxInboxOf(t *testing.T) {
 		{"several after max", InboxQuery{Mailboxes: []string{"cert", "watch"}, After: 2, Max: 2}, []uint64{4, 5}, 5},
 		{"several max bytes", InboxQuery{Mailboxes: []string{"cert", "watch"}, MaxBytes: 9}, []uint64{1, 2}, 3}, // 3 passed over, 4 over budget
 		{"several skip to the end", InboxQuery{Mailboxes: []string{"", "nosuch"}, After: 3}, []uint64{7}, 7},
-		{"several scan bound", InboxQuery{Mailboxes: []string{"x", "y"}, Scan: 3}, nil, 3},
+		{"several, none of them", InboxQuery{Mailboxes: []string{"x", "y"}}, nil, 7},
+		{"several, none after", InboxQuery{Mailboxes: []string{"x", "cert"}, After: 9}, nil, 9},
+		{"one named twice", InboxQuery{Mailboxes: []string{"cert", "cert"}}, []uint64{1, 4, 6}, 6},
 		{"all", InboxQuery{}, []uint64{1, 2, 3, 4, 5, 6, 7}, 7},
 		{"all max after", InboxQuery{After: 5, Max: 1}, []uint64{6}, 6},
 		{"all max bytes", InboxQuery{MaxBytes: 12}, []uint64{1, 2, 3}, 3},
@@ -71,6 +74,50 @@ func TestMailboxInboxOf(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMailboxInboxOfIsBounded: a reader of two mailboxes, one quiet and
+// one with a message at each end of a long inbox of another mailbox's,
+// reads that mailbox's two index entries, not the inbox between them:
+// the cost does not grow with the other mailboxes' messages.
+func TestMailboxInboxOfIsBounded(t *testing.T) {
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	const busy = 3000
+	var msgs []Message
+	for seq := uint64(1); seq <= busy+2; seq++ {
+		m := inMsg("alpha", Routine, seq, fmt.Sprintf("m%d", seq), "p")
+		m.Mailbox = "watch"
+		if seq == 1 || seq == busy+2 {
+			m.Mailbox = "cert"
+		}
+		msgs = append(msgs, m)
+	}
+	l.apply(t, s, receiveCmd(t1, "alpha", Routine, msgs...))
+	for _, tc := range []struct {
+		q        InboxQuery
+		want     []uint64
+		wantNext uint64
+	}{
+		{InboxQuery{Mailboxes: []string{"cert", "quiet"}}, []uint64{1, busy + 2}, busy + 2},
+		{InboxQuery{Mailboxes: []string{"cert", "quiet"}, Max: 1}, []uint64{1}, busy + 1},
+		{InboxQuery{Mailboxes: []string{"quiet", "cert"}, After: 1}, []uint64{busy + 2}, busy + 2},
+	} {
+		page, err := s.InboxOf(tc.q)
+		if err != nil || !slices.Equal(inboxPositions(page.Items), tc.want) || page.Next != tc.wantNext {
+			t.Fatalf("%+v: %v next %d, %v; want %v next %d", tc.q, inboxPositions(page.Items), page.Next, err, tc.want, tc.wantNext)
+		}
+		// Reading a record allocates: reading the busy mailbox's
+		// would cost thousands.
+		allocs := testing.AllocsPerRun(5, func() {
+			if _, err := s.InboxOf(tc.q); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs > 200 {
+			t.Errorf("%+v: %.0f allocations for %d items among %d messages of another mailbox", tc.q, allocs, len(tc.want), busy)
+		}
 	}
 }
 

@@ -27,13 +27,18 @@ const (
 //   - formats 1 to 4 lacked the inbox by mailbox: it is built from the
 //     inbox (every message then was in the default mailbox);
 //   - formats 1 to 5 lacked the unread index (unread.go): it is built
-//     from the outbound records and the inbox.
+//     from the outbound records and the inbox;
+//   - formats 1 to 6 stored held records (held_store.go) as version 1,
+//     with one checksum over header and payload: each is checked and
+//     rewritten as version 2; and they lacked the held index and counts
+//     by mailbox (held.go): built from the held records.
 //
-// Records are rewritten in transactions of at most migrateBatch records;
-// an interrupted upgrade resumes at the next Open (records already at
-// version 2 are kept). Receipts, the indexes and the version change in
-// the last transaction. The upgrade trusts the bytes it finds: damage
-// that happened before it is not detected.
+// Records (and held records) are rewritten in transactions of at most
+// migrateBatch records; an interrupted upgrade resumes at the next Open
+// (records already at version 2 are kept). Receipts, the indexes and the
+// version change in the last transaction. The upgrade trusts the bytes
+// it finds (a held record's checksum excepted): damage that happened
+// before it is not detected.
 func migrate(db *bolt.DB, site string) error {
 	var from uint64
 	err := db.View(func(tx *bolt.Tx) error {
@@ -58,6 +63,11 @@ func migrate(db *bolt.DB, site string) error {
 			break // records have their checksums
 		}
 		if err := migrateRecords(db, d.parent, d.kind); err != nil {
+			return fmt.Errorf("upgrade from format %d: %w", from, err)
+		}
+	}
+	if from < 7 {
+		if err := migrateHeld(db); err != nil { // held_store.go
 			return fmt.Errorf("upgrade from format %d: %w", from, err)
 		}
 	}
@@ -87,6 +97,11 @@ func migrate(db *bolt.DB, site string) error {
 		}
 		if from < 6 {
 			if err := buildUnreadIndex(tx, site); err != nil { // unread.go
+				return err
+			}
+		}
+		if from < 7 {
+			if err := buildHeldIndex(tx); err != nil { // held_store.go
 				return err
 			}
 		}

@@ -27,8 +27,9 @@ import (
 
 // FlagNotice marks an expiry notice: a message this site put into its
 // own inbox (it never travels). Only a message stored in the notices'
-// channel (origin this site) is one; the flag on a message from another
-// site means nothing.
+// channel (origin this site) is one. Receive.Validate refuses a batch
+// from another site carrying the flag (it would keep the message out of
+// the read objectives); apply still takes one from a log, as before.
 const FlagNotice uint32 = FlagSealed << 1
 
 // NoticeType is the media type of an expiry notice.

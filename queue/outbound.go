@@ -44,7 +44,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem, hold *Release) (SubmitRe
 		res.Seq, res.Existing = seq, true
 		return res, nil
 	}
-	if h, ok, err := getHeld(a.tx, it.ID); err != nil || ok {
+	if h, ok, err := getHeld(a.tx, it.ID, false); err != nil || ok {
 		return existingHeld(&h, it, nil), err // held.go
 	}
 	var hash []byte
@@ -53,7 +53,7 @@ func (a *applier) submitItem(now int64, it *SubmitItem, hold *Release) (SubmitRe
 		if r := a.outKeys.Get([]byte(it.Key)); r != nil {
 			return a.existingKey(r, it, hash)
 		}
-		if h, ok, err := heldByKey(a.tx, it.Key); err != nil || ok {
+		if h, ok, err := heldByKey(a.tx, it.Key, false); err != nil || ok {
 			return existingHeld(&h, it, hash), err
 		}
 	}

@@ -19,7 +19,7 @@ func (s *Store) Lookup(id string) (*Status, error) {
 			st, err = s.status(tx, Outbound, bucketOutIDs, id, r)
 			return err
 		}
-		if h, ok, err := getHeld(tx, id); err != nil || ok {
+		if h, ok, err := getHeld(tx, id, true); err != nil || ok {
 			if ok {
 				st = h.status(s.site, true)
 			}
@@ -66,7 +66,7 @@ func (s *Store) LookupKey(key string) (*Status, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		r := tx.Bucket(bucketOutKeys).Get([]byte(key))
 		if r == nil {
-			h, ok, err := heldByKey(tx, key)
+			h, ok, err := heldByKey(tx, key, true)
 			if ok {
 				st = h.status(s.site, true)
 			} else if err == nil {

@@ -21,10 +21,13 @@ var ErrClosed = errors.New("queue: store closed")
 // (an older version would purge messages without releasing their
 // statements, so it must refuse the file); version 4 lacked the inbox by
 // mailbox (mailbox.go), which every writer must keep; version 5 lacked
-// the unread index (unread.go), which every writer must keep. Open and
-// Restore upgrade older files (see migrate).
+// the unread index (unread.go), which every writer must keep; version 6
+// lacked the index and counts of held messages by mailbox (held.go),
+// which every writer must keep, and stored held records with one
+// checksum over header and payload (held_store.go). Open and Restore
+// upgrade older files (see migrate).
 const (
-	formatVersion    = 6
+	formatVersion    = 7
 	minFormatVersion = 1
 )
 
@@ -63,7 +66,8 @@ var (
 
 	bucketFin = []byte("fin") // time(8) kind(1) ref -> nil, purgeable messages (purge.go)
 
-	// bucketHeld, bucketHeldKeys: messages held for release (held.go)
+	// bucketHeld, bucketHeldKeys, bucketHeldMbox, bucketHeldCount:
+	// messages held for release (held.go)
 
 	// bucketEvStmts, bucketEvCount, bucketEvRefs: evidence (evidence_store.go)
 
@@ -77,7 +81,7 @@ var (
 		bucketFence,
 		bucketEvStmts, bucketEvCount, bucketEvRefs,
 		bucketAudit, bucketAuditHashes, bucketAuditIDs, bucketAuditCPs, // audit_apply.go
-		bucketHeld, bucketHeldKeys, // held.go
+		bucketHeld, bucketHeldKeys, bucketHeldMbox, bucketHeldCount, // held.go
 	}
 
 	metaVersion   = []byte("version")

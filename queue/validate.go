@@ -172,7 +172,15 @@ func (it *SubmitItem) Validate() error {
 // or Seq, evidence whose leaves are not one per message) and, before
 // anything is proposed, a batch whose sequence
 // numbers are not consecutive or with a payload over maxPayload bytes
-// (maxPayload <= 0: no limit), a limit of this site's configuration.
+// (maxPayload <= 0: no limit), a limit of this site's configuration,
+// or one with a message flagged as an expiry notice (FlagNotice: only
+// this site makes notices, for its own inbox; a peer's would escape the
+// read objectives, unread.go).
+//
+// The notice check is not in valid: apply has accepted such messages
+// before (keeping them out of the unread index), and a log holding one
+// must replay as it did. Refusing them here, before anything is
+// proposed, keeps every new one out of the log.
 func (r *Receive) Validate(site string, maxPayload int64) error {
 	if err := r.valid(site); err != nil {
 		return err
@@ -180,6 +188,8 @@ func (r *Receive) Validate(site string, maxPayload int64) error {
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		switch {
+		case m.Flags&FlagNotice != 0:
+			return fmt.Errorf("%w: message %d (id %q) from %s is flagged as an expiry notice (only this site makes those)", ErrInvalid, i, m.ID, r.Origin)
 		case i > 0 && m.Seq != r.Messages[i-1].Seq+1:
 			return fmt.Errorf("%w: message %d (id %q) has sequence %d, want %d", ErrInvalid, i, m.ID, m.Seq, r.Messages[i-1].Seq+1)
 		case maxPayload > 0 && int64(len(m.Payload)) > maxPayload:

@@ -48,6 +48,12 @@ func TestValidateInboundBatch(t *testing.T) {
 		{"payload over the limit", func() *Receive { r := inBatch(1, 2); r.Messages[1].Payload = make([]byte, 101); return r }(), []string{`message 1 (id "id-2") is 101 bytes, over this site's limit of 100`}},
 		{"another channel", func() *Receive { r := inBatch(1, 2); r.Messages[1].Dest = "charlie"; return r }(), []string{"message 1", "alpha->charlie/routine, not the batch's alpha->bravo/routine"}},
 		{"another precedence", func() *Receive { r := inBatch(1, 1); r.Messages[0].Precedence = Flash; return r }(), []string{"not the batch's"}},
+		{"notice flag", func() *Receive { r := inBatch(1, 2); r.Messages[1].Flags |= FlagNotice; return r }(), []string{`message 1 (id "id-2") from alpha is flagged as an expiry notice`}},
+		{"notice flag on a tombstone", func() *Receive {
+			r := inBatch(1, 1)
+			r.Messages[0].Flags, r.Messages[0].Payload = FlagTombstone|FlagNotice, nil
+			return r
+		}(), []string{"expiry notice"}},
 		{"bad origin", &Receive{Precedence: Routine}, []string{"origin", "empty site name"}},
 		{"bad precedence", &Receive{Origin: "alpha", Precedence: 4}, []string{"precedence 4"}},
 	}
@@ -120,5 +126,28 @@ func TestValidateReceipts(t *testing.T) {
 		if err := c.r.Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Validate = %v, want an error containing %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestNoticeFlagFromAPeerReplays: Validate refuses a peer's message
+// flagged as an expiry notice before it is proposed, but apply (valid)
+// takes one from a log as earlier versions did, so that such a log
+// replays the same: stored and in the inbox, outside the unread index.
+func TestNoticeFlagFromAPeerReplays(t *testing.T) {
+	r := inBatch(1, 1)
+	r.Messages[0].Flags |= FlagNotice
+	if err := r.Validate("bravo", 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Validate = %v, want ErrInvalid", err)
+	}
+	if err := r.valid("bravo"); err != nil {
+		t.Fatalf("valid = %v: apply must stay as lenient as before", err)
+	}
+	s, _ := openStore(t, "bravo")
+	var l cmdLog
+	if res := l.apply(t, s, Command{Op: OpReceive, Time: t1, Receive: r}); res[0].Receive == nil || res[0].Receive.Applied != 1 {
+		t.Fatalf("applied %+v", res[0])
+	}
+	if n := countKeys(t, s, bucketUnread); n != 0 {
+		t.Fatalf("%d unread index entries", n)
 	}
 }

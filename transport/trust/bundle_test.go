@@ -76,6 +76,13 @@ type labEvidence struct {
 // signed (to make them tombstones, or not sealed).
 func newLabEvidence(t testing.TB, change ...func(*queue.Message)) *labEvidence {
 	t.Helper()
+	return newLabEvidenceRefused(t, "", change...)
+}
+
+// newLabEvidenceRefused is newLabEvidence; with a reason, bravo refused
+// m2 (its receipt is a refusal receipt, its status Refused).
+func newLabEvidenceRefused(t testing.TB, reason string, change ...func(*queue.Message)) *labEvidence {
+	t.Helper()
 	dir := t.TempDir()
 	ask, _ := siteKeys(t, dir, "alpha")
 	bsk, _ := siteKeys(t, dir, "bravo")
@@ -120,7 +127,7 @@ func newLabEvidence(t testing.TB, change ...func(*queue.Message)) *labEvidence {
 	readAt := t0 + 5e9
 	rs := []queue.Receipt{
 		{RSeq: 4, Precedence: queue.Routine, Seq: 9, ID: "other", ReadAt: readAt},
-		{RSeq: 5, Precedence: queue.Priority, Seq: 2, ID: "m2", ReadAt: readAt},
+		{RSeq: 5, Precedence: queue.Priority, Seq: 2, ID: "m2", ReadAt: readAt, Refused: reason},
 	}
 	rleaves := ReceiptLeaves("bravo", "alpha", rs)
 	stored := []queue.Proof{
@@ -168,7 +175,11 @@ func newLabEvidence(t testing.TB, change ...func(*queue.Message)) *labEvidence {
 		}
 		audit = append(audit, StoredAudit{Record: records[i], Index: int64(i), Proof: p, Checkpoint: note})
 	}
-	return &labEvidence{ring: ring, status: &queue.Status{Message: ms[1], ReadAt: readAt}, proofs: stored, audit: audit}
+	st := &queue.Status{Message: ms[1], State: queue.Read, ReadAt: readAt}
+	if reason != "" {
+		st.State, st.ReadAt, st.RefusedAt, st.RefusedReason = queue.Refused, 0, readAt, reason
+	}
+	return &labEvidence{ring: ring, status: st, proofs: stored, audit: audit}
 }
 
 func raw(hs []Hash) [][32]byte {

@@ -63,3 +63,35 @@ func TestObjectiveChecks(t *testing.T) {
 		t.Fatal("a misspelt objective key parsed")
 	}
 }
+
+// TestObjectiveIgnoresRefusal: a refusal receipt proves that the
+// destination refused the message, not that anyone read it: its time
+// never makes an objective "met (read ...)" by a signed receipt, nor
+// contradicts the site's statement.
+func TestObjectiveIgnoresRefusal(t *testing.T) {
+	e := newLabEvidenceRefused(t, "mailbox nosuch does not exist")
+	refusedAt := e.status.RefusedAt
+	for _, met := range []bool{true, false} {
+		b := e.bundle(t)
+		if b.Proofs[len(b.Proofs)-1].Receipt.Refused == "" {
+			t.Fatal("the lab's read proof is not a refusal")
+		}
+		// A site stating Met (the daemon states none for a refused
+		// message) from the refusal's time; due after it.
+		b.Objective = NewObjective(&e.status.Message, time.Hour, refusedAt)
+		*b.Objective.Met = met
+		r, err := VerifyBundle(b, e.ring)
+		if err != nil {
+			t.Fatalf("met %v: %v", met, err)
+		}
+		var c *Check
+		for i := range r.Checks {
+			if r.Checks[i].What == "objective" {
+				c = &r.Checks[i]
+			}
+		}
+		if c == nil || c.Err != nil || !c.Note || strings.Contains(c.Detail, "by the signed read receipt") || !strings.Contains(c.Detail, "no signed read receipt here") {
+			t.Fatalf("met %v: objective check %+v, want the site's statement without a signed read", met, c)
+		}
+	}
+}

@@ -117,7 +117,9 @@ func VerifyBundle(b *Bundle, ring *Keyring) (*Report, error) {
 				c.Proves = provesRefused
 			}
 			c.Detail += ": " + c.Proves
-			if p.Kind == ProofRead && p.Receipt != nil && !readProven {
+			// A refusal receipt's time is when the destination refused
+			// the message: it proves no read, so no objective met.
+			if p.Kind == ProofRead && p.Receipt != nil && p.Receipt.Refused == "" && !readProven {
 				readAt, readProven = p.Receipt.ReadAt, true
 			}
 		}
