@@ -217,12 +217,18 @@ func TestMailboxRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	var verified string
-	clustertest.Eventually(t, 30*time.Second, "a bundle with both audit records", func() bool {
+	clustertest.Eventually(t, 30*time.Second, "a bundle with the submitted, released and delivered audit records", func() bool {
 		if _, err := lab.Hotlinectl(t, leader, "", "get", id, "--proof", proof); err != nil {
 			return false
 		}
 		verified, err = lab.Hotlinectl(t, leader, "", "verify", proof, "--keys", keyFile)
-		return err == nil && strings.Contains(verified, "released at")
+		if err != nil || !strings.Contains(verified, "released at") {
+			return false
+		}
+		// And the delivered record, once a later checkpoint covers it.
+		var b struct{ Audit []json.RawMessage }
+		data, err := os.ReadFile(proof)
+		return err == nil && json.Unmarshal(data, &b) == nil && len(b.Audit) >= 3
 	})
 	step("verified")
 	t.Logf("hotlinectl verify:\n%s", verified)
