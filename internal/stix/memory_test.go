@@ -1,6 +1,7 @@
 package stix
 
 import (
+	"errors"
 	"runtime"
 	"strconv"
 	"strings"
@@ -158,6 +159,90 @@ func BenchmarkValidateAdversarial(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(allocated(c.payload, 0))/float64(len(c.payload)), "alloc/byte")
 		})
+	}
+}
+
+// TestMemoryBound holds Validate to AllocPerByte and AllocFixed on the
+// adversarial payloads at several sizes, and on objects whose key tables
+// have just grown (the worst case for them), small and large.
+func TestMemoryBound(t *testing.T) {
+	check := func(name string, payload []byte) {
+		t.Helper()
+		limit := AllocPerByte*uint64(len(payload)) + AllocFixed
+		if got := allocated(payload, limit); got > limit {
+			t.Errorf("%s, %d bytes: allocated %d bytes (%.2f per byte), more than %d",
+				name, len(payload), got, float64(got)/float64(len(payload)), limit)
+		}
+	}
+	for _, size := range []int{0, 100, 1 << 10, 4 << 10, 64 << 10} {
+		for _, c := range adversarial(size) {
+			check(c.name, c.payload)
+		}
+	}
+	var keys strings.Builder
+	for k := 3; k <= 13; k++ {
+		members := 3<<k/4 + 1
+		keys.Reset()
+		for i := 0; i < members; i++ {
+			if i > 0 {
+				keys.WriteString(",")
+			}
+			keys.WriteString(`"xx` + strconv.Itoa(i) + `":0`)
+		}
+		check("object of "+strconv.Itoa(members)+" members", []byte("{"+keys.String()+"}"))
+		check("STIX object of "+strconv.Itoa(members)+" members", bundleOf(`{"type":"x-a","id":"x-a--2f9a5b30-6b8e-4d8a-9b0c-3c4e5f6a7b8c",`+keys.String()+"}"))
+	}
+}
+
+// TestNotAnObjectRefusedAtOnce: a payload that does not begin with an
+// object is refused with the same error as ever, before it is parsed.
+func TestNotAnObjectRefusedAtOnce(t *testing.T) {
+	zeros := []byte("[" + strings.Repeat("0,", 1<<20) + "0]")
+	for in, kind := range map[string]string{
+		string(zeros): "array", `  "bundle"`: "string", "\n-1": "number", "true": "boolean", "null": "null",
+		"[1,": "array", // not JSON, but no JSON that begins so is a bundle
+	} {
+		var e *Error
+		if err := Validate([]byte(in)); !errors.As(err, &e) || e.Object != -1 || e.Property != "" ||
+			e.Problem != "must be a JSON object (a STIX bundle), got a JSON "+kind {
+			t.Errorf("%.20q: %v", in, err)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { _ = Validate(zeros) }); n > 2 {
+		t.Errorf("a list refused with %v allocations", n)
+	}
+	// What begins no JSON value is a syntax error, as before.
+	for in, want := range map[string]string{
+		"":   "bundle: invalid JSON: unexpected end of input (at byte 0)",
+		"x":  "bundle: invalid JSON: unexpected character 'x' (at byte 0)",
+		" }": "bundle: invalid JSON: unexpected character '}' (at byte 1)",
+	} {
+		if err := Validate([]byte(in)); err == nil || err.Error() != want {
+			t.Errorf("%q: %v, want %s", in, err, want)
+		}
+	}
+}
+
+// TestErrorDoesNotAliasPayload: the parser reads strings in place, but an
+// error keeps nothing of the payload, which the caller may reuse.
+func TestErrorDoesNotAliasPayload(t *testing.T) {
+	for _, payload := range [][]byte{
+		withIndicator(strings.Replace(specIndicator, `"spec_version": "2.1"`, `"spec_version": "2.0"`, 1)),
+		withIndicator(strings.Replace(specIndicator, `"pattern_type": "stix"`, `"pattern_type": "stix", "name": 1`, 1)),
+		withIndicator(strings.Replace(specIndicator, `"pattern_type": "stix"`, `"pattern_type": "stix", "x_x": [1,]`, 1)),
+		bundleOf(`{"type": "x-a", "id": "x-a--2f9a5b30-6b8e-4d8a-9b0c-3c4e5f6a7b8c", "created": "yesterday"}`),
+	} {
+		err := Validate(payload)
+		if err == nil {
+			t.Fatalf("accepted %s", payload)
+		}
+		want := err.Error()
+		for i := range payload {
+			payload[i] = 'X'
+		}
+		if got := err.Error(); got != want {
+			t.Errorf("the error changed with the payload:\n%s\n%s", want, got)
+		}
 	}
 }
 
