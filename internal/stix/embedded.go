@@ -16,10 +16,10 @@ func dict(o *object, n int32) bool {
 	if !o.kindIs(n, kObject, "a dictionary (JSON object)") {
 		return false
 	}
-	if d.nodes[n].n == 0 {
+	if d.empty(n) {
 		return o.here("must not be an empty dictionary (omit the property instead)")
 	}
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		if problem := dictKeyProblem(d.key(c), 1); problem != "" {
 			return o.here(problem)
 		}
@@ -35,10 +35,10 @@ func hashes(o *object, n int32) bool {
 	if !o.kindIs(n, kObject, "a hashes dictionary (JSON object)") {
 		return false
 	}
-	if d.nodes[n].n == 0 {
+	if d.empty(n) {
 		return o.here("must hold at least one hash")
 	}
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		k := d.key(c)
 		if problem := dictKeyProblem(k, 3); problem != "" {
 			return o.here(problem)
@@ -146,10 +146,12 @@ func granularMarkings(o *object, n int32) bool {
 func (o *object) selects(sel string) bool {
 	d := o.d
 	n := o.n
-	for _, comp := range strings.Split(sel, ".") {
+	for rest, more := sel, true; more; {
+		var comp string
+		comp, rest, more = strings.Cut(rest, ".")
 		if strings.HasPrefix(comp, "[") && strings.HasSuffix(comp, "]") {
 			digits := comp[1 : len(comp)-1]
-			if digits == "" || strings.Trim(digits, "0123456789") != "" || d.nodes[n].kind != kArray {
+			if digits == "" || strings.Trim(digits, "0123456789") != "" || d.kind(n) != kArray {
 				return false
 			}
 			i, err := strconv.Atoi(digits)
@@ -161,7 +163,7 @@ func (o *object) selects(sel string) bool {
 			}
 			continue
 		}
-		if d.nodes[n].kind != kObject || comp == "" {
+		if d.kind(n) != kObject || comp == "" {
 			return false
 		}
 		if n = d.get(n, comp); n < 0 {
@@ -182,7 +184,7 @@ func extensions(o *object, n int32) bool {
 	if !dict(o, n) {
 		return false
 	}
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		k := d.key(c)
 		o.push(k)
 		if !o.kindIs(c, kObject, "an extension (JSON object)") {

@@ -1,9 +1,8 @@
 package stix
 
 import (
-	"encoding/json"
+	"hash/maphash"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -13,59 +12,18 @@ import (
 // encoding/json because the validator needs what encoding/json does not
 // give: the order of members, duplicate keys refused, a nesting limit
 // enforced before descending, the path of a syntax error, and a memory
-// cost that does not depend on how the values would be boxed (a node is
-// 36 bytes whatever its value; strings stay in the payload).
+// cost that does not depend on how the values would be boxed (see
+// tree.go).
 
 // MaxDepth is how deeply arrays and objects may nest, the bundle itself
 // counting as 1 (so a STIX object is at depth 3 and its properties' values
 // at 4). Deeper input is refused before it is descended into.
 const MaxDepth = 64
 
-// maxPayload keeps every offset within an int32.
-const maxPayload = 1 << 30
-
-type kind uint8
-
-const (
-	kNull kind = iota
-	kBool
-	kNumber
-	kString
-	kArray
-	kObject
-)
-
-func (k kind) String() string {
-	return [...]string{"null", "boolean", "number", "string", "array", "object"}[k]
-}
-
-// node is one JSON value. Spans are byte offsets into the payload: for a
-// string the bytes between the quotes, for a number or literal the token,
-// for a container from its opening to its closing bracket. A member of an
-// object also carries its key's span.
-type node struct {
-	kind       kind
-	esc        bool  // the string value holds escapes: decode before use
-	kesc       bool  // the key holds escapes
-	start, end int32 // the value's span
-	kstart     int32 // the key's span, members only
-	kend       int32
-	first      int32 // first child (element or member), -1 for none
-	next       int32 // next sibling, -1 for none
-	n          int32 // number of children
-}
-
-// doc is a parsed payload: nodes[0] is the top-level value.
-type doc struct {
-	src   string
-	nodes []node
-	index map[int32]map[string]int32 // member lookup for objects with many members
-	elems map[int32][]int32          // element lookup for long arrays, built on demand
-}
-
-// smallObject is how many members an object may have before lookups and
-// the duplicate check use a map instead of a linear scan.
-const smallObject = 16
+// maxPayload keeps every offset within an int32 and every node index
+// within the 29 bits node.info has for it: a payload of n bytes has at
+// most n/2+1 nodes.
+const maxPayload = 1 << 29
 
 // pathElem is one step of the path to the value being parsed.
 type pathElem struct {
@@ -86,31 +44,65 @@ type parser struct {
 	d     *doc
 	pos   int
 	path  []pathElem
-	conts []int32
+	conts []int32 // the containers being parsed, outermost first
 	err   *syntaxError
+
+	tables [MaxDepth + 1][]uint32 // key table memory, by depth
 }
 
 // parse parses payload as exactly one JSON value, with optional white
-// space around it. It returns the tree or a *syntaxError.
+// space around it. It returns the tree or a *syntaxError. The tree
+// refers to payload, which must not change while the tree is in use.
 func parse(payload []byte) (*doc, *syntaxError) {
 	if len(payload) > maxPayload {
 		return nil, &syntaxError{off: 0, msg: "payload too large to validate"}
 	}
-	d := &doc{src: string(payload), nodes: make([]node, 0, len(payload)/16+1)}
+	d := &doc{src: payload, seed: maphash.MakeSeed()}
 	p := &parser{d: d}
 	p.skipSpace()
 	if _, ok := p.value(0); !ok {
 		return nil, p.err
 	}
 	p.skipSpace()
-	if p.pos < len(d.src) {
+	if p.pos < len(payload) {
 		return nil, &syntaxError{off: p.pos, msg: "trailing data after the bundle"}
 	}
 	return d, nil
 }
 
+// firstKind returns the kind of the value payload begins with (after
+// white space), telling it from its first byte only; ok is false when no
+// value can begin there.
+func firstKind(payload []byte) (k kind, ok bool) {
+	for _, c := range payload {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '{':
+			return kObject, true
+		case c == '[':
+			return kArray, true
+		case c == '"':
+			return kString, true
+		case c == '-' || c >= '0' && c <= '9':
+			return kNumber, true
+		case c == 't' || c == 'f':
+			return kBool, true
+		case c == 'n':
+			return kNull, true
+		}
+		return 0, false
+	}
+	return 0, false
+}
+
 func (p *parser) fail(msg string) bool {
 	if p.err == nil {
+		// Close the open containers where parsing stopped, so that
+		// objectID can walk what was parsed of them.
+		for _, c := range p.conts {
+			p.d.close(c, p.pos)
+		}
 		p.err = &syntaxError{
 			off:   p.pos,
 			msg:   msg,
@@ -129,11 +121,11 @@ func (p *parser) objectID() string {
 		return ""
 	}
 	o := p.conts[2]
-	if p.d.nodes[o].kind != kObject {
+	if p.d.kind(o) != kObject {
 		return ""
 	}
 	id := p.d.get(o, "id")
-	if id < 0 || p.d.nodes[id].kind != kString {
+	if id < 0 || p.d.kind(id) != kString {
 		return ""
 	}
 	s := p.d.str(id)
@@ -147,7 +139,7 @@ func (p *parser) unexpected() bool {
 	if p.pos >= len(p.d.src) {
 		return p.fail("invalid JSON: unexpected end of input")
 	}
-	r, _ := utf8.DecodeRuneInString(p.d.src[p.pos:])
+	r, _ := utf8.DecodeRune(p.d.src[p.pos:])
 	return p.fail("invalid JSON: unexpected character " + strconv.QuoteRune(r))
 }
 
@@ -161,11 +153,6 @@ func (p *parser) skipSpace() {
 			return
 		}
 	}
-}
-
-func (p *parser) add(n node) int32 {
-	p.d.nodes = append(p.d.nodes, n)
-	return int32(len(p.d.nodes) - 1)
 }
 
 // value parses one value at p.pos; depth is that of its parent container.
@@ -188,13 +175,13 @@ func (p *parser) value(depth int) (int32, bool) {
 		if !ok {
 			return -1, false
 		}
-		return p.add(node{kind: kString, esc: esc, start: start, end: end, first: -1, next: -1}), true
+		return p.d.add(node{start: start, end: end, info: uint32(kString) | flag(esc)}), true
 	case c == '-' || (c >= '0' && c <= '9'):
 		start := p.pos
 		if !p.number() {
 			return -1, false
 		}
-		return p.add(node{kind: kNumber, start: int32(start), end: int32(p.pos), first: -1, next: -1}), true
+		return p.d.add(node{start: int32(start), end: int32(p.pos), info: uint32(kNumber)}), true
 	case c == 't':
 		return p.literal("true", kBool)
 	case c == 'f':
@@ -207,12 +194,12 @@ func (p *parser) value(depth int) (int32, bool) {
 }
 
 func (p *parser) literal(lit string, k kind) (int32, bool) {
-	if !strings.HasPrefix(p.d.src[p.pos:], lit) {
+	if len(p.d.src)-p.pos < len(lit) || string(p.d.src[p.pos:p.pos+len(lit)]) != lit {
 		return -1, p.unexpected()
 	}
 	start := p.pos
 	p.pos += len(lit)
-	return p.add(node{kind: k, start: int32(start), end: int32(p.pos), first: -1, next: -1}), true
+	return p.d.add(node{start: int32(start), end: int32(p.pos), info: uint32(k)}), true
 }
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -290,7 +277,7 @@ func (p *parser) str() (start, end int32, esc, ok bool) {
 			return 0, 0, false, p.fail("invalid JSON: control character in string")
 		case c >= utf8.RuneSelf:
 			// Outside strings any such byte is a syntax error already.
-			r, size := utf8.DecodeRuneInString(s[p.pos:])
+			r, size := utf8.DecodeRune(s[p.pos:])
 			if r == utf8.RuneError && size == 1 {
 				return 0, 0, false, p.fail("invalid UTF-8 in string")
 			}
@@ -303,40 +290,32 @@ func (p *parser) str() (start, end int32, esc, ok bool) {
 }
 
 func (p *parser) array(depth int) (int32, bool) {
-	a := p.add(node{kind: kArray, start: int32(p.pos), first: -1, next: -1})
+	d := p.d
+	a := d.add(node{start: int32(p.pos), info: uint32(kArray)})
 	p.pos++ // [
 	p.conts = append(p.conts, a)
 	defer func() { p.conts = p.conts[:len(p.conts)-1] }()
 	p.skipSpace()
-	if p.pos < len(p.d.src) && p.d.src[p.pos] == ']' {
+	if p.pos < len(d.src) && d.src[p.pos] == ']' {
 		p.pos++
-		p.d.nodes[a].end = int32(p.pos)
+		d.close(a, p.pos)
 		return a, true
 	}
-	last := int32(-1)
 	for i := 0; ; i++ {
 		p.path = append(p.path, pathElem{idx: i, el: true})
-		v, ok := p.value(depth)
-		if !ok {
+		if _, ok := p.value(depth); !ok {
 			return -1, false
 		}
 		p.path = p.path[:len(p.path)-1]
-		if last < 0 {
-			p.d.nodes[a].first = v
-		} else {
-			p.d.nodes[last].next = v
-		}
-		last = v
-		p.d.nodes[a].n++
 		p.skipSpace()
-		if p.pos < len(p.d.src) && p.d.src[p.pos] == ',' {
+		if p.pos < len(d.src) && d.src[p.pos] == ',' {
 			p.pos++
 			p.skipSpace()
 			continue
 		}
-		if p.pos < len(p.d.src) && p.d.src[p.pos] == ']' {
+		if p.pos < len(d.src) && d.src[p.pos] == ']' {
 			p.pos++
-			p.d.nodes[a].end = int32(p.pos)
+			d.close(a, p.pos)
 			return a, true
 		}
 		return -1, p.unexpected()
@@ -344,23 +323,23 @@ func (p *parser) array(depth int) (int32, bool) {
 }
 
 func (p *parser) object(depth int) (int32, bool) {
-	o := p.add(node{kind: kObject, start: int32(p.pos), first: -1, next: -1})
+	d := p.d
+	o := d.add(node{start: int32(p.pos), info: uint32(kObject)})
 	p.pos++ // {
 	p.conts = append(p.conts, o)
 	defer func() { p.conts = p.conts[:len(p.conts)-1] }()
 	p.skipSpace()
-	if p.pos < len(p.d.src) && p.d.src[p.pos] == '}' {
+	if p.pos < len(d.src) && d.src[p.pos] == '}' {
 		p.pos++
-		p.d.nodes[o].end = int32(p.pos)
+		d.close(o, p.pos)
 		return o, true
 	}
 	var (
-		last  = int32(-1)
-		small [smallObject]string
-		keys  map[string]int32
+		small [smallObject]int32 // the first members' key nodes
+		table []uint32           // then a key table of them all
 	)
 	for i := 0; ; i++ {
-		if p.pos >= len(p.d.src) || p.d.src[p.pos] != '"' {
+		if p.pos >= len(d.src) || d.src[p.pos] != '"' {
 			return -1, p.unexpected()
 		}
 		kpos := p.pos
@@ -368,154 +347,96 @@ func (p *parser) object(depth int) (int32, bool) {
 		if !ok {
 			return -1, false
 		}
-		key := p.d.src[ks:ke]
+		key := text(d.src, ks, ke)
 		if kesc {
-			key = unescape(p.d.src[ks-1 : ke+1])
+			// Grown by doubling, not by append's smaller steps that
+			// would leave more garbage behind, and never beyond what the
+			// rest of the payload can need (a decoded key is no longer
+			// than its raw form): at most 3 bytes per payload byte in all.
+			from := len(d.keys)
+			if need := from + int(ke-ks); need > cap(d.keys) {
+				grown := make([]byte, from, min(max(2*cap(d.keys), need, 256), from+len(d.src)-int(ks)))
+				copy(grown, d.keys)
+				d.keys = grown
+			}
+			d.keys = appendUnescaped(d.keys, d.src[ks:ke])
+			ks, ke = int32(from), int32(len(d.keys))
+			key = text(d.keys, ks, ke)
 		}
 		// Duplicate names: RFC 8259 leaves their meaning to the parser
 		// and I-JSON (RFC 7493, which STIX cites) forbids them; accepting
 		// them would let the validator and a consumer read different
 		// values, so they are refused.
-		dup := false
+		dup, slot, tag := false, 0, uint32(0)
 		if i < smallObject {
 			for _, k := range small[:i] {
-				dup = dup || k == key
+				dup = dup || d.keyText(k) == key
 			}
-			small[i] = key
 		} else {
-			if keys == nil {
-				keys = make(map[string]int32, 2*smallObject)
-				for j, c := 0, p.d.nodes[o].first; c >= 0; j, c = j+1, p.d.nodes[c].next {
-					keys[small[j]] = c
-				}
+			if table == nil || 4*(i+1) > 3*len(table) {
+				table = p.table(depth, o, max(2*len(table), 2*smallObject))
 			}
-			_, dup = keys[key]
+			var k int32
+			slot, k, tag = d.probe(table, key)
+			dup = k != 0
 		}
 		if dup {
 			p.pos = kpos
 			p.path = append(p.path, pathElem{key: key})
 			return -1, p.fail("duplicate key " + strconv.Quote(key))
 		}
+		k := d.add(node{start: ks, end: ke, info: uint32(kKey) | flag(kesc)})
+		if i < smallObject {
+			small[i] = k
+		} else {
+			table[slot] = uint32(k) | tag
+		}
 		p.skipSpace()
-		if p.pos >= len(p.d.src) || p.d.src[p.pos] != ':' {
+		if p.pos >= len(d.src) || d.src[p.pos] != ':' {
 			return -1, p.unexpected()
 		}
 		p.pos++
 		p.skipSpace()
 		p.path = append(p.path, pathElem{key: key})
-		v, ok := p.value(depth)
-		if !ok {
+		if _, ok := p.value(depth); !ok {
 			return -1, false
 		}
 		p.path = p.path[:len(p.path)-1]
-		p.d.nodes[v].kstart, p.d.nodes[v].kend, p.d.nodes[v].kesc = ks, ke, kesc
-		if keys != nil {
-			keys[key] = v
-		}
-		if last < 0 {
-			p.d.nodes[o].first = v
-		} else {
-			p.d.nodes[last].next = v
-		}
-		last = v
-		p.d.nodes[o].n++
 		p.skipSpace()
-		if p.pos < len(p.d.src) && p.d.src[p.pos] == ',' {
+		if p.pos < len(d.src) && d.src[p.pos] == ',' {
 			p.pos++
 			p.skipSpace()
 			continue
 		}
-		if p.pos < len(p.d.src) && p.d.src[p.pos] == '}' {
+		if p.pos < len(d.src) && d.src[p.pos] == '}' {
 			p.pos++
-			p.d.nodes[o].end = int32(p.pos)
-			if keys != nil {
-				if p.d.index == nil {
-					p.d.index = make(map[int32]map[string]int32)
-				}
-				p.d.index[o] = keys
-			}
+			d.close(o, p.pos)
 			return o, true
 		}
 		return -1, p.unexpected()
 	}
 }
 
+// table returns a key table of size slots holding the keys of the
+// members of object o parsed so far, o being at depth. Its memory is that
+// depth's, reused from object to object.
+func (p *parser) table(depth int, o int32, size int) []uint32 {
+	t := p.tables[depth]
+	if cap(t) < size {
+		t = make([]uint32, size)
+		p.tables[depth] = t
+	}
+	t = t[:size]
+	clear(t)
+	// The members parsed so far: o's contents are complete up to d.n.
+	d := p.d
+	for k := o + 1; k < d.n; k = d.skip(k + 1) {
+		i, _, tag := d.probe(t, d.keyText(k))
+		t[i] = uint32(k) | tag
+	}
+	return t
+}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// unescape decodes a quoted JSON string the parser has already checked.
-// Lone surrogates become U+FFFD, as in encoding/json.
-func unescape(quoted string) string {
-	var s string
-	if err := json.Unmarshal([]byte(quoted), &s); err != nil {
-		return quoted // not reached: the parser checked the syntax
-	}
-	return s
-}
-
-// str returns the value of string node i.
-func (d *doc) str(i int32) string {
-	n := &d.nodes[i]
-	if n.esc {
-		return unescape(d.src[n.start-1 : n.end+1])
-	}
-	return d.src[n.start:n.end]
-}
-
-// key returns the key of member i.
-func (d *doc) key(i int32) string {
-	n := &d.nodes[i]
-	if n.kesc {
-		return unescape(d.src[n.kstart-1 : n.kend+1])
-	}
-	return d.src[n.kstart:n.kend]
-}
-
-// raw returns the text of node i as it is in the payload.
-func (d *doc) raw(i int32) string {
-	n := &d.nodes[i]
-	return d.src[n.start:n.end]
-}
-
-// get returns the member of object o named key, or -1.
-func (d *doc) get(o int32, key string) int32 {
-	if m, ok := d.index[o]; ok {
-		if v, ok := m[key]; ok {
-			return v
-		}
-		return -1
-	}
-	for c := d.nodes[o].first; c >= 0; c = d.nodes[c].next {
-		if d.key(c) == key {
-			return c
-		}
-	}
-	return -1
-}
-
-// elem returns element i of array a, or -1.
-func (d *doc) elem(a int32, i int) int32 {
-	if i < 0 || i >= int(d.nodes[a].n) {
-		return -1
-	}
-	if i < smallObject {
-		c := d.nodes[a].first
-		for ; i > 0; i-- {
-			c = d.nodes[c].next
-		}
-		return c
-	}
-	if d.elems == nil {
-		d.elems = make(map[int32][]int32)
-	}
-	es, ok := d.elems[a]
-	if !ok {
-		es = make([]int32, 0, d.nodes[a].n)
-		for c := d.nodes[a].first; c >= 0; c = d.nodes[c].next {
-			es = append(es, c)
-		}
-		d.elems[a] = es
-	}
-	return es[i]
 }

@@ -2,6 +2,7 @@ package stix
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -59,14 +60,14 @@ func TestParseTree(t *testing.T) {
 		t.Error("scalars")
 	}
 	l := d.get(0, "l")
-	if d.nodes[l].n != 3 || d.str(d.elem(l, 1)) != "two" || d.nodes[d.elem(l, 2)].kind != kArray || d.elem(l, 3) != -1 {
+	if count(d, l) != 3 || d.str(d.elem(l, 1)) != "two" || d.kind(d.elem(l, 2)) != kArray || d.elem(l, 3) != -1 {
 		t.Error("list")
 	}
 	o := d.get(0, "o")
-	if k := d.nodes[o].first; d.key(k) != `k"` || d.raw(k) != "true" {
+	if k := d.first(o); d.key(k) != `k"` || d.raw(k) != "true" {
 		t.Error("escaped key")
 	}
-	if d.nodes[d.get(0, "z")].kind != kNull {
+	if d.kind(d.get(0, "z")) != kNull {
 		t.Error("null")
 	}
 	// Many members and elements use the indexes.
@@ -110,6 +111,83 @@ func FuzzParse(f *testing.F) {
 		if serr != nil && valid && utf8.Valid(b) &&
 			!strings.HasPrefix(serr.msg, "nesting deeper") && !strings.HasPrefix(serr.msg, "duplicate key") {
 			t.Fatalf("refused valid JSON %q: %s", b, serr.msg)
+		}
+	})
+}
+
+// count returns how many elements or members container a has.
+func count(d *doc, a int32) int {
+	n := 0
+	for c := d.first(a); c >= 0; c = d.next(a, c) {
+		n++
+	}
+	return n
+}
+
+func TestUnescapeAgreesWithEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		`a\u00e9b`, `\n\"\\\/\b\f\r\t`, `\u0000`, `\ud83d\ude00`, `\ud83d`, `\ud83dx`, `\ude00\ud83d`,
+		`\ud83d\u0041`, `\ud83d\ud83d\ude00`, `\uDBFF\uDFFF`, `\uD800\\u`, `é\u20ac€`, ``,
+	} {
+		var want string
+		if err := json.Unmarshal([]byte(`"`+in+`"`), &want); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got := unescape([]byte(in)); got != want {
+			t.Errorf("%s: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestParseManyMembers covers objects past smallObject members, whose
+// keys go through a table: duplicates (escaped or not), lookups, and the
+// object's id in an error found inside it.
+func TestParseManyMembers(t *testing.T) {
+	members := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			b.WriteString(`"k` + itoa(i) + `": ` + itoa(i) + `, `)
+		}
+		return b.String()
+	}
+	for _, n := range []int{smallObject, smallObject + 1, 100, 1000} {
+		_, serr := parse([]byte(`{"x": {` + members(n) + `"k\u0035": 1}}`))
+		if serr == nil || serr.msg != `duplicate key "k5"` || renderPath(serr.path) != "x.k5" {
+			t.Errorf("%d members: %+v", n, serr)
+		}
+		d, serr := parse([]byte(`{"x": {` + members(n) + `"\u006bey": "v", "last": [{}]}}`))
+		if serr != nil {
+			t.Fatalf("%d members: %s", n, serr.msg)
+		}
+		x := d.get(0, "x")
+		if d.str(d.get(x, "key")) != "v" || d.raw(d.get(x, "k"+itoa(n-1))) != itoa(n-1) ||
+			d.get(x, "k"+itoa(n)) != -1 || d.kind(d.get(x, "last")) != kArray || count(d, x) != n+2 {
+			t.Errorf("%d members: lookups", n)
+		}
+	}
+	// A syntax error inside a STIX object of many members names it.
+	var e *Error
+	payload := bundleOf(`{"type": "x-a", "id": "x-a--2f9a5b30-6b8e-4d8a-9b0c-3c4e5f6a7b8c", ` + members(40) + `"x_b": [1,]}`)
+	if err := Validate(payload); !errors.As(err, &e) || e.Object != 0 || e.ID != "x-a--2f9a5b30-6b8e-4d8a-9b0c-3c4e5f6a7b8c" ||
+		e.Property != "x_b[1]" || !strings.HasPrefix(e.Problem, "invalid JSON: unexpected character ']'") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// FuzzUnescape holds the decoding of strings with escapes to
+// encoding/json's.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`\u00e9`, `\ud83d\ude00`, `\ud83d\u0041`, `a\nb`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		quoted := []byte(`"` + in + `"`)
+		var want string
+		if _, serr := parse(quoted); serr != nil || json.Unmarshal(quoted, &want) != nil {
+			return
+		}
+		if got := unescape([]byte(in)); got != want {
+			t.Fatalf("%q: got %q, want %q", in, got, want)
 		}
 	})
 }

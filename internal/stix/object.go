@@ -31,11 +31,11 @@ func (o *object) here(problem string) bool { return o.bad(renderPath(o.path), pr
 func (v *validator) object(i int, n int32) bool {
 	d := v.d
 	v.obj, v.id = i, ""
-	if d.nodes[n].kind != kObject {
-		return v.bad("", "must be a JSON object (a STIX object), got a JSON "+d.nodes[n].kind.String())
+	if d.kind(n) != kObject {
+		return v.bad("", "must be a JSON object (a STIX object), got a JSON "+d.kind(n).String())
 	}
 	id := d.get(n, "id")
-	if id >= 0 && d.nodes[id].kind == kString {
+	if id >= 0 && d.kind(id) == kString {
 		if _, p := identifierProblem(d.str(id)); p == "" {
 			v.id = d.str(id) // named in every problem from here on
 		}
@@ -44,7 +44,7 @@ func (v *validator) object(i int, n int32) bool {
 	switch {
 	case t < 0:
 		return v.bad("type", "required property missing")
-	case d.nodes[t].kind != kString:
+	case d.kind(t) != kString:
 		return v.bad("type", "must be a string")
 	}
 	typ := d.str(t)
@@ -57,7 +57,7 @@ func (v *validator) object(i int, n int32) bool {
 	switch {
 	case id < 0:
 		return v.bad("id", "required property missing")
-	case d.nodes[id].kind != kString:
+	case d.kind(id) != kString:
 		return v.bad("id", "must be a string")
 	}
 	idTyp, p := identifierProblem(d.str(id))
@@ -69,7 +69,7 @@ func (v *validator) object(i int, n int32) bool {
 	}
 	o := &object{validator: v, n: n, typ: typ, spec: types[typ], path: v.path[:0]}
 	defer func() { v.path = o.path[:0] }() // keep the stack's memory for the next object
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		k := d.key(c)
 		if k == "type" || k == "id" {
 			continue
@@ -156,7 +156,7 @@ func bySuffix(k string) check {
 func (o *object) suffixes(n int32, skip ...string) bool {
 	d := o.d
 member:
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		k := d.key(c)
 		for _, s := range skip {
 			if k == s {
@@ -178,14 +178,14 @@ member:
 // anywhere in the value of node n.
 func (o *object) notEmpty(n int32) bool {
 	d := o.d
-	switch d.nodes[n].kind {
+	switch d.kind(n) {
 	case kArray:
-		if d.nodes[n].n == 0 {
+		if d.empty(n) {
 			return o.here("must not be an empty list (omit the property instead)")
 		}
 		i := 0
-		for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
-			if k := d.nodes[c].kind; k == kArray || k == kObject {
+		for c := d.first(n); c >= 0; c = d.next(n, c) {
+			if k := d.kind(c); k == kArray || k == kObject {
 				o.pushIdx(i)
 				if !o.notEmpty(c) {
 					return false
@@ -195,11 +195,11 @@ func (o *object) notEmpty(n int32) bool {
 			i++
 		}
 	case kObject:
-		if d.nodes[n].n == 0 {
+		if d.empty(n) {
 			return o.here("must not be an empty dictionary (omit the property instead)")
 		}
-		for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
-			if k := d.nodes[c].kind; k == kArray || k == kObject {
+		for c := d.first(n); c >= 0; c = d.next(n, c) {
+			if k := d.kind(c); k == kArray || k == kObject {
 				o.push(d.key(c))
 				if !o.notEmpty(c) {
 					return false
@@ -213,8 +213,8 @@ func (o *object) notEmpty(n int32) bool {
 
 // kindIs reports whether node n is of kind k, recording a problem if not.
 func (o *object) kindIs(n int32, k kind, what string) bool {
-	if o.d.nodes[n].kind != k {
-		return o.here("must be " + what + ", got a JSON " + o.d.nodes[n].kind.String())
+	if o.d.kind(n) != k {
+		return o.here("must be " + what + ", got a JSON " + o.d.kind(n).String())
 	}
 	return true
 }
@@ -226,11 +226,11 @@ func (o *object) list(n int32, each check) bool {
 	if !o.kindIs(n, kArray, "a list") {
 		return false
 	}
-	if d.nodes[n].n == 0 {
+	if d.empty(n) {
 		return o.here("must not be an empty list (omit the property instead)")
 	}
 	i := 0
-	for c := d.nodes[n].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(n); c >= 0; c = d.next(n, c) {
 		o.pushIdx(i)
 		if !each(o, c) {
 			return false
@@ -457,7 +457,7 @@ var common = map[string]check{
 // been checked already).
 func (o *object) timestampOf(k string) (timestamp, bool) {
 	c := o.d.get(o.n, k)
-	if c < 0 || o.d.nodes[c].kind != kString {
+	if c < 0 || o.d.kind(c) != kString {
 		return timestamp{}, false
 	}
 	t, problem := parseTimestamp(o.d.str(c))
@@ -487,7 +487,7 @@ func (o *object) has(k string) bool { return o.d.get(o.n, k) >= 0 }
 // isTrue reports whether property k is the JSON true.
 func (o *object) isTrue(k string) bool {
 	c := o.d.get(o.n, k)
-	return c >= 0 && o.d.nodes[c].kind == kBool && o.d.raw(c) == "true"
+	return c >= 0 && o.d.kind(c) == kBool && o.d.raw(c) == "true"
 }
 
 // oneOf needs at least one of the properties.

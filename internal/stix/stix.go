@@ -68,11 +68,26 @@ func (e *Error) Error() string {
 // Unwrap returns ErrInvalid.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
+// Validate allocates at most AllocPerByte bytes per payload byte plus
+// AllocFixed bytes, garbage included, whatever the payload: validating a
+// payload of n bytes takes at most AllocPerByte*n + AllocFixed bytes.
+// TestMemoryBound holds it to that on payloads built to cost the most.
+const (
+	AllocPerByte = 8
+	AllocFixed   = 64 << 10
+)
+
 // Validate checks one payload as a STIX 2.1 bundle, as described in the
 // package documentation. It returns nil or a *Error for the first problem
 // found: the bundle's own properties first, then each object in order.
-// It never panics; time and memory are linear in len(payload).
+// It never panics; time is linear in len(payload) and memory bounded by
+// AllocPerByte and AllocFixed. It does not keep payload, and the error
+// does not refer to it; payload must not change during the call.
 func Validate(payload []byte) error {
+	// What cannot be a bundle is refused before anything is built.
+	if k, ok := firstKind(payload); ok && k != kObject {
+		return &Error{Object: -1, Problem: notABundle(k)}
+	}
 	d, serr := parse(payload)
 	if serr != nil {
 		return syntaxToError(serr)
@@ -93,7 +108,7 @@ func syntaxToError(s *syntaxError) *Error {
 	if len(rest) >= 2 && !rest[0].el && rest[0].key == "objects" && rest[1].el {
 		e.Object = rest[1].idx
 		rest = rest[2:]
-		e.ID = s.objID
+		e.ID = strings.Clone(s.objID) // it is in the payload
 	}
 	e.Property = renderPath(rest)
 	return e
@@ -128,12 +143,19 @@ type validator struct {
 	path []pathElem // memory for object.path, reused object to object
 }
 
-// bad records a problem (the first one wins) and returns false.
+// bad records a problem (the first one wins) and returns false. The
+// strings are copied: they may refer to the payload, which the *Error
+// must not (the caller may reuse it).
 func (v *validator) bad(prop, problem string) bool {
 	if v.err == nil {
-		v.err = &Error{Object: v.obj, ID: v.id, Property: prop, Problem: problem}
+		v.err = &Error{Object: v.obj, ID: strings.Clone(v.id), Property: strings.Clone(prop), Problem: strings.Clone(problem)}
 	}
 	return false
+}
+
+// notABundle is the problem of a top-level value of kind k, not an object.
+func notABundle(k kind) string {
+	return "must be a JSON object (a STIX bundle), got a JSON " + k.String()
 }
 
 // bundle checks the top-level value and then every object.
@@ -141,8 +163,8 @@ func (v *validator) bundle() {
 	d := v.d
 	const root = 0
 	v.obj = -1
-	if d.nodes[root].kind != kObject {
-		v.bad("", "must be a JSON object (a STIX bundle), got a JSON "+d.nodes[root].kind.String())
+	if d.kind(root) != kObject { // not reached: Validate refused it already
+		v.bad("", notABundle(d.kind(root)))
 		return
 	}
 	t := d.get(root, "type")
@@ -150,7 +172,7 @@ func (v *validator) bundle() {
 	case t < 0:
 		v.bad("type", "required property missing")
 		return
-	case d.nodes[t].kind != kString:
+	case d.kind(t) != kString:
 		v.bad("type", "must be a string")
 		return
 	case d.str(t) != "bundle":
@@ -162,7 +184,7 @@ func (v *validator) bundle() {
 	case id < 0:
 		v.bad("id", "required property missing")
 		return
-	case d.nodes[id].kind != kString:
+	case d.kind(id) != kString:
 		v.bad("id", "must be a string")
 		return
 	}
@@ -178,7 +200,7 @@ func (v *validator) bundle() {
 	// A STIX 2.1 bundle has no spec_version (§8); a 2.0 bundle has
 	// "2.0". A value of "2.1" is tolerated as harmless.
 	if sv := d.get(root, "spec_version"); sv >= 0 {
-		if d.nodes[sv].kind != kString || d.str(sv) != "2.1" {
+		if d.kind(sv) != kString || d.str(sv) != "2.1" {
 			v.bad("spec_version", "a STIX 2.1 bundle has no spec_version; got "+d.raw(sv)+" (is this STIX 2.0?)")
 			return
 		}
@@ -187,16 +209,16 @@ func (v *validator) bundle() {
 	if objs < 0 {
 		return // a bundle without objects is valid
 	}
-	if d.nodes[objs].kind != kArray {
+	if d.kind(objs) != kArray {
 		v.bad("objects", "must be a list of STIX objects")
 		return
 	}
-	if d.nodes[objs].n == 0 {
+	if d.empty(objs) {
 		v.bad("objects", "must not be empty (STIX forbids empty lists: omit the property instead)")
 		return
 	}
 	i := 0
-	for c := d.nodes[objs].first; c >= 0; c = d.nodes[c].next {
+	for c := d.first(objs); c >= 0; c = d.next(objs, c) {
 		if !v.object(i, c) {
 			return
 		}

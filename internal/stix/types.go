@@ -270,7 +270,7 @@ func languageContents(o *object, n int32) bool {
 	if !dict(o, n) {
 		return false
 	}
-	for c := o.d.nodes[n].first; c >= 0; c = o.d.nodes[c].next {
+	for c := o.d.first(n); c >= 0; c = o.d.next(n, c) {
 		o.push(o.d.key(c))
 		if !dict(o, c) {
 			return false
@@ -285,7 +285,7 @@ func markingObject(o *object, n int32) bool {
 	if !o.kindIs(n, kObject, "a marking object (JSON object)") {
 		return false
 	}
-	if o.d.nodes[n].n == 0 {
+	if o.d.empty(n) {
 		return o.here("must not be empty")
 	}
 	return true
@@ -332,7 +332,7 @@ func extensionDefinitionRules(o *object) bool {
 		return true
 	}
 	et := o.d.get(o.n, "extension_types")
-	for c := o.d.nodes[et].first; c >= 0; c = o.d.nodes[c].next {
+	for c := o.d.first(et); c >= 0; c = o.d.next(et, c) {
 		if o.d.str(c) == "toplevel-property-extension" {
 			return true
 		}
