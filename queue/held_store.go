@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"sort"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -390,15 +389,5 @@ func buildHeldIndex(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	names := make([]string, 0, len(counts))
-	for mb := range counts {
-		names = append(names, mb)
-	}
-	sort.Strings(names)
-	for _, mb := range names {
-		if err := cnt.Put(mailboxKey(mb), u64(counts[mb])); err != nil {
-			return err
-		}
-	}
-	return nil
+	return putMailboxCounts(cnt, counts) // mailbox.go
 }

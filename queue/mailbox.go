@@ -3,8 +3,9 @@ package queue
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -291,12 +292,13 @@ func buildMailboxIndex(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(counts))
-	for mb := range counts {
-		names = append(names, mb)
-	}
-	sort.Strings(names)
-	for _, mb := range names {
+	return putMailboxCounts(cnt, counts)
+}
+
+// putMailboxCounts writes an upgrade's per-mailbox counts into cnt, in
+// name order.
+func putMailboxCounts(cnt *bolt.Bucket, counts map[string]uint64) error {
+	for _, mb := range slices.Sorted(maps.Keys(counts)) {
 		if err := cnt.Put(mailboxKey(mb), u64(counts[mb])); err != nil {
 			return err
 		}
