@@ -35,7 +35,7 @@
 //     what it reads;
 //  4. the sender (sender.go: a submission's checks, key lookup, seal and
 //     commit, or hold for two-person release, shared by the API's submit
-//     and the spool directories), the socket API (api.go, socket.go,
+//     and the spool directories), the socket API (api.go, inbox_api.go, socket.go,
 //     status.go, backup.go, release.go: two-person release) and the
 //     metrics listener (metricsserver.go), then the leadership loop and,
 //     on every node, the mailbox exchange (mailbox_exchange.go: asks the
