@@ -407,7 +407,10 @@ func (mb *mailbox) typeAllowed(t string) bool {
 	if t == "" {
 		t = "application/octet-stream"
 	}
-	return slices.ContainsFunc(mb.cfg.Types, func(a string) bool { return sameMediaType(a, t) })
+	// The list is canonical since newMailbox: spell t the same way once,
+	// rather than parse every entry again for every message.
+	ct, err := canonicalType(t)
+	return err == nil && slices.Contains(mb.cfg.Types, ct)
 }
 
 // sameMediaType compares media types as RFC 6838 and RFC 2045 do: type,
