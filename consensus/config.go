@@ -73,6 +73,13 @@ type Config struct {
 	// for a latency metric. It must not block.
 	ObserveLogWrite func(time.Duration)
 
+	// SnapshotStored, if set, is called after a snapshot of the state
+	// machine is durably in the snapshot store: one this node took, or
+	// one it received from the leader (before Restore applies it). From
+	// then on Raft can rebuild the state machine from that snapshot and
+	// the log. It may block briefly.
+	SnapshotStored func()
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration

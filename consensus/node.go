@@ -145,7 +145,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open snapshot store in %s: %w", cfg.Dir, err))
 	}
-	snaps := &snapshotStore{FileSnapshotStore: fsnaps, dir: filepath.Join(cfg.Dir, "snapshots")}
+	snaps := &snapshotStore{FileSnapshotStore: fsnaps, dir: filepath.Join(cfg.Dir, "snapshots"), stored: cfg.SnapshotStored}
 
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.Addr)

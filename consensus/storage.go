@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
@@ -231,7 +232,8 @@ func restrictModes(root string) error {
 // directories and 0600 files (raft creates them 0755 and 0644).
 type snapshotStore struct {
 	*raft.FileSnapshotStore
-	dir string // the snapshots directory
+	dir    string // the snapshots directory
+	stored func() // Config.SnapshotStored, or nil
 }
 
 // Create implements raft.SnapshotStore.
@@ -248,19 +250,43 @@ func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 		_ = sink.Cancel()
 		return nil, err
 	}
-	return &snapshotSink{SnapshotSink: sink, dir: s.dir}, nil
+	return &snapshotSink{SnapshotSink: sink, dir: s.dir, stored: s.stored}, nil
 }
 
 type snapshotSink struct {
 	raft.SnapshotSink
-	dir string
+	dir    string
+	stored func() // Config.SnapshotStored, or nil
 }
 
-// Close implements raft.SnapshotSink: the snapshot is renamed into place,
-// then its modes restricted.
+// Close implements raft.SnapshotSink: the snapshot is renamed into place
+// (raft syncs it), then its modes restricted.
 func (s *snapshotSink) Close() error {
 	if err := s.SnapshotSink.Close(); err != nil {
 		return err
 	}
-	return restrictModes(filepath.Join(s.dir, s.ID()))
+	if err := restrictModes(filepath.Join(s.dir, s.ID())); err != nil {
+		return err
+	}
+	if s.stored != nil {
+		s.stored()
+	}
+	return nil
+}
+
+// HasSnapshot reports whether the Raft state in dir (Config.Dir) holds a
+// complete snapshot, without opening or creating anything.
+func HasSnapshot(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, "snapshots")); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetain, hclog.NewNullLogger())
+	if err != nil {
+		return false, fmt.Errorf("consensus: snapshots in %s: %w", dir, err)
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return false, fmt.Errorf("consensus: snapshots in %s: %w", dir, err)
+	}
+	return len(list) > 0, nil
 }

@@ -119,9 +119,21 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	for _, s := range cfg.Sites {
 		sites = append(sites, s.Name)
 	}
-	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site, queue.Options{Sites: sites})
+	// Raft rebuilds state.db from its snapshot and log, so once it holds
+	// a snapshot the state's commits need no fsync (queue/unsynced.go).
+	hasSnap, err := consensus.HasSnapshot(filepath.Join(cfg.DataDir, "raft"))
 	if err != nil {
 		return nil, err
+	}
+	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site, queue.Options{Sites: sites, Rebuildable: hasSnap})
+	if err != nil {
+		return nil, err
+	}
+	if why := n.store.Discarded(); why != "" {
+		log.Warn("state: " + why)
+	}
+	if !n.store.Unsynced() {
+		log.Info("state: every commit of state.db is synced until Raft holds a snapshot of it")
 	}
 	n.sealer = newSealer(cfg, site, n.store, log, n.metrics.reg)
 	n.objectives = &objectives{local: cfg.mailboxes(), remote: n.remote}
@@ -260,6 +272,11 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
 		FSM:                &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
+		SnapshotStored: func() {
+			if err := n.store.Rebuildable(); err != nil && !errors.Is(err, queue.ErrClosed) {
+				n.log.Error("state: cannot stop syncing state.db after a snapshot; it stays synced", "err", err)
+			}
+		},
 		Logger:             n.log.With("component", "raft"),
 		HeartbeatTimeout:   r.HeartbeatTimeout.Duration,
 		ElectionTimeout:    r.ElectionTimeout.Duration,

@@ -263,6 +263,11 @@ func RestoreBackup(from, path, site string, remotes []string) (BackupHeader, err
 	if err := prepareRestored(tmp.Name(), site, remotes); err != nil {
 		return h, fmt.Errorf("queue: restore from %s: %w", from, err)
 	}
+	// A marker left by the file moved aside is not about this one, which
+	// is synced (unsynced.go).
+	if err := os.Remove(path + markerSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return h, fmt.Errorf("queue: restore: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return h, fmt.Errorf("queue: restore: %w", err)
 	}

@@ -3,6 +3,8 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +117,9 @@ type Store struct {
 	changed   chan struct{}
 
 	inbox inboxWatch // inboxwatch.go
+
+	unsynced  bool   // commits skip fdatasync (unsynced.go); guarded by applyMu
+	discarded string // why Open discarded the file, or ""
 }
 
 // handle is one open bbolt database with the snapshots reading from it.
@@ -162,6 +167,11 @@ type Options struct {
 	// refused when applied, so it must be the same list on every node of
 	// the site. Nil accepts any origin.
 	Sites []string
+	// Rebuildable says that the caller's Raft holds a snapshot of this
+	// state, so it can rebuild the file: commits are then not synced
+	// (unsynced.go). A new file is always rebuildable; otherwise the
+	// store syncs every commit until Store.Rebuildable is called.
+	Rebuildable bool
 }
 
 // Open opens or creates the store at path (file mode 0600) for the local
@@ -185,14 +195,26 @@ func Open(path string, site string, opts Options) (*Store, error) {
 			sites[name] = true
 		}
 	}
+	_, statErr := os.Stat(path)
+	rebuildable := opts.Rebuildable || errors.Is(statErr, fs.ErrNotExist)
+	discarded, err := checkUnsynced(path, rebuildable)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
 	h, applied, err := openHandle(path, site)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{})}
+	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{}), discarded: discarded}
 	s.applied.Store(applied)
 	s.inbox.init(0)
 	s.noteInbox(h.db, false)
+	if rebuildable {
+		if err := s.goUnsynced(); err != nil {
+			_ = h.db.Close()
+			return nil, fmt.Errorf("queue: open %s: %w", path, err)
+		}
+	}
 	return s, nil
 }
 
@@ -271,6 +293,10 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	if h == nil {
 		return nil
+	}
+	if err := s.syncAndClear(h); err != nil {
+		_ = h.retire()
+		return fmt.Errorf("queue: close: sync %s: %w", s.path, err)
 	}
 	if err := h.retire(); err != nil {
 		return fmt.Errorf("queue: close: %w", err)

@@ -1,0 +1,159 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Unsynced state. The site's Raft log holds every applied command
+// durably, and Raft restores the state machine from its latest snapshot
+// at every start and then applies the log from there. So the state file
+// need not be synced on each Apply once Raft can rebuild it: when Raft
+// holds a snapshot of it, or when the file is new (Raft then applies its
+// whole log, which it never compacted without a snapshot). A store in
+// that mode commits without bbolt's two fdatasyncs per Apply; the kernel
+// writes the pages back when it likes.
+//
+// A process crash (kill -9) loses nothing: the kernel holds what was
+// written. A power loss or a kernel crash may leave the file torn (bbolt
+// reuses pages the last synced meta page points to). The marker file
+// PATH.unsynced, written and synced before the first unsynced commit,
+// names the boot (Linux's boot_id) of the process writing that way; a
+// clean Close syncs the file and removes the marker. At Open, a marker
+// from another boot means the machine stopped with unsynced writes: the
+// file is discarded and rebuilt by Raft (Store.Discarded says why), or,
+// when Raft cannot rebuild it, Open fails naming the file.
+
+// markerSuffix is the marker's suffix after the state file's path.
+const markerSuffix = ".unsynced"
+
+// bootIDFile holds the kernel's boot ID: a new random UUID each boot.
+var bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// bootID returns this boot's ID, or "" when the kernel does not tell
+// (then every marker found at Open counts as another boot's).
+func bootID() string {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ErrUnsyncedLost is wrapped by Open's error for a state file written
+// without sync when the machine stopped, which Raft cannot rebuild.
+var ErrUnsyncedLost = errors.New("state written without sync before the machine stopped, and no snapshot to rebuild it from")
+
+// checkUnsynced handles a marker left at path: none, or one from this
+// boot (a crashed process), leaves the file as it is. One from another
+// boot removes the file when rebuildable and returns why; otherwise it
+// returns an error wrapping ErrUnsyncedLost.
+func checkUnsynced(path string, rebuildable bool) (discarded string, err error) {
+	marker := path + markerSuffix
+	b, err := os.ReadFile(marker)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", marker, err)
+	}
+	was, now := string(bytes.TrimSpace(b)), bootID()
+	if was != "" && was == now {
+		return "", nil // the process stopped; the kernel kept every write
+	}
+	if !rebuildable {
+		return "", fmt.Errorf("%s (its writer ran in boot %q, this is boot %q): %w; move data_dir aside and let the node rejoin its site (README: Operations)",
+			path, was, now, ErrUnsyncedLost)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("discard %s: %w", path, err)
+	}
+	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("discard %s: %w", marker, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s was written without sync by boot %q and the machine restarted (boot %q): discarded; Raft rebuilds it from its snapshot and log", path, was, now), nil
+}
+
+// goUnsynced writes and syncs the marker, then stops syncing the current
+// file's commits. Called with applyMu held (or before the store is
+// shared).
+func (s *Store) goUnsynced() error {
+	if s.unsynced {
+		return nil
+	}
+	marker := s.path + markerSuffix
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(bootID() + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(s.path))
+	}
+	if err != nil {
+		return fmt.Errorf("queue: marker %s: %w", marker, err)
+	}
+	s.unsynced = true
+	s.mu.RLock()
+	if s.h != nil {
+		s.h.db.NoSync = true
+	}
+	s.mu.RUnlock()
+	return nil
+}
+
+// Rebuildable tells the store that Raft now holds a snapshot of it (so
+// it can rebuild the file after a power loss): from now on its commits
+// are not synced. Safe to call more than once, and concurrently with
+// Apply.
+func (s *Store) Rebuildable() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.RLock()
+	closed := s.h == nil
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.goUnsynced()
+}
+
+// Unsynced reports whether commits skip the fdatasyncs (see above).
+func (s *Store) Unsynced() bool {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.unsynced
+}
+
+// Discarded returns, when Open discarded a state file torn by a power
+// loss (see above), a sentence saying so for the log; "" otherwise.
+func (s *Store) Discarded() string { return s.discarded }
+
+// syncAndClear makes an unsynced file durable and removes its marker
+// (clean Close). The marker stays when the sync fails.
+func (s *Store) syncAndClear(h *handle) error {
+	if !s.unsynced {
+		return nil
+	}
+	if err := h.db.Sync(); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path + markerSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(s.path))
+}
