@@ -271,7 +271,7 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 			}
 			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
-		FSM:                &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
+		FSM: &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
 		SnapshotStored: func() {
 			if err := n.store.Rebuildable(); err != nil && !errors.Is(err, queue.ErrClosed) {
 				n.log.Error("state: cannot stop syncing state.db after a snapshot; it stays synced", "err", err)
