@@ -31,10 +31,15 @@ type submitDone struct {
 	err error
 }
 
+// groupsInFlight is how many group entries may be committing at once.
+// Fewer make bigger groups: at 32 concurrent submitters in the six-node
+// lab, 4 made groups of about 6 submissions (0.23 entries per message on
+// the origin's log), 1 groups of about 14 (0.17) but no overlap of one
+// group's commit with the next group's proposal; 2 keeps that overlap.
 const (
 	maxGroupItems  = 1024
 	maxGroupBytes  = 8 << 20
-	groupsInFlight = 4
+	groupsInFlight = 2
 )
 
 // submitterDeps is what a submitter uses: its site (the origin of every

@@ -110,7 +110,7 @@ func (s *Store) goUnsynced() error {
 	s.unsynced = true
 	s.mu.RLock()
 	if s.h != nil {
-		s.h.db.NoSync = true
+		s.h.db.NoSync, s.h.db.NoGrowSync = true, true
 	}
 	s.mu.RUnlock()
 	return nil
