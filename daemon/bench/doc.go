@@ -49,8 +49,14 @@
 //     engine never prints elsewhere.
 //   - The daemons are seen through [Daemon], the few calls of
 //     daemon/client's Client the engine uses, so a test can bench an
-//     in-memory site; a measurement of the nodes themselves (read through
-//     their API before and after the run) would be added there.
+//     in-memory site.
+//   - The cost: when a daemon is also a [Meter] (its metrics can be
+//     read), its process's process_cpu_seconds_total is read just before
+//     the first submit and just after the last inbox read;
+//     [Result.Nodes] gives each daemon's CPU seconds over the run and
+//     [Result.CPUSPerMsg] their sum (each process once) per delivered
+//     message. A daemon that cannot be read has an error in its entry
+//     and no figure, and then CPUSPerMsg is absent: never a made-up 0.
 //   - Memory is proportional to Options.N (a few dozen bytes a message,
 //     [MaxN] messages at most);
 //     at most Options.Concurrency ([MaxConcurrency]) submits are in flight.

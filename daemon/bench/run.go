@@ -58,8 +58,13 @@ func Run(ctx context.Context, send, recv Daemon, o Options, log io.Writer) (*Res
 	if _, err := rand.Read(r.id[:]); err != nil {
 		return nil, fmt.Errorf("bench: run id: %w", err)
 	}
-	if err := r.preflight(ctx); err != nil {
+	sendSt, recvSt, err := r.preflight(ctx)
+	if err != nil {
 		return nil, err
+	}
+	probes := []*cpuProbe{ // cpu.go
+		newCPUProbe(ctx, send, "send", sendSt.Node, sendSt.PID),
+		newCPUProbe(ctx, recv, "recv", recvSt.Node, recvSt.PID),
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -83,10 +88,14 @@ func Run(ctx context.Context, send, recv Daemon, o Options, log io.Writer) (*Res
 	r.mu.Unlock()
 	close(r.submitDone)
 
-	err := <-recvErr
+	err = <-recvErr
 	end := time.Now()
 	close(progressDone)
 	progressWG.Wait()
+	nodes := make([]NodeCPU, len(probes))
+	for k, p := range probes {
+		nodes[k] = p.finish(ctx)
+	}
 
 	r.mu.Lock()
 	res := r.t.result(end)
@@ -94,6 +103,10 @@ func Run(ctx context.Context, send, recv Daemon, o Options, log io.Writer) (*Res
 	r.mu.Unlock()
 	res.RunID = hex.EncodeToString(r.id[:])
 	res.Size, res.Concurrency, res.Rate, res.Precedence = o.Size, o.Concurrency, o.Rate, o.Precedence
+	res.Nodes = nodes
+	if v, ok := cpuPerMessage(nodes, res.Delivered); ok {
+		res.CPUSPerMsg = &v
+	}
 	r.reportFailures(failures)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("bench: %w", ErrInterrupted)
@@ -113,21 +126,20 @@ func (res *Result) Check() error {
 
 // preflight checks that both daemons answer and that the receiving one is
 // a node of the destination site, so a wrong socket fails at once instead
-// of after the timeout.
-func (r *run) preflight(ctx context.Context) error {
+// of after the timeout. It returns the two daemons' status.
+func (r *run) preflight(ctx context.Context) (send, recv *client.Status, err error) {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	if _, err := r.send.Status(ctx); err != nil {
-		return fmt.Errorf("bench: sending daemon: %w", err)
+	if send, err = r.send.Status(ctx); err != nil {
+		return nil, nil, fmt.Errorf("bench: sending daemon: %w", err)
 	}
-	st, err := r.recv.Status(ctx)
-	if err != nil {
-		return fmt.Errorf("bench: receiving daemon: %w", err)
+	if recv, err = r.recv.Status(ctx); err != nil {
+		return nil, nil, fmt.Errorf("bench: receiving daemon: %w", err)
 	}
-	if st.Site != "" && st.Site != r.o.To {
-		return &WrongSiteError{Node: st.Node, Site: st.Site, To: r.o.To}
+	if recv.Site != "" && recv.Site != r.o.To {
+		return nil, nil, &WrongSiteError{Node: recv.Node, Site: recv.Site, To: r.o.To}
 	}
-	return nil
+	return send, recv, nil
 }
 
 // key is the idempotency key of message i.

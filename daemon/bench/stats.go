@@ -163,6 +163,12 @@ type Result struct {
 	E2EP90        float64 `json:"e2e_p90_ms"`
 	E2EP99        float64 `json:"e2e_p99_ms"`
 	E2EMax        float64 `json:"e2e_max_ms"`
+
+	// CPUSPerMsg is the CPU seconds of the two daemons' processes (each
+	// process once) per delivered message, over the bench (cpu.go);
+	// absent when a daemon's could not be read (Nodes says why).
+	CPUSPerMsg *float64  `json:"cpu_s_per_msg,omitempty"`
+	Nodes      []NodeCPU `json:"nodes,omitempty"` // the sending daemon, then the receiving one
 }
 
 // result summarises the run as of end. Lost counts successful submits that

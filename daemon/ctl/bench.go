@@ -33,7 +33,10 @@ retries after errors cannot duplicate.
 
 It prints progress every second on stderr and a summary (or one JSON object
 with --json) on stdout, and fails if any message was lost or duplicated or
-any submit failed. It waits up to --timeout after the last submit for the
+any submit failed. The summary includes the CPU seconds per delivered
+message of the two daemons' processes (process_cpu_seconds_total from
+their GET /metrics, read before and after the run), or says why a
+daemon's could not be read. It waits up to --timeout after the last submit for the
 messages to arrive; submits are retried for up to --timeout each.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -102,7 +105,7 @@ func printBenchResult(w io.Writer, res *bench.Result, asJSON bool) error {
 	pct := func(p50, p90, p99, mx float64) string {
 		return "p50=" + f(p50) + " p90=" + f(p90) + " p99=" + f(p99) + " max=" + f(mx)
 	}
-	return writeKV(w, [][2]string{
+	kv := [][2]string{
 		{"run", res.RunID},
 		{"n", strconv.Itoa(res.N)},
 		{"size", strconv.Itoa(res.Size)},
@@ -116,5 +119,35 @@ func printBenchResult(w io.Writer, res *bench.Result, asJSON bool) error {
 		{"msgs_per_sec", f(res.MsgsPerSec)},
 		{"submit_ms", pct(res.SubmitP50, res.SubmitP90, res.SubmitP99, res.SubmitMax)},
 		{"e2e_ms", pct(res.E2EP50, res.E2EP90, res.E2EP99, res.E2EMax)},
-	})
+	}
+	return writeKV(w, append(kv, cpuLines(res)...))
+}
+
+// cpuLines are the text summary's CPU figures: per message, then each
+// daemon's (or why it was not read).
+func cpuLines(res *bench.Result) [][2]string {
+	per := "not measured (a daemon's CPU could not be read, see below)"
+	switch {
+	case res.CPUSPerMsg != nil:
+		per = strconv.FormatFloat(*res.CPUSPerMsg, 'f', 6, 64) + " (the processes below, each once)"
+	case res.Delivered == 0:
+		per = "not measured (nothing delivered)"
+	}
+	kv := [][2]string{{"cpu_s_per_msg", per}}
+	for _, n := range res.Nodes {
+		v := safe(n.Node)
+		if n.PID != 0 {
+			v += " pid=" + strconv.Itoa(n.PID)
+		}
+		if n.CPUS != nil {
+			v += " cpu_s=" + strconv.FormatFloat(*n.CPUS, 'f', 2, 64)
+		} else {
+			v += " not read: " + strconv.Quote(n.Error)
+		}
+		if n.Socket != "" {
+			v += " socket=" + safe(n.Socket)
+		}
+		kv = append(kv, [2]string{"cpu_" + n.Side, v})
+	}
+	return kv
 }
