@@ -167,10 +167,16 @@ if [ "$warmup" -gt 0 ]; then
   fg timeout 300 "${bench[@]}" --n "$warmup" >/dev/null 2>"$work/warmup.err" || { cat "$work/warmup.err" >&2; die "the warm-up bench failed"; }
 fi
 echo "bench-vs-nats: hotline, $n messages of $size bytes, $conc submitters, rate ${rate/#0/unlimited}" >&2
+# hotline's state file is not synced on each commit (queue/unsynced.go):
+# sync before and after the run, so that the figures hold every byte the
+# run dirtied (and none the warm-up did).
+sync
 hd0=$(diskstat "$hdisk") hc0=$(cputicks "${lab_pids[@]}")
 hrc=0
 fg timeout 900 "${bench[@]}" --n "$n" --json >"$work/hotline.json" 2>"$work/hotline.err" || hrc=$?
-hd1=$(diskstat "$hdisk") hc1=$(cputicks "${lab_pids[@]}")
+hc1=$(cputicks "${lab_pids[@]}")
+sync
+hd1=$(diskstat "$hdisk")
 [ -s "$work/hotline.json" ] || { cat "$work/hotline.err" >&2; die "hotlinectl bench printed no result (exit $hrc)"; }
 [ "$hrc" = 0 ] || echo "bench-vs-nats: hotlinectl bench exited $hrc: $(tail -1 "$work/hotline.err")" >&2
 for p in "${lab_pids[@]}"; do kill "$p" 2>/dev/null || true; done
