@@ -13,6 +13,7 @@ const (
 	preflightTimeout = 30 * time.Second // both daemons' status
 	pollMax          = 1000             // inbox messages per read
 	pollWait         = time.Second      // inbox long-poll while messages are due
+	ackQueue         = 4                // inbox reads whose acks may wait to be sent
 	progressEvery    = time.Second      // a progress line
 	maxFailureLines  = 5                // distinct submit errors reported
 )

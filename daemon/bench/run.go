@@ -228,6 +228,22 @@ func (r *run) submitOne(ctx context.Context, i int) {
 // ctx ends first, and an error when the inbox cannot be read for a reason
 // that retrying does not fix.
 func (r *run) receive(ctx context.Context) error {
+	// Acknowledgements go to their own goroutine, so that the next read
+	// of the inbox does not wait for the last read's ack to commit (the
+	// end-to-end time is taken at the read). At most ackQueue reads'
+	// acks wait; then the reader waits too.
+	acks := make(chan []string, ackQueue)
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		for ids := range acks {
+			r.ack(ctx, ids)
+		}
+	}()
+	defer func() {
+		close(acks)
+		<-ackDone
+	}()
 	var after uint64
 	var delay time.Duration
 	for {
@@ -277,7 +293,11 @@ func (r *run) receive(ctx context.Context) error {
 		r.mu.Unlock()
 		after = max(after, in.Next)
 		if len(ids) > 0 {
-			r.ack(ctx, ids)
+			select {
+			case acks <- ids:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if last {
 			return nil
