@@ -102,6 +102,9 @@ type RaftConfig struct {
 	ElectionTimeout    Duration `toml:"election_timeout"`
 	LeaderLeaseTimeout Duration `toml:"leader_lease_timeout"`
 	SnapshotThreshold  uint64   `toml:"snapshot_threshold"`
+	// SnapshotInterval is how often Raft checks whether snapshot_threshold
+	// entries were applied since its last snapshot (jittered up to twice).
+	SnapshotInterval Duration `toml:"snapshot_interval"`
 }
 
 // LinkConfig tunes the inter-site forwarder.
@@ -175,6 +178,7 @@ func DefaultConfig() *Config {
 			ElectionTimeout:    Duration{time.Second},
 			LeaderLeaseTimeout: Duration{500 * time.Millisecond},
 			SnapshotThreshold:  8192,
+			SnapshotInterval:   Duration{2 * time.Minute},
 		},
 		Link: LinkConfig{
 			BatchMessages:    512,
@@ -314,6 +318,9 @@ func (c *Config) Validate() error {
 	if r.LeaderLeaseTimeout.Duration <= 0 || r.HeartbeatTimeout.Duration < r.LeaderLeaseTimeout.Duration || r.ElectionTimeout.Duration < r.HeartbeatTimeout.Duration {
 		return bad("raft", "timeouts must satisfy 0 < leader_lease_timeout <= heartbeat_timeout <= election_timeout (have %v, %v, %v)",
 			r.LeaderLeaseTimeout, r.HeartbeatTimeout, r.ElectionTimeout)
+	}
+	if d := r.SnapshotInterval.Duration; d < time.Second || d > 24*time.Hour {
+		return bad("raft.snapshot_interval", "%v is out of range (1s to 24h)", r.SnapshotInterval)
 	}
 	l := c.Link
 	switch {

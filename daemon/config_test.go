@@ -88,6 +88,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad log level", "log_level = \"loud\"\n", `log_level: "loud" is not debug`},
 		{"bad mode", "socket_mode = \"rw\"\n", `socket_mode: "rw" is not an octal`},
 		{"bad window", "[link]\nwindow = 0\n", "link.window: 0 is out of range"},
+		{"short snapshot interval", "[raft]\nsnapshot_interval = \"10ms\"\n", "raft.snapshot_interval: 10ms is out of range"},
 		{"syntax", "site = \n", "toml"},
 	}
 	for _, tt := range tests {

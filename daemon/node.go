@@ -282,6 +282,7 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 		ElectionTimeout:    r.ElectionTimeout.Duration,
 		LeaderLeaseTimeout: r.LeaderLeaseTimeout.Duration,
 		SnapshotThreshold:  r.SnapshotThreshold,
+		SnapshotInterval:   r.SnapshotInterval.Duration,
 		ObserveLogWrite:    n.metrics.observeLogWrite,
 	}
 }

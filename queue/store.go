@@ -120,6 +120,7 @@ type Store struct {
 
 	unsynced  bool   // commits skip fdatasync (unsynced.go); guarded by applyMu
 	discarded string // why Open discarded the file, or ""
+	fromNew   bool   // unsynced since the file was new (unsynced.go)
 }
 
 // handle is one open bbolt database with the snapshots reading from it.
@@ -196,16 +197,18 @@ func Open(path string, site string, opts Options) (*Store, error) {
 		}
 	}
 	_, statErr := os.Stat(path)
-	rebuildable := opts.Rebuildable || errors.Is(statErr, fs.ErrNotExist)
-	discarded, err := checkUnsynced(path, rebuildable)
+	fromNew := errors.Is(statErr, fs.ErrNotExist)
+	discarded, markedNew, err := checkUnsynced(path, opts.Rebuildable || fromNew)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)
 	}
+	fromNew = fromNew || markedNew || discarded != ""
+	rebuildable := opts.Rebuildable || fromNew
 	h, applied, err := openHandle(path, site)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{}), discarded: discarded}
+	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{}), discarded: discarded, fromNew: fromNew}
 	s.applied.Store(applied)
 	s.inbox.init(0)
 	s.noteInbox(h.db, false)

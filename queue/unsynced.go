@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,14 +22,22 @@ import (
 // written. A power loss or a kernel crash may leave the file torn (bbolt
 // reuses pages the last synced meta page points to). The marker file
 // PATH.unsynced, written and synced before the first unsynced commit,
-// names the boot (Linux's boot_id) of the process writing that way; a
-// clean Close syncs the file and removes the marker. At Open, a marker
-// from another boot means the machine stopped with unsynced writes: the
-// file is discarded and rebuilt by Raft (Store.Discarded says why), or,
-// when Raft cannot rebuild it, Open fails naming the file.
+// names the boot (Linux's boot_id) of the process writing that way, and,
+// on a second line "new", says that the file was new when it went
+// unsynced: Raft's whole log (or a snapshot, if it took one since) holds
+// everything in it, so Raft can rebuild it at any later start, snapshot
+// or not. A clean Close syncs the file and removes the marker. At Open, a
+// marker from another boot means the machine stopped with unsynced
+// writes: the file is discarded and rebuilt by Raft (Store.Discarded says
+// why), or, when Raft cannot rebuild it (no snapshot, and the file was
+// not new), Open fails naming the file. A marker from this boot (the
+// process was killed) keeps the file, and a "new" one keeps it unsynced.
 
 // markerSuffix is the marker's suffix after the state file's path.
 const markerSuffix = ".unsynced"
+
+// markerNew is the marker's second line for a file unsynced since new.
+const markerNew = "new"
 
 // bootIDFile holds the kernel's boot ID: a new random UUID each boot.
 var bootIDFile = "/proc/sys/kernel/random/boot_id"
@@ -51,35 +58,41 @@ var ErrUnsyncedLost = errors.New("state written without sync before the machine 
 
 // checkUnsynced handles a marker left at path: none, or one from this
 // boot (a crashed process), leaves the file as it is. One from another
-// boot removes the file when rebuildable and returns why; otherwise it
-// returns an error wrapping ErrUnsyncedLost.
-func checkUnsynced(path string, rebuildable bool) (discarded string, err error) {
+// boot removes the file when rebuildable (or the marker says the file was
+// new) and returns why; otherwise it returns an error wrapping
+// ErrUnsyncedLost. markedNew reports a marker saying the file was new.
+func checkUnsynced(path string, rebuildable bool) (discarded string, markedNew bool, err error) {
 	marker := path + markerSuffix
 	b, err := os.ReadFile(marker)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+		return "", false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", marker, err)
+		return "", false, fmt.Errorf("read %s: %w", marker, err)
 	}
-	was, now := string(bytes.TrimSpace(b)), bootID()
+	lines := strings.Fields(string(b))
+	was, now := "", bootID()
+	if len(lines) > 0 {
+		was = lines[0]
+	}
+	markedNew = len(lines) > 1 && lines[1] == markerNew
 	if was != "" && was == now {
-		return "", nil // the process stopped; the kernel kept every write
+		return "", markedNew, nil // the process stopped; the kernel kept every write
 	}
-	if !rebuildable {
-		return "", fmt.Errorf("%s (its writer ran in boot %q, this is boot %q): %w; move data_dir aside and let the node rejoin its site (README: Operations)",
+	if !rebuildable && !markedNew {
+		return "", false, fmt.Errorf("%s (its writer ran in boot %q, this is boot %q): %w; move data_dir aside and let the node rejoin its site (README: Operations)",
 			path, was, now, ErrUnsyncedLost)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("discard %s: %w", path, err)
+		return "", false, fmt.Errorf("discard %s: %w", path, err)
 	}
 	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("discard %s: %w", marker, err)
+		return "", false, fmt.Errorf("discard %s: %w", marker, err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return fmt.Sprintf("%s was written without sync by boot %q and the machine restarted (boot %q): discarded; Raft rebuilds it from its snapshot and log", path, was, now), nil
+	return fmt.Sprintf("%s was written without sync by boot %q and the machine restarted (boot %q): discarded; Raft rebuilds it from its snapshot and log", path, was, now), markedNew, nil
 }
 
 // goUnsynced writes and syncs the marker, then stops syncing the current
@@ -94,7 +107,11 @@ func (s *Store) goUnsynced() error {
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(bootID() + "\n")
+	line := bootID() + "\n"
+	if s.fromNew {
+		line += markerNew + "\n"
+	}
+	_, err = f.WriteString(line)
 	if err == nil {
 		err = f.Sync()
 	}

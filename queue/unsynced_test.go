@@ -7,6 +7,7 @@ import (
 	"testing"
 )
 
+// readMarker returns the boot the marker names (its first line).
 func readMarker(t *testing.T, path string) (string, bool) {
 	t.Helper()
 	b, err := os.ReadFile(path + markerSuffix)
@@ -16,7 +17,8 @@ func readMarker(t *testing.T, path string) (string, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b)), true
+	boot, _, _ := strings.Cut(string(b), "\n")
+	return boot, true
 }
 
 // A new file is rebuildable by Raft: commits are unsynced, under a

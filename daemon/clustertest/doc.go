@@ -9,7 +9,8 @@
 //   - StartProcLab runs configs/lab as six hotlined processes, set up with
 //     the commands its README gives; ProcLab can kill -9 and restart
 //     nodes, and wait until a set of nodes agrees on a leader
-//     (SettledAmong).
+//     (SettledAmong). StartProcLabAt runs the configs "hotlinectl lab
+//     init --base-port" writes instead, each config edited first.
 //   - StartNetnsLab runs the six processes in network namespaces built by
 //     daemon/netlab, where paths can be cut silently (needs root; skips
 //     otherwise).
