@@ -20,7 +20,6 @@ const (
 	transportMaxPool = 3
 	transportTimeout = 10 * time.Second
 	snapshotsRetain  = 2
-	logCacheSize     = 512
 	boltOpenTimeout  = 2 * time.Second // waiting for another process's lock on raft.db
 	leaderChBuffer   = 16
 )
@@ -182,10 +181,7 @@ func Open(cfg Config) (*Node, error) {
 	rc.NotifyCh = n.notifyCh
 	n.rc = *rc
 
-	logs, err := raft.NewLogCache(logCacheSize, n.logs)
-	if err != nil {
-		return fail(fmt.Errorf("consensus: open log cache: %w", err))
-	}
+	logs := newLogCache(n.logs, logCacheSize, logCacheBytes)
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open: check existing state: %w", err))
@@ -225,10 +221,7 @@ func Open(cfg Config) (*Node, error) {
 // standing by) keep the state machine as it is, which is at or past that
 // snapshot.
 func (n *Node) newInstance() (*instance, error) {
-	logs, err := raft.NewLogCache(logCacheSize, n.logs)
-	if err != nil {
-		return nil, fmt.Errorf("consensus: open log cache: %w", err)
-	}
+	logs := newLogCache(n.logs, logCacheSize, logCacheBytes)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.stream.newView(),
 		MaxPool: transportMaxPool,

@@ -180,6 +180,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.leadership()
 	n.wg.Go(func() { n.overdue.run(n.ctx) }) // objectives.go
+	n.wg.Go(func() { releaseMapped(n.ctx, log, n.store, n.raft) })
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}

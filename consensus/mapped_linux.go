@@ -1,0 +1,45 @@
+package consensus
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// pageOut applies MADV_PAGEOUT to every map of the file at path in this
+// process.
+func pageOut(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return err
+	}
+	dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
+	ino := strconv.FormatUint(st.Ino, 10)
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	for sc.Scan() {
+		// start-end perms offset dev inode path
+		f := bytes.Fields(sc.Bytes())
+		if len(f) < 6 || string(f[3]) != dev || string(f[4]) != ino {
+			continue
+		}
+		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if !ok || err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+		if errno != 0 && errno != unix.ENOMEM { // ENOMEM: bbolt unmapped it meanwhile
+			return errno
+		}
+	}
+	return sc.Err()
+}
