@@ -108,6 +108,9 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 			return 0, fmt.Errorf("entry %d (%s): %w", e.Index, cmd.Op, err)
 		}
 	}
+	if err := a.aud.flush(a.meta); err != nil {
+		return 0, err
+	}
 	if err := a.meta.Put(metaApplied, u64(applied)); err != nil {
 		return 0, err
 	}

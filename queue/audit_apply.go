@@ -50,9 +50,18 @@ func cpKey(kind byte, site string, size int64) []byte {
 	return be.AppendUint64(cpPrefix(kind, site), uint64(size))
 }
 
-// auditTx is the audit buckets of one write transaction.
+// auditTx is the audit buckets of one write transaction, with the log's
+// size and the stored hashes appended in it kept in memory: a message
+// event appends a record, whose stored hashes need the ones appended just
+// before, and a transaction appends many (one Get and one Put of the size
+// per record, and most hash reads, saved; flush writes the size once).
 type auditTx struct {
 	log, hashes, ids, cps *bolt.Bucket
+
+	size   int64 // records, once known (sizeOK)
+	sizeOK bool
+	dirty  bool                // size changed since read
+	recent map[int64]tlog.Hash // stored hashes appended in this transaction
 }
 
 func openAuditTx(tx *bolt.Tx) auditTx {
@@ -63,6 +72,44 @@ func openAuditTx(tx *bolt.Tx) auditTx {
 		t.hashes.FillPercent = seqFill
 	}
 	return t
+}
+
+// count returns the number of records, as this transaction left it.
+func (t *auditTx) count(meta *bolt.Bucket) int64 {
+	if !t.sizeOK {
+		t.size, t.sizeOK = int64(getU64(meta, metaAuditSize)), true
+	}
+	return t.size
+}
+
+// flush writes the log's size if this transaction appended records.
+func (t *auditTx) flush(meta *bolt.Bucket) error {
+	if !t.dirty {
+		return nil
+	}
+	t.dirty = false
+	return meta.Put(metaAuditSize, u64(uint64(t.size)))
+}
+
+// reader reads stored hashes, the ones appended in this transaction from
+// memory.
+func (t *auditTx) reader() tlog.HashReader {
+	stored := hashReader(t.hashes)
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			h, ok := t.recent[x]
+			if !ok {
+				hs, err := stored.ReadHashes([]int64{x})
+				if err != nil {
+					return nil, err
+				}
+				h = hs[0]
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
 }
 
 // hashReader reads stored hashes from b; a missing or malformed one is
@@ -84,16 +131,20 @@ func hashReader(b *bolt.Bucket) tlog.HashReader {
 // auditAppend appends r to the log and returns its index.
 func (a *applier) auditAppend(r *AuditRecord) (int64, error) {
 	data := r.Encode()
-	n := int64(getU64(a.meta, metaAuditSize))
-	hashes, err := tlog.StoredHashes(n, data, hashReader(a.aud.hashes))
+	n := a.aud.count(a.meta)
+	hashes, err := tlog.StoredHashes(n, data, a.aud.reader())
 	if err != nil {
 		return 0, fmt.Errorf("audit record %d: %w", n, err)
 	}
 	base := tlog.StoredHashIndex(0, n)
+	if a.aud.recent == nil {
+		a.aud.recent = make(map[int64]tlog.Hash)
+	}
 	for i, h := range hashes {
 		if err := a.aud.hashes.Put(u64(uint64(base+int64(i))), bytes.Clone(h[:])); err != nil {
 			return 0, err
 		}
+		a.aud.recent[base+int64(i)] = h
 	}
 	if err := a.aud.log.Put(u64(uint64(n)), data); err != nil {
 		return 0, err
@@ -104,7 +155,8 @@ func (a *applier) auditAppend(r *AuditRecord) (int64, error) {
 			return 0, err
 		}
 	}
-	return n, a.meta.Put(metaAuditSize, u64(uint64(n+1)))
+	a.aud.size, a.aud.dirty = n+1, true
+	return n, nil
 }
 
 // auditMsg appends the record of a message's event: the message at seq of
@@ -164,11 +216,11 @@ func (a *applier) checkpoint(now int64, k *CheckpointCmd) (Result, error) {
 		return refuse("proof of %d hashes (at most %d)", len(k.Proof), MaxCheckpointProof)
 	}
 	if k.Site == a.site {
-		size := int64(getU64(a.meta, metaAuditSize))
+		size := a.aud.count(a.meta)
 		if k.Size > size {
 			return refuse("the log has %d records", size)
 		}
-		th, err := tlog.TreeHash(k.Size, hashReader(a.aud.hashes))
+		th, err := tlog.TreeHash(k.Size, a.aud.reader())
 		if err != nil {
 			return Result{}, err
 		}

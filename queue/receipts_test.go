@@ -115,9 +115,12 @@ func (s *Store) applyDirect(t testing.TB, c Command) (Result, error) {
 	t.Helper()
 	var res Result
 	err := s.h.db.Update(func(tx *bolt.Tx) error {
+		a := newApplier(tx, s.site)
 		var err error
-		res, err = newApplier(tx, s.site).applySafe(&c)
-		return err
+		if res, err = a.applySafe(&c); err != nil {
+			return err
+		}
+		return a.aud.flush(a.meta)
 	})
 	return res, err
 }
