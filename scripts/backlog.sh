@@ -18,9 +18,11 @@
 # DIR/rss.tsv. It prints the submit rate, the peak RSS of each node while
 # queueing and while draining (anonymous and file-backed apart: bbolt maps
 # its files, so the pages of the state and log it touched count as
-# RssFile), the drain rate (from the paths coming back to the last
+# RssFile), the drain rate (from the last path coming back up to the last
 # arrival) and how many messages were lost, duplicated or out of order.
-# Exit status 1 if any was. Every wait is bounded.
+# Exit status 1 if any was. Every wait is bounded: each hotlinectl call
+# runs under timeout, and on exit the processes it started are stopped by
+# PID (kill -9 after 30 s).
 set -euo pipefail
 n=${1:-1000000}
 conc=${2:-64}
@@ -35,16 +37,21 @@ paths=(fiber sat)
 go build -o bin/ ./cmd/hotlined ./cmd/hotlinectl
 go build -o bin/backlog ./scripts/backlog
 bin=$(pwd)/bin
-ctl() { "$bin/hotlinectl" --socket "$dir/run/$1.sock" "${@:2}"; }
+# ctl SECONDS NODE ARGS...: hotlinectl ARGS at NODE, killed after SECONDS.
+ctl() { timeout "$1" "$bin/hotlinectl" --socket "$dir/run/$2.sock" "${@:3}"; }
 
 "$bin/hotlinectl" lab init --dir "$dir" --base-port "$port" >/dev/null
 mkdir -p "$dir/run"
 pids=()
 sampler=
 cleanup() {
+  local p
   [ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in $sampler "${pids[@]}"; do
+    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done # at most 30 s each
+    kill -9 "$p" 2>/dev/null || true
+  done
   if [ "${KEEP:-}" = 1 ]; then echo "kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -53,19 +60,25 @@ for x in "${nodes[@]}"; do
   pids+=($!)
 done
 
-# Up to 60 s for every node to answer with a leader in its site.
-for i in $(seq 120); do
+# Up to 60 s in all for every node to answer with a leader in its site:
+# each status call gets at most 2 s, and no more than what is left.
+deadline=$((SECONDS + 60))
+while :; do
   ok=0
   for x in "${nodes[@]}"; do
-    { ctl "$x" status --json 2>/dev/null || true; } | grep -q '"leader": *"[a-z]' && ok=$((ok + 1))
+    left=$((deadline - SECONDS))
+    [ "$left" -gt 0 ] || break
+    { ctl "$((left < 2 ? left : 2))" "$x" status --json 2>/dev/null || true; } | grep -q '"leader": *"[a-z]' && ok=$((ok + 1))
   done
   [ "$ok" = 6 ] && break
-  [ "$i" = 120 ] && { echo "backlog: the lab did not come up (see $dir/run/*.log)" >&2; KEEP=1; exit 1; }
+  [ "$SECONDS" -ge "$deadline" ] && { echo "backlog: the lab did not come up within 60 s (see $dir/run/*.log)" >&2; KEEP=1; exit 1; }
   sleep 0.5
 done
 
 for x in "${nodes[@]}"; do
-  for p in "${paths[@]}"; do ctl "$x" path down "$p" >/dev/null; done
+  for p in "${paths[@]}"; do
+    ctl 10 "$x" path down "$p" >/dev/null || { echo "backlog: $x: path down $p failed or took over 10 s" >&2; exit 1; }
+  done
 done
 echo "backlog: every path down on every node; lab in $dir"
 
@@ -89,14 +102,19 @@ submit=$("$bin/backlog" submit --socket "$dir/run/alpha-1.sock" --to bravo --n "
   --concurrency "$conc" --timeout "$submit_timeout" --state "$dir/state" 2>"$dir/submit.log")
 echo "backlog: submit: $submit"
 # status exits 1 while alarms are raised (the paths are down): read it anyway
-queued=$({ ctl alpha-1 status --json 2>/dev/null || true; } | python3 -c 'import json,sys; print(sum(q["queued"] for q in json.load(sys.stdin)["outbound"]))')
+queued=$({ ctl 10 alpha-1 status --json 2>/dev/null || true; } | python3 -c 'import json,sys; print(sum(q["queued"] for q in json.load(sys.stdin)["outbound"]))')
 echo "backlog: queued at alpha: $queued"
 du -sh "$dir"/data/* | tr '\n' ' '; echo
 
-t_up=$(date +%s%3N)
 for x in "${nodes[@]}"; do
-  for p in "${paths[@]}"; do ctl "$x" path up "$p" >/dev/null; done
+  for p in "${paths[@]}"; do
+    ctl 10 "$x" path up "$p" >/dev/null || { echo "backlog: $x: path up $p failed or took over 10 s" >&2; exit 1; }
+  done
 done
+# The drain window (and the RSS "while draining" phase) starts once the
+# last of the twelve paths is up, not at the first: messages may already
+# move during the last few calls, so the drain time can be a little short.
+t_up=$(date +%s%3N)
 echo "backlog: paths up; draining at bravo-1"
 status=0
 drain=$("$bin/backlog" drain --socket "$dir/run/bravo-1.sock" --state "$dir/state" --since "$t_up" \

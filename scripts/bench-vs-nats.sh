@@ -144,18 +144,22 @@ for x in "${nodes[@]}"; do
   lab_pids+=($!)
 done
 echo "bench-vs-nats: lab in $lab (ports $base_port, $((base_port + 100))), pids ${lab_pids[*]}" >&2
-ready=0
-for _ in $(seq 120); do # at most 60 s
+# At most 60 s in all: each status call gets at most 2 s, and no more
+# than what is left before the deadline.
+ready=0 deadline=$((SECONDS + 60))
+while :; do
   for k in "${!nodes[@]}"; do
     kill -0 "${lab_pids[k]}" 2>/dev/null || { tail -20 "$lab/run/${nodes[k]}.log" >&2; die "${nodes[k]} exited while starting"; }
   done
   ready=0
   for x in "${nodes[@]}"; do
-    st=$(timeout 10 "$ctl" --socket "$lab/run/$x.sock" status --json 2>/dev/null) || break
+    left=$((deadline - SECONDS))
+    [ "$left" -gt 0 ] || break
+    st=$(timeout "$((left < 2 ? left : 2))" "$ctl" --socket "$lab/run/$x.sock" status --json 2>/dev/null) || break
     [ "$(jq -r '.leader // ""' <<<"$st")" != "" ] || break
     ready=$((ready + 1))
   done
-  [ "$ready" = 6 ] && break
+  [ "$ready" = 6 ] || [ "$SECONDS" -ge "$deadline" ] && break
   sleep 0.5
 done
 [ "$ready" = 6 ] || die "the lab was not ready (every node with a leader and no alarm) within 60 s; logs in $lab/run (use --keep)"
@@ -198,7 +202,10 @@ if [ "$hotline_only" = 0 ]; then
   peer_pid=$!
   # Sample the disk and the servers' CPU while the peer's client (e2e)
   # runs: the first sample once it has started, the last one while it
-  # still runs (the servers are stopped as soon as it exits).
+  # still runs (the servers are stopped as soon as it exits). Every 0.2 s,
+  # not faster, so that the sampling takes little CPU from NATS: the
+  # window can start up to 0.2 s after the client and end up to 0.2 s
+  # before it exits.
   deadline=$((SECONDS + 1800)) e2e="" servers=()
   while [ $SECONDS -lt $deadline ] && kill -0 "$peer_pid" 2>/dev/null; do
     if [ -z "$e2e" ]; then
@@ -215,7 +222,7 @@ if [ "$hotline_only" = 0 ]; then
     d=$(diskstat "$ndisk") c=$(cputicks "${servers[@]}")
     kill -0 "$e2e" 2>/dev/null || break # the servers may be stopping: keep the sample before
     nd1=$d nc1=$c
-    sleep 0.02
+    sleep 0.2
   done
   if [ $SECONDS -ge $deadline ]; then die "the NATS peer did not finish within 30 min (output in $work, use --keep)"; fi
   for _ in $(seq 600); do kill -0 "$peer_pid" 2>/dev/null || break; sleep 0.1; done # its servers stop: at most 60 s
@@ -226,7 +233,7 @@ if [ "$hotline_only" = 0 ]; then
 fi
 
 # ---- the table ----
-HDISK=$hdisk HD0=$hd0 HD1=$hd1 HC0=$hc0 HC1=$hc1 NDISK=$ndisk ND0=$nd0 ND1=$nd1 NC0=$nc0 NC1=$nc1 HZ=$hz \
+WARMUP=$warmup HDISK=$hdisk HD0=$hd0 HD1=$hd1 HC0=$hc0 HC1=$hc1 NDISK=$ndisk ND0=$nd0 ND1=$nd1 NC0=$nc0 NC1=$nc1 HZ=$hz \
   python3 - "$work/hotline.json" "$work/nats.out" "$hotline_only" <<'PY'
 import json, os, sys
 e = os.environ
@@ -279,5 +286,10 @@ if h.get("nodes"):
 if len(rows) > 1:
     nr = rows[1][1]["msgs_per_sec"]
     print("throughput hotline/NATS: %s" % ("%.2f×" % (h["msgs_per_sec"] / nr) if nr else "-"))
+    if int(e.get("WARMUP") or 0):
+        print("warm-up: hotline %d messages before its measured run, NATS none: NATS's run includes its cold start"
+              " (--warmup 0 for a symmetric comparison)" % int(e["WARMUP"]))
+    else:
+        print("warm-up: none for either system (--warmup 0)")
 PY
 [ "$hrc" = 0 ] && [ "$nrc" = 0 ] || exit 1

@@ -180,6 +180,10 @@ func drain(ctx context.Context, args []string) error {
 		return err
 	}
 	prefix := keyPrefix(run)
+	// want counts the messages whose submit was acknowledged (a sequence
+	// number in the state file); got counts those of them received. A
+	// message whose submit failed may still have been committed and
+	// arrive: it counts in received, never toward want.
 	want := 0
 	for _, s := range seqs {
 		if s != 0 {
@@ -193,35 +197,25 @@ func drain(ctx context.Context, args []string) error {
 	c := client.New(*socket)
 	defer c.CloseIdleConnections()
 	var (
-		copies                 = make([]uint8, len(seqs))
-		chans                  = map[string]*channel{}
-		distinct, dups, misseq int
-		outOfOrder, unknown    int
-		lastArrival, lastRecv  time.Time
-		firstArrival           time.Time
-		after                  uint64
-		lastNew                = time.Now()
-		mu                     sync.Mutex
+		copies                = make([]uint8, len(seqs))
+		chans                 = map[string]*channel{}
+		distinct, got         int
+		dups, misseq          int
+		outOfOrder, unknown   int
+		lastArrival, lastRecv time.Time
+		firstArrival          time.Time
+		after                 uint64
+		lastNew               = time.Now()
+		mu                    sync.Mutex
 	)
 	stopProgress := progress(func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		return fmt.Sprintf("received %d/%d (duplicated %d, out of order %d)", distinct, want, dups, outOfOrder)
+		return fmt.Sprintf("received %d/%d (and %d whose submit failed; duplicated %d, out of order %d)", got, want, distinct-got, dups, outOfOrder)
 	})
 	defer stopProgress()
-	delay := 100 * time.Millisecond
-	for distinct < want && time.Since(lastNew) < *timeout && ctx.Err() == nil {
-		in, err := c.Inbox(ctx, after, 1000, time.Second)
-		if err != nil {
-			if !client.Retryable(err) {
-				return fmt.Errorf("read inbox: %w", err)
-			}
-			fmt.Fprintf(os.Stderr, "backlog: read inbox: %v (retrying)\n", err)
-			time.Sleep(delay)
-			delay = min(2*delay, 2*time.Second)
-			continue
-		}
-		delay = 100 * time.Millisecond
+	// take counts one inbox read's messages and acknowledges this run's.
+	take := func(in *client.Inbox) {
 		now := time.Now()
 		var ids []string
 		mu.Lock()
@@ -250,6 +244,9 @@ func drain(ctx context.Context, args []string) error {
 				continue
 			}
 			distinct++
+			if seqs[i] != 0 {
+				got++
+			}
 			lastNew = now
 			if firstArrival.IsZero() {
 				firstArrival = now
@@ -274,6 +271,38 @@ func drain(ctx context.Context, args []string) error {
 			}
 		}
 	}
+	const page = 1000
+	delay := 100 * time.Millisecond
+	for got < want && time.Since(lastNew) < *timeout && ctx.Err() == nil {
+		in, err := c.Inbox(ctx, after, page, time.Second)
+		if err != nil {
+			if !client.Retryable(err) {
+				return fmt.Errorf("read inbox: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "backlog: read inbox: %v (retrying)\n", err)
+			time.Sleep(delay)
+			delay = min(2*delay, 2*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		take(in)
+	}
+	// Then what is already there, without waiting, so that copies that
+	// came after the last expected message (late duplicates, messages
+	// whose submit failed) are counted too: page by page until a read
+	// returns nothing (max_bytes can cut a page short with more to come),
+	// for at most --timeout.
+	for end := time.Now().Add(*timeout); ctx.Err() == nil && time.Now().Before(end); {
+		in, err := c.Inbox(ctx, after, page, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "backlog: last read of the inbox: %v\n", err)
+			break
+		}
+		take(in)
+		if len(in.Messages) == 0 {
+			break
+		}
+	}
 	lost := 0
 	for i, s := range seqs {
 		if s != 0 && copies[i] == 0 {
@@ -281,7 +310,7 @@ func drain(ctx context.Context, args []string) error {
 		}
 	}
 	out := map[string]any{
-		"run": hex.EncodeToString(run), "expected": want, "received": distinct,
+		"run": hex.EncodeToString(run), "expected": want, "received": distinct, "received_expected": got,
 		"lost": lost, "duplicated": dups, "out_of_order": outOfOrder, "wrong_seq": misseq, "unknown": unknown,
 		"channels": len(chans), "interrupted": ctx.Err() != nil,
 	}
