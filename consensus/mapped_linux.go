@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +14,9 @@ import (
 // pageOut applies MADV_PAGEOUT to every map of the file at path in this
 // process.
 func pageOut(path string) error {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // maps name files by absolute path
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return err
@@ -27,7 +31,9 @@ func pageOut(path string) error {
 	for sc.Scan() {
 		// start-end perms offset dev inode path
 		f := bytes.Fields(sc.Bytes())
-		if len(f) < 6 || string(f[3]) != dev || string(f[4]) != ino {
+		// By device and inode, or by path: on some filesystems (btrfs,
+		// overlayfs) the device a map shows is not the one stat gives.
+		if len(f) < 6 || (string(f[3]) != dev || string(f[4]) != ino) && string(bytes.Join(f[5:], []byte(" "))) != path {
 			continue
 		}
 		lo, hi, ok := bytes.Cut(f[0], []byte("-"))

@@ -273,10 +273,21 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
 		FSM: &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
+		// In a goroutine of its own: Raft calls this while the snapshot
+		// still holds its read transaction on state.db, which a running
+		// Apply may be waiting for (to grow the file's map), and
+		// Rebuildable waits for that Apply.
 		SnapshotStored: func() {
-			if err := n.store.Rebuildable(); err != nil && !errors.Is(err, queue.ErrClosed) {
-				n.log.Error("state: cannot stop syncing state.db after a snapshot; it stays synced", "err", err)
-			}
+			go func() {
+				err := n.store.Rebuildable()
+				switch {
+				case err == nil, errors.Is(err, queue.ErrClosed):
+				case errors.Is(err, queue.ErrWriteBack):
+					n.fail(fmt.Errorf("state: %w", err))
+				default:
+					n.log.Error("state: cannot stop syncing state.db after a snapshot; it stays synced", "err", err)
+				}
+			}()
 		},
 		Logger:             n.log.With("component", "raft"),
 		HeartbeatTimeout:   r.HeartbeatTimeout.Duration,

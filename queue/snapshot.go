@@ -111,7 +111,7 @@ func (s *Store) Restore(r io.Reader) error {
 		s.failed.Store(&err)
 		return err
 	}
-	h.db.NoSync, h.db.NoGrowSync = s.unsynced, s.unsynced
+	h.db.NoSync, h.db.NoGrowSync = s.unsynced.Load(), s.unsynced.Load()
 	s.h = h
 	s.applied.Store(applied)
 	s.failed.Store(nil)

@@ -118,9 +118,9 @@ type Store struct {
 
 	inbox inboxWatch // inboxwatch.go
 
-	unsynced  bool   // commits skip fdatasync (unsynced.go); guarded by applyMu
-	discarded string // why Open discarded the file, or ""
-	fromNew   bool   // unsynced since the file was new (unsynced.go)
+	unsynced  atomic.Bool // commits skip fdatasync (unsynced.go); set under applyMu
+	discarded string      // why Open discarded the file, or ""
+	fromNew   bool        // unsynced since the file was new (unsynced.go)
 }
 
 // handle is one open bbolt database with the snapshots reading from it.
@@ -213,10 +213,18 @@ func Open(path string, site string, opts Options) (*Store, error) {
 	s.inbox.init(0)
 	s.noteInbox(h.db, false)
 	if rebuildable {
-		if err := s.goUnsynced(); err != nil {
-			_ = h.db.Close()
-			return nil, fmt.Errorf("queue: open %s: %w", path, err)
+		err = s.goUnsynced()
+	} else if _, serr := os.Stat(path + markerSuffix); serr == nil {
+		// Written unsynced in this boot by a process that died, and
+		// synced from now on: make what it wrote durable, then drop the
+		// marker, which would otherwise refuse the file after a reboot.
+		if err = h.db.Sync(); err == nil {
+			err = removeMarker(path)
 		}
+	}
+	if err != nil {
+		_ = h.db.Close()
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
 	}
 	return s, nil
 }

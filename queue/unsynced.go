@@ -83,14 +83,17 @@ func checkUnsynced(path string, rebuildable bool) (discarded string, markedNew b
 		return "", false, fmt.Errorf("%s (its writer ran in boot %q, this is boot %q): %w; move data_dir aside and let the node rejoin its site (README: Operations)",
 			path, was, now, ErrUnsyncedLost)
 	}
+	// The file's removal is made durable before the marker's: the other
+	// order could leave, after another power loss, the torn file without
+	// its marker.
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("discard %s: %w", path, err)
 	}
-	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("discard %s: %w", marker, err)
-	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return "", false, err
+	}
+	if err := removeMarker(path); err != nil {
+		return "", false, fmt.Errorf("discard %s: %w", marker, err)
 	}
 	return fmt.Sprintf("%s was written without sync by boot %q and the machine restarted (boot %q): discarded; Raft rebuilds it from its snapshot and log", path, was, now), markedNew, nil
 }
@@ -99,32 +102,18 @@ func checkUnsynced(path string, rebuildable bool) (discarded string, markedNew b
 // file's commits. Called with applyMu held (or before the store is
 // shared).
 func (s *Store) goUnsynced() error {
-	if s.unsynced {
+	if s.unsynced.Load() {
 		return nil
 	}
 	marker := s.path + markerSuffix
-	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	line := bootID() + "\n"
+	want := bootID() + "\n"
 	if s.fromNew {
-		line += markerNew + "\n"
+		want += markerNew + "\n"
 	}
-	_, err = f.WriteString(line)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(s.path))
-	}
-	if err != nil {
+	if err := writeMarker(marker, want); err != nil {
 		return fmt.Errorf("queue: marker %s: %w", marker, err)
 	}
-	s.unsynced = true
+	s.unsynced.Store(true)
 	s.mu.RLock()
 	if s.h != nil {
 		s.h.db.NoSync, s.h.db.NoGrowSync = true, true
@@ -133,11 +122,72 @@ func (s *Store) goUnsynced() error {
 	return nil
 }
 
+// writeMarker makes the marker hold content, durably: unchanged if it
+// does, else written to a temporary file, synced and renamed over it (a
+// marker truncated by a power loss would lose its "new" line).
+func writeMarker(marker, content string) error {
+	if b, err := os.ReadFile(marker); err == nil && string(b) == content {
+		return nil
+	}
+	tmp := marker + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, marker)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(marker))
+}
+
+// removeMarker removes the marker of the state file at path, durably.
+func removeMarker(path string) error {
+	if err := os.Remove(path + markerSuffix); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// ErrWriteBack is wrapped by Rebuildable's error when syncing the
+// unsynced file failed: a write-back error, after which the file may not
+// hold what was applied. The node should stop; Raft restores its latest
+// snapshot at the next start.
+var ErrWriteBack = errors.New("sync of the unsynced state file failed")
+
 // Rebuildable tells the store that Raft now holds a snapshot of it (so
 // it can rebuild the file after a power loss): from now on its commits
-// are not synced. Safe to call more than once, and concurrently with
-// Apply.
+// are not synced. Called at every snapshot: once unsynced, it syncs the
+// file instead, so that a write-back error the kernel met meanwhile is
+// reported (wrapping ErrWriteBack) rather than unseen until Close. Safe
+// to call more than once, and concurrently with Apply; it waits for a
+// running Apply, so it must not be called while a Snapshot of this store
+// is open (Apply may be waiting for it to grow the file's map).
 func (s *Store) Rebuildable() error {
+	if s.unsynced.Load() {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.h == nil {
+			return ErrClosed
+		}
+		if err := s.h.db.Sync(); err != nil {
+			return fmt.Errorf("queue: %s: %w: %w", s.path, ErrWriteBack, err)
+		}
+		return nil
+	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.RLock()
@@ -150,11 +200,7 @@ func (s *Store) Rebuildable() error {
 }
 
 // Unsynced reports whether commits skip the fdatasyncs (see above).
-func (s *Store) Unsynced() bool {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	return s.unsynced
-}
+func (s *Store) Unsynced() bool { return s.unsynced.Load() }
 
 // Discarded returns, when Open discarded a state file torn by a power
 // loss (see above), a sentence saying so for the log; "" otherwise.
@@ -163,14 +209,11 @@ func (s *Store) Discarded() string { return s.discarded }
 // syncAndClear makes an unsynced file durable and removes its marker
 // (clean Close). The marker stays when the sync fails.
 func (s *Store) syncAndClear(h *handle) error {
-	if !s.unsynced {
+	if !s.unsynced.Load() {
 		return nil
 	}
 	if err := h.db.Sync(); err != nil {
 		return err
 	}
-	if err := os.Remove(s.path + markerSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return syncDir(filepath.Dir(s.path))
+	return removeMarker(s.path)
 }

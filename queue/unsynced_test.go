@@ -152,3 +152,56 @@ func TestUnsyncedAfterPowerLoss(t *testing.T) {
 		}
 	})
 }
+
+// A marker of this boot without "new", on a file Raft cannot rebuild (a
+// node killed, then its Raft state moved aside): the file is opened
+// synced, so the marker must go, or the next boot would refuse the file.
+func TestUnsyncedStaleMarkerCleared(t *testing.T) {
+	s, path := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t1, item("m1", "bravo", Routine, "one")))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+markerSuffix, []byte(bootID()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, "alpha", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Unsynced() {
+		t.Fatal("opened unsynced without a snapshot or a new file")
+	}
+	if _, ok := readMarker(t, path); ok {
+		t.Fatal("the marker stayed on a file now synced")
+	}
+	mustStatus(t, s, "m1")
+
+	// Once unsynced, Rebuildable (at each snapshot) syncs the file and
+	// keeps the mode; the marker is rewritten only if it changed.
+	if err := s.Rebuildable(); err != nil {
+		t.Fatal(err)
+	}
+	st1, err := os.Stat(path + markerSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rebuildable(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Unsynced() {
+		t.Fatal("mode lost")
+	}
+	if err := writeMarker(path+markerSuffix, bootID()+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := os.Stat(path + markerSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(st1, st2) {
+		t.Fatal("an unchanged marker was rewritten")
+	}
+}

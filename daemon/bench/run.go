@@ -50,7 +50,7 @@ func Run(ctx context.Context, send, recv Daemon, o Options, log io.Writer) (*Res
 		o:          o,
 		send:       send,
 		recv:       recv,
-		log:        log,
+		log:        &lockedWriter{w: log},
 		submitDone: make(chan struct{}),
 		t:          newTally(o.N),
 		failures:   make(map[string]int),
@@ -374,4 +374,17 @@ func (r *run) reportFailures(failures map[string]int) {
 		}
 		fmt.Fprintf(r.log, "bench: %d submits failed: %s\n", failures[m], m)
 	}
+}
+
+// lockedWriter serialises the writes of the submitters, the reader, the
+// acknowledger and the progress line to the log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
