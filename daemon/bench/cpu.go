@@ -41,6 +41,10 @@ type NodeCPU struct {
 	PID    int      `json:"pid,omitempty"`
 	CPUS   *float64 `json:"cpu_s,omitempty"` // absent when not read
 	Error  string   `json:"error,omitempty"` // why CPUS is absent
+	// started is the process's process_start_time_seconds (0: unknown):
+	// with PID it tells one process from another in another PID
+	// namespace that has the same PID.
+	started float64
 }
 
 // cpuProbe is one daemon being measured.
@@ -57,12 +61,12 @@ func newCPUProbe(ctx context.Context, d Daemon, side, node string, pid int) *cpu
 	if s, ok := d.(interface{ Socket() string }); ok {
 		p.node.Socket = s.Socket()
 	}
-	v, err := readCPU(ctx, d)
+	v, started, err := readCPU(ctx, d)
 	if err != nil {
 		p.node.Error = err.Error()
 		return p
 	}
-	p.before = v
+	p.before, p.node.started = v, started
 	return p
 }
 
@@ -72,11 +76,11 @@ func (p *cpuProbe) finish(ctx context.Context) NodeCPU {
 	if p.node.Error != "" {
 		return p.node
 	}
-	v, err := readCPU(ctx, p.d)
+	v, started, err := readCPU(ctx, p.d)
 	switch {
 	case err != nil:
 		p.node.Error = err.Error()
-	case v < p.before:
+	case v < p.before || started != p.node.started:
 		p.node.Error = fmt.Sprintf("%s went back from %g to %g: the process restarted during the run", cpuMetric, p.before, v)
 	default:
 		d := v - p.before
@@ -85,21 +89,40 @@ func (p *cpuProbe) finish(ctx context.Context) NodeCPU {
 	return p.node
 }
 
-// readCPU reads d's process_cpu_seconds_total, for up to meterTimeout
-// even when ctx has ended (the bench was interrupted but its figures are
-// still printed).
-func readCPU(ctx context.Context, d Daemon) (float64, error) {
+// readCPU reads d's process_cpu_seconds_total and its
+// process_start_time_seconds (0 when absent), for up to meterTimeout even
+// when ctx has ended (the bench was interrupted but its figures are still
+// printed).
+func readCPU(ctx context.Context, d Daemon) (cpu, started float64, err error) {
 	m, ok := d.(Meter)
 	if !ok {
-		return 0, errors.New("its metrics cannot be read through this client")
+		return 0, 0, errors.New("its metrics cannot be read through this client")
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), meterTimeout)
 	defer cancel()
 	text, err := m.Metrics(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read metrics: %w", err)
+		return 0, 0, fmt.Errorf("read metrics: %w", err)
 	}
-	return parseCPU(text)
+	cpu, err = parseCPU(text)
+	return cpu, parseStart(text), err
+}
+
+// parseStart returns the value of process_start_time_seconds in text, or
+// 0 when it is absent or malformed.
+func parseStart(text []byte) float64 {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "process_start_time_seconds" {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil && v > 0 {
+				return v
+			}
+			return 0
+		}
+	}
+	return 0
 }
 
 // parseCPU returns the value of the unlabelled process_cpu_seconds_total
@@ -125,23 +148,28 @@ func parseCPU(text []byte) (float64, error) {
 }
 
 // cpuPerMessage is the CPU seconds per delivered message of the
-// processes in nodes, each process (by pid) counted once: in the
-// one-process dev lab both daemons are one process. ok is false when a
-// node was not measured or nothing was delivered.
+// processes in nodes, each process (by pid and start time) counted once:
+// in the one-process dev lab both daemons are one process. ok is false
+// when a node was not measured or nothing was delivered.
 func cpuPerMessage(nodes []NodeCPU, delivered int) (perMsg float64, ok bool) {
 	if delivered <= 0 || len(nodes) == 0 {
 		return 0, false
 	}
 	var sum float64
-	counted := make(map[int]bool)
+	type process struct {
+		pid     int
+		started float64
+	}
+	counted := make(map[process]bool)
 	for _, n := range nodes {
 		if n.CPUS == nil {
 			return 0, false
 		}
-		if n.PID != 0 && counted[n.PID] {
+		p := process{n.PID, n.started}
+		if n.PID != 0 && counted[p] {
 			continue
 		}
-		counted[n.PID] = true
+		counted[p] = true
 		sum += *n.CPUS
 	}
 	return sum / float64(delivered), true

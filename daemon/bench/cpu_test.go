@@ -54,6 +54,8 @@ func TestCPUPerMessage(t *testing.T) {
 		{"two processes", []NodeCPU{{PID: 1, CPUS: f(3)}, {PID: 2, CPUS: f(1)}}, 100, 0.04, true},
 		{"one process counted once", []NodeCPU{{PID: 7, CPUS: f(3)}, {PID: 7, CPUS: f(3)}}, 100, 0.03, true},
 		{"pids unknown", []NodeCPU{{CPUS: f(3)}, {CPUS: f(1)}}, 100, 0.04, true},
+		{"same pid, two processes (PID namespaces)", []NodeCPU{{PID: 1, CPUS: f(3), started: 100}, {PID: 1, CPUS: f(1), started: 200}}, 100, 0.04, true},
+		{"same pid and start: one process", []NodeCPU{{PID: 1, CPUS: f(3), started: 100}, {PID: 1, CPUS: f(3), started: 100}}, 100, 0.03, true},
 		{"one not read", []NodeCPU{{PID: 1, CPUS: f(3)}, {PID: 2, Error: "x"}}, 100, 0, false},
 		{"nothing delivered", []NodeCPU{{PID: 1, CPUS: f(3)}}, 0, 0, false},
 		{"no nodes", nil, 10, 0, false},
