@@ -80,8 +80,10 @@ func (p *cpuProbe) finish(ctx context.Context) NodeCPU {
 	switch {
 	case err != nil:
 		p.node.Error = err.Error()
-	case v < p.before || started != p.node.started:
+	case v < p.before:
 		p.node.Error = fmt.Sprintf("%s went back from %g to %g: the process restarted during the run", cpuMetric, p.before, v)
+	case started != p.node.started:
+		p.node.Error = fmt.Sprintf("process_start_time_seconds changed from %g to %g: the process restarted during the run", p.node.started, started)
 	default:
 		d := v - p.before
 		p.node.CPUS = &d
