@@ -3,38 +3,12 @@
 package queue
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
-)
 
-// mappedKiB is the resident size of this process's maps of file path
-// (/proc/self/smaps).
-func mappedKiB(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Skipf("no /proc/self/smaps: %v", err)
-	}
-	defer f.Close()
-	total, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
-			in = len(fields) >= 6 && fields[5] == path
-		case in && len(fields) == 3 && fields[0] == "Rss:":
-			n, _ := strconv.Atoi(fields[1])
-			total += n
-		}
-	}
-	return total
-}
+	"github.com/hotline-link/hotline/internal/testutil"
+)
 
 // Reading a queue maps its pages; ReleaseMapped gives them back, and the
 // next read sees the same messages.
@@ -61,14 +35,14 @@ func TestReleaseMappedUnmapsAndKeepsData(t *testing.T) {
 		}
 	}
 	read()
-	before := mappedKiB(t, path)
+	before := testutil.MappedKiB(t, path)
 	if before < n*8/2 { // 16 MB of payloads read
 		t.Fatalf("only %d KiB of %s mapped after reading %d messages of 8 KB", before, path, n)
 	}
 	if err := s.ReleaseMapped(); err != nil {
 		t.Fatal(err)
 	}
-	after := mappedKiB(t, path)
+	after := testutil.MappedKiB(t, path)
 	t.Logf("resident map of state.db: %d KiB after reading, %d KiB after ReleaseMapped", before, after)
 	if after > before/10 {
 		t.Errorf("%d KiB of %s still mapped after ReleaseMapped (%d before)", after, path, before)
