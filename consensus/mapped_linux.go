@@ -12,8 +12,10 @@ import (
 )
 
 // pageOut applies MADV_PAGEOUT to every map of the file at path in this
-// process.
-func pageOut(path string) error {
+// process that holds at least minResident bytes resident (from
+// /proc/self/smaps). Paging out evicts the pages from the page cache too,
+// so the log's next reads go to the disk: a small log is left alone.
+func pageOut(path string, minResident int64) error {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs // maps name files by absolute path
 	}
@@ -23,29 +25,49 @@ func pageOut(path string) error {
 	}
 	dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
 	ino := strconv.FormatUint(st.Ino, 10)
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	type region struct{ start, end uint64 }
+	var cur *region
+	var out []region
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		// start-end perms offset dev inode path
 		f := bytes.Fields(sc.Bytes())
-		// By device and inode, or by path: on some filesystems (btrfs,
-		// overlayfs) the device a map shows is not the one stat gives.
-		if len(f) < 6 || (string(f[3]) != dev || string(f[4]) != ino) && string(bytes.Join(f[5:], []byte(" "))) != path {
+		if len(f) >= 5 && bytes.IndexByte(f[0], '-') > 0 && !bytes.HasSuffix(f[0], []byte(":")) {
+			// A map's header: start-end perms offset dev inode [path].
+			// By device and inode, or by path: on some filesystems
+			// (btrfs, overlayfs) the device a map shows is not the one
+			// stat gives.
+			cur = nil
+			if (string(f[3]) != dev || string(f[4]) != ino) && (len(f) < 6 || string(bytes.Join(f[5:], []byte(" "))) != path) {
+				continue
+			}
+			lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+			start, err1 := strconv.ParseUint(string(lo), 16, 64)
+			end, err2 := strconv.ParseUint(string(hi), 16, 64)
+			if ok && err1 == nil && err2 == nil && end > start {
+				cur = &region{start, end}
+			}
 			continue
 		}
-		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
-		start, err1 := strconv.ParseUint(string(lo), 16, 64)
-		end, err2 := strconv.ParseUint(string(hi), 16, 64)
-		if !ok || err1 != nil || err2 != nil || end <= start {
-			continue
+		if cur != nil && len(f) == 3 && string(f[0]) == "Rss:" {
+			kib, err := strconv.ParseInt(string(f[1]), 10, 64)
+			if err == nil && kib*1024 >= minResident {
+				out = append(out, *cur)
+			}
+			cur = nil
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	for _, r := range out {
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(r.start), uintptr(r.end-r.start), unix.MADV_PAGEOUT)
 		if errno != 0 && errno != unix.ENOMEM { // ENOMEM: bbolt unmapped it meanwhile
 			return errno
 		}
 	}
-	return sc.Err()
+	return nil
 }
