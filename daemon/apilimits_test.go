@@ -53,13 +53,23 @@ func receive(t testing.TB, l *clustertest.Lab, site, origin string, msgs ...queu
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n := l.Node(l.Leader(site))
-	res, err := daemon.ProposeRYW(n, ctx, &queue.Command{Op: queue.OpReceive, Time: time.Now().UnixNano(),
-		Receive: &queue.Receive{Origin: origin, Precedence: msgs[0].Precedence, Messages: msgs}})
-	if err != nil {
-		t.Fatal(err)
+	for {
+		// Proposed on the leader itself: a node relaying it would have
+		// the leader check it as an inbound batch, and these payloads
+		// are not sealed. So a leader change in between is retried on
+		// the new leader (the command is idempotent).
+		leader := l.Leader(site)
+		res, err := daemon.ProposeRYW(l.Node(leader), ctx, &queue.Command{Op: queue.OpReceive, Time: time.Now().UnixNano(),
+			Receive: &queue.Receive{Origin: origin, Precedence: msgs[0].Precedence, Messages: msgs}})
+		if err != nil && ctx.Err() == nil && l.Leader(site) != leader {
+			t.Logf("leader changed from %s while receiving: %v; again", leader, err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
-	return res
 }
 
 // waitUnread waits until the node of c shows want unread inbox messages
