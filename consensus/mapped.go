@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 )
 
-// pageOutResident is how much of raft.db a map must hold resident before
-// ReleaseMapped pages it out.
-const pageOutResident = 32 << 20
+// pageOutSize is how long a map of raft.db must be before ReleaseMapped
+// pages it out (bbolt maps the whole file, so: how big the log is).
+const pageOutSize = 32 << 20
 
 // ReleaseMapped asks the kernel to take back the pages of raft.db that
 // this process maps. bbolt reads the log through a read-only shared map
@@ -15,17 +15,17 @@ const pageOutResident = 32 << 20
 // node's resident memory (RssFile) grows with the log, entries of a
 // megabyte each while a backlog drains, until the log is compacted and
 // bbolt happens to remap. It uses MADV_PAGEOUT on each map of the file
-// (found in /proc/self/smaps by its device and inode, or its path) that
-// holds at least pageOutResident bytes: the pages leave the map and, as no
-// one else maps them, the page cache; a later read of the log reads the
-// disk, so a map holding less is left alone (paging out a small, busy log
-// every second slowed Raft enough, in a race-detector test, for a leader
-// to lose its lease). MADV_PAGEOUT never changes what memory holds, so a
+// (found in /proc/self/maps by its device and inode, or its path) at least
+// pageOutSize bytes long: the pages leave the map and, as no one else maps
+// them, the page cache; a later read of the log reads the disk, so the
+// map of a small log is left alone (paging out a small, busy log every
+// second slowed Raft enough, in a race-detector test, for a leader to
+// lose its lease). MADV_PAGEOUT never changes what memory holds, so a
 // map that bbolt moved meanwhile is harmless. Elsewhere than Linux (5.4
 // and later) it does nothing and returns nil, or the kernel's error.
 func (n *Node) ReleaseMapped() error {
 	path := filepath.Join(n.cfg.Dir, "raft.db")
-	if err := pageOut(path, pageOutResident); err != nil {
+	if err := pageOut(path, pageOutSize); err != nil {
 		return fmt.Errorf("consensus: release the mapped pages of %s: %w", path, err)
 	}
 	return nil

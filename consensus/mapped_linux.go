@@ -12,10 +12,11 @@ import (
 )
 
 // pageOut applies MADV_PAGEOUT to every map of the file at path in this
-// process that holds at least minResident bytes resident (from
-// /proc/self/smaps). Paging out evicts the pages from the page cache too,
-// so the log's next reads go to the disk: a small log is left alone.
-func pageOut(path string, minResident int64) error {
+// process that is at least minSize bytes long (/proc/self/maps: cheap,
+// unlike /proc/self/smaps, which walks every map's page tables). Paging
+// out evicts the pages from the page cache too, so the log's next reads
+// go to the disk: a small log is left alone.
+func pageOut(path string, minSize uint64) error {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs // maps name files by absolute path
 	}
@@ -25,49 +26,29 @@ func pageOut(path string, minResident int64) error {
 	}
 	dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
 	ino := strconv.FormatUint(st.Ino, 10)
-	smaps, err := os.ReadFile("/proc/self/smaps")
+	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return err
 	}
-	type region struct{ start, end uint64 }
-	var cur *region
-	var out []region
-	sc := bufio.NewScanner(bytes.NewReader(smaps))
+	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
+		// start-end perms offset dev inode path. By device and inode, or
+		// by path: on some filesystems (btrfs, overlayfs) the device a map
+		// shows is not the one stat gives.
 		f := bytes.Fields(sc.Bytes())
-		if len(f) >= 5 && bytes.IndexByte(f[0], '-') > 0 && !bytes.HasSuffix(f[0], []byte(":")) {
-			// A map's header: start-end perms offset dev inode [path].
-			// By device and inode, or by path: on some filesystems
-			// (btrfs, overlayfs) the device a map shows is not the one
-			// stat gives.
-			cur = nil
-			if (string(f[3]) != dev || string(f[4]) != ino) && (len(f) < 6 || string(bytes.Join(f[5:], []byte(" "))) != path) {
-				continue
-			}
-			lo, hi, ok := bytes.Cut(f[0], []byte("-"))
-			start, err1 := strconv.ParseUint(string(lo), 16, 64)
-			end, err2 := strconv.ParseUint(string(hi), 16, 64)
-			if ok && err1 == nil && err2 == nil && end > start {
-				cur = &region{start, end}
-			}
+		if len(f) < 5 || (string(f[3]) != dev || string(f[4]) != ino) && (len(f) < 6 || string(bytes.Join(f[5:], []byte(" "))) != path) {
 			continue
 		}
-		if cur != nil && len(f) == 3 && string(f[0]) == "Rss:" {
-			kib, err := strconv.ParseInt(string(f[1]), 10, 64)
-			if err == nil && kib*1024 >= minResident {
-				out = append(out, *cur)
-			}
-			cur = nil
+		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if !ok || err1 != nil || err2 != nil || end <= start || end-start < minSize {
+			continue
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	for _, r := range out {
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(r.start), uintptr(r.end-r.start), unix.MADV_PAGEOUT)
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)
 		if errno != 0 && errno != unix.ENOMEM { // ENOMEM: bbolt unmapped it meanwhile
 			return errno
 		}
 	}
-	return nil
+	return sc.Err()
 }
