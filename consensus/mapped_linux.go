@@ -12,11 +12,10 @@ import (
 )
 
 // pageOut applies MADV_PAGEOUT to every map of the file at path in this
-// process that is at least minSize bytes long (/proc/self/maps: cheap,
-// unlike /proc/self/smaps, which walks every map's page tables). Paging
-// out evicts the pages from the page cache too, so the log's next reads
-// go to the disk: a small log is left alone.
-func pageOut(path string, minSize uint64) error {
+// process (found in /proc/self/maps: cheap, unlike /proc/self/smaps, which
+// walks every map's page tables). Paging out evicts the pages from the
+// page cache too, so the log's next reads go to the disk.
+func pageOut(path string) error {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs // maps name files by absolute path
 	}
@@ -42,7 +41,7 @@ func pageOut(path string, minSize uint64) error {
 		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
 		start, err1 := strconv.ParseUint(string(lo), 16, 64)
 		end, err2 := strconv.ParseUint(string(hi), 16, 64)
-		if !ok || err1 != nil || err2 != nil || end <= start || end-start < minSize {
+		if !ok || err1 != nil || err2 != nil || end <= start {
 			continue
 		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT)

@@ -2,4 +2,4 @@
 
 package consensus
 
-func pageOut(string, uint64) error { return nil }
+func pageOut(string) error { return nil }

@@ -47,7 +47,7 @@ func TestPageOutReleasesRaftDB(t *testing.T) {
 	if before < n*size/1024/2 {
 		t.Fatalf("only %d KiB of %s mapped after reading %d entries of %d KiB", before, path, n, size>>10)
 	}
-	if err := pageOut(path, 0); err != nil {
+	if err := pageOut(path); err != nil {
 		t.Fatal(err)
 	}
 	after := testutil.MappedKiB(t, path)

@@ -49,6 +49,7 @@ type Node struct {
 	hlog   *hclogAdapter
 	stream *streamLayer
 	store  *raftboltdb.BoltStore
+	pre    *prefiller // raft.db's
 	logs   *guardedStore
 	snaps  raft.SnapshotStore
 	space  space
@@ -140,6 +141,17 @@ func Open(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { store.Close() })
+	var wmu sync.Mutex
+	reserve := cfg.StorageReserve
+	if reserve == 0 {
+		reserve = DefaultStorageReserve
+	}
+	sp := space{dir: cfg.Dir, reserve: reserve}
+	pre, err := newPrefiller(dbPath, &wmu, sp, logger)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { pre.Close() })
 	fsnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetain, hlog.Named("snapshot"))
 	if err != nil {
 		return fail(fmt.Errorf("consensus: open snapshot store in %s: %w", cfg.Dir, err))
@@ -156,10 +168,6 @@ func Open(cfg Config) (*Node, error) {
 	stream := newStreamLayer(ln, cfg.advertise(), cfg.ServerTLS, cfg.ClientTLS, logger, handshakeTimeout)
 	undo = append(undo, func() { stream.Close() })
 
-	reserve := cfg.StorageReserve
-	if reserve == 0 {
-		reserve = DefaultStorageReserve
-	}
 	n := &Node{
 		id:        cfg.ID,
 		cfg:       cfg,
@@ -168,7 +176,8 @@ func Open(cfg Config) (*Node, error) {
 		stream:    stream,
 		store:     store,
 		snaps:     snaps,
-		space:     space{dir: cfg.Dir, reserve: reserve},
+		space:     sp,
+		pre:       pre,
 		sm:        &fsm{sm: cfg.FSM},
 		notifyCh:  make(chan bool, 1),
 		obsCh:     make(chan raft.Observation, 16),
@@ -177,7 +186,7 @@ func Open(cfg Config) (*Node, error) {
 		closed:    make(chan struct{}),
 		watchDone: make(chan struct{}),
 	}
-	n.logs = &guardedStore{BoltStore: store, space: n.space, full: n.standByAsync, observe: cfg.ObserveLogWrite}
+	n.logs = &guardedStore{BoltStore: store, space: n.space, full: n.standByAsync, observe: cfg.ObserveLogWrite, wmu: &wmu, pre: pre}
 	rc.NotifyCh = n.notifyCh
 	n.rc = *rc
 
@@ -209,6 +218,7 @@ func Open(cfg Config) (*Node, error) {
 			return fail(err)
 		}
 	}
+	n.pre.Start()
 	go n.watch()
 	n.wg.Add(1)
 	go n.watchSpace()
@@ -384,6 +394,8 @@ func (n *Node) Close() error {
 		if err := n.stream.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus: close: %w", err))
 		}
+		n.pre.Close()
+		n.pre.wait()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus: close: log store: %w", err))
 		}

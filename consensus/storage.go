@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -108,11 +109,16 @@ func (s space) classify(err error) error {
 // the entries; the node then leaves the cluster (see Node.standBy).
 // Stable-store writes (term, vote) are not refused: Raft panics when they
 // fail, and the reserve exists so that they do not.
+//
+// Every write holds wmu, so that the prefiller (pre, nil for none) never
+// extends the file while bbolt writes it.
 type guardedStore struct {
 	*raftboltdb.BoltStore
 	space   space
 	full    func(error)
 	observe func(time.Duration) // nil: not timed
+	wmu     *sync.Mutex
+	pre     *prefiller
 }
 
 var (
@@ -130,7 +136,12 @@ func (g *guardedStore) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	start := time.Now()
+	g.wmu.Lock()
 	err := g.space.classify(g.BoltStore.StoreLogs(logs))
+	g.wmu.Unlock()
+	if g.pre != nil {
+		g.pre.Kick()
+	}
 	if errors.Is(err, ErrStorageFull) {
 		g.full(err)
 	}
@@ -138,6 +149,27 @@ func (g *guardedStore) StoreLogs(logs []*raft.Log) error {
 		g.observe(time.Since(start))
 	}
 	return err
+}
+
+// DeleteRange implements raft.LogStore.
+func (g *guardedStore) DeleteRange(lo, hi uint64) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	return g.BoltStore.DeleteRange(lo, hi)
+}
+
+// Set implements raft.StableStore.
+func (g *guardedStore) Set(k, v []byte) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	return g.BoltStore.Set(k, v)
+}
+
+// SetUint64 implements raft.StableStore.
+func (g *guardedStore) SetUint64(k []byte, v uint64) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	return g.BoltStore.SetUint64(k, v)
 }
 
 // openBolt opens raft.db after checking its consistency. bbolt panics on

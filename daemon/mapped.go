@@ -9,7 +9,7 @@ import (
 // releaseMappedEvery is how often a node gives back the pages of its
 // bbolt files that their read-only maps hold: state.db's
 // (queue.Store.ReleaseMapped: they stay in the page cache) and raft.db's
-// (consensus.Node.ReleaseMapped: paged out once the log is 32 MiB). Between two calls the maps
+// (consensus.Node.ReleaseMapped: paged out once the log uses 32 MiB). Between two calls the maps
 // hold what the node read meanwhile: with a backlog draining at a few
 // thousand messages a second, some tens of MiB. Each call costs a walk
 // of the maps' page tables and the faults of the pages read next (the

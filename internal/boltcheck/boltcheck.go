@@ -381,13 +381,20 @@ func InUse(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	_, inUse, err := Extent(f)
+	return inUse, err
+}
+
+// Extent returns the size of the open bbolt file f and how many bytes at
+// its start are in use (see InUse). It reads the two meta pages' headers.
+func Extent(f *os.File) (size, inUse int64, err error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	w := &walker{f: f, size: st.Size(), seen: map[uint64]bool{}}
 	if _, _, err := w.meta(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return int64(w.hwm * w.ps), nil
+	return st.Size(), int64(w.hwm * w.ps), nil
 }
