@@ -12,13 +12,28 @@ import (
 // numbers: appends never go back into a split page, so pack them.
 const seqFill = 0.9
 
-// Apply applies committed log entries in order, in one bbolt write
-// transaction that also records the highest applied index, and returns one
-// Result per entry. Entries with Index at or below AppliedIndex are
-// skipped (Result.Skipped). An entry that does not decode or is invalid
-// gets Result.Err and still counts as applied. If the transaction cannot be
-// committed, nothing of the batch is applied, every non-skipped result
-// carries the error and the store refuses later batches (see Err).
+// maxTxNodes bounds the B+tree nodes one apply transaction modifies
+// (bbolt's TxStats.NodeCount): once an entry takes a transaction past it,
+// Apply commits what it applied so far and goes on in a new one. Raft
+// hands a follower that fell behind up to MaxAppendEntries committed
+// entries at once, each up to a link batch (512 messages); in a single
+// transaction their dirty pages and records held over 100 MB (a 300,000
+// message backlog draining: a follower's heap went from 40 to 146 MB).
+// A node modifies about two pages' worth of memory (its inodes, and the
+// page it is written to) and a touched message record is a few KiB, so a
+// transaction holds some tens of MB at most.
+var maxTxNodes int64 = 2048
+
+// Apply applies committed log entries in order and returns one Result per
+// entry. Each bbolt write transaction also records the highest index it
+// applied; a batch is one transaction unless it modifies more than
+// maxTxNodes nodes, then several, each ending at an entry's end. Entries
+// with Index at or below AppliedIndex are skipped (Result.Skipped). An
+// entry that does not decode or is invalid gets Result.Err and still
+// counts as applied. If a transaction cannot be committed, none of its
+// entries and none after them are applied (those before, in earlier
+// transactions, are), every such result carries the error and the store
+// refuses later batches (see Err).
 func (s *Store) Apply(entries []Entry) []Result {
 	res := make([]Result, len(entries))
 	s.applyMu.Lock()
@@ -38,13 +53,17 @@ func (s *Store) Apply(entries []Entry) []Result {
 		}
 		return res // a replay: nothing to commit
 	}
-	last, err := s.applyTx(entries, res, applied)
-	if err != nil {
-		err = fmt.Errorf("queue: apply: %w", s.note(err))
-		s.failed.Store(&err)
-		return failAll(res, entries, applied, err)
+	for done := 0; done < len(entries); {
+		n, last, err := s.applyTx(entries[done:], res[done:], applied)
+		if err != nil {
+			err = fmt.Errorf("queue: apply: %w", s.note(err))
+			s.failed.Store(&err)
+			failAll(res[done:], entries[done:], applied, err)
+			break
+		}
+		applied, done = last, done+n
+		s.applied.Store(last)
 	}
-	s.applied.Store(last)
 	s.noteInbox(s.h.db, false)
 	s.notify()
 	return res
@@ -71,17 +90,23 @@ func failAll(res []Result, entries []Entry, applied uint64, err error) []Result 
 	return res
 }
 
-// applyTx applies entries in one write transaction and returns the new
-// applied index. An error means the transaction was rolled back.
-func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uint64, err error) {
+// applyTx applies entries in one write transaction, up to the entry that
+// takes it past maxTxNodes, and returns how many entries it consumed and
+// the new applied index. An error means the transaction was rolled back.
+func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (n int, last uint64, err error) {
 	tx, err := s.h.db.Begin(true)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	a := newApplier(tx, s.site)
 	a.sites = s.sites
+	n = len(entries)
 	for i, e := range entries {
+		if st := tx.Stats(); i > 0 && st.GetNodeCount() > maxTxNodes {
+			n = i
+			break
+		}
 		if e.Index <= applied {
 			res[i].Skipped = true
 			continue
@@ -93,31 +118,31 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (last uin
 			// This node's copy of the entry is damaged; the other nodes
 			// apply theirs. Skipping it would diverge: stop instead.
 			ce.Record = fmt.Sprintf("raft log entry %d", e.Index)
-			return 0, ce
+			return 0, 0, ce
 		}
 		if nf, ok := errors.AsType[*NewerFormatError](err); ok {
 			// A newer build wrote it, and the nodes running it apply it:
 			// skipping it would diverge too.
-			return 0, fmt.Errorf("raft log entry %d: %w", e.Index, nf)
+			return 0, 0, fmt.Errorf("raft log entry %d: %w", e.Index, nf)
 		}
 		if err != nil {
 			res[i].Err = err.Error()
 			continue
 		}
 		if res[i], err = a.applySafe(cmd); err != nil {
-			return 0, fmt.Errorf("entry %d (%s): %w", e.Index, cmd.Op, err)
+			return 0, 0, fmt.Errorf("entry %d (%s): %w", e.Index, cmd.Op, err)
 		}
 	}
 	if err := a.aud.flush(a.meta); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := a.meta.Put(metaApplied, u64(applied)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+		return 0, 0, fmt.Errorf("commit: %w", err)
 	}
-	return applied, nil
+	return n, applied, nil
 }
 
 // applier applies commands inside one write transaction.

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // script generates a deterministic mix of every command, with retries,
@@ -425,5 +427,48 @@ func TestApplyStopsAtNewerFormat(t *testing.T) {
 	}
 	if s.AppliedIndex() != 0 || s.Err() == nil {
 		t.Fatalf("applied %d, store error %v; want nothing applied and the store stopped", s.AppliedIndex(), s.Err())
+	}
+}
+
+// lastTxID is the id of the store's last committed write transaction.
+func lastTxID(t testing.TB, s *Store) int {
+	t.Helper()
+	var id int
+	if err := s.h.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestApplyBoundsEachTransaction: a batch that modifies more than
+// maxTxNodes B+tree nodes is applied in several transactions, each ending
+// at an entry, with the same results and the same state as in one.
+func TestApplyBoundsEachTransaction(t *testing.T) {
+	entries := script(t, 11, 400)
+	whole, _ := openStore(t, "alpha")
+	before := lastTxID(t, whole)
+	resWhole := whole.Apply(entries)
+	if n := lastTxID(t, whole) - before; n != 1 {
+		t.Fatalf("the batch took %d transactions under the default bound, want 1", n)
+	}
+
+	old := maxTxNodes
+	maxTxNodes = 16
+	t.Cleanup(func() { maxTxNodes = old })
+	split, _ := openStore(t, "alpha")
+	before = lastTxID(t, split)
+	resSplit := split.Apply(entries)
+	if n := lastTxID(t, split) - before; n < 10 {
+		t.Fatalf("the batch took %d transactions with at most 16 nodes each, want 10 or more", n)
+	}
+	for i := range resWhole {
+		if !reflect.DeepEqual(resWhole[i], resSplit[i]) {
+			t.Fatalf("entry %d: results differ: %+v / %+v", i, resWhole[i], resSplit[i])
+		}
+	}
+	assertSameRaw(t, rawDump(t, whole), rawDump(t, split))
+	assertSameView(t, readView(t, whole), readView(t, split))
+	if got, want := split.AppliedIndex(), entries[len(entries)-1].Index; got != want {
+		t.Fatalf("applied index %d, want %d", got, want)
 	}
 }
