@@ -395,7 +395,6 @@ func (n *Node) Close() error {
 			errs = append(errs, fmt.Errorf("consensus: close: %w", err))
 		}
 		n.pre.Close()
-		n.pre.wait()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("consensus: close: log store: %w", err))
 		}

@@ -55,9 +55,10 @@ type prefiller struct {
 	fillMu sync.Mutex // one fill at a time
 	failed bool       // under fillMu
 
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	started bool // Start ran: Close waits for done
 }
 
 // newPrefiller opens raft.db at path for prefilling. Start runs it: once
@@ -80,6 +81,7 @@ func newPrefiller(path string, mu *sync.Mutex, sp space, log *slog.Logger) (*pre
 
 // Start runs the filler until Close.
 func (p *prefiller) Start() {
+	p.started = true
 	p.Kick()
 	go func() {
 		defer close(p.done)
@@ -102,18 +104,15 @@ func (p *prefiller) Kick() {
 	}
 }
 
-// Close stops the filler (after Start) and closes its file.
+// Close stops the filler, waits for a fill under way to end (after
+// Start) and closes its file. Call it once.
 func (p *prefiller) Close() error {
-	select {
-	case <-p.stop:
-	default:
-		close(p.stop)
+	close(p.stop)
+	if p.started {
+		<-p.done
 	}
 	return p.f.Close()
 }
-
-// wait waits for Start's goroutine to end after Close.
-func (p *prefiller) wait() { <-p.done }
 
 // fill extends the file with zeros until prefillAhead bytes lie beyond
 // bbolt's high-water mark, one chunk per hold of mu, each chunk synced.

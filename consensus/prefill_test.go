@@ -144,7 +144,6 @@ func TestPrefillKeepsZerosAheadOfTheLog(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	pre.Close()
-	pre.wait()
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,8 @@ func (s *Store) Apply(entries []Entry) []Result {
 		}
 		return res // a replay: nothing to commit
 	}
-	for done := 0; done < len(entries); {
+	done := 0
+	for done < len(entries) {
 		n, last, err := s.applyTx(entries[done:], res[done:], applied)
 		if err != nil {
 			err = fmt.Errorf("queue: apply: %w", s.note(err))
@@ -64,8 +65,10 @@ func (s *Store) Apply(entries []Entry) []Result {
 		applied, done = last, done+n
 		s.applied.Store(last)
 	}
-	s.noteInbox(s.h.db, false)
-	s.notify()
+	if done > 0 {
+		s.noteInbox(s.h.db, false)
+		s.notify()
+	}
 	return res
 }
 
