@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -92,6 +93,33 @@ func IsUsageError(err error) bool {
 	return errors.As(err, &u)
 }
 
+// setMemoryLimit sets the Go runtime's soft memory limit of a node's
+// process to memoryLimit(cfg), unless GOMEMLIMIT sets it.
+func setMemoryLimit(cfg *Config, log *slog.Logger) {
+	limit := memoryLimit(cfg)
+	if limit == 0 {
+		log.Info("memory: Go soft limit from GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
+		return
+	}
+	debug.SetMemoryLimit(limit)
+	log.Info("memory: Go soft limit set (GOMEMLIMIT overrides)", "bytes", limit)
+}
+
+// memoryLimit is a node's soft memory limit, 0 when GOMEMLIMIT is set:
+// 128 MiB and four of the largest payloads cfg accepts (132 MiB by
+// default). The collector then runs when the heap nears it rather than
+// only when the heap has doubled since the last collection: with a
+// million messages queued a node's live heap reached about 90 MB, and
+// without the limit its anonymous memory twice that. It is soft: a heap
+// that needs more gets it, at the cost of more frequent collection (the
+// runtime caps that at half the CPU).
+func memoryLimit(cfg *Config) int64 {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return 0
+	}
+	return 128<<20 + 4*cfg.MaxMessageSize
+}
+
 func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	// SIGHUP is taken from the start, so that one sent while the node
 	// starts does not end the process (its default action); it is
@@ -107,6 +135,7 @@ func runConfig(ctx context.Context, file string, stderr io.Writer) error {
 	l, _ := parseLevel(cfg.LogLevel)
 	level.Set(l)
 	log := newLevelLogger(stderr, level, cfg.LogFormat)
+	setMemoryLimit(cfg, log)
 	n, err := Open(cfg, log)
 	if err != nil {
 		return err

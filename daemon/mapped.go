@@ -6,42 +6,45 @@ import (
 	"time"
 )
 
-// releaseMappedEvery is how often a node gives back the pages of its
-// bbolt files that their read-only maps hold: state.db's
-// (queue.Store.ReleaseMapped: they stay in the page cache) and raft.db's
-// (consensus.Node.ReleaseMapped: paged out once the log uses 32 MiB). Between two calls the maps
-// hold what the node read meanwhile: with a backlog draining at a few
-// thousand messages a second, some tens of MiB. Each call costs a walk
-// of the maps' page tables and the faults of the pages read next (the
-// B+trees' upper pages, the log's last entry): well under a millisecond.
-const releaseMappedEvery = time.Second
+// How often a node gives back the pages of its bbolt files that their
+// read-only maps hold: state.db's (queue.Store.ReleaseMapped: they stay in
+// the page cache, so this costs only the minor faults of the pages read
+// next) four times a second, raft.db's (consensus.Node.ReleaseMapped:
+// paged out, so that the log's next reads go to the disk, once the log
+// uses 32 MiB) once a second. Between two calls a map holds what the node
+// read meanwhile, and more: on Linux 6.x with large folios a fault on a
+// cached file maps the whole folio around the page (one random 4 KiB read
+// of a cached 512 MiB file mapped about 1.1 MiB), so a queue of a million
+// messages (a state.db of 5 GiB, read at random through its indexes) held
+// up to 200 MiB of mapped pages within a second.
+const (
+	releaseStateEvery = 250 * time.Millisecond
+	releaseLogEvery   = time.Second
+)
 
 // mappedReleaser gives back the pages of a file that its map holds.
 type mappedReleaser interface {
 	ReleaseMapped() error
 }
 
-// releaseMapped calls ReleaseMapped of each of files every
-// releaseMappedEvery until ctx ends, so that the node's resident memory
-// does not grow with the size of its files (a backlog: everything queued,
-// read once, and the log that carried it). It logs a failure once, until
-// a call succeeds again.
-func releaseMapped(ctx context.Context, log *slog.Logger, files ...mappedReleaser) {
-	t := time.NewTicker(releaseMappedEvery)
+// releaseMapped calls f.ReleaseMapped every interval until ctx ends, so
+// that the node's resident memory does not grow with the size of its files
+// (a backlog: everything queued, read once, and the log that carried it).
+// It logs a failure once, until a call succeeds again.
+func releaseMapped(ctx context.Context, log *slog.Logger, f mappedReleaser, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
-	failing := make([]bool, len(files))
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for i, f := range files {
-			err := f.ReleaseMapped()
-			if err != nil && !failing[i] && ctx.Err() == nil {
-				log.Warn("cannot release the mapped pages of a file", "err", err)
-			}
-			failing[i] = err != nil
+		err := f.ReleaseMapped()
+		if err != nil && !failing && ctx.Err() == nil {
+			log.Warn("cannot release the mapped pages of a file", "err", err)
 		}
+		failing = err != nil
 	}
 }

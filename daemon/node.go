@@ -180,7 +180,8 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.leadership()
 	n.wg.Go(func() { n.overdue.run(n.ctx) }) // objectives.go
-	n.wg.Go(func() { releaseMapped(n.ctx, log, n.store, n.raft) })
+	n.wg.Go(func() { releaseMapped(n.ctx, log, n.store, releaseStateEvery) })
+	n.wg.Go(func() { releaseMapped(n.ctx, log, n.raft, releaseLogEvery) })
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}
