@@ -132,6 +132,9 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if why := n.store.Discarded(); why != "" {
 		log.Warn("state: " + why)
 	}
+	if !queue.BootIDKnown() {
+		log.Warn("state: no boot ID (/proc/sys/kernel/random/boot_id unreadable, " + queue.BootIDEnv + " unset): every restart, even after a crash, discards state.db and Raft rebuilds it; under systemd with ProcSubset=pid set " + queue.BootIDEnv + "=%b in the unit")
+	}
 	if !n.store.Unsynced() {
 		log.Info("state: every commit of state.db is synced until Raft holds a snapshot of it")
 	}

@@ -42,15 +42,38 @@ const markerNew = "new"
 // bootIDFile holds the kernel's boot ID: a new random UUID each boot.
 var bootIDFile = "/proc/sys/kernel/random/boot_id"
 
-// bootID returns this boot's ID, or "" when the kernel does not tell
-// (then every marker found at Open counts as another boot's).
+// BootIDEnv names the environment variable bootID falls back to when
+// bootIDFile cannot be read: systemd's ProcSubset=pid (in the shipped
+// unit) hides /proc/sys, so the unit passes the boot ID (specifier %b).
+const BootIDEnv = "HOTLINE_BOOT_ID"
+
+// bootID returns this boot's ID, from the kernel or else from BootIDEnv,
+// as 32 lowercase hex digits (the kernel writes dashes, systemd's %b
+// none), or "" when neither tells one (then every marker found at Open
+// counts as another boot's, and a restarted node rebuilds its state).
 func bootID() string {
-	b, err := os.ReadFile(bootIDFile)
-	if err != nil {
+	if b, err := os.ReadFile(bootIDFile); err == nil {
+		if id := canonicalBootID(string(b)); id != "" {
+			return id
+		}
+	}
+	return canonicalBootID(os.Getenv(BootIDEnv))
+}
+
+// canonicalBootID is s as 32 lowercase hex digits without dashes, or ""
+// if it is not a 128-bit ID.
+func canonicalBootID(s string) string {
+	id := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), "-", ""))
+	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	return id
 }
+
+// BootIDKnown reports whether this process knows its boot's ID (see
+// bootID): without it every restart, even of a killed process, discards
+// an unsynced state file and has Raft rebuild it.
+func BootIDKnown() bool { return bootID() != "" }
 
 // ErrUnsyncedLost is wrapped by Open's error for a state file written
 // without sync when the machine stopped, which Raft cannot rebuild.
@@ -70,12 +93,14 @@ func checkUnsynced(path string, rebuildable bool) (discarded string, markedNew b
 	if err != nil {
 		return "", false, fmt.Errorf("read %s: %w", marker, err)
 	}
-	lines := strings.Fields(string(b))
-	was, now := "", bootID()
-	if len(lines) > 0 {
-		was = lines[0]
+	// Line by line: a marker written without a boot ID starts with an
+	// empty line, and its second still says whether the file was new.
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	was, now := strings.TrimSpace(lines[0]), bootID()
+	if id := canonicalBootID(was); id != "" {
+		was = id // a marker from before IDs were canonical had dashes
 	}
-	markedNew = len(lines) > 1 && lines[1] == markerNew
+	markedNew = len(lines) > 1 && strings.TrimSpace(lines[1]) == markerNew
 	if was != "" && was == now {
 		return "", markedNew, nil // the process stopped; the kernel kept every write
 	}
