@@ -9,12 +9,19 @@ import (
 	"github.com/hotline-link/hotline/internal/boltcheck"
 )
 
-// Prefill sizes: raft.db is kept written with zeros prefillAhead bytes
-// beyond the pages bbolt uses, a prefillChunk at a time.
+// Prefill sizes: raft.db is kept written with zeros beyond the pages
+// bbolt uses, as many bytes as it uses but at least prefillMin and at
+// most prefillAhead (a new node's small log gets a small lead, so that a
+// site, or a test, starting many nodes does not write 16 MiB each), a
+// prefillChunk at a time.
 var (
+	prefillMin   int64 = 1 << 20
 	prefillAhead int64 = 16 << 20
 	prefillChunk int64 = 1 << 20
 )
+
+// prefillLead is the lead kept beyond inUse bytes in use.
+func prefillLead(inUse int64) int64 { return min(max(inUse, prefillMin), prefillAhead) }
 
 // prefiller keeps raft.db written with zeros ahead of the pages bbolt
 // uses, so that the log's writes land on blocks the filesystem has already
@@ -114,7 +121,7 @@ func (p *prefiller) Close() error {
 	return p.f.Close()
 }
 
-// fill extends the file with zeros until prefillAhead bytes lie beyond
+// fill extends the file with zeros until prefillLead bytes lie beyond
 // bbolt's high-water mark, one chunk per hold of mu, each chunk synced.
 func (p *prefiller) fill() {
 	p.fillMu.Lock()
@@ -146,7 +153,7 @@ func (p *prefiller) fill() {
 }
 
 // chunk writes one chunk of zeros at the file's end if less than
-// prefillAhead lies beyond bbolt's high-water mark, and reports whether it
+// prefillLead lies beyond bbolt's high-water mark, and reports whether it
 // did.
 func (p *prefiller) chunk() (bool, error) {
 	p.mu.Lock()
@@ -155,7 +162,7 @@ func (p *prefiller) chunk() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if size-inUse >= prefillAhead {
+	if size-inUse >= prefillLead(inUse) {
 		return false, nil
 	}
 	if _, err := p.f.WriteAt(p.zero, size); err != nil {

@@ -18,9 +18,9 @@ import (
 
 // smallPrefill makes the prefiller's sizes small for a test.
 func smallPrefill(t *testing.T) {
-	ahead, chunk := prefillAhead, prefillChunk
-	prefillAhead, prefillChunk = 2<<20, 256<<10
-	t.Cleanup(func() { prefillAhead, prefillChunk = ahead, chunk })
+	lo, ahead, chunk := prefillMin, prefillAhead, prefillChunk
+	prefillMin, prefillAhead, prefillChunk = 512<<10, 2<<20, 256<<10
+	t.Cleanup(func() { prefillMin, prefillAhead, prefillChunk = lo, ahead, chunk })
 }
 
 // extent is raft.db's size and the bytes bbolt uses.
@@ -104,8 +104,8 @@ func TestPrefillKeepsZerosAheadOfTheLog(t *testing.T) {
 	pre.fill()
 	for i := uint64(1); i <= n; i++ {
 		size, inUse := extent(t, path)
-		if size-inUse < prefillAhead {
-			t.Fatalf("before entry %d: %d bytes beyond the %d in use, want %d", i, size-inUse, inUse, prefillAhead)
+		if size-inUse < prefillLead(inUse) {
+			t.Fatalf("before entry %d: %d bytes beyond the %d in use, want %d", i, size-inUse, inUse, prefillLead(inUse))
 		}
 		if err := g.StoreLogs([]*raft.Log{entry(i)}); err != nil {
 			t.Fatal(err)
@@ -135,11 +135,11 @@ func TestPrefillKeepsZerosAheadOfTheLog(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		size, inUse := extent(t, path)
-		if size-inUse >= prefillAhead {
+		if size-inUse >= prefillLead(inUse) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the writes: %d bytes beyond the %d in use, want %d", size-inUse, inUse, prefillAhead)
+			t.Fatalf("30 s after the writes: %d bytes beyond the %d in use, want %d", size-inUse, inUse, prefillLead(inUse))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
