@@ -183,8 +183,13 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.leadership()
 	n.wg.Go(func() { n.overdue.run(n.ctx) }) // objectives.go
-	n.wg.Go(func() { releaseMapped(n.ctx, log, n.store, releaseStateEvery) })
-	n.wg.Go(func() { releaseMapped(n.ctx, log, n.raft, releaseLogEvery) })
+	statePath := filepath.Join(cfg.DataDir, "state.db")
+	bigState := func() bool {
+		st, err := os.Stat(statePath)
+		return err == nil && st.Size() >= releaseOftenFrom
+	}
+	n.wg.Go(func() { releaseMapped(n.ctx, log, n.store, releaseStateEvery, bigState) })
+	n.wg.Go(func() { releaseMapped(n.ctx, log, n.raft, releaseLogEvery, nil) })
 	if cfg.nodeConfig(cfg.Node).Join {
 		n.wg.Go(func() { n.members.watchJoin(n.ctx) })
 	}

@@ -44,14 +44,21 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	old := lab.Leader("charlie")
 	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	// What matters is that leadership moves under traffic (checked
+	// below): under the race detector an election may move it first
+	// (not the leader), or the target may win only after Raft's own
+	// transfer timeout.
 	if err := daemon.RaftOf(lab.Node(old)).TransferLeadership(tctx, ""); err != nil {
-		t.Errorf("transfer leadership of charlie: %v", err)
+		t.Logf("transfer leadership of charlie: %v", err)
 	}
 	tcancel()
 	now := old
 	for deadline := time.Now().Add(5 * time.Second); now == old && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 		now = lab.Leader("charlie")
+	}
+	if now == old {
+		t.Errorf("site charlie: leadership stayed with %s", old)
 	}
 	t.Logf("site charlie: leadership moved from %s to %s", old, now)
 	tr.Wait(t)
