@@ -7,20 +7,20 @@ import (
 )
 
 // How often a node gives back the pages of its bbolt files that their
-// read-only maps hold: state.db's (queue.Store.ReleaseMapped: they stay in
-// the page cache, so this costs only the minor faults of the pages read
-// next) four times a second, raft.db's (consensus.Node.ReleaseMapped:
-// paged out, so that the log's next reads go to the disk, once the log
-// uses 32 MiB) once a second. Between two calls a map holds what the node
-// read meanwhile, and more: on Linux 6.x with large folios a fault on a
-// cached file maps the whole folio around the page (one random 4 KiB read
-// of a cached 512 MiB file mapped about 1.1 MiB), so a queue of a million
-// messages (a state.db of 5 GiB, read at random through its indexes) held
-// up to 200 MiB of mapped pages within a second.
-// state.db is released four times a second only once it is
-// releaseOftenFrom bytes or more (a small state holds little; in a test
-// process of nine nodes under the race detector the extra releases slowed
-// Raft enough to time out a leadership transfer), else once a second.
+// read-only maps hold. raft.db's (consensus.Node.ReleaseMapped: paged out,
+// so that the log's next reads go to the disk, once the log uses 32 MiB):
+// once a second. state.db's (queue.Store.ReleaseMapped: they stay in the
+// page cache, so this costs only the minor faults of the pages read next):
+// once a second, and four times a second once the file is
+// releaseOftenFrom bytes or more. Between two calls a map holds what the
+// node read meanwhile, and more: on Linux 6.x with large folios a fault on
+// a cached file maps the whole folio around the page (one random 4 KiB
+// read of a cached 512 MiB file mapped about 1.1 MiB), so a queue of a
+// million messages (a state.db of 5 GiB, read at random through its
+// indexes) held up to 200 MiB of mapped pages within a second. A small
+// state holds little, and in a test process of nine nodes under the race
+// detector releasing every node's four times a second slowed Raft enough
+// to time out a leadership transfer.
 const (
 	releaseStateEvery = 250 * time.Millisecond
 	releaseLogEvery   = time.Second
