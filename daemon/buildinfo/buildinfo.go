@@ -8,6 +8,13 @@ import (
 	"strings"
 )
 
+// Release is the release this tree is (CHANGELOG.md): the version a
+// build reports unless the link-time version or a module version says
+// otherwise. It moves to the next number ("0.3.0") when that release's
+// first change lands, so a build from the tree between releases reports
+// the release it leads to, and its commit tells them apart.
+const Release = "0.2.0"
+
 // Set by -ldflags "-X github.com/hotline-link/hotline/daemon/buildinfo.version=... -X ...commit=...
 // -X ...modified=true" (strings: -X sets nothing else).
 var (
@@ -18,7 +25,7 @@ var (
 
 // Info describes a build. Empty fields are unknown.
 type Info struct {
-	Version   string `json:"version"`               // "1.2.0", the module version, or "dev"
+	Version   string `json:"version"`               // "1.2.0": the link-time version, the module version, or Release
 	Commit    string `json:"commit,omitempty"`      // the git revision
 	Modified  bool   `json:"modified,omitempty"`    // the checkout had uncommitted changes
 	Time      string `json:"commit_time,omitempty"` // the commit's time (RFC 3339), from VCS stamping
@@ -53,7 +60,7 @@ func Read() Info {
 
 func (i Info) withDefaults() Info {
 	if i.Version == "" {
-		i.Version = "dev"
+		i.Version = Release
 	}
 	return i
 }
