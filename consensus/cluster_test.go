@@ -24,7 +24,8 @@ import (
 // This file is test support: certificates, a tiny state machine and a
 // MakeCluster helper running real Raft over real mTLS on loopback.
 
-const testALPN = "hotline-raft/1"
+// testALPN is the Raft protocol version two nodes of this build negotiate.
+const testALPN = RaftProtocol2
 
 // testSite is the site of every test node's certificate (consensus knows
 // no sites; the certificates carry one).
@@ -37,6 +38,13 @@ const testSite = "site"
 // node.
 func tlsConfigs(t testing.TB, ca *linktest.CA, name string, names map[string]string) (*tls.Config, func(string) (*tls.Config, error)) {
 	t.Helper()
+	return tlsConfigsSpeaking(t, ca, name, names, Protocols())
+}
+
+// tlsConfigsSpeaking is tlsConfigs with the Raft protocol versions protos
+// offered and accepted: [RaftProtocol1] is a node of the previous release.
+func tlsConfigsSpeaking(t testing.TB, ca *linktest.CA, name string, names map[string]string, protos []string) (*tls.Config, func(string) (*tls.Config, error)) {
+	t.Helper()
 	b := ca.Bundle(testSite, name)
 	cert := b.Cert
 	known := make(map[string]bool)
@@ -48,7 +56,7 @@ func tlsConfigs(t testing.TB, ca *linktest.CA, name string, names map[string]str
 		ClientCAs:    b.Roots,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{testALPN},
+		NextProtos:   protos,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || !slices.ContainsFunc(cs.PeerCertificates[0].DNSNames, func(n string) bool { return known[n] }) {
 				return fmt.Errorf("client certificate names no known node")
@@ -66,7 +74,7 @@ func tlsConfigs(t testing.TB, ca *linktest.CA, name string, names map[string]str
 			RootCAs:      b.Roots,
 			ServerName:   peer,
 			MinVersion:   tls.VersionTLS13,
-			NextProtos:   []string{testALPN},
+			NextProtos:   protos,
 		}, nil
 	}
 	return server, client
@@ -192,6 +200,7 @@ type testCluster struct {
 // clusterSpec collects the options of MakeCluster.
 type clusterSpec struct {
 	foreign []int
+	speaks  map[int][]string // Raft protocol versions by node, if not Protocols()
 	tune    []func(i int, cfg *Config)
 }
 
@@ -202,6 +211,17 @@ type clusterOption func(*clusterSpec)
 // it alone trusts.
 func withForeignCA(i int) clusterOption {
 	return func(s *clusterSpec) { s.foreign = append(s.foreign, i) }
+}
+
+// withProtocols has node i (0-based) offer and accept only the Raft
+// protocol versions protos.
+func withProtocols(i int, protos ...string) clusterOption {
+	return func(s *clusterSpec) {
+		if s.speaks == nil {
+			s.speaks = map[int][]string{}
+		}
+		s.speaks[i] = protos
+	}
 }
 
 // withConfig adjusts each node's config before its first start.
@@ -254,7 +274,11 @@ func MakeCluster(t testing.TB, n int, opts ...clusterOption) *testCluster {
 			nodeCA = otherCA
 			tn.foreign = true
 		}
-		serverTLS, clientTLS := tlsConfigs(t, nodeCA, tn.name, names)
+		protos := Protocols()
+		if p, ok := spec.speaks[i]; ok {
+			protos = p
+		}
+		serverTLS, clientTLS := tlsConfigsSpeaking(t, nodeCA, tn.name, names, protos)
 		tn.logs = &logBuffer{}
 		tn.cfg = Config{
 			ID:                 tn.name,

@@ -49,11 +49,24 @@ type Config struct {
 	// ServerTLS accepts Raft connections. The caller sets the certificate,
 	// client verification (ClientAuth must require a client certificate,
 	// or request one and check it in VerifyConnection, as pki.ServerConfig
-	// does), ALPN and identity checks.
+	// does), ALPN (NextProtos: Protocols) and identity checks. A client
+	// offering none of NextProtos is refused, counted, logged and
+	// reported to OnProtocolMismatch.
 	ServerTLS *tls.Config
 	// ClientTLS returns the TLS config for dialling the peer at addr; the
-	// caller pins the identity expected at that address.
+	// caller pins the identity expected at that address and offers
+	// Protocols (NextProtos).
 	ClientTLS func(addr string) (*tls.Config, error)
+	// OnProtocolMismatch, if set, is called when a Raft handshake fails
+	// for want of a common protocol version, at both ends:
+	//   - a node dialled us offering none of ours: remote is its TCP
+	//     address (it is not authenticated yet: the refusal comes before
+	//     the certificate check), offered its offer, ours our list;
+	//   - a node we dialled refused every version we offered: remote is
+	//     the address dialled, offered our list, ours nil.
+	// It is called once per refused handshake, on the handshake's
+	// goroutine: it must not block. The lists are the caller's to keep.
+	OnProtocolMismatch func(remote string, offered, ours []string)
 	// FSM is the replicated state machine.
 	FSM StateMachine
 	// Logger receives this package's and Raft's logs; nil means

@@ -31,6 +31,12 @@
 //     the handshake and never reaches Raft's RPC decoding.
 //   - The Raft port holds at most 64 unauthenticated connections (8 per
 //     remote IP), each for at most the 5 s handshake deadline.
+//   - Nodes negotiate the Raft protocol version in the handshake
+//     ([Protocols], as ALPN; the accepting node's order wins). A node
+//     offering none of ours is refused, counted, logged and reported to
+//     Config.OnProtocolMismatch; a dial so refused fails with
+//     [ErrProtocolVersion]. [Node.PeerProtocol] is the version the latest
+//     dial of an address negotiated.
 //   - [Node.LeaderCh] reports this node's own leadership transitions;
 //     leadership changes are also logged at Info.
 //   - A full disk (less than Config.StorageReserve free, or ENOSPC/EDQUOT on

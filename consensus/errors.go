@@ -28,6 +28,9 @@ var (
 	ErrStorageFull = errors.New("consensus: storage full")
 	// ErrUnknownServer means a server ID is not in the current configuration.
 	ErrUnknownServer = errors.New("consensus: unknown server")
+	// ErrProtocolVersion means a node we dialled refused every Raft
+	// protocol version we offered (see Protocols).
+	ErrProtocolVersion = errors.New("consensus: no common protocol version")
 )
 
 // opError is an error of one operation: a sentinel kind (what callers branch

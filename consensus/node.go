@@ -165,7 +165,7 @@ func Open(cfg Config) (*Node, error) {
 		}
 		undo = append(undo, func() { ln.Close() })
 	}
-	stream := newStreamLayer(ln, cfg.advertise(), cfg.ServerTLS, cfg.ClientTLS, logger, handshakeTimeout)
+	stream := newStreamLayer(ln, cfg.advertise(), cfg.ServerTLS, cfg.ClientTLS, logger, handshakeTimeout, cfg.OnProtocolMismatch)
 	undo = append(undo, func() { stream.Close() })
 
 	n := &Node{

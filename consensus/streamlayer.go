@@ -60,7 +60,10 @@ type streamLayer struct {
 	serverTLS *tls.Config
 	clientTLS func(addr string) (*tls.Config, error)
 	log       *slog.Logger
-	timeout   time.Duration // server handshake deadline
+	// onMismatch, if set, is told of handshakes refused for want of a
+	// common protocol version (Config.OnProtocolMismatch).
+	onMismatch func(remote string, offered, ours []string)
+	timeout    time.Duration // server handshake deadline
 
 	conns chan net.Conn // handshaken, waiting for Accept
 	done  chan struct{} // closed by Close
@@ -73,7 +76,8 @@ type streamLayer struct {
 	pending     map[net.Conn]struct{}     // accepted, not yet handed to Raft
 	pendingHost map[string]int            // pending by remote IP
 	active      map[*trackedConn]struct{} // handed to Raft, closed by Close
-	rejected    map[string]*rejectState   // by remote host, for the log limiter
+	rejected    map[string]*rejectState   // by remote host and kind, for the log limiter
+	protos      map[string]peerProto      // by dialled address (version.go)
 }
 
 type rejectState struct {
@@ -82,15 +86,19 @@ type rejectState struct {
 }
 
 // newStreamLayer takes ownership of ln and starts accepting on it; accepted
-// connections must complete the TLS handshake within timeout.
+// connections must complete the TLS handshake within timeout. A client
+// offering none of serverTLS's NextProtos is refused and reported to
+// onMismatch (nil: not reported).
 func newStreamLayer(ln net.Listener, advertise string, serverTLS *tls.Config,
-	clientTLS func(string) (*tls.Config, error), log *slog.Logger, timeout time.Duration) *streamLayer {
+	clientTLS func(string) (*tls.Config, error), log *slog.Logger, timeout time.Duration,
+	onMismatch func(remote string, offered, ours []string)) *streamLayer {
 	s := &streamLayer{
 		ln:          ln,
 		advertise:   advertiseAddr(advertise),
-		serverTLS:   serverTLS,
+		serverTLS:   versionedServerTLS(serverTLS), // version.go
 		clientTLS:   clientTLS,
 		log:         log,
+		onMismatch:  onMismatch,
 		timeout:     timeout,
 		conns:       make(chan net.Conn),
 		done:        make(chan struct{}),
@@ -98,6 +106,7 @@ func newStreamLayer(ln net.Listener, advertise string, serverTLS *tls.Config,
 		pendingHost: make(map[string]int),
 		active:      make(map[*trackedConn]struct{}),
 		rejected:    make(map[string]*rejectState),
+		protos:      make(map[string]peerProto),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -184,9 +193,14 @@ func (s *streamLayer) handshake(raw net.Conn, host string) {
 	tc := tls.Server(raw, s.serverTLS)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
+	ctx, mismatch := withMismatchSlot(ctx)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		if !s.isClosed() {
+		switch {
+		case s.isClosed():
+		case mismatch.set:
+			s.rejectProtocol(raw.RemoteAddr(), mismatch.offered)
+		default:
 			s.reject(raw.RemoteAddr(), err)
 		}
 		return
@@ -219,7 +233,8 @@ func (s *streamLayer) Pending() int {
 }
 
 // Rejections returns the number of connections refused or closed before
-// Raft saw them: failed handshakes and connections over the pending limits.
+// Raft saw them: failed handshakes (a client offering none of our protocol
+// versions among them) and connections over the pending limits.
 func (s *streamLayer) Rejections() uint64 { return s.rejections.Load() }
 
 // trackedConn is a connection handed to Raft through view v. Close removes
@@ -276,11 +291,21 @@ func (s *streamLayer) track(c net.Conn, v *view) (net.Conn, error) {
 // reject counts a refused connection and logs it at Warn, at most once per
 // rejectLogEvery per remote host, counting the ones it leaves out.
 func (s *streamLayer) reject(remote net.Addr, err error) {
+	s.rejectLine(remote, "", "consensus: rejected raft connection at TLS handshake", "err", err)
+}
+
+// rejectLine counts a refused connection and logs msg with attrs at Warn,
+// at most once per rejectLogEvery per remote host and kind.
+func (s *streamLayer) rejectLine(remote net.Addr, kind, msg string, attrs ...any) {
 	s.rejections.Add(1)
 	host := remoteHost(remote)
+	key := host
+	if kind != "" {
+		key += " " + kind
+	}
 	now := time.Now()
 	s.mu.Lock()
-	st := s.rejected[host]
+	st := s.rejected[key]
 	if st != nil && now.Sub(st.last) < rejectLogEvery {
 		st.suppressed++
 		s.mu.Unlock()
@@ -293,10 +318,10 @@ func (s *streamLayer) reject(remote net.Addr, err error) {
 	if len(s.rejected) >= rejectLogHosts {
 		clear(s.rejected)
 	}
-	s.rejected[host] = &rejectState{last: now}
+	s.rejected[key] = &rejectState{last: now}
 	s.mu.Unlock()
-	s.log.Warn("consensus: rejected raft connection at TLS handshake",
-		"remote", remote.String(), "err", err, "suppressed_since_last", suppressed)
+	args := append([]any{"remote", remote.String()}, attrs...)
+	s.log.Warn(msg, append(args, "suppressed_since_last", suppressed)...)
 }
 
 // view is one Raft instance's use of the stream layer: the
@@ -410,7 +435,8 @@ func (s *streamLayer) dial(address raft.ServerAddress, timeout time.Duration) (n
 	}
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consensus: dial %s: %w", addr, err)
+		return nil, s.dialRefused(addr, cfg.NextProtos, err) // version.go
 	}
+	s.notePeerProto(addr, c.ConnectionState().NegotiatedProtocol, time.Now())
 	return c, nil
 }

@@ -31,7 +31,7 @@ func newTestStream(t *testing.T, ca *linktest.CA, timeout time.Duration) (*strea
 	server, client := tlsConfigs(t, ca, "n1", names)
 	logs := &logBuffer{}
 	s := newStreamLayer(ln, ln.Addr().String(), server, client,
-		slog.New(slog.NewTextHandler(logs, nil)), timeout)
+		slog.New(slog.NewTextHandler(logs, nil)), timeout, nil)
 	t.Cleanup(func() { s.Close() })
 	return s, logs
 }

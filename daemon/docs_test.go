@@ -238,12 +238,13 @@ func TestDocsPackageArrows(t *testing.T) {
 	}{
 		{"queue", []string{"internal/boltcheck"}, []string{"github.com/hashicorp/raft", "github.com/quic-go/quic-go", "net", "net/http", "os/exec"},
 			"queue is a deterministic state machine: no Raft, no network, nothing of ours above it"},
-		{"consensus", []string{"internal/boltcheck"}, []string{"github.com/quic-go/quic-go"},
+		{"consensus", []string{"internal/alpn", "internal/boltcheck"}, []string{"github.com/quic-go/quic-go"},
 			"consensus replicates opaque bytes: it knows nothing of messages, the link or the daemon"},
-		{"transport", []string{"queue", "transport/pki"}, []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt"},
+		{"transport", []string{"internal/alpn", "queue", "transport/pki"}, []string{"github.com/hashicorp/raft", "go.etcd.io/bbolt"},
 			"transport touches no storage and knows nothing of Raft or the daemon"},
 		{"transport/pki", []string{}, nil, "pki is a leaf"},
 		{"internal/boltcheck", []string{}, nil, "boltcheck is a leaf"},
+		{"internal/alpn", []string{}, nil, "alpn is a leaf"},
 		{"daemon/client", []string{}, nil, "the client depends on nothing of the daemon: other programs import it"},
 	}
 	for _, r := range rules {

@@ -21,7 +21,6 @@ import (
 const (
 	CallPropose          = callPropose
 	CallDrillTransfer    = callDrillTransfer
-	RaftALPN             = raftALPN
 	MetricsMaxConns      = metricsMaxConns
 	MetricsHeaderTimeout = metricsHeaderTimeout
 )

@@ -46,8 +46,9 @@ type health struct {
 	audit *auditor     // audit forks (audit.go)
 	seals *sealer      // inbox payloads that do not open (seal.go)
 
-	refusals *trustRefusals // signatures on the link that did not hold (linktrust.go)
-	overdue  *overdueWatch  // messages past their read objective (objectives.go)
+	refusals *trustRefusals     // signatures on the link that did not hold (linktrust.go)
+	overdue  *overdueWatch      // messages past their read objective (objectives.go)
+	versions *versionMismatches // peers without a common protocol version (versions.go)
 }
 
 // maxApplyLag is how many committed entries a ready node may have still to
@@ -204,7 +205,8 @@ type alarm struct{ kind, text string }
 // disabled, failed link tests, certificates near expiry, unread inbox
 // payloads that do not decrypt, signatures refused on the link, unread
 // messages waiting for a mailbox not configured here, messages past their
-// read objective (objectives.go). Status
+// read objective (objectives.go), peers without a common protocol version
+// (versions.go). Status
 // words them (alarms), the metric counts them by kind (alarmCounts): one
 // list, so the two never disagree.
 func (h *health) alarmList() []alarm {
@@ -268,6 +270,9 @@ func (h *health) alarmList() []alarm {
 	for _, t := range h.overdue.alarms() {
 		add("read_overdue", "%s", t)
 	}
+	for _, t := range h.versions.alarms(time.Now()) {
+		add("protocol_version", "%s", t)
+	}
 	return out
 }
 
@@ -281,7 +286,7 @@ func (h *health) alarms() []string {
 }
 
 // alarmKinds are the kinds of alarm status can raise, for hotline_alarms.
-var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "mailbox_unconfigured", "read_overdue"}
+var alarmKinds = []string{"store_corruption", "storage_full", "resync_pending", "intra_site_link_down", "path_down", "path_admin_down", "link_test_failed", "cert_expiry", "audit_fork", "payload_undecryptable", "bad_signature", "mailbox_unconfigured", "read_overdue", "protocol_version"}
 
 // alarmCounts counts the alarms raised now by kind, for hotline_alarms.
 func (h *health) alarmCounts() map[string]int {

@@ -242,7 +242,7 @@ func (c *pathCollector) Collect(ch chan<- prometheus.Metric) {
 type rejectCollector struct{ link *transport.Link }
 
 var rejectDesc = prometheus.NewDesc("hotline_link_handshake_rejections_total",
-	"Link (QUIC) handshakes this node refused, by reason: no_certificate, unknown_ca, expired, bad_certificate, no_identity, unknown_peer.",
+	"Link (QUIC) handshakes this node refused, by reason: no_certificate, unknown_ca, expired, bad_certificate, no_identity, unknown_peer, protocol_version.",
 	[]string{"reason"}, nil)
 
 func (c *rejectCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rejectDesc }

@@ -50,11 +50,12 @@ type Node struct {
 	objectives *objectives      // read objectives (objectives.go)
 	overdue    *overdueWatch    // messages past their read objective (objectives.go)
 	metrics    *metrics
-	mserv      *metricsServer // nil unless metrics_listen is set
-	keys       *pki.Keyring   // replaced by reload
-	site       *siteKeys      // signing, decryption and pinned keys (sitekeys.go)
-	sealer     *sealer        // payload envelopes (seal.go)
-	sender     *sender        // the core of a submission (sender.go)
+	mserv      *metricsServer     // nil unless metrics_listen is set
+	keys       *pki.Keyring       // replaced by reload
+	site       *siteKeys          // signing, decryption and pinned keys (sitekeys.go)
+	sealer     *sealer            // payload envelopes (seal.go)
+	versions   *versionMismatches // protocol version mismatches, for the alarm (versions.go)
+	sender     *sender            // the core of a submission (sender.go)
 	start      time.Time
 
 	life   lifecycle
@@ -71,8 +72,6 @@ type Node struct {
 	failOnce sync.Once
 	failErr  error // why the node stopped by itself; set before done closes
 }
-
-const raftALPN = "hotline-raft/1"
 
 // Open starts a node from a validated config. It returns once the socket
 // is listening; the node joins or elects its site's leader in the
@@ -107,6 +106,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.site = site
 	n.remote = newRemoteMailboxes()
 	n.metrics = newMetrics(cfg)
+	n.versions = newVersionMismatches(log)
 	self := n // the return statements below set n to nil
 	defer func() {
 		close(self.opened)
@@ -168,7 +168,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n.audit.isLeader = n.raft.IsLeader // audit_exchange.go: only the leader answers offers
 	n.health = &health{cfg: cfg, life: &n.life, store: n.store, raft: n.raft, link: n.link,
 		keys: n.keys, tests: &n.linkHealth.tests, audit: n.audit, seals: n.sealer,
-		refusals: n.metrics.refusals, overdue: n.overdue}
+		refusals: n.metrics.refusals, overdue: n.overdue, versions: n.versions}
 	n.metrics.watch(watched{cfg: cfg, store: n.store, raft: n.raft, link: n.link, keys: n.keys, health: n.health})
 	n.metrics.reg.MustRegister(&overdueCollector{w: n.overdue, local: cfg.mailboxes()}) // objectives.go
 	n.sender = &sender{site: cfg.Site, node: cfg.Node, timeout: cfg.SubmitTimeout.Duration, store: n.store, seal: n.sealer,
@@ -245,6 +245,8 @@ func (n *Node) linkConfig(b *pki.Keyring) transport.Config {
 		RequestTimeout: max(n.cfg.Link.SendTimeout.Duration, n.cfg.SubmitTimeout.Duration),
 		HandlerTimeout: max(transport.DefaultHandlerTimeout, 3*n.cfg.SubmitTimeout.Duration),
 		MaxStreams:     max(transport.DefaultMaxStreams, 8*n.cfg.Link.Window+64),
+
+		OnProtocolMismatch: n.versions.hook, // versions.go
 	}
 }
 
@@ -273,15 +275,16 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
 		Peers:     peers,
 		Join:      n.cfg.nodeConfig(n.cfg.Node).Join,
-		ServerTLS: b.ServerConfig(raftALPN, allowSite),
+		ServerTLS: b.ServerConfig(consensus.Protocols(), allowSite),
 		ClientTLS: func(addr string) (*tls.Config, error) {
 			node, ok := byAddr[addr]
 			if !ok {
 				return nil, fmt.Errorf("raft: no node of site %s has address %s", n.cfg.Site, addr)
 			}
-			return b.ClientConfig(raftALPN, pki.Identity{Site: n.cfg.Site, Node: node}), nil
+			return b.ClientConfig(consensus.Protocols(), pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
-		FSM: &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
+		OnProtocolMismatch: n.versions.hook, // versions.go
+		FSM:                &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},
 		// In a goroutine of its own: Raft calls this while the snapshot
 		// still holds its read transaction on state.db, which a running
 		// Apply may be waiting for (to grow the file's map), and

@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/quic-go/quic-go"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
@@ -66,7 +67,7 @@ func raftPeerCert(t *testing.T, lab *clustertest.Lab, node, as string) *x509.Cer
 		t.Fatal(err)
 	}
 	c := lab.Configs[node]
-	d := &tls.Dialer{Config: b.ClientConfig(daemon.RaftALPN, pki.Identity{Site: c.Site, Node: node})}
+	d := &tls.Dialer{Config: b.ClientConfig(consensus.Protocols(), pki.Identity{Site: c.Site, Node: node})}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := d.DialContext(ctx, "tcp", daemon.NodeConfigOf(c, node).Raft)
@@ -89,7 +90,7 @@ func linkPeerCert(t *testing.T, lab *clustertest.Lab, node, path, as string) *x5
 	c := lab.Configs[node]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, daemon.NodeConfigOf(c, node).Paths[path], b.ClientConfig(transport.ALPN, pki.Identity{Site: c.Site, Node: node}), &quic.Config{})
+	conn, err := quic.DialAddr(ctx, daemon.NodeConfigOf(c, node).Paths[path], b.ClientConfig(transport.Protocols(), pki.Identity{Site: c.Site, Node: node}), &quic.Config{})
 	if err != nil {
 		t.Fatalf("QUIC to %s's %s endpoint: %v", node, path, err)
 	}

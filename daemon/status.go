@@ -25,6 +25,7 @@ func (n *Node) Status() *client.Status {
 	}
 	type linkState struct {
 		connected bool
+		protocol  string
 		rtt       time.Duration
 		lastOK    time.Time
 		lastErr   string
@@ -39,6 +40,9 @@ func (n *Node) Status() *client.Status {
 		}
 		if p.Connected {
 			ls.connected = true
+			if ls.protocol == "" {
+				ls.protocol = p.Protocol
+			}
 			if ls.rtt == 0 || (p.RTT > 0 && p.RTT < ls.rtt) {
 				ls.rtt = p.RTT
 			}
@@ -61,6 +65,7 @@ func (n *Node) Status() *client.Status {
 			}
 			if ls := links[nc.Name]; ls != nil {
 				p.Connected = ls.connected
+				p.Protocol = ls.protocol
 				p.RTTMillis = float64(ls.rtt.Microseconds()) / 1000
 				if !ls.lastOK.IsZero() {
 					t := ls.lastOK.UTC()

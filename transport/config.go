@@ -6,14 +6,29 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
-// ALPN is the TLS application protocol of the hotline link. A change to the
-// frame format gets a new ALPN.
-const ALPN = "hotline/1"
+// Versions of the link protocol, as TLS application protocols (ALPN). A
+// change to the frame format gets a new version: a constant here and its
+// name at the head of protocols.
+const (
+	// Protocol1 is the frame format described in the package doc.
+	Protocol1 = "hotline/1"
+)
+
+// protocols are the versions this build speaks, highest first. Both ends
+// offer theirs; the side that accepts the connection uses the first of its
+// list the other offers (see internal/alpn), and refuses a peer that
+// offers none (RejectProtocolVersion, Config.OnProtocolMismatch).
+var protocols = []string{Protocol1}
+
+// Protocols returns the link protocol versions this build speaks, highest
+// first.
+func Protocols() []string { return slices.Clone(protocols) }
 
 // Defaults for zero Config fields.
 const (
@@ -79,8 +94,10 @@ type Peer struct {
 type Credentials interface {
 	// Self is this node's identity; it never changes.
 	Self() pki.Identity
-	ServerConfig(alpn string, allow func(pki.Identity) error) *tls.Config
-	ClientConfig(alpn string, expect pki.Identity) *tls.Config
+	// ServerConfig and ClientConfig take the application protocols
+	// (ALPN) in order of preference, highest version first.
+	ServerConfig(protos []string, allow func(pki.Identity) error) *tls.Config
+	ClientConfig(protos []string, expect pki.Identity) *tls.Config
 }
 
 // Config configures a Link. TLS, Paths and Handler are required.
@@ -137,6 +154,18 @@ type Config struct {
 	// ends after it and the reply must have been written by then.
 	// Default 60s.
 	HandlerTimeout time.Duration
+
+	// OnProtocolMismatch, if set, is called when a handshake fails for
+	// want of a common protocol version (Protocols), at both ends:
+	//   - a peer dialled us offering none of ours: remote is its UDP
+	//     address (it is not authenticated yet: the refusal comes before
+	//     the certificate check), offered its offer, ours our list;
+	//   - a peer we dialled refused every version we offered: remote is
+	//     "SITE/NODE at ADDRESS", offered our list, ours nil (its list is
+	//     in its log).
+	// It is called once per refused handshake, on the handshake's
+	// goroutine: it must not block. The lists are the caller's to keep.
+	OnProtocolMismatch func(remote string, offered, ours []string)
 }
 
 // peerSpec is a validated Peer with resolved addresses, by path name.

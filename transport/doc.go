@@ -44,6 +44,11 @@
 //     the exact identity of the node it dials (pki.Bundle.ClientConfig).
 //   - A refused handshake is counted by reason (Link.HandshakeRejections)
 //     and logged, at most once per remote host and reason per 10s.
+//   - Both ends offer the protocol versions they speak (Protocols, as
+//     ALPN); the accepting end uses the first of its list the dialler
+//     offers. A dialler offering none is refused (RejectProtocolVersion)
+//     and the dialler's error wraps ErrProtocolVersion; both ends call
+//     Config.OnProtocolMismatch.
 //   - The identity handed to the Handler and to call handlers is the peer
 //     certificate's, never frame contents.
 //   - A batch must come from another site, say From = the peer's site and

@@ -52,7 +52,7 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 	if budget != DefaultMaxBuffered || b1.link.cfg.MaxStreams != DefaultMaxStreams {
 		t.Fatalf("defaults: MaxBuffered %d, MaxStreams %d", budget, b1.link.cfg.MaxStreams)
 	}
-	cl, err := rawDial(t, b1.link.Addr("fiber"), ca.Bundle("alpha", "a1").ClientConfig(ALPN, b1.id))
+	cl, err := rawDial(t, b1.link.Addr("fiber"), ca.Bundle("alpha", "a1").ClientConfig(protocols, b1.id))
 	if err != nil {
 		t.Fatal(err)
 	}

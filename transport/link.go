@@ -130,7 +130,7 @@ func New(cfg Config) (*Link, error) {
 	// l.allow; it is read-only afterwards except for pr.paths, filled in
 	// below, which the accepting side never reads.
 	for _, s := range specs {
-		pr := &peer{id: s.id, tls: cfg.TLS.ClientConfig(ALPN, s.id)}
+		pr := &peer{id: s.id, tls: cfg.TLS.ClientConfig(protocols, s.id)}
 		l.peers[s.id] = pr
 		l.order = append(l.order, pr)
 		l.sites[s.id.Site] = append(l.sites[s.id.Site], pr)

@@ -142,6 +142,7 @@ func (pp *peerPath) dial() {
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 	conn, err := pp.ep.tr.Dial(ctx, pp.addr, pp.tls, l.qconf)
 	cancel()
+	err = l.dialRefused(pp, err) // version.go
 
 	pp.mu.Lock()
 	pp.dialing = false

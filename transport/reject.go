@@ -12,6 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/hotline-link/hotline/internal/alpn"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -23,9 +24,13 @@ const (
 	RejectBadCert       = "bad_certificate" // other verification failures
 	RejectNoIdentity    = "no_identity"     // valid, but names no hotline site/node
 	RejectUnknownPeer   = "unknown_peer"    // a node not in Config.Peers
+	// RejectProtocolVersion: the client offered none of the protocol
+	// versions we speak (Protocols). Counted before the certificate
+	// check, so the client may be anyone.
+	RejectProtocolVersion = "protocol_version"
 )
 
-var rejectReasons = []string{RejectNoCertificate, RejectUnknownCA, RejectExpired, RejectBadCert, RejectNoIdentity, RejectUnknownPeer}
+var rejectReasons = []string{RejectNoCertificate, RejectUnknownCA, RejectExpired, RejectBadCert, RejectNoIdentity, RejectUnknownPeer, RejectProtocolVersion}
 
 // rejectReason classifies an error of pki.Bundle.ServerConfig's check.
 func rejectReason(err error) string {
@@ -84,9 +89,27 @@ func newRejectLog(log *slog.Logger) *rejectLog {
 	return r
 }
 
-// note records one refused handshake from remote (nil if unknown).
+// note records one handshake from remote (nil if unknown) refused by the
+// certificate check.
 func (r *rejectLog) note(remote net.Addr, err error, now time.Time) {
-	reason := rejectReason(err)
+	r.record(remote, rejectReason(err), now, "err", err)
+}
+
+// noteProtocol records one handshake from remote refused because it
+// offered none of ours.
+func (r *rejectLog) noteProtocol(remote net.Addr, offered, ours []string, now time.Time) {
+	addr := "unknown"
+	if remote != nil {
+		addr = remote.String()
+	}
+	r.record(remote, RejectProtocolVersion, now, "addr", addr,
+		"offered", alpn.List(offered), "speaks", alpn.List(ours))
+}
+
+// record counts one refusal for reason and logs it with attrs, unless a
+// line for the same host and reason was written less than rejectLogEvery
+// ago.
+func (r *rejectLog) record(remote net.Addr, reason string, now time.Time, attrs ...any) {
 	host := "unknown"
 	if remote != nil {
 		host = remote.String()
@@ -119,8 +142,9 @@ func (r *rejectLog) note(remote net.Addr, err error, now time.Time) {
 	suppressed := e.suppressed
 	e.logged, e.suppressed = now, 0
 	r.mu.Unlock()
-	r.log.Warn("transport: refused a handshake", "remote", k.host, "reason", reason, "err", err,
-		"suppressed", suppressed, "suppressed_window", rejectLogEvery.String())
+	args := append([]any{"remote", k.host, "reason", reason}, attrs...)
+	args = append(args, "suppressed", suppressed, "suppressed_window", rejectLogEvery.String())
+	r.log.Warn("transport: refused a handshake", args...)
 }
 
 func (r *rejectLog) pruneLocked(now time.Time) {
@@ -143,8 +167,9 @@ func (r *rejectLog) snapshot() map[string]uint64 {
 
 // HandshakeRejections returns how many handshakes this Link has refused
 // since New, by reason (the Reject* constants; every reason is present).
-// Refusals crypto/tls makes before the certificate check (no common ALPN,
-// version or key exchange; a client that cannot prove it holds its
+// A client offering none of our protocol versions is counted under
+// RejectProtocolVersion. Refusals crypto/tls makes by itself (no common
+// TLS version or key exchange; a client that cannot prove it holds its
 // certificate's key) are not seen and not counted.
 func (l *Link) HandshakeRejections() map[string]uint64 { return l.rejects.snapshot() }
 
@@ -157,13 +182,19 @@ func withRemote(ctx context.Context, info *quic.ClientInfo) (context.Context, er
 }
 
 // serverTLS is the TLS config a path listens with: pki's server config,
-// whose refusals are counted and logged with the remote address.
+// whose refusals are counted and logged with the remote address. A client
+// offering none of our protocol versions is noted here (counted, logged,
+// reported to OnProtocolMismatch) and refused by crypto/tls with the alert
+// no_application_protocol.
 func (l *Link) serverTLS(path string) *tls.Config {
-	base := l.cfg.TLS.ServerConfig(ALPN, l.allow)
+	base := l.cfg.TLS.ServerConfig(protocols, l.allow)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			remote, _ := hello.Context().Value(remoteKey{}).(net.Addr)
+			if _, ok := alpn.Common(base.NextProtos, hello.SupportedProtos); !ok {
+				l.protocolMismatch(remote, hello.SupportedProtos)
+			}
 			c := base.Clone()
 			verify := base.VerifyConnection
 			c.VerifyConnection = func(cs tls.ConnectionState) error {

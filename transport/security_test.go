@@ -134,7 +134,7 @@ func TestCorruptFramesCloseTheConnection(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := b1.h.count()
-			cl, err := rawDial(t, addr, a1.ClientConfig(ALPN, b1.id))
+			cl, err := rawDial(t, addr, a1.ClientConfig(protocols, b1.id))
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}
@@ -156,7 +156,7 @@ func TestCorruptFramesCloseTheConnection(t *testing.T) {
 	}
 
 	// After all that, a well-formed request on a new connection works.
-	cl, err := rawDial(t, addr, a1.ClientConfig(ALPN, b1.id))
+	cl, err := rawDial(t, addr, a1.ClientConfig(protocols, b1.id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestIdentityViolationsCloseTheConnection(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cl, err := rawDial(t, addr, c.as.ClientConfig(ALPN, b1.id))
+			cl, err := rawDial(t, addr, c.as.ClientConfig(protocols, b1.id))
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}
@@ -210,14 +210,14 @@ func TestIdentityViolationsCloseTheConnection(t *testing.T) {
 		})
 	}
 	// The legitimate forms from the same peers are served.
-	cl, err := rawDial(t, addr, ca.Bundle("alpha", "a1").ClientConfig(ALPN, b1.id))
+	cl, err := rawDial(t, addr, ca.Bundle("alpha", "a1").ClientConfig(protocols, b1.id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if typ, _, err := cl.request(batchFrame(msgBatch("alpha", "bravo", queue.Routine, 1, 1, 8))); err != nil || typ != frameAck {
 		t.Fatalf("batch from alpha: %d %v", typ, err)
 	}
-	cl, err = rawDial(t, addr, ca.Bundle("bravo", "b2").ClientConfig(ALPN, b1.id))
+	cl, err = rawDial(t, addr, ca.Bundle("bravo", "b2").ClientConfig(protocols, b1.id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 
 	otherCA := linktest.NewCA(t)
 	foreign := otherCA.Bundle("bravo", "b1") // right name, wrong CA
-	foreignConf := foreign.ClientConfig(ALPN, a1.id)
+	foreignConf := foreign.ClientConfig(protocols, a1.id)
 	foreignConf.RootCAs = roots // it trusts us, so only our refusal can stop it
 
 	cases := []struct {
@@ -268,15 +268,15 @@ func TestHandshakeRefusesStrangers(t *testing.T) {
 	}{
 		{"certificate from another CA", foreignConf, RejectUnknownCA},
 		{"expired certificate", expiredClient(t, ca, "bravo", "b1", a1.id), RejectExpired},
-		{"unconfigured node", ca.Bundle("bravo", "b7").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
-		{"alpha node where bravo b1 is configured", ca.Bundle("alpha", "a9").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
-		{"node name b1 but site alpha", sameCAOtherDir(t, ca, "alpha", "b1").ClientConfig(ALPN, a1.id), RejectUnknownPeer},
+		{"unconfigured node", ca.Bundle("bravo", "b7").ClientConfig(protocols, a1.id), RejectUnknownPeer},
+		{"alpha node where bravo b1 is configured", ca.Bundle("alpha", "a9").ClientConfig(protocols, a1.id), RejectUnknownPeer},
+		{"node name b1 but site alpha", sameCAOtherDir(t, ca, "alpha", "b1").ClientConfig(protocols, a1.id), RejectUnknownPeer},
 		{"no client certificate", func() *tls.Config {
-			c := ca.Bundle("bravo", "b1").ClientConfig(ALPN, a1.id)
+			c := ca.Bundle("bravo", "b1").ClientConfig(protocols, a1.id)
 			c.Certificates = nil
 			return c
 		}(), RejectNoCertificate},
-		{"wrong ALPN", ca.Bundle("bravo", "b1").ClientConfig("other/1", a1.id), ""},
+		{"wrong ALPN", ca.Bundle("bravo", "b1").ClientConfig([]string{"other/1"}, a1.id), RejectProtocolVersion},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -402,7 +402,7 @@ func expiredClient(t *testing.T, ca *linktest.CA, site, node string, server pki.
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := ca.Bundle("bravo", "b2").ClientConfig(ALPN, server)
+	conf := ca.Bundle("bravo", "b2").ClientConfig(protocols, server)
 	conf.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}
 	return conf
 }

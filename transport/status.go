@@ -14,6 +14,9 @@ type PathStatus struct {
 	Since time.Time
 	// Connected: an outgoing QUIC connection is up.
 	Connected bool
+	// Protocol is the link protocol version (ALPN, e.g. "hotline/1")
+	// negotiated on the current outgoing connection; "" without one.
+	Protocol string
 	// Active: this (node, path) carried the last batch acknowledged by
 	// the peer's site.
 	Active bool
@@ -115,6 +118,7 @@ func (pp *peerPath) status() PathStatus {
 	if c := pp.conn; c != nil {
 		cs := c.ConnectionStats()
 		st.Connected = c.Context().Err() == nil
+		st.Protocol = c.ConnectionState().TLS.NegotiatedProtocol
 		st.BytesSent += cs.BytesSent
 		st.BytesRecv += cs.BytesReceived
 		if cs.SmoothedRTT > 0 {

@@ -179,10 +179,13 @@ type Status struct {
 
 // Peer is a node this node knows from its config.
 type Peer struct {
-	Site      string     `json:"site"`
-	Node      string     `json:"node"`
-	Role      string     `json:"role,omitempty"` // own site: voter; other sites: remote
-	Connected bool       `json:"connected"`      // a link connection is up on some path
+	Site      string `json:"site"`
+	Node      string `json:"node"`
+	Role      string `json:"role,omitempty"` // own site: voter; other sites: remote
+	Connected bool   `json:"connected"`      // a link connection is up on some path
+	// Protocol is the link protocol version (e.g. "hotline/1") of a
+	// connection up to the peer; "" without one.
+	Protocol  string     `json:"protocol,omitempty"`
 	RTTMillis float64    `json:"rtt_ms,omitempty"`
 	LastOK    *time.Time `json:"last_ok,omitempty"`
 	LastError string     `json:"last_error,omitempty"`

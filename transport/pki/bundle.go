@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Bundle is a node's loaded TLS material: its certificate and key, the CA
@@ -102,7 +103,10 @@ var (
 )
 
 // ServerConfig returns a TLS config for accepting connections: TLS 1.3 only,
-// X25519MLKEM768 key exchange only, ALPN alpn, client certificates required
+// X25519MLKEM768 key exchange only, the application protocols (ALPN)
+// protos in our order of preference, highest version first (crypto/tls
+// picks the first of them the client offers and refuses a client that
+// offers none with the alert no_application_protocol), client certificates required
 // and verified against the CA. After verification the client's identity is
 // taken from its certificate and passed to allow; an error from allow fails
 // the handshake. A nil allow accepts any identity the CA issued.
@@ -113,24 +117,25 @@ var (
 // ErrNoClientCert, ErrUntrusted (and the x509 error), ErrNoIdentity or
 // ErrNotAllowed (and allow's error). crypto/tls checks the client's proof
 // of its key afterwards, as it does in any mode.
-func (b *Bundle) ServerConfig(alpn string, allow func(Identity) error) *tls.Config {
-	return serverConfig(func() *Bundle { return b }, alpn, allow)
+func (b *Bundle) ServerConfig(protos []string, allow func(Identity) error) *tls.Config {
+	return serverConfig(func() *Bundle { return b }, protos, allow)
 }
 
 // ClientConfig returns a TLS config for dialling the node expect: TLS 1.3
-// only, X25519MLKEM768 key exchange only, ALPN alpn, our certificate offered
+// only, X25519MLKEM768 key exchange only, the application protocols protos
+// offered (highest version first), our certificate offered
 // for client authentication, the server verified against the CA for server
 // authentication with DNS name expect.Node, and its certificate's identity
 // required to equal expect exactly.
 //
 // The config is plain data (Certificates, RootCAs), so a caller may adjust
 // it; [Keyring.ClientConfig] is the same check over replaceable material.
-func (b *Bundle) ClientConfig(alpn string, expect Identity) *tls.Config {
+func (b *Bundle) ClientConfig(protos []string, expect Identity) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
-		NextProtos:       []string{alpn},
+		NextProtos:       slices.Clone(protos),
 		Certificates:     []tls.Certificate{b.Cert},
 		RootCAs:          b.Roots,
 		ServerName:       expect.Node,
@@ -163,12 +168,12 @@ func (b *Bundle) Self() Identity { return b.Identity }
 // handshake: the certificate is chosen in GetCertificate and the client
 // verified against the roots of that moment, so a replaced bundle takes
 // effect for the next handshake.
-func serverConfig(cur func() *Bundle, alpn string, allow func(Identity) error) *tls.Config {
+func serverConfig(cur func() *Bundle, protos []string, allow func(Identity) error) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
-		NextProtos:       []string{alpn},
+		NextProtos:       slices.Clone(protos),
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return &cur().Cert, nil
 		},
@@ -203,12 +208,12 @@ func serverConfig(cur func() *Bundle, alpn string, allow func(Identity) error) *
 // DNS name expect.Node, validity), because its RootCAs cannot change after
 // the config is made; crypto/tls still checks the server's proof of its
 // key, as it does in any mode.
-func clientConfig(cur func() *Bundle, alpn string, expect Identity) *tls.Config {
+func clientConfig(cur func() *Bundle, protos []string, expect Identity) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768},
-		NextProtos:       []string{alpn},
+		NextProtos:       slices.Clone(protos),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return &cur().Cert, nil
 		},

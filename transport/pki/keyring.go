@@ -48,11 +48,11 @@ func (k *Keyring) Replace(b *Bundle, now time.Time) error {
 }
 
 // ServerConfig is [Bundle.ServerConfig] over the keyring's current bundle.
-func (k *Keyring) ServerConfig(alpn string, allow func(Identity) error) *tls.Config {
-	return serverConfig(k.cur.Load, alpn, allow)
+func (k *Keyring) ServerConfig(protos []string, allow func(Identity) error) *tls.Config {
+	return serverConfig(k.cur.Load, protos, allow)
 }
 
 // ClientConfig is [Bundle.ClientConfig] over the keyring's current bundle.
-func (k *Keyring) ClientConfig(alpn string, expect Identity) *tls.Config {
-	return clientConfig(k.cur.Load, alpn, expect)
+func (k *Keyring) ClientConfig(protos []string, expect Identity) *tls.Config {
+	return clientConfig(k.cur.Load, protos, expect)
 }

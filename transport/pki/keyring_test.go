@@ -44,8 +44,8 @@ func TestKeyringReplace(t *testing.T) {
 	a1 := mustLoad(t, dir, "alpha", "a1")
 	a2 := mustLoad(t, dir, "alpha", "a2")
 	ka1, ka2 := NewKeyring(a1), NewKeyring(a2)
-	srv := ka1.ServerConfig("x", nil) // made once, as a listener's would be
-	cli := ka2.ClientConfig("x", Identity{"alpha", "a1"})
+	srv := ka1.ServerConfig([]string{"x"}, nil) // made once, as a listener's would be
+	cli := ka2.ClientConfig([]string{"x"}, Identity{"alpha", "a1"})
 
 	cs, cerr, serr := handshake(t, srv, cli)
 	if cerr != nil || serr != nil {
@@ -72,7 +72,7 @@ func TestKeyringReplace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen [][]byte
-	srv2 := ka1.ServerConfig("x", func(id Identity) error { return nil })
+	srv2 := ka1.ServerConfig([]string{"x"}, func(id Identity) error { return nil })
 	verify := srv2.VerifyConnection
 	srv2.VerifyConnection = func(cs tls.ConnectionState) error {
 		seen = append(seen, cs.PeerCertificates[0].Raw)
@@ -99,10 +99,10 @@ func TestKeyringReplace(t *testing.T) {
 	// A keyring's client refuses a server of another CA and a server
 	// that is not the node it expects.
 	stranger := mustLoad(t, mustInit(t), "alpha", "a1")
-	if _, cerr, _ := handshake(t, stranger.ServerConfig("x", nil), cli); cerr == nil || !strings.Contains(cerr.Error(), "not trusted") {
+	if _, cerr, _ := handshake(t, stranger.ServerConfig([]string{"x"}, nil), cli); cerr == nil || !strings.Contains(cerr.Error(), "not trusted") {
 		t.Fatalf("server of another CA: client error %v", cerr)
 	}
-	wrong := ka2.ClientConfig("x", Identity{"alpha", "a3"})
+	wrong := ka2.ClientConfig([]string{"x"}, Identity{"alpha", "a3"})
 	if _, cerr, _ := handshake(t, srv, wrong); cerr == nil {
 		t.Fatal("client expecting a3 accepted a1")
 	} else if !strings.Contains(cerr.Error(), "a3") {

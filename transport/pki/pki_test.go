@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/internal/alpn"
 )
 
 func mustInit(t *testing.T) string {
@@ -352,7 +354,7 @@ func TestTLSConfigs(t *testing.T) {
 	}
 
 	t.Run("ok", func(t *testing.T) {
-		st, cerr, serr := handshake(t, b1.ServerConfig("x/1", allowAlpha), a1.ClientConfig("x/1", b1.Identity))
+		st, cerr, serr := handshake(t, b1.ServerConfig([]string{"x/1"}, allowAlpha), a1.ClientConfig([]string{"x/1"}, b1.Identity))
 		if cerr != nil || serr != nil {
 			t.Fatalf("client %v, server %v", cerr, serr)
 		}
@@ -360,41 +362,64 @@ func TestTLSConfigs(t *testing.T) {
 			t.Fatalf("version %x curve %v alpn %q", st.Version, st.CurveID, st.NegotiatedProtocol)
 		}
 	})
+	t.Run("versions: the server's order wins", func(t *testing.T) {
+		srv := []string{"x/2", "x/1"}
+		for _, c := range []struct {
+			offer []string
+			want  string
+		}{
+			{[]string{"x/1", "x/2"}, "x/2"}, // the client prefers 1; the server's 2 wins
+			{[]string{"x/1"}, "x/1"},        // an older client
+			{[]string{"x/9", "x/1"}, "x/1"}, // a newer client
+		} {
+			st, cerr, serr := handshake(t, b1.ServerConfig(srv, allowAlpha), a1.ClientConfig(c.offer, b1.Identity))
+			if cerr != nil || serr != nil {
+				t.Fatalf("offer %v: client %v, server %v", c.offer, cerr, serr)
+			}
+			if st.NegotiatedProtocol != c.want {
+				t.Errorf("offer %v: negotiated %q, want %q", c.offer, st.NegotiatedProtocol, c.want)
+			}
+		}
+		_, cerr, serr := handshake(t, b1.ServerConfig(srv, allowAlpha), a1.ClientConfig([]string{"x/9"}, b1.Identity))
+		if serr == nil || cerr == nil || !alpn.Refused(cerr) {
+			t.Fatalf("no common version: client %v, server %v; want a no_application_protocol refusal", cerr, serr)
+		}
+	})
 	t.Run("server refuses by allow", func(t *testing.T) {
-		_, cerr, serr := handshake(t, a1.ServerConfig("x/1", allowAlpha), b1.ClientConfig("x/1", a1.Identity))
+		_, cerr, serr := handshake(t, a1.ServerConfig([]string{"x/1"}, allowAlpha), b1.ClientConfig([]string{"x/1"}, a1.Identity))
 		if serr == nil || !strings.Contains(serr.Error(), "not allowed") {
 			t.Fatalf("server err %v (client %v)", serr, cerr)
 		}
 	})
 	t.Run("client pins identity", func(t *testing.T) {
-		_, cerr, _ := handshake(t, b1.ServerConfig("x/1", nil), a1.ClientConfig("x/1", Identity{"bravo", "b2"}))
+		_, cerr, _ := handshake(t, b1.ServerConfig([]string{"x/1"}, nil), a1.ClientConfig([]string{"x/1"}, Identity{"bravo", "b2"}))
 		if cerr == nil {
 			t.Fatal("client accepted b1 when expecting b2")
 		}
 	})
 	t.Run("client pins site", func(t *testing.T) {
 		// Same node name, other site: hostname matches, identity does not.
-		_, cerr, _ := handshake(t, b1.ServerConfig("x/1", nil), a1.ClientConfig("x/1", Identity{"alpha", "b1"}))
+		_, cerr, _ := handshake(t, b1.ServerConfig([]string{"x/1"}, nil), a1.ClientConfig([]string{"x/1"}, Identity{"alpha", "b1"}))
 		if cerr == nil || !strings.Contains(cerr.Error(), "expected alpha/b1") {
 			t.Fatalf("client err %v", cerr)
 		}
 	})
 	t.Run("foreign CA client", func(t *testing.T) {
-		_, _, serr := handshake(t, b1.ServerConfig("x/1", nil), other.ClientConfig("x/1", b1.Identity))
+		_, _, serr := handshake(t, b1.ServerConfig([]string{"x/1"}, nil), other.ClientConfig([]string{"x/1"}, b1.Identity))
 		if serr == nil {
 			t.Fatal("server accepted a client from another CA")
 		}
 	})
 	t.Run("foreign CA server", func(t *testing.T) {
-		_, cerr, _ := handshake(t, other.ServerConfig("x/1", nil), a1.ClientConfig("x/1", other.Identity))
+		_, cerr, _ := handshake(t, other.ServerConfig([]string{"x/1"}, nil), a1.ClientConfig([]string{"x/1"}, other.Identity))
 		if cerr == nil {
 			t.Fatal("client accepted a server from another CA")
 		}
 	})
 	t.Run("no PQ curve", func(t *testing.T) {
-		cc := a1.ClientConfig("x/1", b1.Identity)
+		cc := a1.ClientConfig([]string{"x/1"}, b1.Identity)
 		cc.CurvePreferences = []tls.CurveID{tls.X25519}
-		_, cerr, serr := handshake(t, b1.ServerConfig("x/1", nil), cc)
+		_, cerr, serr := handshake(t, b1.ServerConfig([]string{"x/1"}, nil), cc)
 		if cerr == nil && serr == nil {
 			t.Fatal("handshake without X25519MLKEM768 succeeded")
 		}

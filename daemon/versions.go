@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hotline-link/hotline/internal/alpn"
+)
+
+// Protocol versions: the link (transport.Protocols) and Raft
+// (consensus.Protocols) each offer a list of versions and use the highest
+// both ends speak. A handshake without a common version is refused by the
+// accepting end (which logs both lists) and fails at the dialling end;
+// both report it here (OnProtocolMismatch), and it is the
+// protocol_version alarm until protocolAlarmFor passes without another.
+
+// protocolAlarmFor is how long a version mismatch keeps the
+// protocol_version alarm raised.
+const protocolAlarmFor = 10 * time.Minute
+
+// maxMismatches bounds the remotes remembered for the alarm: the accepting
+// end learns of a mismatch before the certificate check, so a remote may
+// be anyone that reaches the port.
+const maxMismatches = 64
+
+// versionMismatches keeps the latest version mismatch with each remote
+// for the protocol_version alarm. Safe for concurrent use.
+type versionMismatches struct {
+	log *slog.Logger
+
+	mu   sync.Mutex
+	seen map[string]*mismatchSeen // by remote; guarded by mu
+}
+
+// mismatchSeen is the mismatches with one remote since the alarm was last
+// raised anew.
+type mismatchSeen struct {
+	since, at time.Time
+	n         int
+	words     string // the latest, as the alarm says it
+}
+
+func newVersionMismatches(log *slog.Logger) *versionMismatches {
+	return &versionMismatches{log: log, seen: map[string]*mismatchSeen{}}
+}
+
+// hook is transport.Config's and consensus.Config's OnProtocolMismatch.
+func (v *versionMismatches) hook(remote string, offered, ours []string) {
+	v.record(remote, offered, ours, time.Now())
+}
+
+// mismatchWords words a mismatch: ours is nil at the dialling end, where
+// offered is what we offered and remote refused.
+func mismatchWords(remote string, offered, ours []string) string {
+	if ours == nil {
+		return fmt.Sprintf("%s refused every version this node offers (%s); its log names the versions it speaks", remote, alpn.List(offered))
+	}
+	return fmt.Sprintf("%s offered %s; this node speaks %s", remote, alpn.List(offered), alpn.List(ours))
+}
+
+// record notes a mismatch with remote at now and logs an ALARM line when
+// it raises the alarm anew (the first with remote after protocolAlarmFor
+// without one).
+func (v *versionMismatches) record(remote string, offered, ours []string, now time.Time) {
+	words := mismatchWords(remote, offered, ours)
+	v.mu.Lock()
+	s := v.seen[remote]
+	fresh := s == nil || now.Sub(s.at) > protocolAlarmFor
+	if fresh {
+		if s == nil && len(v.seen) >= maxMismatches {
+			v.dropOldestLocked(now)
+		}
+		s = &mismatchSeen{since: now}
+		v.seen[remote] = s
+	}
+	s.at, s.words = now, words
+	s.n++
+	v.mu.Unlock()
+	if fresh {
+		v.log.Error("ALARM: protocol_version: " + words)
+	}
+}
+
+// dropOldestLocked forgets the expired remotes, or if none has expired the
+// one seen longest ago.
+func (v *versionMismatches) dropOldestLocked(now time.Time) {
+	var oldest string
+	for r, s := range v.seen {
+		if now.Sub(s.at) > protocolAlarmFor {
+			delete(v.seen, r)
+			continue
+		}
+		if oldest == "" || s.at.Before(v.seen[oldest].at) {
+			oldest = r
+		}
+	}
+	if len(v.seen) >= maxMismatches {
+		delete(v.seen, oldest)
+	}
+}
+
+// alarms words the mismatches of the last protocolAlarmFor, by remote.
+func (v *versionMismatches) alarms(now time.Time) []string {
+	if v == nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []string
+	for _, s := range v.seen {
+		if now.Sub(s.at) > protocolAlarmFor {
+			continue
+		}
+		out = append(out, fmt.Sprintf("protocol_version: %s (%d times since %s, last at %s)",
+			s.words, s.n, s.since.UTC().Format(time.RFC3339), s.at.UTC().Format(time.RFC3339)))
+	}
+	slices.Sort(out)
+	return out
+}

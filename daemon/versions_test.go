@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestVersionMismatchAlarmExpires(t *testing.T) {
+	var logs bytes.Buffer
+	v := newVersionMismatches(slog.New(slog.NewTextHandler(&logs, nil)))
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	v.record("127.0.0.1:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0)
+	v.record("127.0.0.1:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0.Add(time.Minute))
+	v.record("bravo/bravo-1 at 127.0.0.1:7202", []string{"hotline/1"}, nil, t0)
+	got := v.alarms(t0.Add(time.Minute))
+	want := []string{
+		"protocol_version: 127.0.0.1:7102 offered hotline/9; this node speaks hotline/1 (2 times since 2026-01-02T03:04:05Z, last at 2026-01-02T03:05:05Z)",
+		"protocol_version: bravo/bravo-1 at 127.0.0.1:7202 refused every version this node offers (hotline/1); its log names the versions it speaks (1 times since 2026-01-02T03:04:05Z, last at 2026-01-02T03:04:05Z)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("alarms:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// One ALARM line per remote while the mismatches go on.
+	if n := strings.Count(logs.String(), "ALARM: protocol_version"); n != 2 {
+		t.Fatalf("%d ALARM lines, want 2:\n%s", n, logs.String())
+	}
+	// Cleared 10 minutes after the last mismatch of each remote.
+	if got := v.alarms(t0.Add(10*time.Minute + time.Second)); len(got) != 1 || !strings.Contains(got[0], "7102") {
+		t.Fatalf("alarms 10m after the dialler's last mismatch: %q", got)
+	}
+	if got := v.alarms(t0.Add(11*time.Minute + time.Second)); len(got) != 0 {
+		t.Fatalf("alarms 10m after every last mismatch: %q", got)
+	}
+	// A new mismatch after that raises the alarm anew.
+	v.record("127.0.0.1:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0.Add(time.Hour))
+	if got := v.alarms(t0.Add(time.Hour)); len(got) != 1 || !strings.Contains(got[0], "(1 times since") {
+		t.Fatalf("alarms after a new mismatch: %q", got)
+	}
+}
+
+func TestVersionMismatchesAreBounded(t *testing.T) {
+	v := newVersionMismatches(slog.New(slog.DiscardHandler))
+	t0 := time.Now()
+	for i := range 10 * maxMismatches {
+		v.record(fmt.Sprintf("10.0.%d.%d:1", i>>8, i&0xff), []string{"x"}, []string{"hotline/1"}, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(v.seen); n > maxMismatches {
+		t.Fatalf("%d remotes remembered, limit %d", n, maxMismatches)
+	}
+	if n := len(v.alarms(t0.Add(time.Second))); n != maxMismatches {
+		t.Fatalf("%d alarms, want the latest %d remotes", n, maxMismatches)
+	}
+}
