@@ -80,6 +80,11 @@ func writeCopy(db *bolt.DB, bak string) error {
 		return fmt.Errorf("cannot keep a copy of the file as it was: %w", err)
 	}
 	dir := filepath.Dir(bak)
+	if stale, _ := filepath.Glob(bak + ".tmp-*"); stale != nil {
+		for _, name := range stale { // of a start killed while copying
+			_ = os.Remove(name)
+		}
+	}
 	f, err := os.CreateTemp(dir, filepath.Base(bak)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("cannot keep a copy of the file as it was: %w", err)
