@@ -33,7 +33,10 @@ var maxTxNodes int64 = 2048
 // counts as applied. If a transaction cannot be committed, none of its
 // entries and none after them are applied (those before, in earlier
 // transactions, are), every such result carries the error and the store
-// refuses later batches (see Err).
+// refuses later batches (see Err). So does an entry this build must not
+// skip, since the other nodes apply it: one of a newer log format
+// (*NewerFormatError), a damaged one (ErrCorrupt), or an OpSiteVersion
+// above MaxSiteVersion (*NewerSiteVersionError).
 func (s *Store) Apply(entries []Entry) []Result {
 	res := make([]Result, len(entries))
 	s.applyMu.Lock()
@@ -132,6 +135,11 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (n int, l
 			res[i].Err = err.Error()
 			continue
 		}
+		if err := cmd.siteVersionFault(); err != nil {
+			// The leader believes every node understands what this build
+			// does not (siteversion.go): stop, as for a newer format.
+			return 0, 0, fmt.Errorf("raft log entry %d: %w", e.Index, err)
+		}
 		if res[i], err = a.applySafe(cmd); err != nil {
 			return 0, 0, fmt.Errorf("entry %d (%s): %w", e.Index, cmd.Op, err)
 		}
@@ -144,6 +152,9 @@ func (s *Store) applyTx(entries []Entry, res []Result, applied uint64) (n int, l
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("commit: %w", err)
+	}
+	if a.siteVer != 0 {
+		s.siteVer.Store(a.siteVer)
 	}
 	return n, applied, nil
 }
@@ -166,6 +177,9 @@ type applier struct {
 	// events auditMsg records (a MarkRead's By and Node).
 	actor     *Actor
 	actorNode string
+	// siteVer is the site version an OpSiteVersion of this transaction
+	// raised to, or 0 (siteversion.go).
+	siteVer uint64
 }
 
 func newApplier(tx *bolt.Tx, site string) *applier {
@@ -285,6 +299,11 @@ func (a *applier) apply(c *Command) (Result, error) {
 			break
 		}
 		return a.release(c.Time, c.Release) // held.go
+	case OpSiteVersion:
+		if c.SiteVersion == nil {
+			break
+		}
+		return a.siteVersion(c.SiteVersion) // siteversion.go
 	default:
 		return Result{Err: fmt.Sprintf("queue: %v: unknown command %q", ErrInvalid, c.Op)}, nil
 	}

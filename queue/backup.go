@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -280,7 +281,9 @@ func RestoreBackup(from, path, site string, remotes []string) (BackupHeader, err
 // prepareRestored opens the restored file (upgrading its format if need
 // be) and resets it for a new Raft log; see RestoreBackup.
 func prepareRestored(path, site string, remotes []string) error {
-	hd, _, err := openHandle(path, site)
+	// No copy of an older format's file before upgrading it: the backup
+	// file it came from is kept by the operator.
+	hd, _, err := openHandle(path, site, upgrader{log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ const (
 	OpAudit         Op = "audit"          // record an operator action or a refusal in the audit log (audit.go)
 	OpCheckpoint    Op = "checkpoint"     // keep a signed audit checkpoint, ours or another site's (audit.go)
 	OpRelease       Op = "release"        // release a held message into its channel (held.go)
+	OpSiteVersion   Op = "site_version"   // raise the site version, a feature gate (siteversion.go)
 )
 
 // Command is one state-machine command: exactly one of the pointer fields
@@ -36,6 +37,9 @@ type Command struct {
 	// Release is OpRelease's body; on an OpSubmit it holds the items
 	// for two-person release (held.go).
 	Release *Release `json:"release,omitempty"`
+	// SiteVersion is OpSiteVersion's body (log entry format 6; never
+	// in the JSON format).
+	SiteVersion *SiteVersionCmd `json:"site_version,omitempty"`
 
 	// format is the log entry format the command was decoded from
 	// (command_codec.go: '{' for JSON, else the version byte); 0 for a
@@ -45,11 +49,11 @@ type Command struct {
 }
 
 // audited reports whether applying c appends audit records: only entries
-// of version 4 and 5 (or built in memory) do, so that a node that applies old
+// of version 4 and later (or built in memory) do, so that a node that applies old
 // entries after an upgrade appends what its peers, which applied them
 // with the old build, appended: nothing.
 func (c *Command) audited() bool {
-	return c.format == 0 || c.format == cmdVersion4 || c.format == cmdVersion5
+	return c.format == 0 || c.format == cmdVersion4 || c.format == cmdVersion5 || c.format == cmdVersion6
 }
 
 // Submit enqueues messages on outbound channels. Origin is the local site.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 )
@@ -21,16 +22,28 @@ import (
 //	      which lacks the evidence; the body below and a checksum)
 //	0x04  binary version 4 (read only: logs written before version 5,
 //	      which lacks the mailbox bodies and message attributes)
-//	0x05  binary version 5, written by Encode: the evidence section
-//	      (evidence.go), the body below, then the CRC32C (Castagnoli) of
-//	      every byte before it, 4 bytes big-endian; version 4's layout,
-//	      with the bodies of bits 9 and up and the attribute sections
+//	0x05  binary version 5, written by Encode for every command without
+//	      a body of version 6: the evidence section (evidence.go), the
+//	      body below, then the CRC32C (Castagnoli) of every byte before
+//	      it, 4 bytes big-endian; version 4's layout, with the bodies of
+//	      bits 9 to 12 and the attribute sections
+//	0x06  binary version 6, written by Encode only for a command with a
+//	      body of version 6 (bit 13, SiteVersion: siteversion.go);
+//	      version 5's layout
 //
-// A version above 5 (below 0x20) is a log written by a newer build:
+// Encode writes the lowest version that represents the command, so that
+// a build that reads only up to version 5 reads every entry but those
+// only a newer build may propose (OpSiteVersion, proposed once every
+// node runs such a build). A version-6 body in an entry of an earlier
+// version or of the JSON format, and a version 6 entry without one, are
+// refused (ErrInvalid), so that an older build and this one apply every
+// entry alike.
+//
+// A version above 6 (below 0x20) is a log written by a newer build:
 // DecodeCommand returns a *NewerFormatError and Apply stops there rather
 // than skip an entry the other nodes apply.
 //
-// DecodeCommand checks the checksum of versions 2, 3 and 4: a damaged entry
+// DecodeCommand checks the checksum of versions 2 to 6: a damaged entry
 // (a flipped byte in raft.db, on the wire or in memory) is an error
 // wrapping [ErrCorrupt], and Apply stops rather than skip it. Entries of
 // the JSON format and version 1 carry no checksum: they are decoded
@@ -38,8 +51,8 @@ import (
 // formats to the same command, so a log mixing them replays the same
 // everywhere.
 //
-// The body of versions 3 and 4, after the version byte (and version 4's
-// evidence section), in the encoding of
+// The body of versions 3 to 6, after the version byte (and, from version
+// 4, the evidence section), in the encoding of
 // messages and receipts (encoding.go: uvarints, zig-zag varints for
 // times and signed numbers, length-prefixed strings and bytes, lists as
 // a count and the elements, nil and empty alike):
@@ -50,7 +63,7 @@ import (
 //	           4 Receipts, 5 ReceiptsAcked, 6 Purge, 7 Audit, 8 Checkpoint
 //	           (audit.go; below bit 7 the uvarint is the one byte it was),
 //	           9 MarkReadBy (mailbox.go), 10 Release (held.go), 12 Refused
-//	           (refuse.go)
+//	           (refuse.go), 13 SiteVersion (siteversion.go; version 6)
 //	Submit   = origin:string items:list(item)
 //	item     = id:string key:string dest:string precedence:byte
 //	           payload:bytes flags:uvarint expires_at:varint
@@ -78,8 +91,10 @@ const (
 	cmdVersion3 = 0x03
 	cmdVersion4 = 0x04
 	cmdVersion5 = 0x05
-	// cmdVersion is the format Encode writes.
-	cmdVersion = cmdVersion5
+	cmdVersion6 = 0x06
+	// cmdVersion is the newest format this build reads and writes;
+	// Encode writes cmdVersion5 unless the command needs it.
+	cmdVersion = cmdVersion6
 	cmdSumLen  = 4
 )
 
@@ -129,9 +144,9 @@ const (
 	minInMessageLen = 3 + minMessageLen // channel, then the message
 )
 
-// Encode returns the command's log representation (binary version 4). It
-// fails only for an invalid precedence or malformed evidence (wrapping
-// ErrInvalid).
+// Encode returns the command's log representation: binary version 6 for
+// a command with a SiteVersion body, else version 5. It fails only for an
+// invalid precedence or malformed evidence (wrapping ErrInvalid).
 func (c *Command) Encode() ([]byte, error) {
 	if err := c.checkPrecedences(); err != nil {
 		return nil, fmt.Errorf("queue: encode %s command: %w", c.Op, err)
@@ -143,7 +158,7 @@ func (c *Command) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("queue: encode %s command: %w: %w", c.Op, ErrInvalid, err)
 	}
 	b := make([]byte, 0, c.sizeHint())
-	b = append(b, cmdVersion)
+	b = append(b, c.minVersion())
 	b = c.appendEvidence(b) // evidence.go
 	b = AppendString(b, string(c.Op))
 	b = binary.AppendVarint(b, c.Time)
@@ -157,6 +172,9 @@ func (c *Command) Encode() ([]byte, error) {
 	}
 	if c.Receive.hasRefused() {
 		bodies |= bodyRefused // refuse.go
+	}
+	if c.SiteVersion != nil {
+		bodies |= bodySiteVersion // siteversion.go
 	}
 	b = binary.AppendUvarint(b, bodies)
 	if s := c.Submit; s != nil {
@@ -205,7 +223,16 @@ func (c *Command) Encode() ([]byte, error) {
 	b = appendMarkReadBy(b, c.MarkRead) // mailbox.go
 	b = appendRelease(b, c.Release)     // held.go
 	b = appendRefused(b, c.Receive)     // refuse.go
+	b = appendSiteVersion(b, c.SiteVersion)
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+}
+
+// minVersion returns the lowest log entry format that represents c.
+func (c *Command) minVersion() byte {
+	if c.SiteVersion != nil {
+		return cmdVersion6
+	}
+	return cmdVersion5
 }
 
 // checkPrecedences reports the first invalid precedence: the encoding
@@ -254,7 +281,7 @@ func encodable(p Precedence) error {
 // sizeHint returns the encoded size (or a few bytes more), so that Encode
 // allocates once.
 func (c *Command) sizeHint() int {
-	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) + releaseSize(c.Release) + refusedSize(c.Receive) // version, op, time, bodies, checksum, audit bodies
+	n := 1 + stringLen(len(c.Op)) + varintLen(c.Time) + 2 + cmdSumLen + auditSizeHint(c) + markReadBySize(c.MarkRead) + releaseSize(c.Release) + refusedSize(c.Receive) + siteVersionSize(c.SiteVersion) // version, op, time, bodies, checksum, audit bodies
 	n += c.evidenceLen()
 	if s := c.Submit; s != nil {
 		n += stringLen(len(s.Origin)) + uvarintLen(uint64(len(s.Items)))
@@ -315,9 +342,14 @@ func DecodeCommand(b []byte) (*Command, error) {
 		if err := json.Unmarshal(b, c); err != nil {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
+		if c.SiteVersion != nil {
+			// No build wrote one: an older build would apply the entry
+			// as an unknown command.
+			return nil, fmt.Errorf("queue: decode command: %w: site version body in an entry of the JSON format", ErrInvalid)
+		}
 		c.format = '{'
 		return c, nil
-	case cmdVersion5, cmdVersion4, cmdVersion3, cmdVersion2:
+	case cmdVersion6, cmdVersion5, cmdVersion4, cmdVersion3, cmdVersion2:
 		if len(b) < 1+cmdSumLen {
 			return nil, &CorruptError{Record: "log entry", Reason: fmt.Sprintf("entry of %d bytes", len(b)), entry: true}
 		}
@@ -327,7 +359,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 		}
 		d := &Decoder{b: bytes.Clone(body[1:]), n: len(body)}
 		switch b[0] {
-		case cmdVersion5, cmdVersion4:
+		case cmdVersion6, cmdVersion5, cmdVersion4:
 			c, err = decodeCommand4(d) // evidence.go
 		case cmdVersion3:
 			c, err = decodeCommand3(d)
@@ -348,6 +380,10 @@ func DecodeCommand(b []byte) (*Command, error) {
 		err = fmt.Errorf("audit bodies in an entry of version %d", b[0]) // version 4 brought them
 	case b[0] < cmdVersion5 && (c.MarkRead.hasBy() || c.Release != nil || c.Receive.hasRefused() || c.hasAttrs()):
 		err = fmt.Errorf("mailbox bodies or message attributes in an entry of version %d", b[0]) // version 5 brought them
+	case b[0] < cmdVersion6 && c.SiteVersion != nil:
+		err = fmt.Errorf("site version body in an entry of version %d", b[0]) // version 6 brought it
+	case b[0] == cmdVersion6 && c.minVersion() != cmdVersion6:
+		err = errors.New("entry of version 6 without a body of version 6") // Encode writes version 5: one encoding per command
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: decode command: %w: %w", ErrInvalid, err)
@@ -362,7 +398,7 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 	c := &Command{Op: d.op()}
 	c.Time = d.Varint()
 	bodies := d.Uvarint()
-	if bodies&^(bodyAllAudit|bodyMarkReadBy|bodyRelease|bodyRefused) != 0 {
+	if bodies&^(bodyAllAudit|bodyMarkReadBy|bodyRelease|bodyRefused|bodySiteVersion) != 0 {
 		d.fail("unknown bodies 0x%02x", bodies)
 	}
 	if bodies&bodySubmit != 0 {
@@ -413,9 +449,10 @@ func decodeCommand3(d *Decoder) (*Command, error) {
 		c.Purge = &Purge{Before: d.Varint(), Max: d.int()}
 	}
 	decodeAudit(d, c, bodies)
-	decodeMarkReadBy(d, c, bodies) // mailbox.go
-	decodeRelease(d, c, bodies)    // held.go
-	decodeRefused(d, c, bodies)    // refuse.go
+	decodeMarkReadBy(d, c, bodies)  // mailbox.go
+	decodeRelease(d, c, bodies)     // held.go
+	decodeRefused(d, c, bodies)     // refuse.go
+	decodeSiteVersion(d, c, bodies) // siteversion.go
 	if err := d.Finish(); err != nil {
 		return nil, err
 	}
@@ -461,7 +498,7 @@ func (d *Decoder) submitItem(it *SubmitItem, dest string) {
 }
 
 // ops are the known command names, returned without allocating.
-var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint, OpRelease}
+var ops = []Op{OpSubmit, OpDelivered, OpReceive, OpMarkRead, OpReceipts, OpReceiptsAcked, OpExpire, OpPurge, OpAudit, OpCheckpoint, OpRelease, OpSiteVersion}
 
 // op reads a command's name.
 func (d *Decoder) op() Op {

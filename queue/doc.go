@@ -56,19 +56,25 @@
 //     [AppendReceipt], [Decoder]): canonical, bounded, varint times, nil
 //     and empty alike. The log entries use it and package transport's
 //     batch frames use it, so a message has one encoding on the wire and
-//     in the log. Log entries ([Command.Encode], format version 4) begin
-//     with their format version and end with a CRC32C; entries of the
-//     earlier formats still decode: version 3 (checked, without
-//     evidence), version 2 (checked), version 1 and JSON (unchecked; logs
-//     begun before 2026-11-28 and 2026-11-24, whose state files, formats
-//     2 and 1, Open still upgrades); an entry of a newer version is
-//     refused ("unknown format version"). Stored records
+//     in the log. Log entries ([Command.Encode]: format version 5, or 6
+//     for a command that needs it, command_codec.go) begin with their
+//     format version and end with a CRC32C; entries of the earlier
+//     formats still decode: versions 3 and 4 (checked), version 2
+//     (checked), version 1 and JSON (unchecked; logs begun before
+//     2026-11-28 and 2026-11-24, whose state files, formats 2 and 1,
+//     Open still upgrades); an entry of a newer version stops Apply
+//     ([NewerFormatError]). Stored records
 //     hold the same fields in a fixed layout (codec.go) so that a state
 //     change patches bytes in place: message records and queued
 //     receipts keep times as 8-byte integers, and a stored receipt is
 //     the wire receipt's fields with its RSeq and origin in its key. The
 //     store file carries its own format version and is upgraded in place
-//     when opened or restored.
+//     when opened (after a copy of it is written beside it, upgrade.go)
+//     or restored.
+//   - Site version (siteversion.go): a feature gate in the replicated
+//     state, raised by [OpSiteVersion] once every node understands the
+//     new version; [Store.SiteVersion] reads it. Apply stops at a raise
+//     beyond [MaxSiteVersion] rather than misapply what follows.
 //   - Evidence (evidence.go, evidence_store.go). OpReceive, OpReceipts
 //     and OpDelivered may carry signed statements ([Evidence]: opaque
 //     bytes made and checked by package transport/trust, and their
@@ -105,7 +111,7 @@
 //     matters (a message submitted, received, delivered, read, refused
 //     or expired; OpAudit's operator actions and refusals) to an append-only Merkle
 //     tree (golang.org/x/mod/sumdb/tlog), with the command's time, so
-//     every node holds the same log. Only entries of log format 4 (or
+//     every node holds the same log. Only entries of log format 4 or later (or
 //     commands built in memory) append records: an entry of an older
 //     format appends none, as it did not when the nodes that applied it
 //     before an upgrade did (Command.audited). OpCheckpoint keeps signed

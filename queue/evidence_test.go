@@ -78,7 +78,7 @@ func encodeUnchecked(t testing.TB, c Command) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := c.appendEvidence([]byte{cmdVersion})
+	b := c.appendEvidence([]byte{cmdVersion5})
 	b = append(b, enc[2:len(enc)-cmdSumLen]...) // after version and an empty evidence section
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -112,7 +112,7 @@ func TestDecodeVersion3Entries(t *testing.T) {
 		}
 		// Re-encoded, it is a version 4 entry of the same command.
 		enc, err := c.Encode()
-		if err != nil || enc[0] != cmdVersion {
+		if err != nil || enc[0] != cmdVersion5 {
 			t.Fatalf("entry %d re-encoded: %x, %v", i, enc, err)
 		}
 		if again, err := DecodeCommand(enc); err != nil || !reflect.DeepEqual(plain(again), e.want) {
@@ -275,7 +275,7 @@ func TestDecodeEvidenceMalformed(t *testing.T) {
 	body := enc[1 : len(enc)-cmdSumLen]
 	evLen := good.evidenceLen()
 	withSum := func(b []byte) []byte { return be.AppendUint32(b, crc32.Checksum(b, castagnoli)) }
-	v4 := func(parts ...[]byte) []byte { return withSum(append([]byte{cmdVersion}, bytes.Join(parts, nil)...)) }
+	v4 := func(parts ...[]byte) []byte { return withSum(append([]byte{cmdVersion5}, bytes.Join(parts, nil)...)) }
 	tests := []struct {
 		name string
 		in   []byte

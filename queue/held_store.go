@@ -316,11 +316,12 @@ func (s *Store) HeldCount() map[string]int {
 // migrateHeld rewrites the version 1 held records as version 2, in
 // transactions of at most migrateBatch records or migrateBatchBytes (the
 // upgrade from format 6; an interrupted one resumes, version 2 records
-// being kept). A damaged record stops it (ErrCorrupt): its mailbox, and
-// so its place in the index, is unknown.
-func migrateHeld(db *bolt.DB) error {
+// being kept), counting them in p. A damaged record stops it
+// (ErrCorrupt): its mailbox, and so its place in the index, is unknown.
+func migrateHeld(db *bolt.DB, p *progress) error {
 	var after []byte
 	for done := false; !done; {
+		n := 0 // records seen in this transaction
 		err := db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketHeld)
 			if b == nil {
@@ -337,8 +338,8 @@ func migrateHeld(db *bolt.DB) error {
 			}
 			type kv struct{ k, v []byte }
 			var batch []kv
-			n, size := 0, 0
-			for ; k != nil && n < migrateBatch && size < migrateBatchBytes; k, v = c.Next() {
+			size := 0
+			for n = 0; k != nil && n < migrateBatch && size < migrateBatchBytes; k, v = c.Next() {
 				n++
 				size += len(v)
 				after = clone(k)
@@ -362,6 +363,7 @@ func migrateHeld(db *bolt.DB) error {
 		if err != nil {
 			return err
 		}
+		p.add(n)
 	}
 	return nil
 }

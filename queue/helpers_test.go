@@ -144,6 +144,19 @@ func mustStatus(t testing.TB, s *Store, id string) *Status {
 func rawDump(t testing.TB, s *Store) []string {
 	t.Helper()
 	var out []string
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		out, err = dumpTx(tx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	return out
+}
+
+// dumpTx lists every bucket, key and value of tx's database.
+func dumpTx(tx *bolt.Tx) ([]string, error) {
+	var out []string
 	var walk func(prefix string, b *bolt.Bucket) error
 	walk = func(prefix string, b *bolt.Bucket) error {
 		return b.ForEach(func(k, v []byte) error {
@@ -156,16 +169,11 @@ func rawDump(t testing.TB, s *Store) []string {
 			return nil
 		})
 	}
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			out = append(out, string(name)+"/")
-			return walk(string(name), b)
-		})
+	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		out = append(out, string(name)+"/")
+		return walk(string(name), b)
 	})
-	if err != nil {
-		t.Fatalf("dump: %v", err)
-	}
-	return out
+	return out, err
 }
 
 // view is everything the store's read API shows.

@@ -39,8 +39,14 @@ const (
 // version change in the last transaction. The upgrade trusts the bytes
 // it finds (a held record's checksum excepted): damage that happened
 // before it is not detected.
-func migrate(db *bolt.DB, site string) error {
+//
+// Before it changes anything, Open's upgrade writes a copy of the file
+// beside it (up.backup; upgrade.go) and logs where; Restore's does not.
+// It logs its progress through the record rewrites. Files of format 7
+// and 8 need no upgrade (8 is 7 with the site version, siteversion.go).
+func migrate(db *bolt.DB, path, site string, up upgrader) error {
 	var from uint64
+	resumed := false
 	err := db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -50,10 +56,18 @@ func migrate(db *bolt.DB, site string) error {
 			return err
 		}
 		from = getU64(meta, metaVersion)
+		resumed = meta.Get(metaUpgrading) != nil
 		return nil
 	})
-	if err != nil || from == 0 || from == formatVersion {
+	if err != nil || from == 0 || from >= formatVersion {
 		return err
+	}
+	if err := up.begin(db, path, from, resumed); err != nil {
+		return fmt.Errorf("upgrade from format %d: %w", from, err)
+	}
+	p, err := up.progress(db, path, from)
+	if err != nil {
+		return fmt.Errorf("upgrade from format %d: %w", from, err)
 	}
 	for _, d := range []struct {
 		parent []byte
@@ -62,12 +76,12 @@ func migrate(db *bolt.DB, site string) error {
 		if from >= 3 {
 			break // records have their checksums
 		}
-		if err := migrateRecords(db, d.parent, d.kind); err != nil {
+		if err := migrateRecords(db, d.parent, d.kind, p); err != nil {
 			return fmt.Errorf("upgrade from format %d: %w", from, err)
 		}
 	}
 	if from < 7 {
-		if err := migrateHeld(db); err != nil { // held_store.go
+		if err := migrateHeld(db, p); err != nil { // held_store.go
 			return fmt.Errorf("upgrade from format %d: %w", from, err)
 		}
 	}
@@ -105,17 +119,22 @@ func migrate(db *bolt.DB, site string) error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(metaVersion, u64(formatVersion))
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete(metaUpgrading); err != nil {
+			return err
+		}
+		return meta.Put(metaVersion, u64(formatVersion))
 	})
 	if err != nil {
 		return fmt.Errorf("upgrade from format %d: %w", from, err)
 	}
+	p.finish(from)
 	return nil
 }
 
 // migrateRecords rewrites the version 1 records of every channel under
-// parent as version 2.
-func migrateRecords(db *bolt.DB, parent []byte, kind byte) error {
+// parent as version 2, and counts them in p.
+func migrateRecords(db *bolt.DB, parent []byte, kind byte, p *progress) error {
 	var chans [][]byte
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(parent).ForEachBucket(func(k []byte) error {
@@ -129,6 +148,7 @@ func migrateRecords(db *bolt.DB, parent []byte, kind byte) error {
 	for _, ck := range chans {
 		var after []byte
 		for done := false; !done; {
+			n := 0 // records seen in this transaction
 			err := db.Update(func(tx *bolt.Tx) error {
 				b := tx.Bucket(parent).Bucket(ck)
 				c := b.Cursor()
@@ -141,8 +161,8 @@ func migrateRecords(db *bolt.DB, parent []byte, kind byte) error {
 				}
 				type kv struct{ k, v []byte }
 				var batch []kv
-				n, size := 0, 0
-				for ; k != nil && n < migrateBatch && size < migrateBatchBytes; k, v = c.Next() {
+				size := 0
+				for n = 0; k != nil && n < migrateBatch && size < migrateBatchBytes; k, v = c.Next() {
 					n++
 					size += len(v)
 					after = clone(k)
@@ -167,6 +187,7 @@ func migrateRecords(db *bolt.DB, parent []byte, kind byte) error {
 			if err != nil {
 				return err
 			}
+			p.add(n)
 		}
 	}
 	return nil

@@ -421,13 +421,14 @@ func TestOpenRefusesNewerFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaVersion, u64(formatVersion+1)) })
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaVersion, u64(maxFormatVersion+1)) })
 	_ = db.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, "alpha", Options{}); err == nil || !strings.Contains(err.Error(), "unsupported format version") {
-		t.Fatalf("Open of a newer format: %v", err)
+	want := "state file format 9 is newer than this build reads (1 to 8): run a newer build"
+	if _, err := Open(path, "alpha", Options{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open of a newer format: %v; want %q", err, want)
 	}
 }
 

@@ -104,7 +104,9 @@ func (s *Store) Restore(r io.Reader) error {
 		s.mu.Unlock()
 		return fmt.Errorf("queue: restore: %w", err)
 	}
-	h, applied, oerr := openHandle(s.path, s.site)
+	// No copy of an older format's file before upgrading it: the
+	// snapshot it came from stays in Raft's snapshot directory.
+	h, st, oerr := openHandle(s.path, s.site, upgrader{log: s.log})
 	if oerr != nil {
 		s.mu.Unlock()
 		err := fmt.Errorf("queue: restore: reopen: %w", oerr)
@@ -113,7 +115,8 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	h.db.NoSync, h.db.NoGrowSync = s.unsynced.Load(), s.unsynced.Load()
 	s.h = h
-	s.applied.Store(applied)
+	s.applied.Store(st.applied)
+	s.siteVer.Store(st.siteVersion)
 	s.failed.Store(nil)
 	s.noteInbox(h.db, true)
 	s.mu.Unlock()

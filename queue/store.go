@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -27,9 +28,17 @@ var ErrClosed = errors.New("queue: store closed")
 // lacked the index and counts of held messages by mailbox (held.go),
 // which every writer must keep, and stored held records with one
 // checksum over header and payload (held_store.go). Open and Restore
-// upgrade older files (see migrate).
+// upgrade older files to formatVersion (see migrate).
+//
+// Version 8 is version 7 with the site version (siteversion.go) in the
+// meta bucket. A new or upgraded file is of version 7, which a build that
+// reads only up to 7 opens (a snapshot a node of this build sends to an
+// older node during a rolling upgrade must open there); applying an
+// OpSiteVersion that raises the site version to 2 or more moves the file
+// to 8, which such a build refuses: the rollback boundary.
 const (
-	formatVersion    = 7
+	formatVersion    = 7                 // written for a new or upgraded file
+	maxFormatVersion = siteVersionFormat // the newest this build reads: 8
 	minFormatVersion = 1
 )
 
@@ -48,7 +57,7 @@ const openTimeout = 5 * time.Second
 // site order then precedence order; a ref is seq(8) followed by a channel
 // key.
 var (
-	bucketMeta = []byte("meta") // metaVersion, metaSite, metaApplied, metaInboxLast, metaUnread
+	bucketMeta = []byte("meta") // metaVersion, metaSite, metaApplied, metaInboxLast, metaUnread, metaSiteVersion, metaUpgrading
 
 	bucketOut      = []byte("out")        // chanKey(dest) -> bucket{seq -> record}
 	bucketOutChans = []byte("out_chans")  // chanKey(dest) -> last(8) acked(8)
@@ -112,6 +121,9 @@ type Store struct {
 	h  *handle
 
 	applied atomic.Uint64
+	siteVer atomic.Uint64 // SiteVersion; set under applyMu
+
+	log *slog.Logger // Options.Logger, never nil
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -173,6 +185,10 @@ type Options struct {
 	// (unsynced.go). A new file is always rebuildable; otherwise the
 	// store syncs every commit until Store.Rebuildable is called.
 	Rebuildable bool
+	// Logger hears about the upgrade of a file of an older format (the
+	// copy kept, progress; migrate.go), at Open and Restore. Nil: nothing
+	// is logged.
+	Logger *slog.Logger
 }
 
 // Open opens or creates the store at path (file mode 0600) for the local
@@ -181,7 +197,9 @@ type Options struct {
 // The file's structure is checked first (bbolt's consistency check, about
 // 0.1 s per 100 MB): a damaged file is an error wrapping [ErrCorrupt],
 // "queue: open PATH: file is corrupt: ...", never a panic. A file of an
-// older format is upgraded (see migrate).
+// older format is upgraded, after a copy of it is written beside it
+// (see migrate); a file of a newer format, or of a site version above
+// MaxSiteVersion (*NewerSiteVersionError), is refused.
 func Open(path string, site string, opts Options) (*Store, error) {
 	if err := validName(site); err != nil {
 		return nil, fmt.Errorf("queue: open %s: site: %w", path, err)
@@ -204,12 +222,17 @@ func Open(path string, site string, opts Options) (*Store, error) {
 	}
 	fromNew = fromNew || markedNew || discarded != ""
 	rebuildable := opts.Rebuildable || fromNew
-	h, applied, err := openHandle(path, site)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h, st, err := openHandle(path, site, upgrader{log: log, backup: true})
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, site: site, sites: sites, h: h, changed: make(chan struct{}), discarded: discarded, fromNew: fromNew}
-	s.applied.Store(applied)
+	s := &Store{path: path, site: site, sites: sites, h: h, log: log, changed: make(chan struct{}), discarded: discarded, fromNew: fromNew}
+	s.applied.Store(st.applied)
+	s.siteVer.Store(st.siteVersion)
 	s.inbox.init(0)
 	s.noteInbox(h.db, false)
 	if rebuildable {
@@ -238,19 +261,25 @@ func boltOptions() *bolt.Options {
 	}
 }
 
+// handleState is what openHandle read of the state.
+type handleState struct {
+	applied     uint64
+	siteVersion uint64
+}
+
 // openHandle opens the bbolt file, checks its structure, creates missing
 // buckets, checks the format version and site, upgrades an older format
-// and returns the applied index.
-func openHandle(path, site string) (*handle, uint64, error) {
+// and returns the applied index and site version.
+func openHandle(path, site string, up upgrader) (*handle, handleState, error) {
+	var st handleState
 	db, err := openChecked(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("queue: open %s: %w", path, err)
+		return nil, st, fmt.Errorf("queue: open %s: %w", path, err)
 	}
-	if err := migrate(db, site); err != nil {
+	if err := migrate(db, path, site, up); err != nil {
 		_ = db.Close()
-		return nil, 0, fmt.Errorf("queue: open %s: %w", path, err)
+		return nil, st, fmt.Errorf("queue: open %s: %w", path, err)
 	}
-	var applied uint64
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -261,9 +290,9 @@ func openHandle(path, site string) (*handle, uint64, error) {
 		if err := checkMeta(meta, site); err != nil {
 			return err
 		}
-		applied = getU64(meta, metaApplied)
+		st.applied, st.siteVersion = getU64(meta, metaApplied), storedSiteVersion(meta)
 		if v := meta.Get(metaVersion); v != nil {
-			return nil // migrate made it formatVersion
+			return nil // formatVersion or later: migrate saw to it
 		}
 		if err := meta.Put(metaSite, []byte(site)); err != nil {
 			return err
@@ -272,22 +301,29 @@ func openHandle(path, site string) (*handle, uint64, error) {
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, 0, fmt.Errorf("queue: open %s: %w", path, err)
+		return nil, st, fmt.Errorf("queue: open %s: %w", path, err)
 	}
-	return &handle{db: db}, applied, nil
+	return &handle{db: db}, st, nil
 }
 
-// checkMeta verifies the stored format version and site, if any.
+// checkMeta verifies the stored format version, site and site version,
+// if any.
 func checkMeta(meta *bolt.Bucket, site string) error {
 	v := meta.Get(metaVersion)
 	if v == nil {
 		return nil
 	}
-	if len(v) != 8 || be.Uint64(v) < minFormatVersion || be.Uint64(v) > formatVersion {
-		return fmt.Errorf("unsupported format version %x (want %d to %d)", v, minFormatVersion, formatVersion)
+	if len(v) != 8 || be.Uint64(v) < minFormatVersion {
+		return fmt.Errorf("unsupported format version %x (want %d to %d)", v, minFormatVersion, maxFormatVersion)
+	}
+	if n := be.Uint64(v); n > maxFormatVersion {
+		return fmt.Errorf("state file format %d is newer than this build reads (%d to %d): run a newer build", n, minFormatVersion, maxFormatVersion)
 	}
 	if got := string(meta.Get(metaSite)); got != site {
 		return fmt.Errorf("state belongs to site %q, not %q", got, site)
+	}
+	if sv := storedSiteVersion(meta); sv > MaxSiteVersion {
+		return fmt.Errorf("state file: %w", &NewerSiteVersionError{Version: sv})
 	}
 	return nil
 }

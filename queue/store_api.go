@@ -32,7 +32,9 @@ type Result struct {
 	Purge    *PurgeResult    `json:"purge,omitempty"`
 	Audit    *AuditResult    `json:"audit,omitempty"` // OpAudit, OpCheckpoint
 	Release  *ReleaseResult  `json:"release,omitempty"`
-	Err      string          `json:"err,omitempty"`
+	// SiteVersion is an OpSiteVersion's outcome (siteversion.go).
+	SiteVersion *SiteVersionResult `json:"site_version,omitempty"`
+	Err         string             `json:"err,omitempty"`
 	// Skipped is true when the entry's index was at or below the store's
 	// applied index (a replay after restart) and nothing was done.
 	Skipped bool `json:"skipped,omitempty"`
