@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/transport/pki"
 	"github.com/hotline-link/hotline/transport/trust"
 )
@@ -74,6 +75,19 @@ type Config struct {
 	// mbox is Mailboxes resolved (user and group names looked up), set
 	// by Validate.
 	mbox *mailboxes
+	// raftOffer, when set (only by tests, export_test.go), replaces the
+	// intra-site protocols this node offers and accepts: a node that
+	// speaks hotline-raft/1 only is, to its peers, a node of 0.1.0.
+	raftOffer []string
+}
+
+// raftProtocols are the intra-site protocols the node speaks, highest
+// first (consensus.Protocols).
+func (c *Config) raftProtocols() []string {
+	if c.raftOffer != nil {
+		return c.raftOffer
+	}
+	return consensus.Protocols()
 }
 
 // TLSConfig names the PEM files of the node's identity.

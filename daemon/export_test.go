@@ -111,3 +111,8 @@ func SetStopping(n *Node, stopping bool) {
 		n.life.set(stateRunning)
 	}
 }
+
+// OfferRaftProtocols makes the node of c speak only protocols within its
+// site (a node that speaks hotline-raft/1 only is one of 0.1.0 to its
+// peers); nil restores this build's.
+func OfferRaftProtocols(c *Config, protocols []string) { c.raftOffer = protocols }

@@ -11,8 +11,9 @@ import (
 
 // startLeaderDuties starts, under ctx, the work only the leader does:
 // forwarding (package forward: a forwarder per outbound channel, a receipt
-// sender per remote site), expiry and purge, link tests, and the hand-off
-// of leadership when this node loses every path.
+// sender per remote site), expiry and purge, link tests, the hand-off
+// of leadership when this node loses every path, and raising the site
+// version (siteversion.go).
 func startLeaderDuties(n *Node) *leaderDuties {
 	ctx, cancel := context.WithCancel(n.ctx)
 	d := &leaderDuties{cancel: cancel}
@@ -24,6 +25,7 @@ func startLeaderDuties(n *Node) *leaderDuties {
 	wg.Go(func() { n.linkHealth.testLoop(ctx) })
 	wg.Go(func() { n.linkHealth.handoffLoop(ctx) })
 	wg.Go(func() { n.audit.loop(ctx) }) // audit_exchange.go
+	wg.Go(func() { n.siteVersionLoop(ctx) })
 	return d
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,7 @@ type Node struct {
 	versions   *versionMismatches // protocol version mismatches, for the alarm (versions.go)
 	sender     *sender            // the core of a submission (sender.go)
 	start      time.Time
+	siteWait   atomic.Pointer[string] // on the leader: why the site version is not raised yet (siteversion.go)
 
 	life   lifecycle
 	opened chan struct{} // closed when Open has returned
@@ -125,7 +127,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site, queue.Options{Sites: sites, Rebuildable: hasSnap})
+	n.store, err = queue.Open(filepath.Join(cfg.DataDir, "state.db"), cfg.Site, queue.Options{Sites: sites, Rebuildable: hasSnap, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -275,13 +277,13 @@ func (n *Node) raftConfig(b *pki.Keyring) consensus.Config {
 		Dir:       filepath.Join(n.cfg.DataDir, "raft"),
 		Peers:     peers,
 		Join:      n.cfg.nodeConfig(n.cfg.Node).Join,
-		ServerTLS: b.ServerConfig(consensus.Protocols(), allowSite),
+		ServerTLS: b.ServerConfig(n.cfg.raftProtocols(), allowSite),
 		ClientTLS: func(addr string) (*tls.Config, error) {
 			node, ok := byAddr[addr]
 			if !ok {
 				return nil, fmt.Errorf("raft: no node of site %s has address %s", n.cfg.Site, addr)
 			}
-			return b.ClientConfig(consensus.Protocols(), pki.Identity{Site: n.cfg.Site, Node: node}), nil
+			return b.ClientConfig(n.cfg.raftProtocols(), pki.Identity{Site: n.cfg.Site, Node: node}), nil
 		},
 		OnProtocolMismatch: n.versions.hook, // versions.go
 		FSM:                &fsm{store: n.store, commitTime: n.metrics.stateCommit, fail: n.fail},

@@ -341,6 +341,10 @@ func (n *Node) checkRelayed(from pki.Identity, cmd *queue.Command) error {
 		if cmd.Release == nil {
 			return missing
 		}
+	case queue.OpSiteVersion:
+		// The leader raises the site version itself (siteversion.go),
+		// from what its own Raft connections negotiated.
+		return fmt.Errorf("%s is proposed by the leader only, not relayed", cmd.Op)
 	default:
 		return fmt.Errorf("unknown operation %q", cmd.Op)
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/hotline-link/hotline/daemon/buildinfo"
@@ -19,6 +20,7 @@ func (n *Node) Status() *client.Status {
 	st := n.raft.Stats()
 	s := &client.Status{
 		Site: n.cfg.Site, Node: n.cfg.Node, PID: os.Getpid(), Version: Version(),
+		SiteVersion: n.store.SiteVersion(), SiteVersionWait: n.siteVersionWait(), // siteversion.go
 		Role: n.raft.State(), Leader: leader, Term: st.Term, AppliedIndex: n.store.AppliedIndex(),
 		InboxUnread: n.store.InboxUnread(), Uptime: time.Since(n.start).Round(time.Second).String(),
 		Mailboxes: n.mailboxStatus(), // mailbox.go
@@ -62,6 +64,9 @@ func (n *Node) Status() *client.Status {
 			p := client.Peer{Site: site.Name, Node: nc.Name, Role: "remote"}
 			if site.Name == n.cfg.Site {
 				p.Role = "voter"
+				if v, _, ok := n.raft.PeerProtocol(nc.Raft); ok {
+					p.RaftProtocol = "hotline-raft/" + strconv.Itoa(v)
+				}
 			}
 			if ls := links[nc.Name]; ls != nil {
 				p.Connected = ls.connected

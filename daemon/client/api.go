@@ -158,6 +158,11 @@ type Status struct {
 	Node            string     `json:"node"`
 	PID             int        `json:"pid"`
 	Version         string     `json:"version"`
+	// SiteVersion is the site's feature level (1 until the leader raises
+	// it: README, Upgrading a site); SiteVersionWait, on the leader, names
+	// the nodes it waits for before it can raise it.
+	SiteVersion     uint64     `json:"site_version"`
+	SiteVersionWait string     `json:"site_version_waiting_for,omitempty"`
 	Role            string     `json:"role"`   // leader | follower | candidate | shutdown
 	Leader          string     `json:"leader"` // node name, "" if unknown
 	Term            uint64     `json:"term"`
@@ -189,6 +194,10 @@ type Peer struct {
 	RTTMillis float64    `json:"rtt_ms,omitempty"`
 	LastOK    *time.Time `json:"last_ok,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
+	// RaftProtocol is the intra-site protocol this node's latest Raft
+	// connection to the peer negotiated ("hotline-raft/2"); own site only,
+	// "" until this node has dialled it (a leader dials every follower).
+	RaftProtocol string `json:"raft_protocol,omitempty"`
 }
 
 // OutQueue is one outbound channel.

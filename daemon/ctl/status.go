@@ -63,6 +63,7 @@ func printStatus(w io.Writer, s *client.Status) error {
 		{"node", s.Node},
 		{"pid", strconv.Itoa(s.PID)},
 		{"version", s.Version},
+		{"site version", siteVersion(s)},
 		{"role", s.Role},
 		{"leader", leader},
 		{"term", strconv.FormatUint(s.Term, 10)},
@@ -80,7 +81,7 @@ func printStatus(w io.Writer, s *client.Status) error {
 	if len(s.Peers) == 0 {
 		fmt.Fprintf(tw, "  (none)\n")
 	} else {
-		fmt.Fprintf(tw, "  SITE\tNODE\tROLE\tCONNECTED\tRTT\tLAST OK\tLAST ERROR\n")
+		fmt.Fprintf(tw, "  SITE\tNODE\tROLE\tCONNECTED\tRTT\tLAST OK\tPROTOCOL\tLAST ERROR\n")
 		for _, p := range s.Peers {
 			rtt := "-"
 			if p.RTTMillis > 0 {
@@ -90,7 +91,7 @@ func printStatus(w io.Writer, s *client.Status) error {
 			if p.LastOK != nil {
 				lastOK = fmtTime(*p.LastOK)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Site, p.Node, dash(p.Role), yesNo(p.Connected), rtt, lastOK, dash(p.LastError))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Site, p.Node, dash(p.Role), yesNo(p.Connected), rtt, lastOK, dash(peerProtocols(p)), dash(p.LastError))
 		}
 	}
 	fmt.Fprintf(tw, "\nlinks:\n")
@@ -156,4 +157,30 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// siteVersion words the site version: "2", or "1 (raised once every node
+// speaks it; waiting for alpha-3 (hotline-raft/1))" on a leader that
+// waits. A node of a release before site versions reports none: "-".
+func siteVersion(s *client.Status) string {
+	if s.SiteVersion == 0 {
+		return "-"
+	}
+	v := strconv.FormatUint(s.SiteVersion, 10)
+	if s.SiteVersionWait != "" {
+		v += " (raised once every node speaks it; waiting for " + s.SiteVersionWait + ")"
+	}
+	return v
+}
+
+// peerProtocols is what a peer's connections negotiated: the link's
+// protocol, then (own site) Raft's, "hotline/1 hotline-raft/2".
+func peerProtocols(p client.Peer) string {
+	switch {
+	case p.Protocol == "":
+		return p.RaftProtocol
+	case p.RaftProtocol == "":
+		return p.Protocol
+	}
+	return p.Protocol + " " + p.RaftProtocol
 }
