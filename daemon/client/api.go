@@ -154,10 +154,10 @@ type AckReply struct {
 
 // Status is the reply of GET /v1/status.
 type Status struct {
-	Site            string     `json:"site"`
-	Node            string     `json:"node"`
-	PID             int        `json:"pid"`
-	Version         string     `json:"version"`
+	Site    string `json:"site"`
+	Node    string `json:"node"`
+	PID     int    `json:"pid"`
+	Version string `json:"version"`
 	// SiteVersion is the site's feature level (1 until the leader raises
 	// it: README, Upgrading a site); SiteVersionWait, on the leader, names
 	// the nodes it waits for before it can raise it.
