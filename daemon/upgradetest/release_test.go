@@ -220,6 +220,20 @@ func writeFile(p string, r io.Reader, mode os.FileMode) error {
 	return f.Close()
 }
 
+// TestBuildPreviousOutsideGit: a tree that is not a git checkout (a
+// source tarball) cannot build the previous release, and says so.
+func TestBuildPreviousOutsideGit(t *testing.T) {
+	root := t.TempDir()
+	text := "version 0.1.0\ncommit 493fdaed1bf937f605ef448d8f6409d22cdf0631\n"
+	if err := os.WriteFile(filepath.Join(root, "PREVIOUS-RELEASE"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, skip, err := buildPrevious(root)
+	if err != nil || !strings.Contains(skip, "is not a git checkout") {
+		t.Fatalf("buildPrevious outside git: skip %q, error %v; want a skip saying it is not a git checkout", skip, err)
+	}
+}
+
 // TestPreviousReleaseBuilds checks the built release says its version.
 func TestPreviousReleaseBuilds(t *testing.T) {
 	skipLab(t)

@@ -142,6 +142,9 @@ func TestRollingUpgrade(t *testing.T) {
 				drill = false
 				// Rollback before the raise: the leader still runs the
 				// previous release.
+				if st, err := statusOf(l, leader); err == nil {
+					c.logf("%s leads %s on %s", leader, site, st.Version)
+				}
 				step(next, prev, "rolled back to "+rel.Version+" (site version not raised)")
 				mixed[site] = append(mixed[site], siteVersions(l, nodes)...)
 				step(next, cur, "upgraded again")
