@@ -10,7 +10,10 @@
 //     the commands its README gives; ProcLab can kill -9 and restart
 //     nodes, and wait until a set of nodes agrees on a leader
 //     (SettledAmong). StartProcLabAt runs the configs "hotlinectl lab
-//     init --base-port" writes instead, each config edited first.
+//     init --base-port" writes instead, each config edited first, and
+//     StartProcLabFrom the same from another build's binaries (a previous
+//     release); StartNodeFrom starts one node on another build and Stop
+//     stops one with SIGTERM and tells how it exited.
 //   - StartNetnsLab runs the six processes in network namespaces built by
 //     daemon/netlab, where paths can be cut silently (needs root; skips
 //     otherwise).

@@ -46,7 +46,7 @@ func StartNetnsLab(t testing.TB, tag string) *NetnsLab {
 		t.Skip("builds a namespace lab and starts six processes")
 	}
 	paths := []string{"fiber", "sat"}
-	pl := newProcLab(t)
+	pl := newProcLab(t, Binaries(t))
 	pl.exitChecked, pl.tail = true, 6000
 	spec := netlab.Spec{Prefix: fmt.Sprintf("hn%s%d", tag, os.Getpid()%10000), Paths: paths}
 	for _, s := range daemon.LabSites {
@@ -62,8 +62,8 @@ func StartNetnsLab(t testing.TB, tag string) *NetnsLab {
 		}
 	})
 	l := &NetnsLab{ProcLab: pl, Net: nl, Paths: paths}
-	pl.command = func(node string) *exec.Cmd {
-		return nl.Command(node, filepath.Join(pl.Bin, "hotlined"), "--config", filepath.Join(pl.Dir, node+".toml"))
+	pl.command = func(bin, node string) *exec.Cmd {
+		return nl.Command(node, filepath.Join(bin, "hotlined"), "--config", filepath.Join(pl.Dir, node+".toml"))
 	}
 	if err := daemon.EnsureLabPKI(l.Dir); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ type ProcLab struct {
 	Dir string
 
 	t       testing.TB
-	command func(node string) *exec.Cmd // node's hotlined, to be started
+	command func(bin, node string) *exec.Cmd // node's hotlined from bin, to be started
 	// exitChecked: a node that exits with a status other than 0 after
 	// SIGTERM fails the test even when it failed already (its log is
 	// printed then anyway).
@@ -58,9 +58,9 @@ func (p *Proc) Exited() <-chan struct{} { return p.exited }
 // if the test failed, logs the tail of every node's output.
 func StartProcLab(t testing.TB) *ProcLab {
 	t.Helper()
-	l := newProcLab(t)
-	l.command = func(node string) *exec.Cmd {
-		return exec.Command(filepath.Join(l.Bin, "hotlined"), "--config", node+".toml")
+	l := newProcLab(t, Binaries(t))
+	l.command = func(bin, node string) *exec.Cmd {
+		return exec.Command(filepath.Join(bin, "hotlined"), "--config", node+".toml")
 	}
 	labConfigs := filepath.Join(ModuleRoot(t), "configs", "lab")
 	for _, n := range allNodes() {
@@ -92,8 +92,8 @@ func StartProcLab(t testing.TB) *ProcLab {
 	return l
 }
 
-func newProcLab(t testing.TB) *ProcLab {
-	return &ProcLab{t: t, Bin: Binaries(t), Dir: t.TempDir(), tail: 4000, procs: map[string]*Proc{}}
+func newProcLab(t testing.TB, bin string) *ProcLab {
+	return &ProcLab{t: t, Bin: bin, Dir: t.TempDir(), tail: 4000, procs: map[string]*Proc{}}
 }
 
 // allNodes lists the two-site lab's nodes.
@@ -202,16 +202,44 @@ func (l *ProcLab) Restart(node string) {
 	}
 }
 
+// Stop stops node with SIGTERM, waits up to within for it to exit (else
+// kills it and fails the test) and returns how it exited; the lab no
+// longer checks or stops it (Take). A node not running returns nil.
+func (l *ProcLab) Stop(node string, within time.Duration) *os.ProcessState {
+	l.t.Helper()
+	p := l.Take(node)
+	if p == nil {
+		return nil
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		p.Cmd.Process.Kill()
+		<-p.exited
+		l.t.Fatalf("%s did not stop within %v of SIGTERM", node, within)
+	}
+	return p.Cmd.ProcessState
+}
+
 // StartNode starts node's hotlined with its config Dir/<node>.toml,
 // appending its output to Dir/<node>.log.
 func (l *ProcLab) StartNode(node string) {
+	l.t.Helper()
+	l.StartNodeFrom(node, l.Bin)
+}
+
+// StartNodeFrom is StartNode with the hotlined of directory bin instead
+// of Bin: a node of another build (a previous release, say) on the same
+// config and data directory.
+func (l *ProcLab) StartNodeFrom(node, bin string) {
 	l.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(l.Dir, node+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := l.command(node)
+	cmd := l.command(bin, node)
 	cmd.Dir = l.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -14,9 +14,18 @@ import (
 // rewrites each node's config (its TOML text) before the nodes start.
 func StartProcLabAt(t testing.TB, basePort int, edit func(node, config string) string) *ProcLab {
 	t.Helper()
-	l := newProcLab(t)
-	l.command = func(node string) *exec.Cmd {
-		return exec.Command(filepath.Join(l.Bin, "hotlined"), "--config", node+".toml")
+	return StartProcLabFrom(t, Binaries(t), basePort, edit)
+}
+
+// StartProcLabFrom is StartProcLabAt with the binaries of directory bin
+// (hotlined and hotlinectl of another build, such as a previous release)
+// instead of Binaries: lab init, the PKI, every node and Ctl use them, and
+// Bin is bin. StartNodeFrom starts a node on another build later.
+func StartProcLabFrom(t testing.TB, bin string, basePort int, edit func(node, config string) string) *ProcLab {
+	t.Helper()
+	l := newProcLab(t, bin)
+	l.command = func(bin, node string) *exec.Cmd {
+		return exec.Command(filepath.Join(bin, "hotlined"), "--config", node+".toml")
 	}
 	l.Ctl("lab", "init", "--dir", ".", "--base-port", strconv.Itoa(basePort))
 	for _, n := range allNodes() {
