@@ -42,8 +42,8 @@ func TestHandshakeRejectionsMetric(t *testing.T) {
 	m := newMetrics(&Config{Site: "alpha", Node: "a1", DataDir: t.TempDir()})
 	m.reg.MustRegister(&rejectCollector{link: a1})
 
-	if got := rejections(t, m); len(got) != 6 || got["unknown_peer"] != 0 || got["unknown_ca"] != 0 {
-		t.Fatalf("before any refusal: %v (want all six reasons at 0)", got)
+	if got := rejections(t, m); len(got) != 7 || got["unknown_peer"] != 0 || got["protocol_version"] != 0 {
+		t.Fatalf("before any refusal: %v (want all seven reasons at 0)", got)
 	}
 
 	// A node a1 does not list tries to send: refused as unknown_peer.
@@ -57,7 +57,7 @@ func TestHandshakeRejectionsMetric(t *testing.T) {
 			t.Errorf("%s = %v", reason, v)
 		}
 	}
-	if len(got) != 6 {
+	if len(got) != 7 {
 		t.Errorf("reasons %v", got)
 	}
 }
