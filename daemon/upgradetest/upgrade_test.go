@@ -22,7 +22,8 @@ const measureCommand = "go test ./daemon/upgradetest/ -run 'TestRollingUpgrade$'
 // TestRollingUpgrade starts both sites on the previous release and, under
 // paced traffic both ways (20 messages a second each way, two submitters
 // per site), upgrades alpha one node at a time, followers first and the
-// leader last, then bravo: each node is stopped with SIGTERM, started on
+// leader last (its leadership moved to an upgraded node first, as the
+// README's procedure says), then bravo: each node is stopped with SIGTERM, started on
 // the current build, and must be healthy (a leader known, caught up with
 // its site's leader, a path up to the other site) before the next one.
 // Once, while alpha's leader still runs the previous release, an
@@ -134,6 +135,17 @@ func TestRollingUpgrade(t *testing.T) {
 				if n != leader && !slices.Contains(done, n) {
 					next = n
 					break
+				}
+			}
+			if next == leader && len(done) > 0 {
+				// README, Upgrading a site: the leadership moves to an
+				// upgraded node before the leader stops.
+				to := done[len(done)-1]
+				out, err := l.CtlOutput("--socket", filepath.Join("run", leader+".sock"), "leader", "transfer", "--to", to)
+				if err != nil {
+					c.logf("leader transfer from %s to %s failed (its upgrade stops it anyway): %v: %s", leader, to, err, strings.TrimSpace(out))
+				} else {
+					c.logf("before its upgrade: %s", strings.TrimSpace(out))
 				}
 			}
 			step(next, cur, "upgraded")
