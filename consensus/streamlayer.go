@@ -77,7 +77,7 @@ type streamLayer struct {
 	pendingHost map[string]int            // pending by remote IP
 	active      map[*trackedConn]struct{} // handed to Raft, closed by Close
 	rejected    map[string]*rejectState   // by remote host and kind, for the log limiter
-	protos      map[string]peerProto      // by dialled address (version.go)
+	protos      map[string]*dialledPeer   // by dialled address (version.go)
 }
 
 type rejectState struct {
@@ -106,7 +106,7 @@ func newStreamLayer(ln net.Listener, advertise string, serverTLS *tls.Config,
 		pendingHost: make(map[string]int),
 		active:      make(map[*trackedConn]struct{}),
 		rejected:    make(map[string]*rejectState),
-		protos:      make(map[string]peerProto),
+		protos:      make(map[string]*dialledPeer),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -437,6 +437,5 @@ func (s *streamLayer) dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, s.dialRefused(addr, cfg.NextProtos, err) // version.go
 	}
-	s.notePeerProto(addr, c.ConnectionState().NegotiatedProtocol, time.Now())
-	return c, nil
+	return s.noteDial(addr, c, time.Now()), nil // version.go
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hotline-link/hotline/internal/alpn"
@@ -35,46 +37,102 @@ func Protocols() []string { return []string{RaftProtocol2, RaftProtocol1} }
 // false for any other name.
 func ProtocolVersion(proto string) (n int, ok bool) { return alpn.Version(proto, raftProtocolPrefix) }
 
-// peerProto is the protocol version negotiated by the latest dial of an
-// address, and when.
-type peerProto struct {
-	version int
-	at      time.Time
+// dialledPeer is what this node's open dialled connections to one
+// address negotiated: the version of each, and when the latest was
+// dialled.
+type dialledPeer struct {
+	open map[*dialledConn]int // open connection → negotiated version
+	at   time.Time            // the latest successful dial
 }
 
-// maxPeerProtos bounds the addresses whose dial is remembered: Raft dials
-// only the servers of its configuration, so this is never reached in use.
+// maxPeerProtos bounds the addresses whose dials are remembered: Raft
+// dials only the servers of its configuration, so this is never reached
+// in use.
 const maxPeerProtos = 256
 
-// notePeerProto records the protocol negotiated by a dial of addr.
-func (s *streamLayer) notePeerProto(addr, proto string, now time.Time) {
-	v, ok := ProtocolVersion(proto)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, known := s.protos[addr]; !known && len(s.protos) >= maxPeerProtos {
-		clear(s.protos)
-	}
-	s.protos[addr] = peerProto{version: v, at: now}
+// dialledConn is a Raft connection this node dialled. While it is open,
+// the protocol it negotiated counts for PeerProtocol; closing it (Raft
+// closes a connection once an RPC on it fails, as when the peer stops)
+// takes it back.
+type dialledConn struct {
+	*tls.Conn
+	s    *streamLayer
+	addr string
+	once sync.Once
 }
 
-// PeerProtocol returns the Raft protocol version negotiated by this node's
-// latest successful dial of addr (a ServerAddress of the Raft
-// configuration), and when it was dialled. ok is false when this node has
-// not dialled addr since Open (a follower dials only when it must: the
-// leader dials every server it replicates to) or the dial negotiated no
-// hotline-raft version.
-//
-// The leader can gate a change on it: a version every server of the
-// configuration negotiated since it last restarted is one they all speak.
-func (n *Node) PeerProtocol(addr string) (version int, at time.Time, ok bool) {
-	s := n.stream
+func (c *dialledConn) Close() error {
+	c.once.Do(func() { c.s.forgetDial(c.addr, c) })
+	return c.Conn.Close()
+}
+
+// noteDial records the protocol c negotiated with addr, and returns the
+// connection to hand to Raft: c itself if it negotiated no hotline-raft
+// version (nothing recorded), else c wrapped so that closing it forgets
+// the record.
+func (s *streamLayer) noteDial(addr string, c *tls.Conn, now time.Time) net.Conn {
+	v, ok := ProtocolVersion(c.ConnectionState().NegotiatedProtocol)
+	if !ok {
+		return c
+	}
+	d := &dialledConn{Conn: c, s: s, addr: addr}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.protos[addr]
-	return p.version, p.at, ok
+	p := s.protos[addr]
+	if p == nil {
+		if len(s.protos) >= maxPeerProtos {
+			return c // not counted: PeerProtocol stays conservative
+		}
+		p = &dialledPeer{open: map[*dialledConn]int{}}
+		s.protos[addr] = p
+	}
+	p.open[d] = v
+	p.at = now
+	return d
+}
+
+// forgetDial drops a closed connection's record.
+func (s *streamLayer) forgetDial(addr string, c *dialledConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.protos[addr]; p != nil {
+		delete(p.open, c)
+		if len(p.open) == 0 {
+			delete(s.protos, addr)
+		}
+	}
+}
+
+// PeerProtocol returns the Raft protocol version that this node's open
+// dialled connections to addr (a ServerAddress of the Raft configuration)
+// negotiated — the lowest, if they differ — and when the latest of them
+// was dialled. ok is false while this node holds no open connection it
+// dialled to addr: before it first dials it (a follower dials only when it
+// must; the leader dials every server it replicates to), and from the
+// moment Raft closes the last one, as it does once an RPC fails because
+// the peer stopped.
+//
+// The leader can gate a change on it: a version every server of the
+// configuration negotiated on a connection still open is one they all
+// speak now. A peer that stopped a moment ago may still count until
+// Raft's next RPC to it fails (a heartbeat interval).
+func (n *Node) PeerProtocol(addr string) (version int, at time.Time, ok bool) {
+	return n.stream.peerProtocol(addr)
+}
+
+// peerProtocol is PeerProtocol of the stream layer.
+func (s *streamLayer) peerProtocol(addr string) (version int, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.protos[addr]
+	if p == nil || len(p.open) == 0 {
+		return 0, time.Time{}, false
+	}
+	version = math.MaxInt
+	for _, v := range p.open {
+		version = min(version, v)
+	}
+	return version, p.at, true
 }
 
 // mismatchKey carries a *mismatchSlot from handshake to the TLS config's

@@ -128,12 +128,22 @@ func TestStreamLayerRecordsDialledVersion(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial %s: %v", addr, err)
 		}
+		if v, at, ok := me.peerProtocol(addr); !ok || v != c.want || at.Before(start) {
+			t.Fatalf("dial of %s recorded version %d at %v, %v; want version %d", addr, v, at, ok, c.want)
+		}
+		// A second connection counts too; the record goes with the last.
+		conn2, err := me.dial(raft.ServerAddress(addr), 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
 		conn.Close()
-		me.mu.Lock()
-		p, ok := me.protos[addr]
-		me.mu.Unlock()
-		if !ok || p.version != c.want || p.at.Before(start) {
-			t.Fatalf("dial of %s recorded %+v, %v; want version %d", addr, p, ok, c.want)
+		conn.Close() // Raft may close twice
+		if v, _, ok := me.peerProtocol(addr); !ok || v != c.want {
+			t.Fatalf("with one of two connections to %s closed: version %d, %v; want %d", addr, v, ok, c.want)
+		}
+		conn2.Close()
+		if v, _, ok := me.peerProtocol(addr); ok {
+			t.Fatalf("every connection to %s closed, still version %d: a stopped peer would count", addr, v)
 		}
 	}
 	if got := seen.list(); len(got) != 0 {
@@ -170,6 +180,15 @@ func TestPeerProtocolInMixedCluster(t *testing.T) {
 	if _, _, ok := ln.PeerProtocol("127.0.0.1:1"); ok {
 		t.Error("PeerProtocol of an address never dialled is ok")
 	}
+	// A follower that stops no longer counts once Raft has found it gone
+	// (it closes its connections when an RPC fails): a leader must not
+	// raise a site version on the word of a node being rolled back.
+	f := c.follower(lead)
+	c.stop(f)
+	testutil.Eventually(t, 10*time.Second, "the leader to forget the stopped follower's protocol", func() bool {
+		_, _, ok := ln.PeerProtocol(c.nodes[f].addr)
+		return !ok
+	})
 }
 
 func TestProtocolsListed(t *testing.T) {

@@ -217,6 +217,13 @@ func (c *committer) servePropose(ctx context.Context, from pki.Identity, body []
 	if !c.raft.IsLeader() {
 		return nil, fmt.Errorf("%s: %w", c.node, consensus.ErrNotLeader)
 	}
+	if len(body) > 0 && body[0] == '{' {
+		// The leader appends a relayed command's bytes as they are, and
+		// every build since log entry format 2 relays the binary format;
+		// a JSON entry is read alike by every build only as far as its
+		// fields are known to all.
+		return nil, fmt.Errorf("%w: a relayed command in the JSON log format: nodes relay the binary format", queue.ErrInvalid)
+	}
 	cmd, err := queue.DecodeCommand(body)
 	if err != nil {
 		if !errors.Is(err, queue.ErrInvalid) {

@@ -53,6 +53,8 @@ func TestRelayedCommandsChecked(t *testing.T) {
 			Proofs: []queue.DeliveredProof{{Evidence: forgedEvidence(1000, 5)}}}}, "after a gap"},
 		{"receipts acked without data", &queue.Command{Op: queue.OpReceiptsAcked, Time: now}, "without its receipts_acked data"},
 		{"receipts from an unconfigured site", &queue.Command{Op: queue.OpReceipts, Time: now, Receipts: &queue.Receipts{From: "charlie"}}, `"charlie" is not another configured site`},
+		// The leader raises the site version from its own connections.
+		{"site version", &queue.Command{Op: queue.OpSiteVersion, Time: now, SiteVersion: &queue.SiteVersionCmd{Version: queue.MaxSiteVersion}}, "proposed by the leader only"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -75,6 +77,12 @@ func TestRelayedCommandsChecked(t *testing.T) {
 		if err != nil || rep.Error == "" {
 			t.Errorf("body %q: reply %+v, err %v; want an error reply", body, rep, err)
 		}
+	}
+	// A JSON entry would be appended as it is, and builds read only the
+	// fields they know of one.
+	rep, err := link.Call(ctx, leader, &transport.Call{Op: daemon.CallPropose, Body: []byte(`{"op":"expire","time":1}`)})
+	if err != nil || !strings.Contains(rep.Error, "JSON log format") {
+		t.Errorf("a JSON command: reply %+v, err %v; want it refused as JSON", rep, err)
 	}
 	for _, name := range daemon.LabNodes("alpha") {
 		for _, id := range []string{"rc-1", "rc-2", "rc-3", "rc-4", "rc-5"} {

@@ -41,7 +41,10 @@ func (n *Node) siteVersionLoop(ctx context.Context) {
 		}
 		wait := n.siteVersionLaggards()
 		if wait == "" {
-			n.raiseSiteVersion(ctx)
+			if err := n.raiseSiteVersion(ctx); err != nil {
+				wait = fmt.Sprintf("its raise to be committed (%v)", err)
+				n.siteWait.Store(&wait)
+			}
 		} else {
 			n.siteWait.Store(&wait)
 			if wait != logged {
@@ -81,9 +84,9 @@ func (n *Node) siteVersionLaggards() string {
 	return strings.Join(behind, ", ")
 }
 
-// raiseSiteVersion proposes queue.MaxSiteVersion; a failure is logged and
-// retried at the next tick.
-func (n *Node) raiseSiteVersion(ctx context.Context) {
+// raiseSiteVersion proposes queue.MaxSiteVersion; a failure is logged,
+// returned, and retried at the next tick.
+func (n *Node) raiseSiteVersion(ctx context.Context) error {
 	from := n.store.SiteVersion()
 	pctx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout.Duration)
 	defer cancel()
@@ -91,12 +94,13 @@ func (n *Node) raiseSiteVersion(ctx context.Context) {
 		SiteVersion: &queue.SiteVersionCmd{Version: queue.MaxSiteVersion}})
 	if err != nil {
 		n.log.Warn("raising the site version failed; will retry", "from", from, "to", queue.MaxSiteVersion, "err", err)
-		return
+		return err
 	}
 	if res.SiteVersion != nil && res.SiteVersion.Raised {
 		n.log.Info("site version raised: every node of the site runs a build that speaks it; a node can no longer go back to a build that does not (README, Upgrading a site)",
 			"from", from, "to", res.SiteVersion.Version)
 	}
+	return nil
 }
 
 // siteVersionWait is why the leader has not raised the site version yet

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -26,13 +27,20 @@ const protocolAlarmFor = 10 * time.Minute
 // be anyone that reaches the port.
 const maxMismatches = 64
 
+// alarmLogEvery bounds the ALARM lines of protocol_version: at most one
+// this often, whatever the number of remotes (anyone who reaches a port can
+// cause a mismatch), with the count of those not logged.
+const alarmLogEvery = time.Minute
+
 // versionMismatches keeps the latest version mismatch with each remote
 // for the protocol_version alarm. Safe for concurrent use.
 type versionMismatches struct {
 	log *slog.Logger
 
-	mu   sync.Mutex
-	seen map[string]*mismatchSeen // by remote; guarded by mu
+	mu         sync.Mutex
+	seen       map[string]*mismatchSeen // by remote (its host at the accepting end); guarded by mu
+	lastLog    time.Time                // the latest ALARM line; guarded by mu
+	suppressed int                      // alarms raised anew and not logged since; guarded by mu
 }
 
 // mismatchSeen is the mismatches with one remote since the alarm was last
@@ -66,20 +74,40 @@ func mismatchWords(remote string, offered, ours []string) string {
 // without one).
 func (v *versionMismatches) record(remote string, offered, ours []string, now time.Time) {
 	words := mismatchWords(remote, offered, ours)
+	key := remote
+	if ours != nil {
+		// The accepting end: a remote's every dial comes from another
+		// port.
+		if host, _, err := net.SplitHostPort(remote); err == nil {
+			key = host
+		}
+	}
 	v.mu.Lock()
-	s := v.seen[remote]
+	s := v.seen[key]
 	fresh := s == nil || now.Sub(s.at) > protocolAlarmFor
 	if fresh {
 		if s == nil && len(v.seen) >= maxMismatches {
 			v.dropOldestLocked(now)
 		}
 		s = &mismatchSeen{since: now}
-		v.seen[remote] = s
+		v.seen[key] = s
 	}
 	s.at, s.words = now, words
 	s.n++
-	v.mu.Unlock()
+	logIt, suppressed := false, 0
 	if fresh {
+		if now.Sub(v.lastLog) >= alarmLogEvery {
+			logIt, suppressed = true, v.suppressed
+			v.lastLog, v.suppressed = now, 0
+		} else {
+			v.suppressed++
+		}
+	}
+	v.mu.Unlock()
+	switch {
+	case logIt && suppressed > 0:
+		v.log.Error(fmt.Sprintf("ALARM: protocol_version: %s (and %d more remotes since the last such line; status lists them)", words, suppressed))
+	case logIt:
 		v.log.Error("ALARM: protocol_version: " + words)
 	}
 }

@@ -14,22 +14,29 @@ func TestVersionMismatchAlarmExpires(t *testing.T) {
 	v := newVersionMismatches(slog.New(slog.NewTextHandler(&logs, nil)))
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	v.record("127.0.0.1:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0)
-	v.record("127.0.0.1:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0.Add(time.Minute))
+	// The same remote dials again from another port: the same alarm.
+	v.record("127.0.0.1:7103", []string{"hotline/9"}, []string{"hotline/1"}, t0.Add(time.Minute))
 	v.record("bravo/bravo-1 at 127.0.0.1:7202", []string{"hotline/1"}, nil, t0)
 	got := v.alarms(t0.Add(time.Minute))
 	want := []string{
-		"protocol_version: 127.0.0.1:7102 offered hotline/9; this node speaks hotline/1 (2 times since 2026-01-02T03:04:05Z, last at 2026-01-02T03:05:05Z)",
+		"protocol_version: 127.0.0.1:7103 offered hotline/9; this node speaks hotline/1 (2 times since 2026-01-02T03:04:05Z, last at 2026-01-02T03:05:05Z)",
 		"protocol_version: bravo/bravo-1 at 127.0.0.1:7202 refused every version this node offers (hotline/1); its log names the versions it speaks (1 times since 2026-01-02T03:04:05Z, last at 2026-01-02T03:04:05Z)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("alarms:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// One ALARM line per remote while the mismatches go on.
-	if n := strings.Count(logs.String(), "ALARM: protocol_version"); n != 2 {
-		t.Fatalf("%d ALARM lines, want 2:\n%s", n, logs.String())
+	// One ALARM line a minute at most: the second remote's is counted in
+	// the next.
+	if n := strings.Count(logs.String(), "ALARM: protocol_version"); n != 1 {
+		t.Fatalf("%d ALARM lines, want 1:\n%s", n, logs.String())
 	}
+	v.record("127.0.0.2:7102", []string{"hotline/9"}, []string{"hotline/1"}, t0.Add(time.Minute))
+	if n := strings.Count(logs.String(), "ALARM: protocol_version"); n != 2 || !strings.Contains(logs.String(), "(and 1 more remotes since the last such line") {
+		t.Fatalf("%d ALARM lines, want 2, the second counting the one not logged:\n%s", n, logs.String())
+	}
+	delete(v.seen, "127.0.0.2")
 	// Cleared 10 minutes after the last mismatch of each remote.
-	if got := v.alarms(t0.Add(10*time.Minute + time.Second)); len(got) != 1 || !strings.Contains(got[0], "7102") {
+	if got := v.alarms(t0.Add(10*time.Minute + time.Second)); len(got) != 1 || !strings.Contains(got[0], "7103") {
 		t.Fatalf("alarms 10m after the dialler's last mismatch: %q", got)
 	}
 	if got := v.alarms(t0.Add(11*time.Minute + time.Second)); len(got) != 0 {
@@ -43,13 +50,17 @@ func TestVersionMismatchAlarmExpires(t *testing.T) {
 }
 
 func TestVersionMismatchesAreBounded(t *testing.T) {
-	v := newVersionMismatches(slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	v := newVersionMismatches(slog.New(slog.NewTextHandler(&logs, nil)))
 	t0 := time.Now()
 	for i := range 10 * maxMismatches {
 		v.record(fmt.Sprintf("10.0.%d.%d:1", i>>8, i&0xff), []string{"x"}, []string{"hotline/1"}, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 	if n := len(v.seen); n > maxMismatches {
 		t.Fatalf("%d remotes remembered, limit %d", n, maxMismatches)
+	}
+	if n := strings.Count(logs.String(), "ALARM"); n != 1 {
+		t.Fatalf("%d ALARM lines for %d remotes within seconds, want 1", n, 10*maxMismatches)
 	}
 	if n := len(v.alarms(t0.Add(time.Second))); n != maxMismatches {
 		t.Fatalf("%d alarms, want the latest %d remotes", n, maxMismatches)

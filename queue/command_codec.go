@@ -342,11 +342,11 @@ func DecodeCommand(b []byte) (*Command, error) {
 		if err := json.Unmarshal(b, c); err != nil {
 			return nil, fmt.Errorf("queue: decode command: %w", err)
 		}
-		if c.SiteVersion != nil {
-			// No build wrote one: an older build would apply the entry
-			// as an unknown command.
-			return nil, fmt.Errorf("queue: decode command: %w: site version body in an entry of the JSON format", ErrInvalid)
-		}
+		// No build writes a site version in JSON, and 0.1.0 decodes the
+		// key as an unknown field and ignores it: so does this build,
+		// so that both apply the entry alike (a site_version command
+		// without its body changes nothing on either).
+		c.SiteVersion = nil
 		c.format = '{'
 		return c, nil
 	case cmdVersion6, cmdVersion5, cmdVersion4, cmdVersion3, cmdVersion2:

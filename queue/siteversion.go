@@ -24,9 +24,11 @@ import (
 //
 //	SiteVersion = version:uvarint    (body bit 13; bit 11 is unused)
 //
-// An entry of an earlier format or of the JSON format never carries it
-// (DecodeCommand refuses one that does), so a node of this build applies
-// every entry an older node applies exactly as that node does.
+// An entry of an earlier binary format never carries it (DecodeCommand
+// refuses one that does, as 0.1.0 refuses the unknown body bit), and the
+// JSON format's "site_version" key is ignored (as 0.1.0 ignores an unknown
+// field), so a node of this build applies every entry an older node
+// applies exactly as that node does.
 
 // MaxSiteVersion is the highest site version this build understands.
 // Version 2: the intra-site protocol of rolling upgrades (issue 13).

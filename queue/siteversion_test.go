@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,7 +132,6 @@ func TestSiteVersionCodec(t *testing.T) {
 		{"in format 5", reversion(body(siteVersionCmd(t1, 2)), cmdVersion5), "site version body in an entry of version 5"},
 		{"format 6 without it", reversion(body(expireCmd(t1)), cmdVersion6), "entry of version 6 without a body of version 6"},
 		{"on another command", body(withBody), "site version body on a submit command"},
-		{"in JSON", []byte(`{"op":"site_version","time":5,"site_version":{"version":2}}`), "site version body in an entry of the JSON format"},
 		{"newer format", []byte{cmdVersion6 + 1, 0}, "log entry format 7 is newer than this build reads (6)"},
 	}
 	for _, tc := range tests {
@@ -139,6 +139,42 @@ func TestSiteVersionCodec(t *testing.T) {
 		if got != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %+v, %v; want an error containing %q", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestSiteVersionInJSONIsIgnored: 0.1.0 decodes a JSON entry's
+// "site_version" key as an unknown field and ignores it, so this build
+// does too: the expire below is applied as on 0.1.0 (a site version
+// body there would have been refused and the entry skipped, and the two
+// builds' states would part), and a JSON site_version command changes
+// nothing.
+func TestSiteVersionInJSONIsIgnored(t *testing.T) {
+	for _, in := range []string{
+		`{"op":"expire","time":5,"site_version":{"version":2}}`,
+		`{"op":"site_version","time":5,"site_version":{"version":2}}`,
+	} {
+		c, err := DecodeCommand([]byte(in))
+		if err != nil || c.SiteVersion != nil {
+			t.Fatalf("%s: %+v, %v; want the command without its site version", in, c, err)
+		}
+	}
+	s, _ := openStore(t, "alpha")
+	var l cmdLog
+	l.apply(t, s, submitCmd(t1, item("m1", "bravo", Routine, "x")))
+	before := rawDump(t, s)
+	res := s.Apply([]Entry{{Index: s.AppliedIndex() + 1, Data: []byte(`{"op":"site_version","time":5,"site_version":{"version":2}}`)}})
+	if res[0].Err == "" || res[0].SiteVersion != nil {
+		t.Fatalf("JSON site_version: %+v; want a refusal in the result", res[0])
+	}
+	if s.SiteVersion() != 1 || metaFormat(t, s) != formatVersion {
+		t.Fatalf("after a JSON site_version: site version %d, format %d; want 1, %d", s.SiteVersion(), metaFormat(t, s), formatVersion)
+	}
+	applied := string(bucketMeta) + "/" + hex.EncodeToString(metaApplied) + "="
+	notApplied := func(lines []string) []string {
+		return slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, applied) })
+	}
+	if after := rawDump(t, s); !slices.Equal(notApplied(before), notApplied(after)) {
+		t.Fatalf("a JSON site_version command changed the state (besides the applied index):\nbefore %v\nafter  %v", notApplied(before), notApplied(after))
 	}
 }
 

@@ -75,7 +75,7 @@ func (up upgrader) begin(db *bolt.DB, path string, from uint64, resumed bool) er
 // and writeCopy fails.
 func writeCopy(db *bolt.DB, bak string) error {
 	if _, err := os.Lstat(bak); err == nil {
-		return fmt.Errorf("cannot keep a copy of the file as it was: %s already exists (an earlier copy?): move it away, then start again", bak)
+		return fmt.Errorf("cannot keep a copy of the file as it was: %s already exists: move it away, then start again (if a start of this build wrote it, it is a complete copy of the file as it still is: a copy is renamed into place only once written and synced)", bak)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cannot keep a copy of the file as it was: %w", err)
 	}
