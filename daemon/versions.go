@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ type versionMismatches struct {
 	log *slog.Logger
 
 	mu         sync.Mutex
-	seen       map[string]*mismatchSeen // by remote (its host at the accepting end); guarded by mu
+	seen       map[string]*mismatchSeen // by remote (its host and our list at the accepting end); guarded by mu
 	lastLog    time.Time                // the latest ALARM line; guarded by mu
 	suppressed int                      // alarms raised anew and not logged since; guarded by mu
 }
@@ -77,9 +78,10 @@ func (v *versionMismatches) record(remote string, offered, ours []string, now ti
 	key := remote
 	if ours != nil {
 		// The accepting end: a remote's every dial comes from another
-		// port.
+		// port. One alarm per host and protocol (ours: the link's or
+		// Raft's list).
 		if host, _, err := net.SplitHostPort(remote); err == nil {
-			key = host
+			key = host + " " + strings.Join(ours, ",")
 		}
 	}
 	v.mu.Lock()
