@@ -48,10 +48,25 @@ const (
 // membership makes and shows the site's membership changes on this node.
 // It is safe for concurrent use; the leader serialises the changes.
 type membership struct {
-	cfg  *Config // this node's (read-only)
-	raft *consensus.Node
-	link *transport.Link // to ask members for their progress
-	log  *slog.Logger
+	cfg         *Config // this node's (read-only)
+	raft        *consensus.Node
+	link        *transport.Link // to ask members for their progress
+	log         *slog.Logger
+	siteVersion func() uint64 // the site's (queue.Store.SiteVersion)
+}
+
+// checkSpeaks refuses to go on adding id (at addr) when this leader's Raft
+// connections to it negotiated a protocol below the site version: it runs
+// a release before that version and would stop at the first thing it
+// does not understand (README, Upgrading a site). Until the leader has a
+// connection to it, nothing is known and nothing refused.
+func (m *membership) checkSpeaks(id, addr string) error {
+	sv := m.siteVersion()
+	if v, _, ok := m.raft.PeerProtocol(addr); ok && uint64(v) < sv {
+		return fmt.Errorf("%w: %s speaks hotline-raft/%d, a release before site version %d, which site %s runs: install a release that speaks it on %s (README, Upgrading a site), then run member add %s again; until then it stays a non-voter",
+			errMemberConflict, id, v, sv, m.cfg.Site, id, id)
+	}
+	return nil
 }
 
 // catchUpTimeout is how long add waits for a new member to catch up
@@ -336,6 +351,9 @@ func (m *membership) memberAdd(ctx context.Context, id, addr string) error {
 	var lastErr error
 	lastLog := time.Now()
 	for {
+		if err := m.checkSpeaks(id, addr); err != nil {
+			return err
+		}
 		ri, err := m.memberProgress(wait, id)
 		if err == nil {
 			applied = ri.AppliedIndex
@@ -358,6 +376,9 @@ func (m *membership) memberAdd(ctx context.Context, id, addr string) error {
 				errMemberUnavail, id, m.catchUpTimeout(), why, id)
 		case <-time.After(catchUpPoll):
 		}
+	}
+	if err := m.checkSpeaks(id, addr); err != nil {
+		return err
 	}
 	if err := m.raft.AddVoter(ctx, id, addr); err != nil {
 		return classifyMemberErr(err)

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon"
 	"github.com/hotline-link/hotline/daemon/client"
 	"github.com/hotline-link/hotline/daemon/clustertest"
+	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/pki"
 )
 
@@ -402,8 +404,31 @@ func TestMemberAddWaitsForCatchUp(t *testing.T) {
 		t.Fatalf("submit with alpha-4 a non-voter that is down: %v", err)
 	}
 
+	// A node of a release before the site's version (to its peers, one
+	// that speaks hotline-raft/1 only) is not made a voter.
+	clustertest.Eventually(t, 30*time.Second, "alpha's site version to be raised", func() bool {
+		return lab.Node(leader).Status().SiteVersion == queue.MaxSiteVersion
+	})
+	daemon.OfferRaftProtocols(lab.Configs[alpha4], []string{consensus.RaftProtocol1})
 	lab.StartNode(alpha4)
-	mc, err := c.MemberAdd(ctx, alpha4, "")
+	_, err = c.MemberAdd(ctx, alpha4, "")
+	wantAPIError(t, err, http.StatusConflict, client.CodeConflict, "alpha-4 speaks hotline-raft/1, a release before site version 2, which site alpha runs")
+	if err := lab.StopNode(alpha4); err != nil {
+		t.Fatal(err)
+	}
+	daemon.OfferRaftProtocols(lab.Configs[alpha4], nil)
+
+	lab.StartNode(alpha4)
+	var mc *client.MemberChange
+	// Until the leader's Raft finds the old connection broken (its next
+	// RPC to it), that connection's hotline-raft/1 still counts.
+	clustertest.Eventually(t, 30*time.Second, "member add of alpha-4 once it speaks hotline-raft/2", func() bool {
+		mc, err = c.MemberAdd(ctx, alpha4, "")
+		if err != nil && strings.Contains(err.Error(), "speaks hotline-raft/1") {
+			return false
+		}
+		return true
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

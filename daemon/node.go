@@ -160,7 +160,7 @@ func Open(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		check:     n.checkRelayed,
 		submitted: func(k int) { n.metrics.submitted.Add(float64(k)) },
 	})
-	n.members = &membership{cfg: cfg, raft: n.raft, link: n.link, log: log}
+	n.members = &membership{cfg: cfg, raft: n.raft, link: n.link, log: log, siteVersion: n.store.SiteVersion}
 	n.linkHealth = &linkHealth{cfg: cfg, log: log, link: n.link, raft: n.raft, commit: n.commit,
 		failures: n.metrics.linkTestFailures, rtt: n.metrics.linkTestRTT}
 	n.admin = &admin{cfg: cfg, log: log, store: n.store, raft: n.raft, link: n.link,
