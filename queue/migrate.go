@@ -59,6 +59,12 @@ func migrate(db *bolt.DB, path, site string, up upgrader) error {
 		resumed = meta.Get(metaUpgrading) != nil
 		return nil
 	})
+	if err == nil && from >= formatVersion && resumed {
+		// An upgrade this build began was finished by another build
+		// (0.1.0 upgrades without the mark): only the mark is left.
+		up.log.Info(fmt.Sprintf("state: the upgrade of %s was finished by another build; removing its mark", path))
+		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(metaUpgrading) })
+	}
 	if err != nil || from == 0 || from >= formatVersion {
 		return err
 	}

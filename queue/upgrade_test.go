@@ -2,7 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -199,6 +201,29 @@ func TestUpgradeResumedKeepsFirstCopy(t *testing.T) {
 		t.Fatalf("the first copy: %q, %v", b, err)
 	}
 	if w := "state: resuming the upgrade of " + path + " from format 6 to 7; a copy of the file as it was is at " + bak; !strings.Contains(log.String(), w) {
+		t.Fatalf("log lacks %q:\n%s", w, log.String())
+	}
+}
+
+// TestUpgradeFinishedByAnotherBuild: a file of the current format with
+// this build's mark (an upgrade it began, which 0.1.0 then finished: it
+// knows no mark) loses the mark when it opens, and nothing else.
+func TestUpgradeFinishedByAnotherBuild(t *testing.T) {
+	s, path := openStore(t, "alpha")
+	s.Apply(script(t, 1, 100))
+	want := rawDump(t, s)
+	editClosed(t, s, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaUpgrading, u64(6)) })
+	var log bytes.Buffer
+	s2, err := Open(path, "alpha", Options{Logger: logTo(&log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	assertSameRaw(t, want, rawDump(t, s2))
+	if _, err := os.Stat(path + ".format6.bak"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a copy was written: %v", err)
+	}
+	if w := "was finished by another build; removing its mark"; !strings.Contains(log.String(), w) {
 		t.Fatalf("log lacks %q:\n%s", w, log.String())
 	}
 }
