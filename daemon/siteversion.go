@@ -61,8 +61,9 @@ func (n *Node) siteVersionLoop(ctx context.Context) {
 }
 
 // siteVersionLaggards names the servers of the Raft configuration that do
-// not yet speak hotline-raft/MaxSiteVersion as this leader's latest
-// connection to each negotiated it ("" when every one does).
+// not speak hotline-raft/MaxSiteVersion as this leader's open connections
+// to each negotiated it, or to which it holds none ("" when every one
+// does).
 func (n *Node) siteVersionLaggards() string {
 	members, err := n.raft.Members()
 	if err != nil {
@@ -76,7 +77,7 @@ func (n *Node) siteVersionLaggards() string {
 		v, _, ok := n.raft.PeerProtocol(m.Addr)
 		switch {
 		case !ok:
-			behind = append(behind, m.ID+" (not reached yet)")
+			behind = append(behind, m.ID+" (no connection from this leader)")
 		case uint64(v) < queue.MaxSiteVersion:
 			behind = append(behind, fmt.Sprintf("%s (hotline-raft/%d)", m.ID, v))
 		}
