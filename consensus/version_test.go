@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,32 +17,9 @@ import (
 	"github.com/hotline-link/hotline/transport/linktest"
 )
 
-// mismatches records the calls of Config.OnProtocolMismatch.
-type mismatches struct {
-	mu  sync.Mutex
-	got []mismatch
-}
-
-type mismatch struct {
-	remote        string
-	offered, ours []string
-}
-
-func (m *mismatches) hook(remote string, offered, ours []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.got = append(m.got, mismatch{remote, offered, ours})
-}
-
-func (m *mismatches) list() []mismatch {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.got)
-}
-
 // newSpeakingStream starts a stream layer for node name speaking protos on
 // 127.0.0.1:0, whose client side knows the nodes of names.
-func newSpeakingStream(t *testing.T, ca *linktest.CA, name string, names map[string]string, protos []string, seen *mismatches) (*streamLayer, *logBuffer) {
+func newSpeakingStream(t *testing.T, ca *linktest.CA, name string, names map[string]string, protos []string, seen *testutil.Mismatches) (*streamLayer, *logBuffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,14 +29,14 @@ func newSpeakingStream(t *testing.T, ca *linktest.CA, name string, names map[str
 	server, client := tlsConfigsSpeaking(t, ca, name, names, protos)
 	logs := &logBuffer{}
 	s := newStreamLayer(ln, ln.Addr().String(), server, client,
-		slog.New(slog.NewTextHandler(logs, nil)), time.Minute, seen.hook)
+		slog.New(slog.NewTextHandler(logs, nil)), time.Minute, seen.Hook)
 	t.Cleanup(func() { s.Close() })
 	return s, logs
 }
 
 func TestStreamLayerRefusesUnknownVersion(t *testing.T) {
 	ca := linktest.NewCA(t)
-	var seen mismatches
+	var seen testutil.Mismatches
 	s, logs := newSpeakingStream(t, ca, "n1", map[string]string{}, Protocols(), &seen)
 	addr := s.Addr().String()
 	b := ca.Bundle(testSite, "n1") // a valid certificate of a known node
@@ -79,9 +55,9 @@ func TestStreamLayerRefusesUnknownVersion(t *testing.T) {
 			t.Fatalf("offer %v: %v; want the server's no_application_protocol alert", offer, err)
 		}
 		testutil.Eventually(t, 10*time.Second, "the refusal counted", func() bool { return s.Rejections() == before+1 })
-		testutil.Eventually(t, 10*time.Second, "the hook called", func() bool { return len(seen.list()) == i+1 })
-		m := seen.list()[i]
-		if !strings.HasPrefix(m.remote, "127.0.0.1:") || !slices.Equal(m.offered, offer) || !slices.Equal(m.ours, Protocols()) {
+		testutil.Eventually(t, 10*time.Second, "the hook called", func() bool { return len(seen.List()) == i+1 })
+		m := seen.List()[i]
+		if !strings.HasPrefix(m.Remote, "127.0.0.1:") || !slices.Equal(m.Offered, offer) || !slices.Equal(m.Ours, Protocols()) {
 			t.Fatalf("OnProtocolMismatch call %+v; want from 127.0.0.1 offering %v, ours %v", m, offer, Protocols())
 		}
 	}
@@ -96,14 +72,14 @@ func TestStreamLayerRefusesUnknownVersion(t *testing.T) {
 
 	// The dialling side: a node that speaks only hotline-raft/9 is told
 	// clearly, and so is its hook.
-	var seen9 mismatches
+	var seen9 testutil.Mismatches
 	s9, _ := newSpeakingStream(t, ca, "n2", map[string]string{addr: "n1"}, []string{"hotline-raft/9"}, &seen9)
 	_, err := s9.dial(raft.ServerAddress(addr), 5*time.Second)
 	want := "the node there refused every protocol version we offer (hotline-raft/9): it runs a release that speaks none of them; its log names its versions"
 	if !errors.Is(err, ErrProtocolVersion) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("dial: %v; want ErrProtocolVersion saying %q", err, want)
 	}
-	if got := seen9.list(); len(got) != 1 || got[0].remote != addr || !slices.Equal(got[0].offered, []string{"hotline-raft/9"}) || got[0].ours != nil {
+	if got := seen9.List(); len(got) != 1 || got[0].Remote != addr || !slices.Equal(got[0].Offered, []string{"hotline-raft/9"}) || got[0].Ours != nil {
 		t.Fatalf("dialler's OnProtocolMismatch calls %+v", got)
 	}
 	if _, ok := s9.protos[addr]; ok {
@@ -113,7 +89,7 @@ func TestStreamLayerRefusesUnknownVersion(t *testing.T) {
 
 func TestStreamLayerRecordsDialledVersion(t *testing.T) {
 	ca := linktest.NewCA(t)
-	var seen mismatches
+	var seen testutil.Mismatches
 	names := map[string]string{}
 	old, _ := newSpeakingStream(t, ca, "n1", names, []string{RaftProtocol1}, &seen) // the previous release
 	cur, _ := newSpeakingStream(t, ca, "n2", names, Protocols(), &seen)
@@ -146,7 +122,7 @@ func TestStreamLayerRecordsDialledVersion(t *testing.T) {
 			t.Fatalf("every connection to %s closed, still version %d: a stopped peer would count", addr, v)
 		}
 	}
-	if got := seen.list(); len(got) != 0 {
+	if got := seen.List(); len(got) != 0 {
 		t.Fatalf("mismatches reported: %+v", got)
 	}
 }

@@ -5,46 +5,23 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/hotline-link/hotline/internal/testutil"
 	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport/linktest"
 )
 
-// mismatches records the calls of Config.OnProtocolMismatch.
-type mismatches struct {
-	mu  sync.Mutex
-	got []mismatch
-}
-
-type mismatch struct {
-	remote        string
-	offered, ours []string
-}
-
-func (m *mismatches) hook(remote string, offered, ours []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.got = append(m.got, mismatch{remote, offered, ours})
-}
-
-func (m *mismatches) list() []mismatch {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.got)
-}
-
-func withMismatches(m *mismatches) opts {
-	return func(c *Config) { c.OnProtocolMismatch = m.hook }
+func withMismatches(m *testutil.Mismatches) opts {
+	return func(c *Config) { c.OnProtocolMismatch = m.Hook }
 }
 
 func TestProtocolVersionRefusedByServer(t *testing.T) {
 	ca := linktest.NewCA(t)
-	var seen mismatches
+	var seen testutil.Mismatches
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{listed("bravo", "b1")}, withMismatches(&seen))
 	addr := a1.link.Addr("fiber")
 	b1 := ca.Bundle("bravo", "b1") // a configured peer with a valid certificate
@@ -69,12 +46,12 @@ func TestProtocolVersionRefusedByServer(t *testing.T) {
 			t.Errorf("rejections[%s] = %d, want %d", r, after[r], want)
 		}
 	}
-	got := seen.list()
-	if len(got) != 1 || !strings.HasPrefix(got[0].remote, "127.0.0.1:") ||
-		!slices.Equal(got[0].offered, []string{"hotline/9"}) || !slices.Equal(got[0].ours, []string{Protocol1}) {
+	got := seen.List()
+	if len(got) != 1 || !strings.HasPrefix(got[0].Remote, "127.0.0.1:") ||
+		!slices.Equal(got[0].Offered, []string{"hotline/9"}) || !slices.Equal(got[0].Ours, []string{Protocol1}) {
 		t.Fatalf("OnProtocolMismatch calls %+v; want one from 127.0.0.1 offering [hotline/9], ours [%s]", got, Protocol1)
 	}
-	line := "remote=127.0.0.1 reason=protocol_version addr=" + got[0].remote + " offered=hotline/9 speaks=hotline/1"
+	line := "remote=127.0.0.1 reason=protocol_version addr=" + got[0].Remote + " offered=hotline/9 speaks=hotline/1"
 	if !a1.logs.contains(line) {
 		t.Fatalf("no log line %q:\n%s", line, a1.logs.buf.String())
 	}
@@ -94,7 +71,7 @@ func TestProtocolVersionRefusedByServer(t *testing.T) {
 	if typ, _, err := cl.request(batchFrame(msgBatch("bravo", "alpha", queue.Routine, 1, 1, 8))); err != nil || typ != frameAck {
 		t.Fatalf("request over %s: type %d, %v", Protocol1, typ, err)
 	}
-	if n := len(seen.list()); n != 1 {
+	if n := len(seen.List()); n != 1 {
 		t.Fatalf("%d mismatches, want still 1", n)
 	}
 	if after := a1.link.HandshakeRejections(); after[RejectProtocolVersion] != before[RejectProtocolVersion]+1 {
@@ -112,7 +89,7 @@ func TestProtocolVersionRefusedToDialler(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 
-	var seen mismatches
+	var seen testutil.Mismatches
 	b1 := Peer{Site: "bravo", Node: "b1", Addrs: map[string]string{"fiber": ln.Addr().String()}}
 	a1 := startNode(t, ca, "alpha", "a1", []Peer{b1}, withMismatches(&seen))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -128,12 +105,12 @@ func TestProtocolVersionRefusedToDialler(t *testing.T) {
 	if !strings.Contains(st.LastErr, want) || st.Connected || st.Protocol != "" {
 		t.Fatalf("path status %+v; want LastErr with %q", st, want)
 	}
-	got := seen.list()
+	got := seen.List()
 	if len(got) == 0 {
 		t.Fatal("OnProtocolMismatch not called")
 	}
 	for _, m := range got {
-		if m.remote != "bravo/b1 at "+ln.Addr().String() || !slices.Equal(m.offered, []string{Protocol1}) || m.ours != nil {
+		if m.Remote != "bravo/b1 at "+ln.Addr().String() || !slices.Equal(m.Offered, []string{Protocol1}) || m.Ours != nil {
 			t.Fatalf("OnProtocolMismatch call %+v", m)
 		}
 	}
