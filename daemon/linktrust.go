@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,24 +44,15 @@ type trustRefusals struct {
 	batches *prometheus.CounterVec // {from, reason}
 	acks    *prometheus.CounterVec // {from, reason}
 
-	mu   sync.Mutex
-	seen map[refusalKey]*refusalSeen // guarded by mu
+	recent *recentEvents[refusalKey] // the latest refusal's error as its words
 }
 
 type refusalKey struct{ site, what string }
 
-// refusalSeen is the refusals of one site and kind since the alarm was
-// last raised anew.
-type refusalSeen struct {
-	since, at time.Time
-	n         int
-	err       string
-}
-
 // newTrustRefusals makes the counters, every label at 0, and registers
 // them with reg.
 func newTrustRefusals(cfg *Config, reg *prometheus.Registry) *trustRefusals {
-	r := &trustRefusals{seen: map[refusalKey]*refusalSeen{},
+	r := &trustRefusals{recent: newRecentEvents[refusalKey](refusalAlarmFor, 0),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotline_refused_batches_total",
 			Help: "Batches from another site (or inbound commands relayed by a follower) refused here because their signature did not hold (an alarm), by sending site and reason: " + fmt.Sprint(forward.Reasons) + "."},
 			[]string{"from", "reason"}),
@@ -91,19 +81,7 @@ func (r *trustRefusals) record(site, what string, err error) (fresh bool) {
 	case refusedAck:
 		r.acks.WithLabelValues(site, reason).Inc()
 	}
-	now := time.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := refusalKey{site, what}
-	s := r.seen[k]
-	if s == nil || now.Sub(s.at) > refusalAlarmFor {
-		s = &refusalSeen{since: now}
-		r.seen[k] = s
-		fresh = true
-	}
-	s.at, s.err = now, err.Error()
-	s.n++
-	return fresh
+	return r.recent.record(refusalKey{site, what}, err.Error(), time.Now())
 }
 
 // alarms words the refusals of the last refusalAlarmFor, by site.
@@ -111,13 +89,8 @@ func (r *trustRefusals) alarms(now time.Time) []string {
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for k, s := range r.seen {
-		if now.Sub(s.at) > refusalAlarmFor {
-			continue
-		}
+	r.recent.live(now, func(k refusalKey, s recentEvent) {
 		var what string
 		switch k.what {
 		case refusedBatch:
@@ -130,8 +103,8 @@ func (r *trustRefusals) alarms(now time.Time) []string {
 			what = fmt.Sprintf("%s refused the signature of %d of our batches", k.site, s.n)
 		}
 		out = append(out, fmt.Sprintf("signature on the link: %s since %s, last at %s: %s",
-			what, s.since.UTC().Format(time.RFC3339), s.at.UTC().Format(time.RFC3339), s.err))
-	}
+			what, s.since.UTC().Format(time.RFC3339), s.at.UTC().Format(time.RFC3339), s.words))
+	})
 	slices.Sort(out)
 	return out
 }

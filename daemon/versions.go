@@ -36,24 +36,16 @@ const alarmLogEvery = time.Minute
 // versionMismatches keeps the latest version mismatch with each remote
 // for the protocol_version alarm. Safe for concurrent use.
 type versionMismatches struct {
-	log *slog.Logger
+	log    *slog.Logger
+	recent *recentEvents[string] // by remote (its host and our list at the accepting end)
 
 	mu         sync.Mutex
-	seen       map[string]*mismatchSeen // by remote (its host and our list at the accepting end); guarded by mu
-	lastLog    time.Time                // the latest ALARM line; guarded by mu
-	suppressed int                      // alarms raised anew and not logged since; guarded by mu
-}
-
-// mismatchSeen is the mismatches with one remote since the alarm was last
-// raised anew.
-type mismatchSeen struct {
-	since, at time.Time
-	n         int
-	words     string // the latest, as the alarm says it
+	lastLog    time.Time // the latest ALARM line; guarded by mu
+	suppressed int       // alarms raised anew and not logged since; guarded by mu
 }
 
 func newVersionMismatches(log *slog.Logger) *versionMismatches {
-	return &versionMismatches{log: log, seen: map[string]*mismatchSeen{}}
+	return &versionMismatches{log: log, recent: newRecentEvents[string](protocolAlarmFor, maxMismatches)}
 }
 
 // hook is transport.Config's and consensus.Config's OnProtocolMismatch.
@@ -84,51 +76,22 @@ func (v *versionMismatches) record(remote string, offered, ours []string, now ti
 			key = host + " " + strings.Join(ours, ",")
 		}
 	}
+	if !v.recent.record(key, words, now) {
+		return
+	}
 	v.mu.Lock()
-	s := v.seen[key]
-	fresh := s == nil || now.Sub(s.at) > protocolAlarmFor
-	if fresh {
-		if s == nil && len(v.seen) >= maxMismatches {
-			v.dropOldestLocked(now)
-		}
-		s = &mismatchSeen{since: now}
-		v.seen[key] = s
+	if now.Sub(v.lastLog) < alarmLogEvery {
+		v.suppressed++
+		v.mu.Unlock()
+		return
 	}
-	s.at, s.words = now, words
-	s.n++
-	logIt, suppressed := false, 0
-	if fresh {
-		if now.Sub(v.lastLog) >= alarmLogEvery {
-			logIt, suppressed = true, v.suppressed
-			v.lastLog, v.suppressed = now, 0
-		} else {
-			v.suppressed++
-		}
-	}
+	suppressed := v.suppressed
+	v.lastLog, v.suppressed = now, 0
 	v.mu.Unlock()
-	switch {
-	case logIt && suppressed > 0:
+	if suppressed > 0 {
 		v.log.Error(fmt.Sprintf("ALARM: protocol_version: %s (and %d more remotes since the last such line; status lists them)", words, suppressed))
-	case logIt:
+	} else {
 		v.log.Error("ALARM: protocol_version: " + words)
-	}
-}
-
-// dropOldestLocked forgets the expired remotes, or if none has expired the
-// one seen longest ago.
-func (v *versionMismatches) dropOldestLocked(now time.Time) {
-	var oldest string
-	for r, s := range v.seen {
-		if now.Sub(s.at) > protocolAlarmFor {
-			delete(v.seen, r)
-			continue
-		}
-		if oldest == "" || s.at.Before(v.seen[oldest].at) {
-			oldest = r
-		}
-	}
-	if len(v.seen) >= maxMismatches {
-		delete(v.seen, oldest)
 	}
 }
 
@@ -137,16 +100,11 @@ func (v *versionMismatches) alarms(now time.Time) []string {
 	if v == nil {
 		return nil
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var out []string
-	for _, s := range v.seen {
-		if now.Sub(s.at) > protocolAlarmFor {
-			continue
-		}
+	v.recent.live(now, func(_ string, e recentEvent) {
 		out = append(out, fmt.Sprintf("protocol_version: %s (%d times since %s, last at %s)",
-			s.words, s.n, s.since.UTC().Format(time.RFC3339), s.at.UTC().Format(time.RFC3339)))
-	}
+			e.words, e.n, e.since.UTC().Format(time.RFC3339), e.at.UTC().Format(time.RFC3339)))
+	})
 	slices.Sort(out)
 	return out
 }

@@ -34,7 +34,7 @@ func TestVersionMismatchAlarmExpires(t *testing.T) {
 	if n := strings.Count(logs.String(), "ALARM: protocol_version"); n != 2 || !strings.Contains(logs.String(), "(and 1 more remotes since the last such line") {
 		t.Fatalf("%d ALARM lines, want 2, the second counting the one not logged:\n%s", n, logs.String())
 	}
-	delete(v.seen, "127.0.0.2 hotline/1")
+	delete(v.recent.seen, "127.0.0.2 hotline/1")
 	// Cleared 10 minutes after the last mismatch of each remote.
 	if got := v.alarms(t0.Add(10*time.Minute + time.Second)); len(got) != 1 || !strings.Contains(got[0], "7103") {
 		t.Fatalf("alarms 10m after the dialler's last mismatch: %q", got)
@@ -56,7 +56,7 @@ func TestVersionMismatchesAreBounded(t *testing.T) {
 	for i := range 10 * maxMismatches {
 		v.record(fmt.Sprintf("10.0.%d.%d:1", i>>8, i&0xff), []string{"x"}, []string{"hotline/1"}, t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if n := len(v.seen); n > maxMismatches {
+	if n := len(v.recent.seen); n > maxMismatches {
 		t.Fatalf("%d remotes remembered, limit %d", n, maxMismatches)
 	}
 	if n := strings.Count(logs.String(), "ALARM"); n != 1 {
