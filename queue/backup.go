@@ -240,28 +240,21 @@ func RestoreBackup(from, path, site string, remotes []string) (BackupHeader, err
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return h, fmt.Errorf("queue: restore: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".restore-*")
-	if err != nil {
-		return h, fmt.Errorf("queue: restore: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // nothing left after the rename
-	h, err = ReadBackup(in, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	tmp, err := writeTemp(path, ".restore-", func(f *os.File) (err error) {
+		h, err = ReadBackup(in, f)
+		return err
+	})
 	if err != nil {
 		return h, fmt.Errorf("queue: restore from %s: %w", from, err)
 	}
+	defer os.Remove(tmp) // nothing left after the rename
 	if h.Site != site {
 		return h, fmt.Errorf("queue: restore from %s: %w: it is a backup of site %q, this node is of site %q", from, ErrBadBackup, h.Site, site)
 	}
-	if err := checkSnapshot(tmp.Name(), site); err != nil {
+	if err := checkSnapshot(tmp, site); err != nil {
 		return h, fmt.Errorf("queue: restore from %s: %w: %w", from, ErrBadBackup, err)
 	}
-	if err := prepareRestored(tmp.Name(), site, remotes); err != nil {
+	if err := prepareRestored(tmp, site, remotes); err != nil {
 		return h, fmt.Errorf("queue: restore from %s: %w", from, err)
 	}
 	// A marker left by the file moved aside is not about this one, which
@@ -269,7 +262,7 @@ func RestoreBackup(from, path, site string, remotes []string) (BackupHeader, err
 	if err := os.Remove(path + markerSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return h, fmt.Errorf("queue: restore: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return h, fmt.Errorf("queue: restore: %w", err)
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {

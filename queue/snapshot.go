@@ -131,28 +131,42 @@ func (s *Store) Restore(r io.Reader) error {
 // receiveSnapshot writes r to a synced temporary file beside the store and
 // checks that it is a snapshot of this site's store.
 func (s *Store) receiveSnapshot(r io.Reader) (path string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".restore-*")
+	path, err = writeTemp(s.path, ".restore-", func(f *os.File) error {
+		if _, err := io.Copy(f, r); err != nil {
+			return fmt.Errorf("read snapshot: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	path = f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	if _, err := io.Copy(f, r); err != nil {
-		_ = f.Close()
-		return "", fmt.Errorf("read snapshot: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
+	if err := checkSnapshot(path, s.site); err != nil {
+		_ = os.Remove(path)
 		return "", err
 	}
-	if err := f.Close(); err != nil {
+	return path, nil
+}
+
+// writeTemp writes a new temporary file beside target (named after it,
+// with suffix and a random tail) with write, syncs and closes it, and
+// returns its path; on error nothing is left of it.
+func writeTemp(target, suffix string, write func(*os.File) error) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(target), filepath.Base(target)+suffix+"*")
+	if err != nil {
 		return "", err
 	}
-	return path, checkSnapshot(path, s.site)
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // checkSnapshot checks a received snapshot's structure (the page walk

@@ -85,23 +85,16 @@ func writeCopy(db *bolt.DB, bak string) error {
 			_ = os.Remove(name)
 		}
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(bak)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("cannot keep a copy of the file as it was: %w", err)
-	}
-	tmp := f.Name()
-	err = db.View(func(tx *bolt.Tx) error {
-		_, err := tx.WriteTo(f)
-		return err
+	tmp, err := writeTemp(bak, ".tmp-", func(f *os.File) error {
+		return db.View(func(tx *bolt.Tx) error {
+			_, err := tx.WriteTo(f)
+			return err
+		})
 	})
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, bak)
+		if err = os.Rename(tmp, bak); err != nil {
+			_ = os.Remove(tmp)
+		}
 	}
 	if err == nil {
 		if err = syncDir(dir); err != nil {
@@ -109,7 +102,6 @@ func writeCopy(db *bolt.DB, bak string) error {
 		}
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("cannot keep a copy of the file as it was at %s: %w", bak, err)
 	}
 	return nil
