@@ -138,15 +138,26 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 	}
 }
 
-// decodedBytes is what decoding body allocates.
+// decodedBytes is what decoding body allocates. TotalAlloc counts every
+// goroutine's allocations, and goroutines an earlier test left winding down
+// (a QUIC connection's closing timers) allocate too, so the figure is the
+// least of several decodes: what the decode itself allocates is the same
+// each time, the others' allocations only ever add to it.
 func decodedBytes(t *testing.T, body []byte) (int64, error) {
 	t.Helper()
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	_, err := decodeBatch(body)
-	runtime.ReadMemStats(&m1)
-	return int64(m1.TotalAlloc - m0.TotalAlloc), err
+	least := int64(-1)
+	var err error
+	for range 5 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		_, err = decodeBatch(body)
+		runtime.ReadMemStats(&m1)
+		if got := int64(m1.TotalAlloc - m0.TotalAlloc); least < 0 || got < least {
+			least = got
+		}
+	}
+	return least, err
 }
 
 // minimalBatch is the body of a batch of n near-minimal messages (id "x",
