@@ -19,8 +19,6 @@ import (
 
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
-
-	"github.com/hotline-link/hotline/daemon/buildinfo"
 )
 
 // Main is hotlined: it runs one node from a config file, or the dev lab.
@@ -78,7 +76,7 @@ apart.`,
 	cmd.Flags().IntVar(&devOpts.Sites, "sites", devOpts.Sites, "with --dev: `N` sites (alpha, bravo, charlie, ...), 2 to 9")
 	cmd.Flags().IntVar(&devOpts.BasePort, "base-port", devOpts.BasePort, "with --dev: Raft port `N` of every node; the paths listen on N+100")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	cmd.SetVersionTemplate(buildinfo.Read().Template("hotlined"))
+	cmd.SetVersionTemplate(BuildInfo().Template("hotlined"))
 	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.AddCommand(newCheckConfigCmd(stdout, stderr), newManCmd())
 	return cmd.Execute()

@@ -6,13 +6,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hotline-link/hotline/consensus"
 	"github.com/hotline-link/hotline/daemon/buildinfo"
 	"github.com/hotline-link/hotline/daemon/client"
+	"github.com/hotline-link/hotline/queue"
 	"github.com/hotline-link/hotline/transport"
 )
 
 // Version is the daemon's version (package buildinfo).
 func Version() string { return buildinfo.Read().Version }
+
+// BuildInfo is the daemon's build with what it speaks and reads: what
+// `hotlined --version` prints.
+func BuildInfo() buildinfo.Info {
+	i := buildinfo.Read()
+	i.Speaks = &buildinfo.Speaks{Link: transport.Protocols(), Raft: consensus.Protocols(), Formats: queue.ReadFormats()}
+	return i
+}
 
 // Status reports what this node knows now.
 func (n *Node) Status() *client.Status {

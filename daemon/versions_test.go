@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotline-link/hotline/daemon/buildinfo"
+	"github.com/hotline-link/hotline/internal/alpn"
 )
 
 func TestVersionMismatchAlarmExpires(t *testing.T) {
@@ -64,5 +70,72 @@ func TestVersionMismatchesAreBounded(t *testing.T) {
 	}
 	if n := len(v.alarms(t0.Add(time.Second))); n != maxMismatches {
 		t.Fatalf("%d alarms, want the latest %d remotes", n, maxMismatches)
+	}
+}
+
+// TestReleaseTableMatchesBuild holds the README's table of releases
+// (Upgrading a site) against what this build speaks and reads, which
+// `hotlined --version` prints: the row of this release must say the same.
+func TestReleaseTableMatchesBuild(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row []string
+	for line := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(line, "| "+buildinfo.Release+" |") {
+			row = strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		}
+	}
+	if len(row) != 6 {
+		t.Fatalf("README.md: no row of 6 cells for release %s in the table of releases: %q", buildinfo.Release, row)
+	}
+	for i := range row {
+		row[i] = strings.TrimSpace(row[i])
+	}
+	versions := func(protos []string, prefix string) string {
+		var ns []string
+		for _, p := range protos {
+			n, ok := alpn.Version(p, prefix)
+			if !ok {
+				t.Fatalf("protocol %q is not %sN", p, prefix)
+			}
+			ns = append(ns, strconv.Itoa(n))
+		}
+		return strings.Join(ns, ", ")
+	}
+	sp := BuildInfo().Speaks
+	f := sp.Formats
+	for _, c := range []struct{ column, cell, want string }{
+		{"link", row[1], versions(sp.Link, "hotline/")},
+		{"site", row[2], versions(sp.Raft, "hotline-raft/")},
+		{"log entries read", row[3], fmt.Sprintf("%d–%d /", f.LogEntry[0], f.LogEntry[1])},
+		{"state file read", row[4], fmt.Sprintf("%d–%d /", f.StateFile[0], f.StateFile[1])},
+		{"site version", row[5], fmt.Sprintf(" %d", f.SiteVersion)},
+	} {
+		ok := c.cell == c.want
+		if strings.HasSuffix(c.want, "/") {
+			ok = strings.HasPrefix(c.cell, c.want)
+		} else if strings.HasPrefix(c.want, " ") {
+			ok = strings.HasSuffix(c.cell, c.want)
+		}
+		if !ok {
+			t.Errorf("README.md, release %s, column %q says %q; this build: %q", buildinfo.Release, c.column, c.cell, strings.TrimSpace(c.want))
+		}
+	}
+
+	var out, errb strings.Builder
+	if err := Main(t.Context(), []string{"--version"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"link:    " + strings.Join(sp.Link, ", ") + " (between sites)\n",
+		"raft:    " + strings.Join(sp.Raft, ", ") + " (within a site)\n",
+		fmt.Sprintf("reads:   state file formats %d-%d, log entry formats %d-%d, backup format %d, site versions up to %d\n",
+			f.StateFile[0], f.StateFile[1], f.LogEntry[0], f.LogEntry[1], f.Backup, f.SiteVersion),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("hotlined --version printed %q, want %q in it", out.String(), want)
+		}
 	}
 }

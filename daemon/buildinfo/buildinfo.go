@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/hotline-link/hotline/queue"
 )
 
 // Release is the release this tree is (CHANGELOG.md): the version a
@@ -25,12 +27,23 @@ var (
 
 // Info describes a build. Empty fields are unknown.
 type Info struct {
-	Version   string `json:"version"`               // "1.2.0": the link-time version, the module version, or Release
-	Commit    string `json:"commit,omitempty"`      // the git revision
-	Modified  bool   `json:"modified,omitempty"`    // the checkout had uncommitted changes
-	Time      string `json:"commit_time,omitempty"` // the commit's time (RFC 3339), from VCS stamping
-	GoVersion string `json:"go"`                    // "go1.26.8"
-	Platform  string `json:"platform"`              // "linux/amd64"
+	Version   string  `json:"version"`               // "1.2.0": the link-time version, the module version, or Release
+	Commit    string  `json:"commit,omitempty"`      // the git revision
+	Modified  bool    `json:"modified,omitempty"`    // the checkout had uncommitted changes
+	Time      string  `json:"commit_time,omitempty"` // the commit's time (RFC 3339), from VCS stamping
+	GoVersion string  `json:"go"`                    // "go1.26.8"
+	Platform  string  `json:"platform"`              // "linux/amd64"
+	Speaks    *Speaks `json:"speaks,omitempty"`      // hotlined's: see Speaks
+}
+
+// Speaks is what the daemon speaks and reads: the protocols it offers,
+// the newest first, and the formats of its stored data, to hold against
+// the README's table of releases before an upgrade. The daemon fills it
+// (daemon.BuildInfo): this package does not link the transports.
+type Speaks struct {
+	Link    []string      `json:"link"` // between sites: "hotline/1"
+	Raft    []string      `json:"raft"` // within a site: "hotline-raft/2", "hotline-raft/1"
+	Formats queue.Formats `json:"reads"`
 }
 
 // Read returns the running binary's build information.
@@ -96,6 +109,13 @@ func (i Info) Text(program string) string {
 		fmt.Fprintf(&b, "time:    %s\n", i.Time)
 	}
 	fmt.Fprintf(&b, "go:      %s %s\n", i.GoVersion, i.Platform)
+	if sp := i.Speaks; sp != nil {
+		f := sp.Formats
+		fmt.Fprintf(&b, "link:    %s (between sites)\n", strings.Join(sp.Link, ", "))
+		fmt.Fprintf(&b, "raft:    %s (within a site)\n", strings.Join(sp.Raft, ", "))
+		fmt.Fprintf(&b, "reads:   state file formats %d-%d, log entry formats %d-%d, backup format %d, site versions up to %d\n",
+			f.StateFile[0], f.StateFile[1], f.LogEntry[0], f.LogEntry[1], f.Backup, f.SiteVersion)
+	}
 	return b.String()
 }
 

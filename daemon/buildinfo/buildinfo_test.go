@@ -5,12 +5,17 @@ import (
 	"strings"
 	"testing"
 	"text/template"
+
+	"github.com/hotline-link/hotline/queue"
 )
 
 func TestRead(t *testing.T) {
 	i := Read()
 	if i.Version == "" || i.GoVersion != runtime.Version() || i.Platform != runtime.GOOS+"/"+runtime.GOARCH {
 		t.Fatalf("Read() = %+v", i)
+	}
+	if i.Speaks != nil {
+		t.Errorf("Read().Speaks = %+v: the daemon fills it", i.Speaks)
 	}
 }
 
@@ -22,6 +27,12 @@ func TestText(t *testing.T) {
 	}
 	if got, want := i.String(), "1.2.0 (commit 0123abc, modified; go1.26.8 linux/amd64)"; got != want {
 		t.Errorf("String = %q, want %q", got, want)
+	}
+	i.Speaks = &Speaks{Link: []string{"hotline/2", "hotline/1"}, Raft: []string{"hotline-raft/2"}, Formats: queue.Formats{StateFile: [2]int{1, 9}, LogEntry: [2]int{1, 7}, Backup: 1, SiteVersion: 3}}
+	want += "link:    hotline/2, hotline/1 (between sites)\nraft:    hotline-raft/2 (within a site)\n" +
+		"reads:   state file formats 1-9, log entry formats 1-7, backup format 1, site versions up to 3\n"
+	if got := i.Text("hotlinectl"); got != want {
+		t.Errorf("Text = %q, want %q", got, want)
 	}
 	bare := Info{Version: "dev", GoVersion: "go1.26.8", Platform: "linux/amd64"}
 	if got := bare.Text("hotlined"); !strings.Contains(got, "commit:  unknown") || strings.Contains(got, "time:") {

@@ -1,7 +1,8 @@
 // Package buildinfo says which build of hotline is running: the release
 // version, the commit and the Go toolchain. hotlined and hotlinectl print
-// it for --version; the daemon reports it in its status and in the
-// hotline_build_info metric.
+// it for --version, hotlined with what it speaks and reads (its protocol
+// versions and the formats of its stored data, [Speaks]); the daemon
+// reports the version in its status and in the hotline_build_info metric.
 //
 // Contract: [Read] never fails and is safe for concurrent use; unknown
 // fields are empty, except Version, which is at least [Release]. [Info.Text]
