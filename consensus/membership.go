@@ -55,7 +55,7 @@ func (n *Node) latestServers(op string) ([]raft.Server, error) {
 	deadline := time.Now().Add(2 * n.rc.ElectionTimeout)
 	for {
 		r := n.raft.Load()
-		if r == nil || r.State() == raft.Shutdown {
+		if n.running() == nil {
 			if err := n.StorageFull(); err != nil && !n.isClosed() {
 				return nil, &opError{op: op, kind: ErrStorageFull, cause: err}
 			}

@@ -413,17 +413,32 @@ func (n *Node) isClosed() bool {
 	}
 }
 
-// IsLeader reports whether this node is the leader now.
-func (n *Node) IsLeader() bool {
+// running returns the Raft instance while it runs: nil before it first
+// started, while the node stands by and once it is closed. A stopped
+// instance's own State cannot be trusted to say Shutdown: hashicorp/raft's
+// Shutdown sets it, but its main loop may still handle one more RPC and
+// set it back (an AppendEntries makes it Follower) before it sees the
+// shutdown and exits, leaving that state behind for good.
+func (n *Node) running() *raft.Raft {
 	r := n.raft.Load()
+	if r == nil || n.isClosed() || n.StorageFull() != nil || r.State() == raft.Shutdown {
+		return nil
+	}
+	return r
+}
+
+// IsLeader reports whether this node is the leader now (never while it
+// stands by).
+func (n *Node) IsLeader() bool {
+	r := n.running()
 	return r != nil && r.State() == raft.Leader
 }
 
 // Leader returns the current leader's ID and address, or "" when unknown
 // (always while standing by).
 func (n *Node) Leader() (id, addr string) {
-	r := n.raft.Load()
-	if r == nil || r.State() == raft.Shutdown {
+	r := n.running()
+	if r == nil {
 		return "", ""
 	}
 	a, i := r.LeaderWithID()
@@ -431,14 +446,17 @@ func (n *Node) Leader() (id, addr string) {
 }
 
 // State returns "leader", "follower", "candidate", "standby" (storage
-// full, see [Node.StorageFull]) or "shutdown".
+// full, see [Node.StorageFull]; from the moment the node decides to stand
+// by) or "shutdown".
 func (n *Node) State() string {
-	r := n.raft.Load()
-	st := raft.Shutdown
-	if r != nil {
-		st = r.State()
+	if !n.isClosed() && n.StorageFull() != nil {
+		return "standby"
 	}
-	switch st {
+	r := n.running()
+	if r == nil {
+		return "shutdown"
+	}
+	switch r.State() {
 	case raft.Leader:
 		return "leader"
 	case raft.Follower:
@@ -446,9 +464,6 @@ func (n *Node) State() string {
 	case raft.Candidate:
 		return "candidate"
 	default:
-		if !n.isClosed() && n.StorageFull() != nil {
-			return "standby"
-		}
 		return "shutdown"
 	}
 }
@@ -466,7 +481,7 @@ func (n *Node) Stats() Stats {
 		AppliedIndex: r.AppliedIndex(),
 		LastContact:  -1,
 	}
-	if r.State() == raft.Leader {
+	if r == n.running() && r.State() == raft.Leader {
 		s.LastContact = 0
 	} else if t := r.LastContact(); !t.IsZero() {
 		s.LastContact = time.Since(t)
