@@ -43,24 +43,7 @@ func TestThreeSitesAllDirections(t *testing.T) {
 	tr := clustertest.StartTrafficSites(ctx, "n3", sites, perNode, lab.Client, g)
 	time.Sleep(300 * time.Millisecond)
 	old := lab.Leader("charlie")
-	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-	// What matters is that leadership moves under traffic (checked
-	// below): under the race detector an election may move it first
-	// (not the leader), or the target may win only after Raft's own
-	// transfer timeout.
-	if err := daemon.RaftOf(lab.Node(old)).TransferLeadership(tctx, ""); err != nil {
-		t.Logf("transfer leadership of charlie: %v", err)
-	}
-	tcancel()
-	now := old
-	for deadline := time.Now().Add(5 * time.Second); now == old && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		now = lab.Leader("charlie")
-	}
-	if now == old {
-		t.Errorf("site charlie: leadership stayed with %s", old)
-	}
-	t.Logf("site charlie: leadership moved from %s to %s", old, now)
+	t.Logf("site charlie: leadership moved from %s to %s", old, moveLeader(t, lab, "charlie", ""))
 	tr.Wait(t)
 	t.Logf("%d submissions acknowledged in %v", len(g.Sent()), time.Since(start).Round(time.Millisecond))
 
@@ -222,13 +205,7 @@ func TestLeaderHandsOffWhenOneSiteUnreachable(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if old := lab.Leader("alpha"); old != "alpha-1" {
-		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := daemon.RaftOf(lab.Node(old)).TransferLeadership(tctx, "alpha-1"); err != nil {
-			t.Fatalf("move alpha's leadership to alpha-1: %v", err)
-		}
-		tcancel()
-	}
+	moveLeader(t, lab, "alpha", "alpha-1")
 	start := time.Now()
 	c := lab.Client("alpha-2")
 	for _, to := range []string{"bravo", "charlie"} {

@@ -91,18 +91,12 @@ func TestDiskFull(t *testing.T) {
 
 	for _, leads := range []bool{false, true} {
 		t.Run(map[bool]string{false: "follower", true: "leader"}[leads], func(t *testing.T) {
-			l := lab.Leader("alpha")
-			if leads != (l == victim) {
+			if l := lab.Leader("alpha"); leads != (l == victim) {
 				to := victim
 				if !leads {
 					to = "alpha-2"
 				}
-				if err := daemon.RaftOf(lab.Node(l)).TransferLeadership(ctx, to); err != nil {
-					t.Fatalf("transfer to %s: %v", to, err)
-				}
-				if l = lab.Leader("alpha"); leads != (l == victim) {
-					t.Fatalf("leader is %s", l)
-				}
+				moveLeader(t, lab, "alpha", to)
 			}
 			if _, err := submit(victim); err != nil {
 				t.Fatal(err)
