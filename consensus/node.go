@@ -19,22 +19,9 @@ import (
 const (
 	transportMaxPool = 3
 	transportTimeout = 10 * time.Second
-	// transportMaxInFlight 1 turns hashicorp/raft's pipelined replication
-	// off: each follower gets one AppendEntries at a time (carrying up to
-	// MaxAppendEntries entries). Pipelining can deadlock the leader's
-	// replication to a follower that answers Success=false, as one
-	// standing by on a full disk does: the pipeline's decoder returns,
-	// and the sender can still pick a ready trigger over the finished
-	// decoder and park forever on a send nobody reads (unbuffered at the
-	// default of 2). The follower then gets heartbeats but no entries
-	// from that leader, and the leader's Shutdown never returns
-	// (hashicorp/raft issue 612; TestStandbyStateIsNeverStale hung so).
-	// HashiCorp's own measurements found pipelining of little use once
-	// entries are batched, as ours are (hashicorp/raft pull 541).
-	transportMaxInFlight = 1
-	snapshotsRetain      = 2
-	boltOpenTimeout      = 2 * time.Second // waiting for another process's lock on raft.db
-	leaderChBuffer       = 16
+	snapshotsRetain  = 2
+	boltOpenTimeout  = 2 * time.Second // waiting for another process's lock on raft.db
+	leaderChBuffer   = 16
 )
 
 // Node is one member of a site's Raft cluster. All methods are safe for
@@ -246,11 +233,10 @@ func Open(cfg Config) (*Node, error) {
 func (n *Node) newInstance() (*instance, error) {
 	logs := newLogCache(n.logs, logCacheSize, logCacheBytes)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:          n.stream.newView(),
-		MaxPool:         transportMaxPool,
-		MaxRPCsInFlight: transportMaxInFlight,
-		Timeout:         transportTimeout,
-		Logger:          n.hlog.Named("net"),
+		Stream:  n.stream.newView(),
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  n.hlog.Named("net"),
 	})
 	rc := n.rc
 	rc.NoSnapshotRestoreOnStart = n.restored
