@@ -3,6 +3,7 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -98,6 +99,16 @@ func formatArgs(args []any) []any {
 	return out
 }
 
+// carries reports whether one of a log call's values is the error target.
+func carries(args []any, target error) bool {
+	for _, v := range args {
+		if err, ok := v.(error); ok && errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
 // repeatKey identifies a message and the peer it is about.
 func repeatKey(msg string, args []any) string {
 	for i := 0; i+1 < len(args); i += 2 {
@@ -149,6 +160,12 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	sl := slogLevel(level, msg)
+	if level == hclog.Error && carries(args, errPipelineRejected) {
+		// A follower rejecting an append is how Raft finds where its
+		// log and the leader's agree; Raft reports the pipeline it ends
+		// as a failure.
+		level, sl = hclog.Debug, slog.LevelDebug
+	}
 	if !a.enabled(level, sl) {
 		return
 	}

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -20,7 +21,9 @@ func TestHclogAdapter(t *testing.T) {
 	for range 10 {
 		l.Error("failed to appendEntries to", "peer", "n3", "error", "refused")
 	}
-	l.Error("failed to appendEntries to", "peer", "n2", "error", "refused") // other peer
+	l.Error("failed to appendEntries to", "peer", "n2", "error", "refused")                 // other peer
+	l.Error("failed to pipeline appendEntries", "peer", "n4", "error", errPipelineRejected) // Raft's normal course: Debug
+	l.Error("failed to pipeline appendEntries", "peer", "n5", "error", errors.New("connection reset"))
 
 	out := logs.String()
 	for _, want := range []string{
@@ -28,12 +31,13 @@ func TestHclogAdapter(t *testing.T) {
 		`level=WARN msg="accept failed" logger=raft.net error=boom`,
 		`level=ERROR msg="failed to heartbeat to" peer=n2 logger=raft x=1`,
 		`level=ERROR msg="failed to appendEntries to" logger=raft peer=n2`,
+		`level=ERROR msg="failed to pipeline appendEntries" logger=raft peer=n5 error="connection reset"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	for _, unwanted := range []string{"entering follower state", "some detail"} {
+	for _, unwanted := range []string{"entering follower state", "some detail", "peer=n4"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("%q logged at Info:\n%s", unwanted, out)
 		}
