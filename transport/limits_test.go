@@ -44,9 +44,11 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 	ca := linktest.NewCA(t)
 	b1 := startNode(t, ca, "bravo", "b1", []Peer{listed("alpha", "a1")}, func(c *Config) {
 		c.MaxFrame = frame
-		// Deadline 3s + 7s for 7 MiB: long enough to set the scene
-		// on a busy machine.
-		c.RequestTimeout = 3 * time.Second
+		// Deadline 10s + 7s for 7 MiB: the first stream's runs out
+		// 17s after it opens, and all 250 must be open and served
+		// before then; under the race detector on a busy two-core
+		// machine 3s + 7s was once not enough.
+		c.RequestTimeout = 10 * time.Second
 	})
 	budget := b1.link.cfg.MaxBuffered
 	if budget != DefaultMaxBuffered || b1.link.cfg.MaxStreams != DefaultMaxStreams {
@@ -84,7 +86,7 @@ func TestLargeHeaderStreamsStayWithinBudget(t *testing.T) {
 		}
 		wg.Go(func() { str.Write(chunk) }) // blocks on flow control; ends with the reset
 	}
-	testutil.Eventually(t, 10*time.Second, "all streams being served", func() bool { return b1.link.serving.Load() == streams })
+	testutil.Eventually(t, 15*time.Second, "all streams being served", func() bool { return b1.link.serving.Load() == streams })
 	testutil.Eventually(t, 10*time.Second, "the budget to be spent", func() bool {
 		used, waiting := b1.link.budget.inUse()
 		return used+frame > budget && waiting == streams-int(budget/frame)
