@@ -79,7 +79,7 @@ type Node struct {
 // instance is one Raft instance with its transport.
 type instance struct {
 	raft     *raft.Raft
-	trans    *transport
+	trans    *raftTransport
 	observer *raft.Observer
 }
 
@@ -232,7 +232,7 @@ func Open(cfg Config) (*Node, error) {
 // snapshot.
 func (n *Node) newInstance() (*instance, error) {
 	logs := newLogCache(n.logs, logCacheSize, logCacheBytes)
-	trans := newTransport(&raft.NetworkTransportConfig{
+	trans := newRaftTransport(&raft.NetworkTransportConfig{
 		Stream:  n.stream.newView(),
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,

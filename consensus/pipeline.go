@@ -19,7 +19,7 @@ const pipelineInFlight = 2
 // the follower's log and the leader's agree.
 var errPipelineRejected = errors.New("consensus: pipeline ended: the follower rejected an append (log mismatch, newer term or an error)")
 
-// transport is hashicorp/raft's network transport with a pipeline that
+// raftTransport is hashicorp/raft's network transport with a pipeline that
 // cannot deadlock.
 //
 // In hashicorp/raft v1.8.0 (issue 612, open) Raft's pipeline decoder returns
@@ -38,16 +38,16 @@ var errPipelineRejected = errors.New("consensus: pipeline ended: the follower re
 // itself, and its AppendEntries returns errPipelineRejected instead of
 // blocking; Raft's sender then stops and closes the pipeline, as it does
 // for any failed send.
-type transport struct {
+type raftTransport struct {
 	*raft.NetworkTransport
 }
 
-func newTransport(cfg *raft.NetworkTransportConfig) *transport {
-	return &transport{raft.NewNetworkTransportWithConfig(cfg)}
+func newRaftTransport(cfg *raft.NetworkTransportConfig) *raftTransport {
+	return &raftTransport{raft.NewNetworkTransportWithConfig(cfg)}
 }
 
 // AppendEntriesPipeline wraps the network transport's pipeline.
-func (t *transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
 	inner, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // pipelinePair is a leader-side transport (ours) and a follower-side
 // network transport on loopback TCP; the follower answers AppendEntries
 // with answer(index of the request, counting from 0).
-func pipelinePair(t *testing.T, answer func(i int) raft.AppendEntriesResponse) (*transport, raft.ServerAddress) {
+func pipelinePair(t *testing.T, answer func(i int) raft.AppendEntriesResponse) (*raftTransport, raft.ServerAddress) {
 	t.Helper()
 	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 10*time.Second, io.Discard)
 	if err != nil {
@@ -36,7 +36,7 @@ func pipelinePair(t *testing.T, answer func(i int) raft.AppendEntriesResponse) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader := &transport{tcp}
+	leader := &raftTransport{tcp}
 	t.Cleanup(func() {
 		leader.Close()
 		close(stop)

@@ -294,7 +294,7 @@ func TestRaftDBOpenErrorIsNotCorruption(t *testing.T) {
 // Each stand-by also makes the follower answer the leader's pipelined
 // appends with failures: with hashicorp/raft's own pipeline that could
 // deadlock the leader's replication to it (issue 612) and hang this test's
-// cleanup in the leader's Shutdown; see transport in pipeline.go.
+// cleanup in the leader's Shutdown; see raftTransport in pipeline.go.
 func TestStandbyStateIsNeverStale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops and starts Raft twenty times")
