@@ -42,20 +42,30 @@ func (c *testCluster) stableLeader(among []int, hold time.Duration) int {
 	return l
 }
 
+// smallDiskReserve is n1's StorageReserve in smallDiskCluster.
+const smallDiskReserve = 2 << 20
+
+// smallDiskCluster starts three nodes, n1 keeping its data in n1 under
+// small, an 8 MiB tmpfs, with a reserve of smallDiskReserve bytes.
+func smallDiskCluster(t *testing.T) (c *testCluster, small string) {
+	t.Helper()
+	small = testutil.MountTmpfs(t, "8m")
+	c = MakeCluster(t, 3, withConfig(func(i int, cfg *Config) {
+		if i == 0 {
+			cfg.Dir = filepath.Join(small, "n1")
+			cfg.StorageReserve = smallDiskReserve
+		}
+	}))
+	return c, small
+}
+
 func TestStorageFullStandsByAndResumes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		leader bool // the node whose disk fills up leads
 	}{{"follower", false}, {"leader", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			small := testutil.MountTmpfs(t, "8m")
-			const reserve = 2 << 20
-			c := MakeCluster(t, 3, withConfig(func(i int, cfg *Config) {
-				if i == 0 {
-					cfg.Dir = filepath.Join(small, "n1")
-					cfg.StorageReserve = reserve
-				}
-			}))
+			c, small := smallDiskCluster(t)
 			l := c.leader()
 			if tc.leader && l != 0 {
 				transfer(t, c.nodes[l].node, "n1")
@@ -72,13 +82,13 @@ func TestStorageFullStandsByAndResumes(t *testing.T) {
 			c.converged(100)
 
 			full := c.nodes[0].node
-			filler := testutil.FillTo(t, small, reserve/2)
+			filler := testutil.FillTo(t, small, smallDiskReserve/2)
 			start := time.Now()
 			testutil.Eventually(t, 10*time.Second, "n1 stands by", func() bool { return full.State() == "standby" })
 			t.Logf("n1 stood by %v after its disk filled", time.Since(start))
 			var se *StorageError
 			if err := full.StorageFull(); !errors.As(err, &se) || !errors.Is(err, ErrStorageFull) ||
-				se.Dir != filepath.Join(small, "n1") || se.Free >= reserve || !strings.Contains(err.Error(), "bytes free in "+se.Dir) {
+				se.Dir != filepath.Join(small, "n1") || se.Free >= smallDiskReserve || !strings.Contains(err.Error(), "bytes free in "+se.Dir) {
 				t.Fatalf("StorageFull() = %v", err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -299,14 +309,7 @@ func TestStandbyStateIsNeverStale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops and starts Raft twenty times")
 	}
-	small := testutil.MountTmpfs(t, "8m")
-	const reserve = 2 << 20
-	c := MakeCluster(t, 3, withConfig(func(i int, cfg *Config) {
-		if i == 0 {
-			cfg.Dir = filepath.Join(small, "n1")
-			cfg.StorageReserve = reserve
-		}
-	}))
+	c, small := smallDiskCluster(t)
 	if l := c.leader(); l == 0 {
 		transfer(t, c.nodes[0].node, "n2")
 	}
@@ -334,7 +337,7 @@ func TestStandbyStateIsNeverStale(t *testing.T) {
 	const cycles = 20
 	stale := 0
 	for cycle := range cycles {
-		filler := testutil.FillTo(t, small, reserve/2)
+		filler := testutil.FillTo(t, small, smallDiskReserve/2)
 		testutil.Eventually(t, 10*time.Second, "n1 stands by", func() bool { return n.StorageFull() != nil })
 		// The node decided to stand by: whatever its stopped instance
 		// says, it reports standby from now until space is back.
