@@ -27,8 +27,16 @@ const binPrefix = "hotline-test-bin-"
 // -cover, whatever flags the test binary has) the first time a test of
 // this test binary asks, and returns the directory that holds them. It is
 // safe for concurrent use; a failed build fails every test that asks.
+//
+// Under the race detector it skips the test instead: CI runs the suite a
+// second time with -race, and a test of processes would only run the same
+// plain-built nodes again, checking nothing but its own harness while it
+// slows the in-process tests that run beside it.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	if Race {
+		t.Skip("starts hotlined processes, which are plain builds: runs without -race only")
+	}
 	binOnce.Do(func() {
 		old, _ := filepath.Glob(filepath.Join(os.TempDir(), binPrefix+"*"))
 		for _, d := range old {

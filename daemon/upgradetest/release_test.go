@@ -253,7 +253,7 @@ func skipLab(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the previous release and starts six processes")
 	}
-	if raceEnabled {
+	if clustertest.Race {
 		t.Skip("runs without -race only: its nodes are plain builds either way")
 	}
 }

@@ -1,0 +1,6 @@
+//go:build !race
+
+package clustertest
+
+// Race reports whether the test binary was built with -race.
+const Race = false
