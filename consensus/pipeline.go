@@ -9,15 +9,17 @@ import (
 
 // pipelineInFlight is how many pipelined AppendEntries may be sent and not
 // yet taken by Raft's decoder: the same two as hashicorp/raft's default
-// (DefaultMaxRPCsInFlight), one awaiting its response while the next is
-// sent.
+// (DefaultMaxRPCsInFlight, which newRaftTransport's callers leave as it
+// is), one awaiting its response while the next is sent.
 const pipelineInFlight = 2
 
-// errPipelineRejected ends a pipeline whose follower rejected an append.
-// Raft's decoder has stopped reading it; Raft logs this error, closes the
-// pipeline and goes back to one AppendEntries at a time, which finds where
-// the follower's log and the leader's agree.
-var errPipelineRejected = errors.New("consensus: pipeline ended: the follower rejected an append (log mismatch, newer term or an error)")
+// errPipelineRejected ends a pipeline after a response Raft's decoder
+// stopped at: the follower rejected an append (its log does not match,
+// or it has a newer term) or the request failed. Raft logs this error,
+// closes the pipeline and goes back to one AppendEntries at a time, which
+// finds where the follower's log and the leader's agree (and logs a
+// failure that lasts at Error).
+var errPipelineRejected = errors.New("consensus: pipeline ended: the follower rejected an append or the request failed; replicating one append at a time")
 
 // raftTransport is hashicorp/raft's network transport with a pipeline that
 // cannot deadlock.
@@ -96,6 +98,12 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	case <-p.closed:
 		return nil, raft.ErrPipelineShutdown
 	}
+	select {
+	case <-p.rejected: // the slot was freed by the response Raft stopped at
+		<-p.slots
+		return nil, errPipelineRejected
+	default:
+	}
 	f, err := p.inner.AppendEntries(args, resp)
 	if err != nil {
 		<-p.slots
@@ -130,12 +138,13 @@ func (p *pipeline) forward() {
 		case <-p.closed:
 			return
 		}
-		<-p.slots
 		if decoderStops(f) {
+			close(p.rejected) // before the slot is free: no send after this one
+			<-p.slots
 			break
 		}
+		<-p.slots
 	}
-	close(p.rejected)
 	for {
 		select {
 		case <-in:
