@@ -85,23 +85,21 @@ func newPipeline(inner raft.AppendPipeline) *pipeline {
 // stopped, and raft.ErrPipelineShutdown once the pipeline is closed.
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
 	select {
-	case <-p.rejected:
-		return nil, errPipelineRejected
-	case <-p.closed:
-		return nil, raft.ErrPipelineShutdown
-	default:
-	}
-	select {
 	case p.slots <- struct{}{}:
 	case <-p.rejected:
 		return nil, errPipelineRejected
 	case <-p.closed:
 		return nil, raft.ErrPipelineShutdown
 	}
+	// A select picks at random among what is ready, and the slot may be
+	// the one the response Raft stopped at freed.
 	select {
-	case <-p.rejected: // the slot was freed by the response Raft stopped at
+	case <-p.rejected:
 		<-p.slots
 		return nil, errPipelineRejected
+	case <-p.closed:
+		<-p.slots
+		return nil, raft.ErrPipelineShutdown
 	default:
 	}
 	f, err := p.inner.AppendEntries(args, resp)
